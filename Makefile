@@ -1,0 +1,75 @@
+# Hopcast: the two commands are `make run` and `make test`; everything else is set up on demand.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+HOPCAST := $(BIN)/hopcast
+export HOPCAST_STATE_DIR ?= $(CURDIR)/.state
+
+# Every part with a pyproject.toml is installed in editable mode into one venv.
+PARTS := shared deploy/local $(patsubst %/pyproject.toml,%,$(wildcard services/*/pyproject.toml))
+PYPROJECTS := $(addsuffix /pyproject.toml,$(PARTS))
+STAMP := $(VENV)/.installed
+
+.PHONY: help venv run up down infra-up infra-down env status test lint typecheck unit integration schemas clean
+
+help:
+	@echo "make run         start Kafka, PostgreSQL and the services; Ctrl-C stops it all"
+	@echo "make test        lint, type-check and run every test (starts its own broker and database)"
+	@echo "make up / down   start in the background whatever is not running / stop it all (data kept)"
+	@echo "make infra-up / infra-down   Kafka and PostgreSQL alone"
+	@echo "make env         print the connection settings of the local stack"
+
+venv: $(STAMP)
+
+$(STAMP): constraints.txt requirements-dev.txt $(PYPROJECTS)
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt pip==25.3
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt \
+		-r requirements-dev.txt $(addprefix -e ./,$(PARTS))
+	@touch $@
+
+run: venv
+	$(HOPCAST) stack run
+
+up: venv
+	$(HOPCAST) stack up
+
+down: venv
+	$(HOPCAST) stack down
+
+infra-up: venv
+	$(HOPCAST) stack infra-up
+
+infra-down: venv
+	$(HOPCAST) stack infra-down
+
+env: venv
+	@$(HOPCAST) stack env
+
+status: venv
+	@$(HOPCAST) stack status
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: venv
+	$(BIN)/mypy
+
+schemas: venv
+	$(HOPCAST) contract export-schemas docs/schemas
+
+unit: venv
+	$(BIN)/pytest -m "not integration"
+
+integration: venv
+	$(BIN)/pytest -m integration
+
+test: lint typecheck
+	$(BIN)/pytest
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,1 @@
+"""Hopcast's shared kernel: the only code the four services share."""

@@ -1,0 +1,151 @@
+"""Settings for every part of Hopcast, read from the environment and validated at start.
+
+Each setting has a safe local default (the embedded stack); production overrides them
+with environment variables. `load()` turns a validation error into one readable message.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal, TypeVar
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+SERVICES: tuple[str, ...] = ("scheduler", "content", "billing", "publisher")
+HTTP_PORTS: dict[str, int] = {"scheduler": 8081, "content": 8082, "billing": 8083, "publisher": 8084}
+
+DEFAULT_PG_HOST = "127.0.0.1"
+DEFAULT_PG_PORT = 55432
+DEFAULT_PG_USER = "hopcast"
+
+
+class SettingsError(RuntimeError):
+    """A setting is missing or invalid; the message names it and says what is expected."""
+
+
+def state_dir() -> Path:
+    """The one ignored folder holding local state (jars, logs, data, keys)."""
+    return Path(os.environ.get("HOPCAST_STATE_DIR", ".state")).resolve()
+
+
+def default_database_url(service: str) -> str:
+    return f"postgresql://{DEFAULT_PG_USER}@{DEFAULT_PG_HOST}:{DEFAULT_PG_PORT}/{service}"
+
+
+class KafkaSettings(BaseSettings):
+    """How to reach Kafka. Any bootstrap list works; SASL/TLS through configuration."""
+
+    model_config = SettingsConfigDict(env_prefix="KAFKA_", extra="ignore")
+
+    bootstrap_servers: str = "127.0.0.1:9092"
+    topic_prefix: str = ""
+    client_id_prefix: str = "hopcast"
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+    ssl_cafile: Path | None = None
+    ssl_certfile: Path | None = None
+    ssl_keyfile: Path | None = None
+    # Topic layout, used when topics are created up front.
+    partitions: int = Field(default=6, ge=1, le=1000)
+    replication_factor: int = Field(default=1, ge=1, le=7)
+    retention_ms: int = Field(default=7 * 24 * 3600 * 1000, ge=60_000)
+    dlq_retention_ms: int = Field(default=30 * 24 * 3600 * 1000, ge=60_000)
+
+    @field_validator("bootstrap_servers")
+    @classmethod
+    def _bootstrap_has_port(cls, value: str) -> str:
+        hosts = [h.strip() for h in value.split(",") if h.strip()]
+        if not hosts or any(":" not in h for h in hosts):
+            raise ValueError("expected host:port[,host:port...]")
+        return ",".join(hosts)
+
+    def topic(self, name: str) -> str:
+        return f"{self.topic_prefix}{name}"
+
+
+class ServiceSettings(BaseSettings):
+    """What one service needs: its database, its HTTP port, and the consumer's retry policy.
+
+    Read with `ServiceSettings.for_service("billing")`: `BILLING_DATABASE_URL`,
+    `BILLING_HTTP_PORT` and so on, falling back to the local defaults.
+    """
+
+    model_config = SettingsConfigDict(extra="ignore")
+
+    name: str
+    database_url: str
+    http_host: str = "127.0.0.1"
+    http_port: int = Field(ge=1, le=65535)
+    db_pool_min: int = Field(default=1, ge=0)
+    db_pool_max: int = Field(default=10, ge=1)
+    # Consumer retries for transient errors, then the DLQ.
+    handler_max_attempts: int = Field(default=5, ge=1, le=100)
+    handler_backoff_initial_s: float = Field(default=0.05, gt=0)
+    handler_backoff_max_s: float = Field(default=2.0, gt=0)
+    # Outbox relay.
+    outbox_batch_size: int = Field(default=500, ge=1, le=10_000)
+    outbox_poll_interval_s: float = Field(default=1.0, gt=0)
+    retention_days: int = Field(default=30, ge=1)
+
+    @field_validator("database_url")
+    @classmethod
+    def _postgres_url(cls, value: str) -> str:
+        if not value.startswith(("postgresql://", "postgres://")):
+            raise ValueError("expected a postgresql:// URL")
+        return value
+
+    @classmethod
+    def for_service(cls, name: str) -> ServiceSettings:
+        prefix = f"{name.upper()}_"
+        values: dict[str, object] = {"name": name}
+        for field in cls.model_fields:
+            if field == "name":
+                continue
+            raw = os.environ.get(prefix + field.upper())
+            if raw is not None:
+                values[field] = raw
+        values.setdefault("database_url", default_database_url(name))
+        values.setdefault("http_port", HTTP_PORTS.get(name, 8080))
+        return load(cls, **values)
+
+
+class TelemetrySettings(BaseSettings):
+    model_config = SettingsConfigDict(extra="ignore")
+
+    otel_exporter_otlp_endpoint: str | None = None
+    otel_service_name: str | None = None
+    log_level: str = Field(default="INFO", validation_alias="HOPCAST_LOG_LEVEL")
+    log_format: Literal["json", "text"] = Field(default="json", validation_alias="HOPCAST_LOG_FORMAT")
+
+
+class CryptoSettings(BaseSettings):
+    """Token-encryption keys.
+
+    TOKEN_KEYS is `id:base64key[,id:base64key...]` (32-byte keys, ids are positive
+    integers; the highest id encrypts, every id decrypts). Locally, when it is unset,
+    a key is generated into the state folder; with HOPCAST_ENV=production it is required.
+    """
+
+    model_config = SettingsConfigDict(extra="ignore")
+
+    token_keys: SecretStr | None = None
+    hopcast_env: Literal["local", "test", "production"] = "local"
+
+
+S = TypeVar("S", bound=BaseSettings)
+
+
+def load(cls: type[S], **values: object) -> S:
+    """Build settings, turning pydantic's error into one clear message per bad setting."""
+    try:
+        return cls(**values)
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors():
+            where = ".".join(str(p) for p in err["loc"]) or cls.__name__
+            lines.append(f"  {where}: {err['msg']}")
+        raise SettingsError(f"invalid {cls.__name__} settings:\n" + "\n".join(lines)) from None
