@@ -53,3 +53,33 @@ def topic_specs(kafka: KafkaSettings) -> list[TopicSpec]:
         for name in DLQ_TOPICS
     ]
     return specs
+
+
+async def ensure_topics(kafka: KafkaSettings, specs: list[TopicSpec] | None = None) -> list[str]:
+    """Create the topics that do not exist yet (idempotent); returns the names created."""
+    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+    from aiokafka.errors import TopicAlreadyExistsError
+
+    from hopcast_shared.kafka import connection_kwargs
+
+    specs = specs if specs is not None else topic_specs(kafka)
+    admin = AIOKafkaAdminClient(**connection_kwargs(kafka))
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        missing = [s for s in specs if s.name not in existing]
+        if missing:
+            response = await admin.create_topics(
+                [
+                    NewTopic(s.name, s.partitions, s.replication_factor, topic_configs=s.config)
+                    for s in missing
+                ]
+            )
+            for name, code, *rest in response.topic_errors:
+                # Another process may have created it meanwhile: that is fine.
+                if code not in (0, TopicAlreadyExistsError.errno):
+                    detail = rest[0] if rest else ""
+                    raise RuntimeError(f"creating topic {name} failed: error {code} {detail}")
+        return [s.name for s in missing]
+    finally:
+        await admin.close()

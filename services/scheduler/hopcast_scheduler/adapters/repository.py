@@ -1,0 +1,249 @@
+"""SQL of the scheduler: projections, schedules, runs, and the claim of due schedules.
+
+The claim is one statement that locks due schedules with FOR UPDATE SKIP LOCKED, so any
+number of replicas can tick at once: a locked schedule is skipped, not waited for, and the
+run row's unique (schedule_id, due_at) makes a second firing impossible.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from hopcast_scheduler.domain.recurrence import Recurrence
+
+
+def recurrence_of(row: asyncpg.Record) -> Recurrence:
+    return Recurrence.parse(row["timezone"], list(row["times"]), list(row["days_of_week"]))
+
+
+async def upsert_organization(conn: asyncpg.Connection, org_id: uuid.UUID, name: str) -> None:
+    await conn.execute(
+        """
+        INSERT INTO organizations (id, name) VALUES ($1, $2)
+        ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, updated_at = now()
+        """,
+        org_id,
+        name,
+    )
+
+
+async def set_organization_deleted(conn: asyncpg.Connection, org_id: uuid.UUID, deleted: bool) -> None:
+    # An organization the projection has not seen yet is recorded, so its state is known.
+    await conn.execute(
+        """
+        INSERT INTO organizations (id, deleted_at) VALUES ($1, CASE WHEN $2 THEN now() END)
+        ON CONFLICT (id) DO UPDATE
+        SET deleted_at = CASE WHEN $2 THEN coalesce(organizations.deleted_at, now()) END, updated_at = now()
+        """,
+        org_id,
+        deleted,
+    )
+
+
+async def upsert_brand(
+    conn: asyncpg.Connection, brand_id: uuid.UUID, org_id: uuid.UUID, name: str, timezone: str
+) -> bool:
+    """False when the brand id belongs to another organization (refused)."""
+    owner = await conn.fetchval("SELECT organization_id FROM brands WHERE id = $1", brand_id)
+    if owner is not None and owner != org_id:
+        return False
+    await conn.execute(
+        """
+        INSERT INTO brands (id, organization_id, name, timezone) VALUES ($1, $2, $3, $4)
+        ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, timezone = EXCLUDED.timezone, updated_at = now()
+        """,
+        brand_id,
+        org_id,
+        name,
+        timezone,
+    )
+    return True
+
+
+async def set_brand_deleted(conn: asyncpg.Connection, brand_id: uuid.UUID, org_id: uuid.UUID, deleted: bool) -> bool:
+    status = await conn.execute(
+        """
+        UPDATE brands SET deleted_at = CASE WHEN $3 THEN coalesce(deleted_at, now()) END, updated_at = now()
+        WHERE id = $1 AND organization_id = $2
+        """,
+        brand_id,
+        org_id,
+        deleted,
+    )
+    return status != "UPDATE 0"
+
+
+async def brand_of(conn: asyncpg.Connection, brand_id: uuid.UUID) -> asyncpg.Record | None:
+    return await conn.fetchrow("SELECT * FROM brands WHERE id = $1", brand_id)
+
+
+async def schedule(conn: asyncpg.Connection, schedule_id: uuid.UUID, *, lock: bool = False) -> asyncpg.Record | None:
+    return await conn.fetchrow(
+        "SELECT * FROM schedules WHERE id = $1" + (" FOR UPDATE" if lock else ""), schedule_id
+    )
+
+
+async def upsert_schedule(conn: asyncpg.Connection, values: dict[str, Any]) -> None:
+    await conn.execute(
+        """
+        INSERT INTO schedules (id, organization_id, brand_profile_id, timezone, times, days_of_week, platforms,
+                               material_strategy, generation_mode, missed_run_policy, is_active, next_run_at)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+        ON CONFLICT (id) DO UPDATE SET
+            brand_profile_id = EXCLUDED.brand_profile_id, timezone = EXCLUDED.timezone, times = EXCLUDED.times,
+            days_of_week = EXCLUDED.days_of_week, platforms = EXCLUDED.platforms,
+            material_strategy = EXCLUDED.material_strategy, generation_mode = EXCLUDED.generation_mode,
+            missed_run_policy = EXCLUDED.missed_run_policy, is_active = EXCLUDED.is_active,
+            next_run_at = EXCLUDED.next_run_at, updated_at = now()
+        """,
+        values["id"],
+        values["organization_id"],
+        values["brand_profile_id"],
+        values["timezone"],
+        values["times"],
+        values["days_of_week"],
+        values["platforms"],
+        values["material_strategy"],
+        values["generation_mode"],
+        values["missed_run_policy"],
+        values["is_active"],
+        values["next_run_at"],
+    )
+
+
+async def update_schedule(conn: asyncpg.Connection, schedule_id: uuid.UUID, **fields: Any) -> None:
+    names = list(fields)
+    assignments = ", ".join(f"{name} = ${i + 2}" for i, name in enumerate(names))
+    await conn.execute(
+        f"UPDATE schedules SET {assignments}, updated_at = now() WHERE id = $1",
+        schedule_id,
+        *(fields[n] for n in names),
+    )
+
+
+async def schedules_to_reschedule(
+    conn: asyncpg.Connection, *, organization_id: uuid.UUID | None = None, brand_id: uuid.UUID | None = None
+) -> list[asyncpg.Record]:
+    """Live schedules of an organization or a brand, locked, to recompute their next run."""
+    return await conn.fetch(
+        """
+        SELECT * FROM schedules
+        WHERE deleted_at IS NULL
+          AND ($1::uuid IS NULL OR organization_id = $1) AND ($2::uuid IS NULL OR brand_profile_id = $2)
+        FOR UPDATE
+        """,
+        organization_id,
+        brand_id,
+    )
+
+
+CLAIM_DUE = """
+SELECT s.* FROM schedules s
+JOIN brands b ON b.id = s.brand_profile_id AND b.deleted_at IS NULL
+LEFT JOIN organizations o ON o.id = s.organization_id
+WHERE s.next_run_at <= $1 AND s.status = 'ACTIVE' AND s.is_active AND s.deleted_at IS NULL
+  AND o.deleted_at IS NULL
+ORDER BY s.next_run_at
+LIMIT $2
+FOR UPDATE OF s SKIP LOCKED
+"""
+
+
+async def claim_due_schedules(conn: asyncpg.Connection, now: datetime, limit: int) -> list[asyncpg.Record]:
+    """Lock up to `limit` due schedules no other replica holds (in the caller's transaction)."""
+    return await conn.fetch(CLAIM_DUE, now, limit)
+
+
+async def insert_runs(
+    conn: asyncpg.Connection, runs: Sequence[tuple[uuid.UUID, uuid.UUID, uuid.UUID, datetime, str]]
+) -> set[uuid.UUID]:
+    """Insert (run_id, schedule_id, organization_id, due_at, kind) rows; returns the run ids inserted
+    (a run for the same schedule and due time that already exists is not fired again)."""
+    if not runs:
+        return set()
+    rows = await conn.fetch(
+        """
+        INSERT INTO schedule_runs (run_id, schedule_id, organization_id, due_at, kind)
+        SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::timestamptz[], $5::text[])
+        ON CONFLICT (schedule_id, due_at) DO NOTHING
+        RETURNING run_id
+        """,
+        [r[0] for r in runs],
+        [r[1] for r in runs],
+        [r[2] for r in runs],
+        [r[3] for r in runs],
+        [r[4] for r in runs],
+    )
+    return {r["run_id"] for r in rows}
+
+
+async def advance_schedules(
+    conn: asyncpg.Connection, updates: Sequence[tuple[uuid.UUID, datetime | None, int, datetime | None]]
+) -> None:
+    """Set (schedule_id, next_run_at, missed runs to add, last_run_at) for claimed schedules."""
+    if not updates:
+        return
+    await conn.execute(
+        """
+        UPDATE schedules s SET next_run_at = u.next_run_at, missed_runs = s.missed_runs + u.missed,
+            last_run_at = coalesce(u.last_run_at, s.last_run_at), updated_at = now()
+        FROM unnest($1::uuid[], $2::timestamptz[], $3::int[], $4::timestamptz[])
+            AS u(id, next_run_at, missed, last_run_at)
+        WHERE s.id = u.id
+        """,
+        [u[0] for u in updates],
+        [u[1] for u in updates],
+        [u[2] for u in updates],
+        [u[3] for u in updates],
+    )
+
+
+async def insert_trigger_run(
+    conn: asyncpg.Connection, run_id: uuid.UUID, row: asyncpg.Record, due_at: datetime, trigger_event_id: uuid.UUID
+) -> bool:
+    status = await conn.execute(
+        """
+        INSERT INTO schedule_runs (run_id, schedule_id, organization_id, due_at, kind, trigger_event_id)
+        VALUES ($1, $2, $3, $4, 'TRIGGER', $5)
+        ON CONFLICT DO NOTHING
+        """,
+        run_id,
+        row["id"],
+        row["organization_id"],
+        due_at,
+        trigger_event_id,
+    )
+    return status == "INSERT 0 1"
+
+
+async def complete_run(
+    conn: asyncpg.Connection, run_id: uuid.UUID, outcome: str, completed_at: datetime
+) -> asyncpg.Record | None:
+    """Record a run's outcome once; returns the run, or None if unknown or already completed."""
+    return await conn.fetchrow(
+        """
+        UPDATE schedule_runs SET outcome = $2, completed_at = $3
+        WHERE run_id = $1 AND outcome IS NULL
+        RETURNING run_id, schedule_id, organization_id
+        """,
+        run_id,
+        outcome,
+        completed_at,
+    )
+
+
+async def due_backlog(conn: asyncpg.Connection, now: datetime) -> int:
+    return int(
+        await conn.fetchval(
+            """
+            SELECT count(*) FROM schedules
+            WHERE next_run_at <= $1 AND status = 'ACTIVE' AND is_active AND deleted_at IS NULL
+            """,
+            now,
+        )
+    )

@@ -1,0 +1,13 @@
+"""Scheduler-only settings (the rest comes from the kernel's ServiceSettings)."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class SchedulerSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SCHEDULER_", extra="ignore")
+
+    tick_interval_s: float = Field(default=1.0, gt=0, le=3600)
+    claim_batch_size: int = Field(default=1000, ge=1, le=50_000)

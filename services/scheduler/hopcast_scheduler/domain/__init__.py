@@ -1,0 +1,1 @@
+"""The scheduler's pure decisions: when a schedule runs, and what a late claim fires."""

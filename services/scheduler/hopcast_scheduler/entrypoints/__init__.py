@@ -1,0 +1,1 @@
+"""How the world reaches the scheduler besides Kafka: HTTP reads and the CLI."""

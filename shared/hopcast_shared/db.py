@@ -1,0 +1,64 @@
+"""PostgreSQL access: migrations at start, then an asyncpg pool with the pgvector and JSON codecs."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import asyncpg
+from pgvector.asyncpg import register_vector
+
+from hopcast_shared.migrations import Migration, apply_migrations, kernel_migrations
+
+
+async def _init_connection(conn: asyncpg.Connection) -> None:
+    await register_vector(conn)
+    for name in ("json", "jsonb"):
+        await conn.set_type_codec(name, encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+
+
+class Database:
+    """One service's database: `await Database.open(url, migrations)` then `db.transaction()`."""
+
+    def __init__(self, pool: asyncpg.Pool, url: str) -> None:
+        self.pool = pool
+        self.url = url
+
+    @classmethod
+    async def open(
+        cls,
+        url: str,
+        migrations: list[Migration] | None = None,
+        *,
+        min_size: int = 1,
+        max_size: int = 10,
+    ) -> Database:
+        """Apply the kernel's and the service's migrations, then open the pool.
+
+        Migrations come first because the vector codec needs the extension to exist.
+        """
+        conn = await asyncpg.connect(url)
+        try:
+            await apply_migrations(conn, kernel_migrations() + list(migrations or []))
+        finally:
+            await conn.close()
+        pool = await asyncpg.create_pool(url, min_size=min_size, max_size=max_size, init=_init_connection)
+        return cls(pool, url)
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[asyncpg.Connection]:
+        """A connection inside a transaction: committed when the block ends, rolled back on error."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            yield conn
+
+    async def is_ready(self) -> bool:
+        try:
+            async with self.pool.acquire(timeout=2) as conn:
+                await conn.fetchval("SELECT 1")
+        except (OSError, asyncpg.PostgresError, TimeoutError):
+            return False
+        return True
+
+    async def close(self) -> None:
+        await self.pool.close()

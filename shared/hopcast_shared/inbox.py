@@ -1,0 +1,51 @@
+"""The inbox: a consumer records each message it handled in the transaction of the effect,
+so a redelivered or replayed message changes nothing."""
+
+from __future__ import annotations
+
+import asyncpg
+
+HANDLED = "handled"
+DEAD_LETTERED = "dead_lettered"
+
+
+async def record_handled(
+    conn: asyncpg.Connection,
+    *,
+    consumer: str,
+    message_id: str,
+    event_type: str | None,
+    outcome: str,
+    revive_dead_letter: bool = False,
+) -> bool:
+    """Record the message in the caller's transaction; False when it was recorded before.
+
+    `revive_dead_letter` is for a replay from the DLQ: a message that was dead-lettered
+    (and only such a message) may then be handled once more.
+    """
+    conflict = (
+        "DO UPDATE SET outcome = EXCLUDED.outcome, handled_at = now() "
+        f"WHERE inbox.outcome = '{DEAD_LETTERED}'"
+        if revive_dead_letter
+        else "DO NOTHING"
+    )
+    inserted = await conn.fetchval(
+        f"""
+        INSERT INTO inbox (consumer, message_id, event_type, outcome) VALUES ($1, $2, $3, $4)
+        ON CONFLICT (consumer, message_id) {conflict}
+        RETURNING true
+        """,
+        consumer,
+        message_id,
+        event_type,
+        outcome,
+    )
+    return bool(inserted)
+
+
+async def purge_inbox(conn: asyncpg.Connection, *, older_than_days: int) -> int:
+    """Forget handled ids older than the topics' retention: Kafka cannot redeliver them any more."""
+    status = await conn.execute(
+        "DELETE FROM inbox WHERE handled_at < now() - make_interval(days => $1)", older_than_days
+    )
+    return int(status.split()[-1])

@@ -1,0 +1,87 @@
+"""Kafka wiring: one place that turns KafkaSettings into aiokafka and FastStream clients.
+
+Producers are idempotent (acks=all, no duplicates on retry); consumers join the group named
+after the service, start from the earliest offset and commit only after our own handler
+has committed its database transaction (see `consumer.py`).
+"""
+
+from __future__ import annotations
+
+import ssl
+from typing import Any
+
+from aiokafka import AIOKafkaProducer
+from faststream.kafka import KafkaBroker
+from faststream.security import BaseSecurity, SASLPlaintext, SASLScram256, SASLScram512
+
+from hopcast_shared.settings import KafkaSettings
+
+
+def _ssl_context(kafka: KafkaSettings) -> ssl.SSLContext | None:
+    if kafka.security_protocol not in ("SSL", "SASL_SSL"):
+        return None
+    context = ssl.create_default_context(cafile=str(kafka.ssl_cafile) if kafka.ssl_cafile else None)
+    if kafka.ssl_certfile:
+        context.load_cert_chain(
+            str(kafka.ssl_certfile), str(kafka.ssl_keyfile) if kafka.ssl_keyfile else None
+        )
+    return context
+
+
+def connection_kwargs(kafka: KafkaSettings) -> dict[str, Any]:
+    """Keyword arguments every aiokafka client takes: servers, TLS and SASL."""
+    kwargs: dict[str, Any] = {
+        "bootstrap_servers": kafka.bootstrap_servers,
+        "security_protocol": kafka.security_protocol,
+    }
+    context = _ssl_context(kafka)
+    if context is not None:
+        kwargs["ssl_context"] = context
+    if kafka.security_protocol.startswith("SASL"):
+        kwargs["sasl_mechanism"] = kafka.sasl_mechanism or "PLAIN"
+        kwargs["sasl_plain_username"] = kafka.sasl_username
+        kwargs["sasl_plain_password"] = (
+            kafka.sasl_password.get_secret_value() if kafka.sasl_password else None
+        )
+    return kwargs
+
+
+def make_producer(kafka: KafkaSettings, client_id: str, **overrides: Any) -> AIOKafkaProducer:
+    """An idempotent producer (acks=all): a retried send never writes a duplicate."""
+    options: dict[str, Any] = {
+        "client_id": f"{kafka.client_id_prefix}-{client_id}",
+        "enable_idempotence": True,
+        "linger_ms": 2,
+        "max_batch_size": 256 * 1024,
+        "max_request_size": 2 * 1024 * 1024,
+        "request_timeout_ms": 30_000,
+    }
+    options.update(connection_kwargs(kafka))
+    options.update(overrides)
+    return AIOKafkaProducer(**options)
+
+
+def _faststream_security(kafka: KafkaSettings) -> BaseSecurity | None:
+    context = _ssl_context(kafka)
+    if not kafka.security_protocol.startswith("SASL"):
+        return BaseSecurity(ssl_context=context, use_ssl=True) if context else None
+    user = kafka.sasl_username or ""
+    password = kafka.sasl_password.get_secret_value() if kafka.sasl_password else ""
+    use_ssl = kafka.security_protocol == "SASL_SSL"
+    if kafka.sasl_mechanism == "SCRAM-SHA-256":
+        return SASLScram256(user, password, ssl_context=context, use_ssl=use_ssl)
+    if kafka.sasl_mechanism == "SCRAM-SHA-512":
+        return SASLScram512(user, password, ssl_context=context, use_ssl=use_ssl)
+    return SASLPlaintext(user, password, ssl_context=context, use_ssl=use_ssl)
+
+
+def make_broker(kafka: KafkaSettings, service: str, **overrides: Any) -> KafkaBroker:
+    """The service's FastStream broker, with an idempotent producer."""
+    options: dict[str, Any] = {
+        "client_id": f"{kafka.client_id_prefix}-{service}",
+        "enable_idempotence": True,
+        "security": _faststream_security(kafka),
+        "logger": None,
+    }
+    options.update(overrides)
+    return KafkaBroker(kafka.bootstrap_servers, **options)

@@ -1,0 +1,396 @@
+"""The kernel on the real broker and database: outbox -> Kafka -> inbox, duplicates, crashes,
+dead letters, retries and trace context.
+
+A small test service, "ledgerlet", counts organizations: for each OrganizationCreated it
+inserts a row and emits OrganizationRestored (any contract type will do) to analytics.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest
+from aiokafka import AIOKafkaProducer
+from opentelemetry import trace
+
+from hopcast_shared.consumer import EventContext, PermanentError
+from hopcast_shared.contract import OrganizationCreated, OrganizationRestored, new_event
+from hopcast_shared.db import Database
+from hopcast_shared.dlq import read_dead_letters, replay_dead_letters
+from hopcast_shared.outbox import OutboxRelay, add_to_outbox
+from hopcast_shared.service import ServiceDefinition, ServiceRuntime
+from hopcast_shared.settings import KafkaSettings, ServiceSettings
+from hopcast_shared.topics import ANALYTICS, UPSTREAM
+
+from ..conftest import eventually, read_topic
+
+pytestmark = pytest.mark.integration
+
+SERVICE = "ledgerlet"
+
+
+class Behaviour:
+    """How the test handler behaves: fail the first N times, or always with a given error."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.fail_first = 0
+        self.error: type[BaseException] = RuntimeError
+
+
+async def _orgs(db: Database) -> list[str]:
+    rows = await db.pool.fetch("SELECT name FROM organizations ORDER BY name")
+    return [r["name"] for r in rows]
+
+
+@pytest.fixture
+def migrations_dir(tmp_path: Path) -> Path:
+    (tmp_path / "0001_organizations.sql").write_text(
+        "CREATE TABLE organizations (id uuid PRIMARY KEY, name text NOT NULL);"
+    )
+    return tmp_path
+
+
+@pytest.fixture
+def behaviour() -> Behaviour:
+    return Behaviour()
+
+
+@pytest.fixture
+def definition(migrations_dir: Path, behaviour: Behaviour) -> ServiceDefinition:
+    async def organization_created(ctx: EventContext, data: OrganizationCreated) -> None:
+        behaviour.calls += 1
+        if behaviour.calls <= behaviour.fail_first:
+            raise behaviour.error("induced failure")
+        await ctx.conn.execute(
+            "INSERT INTO organizations (id, name) VALUES ($1, $2)", data.organization_id, data.name
+        )
+        await ctx.emit(OrganizationRestored(organization_id=data.organization_id), topics=[ANALYTICS])
+
+    return ServiceDefinition(
+        name=SERVICE,
+        consumes=[UPSTREAM],
+        handlers={"OrganizationCreated": organization_created},
+        migrations_dir=migrations_dir,
+    )
+
+
+@pytest.fixture
+def service_settings(database_url: str) -> ServiceSettings:
+    return ServiceSettings(
+        name=SERVICE,
+        database_url=database_url,
+        http_port=18080,
+        handler_max_attempts=3,
+        handler_backoff_initial_s=0.01,
+        handler_backoff_max_s=0.05,
+        outbox_poll_interval_s=0.2,
+    )
+
+
+@pytest.fixture
+async def service(
+    definition: ServiceDefinition, service_settings: ServiceSettings, kafka: KafkaSettings
+) -> AsyncIterator[ServiceRuntime]:
+    async with ServiceRuntime(definition, settings=service_settings, kafka=kafka) as runtime:
+        yield runtime
+
+
+def _created(org: uuid.UUID, name: str) -> Any:
+    return new_event(
+        OrganizationCreated(organization_id=org, name=name), organization_id=org, source="upstream/test"
+    )
+
+
+async def _send(
+    producer: AIOKafkaProducer, kafka: KafkaSettings, value: bytes, key: bytes | None = None
+) -> None:
+    await producer.send_and_wait(kafka.topic(UPSTREAM), value, key=key)
+
+
+async def test_outbox_to_kafka_to_inbox_round_trip(
+    service: ServiceRuntime, producer: AIOKafkaProducer, kafka: KafkaSettings
+) -> None:
+    org = uuid.uuid4()
+    event = _created(org, "Acme")
+    await _send(producer, kafka, event.to_json(), str(org).encode())
+
+    assert await eventually(lambda: _orgs(service.db)) == ["Acme"]
+    inbox = await service.db.pool.fetch("SELECT message_id, outcome FROM inbox")
+    assert [(r["message_id"], r["outcome"]) for r in inbox] == [(str(event.id), "handled")]
+
+    out = await read_topic(kafka, kafka.topic(ANALYTICS), expect=1)
+    assert len(out) == 1
+    emitted = json.loads(out[0].value)
+    assert emitted["type"] == "OrganizationRestored"
+    assert emitted["causationid"] == str(event.id)
+    assert out[0].key == str(org).encode()  # keyed by organization id
+    assert await eventually(lambda: _outbox_empty(service.db))
+
+
+async def _outbox_empty(db: Database) -> bool:
+    return await db.pool.fetchval("SELECT count(*) FROM outbox") == 0
+
+
+async def test_the_same_event_delivered_twice_has_one_effect(
+    service: ServiceRuntime, producer: AIOKafkaProducer, kafka: KafkaSettings
+) -> None:
+    org = uuid.uuid4()
+    event = _created(org, "Twice")
+    for _ in range(3):
+        await _send(producer, kafka, event.to_json(), str(org).encode())
+    marker = _created(uuid.uuid4(), "Zmarker")
+    await _send(producer, kafka, marker.to_json(), str(org).encode())  # same key: arrives after the copies
+
+    assert await eventually(lambda: _orgs(service.db)) and "Zmarker" in await eventually(
+        lambda: _orgs(service.db)
+    )
+    assert await _orgs(service.db) == ["Twice", "Zmarker"]
+    outcomes = await service.db.pool.fetchval("SELECT count(*) FROM inbox")
+    assert outcomes == 2
+    out = await read_topic(kafka, kafka.topic(ANALYTICS), expect=2)
+    assert len(out) == 2
+
+
+async def test_a_crash_after_commit_and_before_publish_loses_nothing(
+    database_url: str, migrations_dir: Path, kafka: KafkaSettings
+) -> None:
+    # The business transaction commits its outbox row; the process dies before any relay ran.
+    db = await Database.open(database_url)
+    org = uuid.uuid4()
+    event = new_event(OrganizationRestored(organization_id=org), organization_id=org, source="hopcast/test")
+    async with db.transaction() as conn:
+        await add_to_outbox(conn, [(event, kafka.topic(ANALYTICS))])
+    await db.close()
+
+    # A new process starts: its relay finds the row and publishes it, once.
+    db = await Database.open(database_url)
+
+    async def producer_factory() -> AIOKafkaProducer:
+        from hopcast_shared.kafka import make_producer
+
+        p = make_producer(kafka, "test-relay")
+        await p.start()
+        return p
+
+    relay = OutboxRelay(db, producer_factory, service="test", poll_interval_s=0.1)
+    await relay.start()
+    try:
+        out = await read_topic(kafka, kafka.topic(ANALYTICS), expect=1)
+        assert [json.loads(r.value)["id"] for r in out] == [str(event.id)]
+        assert await eventually(lambda: _outbox_empty(db))
+    finally:
+        await relay.stop()
+        await db.close()
+
+
+async def test_a_malformed_message_lands_in_the_dlq_and_the_consumer_goes_on(
+    service: ServiceRuntime, producer: AIOKafkaProducer, kafka: KafkaSettings
+) -> None:
+    org = uuid.uuid4()
+    key = str(org).encode()
+    await _send(producer, kafka, b"this is not json", key)
+    bad = json.loads(_created(org, "x").to_json())
+    del bad["data"]["name"]  # a required field is missing
+    await _send(producer, kafka, json.dumps(bad).encode(), key)
+    await _send(producer, kafka, b"\xff\xfe binary", key)
+    await _send(producer, kafka, _created(org, "Good").to_json(), key)
+
+    assert await eventually(lambda: _orgs(service.db)) == ["Good"]
+    letters = await eventually(lambda: _letters(kafka, 3))
+    kinds = sorted(letter.error_kind for letter in letters)
+    assert kinds == ["decode", "decode", "data"] or kinds == sorted(["decode", "data", "decode"])
+    missing = next(letter for letter in letters if letter.error_kind == "data")
+    assert missing.event_id == bad["id"] and missing.event_type == "OrganizationCreated"
+    assert "name" in missing.error
+    assert missing.source.topic == kafka.topic(UPSTREAM)
+    assert missing.original_json["data"] == bad["data"]
+
+
+async def _letters(kafka: KafkaSettings, n: int) -> list[Any]:
+    letters = await read_dead_letters(kafka, SERVICE, timeout_s=0.5)
+    return letters if len(letters) >= n else []
+
+
+async def test_transient_failures_are_retried_then_succeed(
+    service: ServiceRuntime, behaviour: Behaviour, producer: AIOKafkaProducer, kafka: KafkaSettings
+) -> None:
+    behaviour.fail_first = 2
+    org = uuid.uuid4()
+    await _send(producer, kafka, _created(org, "Flaky").to_json(), str(org).encode())
+    assert await eventually(lambda: _orgs(service.db)) == ["Flaky"]
+    assert behaviour.calls == 3
+    assert await read_dead_letters(kafka, SERVICE, timeout_s=0.5) == []
+
+
+async def test_a_handler_that_keeps_failing_dead_letters_and_replay_after_a_fix_works(
+    service: ServiceRuntime, behaviour: Behaviour, producer: AIOKafkaProducer, kafka: KafkaSettings
+) -> None:
+    behaviour.fail_first = 3  # = handler_max_attempts
+    org = uuid.uuid4()
+    event = _created(org, "Stubborn")
+    await _send(producer, kafka, event.to_json(), str(org).encode())
+    letters = await eventually(lambda: _letters(kafka, 1))
+    assert letters[0].event_id == str(event.id)
+    assert letters[0].error_kind == "failed" and letters[0].attempts == 3
+    assert "induced failure" in letters[0].error
+    assert await _orgs(service.db) == []
+
+    # The "fix" is in (the handler no longer fails): replaying handles it, once.
+    assert await replay_dead_letters(kafka, letters) == 1
+    assert await eventually(lambda: _orgs(service.db)) == ["Stubborn"]
+    assert await replay_dead_letters(kafka, letters) == 1  # a second replay changes nothing
+    marker_org = uuid.uuid4()
+    await _send(producer, kafka, _created(marker_org, "Zmarker").to_json(), str(org).encode())
+    await eventually(lambda: _has(service.db, "Zmarker"))
+    assert await _orgs(service.db) == ["Stubborn", "Zmarker"]
+
+
+async def _has(db: Database, name: str) -> bool:
+    return name in await _orgs(db)
+
+
+async def test_a_permanent_error_dead_letters_at_once(
+    service: ServiceRuntime, behaviour: Behaviour, producer: AIOKafkaProducer, kafka: KafkaSettings
+) -> None:
+    behaviour.fail_first = 100
+    behaviour.error = PermanentError
+    org = uuid.uuid4()
+    await _send(producer, kafka, _created(org, "Never").to_json(), str(org).encode())
+    letters = await eventually(lambda: _letters(kafka, 1))
+    assert letters[0].error_kind == "rejected" and letters[0].attempts == 1
+    assert behaviour.calls == 1
+
+
+async def test_an_unreachable_database_leaves_the_message_unacknowledged(
+    service: ServiceRuntime, behaviour: Behaviour, producer: AIOKafkaProducer, kafka: KafkaSettings
+) -> None:
+    # Infrastructure errors never dead-letter: the offset is not committed, Kafka redelivers.
+    behaviour.fail_first = 4  # more than handler_max_attempts (3): the first delivery gives up
+    behaviour.error = ConnectionRefusedError
+    org = uuid.uuid4()
+    await _send(producer, kafka, _created(org, "Patient").to_json(), str(org).encode())
+    assert await eventually(lambda: _orgs(service.db), within=45) == ["Patient"]
+    assert behaviour.calls == 5  # 3 on the first delivery, 2 on the redelivery
+    assert await read_dead_letters(kafka, SERVICE, timeout_s=0.5) == []
+
+
+async def test_trace_context_flows_from_the_consumed_event_to_the_emitted_one(
+    service: ServiceRuntime, producer: AIOKafkaProducer, kafka: KafkaSettings
+) -> None:
+    assert trace.get_tracer_provider().__class__.__name__ == "TracerProvider"  # the SDK's (root conftest)
+    trace_id = "4bf92f3577b34da6a3ce929d0e0e4736"
+    traceparent = f"00-{trace_id}-00f067aa0ba902b7-01"
+    org = uuid.uuid4()
+    await producer.send_and_wait(
+        kafka.topic(UPSTREAM),
+        _created(org, "Traced").to_json(),
+        key=str(org).encode(),
+        headers=[("traceparent", traceparent.encode())],
+    )
+    out = await read_topic(kafka, kafka.topic(ANALYTICS), expect=1)
+    headers = dict(out[0].headers)
+    assert headers["traceparent"].decode().split("-")[1] == trace_id
+    assert headers["content-type"] == b"application/cloudevents+json"
+
+
+async def test_migrations_apply_once_under_concurrency_and_refuse_edits(
+    database_url: str, migrations_dir: Path
+) -> None:
+    import asyncio
+
+    from hopcast_shared.migrations import MigrationError, apply_migrations, kernel_migrations, load_migrations
+
+    migrations = kernel_migrations() + load_migrations("svc", migrations_dir)
+    conns = [await asyncpg.connect(database_url) for _ in range(3)]
+    try:
+        applied = await asyncio.gather(*(apply_migrations(c, migrations) for c in conns))
+        assert sorted(len(a) for a in applied) == [0, 0, len(migrations)]
+        assert await conns[0].fetchval("SELECT count(*) FROM schema_migrations") == len(migrations)
+        (migrations_dir / "0001_organizations.sql").write_text("CREATE TABLE changed (id int);")
+        with pytest.raises(MigrationError, match="forward-only"):
+            await apply_migrations(conns[0], kernel_migrations() + load_migrations("svc", migrations_dir))
+    finally:
+        for c in conns:
+            await c.close()
+
+
+async def test_two_relays_publish_each_row_once(database_url: str, kafka: KafkaSettings) -> None:
+    from hopcast_shared.kafka import make_producer
+
+    db = await Database.open(database_url)
+    events = []
+    async with db.transaction() as conn:
+        for i in range(200):
+            org = uuid.UUID(int=i + 1)
+            event = new_event(
+                OrganizationRestored(organization_id=org), organization_id=org, source="hopcast/test"
+            )
+            events.append(event)
+        await add_to_outbox(conn, [(e, kafka.topic(ANALYTICS)) for e in events])
+
+    async def producer_factory() -> AIOKafkaProducer:
+        p = make_producer(kafka, "test-relay")
+        await p.start()
+        return p
+
+    relays = [
+        OutboxRelay(db, producer_factory, service="test", batch_size=20, poll_interval_s=0.05)
+        for _ in range(2)
+    ]
+    for relay in relays:
+        await relay.start()
+    try:
+        assert await eventually(lambda: _outbox_empty(db))
+        out = await read_topic(kafka, kafka.topic(ANALYTICS), expect=200)
+        ids = [json.loads(r.value)["id"] for r in out]
+        assert sorted(ids) == sorted(str(e.id) for e in events)
+        assert sum(r.published for r in relays) == 200
+    finally:
+        for relay in relays:
+            await relay.stop()
+        await db.close()
+
+
+async def test_a_row_kafka_refuses_for_good_is_parked_and_the_rest_flows(
+    database_url: str, kafka: KafkaSettings
+) -> None:
+    from hopcast_shared.kafka import make_producer
+    from hopcast_shared.outbox import add_raw_to_outbox
+
+    db = await Database.open(database_url)
+    org = uuid.uuid4()
+    good = new_event(OrganizationRestored(organization_id=org), organization_id=org, source="hopcast/test")
+    async with db.transaction() as conn:
+        await add_raw_to_outbox(
+            conn,
+            event_id=uuid.uuid4(),
+            event_type="Huge",
+            topic=kafka.topic(ANALYTICS),
+            key=b"k",
+            payload=b"x" * (3 * 1024 * 1024),
+        )
+        await add_to_outbox(conn, [(good, kafka.topic(ANALYTICS))])
+
+    async def producer_factory() -> AIOKafkaProducer:
+        p = make_producer(kafka, "test-relay")
+        await p.start()
+        return p
+
+    relay = OutboxRelay(db, producer_factory, service="test", poll_interval_s=0.05)
+    await relay.start()
+    try:
+        out = await read_topic(kafka, kafka.topic(ANALYTICS), expect=1)
+        assert [json.loads(r.value)["id"] for r in out] == [str(good.id)]
+        parked = await eventually(
+            lambda: db.pool.fetch("SELECT event_type, last_error FROM outbox WHERE parked_at IS NOT NULL")
+        )
+        assert parked[0]["event_type"] == "Huge" and "TooLarge" in parked[0]["last_error"]
+    finally:
+        await relay.stop()
+        await db.close()

@@ -1,0 +1,56 @@
+"""Settings: local defaults, environment overrides, and clear errors."""
+
+from __future__ import annotations
+
+import pytest
+
+from hopcast_shared.settings import KafkaSettings, ServiceSettings, SettingsError, load
+from hopcast_shared.topics import DLQ_TOPICS, EVENT_TOPICS, topic_specs
+
+
+def test_local_defaults_point_at_the_embedded_stack(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("BILLING_DATABASE_URL", raising=False)
+    monkeypatch.delenv("KAFKA_BOOTSTRAP_SERVERS", raising=False)
+    settings = ServiceSettings.for_service("billing")
+    assert settings.database_url == "postgresql://hopcast@127.0.0.1:55432/billing"
+    assert settings.http_port == 8083
+    assert load(KafkaSettings).bootstrap_servers == "127.0.0.1:9092"
+
+
+def test_environment_overrides_every_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CONTENT_DATABASE_URL", "postgresql://u:p@db.example:5432/content")
+    monkeypatch.setenv("CONTENT_HTTP_PORT", "9999")
+    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", "k1:9092, k2:9092")
+    monkeypatch.setenv("KAFKA_TOPIC_PREFIX", "prod.")
+    settings = ServiceSettings.for_service("content")
+    kafka = load(KafkaSettings)
+    assert settings.database_url == "postgresql://u:p@db.example:5432/content"
+    assert settings.http_port == 9999
+    assert kafka.bootstrap_servers == "k1:9092,k2:9092"
+    assert kafka.topic("content.events") == "prod.content.events"
+
+
+def test_invalid_settings_fail_with_one_clear_message(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SCHEDULER_DATABASE_URL", "mysql://nope")
+    monkeypatch.setenv("SCHEDULER_HTTP_PORT", "70000")
+    with pytest.raises(SettingsError) as caught:
+        ServiceSettings.for_service("scheduler")
+    text = str(caught.value)
+    assert "database_url" in text and "postgresql://" in text
+    assert "http_port" in text
+
+
+def test_bootstrap_servers_need_ports(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", "localhost")
+    with pytest.raises(SettingsError, match="bootstrap_servers"):
+        load(KafkaSettings)
+
+
+def test_every_contract_topic_is_specified_with_explicit_layout() -> None:
+    kafka = KafkaSettings(partitions=6, replication_factor=1, topic_prefix="x.")
+    specs = {s.name: s for s in topic_specs(kafka)}
+    assert set(specs) == {f"x.{t}" for t in (*EVENT_TOPICS, *DLQ_TOPICS)}
+    assert set(DLQ_TOPICS) == {"scheduler.dlq", "content.dlq", "billing.dlq", "publisher.dlq"}
+    assert all(s.partitions == 6 and s.replication_factor == 1 for s in specs.values())
+    assert all("retention.ms" in s.config for s in specs.values())
+    assert specs["x.billing.dlq"].config["retention.ms"] == str(kafka.dlq_retention_ms)
