@@ -27,7 +27,7 @@ from opentelemetry.trace import SpanKind
 from pydantic import BaseModel, ValidationError
 
 from hopcast_shared import metrics
-from hopcast_shared.contract import ContractError, Envelope, new_event, parse_event, topics_for
+from hopcast_shared.contract import EVENT_TYPES, ContractError, Envelope, new_event, parse_event, topics_for
 from hopcast_shared.db import Database
 from hopcast_shared.dlq import REPLAY_HEADER, DeadLetter, dead_letter_message
 from hopcast_shared.inbox import DEAD_LETTERED, HANDLED, record_handled
@@ -149,6 +149,11 @@ class EventConsumer:
             return "dead_lettered", exc.event_type
         handler = self._handlers.get(envelope.type)
         if handler is None:
+            if envelope.type not in EVENT_TYPES:
+                # Not in the contract (a newer version, a typo): keep it, replayable after an upgrade.
+                error = f"event type {envelope.type!r} is not in the contract"
+                await self._dead_letter(record, str(envelope.id), envelope.type, "unknown_type", error, attempts=0)
+                return "dead_lettered", envelope.type
             return "ignored", envelope.type
 
         attempt = 0

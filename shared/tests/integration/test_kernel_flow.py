@@ -27,7 +27,7 @@ from hopcast_shared.service import ServiceDefinition, ServiceRuntime
 from hopcast_shared.settings import KafkaSettings, ServiceSettings
 from hopcast_shared.topics import ANALYTICS, UPSTREAM
 
-from ..conftest import eventually, read_topic
+from hopcast_shared.testing import eventually, read_topic
 
 pytestmark = pytest.mark.integration
 

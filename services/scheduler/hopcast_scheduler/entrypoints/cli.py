@@ -14,6 +14,11 @@ from hopcast_scheduler.domain.rules import MAX_RUNS_PER_DAY
 app = typer.Typer(no_args_is_help=True, help="The scheduler's tools.")
 
 
+@app.callback()
+def scheduler() -> None:
+    """The scheduler's tools."""
+
+
 @app.command()
 def preview(
     timezone: Annotated[str, typer.Option(help="IANA time zone, e.g. America/New_York")],

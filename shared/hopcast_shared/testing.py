@@ -1,0 +1,91 @@
+"""Helpers for the services' tests on the real stack: wait for a condition, read a topic,
+send events as an upstream producer would. (No fakes here: these talk to real servers.)"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+
+from hopcast_shared.contract import Envelope
+from hopcast_shared.kafka import connection_kwargs
+from hopcast_shared.settings import KafkaSettings
+
+T = TypeVar("T")
+
+
+async def eventually(check: Callable[[], Awaitable[T]], *, within: float = 30.0, interval: float = 0.1) -> T:
+    """Wait until `check()` returns something truthy; fail with its last value when time runs out."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while True:
+        last = await check()
+        if last:
+            return last
+        if loop.time() > deadline:
+            raise AssertionError(f"condition not met within {within}s; last value: {last!r}")
+        await asyncio.sleep(interval)
+
+
+async def read_topic(
+    kafka: KafkaSettings, topic: str, *, expect: int, within: float = 30.0, settle_s: float = 0.3
+) -> list[ConsumerRecord[bytes, bytes]]:
+    """Read a topic from the beginning until `expect` records arrived (or time ran out), then
+    read a little longer, so a test also sees records beyond those it expected."""
+    consumer = AIOKafkaConsumer(enable_auto_commit=False, **connection_kwargs(kafka))
+    await consumer.start()
+    records: list[ConsumerRecord[bytes, bytes]] = []
+    try:
+        partitions = consumer.partitions_for_topic(topic) or set()
+        if not partitions:
+            await consumer.force_metadata_update()
+            partitions = consumer.partitions_for_topic(topic) or set()
+        tps = [TopicPartition(topic, p) for p in partitions]
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + within
+        while len(records) < expect and loop.time() < deadline:
+            for recs in (await consumer.getmany(timeout_ms=200)).values():
+                records.extend(recs)
+        for recs in (await consumer.getmany(timeout_ms=int(settle_s * 1000))).values():
+            records.extend(recs)
+    finally:
+        await consumer.stop()
+    return records
+
+
+async def read_events(
+    kafka: KafkaSettings, topic: str, *, expect: int, event_type: str | None = None, within: float = 30.0
+) -> list[dict[str, Any]]:
+    """The JSON envelopes on a topic (optionally of one type), read as a dashboard would."""
+    found: list[dict[str, Any]] = []
+
+    async def enough() -> bool:
+        nonlocal found
+        records = await read_topic(kafka, topic, expect=expect, within=1.0, settle_s=0.2)
+        found = [json.loads(r.value) for r in records]
+        if event_type is not None:
+            found = [e for e in found if e.get("type") == event_type]
+        return len(found) >= expect
+
+    try:
+        await eventually(enough, within=within, interval=0.2)
+    except AssertionError:
+        pass  # the caller's assertion on the events says what is missing
+    return found
+
+
+async def send_event(
+    producer: AIOKafkaProducer, kafka: KafkaSettings, topic: str, event: Envelope, **headers: str
+) -> None:
+    """Publish an event as an upstream producer does: keyed by organization id."""
+    await producer.send_and_wait(
+        kafka.topic(topic),
+        event.to_json(),
+        key=str(event.organizationid).encode(),
+        headers=[("content-type", b"application/cloudevents+json"), *((k, v.encode()) for k, v in headers.items())],
+    )
