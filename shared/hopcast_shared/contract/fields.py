@@ -1,0 +1,165 @@
+"""The value types the event contract is built from: ids, UTC times, bounded text, time
+zones, local times of day, token ciphertexts, and the base model every event shares.
+
+Validators here never put the offending value in their message: events carry secrets
+(tokens) and user content, and validation errors end up in logs and dead letters.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Hashable
+from datetime import UTC, datetime
+from functools import cache
+from typing import Annotated, Any, TypeVar
+from uuid import UUID
+from zoneinfo import available_timezones
+
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    Strict,
+    StringConstraints,
+)
+from pydantic_core import PydanticCustomError
+
+# A token ciphertext of the shared token-encryption module (AES-256-GCM):
+# `v<key id>:<nonce>:<ciphertext+tag>`, the nonce 12 bytes and the ciphertext at least the
+# 16-byte tag, both base64url (the nonce exactly 16 characters, no padding).
+TOKEN_CIPHERTEXT_PATTERN = r"^v[0-9]{1,9}:[A-Za-z0-9_-]{16}:[A-Za-z0-9_-]{22,}={0,2}$"  # noqa: S105
+TOKEN_CIPHERTEXT_MAX_LENGTH = 16_384
+_TOKEN_CIPHERTEXT_RE = re.compile(TOKEN_CIPHERTEXT_PATTERN)
+
+RFC3339_PATTERN = (
+    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?([Zz]|[+-][0-9]{2}:[0-9]{2})$"
+)
+_RFC3339_RE = re.compile(RFC3339_PATTERN)
+HHMM_PATTERN = r"^([01][0-9]|2[0-3]):[0-5][0-9]$"
+HASHTAG_PATTERN = r"^#?[^\s#]{1,99}$"
+URL_PATTERN = r"^https?://[^\s/?#]+[^\s]*$"
+
+# Upper bounds that keep every value inside a Postgres bigint and every text reasonable.
+MAX_BIGINT = 2**63 - 1
+MAX_CREDITS = 1_000_000_000
+MAX_NAME = 200
+MAX_BODY = 20_000
+MAX_SHORT_TEXT = 2_000
+MAX_URL = 2_048
+MAX_HASHTAGS = 30
+MAX_MEDIA_URLS = 20
+MAX_TIMES_PER_DAY = 10
+MAX_PLATFORMS = 10
+
+# Zone keys that are no place: the host's own setting, or placeholders.
+_HOST_DEPENDENT_ZONES = frozenset({"localtime", "posixrules", "Factory"})
+
+
+class ContractModel(BaseModel):
+    """Base of every model of the contract.
+
+    Strict (no coercion: "5" is not an int, true is not an int, 5 is not a string), frozen,
+    and forward compatible: unknown fields are ignored, missing or wrong ones rejected.
+    UUIDs, datetimes and enums arrive as strings; they are also accepted as strings from
+    Python (see `LAX`), so `model_validate_json` and `model_validate(json.loads(...))` agree.
+    Input values are hidden from validation errors, which may be logged.
+    """
+
+    model_config = ConfigDict(
+        extra="ignore", strict=True, frozen=True, hide_input_in_errors=True, use_attribute_docstrings=True
+    )
+
+
+def _rfc3339(value: object) -> object:
+    # Parsed here rather than by pydantic, which also reads unix timestamps ("1710399600")
+    # and other shapes from strings.
+    if not isinstance(value, str):
+        return value
+    if _RFC3339_RE.match(value):
+        try:
+            return datetime.fromisoformat(value.upper())
+        except ValueError:
+            pass  # e.g. February 30th
+    raise PydanticCustomError(
+        "rfc3339", "expected an RFC 3339 date-time with an offset, e.g. 2027-03-14T07:00:00Z"
+    )
+
+
+LAX = Strict(False)
+"""For UUID and enum fields: accept their string form from Python too (a database row, a
+dict from `json.loads`), as strict mode already does from JSON. They take no other input:
+an int is neither a UUID nor one of an enum's names."""
+
+Id = Annotated[UUID, LAX]
+"""A UUID; a string in JSON."""
+
+
+def _as_utc(value: datetime) -> datetime:
+    return value.astimezone(UTC)
+
+
+UtcDatetime = Annotated[AwareDatetime, BeforeValidator(_rfc3339), AfterValidator(_as_utc)]
+"""An RFC 3339 time with an offset (`2027-03-14T07:00:00Z`), normalized to UTC; naive
+times, unix timestamps and other ISO 8601 shapes are rejected."""
+
+
+@cache
+def _known_zones() -> frozenset[str]:
+    return frozenset(available_timezones()) - _HOST_DEPENDENT_ZONES
+
+
+def _iana_timezone(value: str) -> str:
+    if value not in _known_zones():
+        raise PydanticCustomError("iana_timezone", "expected an IANA time zone name such as Europe/Paris")
+    return value
+
+
+IanaTimezone = Annotated[str, StringConstraints(min_length=1, max_length=64), AfterValidator(_iana_timezone)]
+"""An IANA time zone key known to zoneinfo (`Europe/Paris`, `UTC`)."""
+
+LocalTimeOfDay = Annotated[str, StringConstraints(pattern=HHMM_PATTERN)]
+"""A local wall-clock time `HH:MM`, 00:00 to 23:59."""
+
+
+def _token_ciphertext(value: str) -> str:
+    if len(value) > TOKEN_CIPHERTEXT_MAX_LENGTH or not _TOKEN_CIPHERTEXT_RE.match(value):
+        # Never include the value: it may be a plaintext token sent by mistake.
+        raise PydanticCustomError(
+            "token_not_ciphertext",
+            "expected a token ciphertext `v<key id>:<nonce>:<ciphertext>` from the token-encryption "
+            "module (the value is not shown)",
+        )
+    return value
+
+
+TokenCiphertext = Annotated[
+    str, AfterValidator(_token_ciphertext), Field(json_schema_extra={"pattern": TOKEN_CIPHERTEXT_PATTERN})
+]
+"""An OAuth token as ciphertext of the shared token-encryption module, never plaintext."""
+
+Name = Annotated[str, StringConstraints(min_length=1, max_length=MAX_NAME)]
+ShortText = Annotated[str, StringConstraints(max_length=MAX_SHORT_TEXT)]
+Hashtag = Annotated[str, StringConstraints(pattern=HASHTAG_PATTERN)]
+Url = Annotated[str, StringConstraints(max_length=MAX_URL, pattern=URL_PATTERN)]
+Count = Annotated[int, Field(ge=0, le=MAX_BIGINT)]
+"""A non-negative count (likes, impressions)."""
+Credits = Annotated[int, Field(ge=1, le=MAX_CREDITS)]
+"""A positive amount of whole credits."""
+Balance = Annotated[int, Field(ge=0, le=MAX_BIGINT)]
+"""A credit balance, never below zero."""
+
+H = TypeVar("H", bound=Hashable)
+
+
+def unique_items(values: list[H]) -> list[H]:
+    """Reject a list holding the same item twice (used as an AfterValidator)."""
+    if len(set(values)) != len(values):
+        raise PydanticCustomError("unique_items", "items must be unique")
+    return values
+
+
+UNIQUE: dict[str, Any] = {"uniqueItems": True}
+"""JSON Schema marker for lists validated with `unique_items`."""

@@ -1,0 +1,156 @@
+"""Which event types exist, the model of each one's data and the topics it travels on;
+and `parse_event`, the one way a consumer turns a message value into an event.
+
+A type has one primary topic (where its producer publishes it and most consumers read
+it) and possibly extra topics it is also published to: PostPublished goes to
+publisher.events and analytics.events. `topics_for` gives them all, primary first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+
+from pydantic import BaseModel
+
+from hopcast_shared import topics
+from hopcast_shared.contract import events as ev
+from hopcast_shared.contract.envelope import Envelope
+from hopcast_shared.contract.errors import ContractError, FieldProblem
+from hopcast_shared.contract.events import EventData
+
+
+@dataclass(frozen=True)
+class EventSpec:
+    """One event type of the contract."""
+
+    name: str
+    model: type[EventData]
+    topic: str
+    extra_topics: tuple[str, ...] = ()
+
+    @property
+    def topics(self) -> tuple[str, ...]:
+        return (self.topic, *self.extra_topics)
+
+
+_UPSTREAM_MODELS: tuple[type[EventData], ...] = (
+    ev.OrganizationCreated,
+    ev.OrganizationDeleted,
+    ev.OrganizationRestored,
+    ev.BrandProfileCreated,
+    ev.BrandProfileUpdated,
+    ev.BrandProfileDeleted,
+    ev.BrandProfileRestored,
+    ev.SocialAccountConnected,
+    ev.SocialAccountUpdated,
+    ev.SocialAccountDeleted,
+    ev.SocialAccountRestored,
+    ev.BrandAccountLinked,
+    ev.BrandAccountUnlinked,
+    ev.MaterialSubmitted,
+    ev.MaterialArchived,
+    ev.MaterialDeleted,
+    ev.MaterialRestored,
+    ev.ScheduleCreated,
+    ev.ScheduleUpdated,
+    ev.SchedulePaused,
+    ev.ScheduleResumed,
+    ev.ScheduleDeleted,
+    ev.ScheduleTriggerRequested,
+    ev.PendingPostApproved,
+    ev.PendingPostRejected,
+    ev.SubscriptionActivated,
+    ev.CreditsGranted,
+    ev.EngagementReported,
+)
+
+_SPECS: tuple[EventSpec, ...] = (
+    *(EventSpec(m.__name__, m, topics.UPSTREAM) for m in _UPSTREAM_MODELS),
+    EventSpec("ScheduleDue", ev.ScheduleDue, topics.SCHEDULER),
+    EventSpec("PendingPostCreated", ev.PendingPostCreated, topics.CONTENT),
+    EventSpec("ScheduleRunSkipped", ev.ScheduleRunSkipped, topics.CONTENT),
+    EventSpec("CreditsDebited", ev.CreditsDebited, topics.BILLING),
+    EventSpec("CreditsDebitRejected", ev.CreditsDebitRejected, topics.BILLING),
+    EventSpec("CreditsRefunded", ev.CreditsRefunded, topics.BILLING),
+    EventSpec("PostPublished", ev.PostPublished, topics.PUBLISHER, (topics.ANALYTICS,)),
+    EventSpec("PostPublishFailed", ev.PostPublishFailed, topics.PUBLISHER),
+    EventSpec("ScheduleRunCompleted", ev.ScheduleRunCompleted, topics.ANALYTICS),
+    EventSpec("EngagementUpdated", ev.EngagementUpdated, topics.ANALYTICS),
+    EventSpec("CreditsUsage", ev.CreditsUsage, topics.ANALYTICS),
+)
+
+EVENT_TYPES: Mapping[str, EventSpec] = MappingProxyType({s.name: s for s in _SPECS})
+"""Every event type of the contract by name, in DESIGN.md order."""
+_NAME_OF_MODEL: Mapping[type[BaseModel], str] = MappingProxyType({s.model: s.name for s in _SPECS})
+
+
+def spec_for(type_name: str) -> EventSpec:
+    """The spec of an event type; KeyError names the unknown type."""
+    try:
+        return EVENT_TYPES[type_name]
+    except KeyError:
+        raise KeyError(f"{type_name!r} is not an event type of the contract") from None
+
+
+def model_for(type_name: str) -> type[EventData]:
+    """The data model of an event type."""
+    return spec_for(type_name).model
+
+
+def topic_for(type_name: str) -> str:
+    """The primary topic of an event type (unprefixed)."""
+    return spec_for(type_name).topic
+
+
+def topics_for(type_name: str) -> tuple[str, ...]:
+    """Every topic an event type is published to (unprefixed), primary first."""
+    return spec_for(type_name).topics
+
+
+def types_on(topic: str) -> tuple[str, ...]:
+    """The event types that travel on a topic (unprefixed name), primary or extra."""
+    return tuple(s.name for s in _SPECS if topic in s.topics)
+
+
+def type_name_of(data: BaseModel | type[BaseModel]) -> str:
+    """The registered type name of a data model instance (or class); TypeError if it is none."""
+    cls = data if isinstance(data, type) else type(data)
+    try:
+        return _NAME_OF_MODEL[cls]
+    except KeyError:
+        raise TypeError(f"{cls.__name__} is not an event data model of the contract") from None
+
+
+def parse_event(raw: bytes, *, only: Collection[str] | None = None) -> tuple[Envelope, EventData | None]:
+    """Validate a message value: the envelope, then its data against the type's model.
+
+    Returns (envelope, data). With `only` (the types a consumer handles), an event of
+    another type, known or not, is returned with data None instead of being validated or
+    refused, so a consumer skips what is not its business. Raises ContractError otherwise;
+    its message names fields and problems, never values.
+    """
+    envelope = Envelope.parse(raw)
+    if only is not None and envelope.type not in only:
+        return envelope, None
+    spec = EVENT_TYPES.get(envelope.type)
+    if spec is None:
+        raise ContractError(
+            "unknown_type",
+            "event type is not in the contract",
+            event_id=str(envelope.id),
+            event_type=envelope.type,
+        )
+    data: EventData = envelope.data_as(spec.model)
+    org = getattr(data, "organization_id", None)
+    if org is not None and org != envelope.organizationid:
+        # Tenancy: an event about one organization may not be keyed to another.
+        raise ContractError(
+            "data",
+            f"data of {envelope.type} invalid",
+            event_id=str(envelope.id),
+            event_type=envelope.type,
+            problems=(FieldProblem("data.organization_id", "differs from the envelope's organizationid"),),
+        )
+    return envelope, data
