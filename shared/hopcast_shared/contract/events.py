@@ -482,6 +482,9 @@ class PendingPostCreated(EventData):
     schedule_id: Id
     brand_profile_id: Id
     material_id: Id
+    due_at: UtcDatetime
+    """The run's due time, from ScheduleDue (an addition to DESIGN.md: every service that
+    ends a run emits ScheduleRunCompleted, which needs it; see docs/contract.md)."""
     content: Annotated[str, StringConstraints(min_length=1, max_length=MAX_BODY)]
     hashtags: Hashtags
     media_urls: MediaUrls

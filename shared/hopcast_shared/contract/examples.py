@@ -160,6 +160,7 @@ _EXAMPLES: dict[str, dict[str, Any]] = {
         "schedule_id": SCHEDULE_ID,
         "brand_profile_id": BRAND_PROFILE_ID,
         "material_id": MATERIAL_ID,
+        "due_at": EVENT_TIME,
         "content": "Every bag we ship was roasted less than a week ago. Taste the difference.",
         "hashtags": ["#coffee", "#freshroast"],
         "media_urls": [],
