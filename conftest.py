@@ -25,9 +25,7 @@ setup_tracing("tests", TelemetrySettings(otel_exporter_otlp_endpoint=None))
 @pytest.fixture
 async def kafka(stack: Any) -> KafkaSettings:
     """KafkaSettings whose topics are this test's alone (a unique prefix), already created."""
-    settings = stack.kafka_settings.model_copy(
-        update={"topic_prefix": f"t{uuid.uuid4().hex[:10]}.", "partitions": 3}
-    )
+    settings = stack.kafka_settings.model_copy(update={"topic_prefix": f"t{uuid.uuid4().hex[:10]}.", "partitions": 3})
     await ensure_topics(settings)
     return settings
 

@@ -174,9 +174,7 @@ class EventConsumer:
                     if not fresh:
                         return "duplicate", envelope.type
                     await handler(EventContext(conn, envelope, self.service, self._kafka), data)
-                metrics.HANDLER_SECONDS.labels(self.service, envelope.type).observe(
-                    time.perf_counter() - started
-                )
+                metrics.HANDLER_SECONDS.labels(self.service, envelope.type).observe(time.perf_counter() - started)
                 return "handled", envelope.type
             except _PERMANENT_ERRORS as exc:
                 await self._dead_letter(

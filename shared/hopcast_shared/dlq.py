@@ -177,9 +177,7 @@ async def replay_dead_letters(
             headers = [(k, v.encode()) for k, v in letter.source.headers]
             headers.append((REPLAY_HEADER, str(letter.dead_letter_id).encode()))
             key = letter.source.key.encode() if letter.source.key is not None else None
-            futures.append(
-                await producer.send(letter.source.topic, letter.original_bytes(), key=key, headers=headers)
-            )
+            futures.append(await producer.send(letter.source.topic, letter.original_bytes(), key=key, headers=headers))
         for fut in futures:
             await fut
     finally:

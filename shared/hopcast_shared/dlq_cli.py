@@ -21,8 +21,7 @@ def _select(letters: list[DeadLetter], event_id: str | None, event_type: str | N
     return [
         letter
         for letter in letters
-        if (event_id is None or letter.event_id == event_id)
-        and (event_type is None or letter.event_type == event_type)
+        if (event_id is None or letter.event_id == event_id) and (event_type is None or letter.event_type == event_type)
     ]
 
 

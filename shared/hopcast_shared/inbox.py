@@ -24,8 +24,7 @@ async def record_handled(
     (and only such a message) may then be handled once more.
     """
     conflict = (
-        "DO UPDATE SET outcome = EXCLUDED.outcome, handled_at = now() "
-        f"WHERE inbox.outcome = '{DEAD_LETTERED}'"
+        f"DO UPDATE SET outcome = EXCLUDED.outcome, handled_at = now() WHERE inbox.outcome = '{DEAD_LETTERED}'"
         if revive_dead_letter
         else "DO NOTHING"
     )

@@ -22,9 +22,7 @@ def _ssl_context(kafka: KafkaSettings) -> ssl.SSLContext | None:
         return None
     context = ssl.create_default_context(cafile=str(kafka.ssl_cafile) if kafka.ssl_cafile else None)
     if kafka.ssl_certfile:
-        context.load_cert_chain(
-            str(kafka.ssl_certfile), str(kafka.ssl_keyfile) if kafka.ssl_keyfile else None
-        )
+        context.load_cert_chain(str(kafka.ssl_certfile), str(kafka.ssl_keyfile) if kafka.ssl_keyfile else None)
     return context
 
 
@@ -40,9 +38,7 @@ def connection_kwargs(kafka: KafkaSettings) -> dict[str, Any]:
     if kafka.security_protocol.startswith("SASL"):
         kwargs["sasl_mechanism"] = kafka.sasl_mechanism or "PLAIN"
         kwargs["sasl_plain_username"] = kafka.sasl_username
-        kwargs["sasl_plain_password"] = (
-            kafka.sasl_password.get_secret_value() if kafka.sasl_password else None
-        )
+        kwargs["sasl_plain_password"] = kafka.sasl_password.get_secret_value() if kafka.sasl_password else None
     return kwargs
 
 

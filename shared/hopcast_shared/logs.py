@@ -34,9 +34,7 @@ class JsonFormatter(logging.Formatter):
             entry["span_id"] = format(span.span_id, "016x")
         for key, value in record.__dict__.items():
             if key not in _STANDARD and key not in entry:
-                entry[key] = (
-                    value if isinstance(value, int | float | bool | None) else redact_text(str(value))
-                )
+                entry[key] = value if isinstance(value, int | float | bool | None) else redact_text(str(value))
         if record.exc_info:
             entry["exception"] = redact_text(self.formatException(record.exc_info))
         return json.dumps(entry, ensure_ascii=False)

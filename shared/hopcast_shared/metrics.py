@@ -18,6 +18,4 @@ HANDLER_SECONDS = Histogram(
 OUTBOX_PUBLISHED = Counter("hopcast_outbox_published_total", "Outbox rows Kafka acknowledged", ["service"])
 OUTBOX_PARKED = Counter("hopcast_outbox_parked_total", "Outbox rows Kafka refused for good", ["service"])
 OUTBOX_BACKLOG = Gauge("hopcast_outbox_backlog", "Outbox rows waiting to be published", ["service"])
-OUTBOX_OLDEST_AGE = Gauge(
-    "hopcast_outbox_oldest_age_seconds", "Age of the oldest waiting outbox row", ["service"]
-)
+OUTBOX_OLDEST_AGE = Gauge("hopcast_outbox_oldest_age_seconds", "Age of the oldest waiting outbox row", ["service"])

@@ -89,8 +89,7 @@ async def apply_migrations(conn: asyncpg.Connection, migrations: list[Migration]
             async with conn.transaction():
                 await conn.execute(mig.sql)
                 await conn.execute(
-                    "INSERT INTO schema_migrations (component, version, name, checksum)"
-                    " VALUES ($1, $2, $3, $4)",
+                    "INSERT INTO schema_migrations (component, version, name, checksum) VALUES ($1, $2, $3, $4)",
                     mig.component,
                     mig.version,
                     mig.name,

@@ -14,8 +14,8 @@ import asyncio
 import contextlib
 import logging
 import time
-from dataclasses import dataclass
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import asyncpg
@@ -222,8 +222,7 @@ class OutboxRelay:
                 await conn.execute("DELETE FROM outbox WHERE id = ANY($1::bigint[])", delivered)
             if parked:
                 await conn.executemany(
-                    "UPDATE outbox SET parked_at = now(), attempts = attempts + 1, last_error = $2"
-                    " WHERE id = $1",
+                    "UPDATE outbox SET parked_at = now(), attempts = attempts + 1, last_error = $2 WHERE id = $1",
                     parked,
                 )
                 for row_id, error in parked:
@@ -273,9 +272,7 @@ class OutboxRelay:
             headers = [(k, v.encode()) for k, v in row["headers"] if k not in TRACE_HEADERS]
             headers += [(k, v.encode()) for k, v in trace_headers.items()]
             try:
-                futures.append(
-                    await producer.send(row["topic"], row["payload"], key=row["key"], headers=headers)
-                )
+                futures.append(await producer.send(row["topic"], row["payload"], key=row["key"], headers=headers))
             except KafkaError as exc:
                 futures.append(exc)
         return list(await asyncio.gather(*(_settle(f) for f in futures)))

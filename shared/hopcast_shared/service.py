@@ -85,9 +85,7 @@ class ServiceRuntime:
     async def open(self) -> None:
         """Migrate and open the database, register consumers, start the relay (broker not yet)."""
         migrations = (
-            load_migrations(self.name, self.definition.migrations_dir)
-            if self.definition.migrations_dir
-            else []
+            load_migrations(self.name, self.definition.migrations_dir) if self.definition.migrations_dir else []
         )
         self._db = await Database.open(
             self.settings.database_url,
@@ -117,9 +115,7 @@ class ServiceRuntime:
 
     async def start_background(self) -> None:
         for task in self.definition.background:
-            self._tasks.append(
-                asyncio.create_task(self._supervise(task), name=f"{self.name}:{task.__name__}")
-            )
+            self._tasks.append(asyncio.create_task(self._supervise(task), name=f"{self.name}:{task.__name__}"))
         self._started = True
 
     async def _supervise(self, task: BackgroundTask) -> None:

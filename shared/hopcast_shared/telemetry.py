@@ -25,9 +25,7 @@ tracer = trace.get_tracer("hopcast")
 def setup_tracing(service: str, settings: TelemetrySettings | None = None) -> TracerProvider:
     """Install a tracer provider for this process; export over OTLP when an endpoint is set."""
     settings = settings or TelemetrySettings()
-    provider = TracerProvider(
-        resource=Resource.create({"service.name": settings.otel_service_name or service})
-    )
+    provider = TracerProvider(resource=Resource.create({"service.name": settings.otel_service_name or service}))
     if settings.otel_exporter_otlp_endpoint:
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 

@@ -4,6 +4,7 @@ send events as an upstream producer would. (No fakes here: these talk to real se
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
@@ -72,10 +73,8 @@ async def read_events(
             found = [e for e in found if e.get("type") == event_type]
         return len(found) >= expect
 
-    try:
+    with contextlib.suppress(AssertionError):  # the caller's assertion on the events says what is missing
         await eventually(enough, within=within, interval=0.2)
-    except AssertionError:
-        pass  # the caller's assertion on the events says what is missing
     return found
 
 
@@ -87,5 +86,33 @@ async def send_event(
         kafka.topic(topic),
         event.to_json(),
         key=str(event.organizationid).encode(),
-        headers=[("content-type", b"application/cloudevents+json"), *((k, v.encode()) for k, v in headers.items())],
+        headers=[
+            ("content-type", b"application/cloudevents+json"),
+            *((k, v.encode()) for k, v in headers.items()),
+        ],
+    )
+
+
+_offsets: dict[str, int] = {}
+
+
+def as_record(
+    event: Envelope | bytes, *, topic: str = "upstream.events", headers: list[tuple[str, bytes]] | None = None
+) -> ConsumerRecord[bytes, bytes]:
+    """A Kafka record carrying the event, as a consumer receives it (each with a new offset)."""
+    value = event if isinstance(event, bytes) else event.to_json()
+    key = None if isinstance(event, bytes) else str(event.organizationid).encode()
+    offset = _offsets[topic] = _offsets.get(topic, -1) + 1
+    return ConsumerRecord(
+        topic=topic,
+        partition=0,
+        offset=offset,
+        timestamp=0,
+        timestamp_type=0,
+        key=key,
+        value=value,
+        checksum=None,
+        serialized_key_size=len(key or b""),
+        serialized_value_size=len(value),
+        headers=headers or [],
     )

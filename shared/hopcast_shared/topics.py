@@ -70,10 +70,7 @@ async def ensure_topics(kafka: KafkaSettings, specs: list[TopicSpec] | None = No
         missing = [s for s in specs if s.name not in existing]
         if missing:
             response = await admin.create_topics(
-                [
-                    NewTopic(s.name, s.partitions, s.replication_factor, topic_configs=s.config)
-                    for s in missing
-                ]
+                [NewTopic(s.name, s.partitions, s.replication_factor, topic_configs=s.config) for s in missing]
             )
             for name, code, *rest in response.topic_errors:
                 # Another process may have created it meanwhile: that is fine.

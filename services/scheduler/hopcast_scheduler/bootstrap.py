@@ -7,10 +7,10 @@ import logging
 from pathlib import Path
 
 from hopcast_scheduler import metrics
+from hopcast_scheduler.adapters.repository import due_backlog
 from hopcast_scheduler.config import SchedulerSettings
 from hopcast_scheduler.entrypoints.http import routes
 from hopcast_scheduler.handlers import HANDLERS, claim_and_emit, now_utc
-from hopcast_scheduler.adapters.repository import due_backlog
 from hopcast_shared.service import ServiceDefinition, ServiceRuntime
 from hopcast_shared.settings import load
 from hopcast_shared.topics import ANALYTICS, UPSTREAM

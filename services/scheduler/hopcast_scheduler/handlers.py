@@ -73,13 +73,13 @@ async def organization_deleted(ctx: EventContext, data: OrganizationDeleted) -> 
 async def organization_restored(ctx: EventContext, data: OrganizationRestored) -> None:
     await repo.set_organization_deleted(ctx.conn, data.organization_id, False)
     # Runs that fell due while it was deleted are not owed: start again from now.
-    await _reschedule_from_now(ctx.conn, await repo.schedules_to_reschedule(ctx.conn, organization_id=data.organization_id))
+    await _reschedule_from_now(
+        ctx.conn, await repo.schedules_to_reschedule(ctx.conn, organization_id=data.organization_id)
+    )
 
 
 async def brand_upserted(ctx: EventContext, data: BrandProfileCreated | BrandProfileUpdated) -> None:
-    ok = await repo.upsert_brand(
-        ctx.conn, data.brand_profile_id, ctx.envelope.organizationid, data.name, data.timezone
-    )
+    ok = await repo.upsert_brand(ctx.conn, data.brand_profile_id, ctx.envelope.organizationid, data.name, data.timezone)
     if not ok:
         raise PermanentError(f"brand {data.brand_profile_id} belongs to another organization")
 
@@ -90,7 +90,9 @@ async def brand_deleted(ctx: EventContext, data: BrandProfileDeleted) -> None:
 
 async def brand_restored(ctx: EventContext, data: BrandProfileRestored) -> None:
     if await repo.set_brand_deleted(ctx.conn, data.brand_profile_id, ctx.envelope.organizationid, False):
-        await _reschedule_from_now(ctx.conn, await repo.schedules_to_reschedule(ctx.conn, brand_id=data.brand_profile_id))
+        await _reschedule_from_now(
+            ctx.conn, await repo.schedules_to_reschedule(ctx.conn, brand_id=data.brand_profile_id)
+        )
 
 
 async def _reschedule_from_now(conn: asyncpg.Connection, rows: list[asyncpg.Record]) -> None:
@@ -270,7 +272,8 @@ async def claim_and_emit(conn: asyncpg.Connection, kafka: KafkaSettings, *, now:
             planned.append((row, uuid.uuid4(), due_at, kind))
         updates.append((row["id"], plan.next_run_at, plan.missed, plan.fire[-1] if plan.fire else None))
     inserted = await repo.insert_runs(
-        conn, [(run_id, row["id"], row["organization_id"], due_at, kind) for row, run_id, due_at, kind in planned]
+        conn,
+        [(run_id, row["id"], row["organization_id"], due_at, kind) for row, run_id, due_at, kind in planned],
     )
     rows = []
     topic = kafka.topic(SCHEDULER)
@@ -285,7 +288,10 @@ async def claim_and_emit(conn: asyncpg.Connection, kafka: KafkaSettings, *, now:
         )
         # Each run is the root of its own trace: everything the saga does joins it.
         with tracer.start_as_current_span(
-            "schedule run", context=Context(), kind=SpanKind.PRODUCER, attributes={"hopcast.run_id": str(run_id)}
+            "schedule run",
+            context=Context(),
+            kind=SpanKind.PRODUCER,
+            attributes={"hopcast.run_id": str(run_id)},
         ):
             rows.append(outbox_row(event, topic))
     await write_outbox(conn, rows)

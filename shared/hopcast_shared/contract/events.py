@@ -236,9 +236,7 @@ class _BrandProfileState(EventData):
     timezone: IanaTimezone
     content_pillars: Annotated[list[ContentPillar], Field(max_length=20)]
     """Distinct names; percentages sum to at most 100 (the rest is unassigned)."""
-    tone: Annotated[
-        list[Annotated[str, StringConstraints(min_length=1, max_length=100)]], Field(max_length=20)
-    ]
+    tone: Annotated[list[Annotated[str, StringConstraints(min_length=1, max_length=100)]], Field(max_length=20)]
     target_audience: ShortText
     language_rules: LanguageRules
     default_hashtags: Hashtags

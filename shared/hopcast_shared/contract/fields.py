@@ -83,9 +83,7 @@ def _rfc3339(value: object) -> object:
             return datetime.fromisoformat(value.upper())
         except ValueError:
             pass  # e.g. February 30th
-    raise PydanticCustomError(
-        "rfc3339", "expected an RFC 3339 date-time with an offset, e.g. 2027-03-14T07:00:00Z"
-    )
+    raise PydanticCustomError("rfc3339", "expected an RFC 3339 date-time with an offset, e.g. 2027-03-14T07:00:00Z")
 
 
 LAX = Strict(False)

@@ -25,9 +25,8 @@ from hopcast_shared.dlq import read_dead_letters, replay_dead_letters
 from hopcast_shared.outbox import OutboxRelay, add_to_outbox
 from hopcast_shared.service import ServiceDefinition, ServiceRuntime
 from hopcast_shared.settings import KafkaSettings, ServiceSettings
-from hopcast_shared.topics import ANALYTICS, UPSTREAM
-
 from hopcast_shared.testing import eventually, read_topic
+from hopcast_shared.topics import ANALYTICS, UPSTREAM
 
 pytestmark = pytest.mark.integration
 
@@ -67,9 +66,7 @@ def definition(migrations_dir: Path, behaviour: Behaviour) -> ServiceDefinition:
         behaviour.calls += 1
         if behaviour.calls <= behaviour.fail_first:
             raise behaviour.error("induced failure")
-        await ctx.conn.execute(
-            "INSERT INTO organizations (id, name) VALUES ($1, $2)", data.organization_id, data.name
-        )
+        await ctx.conn.execute("INSERT INTO organizations (id, name) VALUES ($1, $2)", data.organization_id, data.name)
         await ctx.emit(OrganizationRestored(organization_id=data.organization_id), topics=[ANALYTICS])
 
     return ServiceDefinition(
@@ -102,14 +99,10 @@ async def service(
 
 
 def _created(org: uuid.UUID, name: str) -> Any:
-    return new_event(
-        OrganizationCreated(organization_id=org, name=name), organization_id=org, source="upstream/test"
-    )
+    return new_event(OrganizationCreated(organization_id=org, name=name), organization_id=org, source="upstream/test")
 
 
-async def _send(
-    producer: AIOKafkaProducer, kafka: KafkaSettings, value: bytes, key: bytes | None = None
-) -> None:
+async def _send(producer: AIOKafkaProducer, kafka: KafkaSettings, value: bytes, key: bytes | None = None) -> None:
     await producer.send_and_wait(kafka.topic(UPSTREAM), value, key=key)
 
 
@@ -147,9 +140,7 @@ async def test_the_same_event_delivered_twice_has_one_effect(
     marker = _created(uuid.uuid4(), "Zmarker")
     await _send(producer, kafka, marker.to_json(), str(org).encode())  # same key: arrives after the copies
 
-    assert await eventually(lambda: _orgs(service.db)) and "Zmarker" in await eventually(
-        lambda: _orgs(service.db)
-    )
+    assert await eventually(lambda: _orgs(service.db)) and "Zmarker" in await eventually(lambda: _orgs(service.db))
     assert await _orgs(service.db) == ["Twice", "Zmarker"]
     outcomes = await service.db.pool.fetchval("SELECT count(*) FROM inbox")
     assert outcomes == 2
@@ -328,9 +319,7 @@ async def test_two_relays_publish_each_row_once(database_url: str, kafka: KafkaS
     async with db.transaction() as conn:
         for i in range(200):
             org = uuid.UUID(int=i + 1)
-            event = new_event(
-                OrganizationRestored(organization_id=org), organization_id=org, source="hopcast/test"
-            )
+            event = new_event(OrganizationRestored(organization_id=org), organization_id=org, source="hopcast/test")
             events.append(event)
         await add_to_outbox(conn, [(e, kafka.topic(ANALYTICS)) for e in events])
 
@@ -339,10 +328,7 @@ async def test_two_relays_publish_each_row_once(database_url: str, kafka: KafkaS
         await p.start()
         return p
 
-    relays = [
-        OutboxRelay(db, producer_factory, service="test", batch_size=20, poll_interval_s=0.05)
-        for _ in range(2)
-    ]
+    relays = [OutboxRelay(db, producer_factory, service="test", batch_size=20, poll_interval_s=0.05) for _ in range(2)]
     for relay in relays:
         await relay.start()
     try:

@@ -138,10 +138,7 @@ def test_unknown_data_fields_are_ignored(type_name: str) -> None:
 
 
 REQUIRED_FIELDS = [
-    (name, field)
-    for name in ALL_TYPES
-    for field, info in model_for(name).model_fields.items()
-    if info.is_required()
+    (name, field) for name in ALL_TYPES for field, info in model_for(name).model_fields.items() if info.is_required()
 ]
 
 
@@ -258,9 +255,7 @@ def test_values_at_the_limits_are_accepted() -> None:
     validate("ScheduleCreated", example_data("ScheduleCreated", times=[f"{h:02d}:59" for h in range(10)]))
     validate("ScheduleCreated", example_data("ScheduleCreated", days_of_week=[6, 5, 4, 3, 2, 1, 0]))
     validate("ScheduleDue", example_data("ScheduleDue", platforms=[p.value for p in Platform]))
-    validate(
-        "PendingPostCreated", example_data("PendingPostCreated", hashtags=["#a"] * 30, max_similarity=-1)
-    )
+    validate("PendingPostCreated", example_data("PendingPostCreated", hashtags=["#a"] * 30, max_similarity=-1))
     validate("MaterialSubmitted", example_data("MaterialSubmitted", body="x" * 20_000, max_uses=None))
     pillars = [
         {"name": "a", "percentage": 33.3},
@@ -275,9 +270,7 @@ def test_values_at_the_limits_are_accepted() -> None:
 # --- time zones, local times, datetimes ---------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    "tz", ["Mars/Olympus_Mons", "", "localtime", "../../etc/passwd", "europe/paris", "+02:00"]
-)
+@pytest.mark.parametrize("tz", ["Mars/Olympus_Mons", "", "localtime", "../../etc/passwd", "europe/paris", "+02:00"])
 def test_invalid_timezone_is_rejected(tz: str) -> None:
     for type_name in ("ScheduleCreated", "BrandProfileUpdated"):
         error = rejects(type_name, example_data(type_name, timezone=tz))
@@ -289,9 +282,7 @@ def test_iana_timezones_are_accepted(tz: str) -> None:
     assert validate("ScheduleCreated", example_data("ScheduleCreated", timezone=tz)).timezone == tz  # type: ignore[attr-defined]
 
 
-@pytest.mark.parametrize(
-    "hhmm", ["24:00", "9:00", "09:60", "0900", "09:00:00", " 09:00", "09:0", "", "ab:cd"]
-)
+@pytest.mark.parametrize("hhmm", ["24:00", "9:00", "09:60", "0900", "09:00:00", " 09:00", "09:0", "", "ab:cd"])
 def test_invalid_local_time_is_rejected(hhmm: str) -> None:
     error = rejects("ScheduleCreated", example_data("ScheduleCreated", times=[hhmm]))
     assert error.errors()[0]["loc"] == ("times", 0)
@@ -510,9 +501,7 @@ def test_missing_envelope_attribute_is_rejected(field: str) -> None:
 
 
 def _with_data_field(value: str) -> bytes:
-    return (
-        example_event("ScheduleDue").to_json().replace(b'"data":{', b'"data":{"x":' + value.encode() + b",")
-    )
+    return example_event("ScheduleDue").to_json().replace(b'"data":{', b'"data":{"x":' + value.encode() + b",")
 
 
 @pytest.mark.parametrize(
@@ -586,9 +575,7 @@ def test_error_messages_do_not_echo_input_values() -> None:
 
 
 def test_organization_id_must_match_the_envelope() -> None:
-    raw = message(
-        "OrganizationCreated", example_data("OrganizationCreated", organization_id=str(uuid.uuid4()))
-    )
+    raw = message("OrganizationCreated", example_data("OrganizationCreated", organization_id=str(uuid.uuid4())))
     with pytest.raises(ContractError) as info:
         parse_event(raw)
     assert info.value.kind == "data"

@@ -83,9 +83,7 @@ async def brand_of(conn: asyncpg.Connection, brand_id: uuid.UUID) -> asyncpg.Rec
 
 
 async def schedule(conn: asyncpg.Connection, schedule_id: uuid.UUID, *, lock: bool = False) -> asyncpg.Record | None:
-    return await conn.fetchrow(
-        "SELECT * FROM schedules WHERE id = $1" + (" FOR UPDATE" if lock else ""), schedule_id
-    )
+    return await conn.fetchrow("SELECT * FROM schedules WHERE id = $1" + (" FOR UPDATE" if lock else ""), schedule_id)
 
 
 async def upsert_schedule(conn: asyncpg.Connection, values: dict[str, Any]) -> None:
@@ -204,7 +202,11 @@ async def advance_schedules(
 
 
 async def insert_trigger_run(
-    conn: asyncpg.Connection, run_id: uuid.UUID, row: asyncpg.Record, due_at: datetime, trigger_event_id: uuid.UUID
+    conn: asyncpg.Connection,
+    run_id: uuid.UUID,
+    row: asyncpg.Record,
+    due_at: datetime,
+    trigger_event_id: uuid.UUID,
 ) -> bool:
     status = await conn.execute(
         """

@@ -55,9 +55,7 @@ class Tenant:
 
     async def create(self, producer: AIOKafkaProducer, kafka: KafkaSettings) -> None:
         await send_event(producer, kafka, UPSTREAM, self.event("OrganizationCreated", organization_id=self.org))
-        await send_event(
-            producer, kafka, UPSTREAM, self.event("BrandProfileCreated", brand_profile_id=self.brand)
-        )
+        await send_event(producer, kafka, UPSTREAM, self.event("BrandProfileCreated", brand_profile_id=self.brand))
 
     def schedule(self, schedule_id: str, **changes: Any) -> Any:
         values = {
@@ -241,7 +239,9 @@ async def _seed(db: Database, n: int, *, next_run_at: datetime, policy: str = "O
     async with db.transaction() as conn:
         await conn.execute("INSERT INTO organizations (id, name) VALUES ($1, 'o')", org)
         await conn.execute(
-            "INSERT INTO brands (id, organization_id, name, timezone) VALUES ($1, $2, 'b', 'UTC')", brand_id, org
+            "INSERT INTO brands (id, organization_id, name, timezone) VALUES ($1, $2, 'b', 'UTC')",
+            brand_id,
+            org,
         )
         ids = [uuid.uuid4() for _ in range(n)]
         await conn.executemany(

@@ -74,7 +74,11 @@ def test_preview_prints_the_design_example() -> None:
         ],
     )  # fmt: skip
     assert result.exit_code == 0, result.output
-    assert result.output.splitlines() == ["2027-03-14T07:00:00Z", "2027-03-15T06:30:00Z", "2027-03-16T06:30:00Z"]
+    assert result.output.splitlines() == [
+        "2027-03-14T07:00:00Z",
+        "2027-03-15T06:30:00Z",
+        "2027-03-16T06:30:00Z",
+    ]
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hopcast_scheduler.domain.recurrence import Recurrence, contract_weekday, format_utc, local_to_utc, next_runs
+from hopcast_scheduler.domain.recurrence import (
+    Recurrence,
+    contract_weekday,
+    format_utc,
+    local_to_utc,
+    next_runs,
+)
 
 ZONES = [
     "America/New_York",

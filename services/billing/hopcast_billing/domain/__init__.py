@@ -1,0 +1,1 @@
+"""Billing's pure decisions: prices and refund shares."""

@@ -1,0 +1,1 @@
+"""How the world reaches billing besides Kafka: HTTP reads and the CLI."""

@@ -1,0 +1,82 @@
+"""GET /organizations/{id}/credits and GET /organizations/{id}/ledger (paged, newest first)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+
+from hopcast_billing.adapters.ledger import balance_of
+from hopcast_shared.http import JsonResponse, JsonRoute
+from hopcast_shared.service import ServiceRuntime
+
+
+def _org(path: dict[str, str]) -> uuid.UUID:
+    try:
+        return uuid.UUID(path["id"])
+    except ValueError:
+        raise ValueError("organization id must be a UUID") from None
+
+
+def routes(runtime: ServiceRuntime) -> Sequence[JsonRoute]:
+    async def credits(path: dict[str, str], query: dict[str, str]) -> JsonResponse:
+        org = _org(path)
+        async with runtime.db.pool.acquire() as conn:
+            balance = await balance_of(conn, org)
+            sub = await conn.fetchrow(
+                "SELECT plan, period_start, period_end FROM subscriptions WHERE organization_id = $1", org
+            )
+        return JsonResponse(
+            200,
+            {
+                "organization_id": str(org),
+                "balance": balance.total,
+                "period_credits": balance.period,
+                "topup_credits": balance.topup,
+                "plan": sub["plan"] if sub else None,
+                "period_start": sub["period_start"].isoformat() if sub else None,
+                "period_end": sub["period_end"].isoformat() if sub else None,
+            },
+        )
+
+    async def ledger_page(path: dict[str, str], query: dict[str, str]) -> JsonResponse:
+        org = _org(path)
+        try:
+            limit = min(max(int(query.get("limit", "50")), 1), 500)
+            before = int(query["before"]) if "before" in query else None
+        except ValueError:
+            raise ValueError("limit and before are integers") from None
+        async with runtime.db.pool.acquire() as conn:
+            rows = await conn.fetch(
+                """
+                SELECT id, action, amount, period_amount, topup_amount, balance_after, idempotency_key,
+                       pending_post_id, run_id, platform, created_at
+                FROM ledger WHERE organization_id = $1 AND ($2::bigint IS NULL OR id < $2)
+                ORDER BY id DESC LIMIT $3
+                """,
+                org,
+                before,
+                limit,
+            )
+        entries = [
+            {
+                "id": r["id"],
+                "action": r["action"],
+                "amount": r["amount"],
+                "period_amount": r["period_amount"],
+                "topup_amount": r["topup_amount"],
+                "balance_after": r["balance_after"],
+                "idempotency_key": r["idempotency_key"],
+                "pending_post_id": str(r["pending_post_id"]) if r["pending_post_id"] else None,
+                "run_id": str(r["run_id"]) if r["run_id"] else None,
+                "platform": r["platform"],
+                "created_at": r["created_at"].isoformat(),
+            }
+            for r in rows
+        ]
+        next_before = entries[-1]["id"] if len(entries) == limit else None
+        return JsonResponse(200, {"organization_id": str(org), "entries": entries, "next_before": next_before})
+
+    return [
+        JsonRoute("/organizations/{id}/credits", credits),
+        JsonRoute("/organizations/{id}/ledger", ledger_page),
+    ]

@@ -1,0 +1,385 @@
+"""Billing's service layer: debits, refunds, grants and subscription periods, each in the
+consumer's transaction together with its ledger rows and outbox events.
+
+Idempotency: the inbox stops a redelivered event; beyond it, a debit is decided once per
+pending post (the debits row), a grant once per grant_id and a period once per
+subscription and start (the ledger's unique idempotency keys), a refund once per platform
+(the debit's failed_platforms) and a rejection refund once (rejected_at).
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from datetime import UTC, datetime
+
+import asyncpg
+
+from hopcast_billing import metrics
+from hopcast_billing.adapters import ledger
+from hopcast_billing.adapters.ledger import Balance
+from hopcast_billing.domain.pricing import Prices, price_of_post, publish_refund_due
+from hopcast_shared.consumer import EventContext, Handler, PermanentError
+from hopcast_shared.contract import (
+    CreditsDebited,
+    CreditsDebitRejected,
+    CreditsGranted,
+    CreditsRefunded,
+    CreditsUsage,
+    DebitRejectionReason,
+    LedgerAction,
+    OrganizationCreated,
+    OrganizationDeleted,
+    OrganizationRestored,
+    PendingPostCreated,
+    PendingPostRejected,
+    PostPublishFailed,
+    RefundReason,
+    RunOutcome,
+    ScheduleRunCompleted,
+    SubscriptionActivated,
+)
+
+log = logging.getLogger(__name__)
+PRICES = Prices()
+
+
+async def _usage(
+    ctx: EventContext,
+    action: LedgerAction,
+    amount: int,
+    balance_after: int,
+    *,
+    correlation: str | None = None,
+) -> None:
+    if amount == 0:
+        return
+    await ctx.emit(
+        CreditsUsage(
+            action=action,
+            amount=abs(amount),
+            balance_after=balance_after,
+            period_end=await ledger.period_end_of(ctx.conn, ctx.envelope.organizationid),
+        ),
+        correlation_id=correlation,
+    )
+
+
+# --- organizations ---------------------------------------------------------------------------
+
+
+async def organization_created(ctx: EventContext, data: OrganizationCreated) -> None:
+    await ctx.conn.execute("INSERT INTO organizations (id) VALUES ($1) ON CONFLICT DO NOTHING", data.organization_id)
+    await ledger.ensure_balance_row(ctx.conn, data.organization_id)
+
+
+async def organization_deleted(ctx: EventContext, data: OrganizationDeleted) -> None:
+    await ctx.conn.execute(
+        """
+        INSERT INTO organizations (id, deleted_at) VALUES ($1, now())
+        ON CONFLICT (id) DO UPDATE SET deleted_at = coalesce(organizations.deleted_at, now()), updated_at = now()
+        """,
+        data.organization_id,
+    )
+
+
+async def organization_restored(ctx: EventContext, data: OrganizationRestored) -> None:
+    await ctx.conn.execute(
+        "UPDATE organizations SET deleted_at = NULL, updated_at = now() WHERE id = $1", data.organization_id
+    )
+
+
+# --- credits in ------------------------------------------------------------------------------
+
+
+async def subscription_activated(ctx: EventContext, data: SubscriptionActivated) -> None:
+    """A new period: the previous period's unused credits expire and the plan's credits arrive,
+    both as ledger rows. A period older than the current one changes nothing."""
+    org = ctx.envelope.organizationid
+    start = data.period_start.astimezone(UTC).isoformat()
+    key = f"period:{data.subscription_id}:{start}"
+    balance = await ledger.lock_balance(ctx.conn, org)
+    if await ledger.ledger_has(ctx.conn, key):
+        return
+    current = await ctx.conn.fetchrow("SELECT period_start FROM subscriptions WHERE organization_id = $1", org)
+    if current is not None and current["period_start"] > data.period_start:
+        log.info("subscription period starting %s is older than the current one; ignored", start)
+        return
+    await ctx.conn.execute(
+        """
+        INSERT INTO subscriptions (organization_id, subscription_id, plan, credits_total, period_start, period_end)
+        VALUES ($1, $2, $3, $4, $5, $6)
+        ON CONFLICT (organization_id) DO UPDATE SET subscription_id = EXCLUDED.subscription_id,
+            plan = EXCLUDED.plan, credits_total = EXCLUDED.credits_total,
+            period_start = EXCLUDED.period_start, period_end = EXCLUDED.period_end, updated_at = now()
+        """,
+        org,
+        data.subscription_id,
+        data.plan.value,
+        data.credits_total,
+        data.period_start,
+        data.period_end,
+    )
+    if balance.period:
+        after = await ledger.credit_balance(ctx.conn, org, -balance.period, 0)
+        await ledger.append_ledger(
+            ctx.conn,
+            org=org,
+            action=LedgerAction.SUBSCRIPTION.value,
+            period_amount=-balance.period,
+            topup_amount=0,
+            key=f"expire:{data.subscription_id}:{start}",
+            balance_after=after.total,
+        )
+    after = await ledger.credit_balance(ctx.conn, org, data.credits_total, 0)
+    await ledger.append_ledger(
+        ctx.conn,
+        org=org,
+        action=LedgerAction.SUBSCRIPTION.value,
+        period_amount=data.credits_total,
+        topup_amount=0,
+        key=key,
+        balance_after=after.total,
+    )
+    await _usage(ctx, LedgerAction.SUBSCRIPTION, data.credits_total - balance.period, after.total)
+
+
+async def credits_granted(ctx: EventContext, data: CreditsGranted) -> None:
+    org = ctx.envelope.organizationid
+    key = f"grant:{data.grant_id}"
+    await ledger.lock_balance(ctx.conn, org)
+    if await ledger.ledger_has(ctx.conn, key):
+        return
+    after = await ledger.credit_balance(ctx.conn, org, 0, data.amount)
+    await ledger.append_ledger(
+        ctx.conn,
+        org=org,
+        action=LedgerAction.TOPUP.value,
+        period_amount=0,
+        topup_amount=data.amount,
+        key=key,
+        balance_after=after.total,
+    )
+    await _usage(ctx, LedgerAction.TOPUP, data.amount, after.total)
+
+
+# --- the debit -------------------------------------------------------------------------------
+
+
+async def debit_for_pending_post(ctx: EventContext, data: PendingPostCreated) -> None:
+    """GENERATE plus PUBLISH for its platforms, taken once, or rejected once."""
+    org = ctx.envelope.organizationid
+    price = price_of_post(PRICES, len(data.platforms))
+    claimed = await ctx.conn.fetchval(
+        """
+        INSERT INTO debits (pending_post_id, organization_id, run_id, schedule_id, brand_profile_id, due_at,
+                            platforms, status, generate_amount, publish_amount)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, 'DECIDING', $8, $9)
+        ON CONFLICT (pending_post_id) DO NOTHING
+        RETURNING true
+        """,
+        data.pending_post_id,
+        org,
+        data.run_id,
+        data.schedule_id,
+        data.brand_profile_id,
+        _due_at(data),
+        [p.value for p in data.platforms],
+        price.generate,
+        price.publish,
+    )
+    if not claimed:
+        log.info("pending post %s was already decided; no second debit", data.pending_post_id)
+        return
+    split = await ledger.debit_balance(ctx.conn, org, price.total)
+    if split is None:
+        await _reject(ctx, data, price.total)
+        return
+    await ctx.conn.execute(
+        "UPDATE debits SET status = 'DEBITED', from_period = $2, from_topup = $3 WHERE pending_post_id = $1",
+        data.pending_post_id,
+        split.from_period,
+        split.from_topup,
+    )
+    # One ledger row per action; GENERATE is taken first, from the same buckets in order.
+    gen_period = min(split.from_period, price.generate)
+    parts = [
+        (LedgerAction.GENERATE, gen_period, price.generate - gen_period),
+        (
+            LedgerAction.PUBLISH,
+            split.from_period - gen_period,
+            split.from_topup - (price.generate - gen_period),
+        ),
+    ]
+    running = split.balance_after.total + price.total
+    for action, period_part, topup_part in parts:
+        if period_part + topup_part == 0:
+            continue
+        running -= period_part + topup_part
+        await ledger.append_ledger(
+            ctx.conn,
+            org=org,
+            action=action.value,
+            period_amount=-period_part,
+            topup_amount=-topup_part,
+            key=f"debit:{data.pending_post_id}:{action.value}",
+            balance_after=running,
+            pending_post_id=data.pending_post_id,
+            run_id=data.run_id,
+        )
+        await _usage(ctx, action, period_part + topup_part, running)
+    await ctx.emit(
+        CreditsDebited(
+            pending_post_id=data.pending_post_id,
+            run_id=data.run_id,
+            amount=price.total,
+            action=LedgerAction.GENERATE,
+            balance_after=split.balance_after.total,
+        )
+    )
+    metrics.CREDITS_DEBITED.inc(price.total)
+
+
+def _due_at(data: PendingPostCreated) -> datetime | None:
+    due: datetime | None = getattr(data, "due_at", None)
+    return due
+
+
+async def _reject(ctx: EventContext, data: PendingPostCreated, requested: int) -> None:
+    org = ctx.envelope.organizationid
+    balance = await ledger.balance_of(ctx.conn, org)
+    subscribed = await ledger.has_subscription(ctx.conn, org)
+    reason = (
+        DebitRejectionReason.INSUFFICIENT_CREDITS
+        if subscribed or balance.topup
+        else DebitRejectionReason.NO_SUBSCRIPTION
+    )
+    await ctx.conn.execute("UPDATE debits SET status = 'REJECTED' WHERE pending_post_id = $1", data.pending_post_id)
+    await ctx.emit(
+        CreditsDebitRejected(
+            pending_post_id=data.pending_post_id,
+            run_id=data.run_id,
+            requested=requested,
+            available=balance.total,
+            reason=reason,
+        )
+    )
+    now = datetime.now(UTC)
+    await ctx.emit(
+        ScheduleRunCompleted(
+            run_id=data.run_id,
+            schedule_id=data.schedule_id,
+            brand_profile_id=data.brand_profile_id,
+            outcome=RunOutcome.INSUFFICIENT_CREDITS,
+            due_at=_due_at(data) or now,
+            completed_at=now,
+        )
+    )
+    metrics.DEBITS_REJECTED.labels(reason.value).inc()
+
+
+# --- refunds ---------------------------------------------------------------------------------
+
+
+async def _locked_debit(ctx: EventContext, pending_post_id: uuid.UUID) -> asyncpg.Record | None:
+    row = await ctx.conn.fetchrow("SELECT * FROM debits WHERE pending_post_id = $1 FOR UPDATE", pending_post_id)
+    if row is not None and row["organization_id"] != ctx.envelope.organizationid:
+        raise PermanentError(f"pending post {pending_post_id} belongs to another organization")
+    return row
+
+
+async def _refund(
+    ctx: EventContext,
+    debit: asyncpg.Record,
+    amount: int,
+    reason: RefundReason,
+    key: str,
+    platform: str | None,
+) -> Balance | None:
+    """Give back `amount`: to the period bucket up to what it gave, then to top-ups."""
+    org = debit["organization_id"]
+    left_period = debit["from_period"] - debit["refunded_period"]
+    left_topup = debit["from_topup"] - debit["refunded_topup"]
+    amount = min(amount, left_period + left_topup)  # never more than was debited
+    if amount <= 0:
+        return None
+    to_period = min(amount, left_period)
+    to_topup = amount - to_period
+    await ledger.lock_balance(ctx.conn, org)
+    after = await ledger.credit_balance(ctx.conn, org, to_period, to_topup)
+    await ctx.conn.execute(
+        """
+        UPDATE debits SET refunded_period = refunded_period + $2, refunded_topup = refunded_topup + $3
+        WHERE pending_post_id = $1
+        """,
+        debit["pending_post_id"],
+        to_period,
+        to_topup,
+    )
+    await ledger.append_ledger(
+        ctx.conn,
+        org=org,
+        action=LedgerAction.REFUND.value,
+        period_amount=to_period,
+        topup_amount=to_topup,
+        key=key,
+        balance_after=after.total,
+        pending_post_id=debit["pending_post_id"],
+        run_id=debit["run_id"],
+        platform=platform,
+    )
+    await ctx.emit(
+        CreditsRefunded(
+            pending_post_id=debit["pending_post_id"],
+            run_id=debit["run_id"],
+            amount=amount,
+            balance_after=after.total,
+            reason=reason,
+        ),
+        correlation_id=str(debit["run_id"]),
+    )
+    await _usage(ctx, LedgerAction.REFUND, amount, after.total, correlation=str(debit["run_id"]))
+    return after
+
+
+async def refund_failed_platform(ctx: EventContext, data: PostPublishFailed) -> None:
+    debit = await _locked_debit(ctx, data.pending_post_id)
+    platform = data.platform.value
+    if debit is None or debit["status"] != "DEBITED" or debit["rejected_at"] is not None:
+        return
+    if platform not in debit["platforms"] or platform in debit["failed_platforms"]:
+        return  # not a platform of this post, or already refunded
+    failed = [*debit["failed_platforms"], platform]
+    await ctx.conn.execute(
+        "UPDATE debits SET failed_platforms = $2 WHERE pending_post_id = $1", data.pending_post_id, failed
+    )
+    refunded_publish = debit["refunded_period"] + debit["refunded_topup"]
+    due = publish_refund_due(PRICES, len(debit["platforms"]), len(failed), refunded_publish)
+    await _refund(ctx, debit, due, RefundReason.PUBLISH_FAILED, f"refund:{data.pending_post_id}:{platform}", platform)
+
+
+async def refund_rejected_post(ctx: EventContext, data: PendingPostRejected) -> None:
+    debit = await _locked_debit(ctx, data.pending_post_id)
+    if debit is None or debit["status"] != "DEBITED" or debit["rejected_at"] is not None:
+        return
+    await ctx.conn.execute("UPDATE debits SET rejected_at = now() WHERE pending_post_id = $1", data.pending_post_id)
+    await _refund(
+        ctx,
+        debit,
+        debit["from_period"] + debit["from_topup"],
+        RefundReason.PENDING_POST_REJECTED,
+        f"reject:{data.pending_post_id}",
+        None,
+    )
+
+
+HANDLERS: dict[str, Handler] = {
+    "OrganizationCreated": organization_created,
+    "OrganizationDeleted": organization_deleted,
+    "OrganizationRestored": organization_restored,
+    "SubscriptionActivated": subscription_activated,
+    "CreditsGranted": credits_granted,
+    "PendingPostCreated": debit_for_pending_post,
+    "PostPublishFailed": refund_failed_platform,
+    "PendingPostRejected": refund_rejected_post,
+}

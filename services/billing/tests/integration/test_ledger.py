@@ -1,0 +1,286 @@
+"""The ledger on the real database (through the service's own consumer path) and through Kafka."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from aiokafka import AIOKafkaProducer
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from hopcast_billing.adapters.ledger import balance_of, verify_all
+from hopcast_billing.bootstrap import MIGRATIONS, definition
+from hopcast_shared.consumer import EventConsumer
+from hopcast_shared.contract.examples import example_event
+from hopcast_shared.db import Database
+from hopcast_shared.migrations import load_migrations
+from hopcast_shared.service import ServiceRuntime
+from hopcast_shared.settings import KafkaSettings, ServiceSettings
+from hopcast_shared.testing import as_record, read_events, send_event
+from hopcast_shared.topics import ANALYTICS, BILLING, CONTENT, PUBLISHER, UPSTREAM
+
+pytestmark = pytest.mark.integration
+
+
+def _settings(database_url: str) -> ServiceSettings:
+    return ServiceSettings(
+        name="billing",
+        database_url=database_url,
+        http_port=18083,
+        handler_backoff_initial_s=0.01,
+        handler_max_attempts=10,
+        outbox_poll_interval_s=0.2,
+        db_pool_max=20,
+    )
+
+
+class Org:
+    def __init__(self) -> None:
+        self.id = str(uuid.uuid4())
+
+    def event(self, type_name: str, **changes: Any) -> Any:
+        return example_event(type_name, organization_id=self.id, **changes)
+
+    def post(self, platforms: list[str], pending_post_id: str | None = None) -> Any:
+        return self.event(
+            "PendingPostCreated",
+            pending_post_id=pending_post_id or str(uuid.uuid4()),
+            run_id=str(uuid.uuid4()),
+            platforms=platforms,
+        )
+
+    def grant(self, amount: int, grant_id: str | None = None) -> Any:
+        return self.event("CreditsGranted", grant_id=grant_id or str(uuid.uuid4()), amount=amount)
+
+    def period(self, credits: int, start: datetime) -> Any:
+        return self.event(
+            "SubscriptionActivated",
+            subscription_id=str(uuid.UUID(int=uuid.UUID(self.id).int ^ 1)),
+            plan="STARTER",
+            credits_total=credits,
+            period_start=start.isoformat(),
+            period_end=(start + timedelta(days=30)).isoformat(),
+        )
+
+
+@pytest.fixture
+async def db(database_url: str) -> AsyncIterator[Database]:
+    database = await Database.open(database_url, load_migrations("billing", MIGRATIONS), max_size=70)
+    yield database
+    await database.close()
+
+
+@pytest.fixture
+def consumer(db: Database, database_url: str, stack: Any) -> EventConsumer:
+    d = definition()
+    return EventConsumer("billing", db, d.handlers, kafka=stack.kafka_settings, settings=_settings(database_url))
+
+
+async def _ledger_sum(db: Database, org: str) -> int:
+    return int(
+        await db.pool.fetchval("SELECT coalesce(sum(amount), 0) FROM ledger WHERE organization_id = $1", uuid.UUID(org))
+    )
+
+
+async def _outbox(db: Database, event_type: str) -> list[dict[str, Any]]:
+    rows = await db.pool.fetch("SELECT payload FROM outbox WHERE event_type = $1 ORDER BY id", event_type)
+    return [json.loads(r["payload"]) for r in rows]
+
+
+async def test_64_concurrent_debits_for_one_organization_never_overdraw(db: Database, consumer: EventConsumer) -> None:
+    org = Org()
+    assert await consumer.handle_record(as_record(org.grant(100))) == "handled"
+    posts = [org.post(["TWITTER"]) for _ in range(64)]  # 2 credits each: 128 wanted, 100 there
+    outcomes = await asyncio.gather(*(consumer.handle_record(as_record(p, topic=CONTENT)) for p in posts))
+    assert outcomes == ["handled"] * 64
+    debited = await _outbox(db, "CreditsDebited")
+    rejected = await _outbox(db, "CreditsDebitRejected")
+    assert len(debited) == 50 and len(rejected) == 14
+    assert sorted(e["data"]["balance_after"] for e in debited) == list(range(0, 100, 2))
+    assert {e["data"]["reason"] for e in rejected} == {"INSUFFICIENT_CREDITS"}
+    assert (await balance_of(db.pool, uuid.UUID(org.id))).total == 0  # type: ignore[arg-type]
+    assert await _ledger_sum(db, org.id) == 0
+    assert await verify_all(db.pool) == []  # type: ignore[arg-type]
+
+
+async def test_a_second_event_for_the_same_pending_post_never_debits_twice(
+    db: Database, consumer: EventConsumer
+) -> None:
+    org = Org()
+    await consumer.handle_record(as_record(org.grant(10)))
+    pending = str(uuid.uuid4())
+    first = org.post(["TWITTER", "LINKEDIN"], pending)
+    assert await consumer.handle_record(as_record(first, topic=CONTENT)) == "handled"
+    assert await consumer.handle_record(as_record(first, topic=CONTENT)) == "duplicate"  # redelivery
+    again = org.post(["TWITTER", "LINKEDIN"], pending)  # a new event id, same pending post
+    assert await consumer.handle_record(as_record(again, topic=CONTENT)) == "handled"
+    assert len(await _outbox(db, "CreditsDebited")) == 1
+    assert (await balance_of(db.pool, uuid.UUID(org.id))).total == 7  # type: ignore[arg-type]
+
+
+async def test_a_platform_failure_refunds_its_share_once_and_a_rejection_the_rest(
+    db: Database, consumer: EventConsumer
+) -> None:
+    org = Org()
+    await consumer.handle_record(as_record(org.grant(10)))
+    post = org.post(["TWITTER", "LINKEDIN"])
+    await consumer.handle_record(as_record(post, topic=CONTENT))  # 3 credits
+    pending = post.data["pending_post_id"]
+    for _ in range(2):  # two events for the same failure: one refund
+        failed = org.event("PostPublishFailed", pending_post_id=pending, run_id=post.data["run_id"], platform="TWITTER")
+        await consumer.handle_record(as_record(failed, topic=PUBLISHER))
+    refunds = await _outbox(db, "CreditsRefunded")
+    assert [(r["data"]["amount"], r["data"]["balance_after"], r["data"]["reason"]) for r in refunds] == [
+        (1, 8, "PUBLISH_FAILED")
+    ]
+    rejected = org.event("PendingPostRejected", pending_post_id=pending)
+    await consumer.handle_record(as_record(rejected))
+    await consumer.handle_record(as_record(org.event("PendingPostRejected", pending_post_id=pending)))
+    refunds = await _outbox(db, "CreditsRefunded")
+    assert [r["data"]["amount"] for r in refunds] == [1, 2]  # never more than was debited
+    assert (await balance_of(db.pool, uuid.UUID(org.id))).total == 10  # type: ignore[arg-type]
+    assert await verify_all(db.pool) == []  # type: ignore[arg-type]
+
+
+async def test_a_debit_naming_another_organizations_post_is_refused(db: Database, consumer: EventConsumer) -> None:
+    owner, intruder = Org(), Org()
+    await consumer.handle_record(as_record(owner.grant(10)))
+    post = owner.post(["TWITTER"])
+    await consumer.handle_record(as_record(post, topic=CONTENT))
+    steal = intruder.event("PendingPostRejected", pending_post_id=post.data["pending_post_id"])
+    assert await consumer.handle_record(as_record(steal)) == "dead_lettered"
+    assert await _outbox(db, "CreditsRefunded") == []
+
+
+async def test_subscription_periods_do_not_roll_over_and_top_ups_are_spent_last(
+    db: Database, consumer: EventConsumer
+) -> None:
+    org = Org()
+    start = datetime(2027, 1, 1, tzinfo=UTC)
+    await consumer.handle_record(as_record(org.period(3, start)))
+    await consumer.handle_record(as_record(org.grant(5)))
+    await consumer.handle_record(as_record(org.post(["TWITTER"]), topic=CONTENT))  # 2 from the period
+    balance = await balance_of(db.pool, uuid.UUID(org.id))  # type: ignore[arg-type]
+    assert (balance.period, balance.topup) == (1, 5)
+    await consumer.handle_record(as_record(org.post(["TWITTER"]), topic=CONTENT))  # 1 period + 1 top-up
+    balance = await balance_of(db.pool, uuid.UUID(org.id))  # type: ignore[arg-type]
+    assert (balance.period, balance.topup) == (0, 4)
+    await consumer.handle_record(as_record(org.period(300, start + timedelta(days=30))))
+    await consumer.handle_record(as_record(org.period(300, start + timedelta(days=30))))  # same period again
+    await consumer.handle_record(as_record(org.period(3, start)))  # an old period comes late
+    balance = await balance_of(db.pool, uuid.UUID(org.id))  # type: ignore[arg-type]
+    assert (balance.period, balance.topup) == (300, 4)
+    assert await verify_all(db.pool) == []  # type: ignore[arg-type]
+
+
+async def test_no_subscription_and_no_credits_is_rejected_as_such(db: Database, consumer: EventConsumer) -> None:
+    org = Org()
+    post = org.post(["TWITTER"])
+    await consumer.handle_record(as_record(post, topic=CONTENT))
+    (rejected,) = await _outbox(db, "CreditsDebitRejected")
+    assert rejected["data"]["reason"] == "NO_SUBSCRIPTION"
+    assert (rejected["data"]["requested"], rejected["data"]["available"]) == (2, 0)
+    (completed,) = await _outbox(db, "ScheduleRunCompleted")
+    assert completed["data"]["outcome"] == "INSUFFICIENT_CREDITS"
+    assert completed["data"]["run_id"] == post.data["run_id"]
+    assert completed["data"]["due_at"] == post.data["due_at"]
+
+
+OPS = st.lists(
+    st.one_of(
+        st.tuples(st.just("grant"), st.integers(1, 8), st.integers(0, 3)),
+        st.tuples(st.just("period"), st.integers(1, 12), st.integers(0, 3)),
+        st.tuples(st.just("debit"), st.integers(1, 4), st.integers(0, 5)),
+        st.tuples(st.just("fail"), st.sampled_from(["TWITTER", "LINKEDIN", "BLUESKY", "THREADS"]), st.integers(0, 5)),
+        st.tuples(st.just("reject"), st.just(0), st.integers(0, 5)),
+    ),
+    min_size=1,
+    max_size=25,
+)
+PLATFORMS = ["TWITTER", "LINKEDIN", "BLUESKY", "THREADS"]
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(ops=OPS)
+async def test_any_interleaving_keeps_balance_equal_to_ledger_and_applies_each_key_once(
+    db: Database, consumer: EventConsumer, ops: list[tuple[str, Any, int]]
+) -> None:
+    org = Org()
+    start = datetime(2027, 1, 1, tzinfo=UTC)
+    grants = [str(uuid.uuid4()) for _ in range(4)]
+    posts = [org.post(PLATFORMS[: 1 + i % 4]) for i in range(6)]
+    granted: set[str] = set()
+    for op, value, slot in ops:
+        if op == "grant":
+            event = org.grant(value, grants[slot])
+            granted.add(grants[slot])
+        elif op == "period":
+            event = org.period(value * 10, start + timedelta(days=30 * slot))
+        elif op == "debit":
+            event = posts[slot]
+        elif op == "fail":
+            post = posts[slot]
+            event = org.event(
+                "PostPublishFailed",
+                pending_post_id=post.data["pending_post_id"],
+                run_id=post.data["run_id"],
+                platform=value,
+            )
+        else:
+            event = org.event("PendingPostRejected", pending_post_id=posts[slot].data["pending_post_id"])
+        # Every event is delivered twice: the second changes nothing.
+        for _ in range(2):
+            await consumer.handle_record(as_record(event))
+    org_id = uuid.UUID(org.id)
+    balance = await balance_of(db.pool, org_id)  # type: ignore[arg-type]
+    assert balance.period >= 0 and balance.topup >= 0
+    assert balance.total == await _ledger_sum(db, org.id)
+    keys = await db.pool.fetch("SELECT idempotency_key FROM ledger WHERE organization_id = $1", org_id)
+    assert len({k["idempotency_key"] for k in keys}) == len(keys)
+    topups = await db.pool.fetchval(
+        "SELECT count(*) FROM ledger WHERE organization_id = $1 AND action = 'TOPUP'", org_id
+    )
+    assert topups == len(granted)
+    debits = await db.pool.fetch("SELECT * FROM debits WHERE organization_id = $1", org_id)
+    for d in debits:  # refunds never exceed what was taken
+        assert d["refunded_period"] + d["refunded_topup"] <= d["from_period"] + d["from_topup"]
+
+
+# --- through Kafka, as upstream and a dashboard see it ----------------------------------------
+
+
+@pytest.fixture
+async def billing(database_url: str, kafka: KafkaSettings) -> AsyncIterator[ServiceRuntime]:
+    async with ServiceRuntime(definition(), settings=_settings(database_url), kafka=kafka) as runtime:
+        yield runtime
+
+
+async def test_with_5_credits_ten_2_credit_posts_give_two_debits_and_eight_rejections(
+    billing: ServiceRuntime, producer: AIOKafkaProducer, kafka: KafkaSettings
+) -> None:
+    org = Org()
+    grant = org.grant(5)
+    await send_event(producer, kafka, UPSTREAM, grant)
+    await send_event(producer, kafka, UPSTREAM, grant)  # delivered twice: counts once
+    await send_event(producer, kafka, UPSTREAM, org.grant(0 + 1, grant.data["grant_id"]))  # same grant id
+    posts = [org.post(["TWITTER"]) for _ in range(10)]
+    for post in posts:
+        await send_event(producer, kafka, CONTENT, post)
+    await send_event(producer, kafka, CONTENT, posts[0])  # redelivered
+
+    events = await read_events(kafka, kafka.topic(BILLING), expect=10)
+    debited = [e for e in events if e["type"] == "CreditsDebited"]
+    rejected = [e for e in events if e["type"] == "CreditsDebitRejected"]
+    assert [e["data"]["balance_after"] for e in debited] == [3, 1]
+    assert len(rejected) == 8
+    assert {e["data"]["pending_post_id"] for e in debited + rejected} == {p.data["pending_post_id"] for p in posts}
+    completed = await read_events(kafka, kafka.topic(ANALYTICS), expect=8, event_type="ScheduleRunCompleted")
+    assert len(completed) == 8 and {e["data"]["outcome"] for e in completed} == {"INSUFFICIENT_CREDITS"}
+    assert (await balance_of(billing.db.pool, uuid.UUID(org.id))).total == 1  # type: ignore[arg-type]
+    assert await _ledger_sum(billing.db, org.id) == 1
