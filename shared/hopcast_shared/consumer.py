@@ -28,7 +28,7 @@ from pydantic import BaseModel, ValidationError
 
 from hopcast_shared import metrics
 from hopcast_shared.contract import EVENT_TYPES, ContractError, Envelope, new_event, parse_event, topics_for
-from hopcast_shared.db import Database
+from hopcast_shared.db import Conn, Database
 from hopcast_shared.dlq import REPLAY_HEADER, DeadLetter, dead_letter_message
 from hopcast_shared.inbox import DEAD_LETTERED, HANDLED, record_handled
 from hopcast_shared.outbox import add_raw_to_outbox, add_to_outbox
@@ -67,7 +67,7 @@ _PERMANENT_ERRORS: tuple[type[BaseException], ...] = (
 class EventContext:
     """What a handler gets: the transaction's connection, the event, and a way to emit events."""
 
-    conn: asyncpg.Connection
+    conn: Conn
     envelope: Envelope
     service: str
     kafka: KafkaSettings

@@ -5,11 +5,16 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import TypeAlias
 
 import asyncpg
+from asyncpg.pool import PoolConnectionProxy
 from pgvector.asyncpg import register_vector
 
 from hopcast_shared.migrations import Migration, apply_migrations, kernel_migrations
+
+# What handlers and repositories take: a plain connection or one borrowed from the pool.
+Conn: TypeAlias = "asyncpg.Connection[asyncpg.Record] | PoolConnectionProxy[asyncpg.Record]"
 
 
 async def _init_connection(conn: asyncpg.Connection) -> None:
@@ -47,7 +52,7 @@ class Database:
         return cls(pool, url)
 
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[asyncpg.Connection]:
+    async def transaction(self) -> AsyncIterator[Conn]:
         """A connection inside a transaction: committed when the block ends, rolled back on error."""
         async with self.pool.acquire() as conn, conn.transaction():
             yield conn

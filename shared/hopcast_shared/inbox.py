@@ -3,14 +3,14 @@ so a redelivered or replayed message changes nothing."""
 
 from __future__ import annotations
 
-import asyncpg
+from hopcast_shared.db import Conn
 
 HANDLED = "handled"
 DEAD_LETTERED = "dead_lettered"
 
 
 async def record_handled(
-    conn: asyncpg.Connection,
+    conn: Conn,
     *,
     consumer: str,
     message_id: str,
@@ -42,7 +42,7 @@ async def record_handled(
     return bool(inserted)
 
 
-async def purge_inbox(conn: asyncpg.Connection, *, older_than_days: int) -> int:
+async def purge_inbox(conn: Conn, *, older_than_days: int) -> int:
     """Forget handled ids older than the topics' retention: Kafka cannot redeliver them any more."""
     status = await conn.execute(
         "DELETE FROM inbox WHERE handled_at < now() - make_interval(days => $1)", older_than_days

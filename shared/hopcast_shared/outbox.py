@@ -30,7 +30,7 @@ from aiokafka.errors import (
 from opentelemetry.trace import SpanKind
 
 from hopcast_shared import metrics
-from hopcast_shared.db import Database
+from hopcast_shared.db import Conn, Database
 from hopcast_shared.telemetry import TRACE_HEADERS, extract_context, inject_headers, tracer
 
 log = logging.getLogger(__name__)
@@ -85,7 +85,7 @@ SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::bytea[], $5::bytea[
 """
 
 
-async def write_outbox(conn: asyncpg.Connection, rows: Sequence[OutboxRow]) -> None:
+async def write_outbox(conn: Conn, rows: Sequence[OutboxRow]) -> None:
     """Write rows in the caller's transaction, in one statement."""
     if not rows:
         return
@@ -100,13 +100,13 @@ async def write_outbox(conn: asyncpg.Connection, rows: Sequence[OutboxRow]) -> N
     )
 
 
-async def add_to_outbox(conn: asyncpg.Connection, events: Sequence[tuple[OutboundEvent, str]]) -> None:
+async def add_to_outbox(conn: Conn, events: Sequence[tuple[OutboundEvent, str]]) -> None:
     """Write (event, topic) pairs in the caller's transaction, with the current trace context."""
     await write_outbox(conn, [outbox_row(event, topic) for event, topic in events])
 
 
 async def add_raw_to_outbox(
-    conn: asyncpg.Connection,
+    conn: Conn,
     *,
     event_id: Any,
     event_type: str,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -139,7 +139,7 @@ class CryptoSettings(BaseSettings):
 S = TypeVar("S", bound=BaseSettings)
 
 
-def load(cls: type[S], **values: object) -> S:
+def load(cls: type[S], **values: Any) -> S:
     """Build settings, turning pydantic's error into one clear message per bad setting."""
     try:
         return cls(**values)

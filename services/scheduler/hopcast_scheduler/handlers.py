@@ -42,6 +42,7 @@ from hopcast_shared.contract import (
     ScheduleUpdated,
     new_event,
 )
+from hopcast_shared.db import Conn
 from hopcast_shared.outbox import outbox_row, write_outbox
 from hopcast_shared.settings import KafkaSettings
 from hopcast_shared.telemetry import tracer
@@ -95,7 +96,7 @@ async def brand_restored(ctx: EventContext, data: BrandProfileRestored) -> None:
         )
 
 
-async def _reschedule_from_now(conn: asyncpg.Connection, rows: list[asyncpg.Record]) -> None:
+async def _reschedule_from_now(conn: Conn, rows: list[asyncpg.Record]) -> None:
     now = now_utc()
     for row in rows:
         await repo.update_schedule(conn, row["id"], next_run_at=next_run(repo.recurrence_of(row), now))
@@ -248,7 +249,7 @@ def _schedule_due(row: asyncpg.Record, run_id: uuid.UUID, due_at: datetime) -> S
     )
 
 
-async def claim_and_emit(conn: asyncpg.Connection, kafka: KafkaSettings, *, now: datetime, limit: int) -> int:
+async def claim_and_emit(conn: Conn, kafka: KafkaSettings, *, now: datetime, limit: int) -> int:
     """In the caller's transaction: claim due schedules, record their runs, write their
     ScheduleDue events to the outbox and advance next_run_at. Returns the runs fired."""
     claimed = await repo.claim_due_schedules(conn, now, limit)

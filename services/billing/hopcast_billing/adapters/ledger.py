@@ -16,6 +16,8 @@ from datetime import datetime
 
 import asyncpg
 
+from hopcast_shared.db import Conn
+
 
 @dataclass(frozen=True)
 class Balance:
@@ -34,11 +36,11 @@ class DebitSplit:
     balance_after: Balance
 
 
-async def ensure_balance_row(conn: asyncpg.Connection, org: uuid.UUID) -> None:
+async def ensure_balance_row(conn: Conn, org: uuid.UUID) -> None:
     await conn.execute("INSERT INTO balances (organization_id) VALUES ($1) ON CONFLICT DO NOTHING", org)
 
 
-async def lock_balance(conn: asyncpg.Connection, org: uuid.UUID) -> Balance:
+async def lock_balance(conn: Conn, org: uuid.UUID) -> Balance:
     """The organization's balance, locked for this transaction (created empty if new)."""
     await ensure_balance_row(conn, org)
     row = await conn.fetchrow(
@@ -48,7 +50,7 @@ async def lock_balance(conn: asyncpg.Connection, org: uuid.UUID) -> Balance:
     return Balance(row["period_credits"], row["topup_credits"])
 
 
-async def balance_of(conn: asyncpg.Connection, org: uuid.UUID) -> Balance:
+async def balance_of(conn: Conn, org: uuid.UUID) -> Balance:
     row = await conn.fetchrow("SELECT period_credits, topup_credits FROM balances WHERE organization_id = $1", org)
     return Balance(0, 0) if row is None else Balance(row["period_credits"], row["topup_credits"])
 
@@ -64,7 +66,7 @@ RETURNING last_from_period, period_credits, topup_credits
 """
 
 
-async def debit_balance(conn: asyncpg.Connection, org: uuid.UUID, amount: int) -> DebitSplit | None:
+async def debit_balance(conn: Conn, org: uuid.UUID, amount: int) -> DebitSplit | None:
     """Take `amount`, period credits first, then top-ups; None (nothing taken) if not enough."""
     row = await conn.fetchrow(_DEBIT, org, amount)
     if row is None:
@@ -76,7 +78,7 @@ async def debit_balance(conn: asyncpg.Connection, org: uuid.UUID, amount: int) -
     )
 
 
-async def credit_balance(conn: asyncpg.Connection, org: uuid.UUID, period: int, topup: int) -> Balance:
+async def credit_balance(conn: Conn, org: uuid.UUID, period: int, topup: int) -> Balance:
     """Add credits to the buckets (a negative period amount expires period credits)."""
     await ensure_balance_row(conn, org)
     row = await conn.fetchrow(
@@ -95,7 +97,7 @@ async def credit_balance(conn: asyncpg.Connection, org: uuid.UUID, period: int, 
 
 
 async def append_ledger(
-    conn: asyncpg.Connection,
+    conn: Conn,
     *,
     org: uuid.UUID,
     action: str,
@@ -125,20 +127,20 @@ async def append_ledger(
     )
 
 
-async def ledger_has(conn: asyncpg.Connection, key: str) -> bool:
+async def ledger_has(conn: Conn, key: str) -> bool:
     return bool(await conn.fetchval("SELECT true FROM ledger WHERE idempotency_key = $1", key))
 
 
-async def period_end_of(conn: asyncpg.Connection, org: uuid.UUID) -> datetime | None:
+async def period_end_of(conn: Conn, org: uuid.UUID) -> datetime | None:
     value: datetime | None = await conn.fetchval("SELECT period_end FROM subscriptions WHERE organization_id = $1", org)
     return value
 
 
-async def has_subscription(conn: asyncpg.Connection, org: uuid.UUID) -> bool:
+async def has_subscription(conn: Conn, org: uuid.UUID) -> bool:
     return bool(await conn.fetchval("SELECT true FROM subscriptions WHERE organization_id = $1", org))
 
 
-async def verify_all(conn: asyncpg.Connection) -> list[asyncpg.Record]:
+async def verify_all(conn: Conn) -> list[asyncpg.Record]:
     """Organizations whose balance differs from the sum of their ledger (or is negative)."""
     return await conn.fetch(
         """

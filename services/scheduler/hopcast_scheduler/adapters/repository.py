@@ -15,13 +15,14 @@ from typing import Any
 import asyncpg
 
 from hopcast_scheduler.domain.recurrence import Recurrence
+from hopcast_shared.db import Conn
 
 
 def recurrence_of(row: asyncpg.Record) -> Recurrence:
     return Recurrence.parse(row["timezone"], list(row["times"]), list(row["days_of_week"]))
 
 
-async def upsert_organization(conn: asyncpg.Connection, org_id: uuid.UUID, name: str) -> None:
+async def upsert_organization(conn: Conn, org_id: uuid.UUID, name: str) -> None:
     await conn.execute(
         """
         INSERT INTO organizations (id, name) VALUES ($1, $2)
@@ -32,7 +33,7 @@ async def upsert_organization(conn: asyncpg.Connection, org_id: uuid.UUID, name:
     )
 
 
-async def set_organization_deleted(conn: asyncpg.Connection, org_id: uuid.UUID, deleted: bool) -> None:
+async def set_organization_deleted(conn: Conn, org_id: uuid.UUID, deleted: bool) -> None:
     # An organization the projection has not seen yet is recorded, so its state is known.
     await conn.execute(
         """
@@ -45,9 +46,7 @@ async def set_organization_deleted(conn: asyncpg.Connection, org_id: uuid.UUID, 
     )
 
 
-async def upsert_brand(
-    conn: asyncpg.Connection, brand_id: uuid.UUID, org_id: uuid.UUID, name: str, timezone: str
-) -> bool:
+async def upsert_brand(conn: Conn, brand_id: uuid.UUID, org_id: uuid.UUID, name: str, timezone: str) -> bool:
     """False when the brand id belongs to another organization (refused)."""
     owner = await conn.fetchval("SELECT organization_id FROM brands WHERE id = $1", brand_id)
     if owner is not None and owner != org_id:
@@ -65,7 +64,7 @@ async def upsert_brand(
     return True
 
 
-async def set_brand_deleted(conn: asyncpg.Connection, brand_id: uuid.UUID, org_id: uuid.UUID, deleted: bool) -> bool:
+async def set_brand_deleted(conn: Conn, brand_id: uuid.UUID, org_id: uuid.UUID, deleted: bool) -> bool:
     status = await conn.execute(
         """
         UPDATE brands SET deleted_at = CASE WHEN $3 THEN coalesce(deleted_at, now()) END, updated_at = now()
@@ -78,15 +77,15 @@ async def set_brand_deleted(conn: asyncpg.Connection, brand_id: uuid.UUID, org_i
     return status != "UPDATE 0"
 
 
-async def brand_of(conn: asyncpg.Connection, brand_id: uuid.UUID) -> asyncpg.Record | None:
+async def brand_of(conn: Conn, brand_id: uuid.UUID) -> asyncpg.Record | None:
     return await conn.fetchrow("SELECT * FROM brands WHERE id = $1", brand_id)
 
 
-async def schedule(conn: asyncpg.Connection, schedule_id: uuid.UUID, *, lock: bool = False) -> asyncpg.Record | None:
+async def schedule(conn: Conn, schedule_id: uuid.UUID, *, lock: bool = False) -> asyncpg.Record | None:
     return await conn.fetchrow("SELECT * FROM schedules WHERE id = $1" + (" FOR UPDATE" if lock else ""), schedule_id)
 
 
-async def upsert_schedule(conn: asyncpg.Connection, values: dict[str, Any]) -> None:
+async def upsert_schedule(conn: Conn, values: dict[str, Any]) -> None:
     await conn.execute(
         """
         INSERT INTO schedules (id, organization_id, brand_profile_id, timezone, times, days_of_week, platforms,
@@ -114,7 +113,7 @@ async def upsert_schedule(conn: asyncpg.Connection, values: dict[str, Any]) -> N
     )
 
 
-async def update_schedule(conn: asyncpg.Connection, schedule_id: uuid.UUID, **fields: Any) -> None:
+async def update_schedule(conn: Conn, schedule_id: uuid.UUID, **fields: Any) -> None:
     names = list(fields)
     assignments = ", ".join(f"{name} = ${i + 2}" for i, name in enumerate(names))
     await conn.execute(
@@ -125,7 +124,7 @@ async def update_schedule(conn: asyncpg.Connection, schedule_id: uuid.UUID, **fi
 
 
 async def schedules_to_reschedule(
-    conn: asyncpg.Connection, *, organization_id: uuid.UUID | None = None, brand_id: uuid.UUID | None = None
+    conn: Conn, *, organization_id: uuid.UUID | None = None, brand_id: uuid.UUID | None = None
 ) -> list[asyncpg.Record]:
     """Live schedules of an organization or a brand, locked, to recompute their next run."""
     return await conn.fetch(
@@ -152,13 +151,13 @@ FOR UPDATE OF s SKIP LOCKED
 """
 
 
-async def claim_due_schedules(conn: asyncpg.Connection, now: datetime, limit: int) -> list[asyncpg.Record]:
+async def claim_due_schedules(conn: Conn, now: datetime, limit: int) -> list[asyncpg.Record]:
     """Lock up to `limit` due schedules no other replica holds (in the caller's transaction)."""
     return await conn.fetch(CLAIM_DUE, now, limit)
 
 
 async def insert_runs(
-    conn: asyncpg.Connection, runs: Sequence[tuple[uuid.UUID, uuid.UUID, uuid.UUID, datetime, str]]
+    conn: Conn, runs: Sequence[tuple[uuid.UUID, uuid.UUID, uuid.UUID, datetime, str]]
 ) -> set[uuid.UUID]:
     """Insert (run_id, schedule_id, organization_id, due_at, kind) rows; returns the run ids inserted
     (a run for the same schedule and due time that already exists is not fired again)."""
@@ -181,7 +180,7 @@ async def insert_runs(
 
 
 async def advance_schedules(
-    conn: asyncpg.Connection, updates: Sequence[tuple[uuid.UUID, datetime | None, int, datetime | None]]
+    conn: Conn, updates: Sequence[tuple[uuid.UUID, datetime | None, int, datetime | None]]
 ) -> None:
     """Set (schedule_id, next_run_at, missed runs to add, last_run_at) for claimed schedules."""
     if not updates:
@@ -202,7 +201,7 @@ async def advance_schedules(
 
 
 async def insert_trigger_run(
-    conn: asyncpg.Connection,
+    conn: Conn,
     run_id: uuid.UUID,
     row: asyncpg.Record,
     due_at: datetime,
@@ -223,9 +222,7 @@ async def insert_trigger_run(
     return status == "INSERT 0 1"
 
 
-async def complete_run(
-    conn: asyncpg.Connection, run_id: uuid.UUID, outcome: str, completed_at: datetime
-) -> asyncpg.Record | None:
+async def complete_run(conn: Conn, run_id: uuid.UUID, outcome: str, completed_at: datetime) -> asyncpg.Record | None:
     """Record a run's outcome once; returns the run, or None if unknown or already completed."""
     return await conn.fetchrow(
         """
@@ -239,7 +236,7 @@ async def complete_run(
     )
 
 
-async def due_backlog(conn: asyncpg.Connection, now: datetime) -> int:
+async def due_backlog(conn: Conn, now: datetime) -> int:
     return int(
         await conn.fetchval(
             """
