@@ -1,0 +1,180 @@
+"""The one interface every platform adapter implements, and what they share: the retry
+policy, per-account rate limits, and the never-a-double-post rule.
+
+`PlatformAdapter.publish` posts once or fails with a `PublishFailure` naming a contract
+reason. `publish_with_retries` drives a platform's three calls (create, find existing,
+refresh) under one policy:
+
+- 429: wait for Retry-After (or the rate-limit reset, or backoff) and try again;
+- 5xx, a timeout or a connection broken after the request was sent: the outcome is
+  unknown, so before trying again ask the platform whether the post exists (by the
+  idempotency key where the platform has one, else by its text); found means published;
+- 401 (or an expired-token answer): refresh the token once, store it, try again; a second
+  401 is TOKEN_INVALID;
+- any other 4xx: PLATFORM_REJECTED at once, never retried;
+- attempts or the deadline used up: RETRIES_EXHAUSTED.
+
+Backoff is exponential with jitter (half fixed, half random), capped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import logging
+import random
+import time
+import uuid
+from abc import ABC, abstractmethod
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+
+from hopcast_shared.contract import PublishFailureReason
+from hopcast_shared.redact import redact_text
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class AccountCredentials:
+    """An account as an adapter uses it; tokens are plaintext here, in memory only."""
+
+    social_account_id: uuid.UUID
+    platform: str
+    handle: str
+    external_account_id: str | None
+    api_base_url: str | None
+    access_token: str = field(repr=False)
+    refresh_token: str | None = field(default=None, repr=False)
+    token_expires_at: datetime | None = None
+
+    def with_tokens(self, tokens: RefreshedTokens) -> AccountCredentials:
+        return replace(
+            self,
+            access_token=tokens.access_token,
+            refresh_token=tokens.refresh_token or self.refresh_token,
+            token_expires_at=tokens.expires_at,
+        )
+
+
+@dataclass(frozen=True)
+class RefreshedTokens:
+    access_token: str = field(repr=False)
+    refresh_token: str | None = field(default=None, repr=False)
+    expires_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class PostRequest:
+    """One post on one platform. `created_at` is fixed when publishing starts, so every
+    try (and a resumption after a crash) sends the same request."""
+
+    idempotency_key: str
+    text: str
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class Published:
+    external_id: str
+    external_url: str
+    published_at: datetime
+
+
+class PublishFailure(Exception):
+    """Publishing on a platform failed for good. `detail` never holds a token."""
+
+    def __init__(self, reason: PublishFailureReason, detail: str) -> None:
+        self.reason = reason
+        self.detail = redact_text(detail)[:1000]
+        super().__init__(f"{reason.value}: {self.detail}")
+
+
+# Called with the account and its new tokens as soon as a refresh succeeded, so they are
+# stored (re-encrypted) even if publishing then fails or the process dies.
+TokensRefreshed = Callable[[AccountCredentials, RefreshedTokens], Awaitable[None]]
+
+
+class PlatformAdapter(ABC):
+    """Publishes on one platform."""
+
+    @abstractmethod
+    async def publish(
+        self,
+        account: AccountCredentials,
+        request: PostRequest,
+        *,
+        resumed: bool,
+        on_refreshed: TokensRefreshed,
+    ) -> Published:
+        """Publish once. `resumed`: an earlier try may have published it (after a crash),
+        so ask the platform first. Raises PublishFailure."""
+
+    @abstractmethod
+    async def refresh(self, account: AccountCredentials) -> RefreshedTokens:
+        """New tokens from the refresh token; raises PublishFailure(TOKEN_INVALID) when it cannot."""
+
+    async def close(self) -> None:  # noqa: B027 (optional)
+        """Release connections."""
+
+
+# --- retry policy -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    max_attempts: int = 5
+    base_delay_s: float = 0.5
+    max_delay_s: float = 30.0
+    deadline_s: float = 90.0
+    """Total time one publication may take; the publishing lease must be longer."""
+
+    def backoff(self, attempt: int, rng: random.Random | None = None) -> float:
+        """Delay before try `attempt + 1` (attempt counts from 1): half of the exponential
+        step fixed, half random, so replicas retrying together spread out."""
+        step = min(self.max_delay_s, self.base_delay_s * 2.0 ** (attempt - 1))
+        return step / 2 + (rng or random).uniform(0, step / 2)
+
+
+def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
+    """Seconds to wait from a Retry-After header: delta-seconds or an HTTP date."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))
+
+
+# --- per-account rate limits --------------------------------------------------------------------
+
+
+class AccountRateLimiter:
+    """One call at a time per account, at least `min_interval_s` apart, and none before a
+    reset the platform announced (rate-limit headers or Retry-After)."""
+
+    def __init__(self, min_interval_s: float = 0.0) -> None:
+        self._min_interval_s = min_interval_s
+        self._locks: dict[uuid.UUID, asyncio.Lock] = {}
+        self._next_at: dict[uuid.UUID, float] = {}
+
+    def lock(self, account_id: uuid.UUID) -> asyncio.Lock:
+        return self._locks.setdefault(account_id, asyncio.Lock())
+
+    def wait_s(self, account_id: uuid.UUID) -> float:
+        return max(0.0, self._next_at.get(account_id, 0.0) - time.monotonic())
+
+    def called(self, account_id: uuid.UUID) -> None:
+        at = time.monotonic() + self._min_interval_s
+        self._next_at[account_id] = max(self._next_at.get(account_id, 0.0), at)
+
+    def blocked_for(self, account_id: uuid.UUID, seconds: float) -> None:
+        at = time.monotonic() + seconds
+        self._next_at[account_id] = max(self._next_at.get(account_id, 0.0), at)

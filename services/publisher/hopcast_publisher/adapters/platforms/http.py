@@ -1,0 +1,284 @@
+"""The base of the real platform adapters: one httpx client, the retry loop of `base.py`,
+and the hooks each platform fills in (create, find existing, refresh, rate-limit headers)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from abc import abstractmethod
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import httpx
+
+from hopcast_publisher.adapters.platforms.base import (
+    AccountCredentials,
+    AccountRateLimiter,
+    PlatformAdapter,
+    PostRequest,
+    Published,
+    PublishFailure,
+    RefreshedTokens,
+    RetryPolicy,
+    TokensRefreshed,
+    parse_retry_after,
+)
+from hopcast_shared.contract import PublishFailureReason
+from hopcast_shared.redact import redact_text
+
+log = logging.getLogger(__name__)
+
+# Sent, then no answer: the platform may have created the post.
+_UNKNOWN_OUTCOME = (httpx.ReadTimeout, httpx.WriteTimeout, httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError)
+# Never reached the platform: safe to send again as is.
+_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+
+
+class LookupFailed(Exception):
+    """Asking the platform whether a post exists got no clear answer: do not post, retry later."""
+
+    def __init__(self, platform: str, response: httpx.Response | None = None, problem: str = "") -> None:
+        self.response = response
+        status = f" ({response.status_code})" if response is not None else ""
+        super().__init__(f"could not ask {platform} whether the post exists{status}{problem}")
+
+
+@dataclass(frozen=True)
+class HttpSettings:
+    connect_timeout_s: float = 5.0
+    read_timeout_s: float = 15.0
+    user_agent: str = "hopcast-publisher/0.1"
+
+
+@dataclass(frozen=True)
+class AdapterOptions:
+    """What every HTTP adapter takes: the retry policy, timeouts, the per-account limiter
+    (shared by the adapters of one process), and optionally a client or a seeded random."""
+
+    policy: RetryPolicy = field(default_factory=RetryPolicy)
+    http: HttpSettings = field(default_factory=HttpSettings)
+    limiter: AccountRateLimiter | None = None
+    client: httpx.AsyncClient | None = None
+    rng: random.Random | None = None
+
+
+class HttpPlatformAdapter(PlatformAdapter):
+    """A platform spoken to over HTTP. Subclasses say how to create a post, find one, refresh
+    a token, and read the platform's answers."""
+
+    platform: str = ""
+
+    def __init__(self, options: AdapterOptions | None = None) -> None:
+        options = options or AdapterOptions()
+        self.policy = options.policy
+        self.limiter = options.limiter or AccountRateLimiter()
+        settings = options.http
+        self.client = options.client or httpx.AsyncClient(
+            timeout=httpx.Timeout(settings.read_timeout_s, connect=settings.connect_timeout_s),
+            headers={"User-Agent": settings.user_agent},
+            follow_redirects=False,
+        )
+        self._rng = options.rng or random.Random()
+
+    async def close(self) -> None:
+        await self.client.aclose()
+
+    # --- what each platform fills in ---------------------------------------------------------
+
+    @abstractmethod
+    async def _create(self, account: AccountCredentials, request: PostRequest) -> httpx.Response:
+        """Send the create call."""
+
+    @abstractmethod
+    def _created(self, account: AccountCredentials, request: PostRequest, response: httpx.Response) -> Published:
+        """The published post from a 2xx answer to the create call."""
+
+    @abstractmethod
+    async def _find_existing(self, account: AccountCredentials, request: PostRequest) -> Published | None:
+        """The post if the platform already has it (by idempotency key or text), else None."""
+
+    @abstractmethod
+    async def _refresh(self, account: AccountCredentials) -> RefreshedTokens:
+        """Exchange the refresh token; raises PublishFailure(TOKEN_INVALID)."""
+
+    def _token_expired(self, response: httpx.Response) -> bool:
+        """Whether the answer says the access token is no longer valid (401 by default)."""
+        return response.status_code == 401
+
+    def _rate_limit_wait_s(self, response: httpx.Response) -> float | None:
+        """Seconds until the account may call again, from the platform's rate-limit headers."""
+        return None
+
+    def _rejection(self, response: httpx.Response) -> str:
+        """What the platform said, for PostPublishFailed.detail (short, tokens redacted)."""
+        return f"{self.platform} answered {response.status_code}: {redact_text(response.text[:300])}"
+
+    # --- the loop ----------------------------------------------------------------------------
+
+    async def refresh(self, account: AccountCredentials) -> RefreshedTokens:
+        if not account.refresh_token:
+            raise PublishFailure(PublishFailureReason.TOKEN_INVALID, f"{self.platform}: no refresh token")
+        try:
+            return await self._refresh(account)
+        except httpx.HTTPError as exc:
+            raise PublishFailure(
+                PublishFailureReason.TOKEN_INVALID, f"{self.platform}: token refresh failed ({type(exc).__name__})"
+            ) from None
+
+    async def publish(
+        self,
+        account: AccountCredentials,
+        request: PostRequest,
+        *,
+        resumed: bool,
+        on_refreshed: TokensRefreshed,
+    ) -> Published:
+        async with self.limiter.lock(account.social_account_id):
+            return await self._publish(account, request, resumed=resumed, on_refreshed=on_refreshed)
+
+    async def _publish(
+        self,
+        account: AccountCredentials,
+        request: PostRequest,
+        *,
+        resumed: bool,
+        on_refreshed: TokensRefreshed,
+    ) -> Published:
+        policy = self.policy
+        deadline = time.monotonic() + policy.deadline_s
+        maybe_created = resumed  # an earlier try may have created it
+        refreshed = False
+        attempt = 0
+        last_problem = "no attempt made"
+        while True:
+            attempt += 1
+            await self._wait_turn(account, deadline)
+            try:
+                if maybe_created:
+                    existing = await self._find_existing(account, request)
+                    if existing is not None:
+                        log.info("%s post %s already exists; not posting again", self.platform, request.idempotency_key)
+                        return existing
+                response = await self._create(account, request)
+            except LookupFailed as exc:
+                if exc.response is not None and self._token_expired(exc.response):
+                    account = await self._refreshed(account, refreshed, exc.response.status_code, on_refreshed)
+                    refreshed = True
+                    attempt -= 1
+                    continue
+                last_problem = str(exc)
+                delay = policy.backoff(attempt, self._rng)
+            except _NOT_SENT as exc:
+                last_problem = f"could not reach {self.platform} ({type(exc).__name__})"
+                delay = policy.backoff(attempt, self._rng)
+            except (*_UNKNOWN_OUTCOME, httpx.TimeoutException) as exc:
+                maybe_created = True
+                last_problem = f"no answer from {self.platform} ({type(exc).__name__})"
+                delay = policy.backoff(attempt, self._rng)
+            else:
+                self.limiter.called(account.social_account_id)
+                limit_wait = self._rate_limit_wait_s(response)
+                if limit_wait is not None:
+                    self.limiter.blocked_for(account.social_account_id, limit_wait)
+                status = response.status_code
+                if 200 <= status < 300:
+                    try:
+                        return self._created(account, request, response)
+                    except LookupFailed as exc:
+                        # Created, probably, but the answer does not say what: look it up.
+                        maybe_created = True
+                        last_problem = str(exc)
+                        delay = policy.backoff(attempt, self._rng)
+                elif self._token_expired(response):
+                    account = await self._refreshed(account, refreshed, status, on_refreshed)
+                    refreshed = True
+                    attempt -= 1  # a refresh is not a failed try
+                    continue
+                elif status == 429:
+                    wait = parse_retry_after(response.headers.get("retry-after"))
+                    wait = wait if wait is not None else limit_wait
+                    delay = wait if wait is not None else policy.backoff(attempt, self._rng)
+                    self.limiter.blocked_for(account.social_account_id, delay)
+                    last_problem = f"{self.platform} rate-limited the account (429)"
+                elif status >= 500:
+                    maybe_created = True
+                    retry_after = parse_retry_after(response.headers.get("retry-after"))
+                    delay = retry_after if retry_after is not None else policy.backoff(attempt, self._rng)
+                    last_problem = f"{self.platform} failed ({status})"
+                else:
+                    if maybe_created:
+                        # A refusal after an unknown outcome may be the platform refusing a
+                        # duplicate of what the earlier try created: look once more.
+                        existing = await self._find_quietly(account, request)
+                        if existing is not None:
+                            return existing
+                    raise PublishFailure(PublishFailureReason.PLATFORM_REJECTED, self._rejection(response))
+            if attempt >= policy.max_attempts or time.monotonic() + delay > deadline:
+                raise PublishFailure(
+                    PublishFailureReason.RETRIES_EXHAUSTED, f"{last_problem}; gave up after {attempt} tries"
+                )
+            log.info(
+                "%s: %s; trying again in %.2fs (try %d of %d)",
+                self.platform,
+                last_problem,
+                delay,
+                attempt + 1,
+                policy.max_attempts,
+            )
+            await asyncio.sleep(delay)
+
+    async def _refreshed(
+        self, account: AccountCredentials, already: bool, status: int, on_refreshed: TokensRefreshed
+    ) -> AccountCredentials:
+        """The account with fresh tokens (stored through `on_refreshed`), or TOKEN_INVALID."""
+        if already or not account.refresh_token:
+            raise PublishFailure(
+                PublishFailureReason.TOKEN_INVALID,
+                f"{self.platform} refused the token ({status})"
+                + (" after a refresh" if already else ", and there is no refresh token"),
+            )
+        tokens = await self.refresh(account)
+        account = account.with_tokens(tokens)
+        await on_refreshed(account, tokens)
+        return account
+
+    async def _find_quietly(self, account: AccountCredentials, request: PostRequest) -> Published | None:
+        try:
+            return await self._find_existing(account, request)
+        except (LookupFailed, httpx.HTTPError):
+            log.warning("%s: could not check whether %s exists", self.platform, request.idempotency_key)
+            return None
+
+    async def _wait_turn(self, account: AccountCredentials, deadline: float) -> None:
+        wait = self.limiter.wait_s(account.social_account_id)
+        if wait <= 0:
+            return
+        if time.monotonic() + wait > deadline:
+            raise PublishFailure(
+                PublishFailureReason.RETRIES_EXHAUSTED,
+                f"{self.platform} rate limit of the account resets in {wait:.0f}s, past the deadline",
+            )
+        await asyncio.sleep(wait)
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def json_or_empty(response: httpx.Response) -> dict[str, object]:
+    try:
+        body = response.json()
+    except ValueError:
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
+def items(value: object) -> list[object]:
+    """A JSON array from an answer, or nothing when it is something else."""
+    return list(value) if isinstance(value, list) else []
+
+
+def now() -> datetime:
+    return datetime.now(UTC)

@@ -1,0 +1,136 @@
+"""LinkedIn: POST /rest/posts (the Posts API, versioned by the LinkedIn-Version header).
+
+The post id comes back in the `x-restli-id` header. LinkedIn has no idempotency key: "does
+it exist?" reads the author's latest posts (GET /rest/posts?q=author) and looks for the
+same commentary. Commentary is "little text": reserved characters are escaped. Rate
+limits: 429 only. Tokens: refreshed at /oauth/v2/accessToken with the app's client id and
+secret.
+"""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import quote
+
+import httpx
+
+from hopcast_publisher.adapters.platforms.base import (
+    AccountCredentials,
+    PostRequest,
+    Published,
+    PublishFailure,
+    RefreshedTokens,
+)
+from hopcast_publisher.adapters.platforms.http import (
+    AdapterOptions,
+    HttpPlatformAdapter,
+    LookupFailed,
+    bearer,
+    items,
+    json_or_empty,
+    now,
+)
+from hopcast_publisher.adapters.platforms.mastodon import oauth_tokens
+from hopcast_publisher.adapters.platforms.x import same_text
+from hopcast_shared.contract import PublishFailureReason
+
+_RESERVED = re.compile(r"([\\|{}@\[\]()<>#*_~])")
+
+
+def little_text(text: str) -> str:
+    """Escape the characters LinkedIn's commentary format reserves."""
+    return _RESERVED.sub(r"\\\1", text)
+
+
+class LinkedInAdapter(HttpPlatformAdapter):
+    platform = "LINKEDIN"
+
+    def __init__(
+        self,
+        *,
+        api_url: str = "https://api.linkedin.com",
+        oauth_url: str = "https://www.linkedin.com",
+        version: str = "202506",
+        client_id: str | None = None,
+        client_secret: str | None = None,
+        options: AdapterOptions | None = None,
+    ) -> None:
+        super().__init__(options)
+        self._api = api_url.rstrip("/")
+        self._oauth = oauth_url.rstrip("/")
+        self._version = version
+        self._client_id = client_id
+        self._client_secret = client_secret
+
+    def _headers(self, account: AccountCredentials) -> dict[str, str]:
+        return {
+            **bearer(account.access_token),
+            "LinkedIn-Version": self._version,
+            "X-Restli-Protocol-Version": "2.0.0",
+        }
+
+    def _author(self, account: AccountCredentials) -> str:
+        author = account.external_account_id
+        if not author:
+            raise PublishFailure(
+                PublishFailureReason.PLATFORM_REJECTED, "LinkedIn account without its member or organization URN"
+            )
+        return author if author.startswith("urn:li:") else f"urn:li:person:{author}"
+
+    def _url(self, urn: str) -> str:
+        return f"https://www.linkedin.com/feed/update/{urn}"
+
+    async def _create(self, account: AccountCredentials, request: PostRequest) -> httpx.Response:
+        return await self.client.post(
+            f"{self._api}/rest/posts",
+            headers=self._headers(account),
+            json={
+                "author": self._author(account),
+                "commentary": little_text(request.text),
+                "visibility": "PUBLIC",
+                "distribution": {
+                    "feedDistribution": "MAIN_FEED",
+                    "targetEntities": [],
+                    "thirdPartyDistributionChannels": [],
+                },
+                "lifecycleState": "PUBLISHED",
+                "isReshareDisabledByAuthor": False,
+            },
+        )
+
+    def _created(self, account: AccountCredentials, request: PostRequest, response: httpx.Response) -> Published:
+        urn = response.headers.get("x-restli-id") or response.headers.get("x-linkedin-id") or ""
+        if not urn:
+            raise LookupFailed(self.platform, response, ": the answer had no post id")
+        return Published(urn, self._url(urn), now())
+
+    async def _find_existing(self, account: AccountCredentials, request: PostRequest) -> Published | None:
+        author = quote(self._author(account), safe="")
+        response = await self.client.get(
+            f"{self._api}/rest/posts?author={author}&q=author&count=20&sortBy=LAST_MODIFIED",
+            headers=self._headers(account),
+        )
+        if response.status_code != 200:
+            raise LookupFailed(self.platform, response)
+        wanted = little_text(request.text)
+        for post in items(json_or_empty(response).get("elements")):
+            if isinstance(post, dict) and same_text(str(post.get("commentary", "")), wanted) and post.get("id"):
+                return Published(str(post["id"]), self._url(str(post["id"])), now())
+        return None
+
+    async def _refresh(self, account: AccountCredentials) -> RefreshedTokens:
+        assert account.refresh_token is not None
+        if not self._client_id or not self._client_secret:
+            raise PublishFailure(
+                PublishFailureReason.TOKEN_INVALID, "LinkedIn token refresh needs PUBLISHER_LINKEDIN_CLIENT_ID/SECRET"
+            )
+        response = await self.client.post(
+            f"{self._oauth}/oauth/v2/accessToken",
+            data={
+                "grant_type": "refresh_token",
+                "refresh_token": account.refresh_token,
+                "client_id": self._client_id,
+                "client_secret": self._client_secret,
+            },
+        )
+        return oauth_tokens(response, "LinkedIn")

@@ -1,0 +1,124 @@
+"""Mastodon: POST /api/v1/statuses on the account's instance.
+
+Idempotency: Mastodon's own `Idempotency-Key` header (the same key within an hour returns
+the status already created instead of a new one), sent with every try; "does it exist?"
+is that same call, so after an unknown outcome the retry is the question. Rate limits:
+X-RateLimit-Remaining / X-RateLimit-Reset (an ISO 8601 time). Tokens: refreshed at
+/oauth/token with the app's client id and secret when the instance issued a refresh token.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import httpx
+
+from hopcast_publisher.adapters.platforms.base import (
+    AccountCredentials,
+    PostRequest,
+    Published,
+    PublishFailure,
+    RefreshedTokens,
+)
+from hopcast_publisher.adapters.platforms.http import (
+    AdapterOptions,
+    HttpPlatformAdapter,
+    bearer,
+    json_or_empty,
+    now,
+)
+from hopcast_shared.contract import PublishFailureReason
+
+
+class MastodonAdapter(HttpPlatformAdapter):
+    platform = "MASTODON"
+
+    def __init__(
+        self,
+        *,
+        client_id: str | None = None,
+        client_secret: str | None = None,
+        options: AdapterOptions | None = None,
+    ) -> None:
+        super().__init__(options)
+        self._client_id = client_id
+        self._client_secret = client_secret
+
+    def _base(self, account: AccountCredentials) -> str:
+        if not account.api_base_url:
+            raise PublishFailure(PublishFailureReason.PLATFORM_REJECTED, "Mastodon account without an instance URL")
+        return account.api_base_url.rstrip("/")
+
+    async def _create(self, account: AccountCredentials, request: PostRequest) -> httpx.Response:
+        return await self.client.post(
+            f"{self._base(account)}/api/v1/statuses",
+            headers={**bearer(account.access_token), "Idempotency-Key": request.idempotency_key},
+            json={"status": request.text, "visibility": "public"},
+        )
+
+    def _created(self, account: AccountCredentials, request: PostRequest, response: httpx.Response) -> Published:
+        body = json_or_empty(response)
+        status_id = str(body.get("id") or "")
+        if not status_id:
+            raise PublishFailure(PublishFailureReason.PLATFORM_REJECTED, "Mastodon answered without a status id")
+        url = body.get("url") or body.get("uri") or f"{self._base(account)}/statuses/{status_id}"
+        return Published(status_id, str(url), _created_at(body.get("created_at")))
+
+    async def _find_existing(self, account: AccountCredentials, request: PostRequest) -> Published | None:
+        # The Idempotency-Key makes the create call itself the question: Mastodon answers
+        # with the status made by an earlier try instead of making a second one.
+        return None
+
+    def _rate_limit_wait_s(self, response: httpx.Response) -> float | None:
+        if response.headers.get("x-ratelimit-remaining") != "0":
+            return None
+        reset = response.headers.get("x-ratelimit-reset")
+        if not reset:
+            return None
+        try:
+            when = datetime.fromisoformat(reset.replace("Z", "+00:00"))
+        except ValueError:
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        return max(0.0, (when - now()).total_seconds())
+
+    async def _refresh(self, account: AccountCredentials) -> RefreshedTokens:
+        assert account.refresh_token is not None
+        if not self._client_id or not self._client_secret:
+            raise PublishFailure(
+                PublishFailureReason.TOKEN_INVALID, "Mastodon token refresh needs PUBLISHER_MASTODON_CLIENT_ID/SECRET"
+            )
+        response = await self.client.post(
+            f"{self._base(account)}/oauth/token",
+            data={
+                "grant_type": "refresh_token",
+                "refresh_token": account.refresh_token,
+                "client_id": self._client_id,
+                "client_secret": self._client_secret,
+            },
+        )
+        return oauth_tokens(response, "Mastodon")
+
+
+def _created_at(value: object) -> datetime:
+    if isinstance(value, str):
+        try:
+            return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(UTC)
+        except ValueError:
+            pass
+    return now()
+
+
+def oauth_tokens(response: httpx.Response, platform: str) -> RefreshedTokens:
+    """Tokens from an OAuth 2 token endpoint's answer (access_token, refresh_token, expires_in)."""
+    body = json_or_empty(response)
+    access = body.get("access_token")
+    if response.status_code != 200 or not isinstance(access, str):
+        raise PublishFailure(
+            PublishFailureReason.TOKEN_INVALID, f"{platform} refused to refresh the token ({response.status_code})"
+        )
+    refresh = body.get("refresh_token")
+    expires_in = body.get("expires_in")
+    expires_at = now() + timedelta(seconds=int(expires_in)) if isinstance(expires_in, int | float) else None
+    return RefreshedTokens(access, refresh if isinstance(refresh, str) else None, expires_at)

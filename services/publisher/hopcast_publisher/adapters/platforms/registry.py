@@ -1,0 +1,65 @@
+"""Which adapter publishes on which platform, from PUBLISHER_ADAPTER: `sandbox` for every
+platform (the local default), or `live` for the real Bluesky, Mastodon, X and LinkedIn
+adapters (other platforms have no live adapter and fail as PLATFORM_REJECTED)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from hopcast_publisher.adapters.platforms.base import AccountRateLimiter, PlatformAdapter, RetryPolicy
+from hopcast_publisher.adapters.platforms.bluesky import BlueskyAdapter
+from hopcast_publisher.adapters.platforms.http import AdapterOptions, HttpSettings
+from hopcast_publisher.adapters.platforms.linkedin import LinkedInAdapter
+from hopcast_publisher.adapters.platforms.mastodon import MastodonAdapter
+from hopcast_publisher.adapters.platforms.sandbox import SandboxAdapter
+from hopcast_publisher.adapters.platforms.x import XAdapter
+from hopcast_publisher.config import PublisherSettings
+from hopcast_shared.contract import Platform
+
+
+def _secret(value: object) -> str | None:
+    get = getattr(value, "get_secret_value", None)
+    return get() if callable(get) else None
+
+
+def build_adapters(settings: PublisherSettings) -> Mapping[str, PlatformAdapter]:
+    """An adapter per platform that has one (a platform missing here cannot be published on)."""
+    if settings.adapter == "sandbox":
+        return {p.value: SandboxAdapter(p.value, base_url=settings.sandbox_url) for p in Platform}
+    options = AdapterOptions(
+        policy=RetryPolicy(
+            max_attempts=settings.http_max_attempts,
+            base_delay_s=settings.http_backoff_base_s,
+            max_delay_s=settings.http_backoff_max_s,
+            deadline_s=settings.http_deadline_s,
+        ),
+        http=HttpSettings(
+            connect_timeout_s=settings.http_connect_timeout_s, read_timeout_s=settings.http_read_timeout_s
+        ),
+        limiter=AccountRateLimiter(settings.account_min_interval_s),
+    )
+    return {
+        Platform.BLUESKY.value: BlueskyAdapter(
+            pds_url=settings.bluesky_pds_url, app_url=settings.bluesky_app_url, options=options
+        ),
+        Platform.MASTODON.value: MastodonAdapter(
+            client_id=settings.mastodon_client_id,
+            client_secret=_secret(settings.mastodon_client_secret),
+            options=options,
+        ),
+        Platform.TWITTER.value: XAdapter(
+            api_url=settings.x_api_url,
+            web_url=settings.x_web_url,
+            client_id=settings.x_client_id,
+            client_secret=_secret(settings.x_client_secret),
+            options=options,
+        ),
+        Platform.LINKEDIN.value: LinkedInAdapter(
+            api_url=settings.linkedin_api_url,
+            oauth_url=settings.linkedin_oauth_url,
+            version=settings.linkedin_version,
+            client_id=settings.linkedin_client_id,
+            client_secret=_secret(settings.linkedin_client_secret),
+            options=options,
+        ),
+    }

@@ -1,0 +1,110 @@
+"""X: POST /2/tweets with the account's OAuth 2 user token.
+
+X has no idempotency key: "does it exist?" reads the account's latest posts
+(GET /2/users/{id}/tweets) and looks for the same text; X also refuses an exact duplicate
+(403), which after an unknown outcome sends us to look once more. Rate limits:
+x-rate-limit-remaining / x-rate-limit-reset (epoch seconds). Tokens: refreshed at
+/2/oauth2/token (grant_type=refresh_token) with the app's client id (and secret, for a
+confidential client).
+"""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+
+from hopcast_publisher.adapters.platforms.base import AccountCredentials, PostRequest, Published, RefreshedTokens
+from hopcast_publisher.adapters.platforms.http import (
+    AdapterOptions,
+    HttpPlatformAdapter,
+    LookupFailed,
+    bearer,
+    items,
+    json_or_empty,
+    now,
+)
+from hopcast_publisher.adapters.platforms.mastodon import oauth_tokens
+
+
+def same_text(a: str, b: str) -> bool:
+    return " ".join(a.split()) == " ".join(b.split())
+
+
+class XAdapter(HttpPlatformAdapter):
+    platform = "TWITTER"
+
+    def __init__(
+        self,
+        *,
+        api_url: str = "https://api.x.com",
+        web_url: str = "https://x.com",
+        client_id: str | None = None,
+        client_secret: str | None = None,
+        options: AdapterOptions | None = None,
+    ) -> None:
+        super().__init__(options)
+        self._api = api_url.rstrip("/")
+        self._web = web_url.rstrip("/")
+        self._client_id = client_id
+        self._client_secret = client_secret
+
+    def _url(self, account: AccountCredentials, tweet_id: str) -> str:
+        return f"{self._web}/{account.handle.lstrip('@')}/status/{tweet_id}"
+
+    async def _create(self, account: AccountCredentials, request: PostRequest) -> httpx.Response:
+        return await self.client.post(
+            f"{self._api}/2/tweets", headers=bearer(account.access_token), json={"text": request.text}
+        )
+
+    def _created(self, account: AccountCredentials, request: PostRequest, response: httpx.Response) -> Published:
+        data = json_or_empty(response).get("data")
+        tweet_id = str(data.get("id")) if isinstance(data, dict) and data.get("id") else ""
+        if not tweet_id:
+            raise LookupFailed(self.platform, response, ": the answer had no post id")
+        return Published(tweet_id, self._url(account, tweet_id), now())
+
+    async def _user_id(self, account: AccountCredentials) -> str:
+        if account.external_account_id:
+            return account.external_account_id
+        response = await self.client.get(f"{self._api}/2/users/me", headers=bearer(account.access_token))
+        data = json_or_empty(response).get("data")
+        if response.status_code != 200 or not isinstance(data, dict) or not data.get("id"):
+            raise LookupFailed(self.platform, response)
+        return str(data["id"])
+
+    async def _find_existing(self, account: AccountCredentials, request: PostRequest) -> Published | None:
+        user_id = await self._user_id(account)
+        response = await self.client.get(
+            f"{self._api}/2/users/{user_id}/tweets",
+            headers=bearer(account.access_token),
+            params={"max_results": 20, "tweet.fields": "created_at"},
+        )
+        if response.status_code != 200:
+            raise LookupFailed(self.platform, response)
+        for tweet in items(json_or_empty(response).get("data")):
+            if isinstance(tweet, dict) and same_text(str(tweet.get("text", "")), request.text):
+                return Published(str(tweet["id"]), self._url(account, str(tweet["id"])), now())
+        return None
+
+    def _rate_limit_wait_s(self, response: httpx.Response) -> float | None:
+        if response.headers.get("x-rate-limit-remaining") != "0":
+            return None
+        try:
+            return max(0.0, float(response.headers["x-rate-limit-reset"]) - time.time())
+        except (KeyError, ValueError):
+            return None
+
+    async def _refresh(self, account: AccountCredentials) -> RefreshedTokens:
+        assert account.refresh_token is not None
+        auth = (self._client_id, self._client_secret) if self._client_id and self._client_secret else None
+        response = await self.client.post(
+            f"{self._api}/2/oauth2/token",
+            data={
+                "grant_type": "refresh_token",
+                "refresh_token": account.refresh_token,
+                "client_id": self._client_id or "",
+            },
+            auth=auth or httpx.USE_CLIENT_DEFAULT,
+        )
+        return oauth_tokens(response, "X")

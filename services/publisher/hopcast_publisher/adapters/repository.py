@@ -1,0 +1,540 @@
+"""SQL of the publisher: projections, social accounts and links, pending posts and their
+publishing attempts, posts, and the read models of the HTTP API.
+
+Two statements carry the guarantees: `lock_pending_post` creates or locks a pending post in
+one statement, so inputs arriving together on different topics are applied one after the
+other; `claim_publishing` leases PUBLISHING pending posts with FOR UPDATE SKIP LOCKED, so
+any number of workers share them and a crashed worker's posts are taken over when its
+lease runs out.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from hopcast_publisher.domain.accounts import LinkedAccount
+from hopcast_shared.db import Conn
+
+PUBLISH_CHANNEL = "hopcast_publisher_publish"
+
+# --- organizations and brands (the local projection) ---------------------------------------
+
+
+async def upsert_organization(conn: Conn, org_id: uuid.UUID, name: str) -> None:
+    await conn.execute(
+        """
+        INSERT INTO organizations (id, name) VALUES ($1, $2)
+        ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, updated_at = now()
+        """,
+        org_id,
+        name,
+    )
+
+
+async def set_organization_deleted(conn: Conn, org_id: uuid.UUID, deleted: bool) -> None:
+    await conn.execute(
+        """
+        INSERT INTO organizations (id, deleted_at) VALUES ($1, CASE WHEN $2 THEN now() END)
+        ON CONFLICT (id) DO UPDATE
+        SET deleted_at = CASE WHEN $2 THEN coalesce(organizations.deleted_at, now()) END, updated_at = now()
+        """,
+        org_id,
+        deleted,
+    )
+
+
+async def brand_owner(conn: Conn, brand_id: uuid.UUID) -> uuid.UUID | None:
+    owner: uuid.UUID | None = await conn.fetchval("SELECT organization_id FROM brands WHERE id = $1", brand_id)
+    return owner
+
+
+async def upsert_brand(conn: Conn, brand_id: uuid.UUID, org_id: uuid.UUID, name: str) -> None:
+    await conn.execute(
+        """
+        INSERT INTO brands (id, organization_id, name) VALUES ($1, $2, $3)
+        ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, updated_at = now()
+        """,
+        brand_id,
+        org_id,
+        name,
+    )
+
+
+async def set_brand_deleted(conn: Conn, brand_id: uuid.UUID, org_id: uuid.UUID, deleted: bool) -> bool:
+    status = await conn.execute(
+        """
+        UPDATE brands SET deleted_at = CASE WHEN $3 THEN coalesce(deleted_at, now()) END, updated_at = now()
+        WHERE id = $1 AND organization_id = $2
+        """,
+        brand_id,
+        org_id,
+        deleted,
+    )
+    return bool(status != "UPDATE 0")
+
+
+async def activity(conn: Conn, org_id: uuid.UUID, brand_id: uuid.UUID) -> tuple[bool, bool]:
+    """(organization active, brand active); one the projection has not seen counts as active."""
+    row = await conn.fetchrow(
+        """
+        SELECT (SELECT deleted_at IS NULL FROM organizations WHERE id = $1) AS org_active,
+               (SELECT deleted_at IS NULL FROM brands WHERE id = $2) AS brand_active
+        """,
+        org_id,
+        brand_id,
+    )
+    assert row is not None
+    return row["org_active"] is not False, row["brand_active"] is not False
+
+
+# --- social accounts and links ---------------------------------------------------------------
+
+
+async def account(conn: Conn, account_id: uuid.UUID, *, lock: bool = False) -> asyncpg.Record | None:
+    suffix = " FOR UPDATE" if lock else ""
+    row: asyncpg.Record | None = await conn.fetchrow(f"SELECT * FROM social_accounts WHERE id = $1{suffix}", account_id)
+    return row
+
+
+async def upsert_account(conn: Conn, values: dict[str, Any]) -> None:
+    """The whole new state of an account (tokens already sealed)."""
+    await conn.execute(
+        """
+        INSERT INTO social_accounts (id, organization_id, platform, handle, external_account_id, api_base_url,
+                                     access_token, refresh_token, token_expires_at, is_active)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+        ON CONFLICT (id) DO UPDATE SET handle = EXCLUDED.handle, external_account_id = EXCLUDED.external_account_id,
+            api_base_url = EXCLUDED.api_base_url, access_token = EXCLUDED.access_token,
+            refresh_token = EXCLUDED.refresh_token, token_expires_at = EXCLUDED.token_expires_at,
+            is_active = EXCLUDED.is_active, updated_at = now()
+        """,
+        values["id"],
+        values["organization_id"],
+        values["platform"],
+        values["handle"],
+        values["external_account_id"],
+        values["api_base_url"],
+        values["access_token"],
+        values["refresh_token"],
+        values["token_expires_at"],
+        values["is_active"],
+    )
+
+
+async def set_account_deleted(conn: Conn, account_id: uuid.UUID, org_id: uuid.UUID, deleted: bool) -> bool:
+    status = await conn.execute(
+        """
+        UPDATE social_accounts SET deleted_at = CASE WHEN $3 THEN coalesce(deleted_at, now()) END, updated_at = now()
+        WHERE id = $1 AND organization_id = $2
+        """,
+        account_id,
+        org_id,
+        deleted,
+    )
+    return bool(status != "UPDATE 0")
+
+
+async def store_tokens(
+    conn: Conn,
+    account_id: uuid.UUID,
+    *,
+    access_token: str,
+    refresh_token: str | None,
+    expires_at: datetime | None,
+) -> None:
+    """Store refreshed tokens (sealed)."""
+    await conn.execute(
+        """
+        UPDATE social_accounts SET access_token = $2, refresh_token = $3, token_expires_at = $4, updated_at = now()
+        WHERE id = $1
+        """,
+        account_id,
+        access_token,
+        refresh_token,
+        expires_at,
+    )
+
+
+async def accounts_to_rotate(conn: Conn, after: uuid.UUID | None, limit: int) -> list[asyncpg.Record]:
+    rows: list[asyncpg.Record] = await conn.fetch(
+        """
+        SELECT id, access_token, refresh_token FROM social_accounts
+        WHERE $1::uuid IS NULL OR id > $1 ORDER BY id LIMIT $2
+        """,
+        after,
+        limit,
+    )
+    return rows
+
+
+async def replace_tokens_if_unchanged(
+    conn: Conn,
+    account_id: uuid.UUID,
+    old: tuple[str, str | None],
+    new: tuple[str, str | None],
+) -> bool:
+    """Compare-and-set, so a rotation never overwrites a token the service refreshed meanwhile."""
+    status = await conn.execute(
+        """
+        UPDATE social_accounts SET access_token = $4, refresh_token = $5
+        WHERE id = $1 AND access_token = $2 AND refresh_token IS NOT DISTINCT FROM $3
+        """,
+        account_id,
+        old[0],
+        old[1],
+        new[0],
+        new[1],
+    )
+    return bool(status != "UPDATE 0")
+
+
+async def link_account(
+    conn: Conn,
+    *,
+    brand_id: uuid.UUID,
+    account_id: uuid.UUID,
+    org_id: uuid.UUID,
+    platform: str,
+    is_default: bool,
+) -> None:
+    """Upsert a link; a new default replaces the brand's previous default for the platform."""
+    if is_default:
+        await conn.execute(
+            """
+            UPDATE brand_accounts SET is_default = false
+            WHERE brand_profile_id = $1 AND platform = $2 AND is_default AND social_account_id <> $3
+            """,
+            brand_id,
+            platform,
+            account_id,
+        )
+    await conn.execute(
+        """
+        INSERT INTO brand_accounts (brand_profile_id, social_account_id, organization_id, platform, is_default)
+        VALUES ($1, $2, $3, $4, $5)
+        ON CONFLICT (brand_profile_id, social_account_id) DO UPDATE SET is_default = EXCLUDED.is_default
+        """,
+        brand_id,
+        account_id,
+        org_id,
+        platform,
+        is_default,
+    )
+
+
+async def unlink_account(conn: Conn, brand_id: uuid.UUID, account_id: uuid.UUID, org_id: uuid.UUID) -> None:
+    await conn.execute(
+        "DELETE FROM brand_accounts WHERE brand_profile_id = $1 AND social_account_id = $2 AND organization_id = $3",
+        brand_id,
+        account_id,
+        org_id,
+    )
+
+
+async def linked_accounts(conn: Conn, brand_id: uuid.UUID, org_id: uuid.UUID) -> list[LinkedAccount]:
+    rows = await conn.fetch(
+        """
+        SELECT l.social_account_id, a.platform, l.is_default, a.is_active, a.deleted_at IS NOT NULL AS deleted,
+               l.linked_at
+        FROM brand_accounts l JOIN social_accounts a ON a.id = l.social_account_id
+        WHERE l.brand_profile_id = $1 AND l.organization_id = $2 AND a.organization_id = $2
+        """,
+        brand_id,
+        org_id,
+    )
+    return [
+        LinkedAccount(
+            r["social_account_id"], r["platform"], r["is_default"], r["is_active"], r["deleted"], r["linked_at"]
+        )
+        for r in rows
+    ]
+
+
+# --- pending posts -----------------------------------------------------------------------------
+
+
+async def lock_pending_post(conn: Conn, pending_post_id: uuid.UUID, org_id: uuid.UUID) -> asyncpg.Record:
+    """The pending post, created WAITING if this is its first input, locked for this transaction."""
+    row = await conn.fetchrow(
+        """
+        INSERT INTO pending_posts (id, organization_id) VALUES ($1, $2)
+        ON CONFLICT (id) DO UPDATE SET updated_at = now()
+        RETURNING *
+        """,
+        pending_post_id,
+        org_id,
+    )
+    assert row is not None
+    return row
+
+
+async def save_pending_post(conn: Conn, pending_post_id: uuid.UUID, values: dict[str, Any]) -> asyncpg.Record:
+    """Write the given columns (names are ours, never input) and return the row."""
+    columns = list(values)
+    assignments = ", ".join(f"{name} = ${i + 2}" for i, name in enumerate(columns))
+    row = await conn.fetchrow(
+        f"UPDATE pending_posts SET {assignments}, updated_at = now() WHERE id = $1 RETURNING *",
+        pending_post_id,
+        *values.values(),
+    )
+    assert row is not None
+    return row
+
+
+async def insert_attempts(
+    conn: Conn, rows: Sequence[tuple[uuid.UUID, str, str, uuid.UUID | None, str, str | None, str | None]]
+) -> None:
+    """(pending_post_id, platform, idempotency_key, social_account_id, status, failure_reason, failure_detail)."""
+    await conn.executemany(
+        """
+        INSERT INTO publish_attempts (pending_post_id, platform, idempotency_key, social_account_id, status,
+                                      failure_reason, failure_detail)
+        VALUES ($1, $2, $3, $4, $5, $6, $7)
+        ON CONFLICT (pending_post_id, platform) DO NOTHING
+        """,
+        rows,
+    )
+
+
+async def notify_publishing(conn: Conn) -> None:
+    """Wake the publishing loop when this transaction commits."""
+    await conn.execute("SELECT pg_notify($1, '')", PUBLISH_CHANNEL)
+
+
+async def claim_publishing(conn: Conn, *, lease_token: uuid.UUID, lease_s: float, limit: int) -> list[asyncpg.Record]:
+    """Lease up to `limit` PUBLISHING pending posts that no live worker holds (oldest first)."""
+    rows: list[asyncpg.Record] = await conn.fetch(
+        """
+        UPDATE pending_posts p
+        SET lease_token = $1, lease_until = now() + make_interval(secs => $2), claims = claims + 1
+        FROM (
+            SELECT id FROM pending_posts
+            WHERE status = 'PUBLISHING' AND (lease_until IS NULL OR lease_until < now())
+            ORDER BY publishing_at LIMIT $3
+            FOR UPDATE SKIP LOCKED
+        ) due
+        WHERE p.id = due.id
+        RETURNING p.*
+        """,
+        lease_token,
+        lease_s,
+        limit,
+    )
+    return rows
+
+
+async def attempts_of(conn: Conn, pending_post_ids: Sequence[uuid.UUID]) -> list[asyncpg.Record]:
+    rows: list[asyncpg.Record] = await conn.fetch(
+        "SELECT * FROM publish_attempts WHERE pending_post_id = ANY($1::uuid[]) ORDER BY pending_post_id, platform",
+        list(pending_post_ids),
+    )
+    return rows
+
+
+async def accounts_by_id(conn: Conn, account_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, asyncpg.Record]:
+    rows = await conn.fetch("SELECT * FROM social_accounts WHERE id = ANY($1::uuid[])", list(account_ids))
+    return {r["id"]: r for r in rows}
+
+
+async def finish_pending_posts(
+    conn: Conn, outcomes: Sequence[tuple[uuid.UUID, str]], *, lease_token: uuid.UUID | None
+) -> set[uuid.UUID]:
+    """Mark PUBLISHING pending posts done with their outcome, only those still held under
+    `lease_token` (None: in the transaction that started publishing). Returns those marked."""
+    if not outcomes:
+        return set()
+    rows = await conn.fetch(
+        """
+        UPDATE pending_posts p
+        SET status = o.outcome, completed_at = now(), lease_token = NULL, lease_until = NULL, updated_at = now()
+        FROM unnest($1::uuid[], $2::text[]) AS o(id, outcome)
+        WHERE p.id = o.id AND p.status = 'PUBLISHING' AND p.lease_token IS NOT DISTINCT FROM $3
+        RETURNING p.id
+        """,
+        [o[0] for o in outcomes],
+        [o[1] for o in outcomes],
+        lease_token,
+    )
+    return {r["id"] for r in rows}
+
+
+async def settle_attempts(conn: Conn, rows: Sequence[tuple[uuid.UUID, str, str, str | None, str | None]]) -> None:
+    """(pending_post_id, platform, status, failure_reason, failure_detail) for each attempt."""
+    if not rows:
+        return
+    await conn.execute(
+        """
+        UPDATE publish_attempts a
+        SET status = r.status, failure_reason = r.reason, failure_detail = r.detail
+        FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[])
+             AS r(id, platform, status, reason, detail)
+        WHERE a.pending_post_id = r.id AND a.platform = r.platform
+        """,
+        [r[0] for r in rows],
+        [r[1] for r in rows],
+        [r[2] for r in rows],
+        [r[3] for r in rows],
+        [r[4] for r in rows],
+    )
+
+
+POST_COLUMNS = (
+    "id",
+    "organization_id",
+    "pending_post_id",
+    "run_id",
+    "schedule_id",
+    "brand_profile_id",
+    "material_id",
+    "social_account_id",
+    "platform",
+    "angle",
+    "content",
+    "external_id",
+    "external_url",
+    "published_at",
+)
+_POST_TYPES = (
+    "uuid",
+    "uuid",
+    "uuid",
+    "uuid",
+    "uuid",
+    "uuid",
+    "uuid",
+    "uuid",
+    "text",
+    "text",
+    "text",
+    "text",
+    "text",
+    "timestamptz",
+)
+
+
+async def insert_posts(conn: Conn, posts: Sequence[dict[str, Any]]) -> None:
+    """Posts in one statement; a post already there for its pending post and platform is kept."""
+    if not posts:
+        return
+    arrays = ", ".join(f"${i + 1}::{t}[]" for i, t in enumerate(_POST_TYPES))
+    await conn.execute(
+        f"""
+        INSERT INTO posts ({", ".join(POST_COLUMNS)})
+        SELECT * FROM unnest({arrays})
+        ON CONFLICT (pending_post_id, platform) DO NOTHING
+        """,
+        *([p[c] for p in posts] for c in POST_COLUMNS),
+    )
+
+
+async def pending_post(conn: Conn, pending_post_id: uuid.UUID) -> asyncpg.Record | None:
+    row: asyncpg.Record | None = await conn.fetchrow("SELECT * FROM pending_posts WHERE id = $1", pending_post_id)
+    return row
+
+
+# --- posts ---------------------------------------------------------------------------------------
+
+
+async def post(conn: Conn, post_id: uuid.UUID, *, lock: bool = False) -> asyncpg.Record | None:
+    suffix = " FOR UPDATE" if lock else ""
+    row: asyncpg.Record | None = await conn.fetchrow(f"SELECT * FROM posts WHERE id = $1{suffix}", post_id)
+    return row
+
+
+async def posts_of_pending_post(conn: Conn, pending_post_id: uuid.UUID) -> list[asyncpg.Record]:
+    rows: list[asyncpg.Record] = await conn.fetch(
+        "SELECT * FROM posts WHERE pending_post_id = $1 ORDER BY platform", pending_post_id
+    )
+    return rows
+
+
+async def record_engagement(
+    conn: Conn,
+    post_id: uuid.UUID,
+    *,
+    likes: int,
+    comments: int,
+    shares: int,
+    impressions: int,
+    rate: float,
+    observed_at: datetime,
+) -> None:
+    await conn.execute(
+        """
+        UPDATE posts SET likes = $2, comments = $3, shares = $4, impressions = $5, engagement_rate = $6,
+            engagement_observed_at = $7, updated_at = now()
+        WHERE id = $1
+        """,
+        post_id,
+        likes,
+        comments,
+        shares,
+        impressions,
+        rate,
+        observed_at,
+    )
+
+
+async def set_post_deleted(conn: Conn, post_id: uuid.UUID, deleted: bool) -> bool:
+    status = await conn.execute(
+        """
+        UPDATE posts SET deleted_at = CASE WHEN $2 THEN coalesce(deleted_at, now()) END, updated_at = now()
+        WHERE id = $1
+        """,
+        post_id,
+        deleted,
+    )
+    return bool(status != "UPDATE 0")
+
+
+async def purge(conn: Conn, *, older_than_days: int) -> dict[str, int]:
+    """Delete for good what was soft-deleted (or finished) more than `older_than_days` ago."""
+    counts: dict[str, int] = {}
+    statements = {
+        "posts": "DELETE FROM posts WHERE deleted_at < now() - make_interval(days => $1)",
+        # Links go with their account (ON DELETE CASCADE).
+        "social_accounts": "DELETE FROM social_accounts WHERE deleted_at < now() - make_interval(days => $1)",
+        "pending_posts": "DELETE FROM pending_posts WHERE completed_at < now() - make_interval(days => $1)",
+    }
+    for name, sql in statements.items():
+        status = await conn.execute(sql, older_than_days)
+        counts[name] = int(status.split()[-1])
+    return counts
+
+
+# --- read models -------------------------------------------------------------------------------
+
+
+async def angle_performance(conn: Conn, brand_id: uuid.UUID, since: datetime) -> list[asyncpg.Record]:
+    rows: list[asyncpg.Record] = await conn.fetch(
+        """
+        SELECT angle, count(*) AS posts, sum(likes) AS likes, sum(comments) AS comments, sum(shares) AS shares,
+               sum(impressions) AS impressions, avg(engagement_rate) AS avg_engagement_rate
+        FROM posts
+        WHERE brand_profile_id = $1 AND published_at >= $2 AND deleted_at IS NULL
+        GROUP BY angle ORDER BY avg(engagement_rate) DESC, angle
+        """,
+        brand_id,
+        since,
+    )
+    return rows
+
+
+async def platform_performance(conn: Conn, org_id: uuid.UUID, since: datetime) -> list[asyncpg.Record]:
+    rows: list[asyncpg.Record] = await conn.fetch(
+        """
+        SELECT platform, count(*) AS posts, sum(likes) AS likes, sum(comments) AS comments, sum(shares) AS shares,
+               sum(impressions) AS impressions, avg(engagement_rate) AS avg_engagement_rate
+        FROM posts
+        WHERE organization_id = $1 AND published_at >= $2 AND deleted_at IS NULL
+        GROUP BY platform ORDER BY avg(engagement_rate) DESC, platform
+        """,
+        org_id,
+        since,
+    )
+    return rows

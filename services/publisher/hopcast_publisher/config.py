@@ -1,0 +1,62 @@
+"""Publisher-only settings (the rest comes from the kernel's ServiceSettings), read from
+PUBLISHER_* environment variables with safe local defaults."""
+
+from __future__ import annotations
+
+from typing import Literal, Self
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class PublisherSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="PUBLISHER_", extra="ignore")
+
+    adapter: Literal["sandbox", "live"] = "sandbox"
+    """`sandbox` (local default: records posts, returns ids and URLs) or `live` (the real
+    Bluesky, Mastodon, X and LinkedIn APIs; other platforms fail as PLATFORM_REJECTED)."""
+    sandbox_url: str = "https://sandbox.hopcast.invalid"
+    """Base of the URLs the sandbox returns."""
+
+    # The publishing loop.
+    publish_batch_size: int = Field(default=200, ge=1, le=5_000)
+    publish_concurrency: int = Field(default=50, ge=1, le=1_000)
+    poll_interval_s: float = Field(default=2.0, gt=0, le=3600)
+    lease_s: float = Field(default=300.0, ge=5)
+    """How long a claimed pending post is held before another worker may resume it; longer
+    than a publication may take (http_deadline_s), so two workers never post at once."""
+    refresh_margin_s: float = Field(default=300.0, ge=0)
+    """Refresh a token this long before it expires."""
+    purge_interval_s: float = Field(default=3600.0, gt=0)
+
+    # Calls to the platforms (live adapters).
+    http_connect_timeout_s: float = Field(default=5.0, gt=0)
+    http_read_timeout_s: float = Field(default=15.0, gt=0)
+    http_max_attempts: int = Field(default=5, ge=1, le=20)
+    http_backoff_base_s: float = Field(default=0.5, gt=0)
+    http_backoff_max_s: float = Field(default=30.0, gt=0)
+    http_deadline_s: float = Field(default=120.0, gt=0)
+    account_min_interval_s: float = Field(default=1.0, ge=0)
+    """At least this long between two calls for the same account."""
+
+    bluesky_pds_url: str = "https://bsky.social"
+    bluesky_app_url: str = "https://bsky.app"
+    x_api_url: str = "https://api.x.com"
+    x_web_url: str = "https://x.com"
+    x_client_id: str | None = None
+    x_client_secret: SecretStr | None = None
+    linkedin_api_url: str = "https://api.linkedin.com"
+    linkedin_oauth_url: str = "https://www.linkedin.com"
+    linkedin_version: str = "202506"
+    linkedin_client_id: str | None = None
+    linkedin_client_secret: SecretStr | None = None
+    mastodon_client_id: str | None = None
+    mastodon_client_secret: SecretStr | None = None
+
+    @model_validator(mode="after")
+    def _lease_covers_publication(self) -> Self:
+        # Platforms of a post are published concurrently, each within http_deadline_s, plus
+        # a token refresh: a lease of twice that leaves no window for a second worker.
+        if self.lease_s <= 2 * self.http_deadline_s:
+            raise ValueError("lease_s must be more than twice http_deadline_s")
+        return self

@@ -1,0 +1,1 @@
+"""How the world reaches the publisher besides Kafka: HTTP reads and the CLI."""

@@ -1,0 +1,96 @@
+"""`hopcast publisher ...`: rotate the stored tokens (the DESIGN's `hopcast tokens rotate`),
+purge what was soft-deleted long ago, soft-delete or restore a post, show a pending post."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Annotated, TypeVar
+
+import asyncpg
+import typer
+
+from hopcast_publisher.adapters import repository as repo
+from hopcast_publisher.adapters.tokens import AccountTokens
+from hopcast_publisher.rotation import rotate_tokens
+from hopcast_shared.settings import ServiceSettings
+
+app = typer.Typer(no_args_is_help=True, help="The publisher's tools.")
+T = TypeVar("T")
+
+
+@app.callback()
+def publisher() -> None:
+    """The publisher's tools."""
+
+
+def _run(work: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
+    settings = ServiceSettings.for_service("publisher")
+
+    async def main() -> T:
+        conn = await asyncpg.connect(settings.database_url)
+        try:
+            return await work(conn)
+        finally:
+            await conn.close()
+
+    return asyncio.run(main())
+
+
+@app.command("rotate-tokens")
+def rotate_tokens_command(
+    batch_size: Annotated[int, typer.Option(min=1, max=10_000, help="accounts per transaction")] = 500,
+) -> None:
+    """Re-encrypt every stored token under the newest key of TOKEN_KEYS (safe while the
+    service runs). This is `hopcast tokens rotate` of the design, for the publisher's tokens."""
+    from hopcast_shared.crypto import load_keyring
+
+    tokens = AccountTokens(load_keyring())
+    report = _run(lambda conn: rotate_tokens(conn, tokens, batch_size=batch_size))
+    typer.echo(
+        f"{report.checked} account(s) checked, {report.rotated} rotated, "
+        f"{report.changed_meanwhile} changed meanwhile (already current), {report.undecryptable} undecryptable"
+    )
+    raise typer.Exit(1 if report.undecryptable else 0)
+
+
+@app.command()
+def purge(
+    days: Annotated[
+        int | None, typer.Option(min=0, help="retention in days (default PUBLISHER_RETENTION_DAYS)")
+    ] = None,
+) -> None:
+    """Delete for good the posts and accounts soft-deleted, and the pending posts finished,
+    more than the retention ago."""
+    retention = days if days is not None else ServiceSettings.for_service("publisher").retention_days
+
+    async def work(conn: asyncpg.Connection) -> dict[str, int]:
+        async with conn.transaction():
+            return await repo.purge(conn, older_than_days=retention)
+
+    typer.echo(json.dumps(_run(work)))
+
+
+def _set_post_deleted(post_id: str, deleted: bool) -> None:
+    try:
+        pid = uuid.UUID(post_id)
+    except ValueError:
+        raise typer.BadParameter("expected a post id (UUID)", param_hint="POST_ID") from None
+    if not _run(lambda conn: repo.set_post_deleted(conn, pid, deleted)):
+        typer.echo(f"no post {pid}", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"post {pid} {'deleted' if deleted else 'restored'}")
+
+
+@app.command("delete-post")
+def delete_post(post_id: str) -> None:
+    """Soft-delete a post: out of the dashboards and queries, purged after the retention."""
+    _set_post_deleted(post_id, True)
+
+
+@app.command("restore-post")
+def restore_post(post_id: str) -> None:
+    """Restore a soft-deleted post."""
+    _set_post_deleted(post_id, False)

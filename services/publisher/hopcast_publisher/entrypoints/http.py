@@ -1,0 +1,169 @@
+"""GET /brands/{id}/angle-performance, /organizations/{id}/platform-performance (both over
+the last 30 days, or ?days=N), /posts/{id} and /pending-posts/{id}."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+import asyncpg
+
+from hopcast_publisher.adapters import repository as repo
+from hopcast_publisher.publishing import now_utc
+from hopcast_shared.http import JsonResponse, JsonRoute
+from hopcast_shared.service import ServiceRuntime
+
+DEFAULT_DAYS = 30
+
+
+def _id(path: dict[str, str], what: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(path["id"])
+    except ValueError:
+        raise ValueError(f"{what} id must be a UUID") from None
+
+
+def _since(query: dict[str, str]) -> tuple[int, datetime]:
+    try:
+        days = int(query.get("days", DEFAULT_DAYS))
+    except ValueError:
+        raise ValueError("days must be an integer") from None
+    if not 1 <= days <= 365:
+        raise ValueError("days must be 1 to 365")
+    return days, now_utc() - timedelta(days=days)
+
+
+def _time(value: datetime | None) -> str | None:
+    return value.isoformat().replace("+00:00", "Z") if value is not None else None
+
+
+def performance(rows: Sequence[asyncpg.Record], key: str) -> list[dict[str, Any]]:
+    """Totals per angle or platform; engagement_rate is the pooled rate (all interactions
+    over all impressions), avg_engagement_rate the mean of the posts' rates."""
+    out = []
+    for r in rows:
+        interactions = int(r["likes"]) + int(r["comments"]) + int(r["shares"])
+        impressions = int(r["impressions"])
+        out.append(
+            {
+                key: r[key],
+                "posts": r["posts"],
+                "likes": int(r["likes"]),
+                "comments": int(r["comments"]),
+                "shares": int(r["shares"]),
+                "impressions": impressions,
+                "engagement_rate": interactions / impressions if impressions else 0.0,
+                "avg_engagement_rate": float(r["avg_engagement_rate"] or 0.0),
+            }
+        )
+    return out
+
+
+def post_json(row: asyncpg.Record) -> dict[str, Any]:
+    return {
+        "post_id": str(row["id"]),
+        "organization_id": str(row["organization_id"]),
+        "pending_post_id": str(row["pending_post_id"]),
+        "run_id": str(row["run_id"]),
+        "brand_profile_id": str(row["brand_profile_id"]),
+        "social_account_id": str(row["social_account_id"]),
+        "platform": row["platform"],
+        "angle": row["angle"],
+        "content": row["content"],
+        "external_id": row["external_id"],
+        "external_url": row["external_url"],
+        "published_at": _time(row["published_at"]),
+        "likes": row["likes"],
+        "comments": row["comments"],
+        "shares": row["shares"],
+        "impressions": row["impressions"],
+        "engagement_rate": row["engagement_rate"],
+        "deleted_at": _time(row["deleted_at"]),
+    }
+
+
+def routes(runtime: ServiceRuntime) -> Sequence[JsonRoute]:
+    async def angle_performance(path: dict[str, str], query: dict[str, str]) -> JsonResponse:
+        brand = _id(path, "brand")
+        days, since = _since(query)
+        async with runtime.db.pool.acquire() as conn:
+            rows = await repo.angle_performance(conn, brand, since)
+        return JsonResponse(200, {"brand_profile_id": str(brand), "days": days, "angles": performance(rows, "angle")})
+
+    async def platform_performance(path: dict[str, str], query: dict[str, str]) -> JsonResponse:
+        org = _id(path, "organization")
+        days, since = _since(query)
+        async with runtime.db.pool.acquire() as conn:
+            rows = await repo.platform_performance(conn, org, since)
+        return JsonResponse(
+            200, {"organization_id": str(org), "days": days, "platforms": performance(rows, "platform")}
+        )
+
+    async def get_post(path: dict[str, str], query: dict[str, str]) -> JsonResponse:
+        post_id = _id(path, "post")
+        async with runtime.db.pool.acquire() as conn:
+            row = await repo.post(conn, post_id)
+        if row is None:
+            return JsonResponse(404, {"error": "no such post"})
+        return JsonResponse(200, post_json(row))
+
+    async def get_pending_post(path: dict[str, str], query: dict[str, str]) -> JsonResponse:
+        pending_id = _id(path, "pending post")
+        async with runtime.db.pool.acquire() as conn:
+            row = await repo.pending_post(conn, pending_id)
+            if row is None:
+                return JsonResponse(404, {"error": "no such pending post"})
+            attempts = await repo.attempts_of(conn, [pending_id])
+            posts = {p["platform"]: p for p in await repo.posts_of_pending_post(conn, pending_id)}
+        return JsonResponse(
+            200,
+            {
+                "pending_post_id": str(row["id"]),
+                "organization_id": str(row["organization_id"]),
+                "status": row["status"],
+                "run_id": str(row["run_id"]) if row["run_id"] else None,
+                "brand_profile_id": str(row["brand_profile_id"]) if row["brand_profile_id"] else None,
+                "platforms": list(row["platforms"] or []),
+                "waiting_for": _waiting_for(row),
+                "debit": row["debit"],
+                "approval": row["approval"],
+                "requires_approval": row["requires_approval"],
+                "publishing_at": _time(row["publishing_at"]),
+                "completed_at": _time(row["completed_at"]),
+                "platform_results": [
+                    {
+                        "platform": a["platform"],
+                        "status": a["status"],
+                        "social_account_id": str(a["social_account_id"]) if a["social_account_id"] else None,
+                        "failure_reason": a["failure_reason"],
+                        "failure_detail": a["failure_detail"],
+                        "post_id": str(posts[a["platform"]]["id"]) if a["platform"] in posts else None,
+                        "external_url": posts[a["platform"]]["external_url"] if a["platform"] in posts else None,
+                    }
+                    for a in attempts
+                ],
+            },
+        )
+
+    return [
+        JsonRoute("/brands/{id}/angle-performance", angle_performance),
+        JsonRoute("/organizations/{id}/platform-performance", platform_performance),
+        JsonRoute("/posts/{id}", get_post),
+        JsonRoute("/pending-posts/{id}", get_pending_post),
+    ]
+
+
+def _waiting_for(row: asyncpg.Record) -> list[str]:
+    """What a WAITING pending post still needs, so no one has to guess."""
+    if row["status"] != "WAITING":
+        return []
+    missing = []
+    if not row["has_post"]:
+        missing.append("PendingPostCreated")
+    if row["debit"] is None:
+        missing.append("CreditsDebited")
+    if row["requires_approval"] and row["approval"] is None:
+        missing.append("PendingPostApproved")
+    return missing

@@ -1,0 +1,18 @@
+"""The publisher's own metrics, beside the kernel's."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Histogram
+
+RUNS_COMPLETED = Counter("hopcast_publisher_runs_completed_total", "Runs the publisher ended, by outcome", ["outcome"])
+PLATFORM_RESULTS = Counter(
+    "hopcast_publisher_platform_results_total", "Per-platform publication results", ["platform", "result"]
+)
+PUBLISH_SECONDS = Histogram(
+    "hopcast_publisher_publish_batch_seconds",
+    "Time from lease to completion of one batch of pending posts",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120),
+)
+RESUMED = Counter("hopcast_publisher_resumed_total", "Pending posts taken over after a lease ran out")
+TOKENS_REFRESHED = Counter("hopcast_publisher_tokens_refreshed_total", "Tokens refreshed and stored", ["platform"])
+ENGAGEMENT_UPDATES = Counter("hopcast_publisher_engagement_updates_total", "EngagementReported applied to posts")

@@ -1,0 +1,480 @@
+"""Publishing a pending post exactly once, although the platform call cannot be inside a
+database transaction.
+
+Three steps, each safe to crash after:
+
+1. `start_publishing`, in the transaction of the input that completed the pending post
+   (the consumer's transaction, with its inbox row): choose the account for each platform,
+   write one `publish_attempts` row per platform with its idempotency key (or its failure,
+   NO_ACCOUNT_FOR_PLATFORM), and move the pending post to PUBLISHING. When nothing needs a
+   platform call (no usable account anywhere, an inactive organization or brand) it is
+   completed right there, in the same transaction. A NOTIFY wakes the publishing loop at
+   commit.
+2. The publishing loop (`PublishingLoop`) leases PUBLISHING pending posts (FOR UPDATE
+   SKIP LOCKED, a lease of PUBLISHER_LEASE_S), opens the tokens, and calls the adapters,
+   every platform of a post concurrently; each call carries the attempt's idempotency key
+   and fixed creation time. No transaction is open meanwhile.
+3. `complete`, one transaction for a batch: mark each pending post PUBLISHED,
+   PARTIALLY_PUBLISHED or PUBLISH_FAILED - only if it is still PUBLISHING under this
+   worker's lease - and, for those marked, write the posts rows and the outbox rows of
+   PostPublished (publisher.events and analytics.events) or PostPublishFailed per platform,
+   and the run's one ScheduleRunCompleted.
+
+A crash between 1 and 3 leaves the pending post PUBLISHING; when its lease runs out, a
+loop (this replica after a restart, or another) claims it again, and since it was claimed
+before, each adapter first asks the platform whether the post already exists (Bluesky: the
+record key derived from the idempotency key; Mastodon: the Idempotency-Key header; X and
+LinkedIn: the account's latest posts with the same text; sandbox: ids derived from the
+key) before posting. The lease is longer than a publication may take, so two workers never
+publish the same post at once; a worker that finds its lease gone at step 3 writes nothing
+(the row's status or lease token no longer match), and posts' UNIQUE (pending_post_id,
+platform) backs that up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import asyncpg
+from opentelemetry.trace import SpanKind
+
+from hopcast_publisher import metrics
+from hopcast_publisher.adapters import repository as repo
+from hopcast_publisher.adapters.platforms.base import (
+    AccountCredentials,
+    PlatformAdapter,
+    PostRequest,
+    Published,
+    PublishFailure,
+    RefreshedTokens,
+)
+from hopcast_publisher.adapters.tokens import AccountTokens, TokenDecryptError
+from hopcast_publisher.config import PublisherSettings
+from hopcast_publisher.domain.accounts import pick_accounts
+from hopcast_publisher.domain.outcome import run_outcome
+from hopcast_publisher.domain.pending import Status
+from hopcast_publisher.domain.posts import idempotency_key, post_text
+from hopcast_shared.contract import (
+    Angle,
+    Platform,
+    PostPublished,
+    PostPublishFailed,
+    PublishFailureReason,
+    RunOutcome,
+    ScheduleRunCompleted,
+    new_event,
+    topics_for,
+    type_name_of,
+)
+from hopcast_shared.contract.events import EventData
+from hopcast_shared.db import Conn, Database
+from hopcast_shared.outbox import OutboxRow, outbox_row, write_outbox
+from hopcast_shared.settings import KafkaSettings
+from hopcast_shared.telemetry import extract_context, inject_headers, tracer
+
+log = logging.getLogger(__name__)
+SOURCE = "hopcast/publisher"
+_POST_IDS = uuid.UUID("8b0d5f43-2a1e-4c55-9a57-5e3f0c1d7b21")
+
+PENDING, PUBLISHED, FAILED = "PENDING", "PUBLISHED", "FAILED"
+
+
+def post_id_for(pending_post_id: uuid.UUID, platform: str) -> uuid.UUID:
+    """The post's id: the same for a pending post and platform, whoever completes it."""
+    return uuid.uuid5(_POST_IDS, f"{pending_post_id}:{platform}")
+
+
+def now_utc() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class PlatformResult:
+    platform: str
+    social_account_id: uuid.UUID | None
+    published: Published | None = None
+    reason: PublishFailureReason | None = None
+    detail: str = ""
+
+
+# --- step 1 ------------------------------------------------------------------------------------
+
+
+async def start_publishing(
+    conn: Conn, kafka: KafkaSettings, pending: asyncpg.Record, *, cause_event_id: uuid.UUID
+) -> Status:
+    """In the caller's transaction: choose accounts, record the attempts, move the pending
+    post to PUBLISHING (or complete it at once when no platform call is needed)."""
+    org = pending["organization_id"]
+    platforms: list[str] = list(pending["platforms"])
+    org_active, brand_active = await repo.activity(conn, org, pending["brand_profile_id"])
+    attempts: list[tuple[uuid.UUID, str, str, uuid.UUID | None, str, str | None, str | None]] = []
+    results: list[PlatformResult] = []
+    if not (org_active and brand_active):
+        detail = "the organization is deleted" if not org_active else "the brand is deleted"
+        for platform in platforms:
+            results.append(PlatformResult(platform, None, None, PublishFailureReason.NO_ACCOUNT_FOR_PLATFORM, detail))
+    else:
+        linked = await repo.linked_accounts(conn, pending["brand_profile_id"], org)
+        for platform, chosen in pick_accounts(linked, platforms).items():
+            if chosen is None:
+                detail = f"the brand has no active {platform} account"
+                results.append(
+                    PlatformResult(platform, None, None, PublishFailureReason.NO_ACCOUNT_FOR_PLATFORM, detail)
+                )
+            else:
+                attempts.append(
+                    (
+                        pending["id"],
+                        platform,
+                        idempotency_key(pending["id"], platform),
+                        chosen.social_account_id,
+                        PENDING,
+                        None,
+                        None,
+                    )
+                )
+    for r in results:
+        key = idempotency_key(pending["id"], r.platform)
+        attempts.append((pending["id"], r.platform, key, None, FAILED, r.reason.value if r.reason else None, r.detail))
+    await repo.insert_attempts(conn, attempts)
+    await repo.save_pending_post(
+        conn,
+        pending["id"],
+        {
+            "status": Status.PUBLISHING.value,
+            "publishing_at": now_utc(),
+            "cause_event_id": cause_event_id,
+            "trace_headers": inject_headers(),
+        },
+    )
+    if any(a[4] == PENDING for a in attempts):
+        await repo.notify_publishing(conn)
+        return Status.PUBLISHING
+    # Nothing to call a platform for: end it now, in this transaction.
+    outcome = run_outcome([], organization_active=org_active, brand_active=brand_active)
+    fresh = await repo.pending_post(conn, pending["id"])
+    assert fresh is not None
+    await complete(conn, kafka, [(fresh, results, outcome)], lease_token=None)
+    return Status(outcome.value)
+
+
+# --- step 3 ------------------------------------------------------------------------------------
+
+
+def _completion_events(
+    pending: asyncpg.Record, results: Sequence[PlatformResult], outcome: RunOutcome
+) -> tuple[list[dict[str, Any]], list[EventData]]:
+    posts: list[dict[str, Any]] = []
+    events: list[EventData] = []
+    for r in results:
+        if r.published is not None and r.social_account_id is not None:
+            post = {
+                "id": post_id_for(pending["id"], r.platform),
+                "organization_id": pending["organization_id"],
+                "pending_post_id": pending["id"],
+                "run_id": pending["run_id"],
+                "schedule_id": pending["schedule_id"],
+                "brand_profile_id": pending["brand_profile_id"],
+                "material_id": pending["material_id"],
+                "social_account_id": r.social_account_id,
+                "platform": r.platform,
+                "angle": pending["angle"],
+                "content": post_text(pending["content"], pending["hashtags"] or [], pending["media_urls"] or []),
+                "external_id": r.published.external_id,
+                "external_url": r.published.external_url,
+                "published_at": r.published.published_at,
+            }
+            posts.append(post)
+            events.append(
+                PostPublished(
+                    post_id=post["id"],
+                    pending_post_id=pending["id"],
+                    run_id=pending["run_id"],
+                    material_id=pending["material_id"],
+                    schedule_id=pending["schedule_id"],
+                    brand_profile_id=pending["brand_profile_id"],
+                    social_account_id=r.social_account_id,
+                    platform=Platform(r.platform),
+                    angle=Angle(pending["angle"]),
+                    external_id=r.published.external_id,
+                    external_url=r.published.external_url,
+                    published_at=r.published.published_at,
+                )
+            )
+        else:
+            events.append(
+                PostPublishFailed(
+                    pending_post_id=pending["id"],
+                    run_id=pending["run_id"],
+                    platform=Platform(r.platform),
+                    reason=r.reason or PublishFailureReason.PLATFORM_REJECTED,
+                    detail=r.detail[:2000],
+                )
+            )
+    events.append(
+        ScheduleRunCompleted(
+            run_id=pending["run_id"],
+            schedule_id=pending["schedule_id"],
+            brand_profile_id=pending["brand_profile_id"],
+            outcome=outcome,
+            due_at=pending["due_at"],
+            completed_at=now_utc(),
+        )
+    )
+    return posts, events
+
+
+def event_rows(kafka: KafkaSettings, pending: asyncpg.Record, events: Sequence[EventData]) -> list[OutboxRow]:
+    """Outbox rows of events about a pending post: keyed by its organization, in its run's saga,
+    caused by the input that started its publishing."""
+    rows: list[OutboxRow] = []
+    cause = pending["cause_event_id"]
+    for data in events:
+        event = new_event(
+            data,
+            organization_id=pending["organization_id"],
+            source=SOURCE,
+            correlation_id=str(pending["run_id"]),
+            causation_id=str(cause) if cause else None,
+        )
+        rows.extend(outbox_row(event, kafka.topic(name)) for name in topics_for(type_name_of(data)))
+    return rows
+
+
+async def complete(
+    conn: Conn,
+    kafka: KafkaSettings,
+    batch: Sequence[tuple[asyncpg.Record, Sequence[PlatformResult], RunOutcome]],
+    *,
+    lease_token: uuid.UUID | None,
+) -> int:
+    """In the caller's transaction: finish the pending posts still held under `lease_token`
+    and write their posts and events. Returns how many were finished."""
+    finished = await repo.finish_pending_posts(conn, [(p["id"], o.value) for p, _, o in batch], lease_token=lease_token)
+    posts: list[dict[str, Any]] = []
+    rows: list[OutboxRow] = []
+    settled: list[tuple[uuid.UUID, str, str, str | None, str | None]] = []
+    for pending, results, outcome in batch:
+        if pending["id"] not in finished:
+            log.warning("pending post %s was taken over by another worker; its results are dropped", pending["id"])
+            continue
+        new_posts, events = _completion_events(pending, results, outcome)
+        posts += new_posts
+        parent = extract_context((k, v.encode("latin-1")) for k, v in pending["trace_headers"] or [])
+        with tracer.start_as_current_span(
+            "publish pending post",
+            context=parent,
+            kind=SpanKind.PRODUCER,
+            attributes={"hopcast.pending_post_id": str(pending["id"]), "hopcast.outcome": outcome.value},
+        ):
+            rows += event_rows(kafka, pending, events)
+        settled += [
+            (
+                pending["id"],
+                r.platform,
+                PUBLISHED if r.published else FAILED,
+                None if r.published else (r.reason.value if r.reason else None),
+                None if r.published else r.detail,
+            )
+            for r in results
+        ]
+        metrics.RUNS_COMPLETED.labels(outcome.value).inc()
+        for r in results:
+            metrics.PLATFORM_RESULTS.labels(r.platform, "published" if r.published else (r.reason or "failed")).inc()
+    await repo.insert_posts(conn, posts)
+    await repo.settle_attempts(conn, settled)
+    await write_outbox(conn, rows)
+    return len(finished)
+
+
+# --- step 2: the loop --------------------------------------------------------------------------
+
+
+class PublishingLoop:
+    """Leases PUBLISHING pending posts, publishes them, completes them; woken by NOTIFY."""
+
+    def __init__(
+        self,
+        db: Database,
+        kafka: KafkaSettings,
+        adapters: Mapping[str, PlatformAdapter],
+        tokens: AccountTokens,
+        settings: PublisherSettings,
+        *,
+        clock: Callable[[], datetime] = now_utc,
+    ) -> None:
+        self._db = db
+        self._kafka = kafka
+        self._adapters = adapters
+        self._tokens = tokens
+        self._settings = settings
+        self._clock = clock
+        self._wake = asyncio.Event()
+        self._semaphore = asyncio.Semaphore(settings.publish_concurrency)
+
+    def wake(self, *_: object) -> None:
+        self._wake.set()
+
+    async def run(self) -> None:
+        """Until cancelled: publish what is waiting, then sleep until NOTIFY or the poll interval."""
+        listener = await asyncpg.connect(self._db.url)
+        try:
+            await listener.add_listener(repo.PUBLISH_CHANNEL, self.wake)
+            while True:
+                self._wake.clear()
+                done = await self.publish_batch()
+                if done >= self._settings.publish_batch_size:
+                    continue
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), timeout=self._settings.poll_interval_s)
+        finally:
+            await listener.close()
+
+    async def publish_batch(self) -> int:
+        """One round: lease, publish, complete. Returns how many pending posts were leased."""
+        lease = uuid.uuid4()
+        async with self._db.transaction() as conn:
+            claimed = await repo.claim_publishing(
+                conn, lease_token=lease, lease_s=self._settings.lease_s, limit=self._settings.publish_batch_size
+            )
+            if not claimed:
+                return 0
+            attempts = await repo.attempts_of(conn, [p["id"] for p in claimed])
+            accounts = await repo.accounts_by_id(
+                conn, list({a["social_account_id"] for a in attempts if a["social_account_id"] is not None})
+            )
+        started = time.perf_counter()
+        by_post: dict[uuid.UUID, list[asyncpg.Record]] = {}
+        for a in attempts:
+            by_post.setdefault(a["pending_post_id"], []).append(a)
+        outcomes = await asyncio.gather(
+            *(self._publish_pending(p, by_post.get(p["id"], []), accounts) for p in claimed)
+        )
+        async with self._db.transaction() as conn:
+            await complete(conn, self._kafka, list(outcomes), lease_token=lease)
+        metrics.PUBLISH_SECONDS.observe(time.perf_counter() - started)
+        return len(claimed)
+
+    async def _publish_pending(
+        self, pending: asyncpg.Record, attempts: Sequence[asyncpg.Record], accounts: Mapping[uuid.UUID, asyncpg.Record]
+    ) -> tuple[asyncpg.Record, list[PlatformResult], RunOutcome]:
+        resumed = pending["claims"] > 1
+        if resumed:
+            log.info("resuming publication of pending post %s (claim %d)", pending["id"], pending["claims"])
+            metrics.RESUMED.inc()
+        text = post_text(pending["content"], pending["hashtags"] or [], pending["media_urls"] or [])
+        results = await asyncio.gather(*(self._publish_platform(pending, a, accounts, text, resumed) for a in attempts))
+        outcome = run_outcome([r.published is not None for r in results])
+        return pending, list(results), outcome
+
+    async def _publish_platform(
+        self,
+        pending: asyncpg.Record,
+        attempt: asyncpg.Record,
+        accounts: Mapping[uuid.UUID, asyncpg.Record],
+        text: str,
+        resumed: bool,
+    ) -> PlatformResult:
+        platform = attempt["platform"]
+        account_id = attempt["social_account_id"]
+        if attempt["status"] == FAILED:
+            return PlatformResult(
+                platform,
+                account_id,
+                None,
+                PublishFailureReason(attempt["failure_reason"]),
+                attempt["failure_detail"] or "",
+            )
+        row = accounts.get(account_id)
+        if row is None:
+            return PlatformResult(
+                platform,
+                account_id,
+                None,
+                PublishFailureReason.NO_ACCOUNT_FOR_PLATFORM,
+                "the chosen account was purged",
+            )
+        adapter = self._adapters.get(platform)
+        if adapter is None:
+            return PlatformResult(
+                platform, account_id, None, PublishFailureReason.PLATFORM_REJECTED, f"no live adapter for {platform}"
+            )
+        try:
+            credentials = self._credentials(row)
+        except TokenDecryptError:
+            log.error("stored token of account %s does not decrypt (tampered or key missing)", account_id)
+            return PlatformResult(
+                platform, account_id, None, PublishFailureReason.TOKEN_INVALID, "the stored token cannot be decrypted"
+            )
+        request = PostRequest(attempt["idempotency_key"], text, attempt["created_at"])
+        async with self._semaphore:
+            try:
+                credentials = await self._refresh_if_expiring(adapter, credentials)
+                published = await adapter.publish(
+                    credentials, request, resumed=resumed, on_refreshed=self._store_tokens
+                )
+            except PublishFailure as failure:
+                log.warning("publishing pending post %s on %s failed: %s", pending["id"], platform, failure)
+                return PlatformResult(platform, account_id, None, failure.reason, failure.detail)
+            except Exception as exc:
+                # An adapter bug must not leave the run open forever: it fails this platform.
+                log.exception("adapter %s crashed on pending post %s", platform, pending["id"])
+                return PlatformResult(
+                    platform,
+                    account_id,
+                    None,
+                    PublishFailureReason.RETRIES_EXHAUSTED,
+                    f"adapter error: {type(exc).__name__}",
+                )
+        return PlatformResult(platform, account_id, published)
+
+    def _credentials(self, row: asyncpg.Record) -> AccountCredentials:
+        account_id = row["id"]
+        return AccountCredentials(
+            social_account_id=account_id,
+            platform=row["platform"],
+            handle=row["handle"],
+            external_account_id=row["external_account_id"],
+            api_base_url=row["api_base_url"],
+            access_token=self._tokens.open(account_id, row["access_token"]),
+            refresh_token=self._tokens.open(account_id, row["refresh_token"]) if row["refresh_token"] else None,
+            token_expires_at=row["token_expires_at"],
+        )
+
+    async def _refresh_if_expiring(self, adapter: PlatformAdapter, account: AccountCredentials) -> AccountCredentials:
+        expires = account.token_expires_at
+        if expires is None or account.refresh_token is None:
+            return account
+        if expires - timedelta(seconds=self._settings.refresh_margin_s) > self._clock():
+            return account
+        try:
+            tokens = await adapter.refresh(account)
+        except PublishFailure as failure:
+            # The current token may still work; a 401 will say otherwise.
+            log.warning("refreshing the token of account %s failed: %s", account.social_account_id, failure.detail)
+            return account
+        refreshed = account.with_tokens(tokens)
+        await self._store_tokens(refreshed, tokens)
+        return refreshed
+
+    async def _store_tokens(self, account: AccountCredentials, tokens: RefreshedTokens) -> None:
+        account_id = account.social_account_id
+        async with self._db.transaction() as conn:
+            await repo.store_tokens(
+                conn,
+                account_id,
+                access_token=self._tokens.seal(account_id, account.access_token),
+                refresh_token=self._tokens.seal(account_id, account.refresh_token) if account.refresh_token else None,
+                expires_at=account.token_expires_at,
+            )
+        metrics.TOKENS_REFRESHED.labels(account.platform).inc()
+        log.info("stored refreshed tokens of account %s", account_id)
