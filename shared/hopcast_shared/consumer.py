@@ -300,6 +300,7 @@ def subscribe(
             try:
                 await consumer.handle_record(message.raw_message)
             except Exception:
+                log.exception("message left unacknowledged; Kafka will deliver it again", extra={"topic": name})
                 # Back off before Kafka redelivers, so an outage is not a hot loop.
                 await asyncio.sleep(1.0)
                 raise

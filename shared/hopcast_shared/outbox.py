@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -79,9 +80,12 @@ def outbox_row(event: OutboundEvent, topic: str, *, extra_headers: Sequence[tupl
     return OutboxRow(event.id, event.type, topic, str(event.organizationid).encode(), event.to_json(), headers)
 
 
+# Headers go in as JSON text: a list of pairs inside an array parameter would be read as
+# a multi-dimensional array.
 _INSERT = """
 INSERT INTO outbox (event_id, event_type, topic, key, payload, headers)
-SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::bytea[], $5::bytea[], $6::jsonb[])
+SELECT e, t, tp, k, p, h::jsonb
+FROM unnest($1::uuid[], $2::text[], $3::text[], $4::bytea[], $5::bytea[], $6::text[]) AS u(e, t, tp, k, p, h)
 """
 
 
@@ -96,7 +100,7 @@ async def write_outbox(conn: Conn, rows: Sequence[OutboxRow]) -> None:
         [r.topic for r in rows],
         [r.key for r in rows],
         [r.payload for r in rows],
-        [r.headers for r in rows],
+        [json.dumps(r.headers) for r in rows],
     )
 
 

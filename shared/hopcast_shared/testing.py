@@ -31,6 +31,19 @@ async def eventually(check: Callable[[], Awaitable[T]], *, within: float = 30.0,
         await asyncio.sleep(interval)
 
 
+async def topic_partitions(consumer: AIOKafkaConsumer, topic: str, *, within: float = 10.0) -> set[int]:
+    """The topic's partitions, waiting for its metadata (a topic just created may not have it yet)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while True:
+        # The consumer's own metadata covers only its subscriptions: ask for all of it.
+        cluster = await consumer._client.fetch_all_metadata()
+        partitions: set[int] = cluster.partitions_for_topic(topic) or set()
+        if partitions or loop.time() > deadline:
+            return partitions
+        await asyncio.sleep(0.1)
+
+
 async def read_topic(
     kafka: KafkaSettings, topic: str, *, expect: int, within: float = 30.0, settle_s: float = 0.3
 ) -> list[ConsumerRecord[bytes, bytes]]:
@@ -40,10 +53,7 @@ async def read_topic(
     await consumer.start()
     records: list[ConsumerRecord[bytes, bytes]] = []
     try:
-        partitions = consumer.partitions_for_topic(topic) or set()
-        if not partitions:
-            await consumer.force_metadata_update()
-            partitions = consumer.partitions_for_topic(topic) or set()
+        partitions = await topic_partitions(consumer, topic)
         tps = [TopicPartition(topic, p) for p in partitions]
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)
