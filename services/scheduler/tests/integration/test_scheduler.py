@@ -54,7 +54,7 @@ class Tenant:
         return example_event(type_name, organization_id=self.org, **changes)
 
     async def create(self, producer: AIOKafkaProducer, kafka: KafkaSettings) -> None:
-        await send_event(producer, kafka, UPSTREAM, self.event("OrganizationCreated", organization_id=self.org))
+        await send_event(producer, kafka, UPSTREAM, self.event("OrganizationCreated"))
         await send_event(producer, kafka, UPSTREAM, self.event("BrandProfileCreated", brand_profile_id=self.brand))
 
     def schedule(self, schedule_id: str, **changes: Any) -> Any:
