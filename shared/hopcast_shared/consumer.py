@@ -281,26 +281,29 @@ def subscribe(
     kafka: KafkaSettings,
     workers_per_topic: int = 1,
 ) -> None:
-    """Register one FastStream subscriber per topic for the consumer.
+    """Register the FastStream subscriber(s) of the consumer.
 
     NACK_ON_ERROR: the offset is committed after `handle_record` returns (its transaction
     has committed); if it raises, the consumer seeks back and the message comes again.
     """
-    for name in topics:
+    # One consumer for all topics (one group join); with more workers, one per topic, since
+    # FastStream's per-partition concurrency takes a single topic.
+    groups = [list(topics)] if workers_per_topic == 1 else [[name] for name in topics]
+    for names in groups:
         subscriber = broker.subscriber(
-            kafka.topic(name),
+            *(kafka.topic(name) for name in names),
             group_id=consumer.group_id,
             ack_policy=AckPolicy.NACK_ON_ERROR,
             auto_offset_reset="earliest",
             max_workers=workers_per_topic,
-            title=f"{consumer.service}:{name}",
+            title=f"{consumer.service}:{'+'.join(names)}",
         )
 
         async def on_message(message: KafkaMessage) -> None:
             try:
                 await consumer.handle_record(message.raw_message)
             except Exception:
-                log.exception("message left unacknowledged; Kafka will deliver it again", extra={"topic": name})
+                log.exception("message left unacknowledged; Kafka will deliver it again")
                 # Back off before Kafka redelivers, so an outage is not a hot loop.
                 await asyncio.sleep(1.0)
                 raise

@@ -248,12 +248,9 @@ def _due_at(data: PendingPostCreated) -> datetime | None:
 async def _reject(ctx: EventContext, data: PendingPostCreated, requested: int) -> None:
     org = ctx.envelope.organizationid
     balance = await ledger.balance_of(ctx.conn, org)
-    subscribed = await ledger.has_subscription(ctx.conn, org)
-    reason = (
-        DebitRejectionReason.INSUFFICIENT_CREDITS
-        if subscribed or balance.topup
-        else DebitRejectionReason.NO_SUBSCRIPTION
-    )
+    # NO_SUBSCRIPTION: the organization never had credits of any kind.
+    ever_had_credits = await ledger.has_subscription(ctx.conn, org) or await ledger.has_entries(ctx.conn, org)
+    reason = DebitRejectionReason.INSUFFICIENT_CREDITS if ever_had_credits else DebitRejectionReason.NO_SUBSCRIPTION
     await ctx.conn.execute("UPDATE debits SET status = 'REJECTED' WHERE pending_post_id = $1", data.pending_post_id)
     await ctx.emit(
         CreditsDebitRejected(

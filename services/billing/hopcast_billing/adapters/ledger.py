@@ -140,6 +140,10 @@ async def has_subscription(conn: Conn, org: uuid.UUID) -> bool:
     return bool(await conn.fetchval("SELECT true FROM subscriptions WHERE organization_id = $1", org))
 
 
+async def has_entries(conn: Conn, org: uuid.UUID) -> bool:
+    return bool(await conn.fetchval("SELECT true FROM ledger WHERE organization_id = $1 LIMIT 1", org))
+
+
 async def verify_all(conn: Conn) -> list[asyncpg.Record]:
     """Organizations whose balance differs from the sum of their ledger (or is negative)."""
     return await conn.fetch(

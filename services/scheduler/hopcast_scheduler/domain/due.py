@@ -36,7 +36,7 @@ def plan_due(rule: Recurrence, next_run_at: datetime, now: datetime, policy: Mis
     """The runs to fire for a schedule whose `next_run_at` has come, and its next run after now."""
     due = [next_run_at]
     if next_run_at < now:
-        due += [t for t in next_runs(rule, next_run_at, _ENUMERATION_CAP) if t <= now]
+        due += next_runs(rule, next_run_at, _ENUMERATION_CAP, until=now)
     on_time = [t for t in due if now - t <= MISSED_AFTER]
     late = [t for t in due if now - t > MISSED_AFTER]
     if policy is MissedRunPolicy.SKIP or not late:

@@ -70,8 +70,9 @@ def _days_from(start: date) -> Iterator[date]:
         day += timedelta(days=1)
 
 
-def next_runs(rule: Recurrence, after: datetime, count: int) -> list[datetime]:
-    """The next `count` run instants strictly after `after` (aware), in UTC, ascending."""
+def next_runs(rule: Recurrence, after: datetime, count: int, *, until: datetime | None = None) -> list[datetime]:
+    """The next `count` run instants strictly after `after` (aware), in UTC, ascending;
+    with `until`, only those at or before it."""
     if after.tzinfo is None:
         raise ValueError("after must be timezone-aware")
     if not rule.times or not rule.days_of_week:
@@ -86,11 +87,12 @@ def next_runs(rule: Recurrence, after: datetime, count: int) -> list[datetime]:
         if contract_weekday(day) not in rule.days_of_week:
             continue
         # Two local times in one gap map to the same instant: it runs once.
-        for instant in sorted({local_to_utc(day, at, zone) for at in rule.times}):
-            if instant > after_utc and instant not in seen:
+        instants = sorted({local_to_utc(day, at, zone) for at in rule.times})
+        for instant in instants:
+            if instant > after_utc and instant not in seen and (until is None or instant <= until):
                 seen.add(instant)
                 found.append(instant)
-        if len(found) >= count:
+        if len(found) >= count or (until is not None and instants and instants[0] > until):
             # Local dates only move forward, so a later day never gives an earlier instant.
             break
     return found[:count]
