@@ -19,7 +19,10 @@ class PublisherSettings(BaseSettings):
     """Base of the URLs the sandbox returns."""
 
     # The publishing loop.
-    publish_batch_size: int = Field(default=200, ge=1, le=5_000)
+    publish_batch_size: int = Field(default=500, ge=1, le=5_000)
+    publish_workers: int = Field(default=2, ge=1, le=32)
+    """Publishing rounds run at once in one process (a round's database work overlaps
+    another's Python work)."""
     publish_concurrency: int = Field(default=50, ge=1, le=1_000)
     poll_interval_s: float = Field(default=2.0, gt=0, le=3600)
     lease_s: float = Field(default=300.0, ge=5)

@@ -72,11 +72,10 @@ from hopcast_shared.contract import (
     ScheduleRunCompleted,
     new_event,
     topics_for,
-    type_name_of,
 )
 from hopcast_shared.contract.events import EventData
 from hopcast_shared.db import Conn, Database
-from hopcast_shared.outbox import OutboxRow, outbox_row, write_outbox
+from hopcast_shared.outbox import CONTENT_TYPE, OutboxRow, write_outbox
 from hopcast_shared.settings import KafkaSettings
 from hopcast_shared.telemetry import extract_context, inject_headers, tracer
 
@@ -175,6 +174,7 @@ def _completion_events(
 ) -> tuple[list[dict[str, Any]], list[EventData]]:
     posts: list[dict[str, Any]] = []
     events: list[EventData] = []
+    text = post_text(pending["content"], pending["hashtags"] or [], pending["media_urls"] or []) if results else ""
     for r in results:
         if r.published is not None and r.social_account_id is not None:
             post = {
@@ -188,7 +188,7 @@ def _completion_events(
                 "social_account_id": r.social_account_id,
                 "platform": r.platform,
                 "angle": pending["angle"],
-                "content": post_text(pending["content"], pending["hashtags"] or [], pending["media_urls"] or []),
+                "content": text,
                 "external_id": r.published.external_id,
                 "external_url": r.published.external_url,
                 "published_at": r.published.published_at,
@@ -235,9 +235,12 @@ def _completion_events(
 
 def event_rows(kafka: KafkaSettings, pending: asyncpg.Record, events: Sequence[EventData]) -> list[OutboxRow]:
     """Outbox rows of events about a pending post: keyed by its organization, in its run's saga,
-    caused by the input that started its publishing."""
+    caused by the input that started its publishing, carrying the current trace context.
+    (What `outbox_row` makes, with the trace context and each payload computed once.)"""
     rows: list[OutboxRow] = []
     cause = pending["cause_event_id"]
+    trace = inject_headers()
+    key = str(pending["organization_id"]).encode()
     for data in events:
         event = new_event(
             data,
@@ -246,7 +249,11 @@ def event_rows(kafka: KafkaSettings, pending: asyncpg.Record, events: Sequence[E
             correlation_id=str(pending["run_id"]),
             causation_id=str(cause) if cause else None,
         )
-        rows.extend(outbox_row(event, kafka.topic(name)) for name in topics_for(type_name_of(data)))
+        payload = event.to_json()
+        headers = [*trace, ("content-type", CONTENT_TYPE), ("ce_type", event.type), ("ce_id", str(event.id))]
+        rows.extend(
+            OutboxRow(event.id, event.type, kafka.topic(name), key, payload, headers) for name in topics_for(event.type)
+        )
     return rows
 
 
@@ -320,24 +327,29 @@ class PublishingLoop:
         self._clock = clock
         self._wake = asyncio.Event()
         self._semaphore = asyncio.Semaphore(settings.publish_concurrency)
+        self._refresh_locks: dict[uuid.UUID, asyncio.Lock] = {}
 
     def wake(self, *_: object) -> None:
         self._wake.set()
 
     async def run(self) -> None:
-        """Until cancelled: publish what is waiting, then sleep until NOTIFY or the poll interval."""
+        """Until cancelled: `publish_workers` rounds at once (their leases never overlap), each
+        publishing what is waiting, then sleeping until NOTIFY or the poll interval."""
         listener = await asyncpg.connect(self._db.url)
         try:
             await listener.add_listener(repo.PUBLISH_CHANNEL, self.wake)
-            while True:
-                self._wake.clear()
-                done = await self.publish_batch()
-                if done >= self._settings.publish_batch_size:
-                    continue
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), timeout=self._settings.poll_interval_s)
+            await asyncio.gather(*(self._rounds() for _ in range(self._settings.publish_workers)))
         finally:
             await listener.close()
+
+    async def _rounds(self) -> None:
+        while True:
+            self._wake.clear()
+            done = await self.publish_batch()
+            if done >= self._settings.publish_batch_size:
+                continue
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=self._settings.poll_interval_s)
 
     async def publish_batch(self) -> int:
         """One round: lease, publish, complete. Returns how many pending posts were leased."""
@@ -356,8 +368,9 @@ class PublishingLoop:
         by_post: dict[uuid.UUID, list[asyncpg.Record]] = {}
         for a in attempts:
             by_post.setdefault(a["pending_post_id"], []).append(a)
+        credentials: dict[uuid.UUID, AccountCredentials | None] = {}
         outcomes = await asyncio.gather(
-            *(self._publish_pending(p, by_post.get(p["id"], []), accounts) for p in claimed)
+            *(self._publish_pending(p, by_post.get(p["id"], []), accounts, credentials) for p in claimed)
         )
         async with self._db.transaction() as conn:
             await complete(conn, self._kafka, list(outcomes), lease_token=lease)
@@ -365,14 +378,21 @@ class PublishingLoop:
         return len(claimed)
 
     async def _publish_pending(
-        self, pending: asyncpg.Record, attempts: Sequence[asyncpg.Record], accounts: Mapping[uuid.UUID, asyncpg.Record]
+        self,
+        pending: asyncpg.Record,
+        attempts: Sequence[asyncpg.Record],
+        accounts: Mapping[uuid.UUID, asyncpg.Record],
+        credentials: dict[uuid.UUID, AccountCredentials | None] | None = None,
     ) -> tuple[asyncpg.Record, list[PlatformResult], RunOutcome]:
         resumed = pending["claims"] > 1
         if resumed:
             log.info("resuming publication of pending post %s (claim %d)", pending["id"], pending["claims"])
             metrics.RESUMED.inc()
         text = post_text(pending["content"], pending["hashtags"] or [], pending["media_urls"] or [])
-        results = await asyncio.gather(*(self._publish_platform(pending, a, accounts, text, resumed) for a in attempts))
+        opened = credentials if credentials is not None else {}
+        results = await asyncio.gather(
+            *(self._publish_platform(pending, a, accounts, text, resumed, opened) for a in attempts)
+        )
         outcome = run_outcome([r.published is not None for r in results])
         return pending, list(results), outcome
 
@@ -383,6 +403,7 @@ class PublishingLoop:
         accounts: Mapping[uuid.UUID, asyncpg.Record],
         text: str,
         resumed: bool,
+        opened: dict[uuid.UUID, AccountCredentials | None],
     ) -> PlatformResult:
         platform = attempt["platform"]
         account_id = attempt["social_account_id"]
@@ -408,20 +429,28 @@ class PublishingLoop:
             return PlatformResult(
                 platform, account_id, None, PublishFailureReason.PLATFORM_REJECTED, f"no live adapter for {platform}"
             )
-        try:
-            credentials = self._credentials(row)
-        except TokenDecryptError:
-            log.error("stored token of account %s does not decrypt (tampered or key missing)", account_id)
+        # Tokens are opened once per account and batch (the same account publishes many posts).
+        if account_id not in opened:
+            try:
+                opened[account_id] = self._credentials(row)
+            except TokenDecryptError:
+                log.error("stored token of account %s does not decrypt (tampered or key missing)", account_id)
+                opened[account_id] = None
+        credentials = opened[account_id]
+        if credentials is None:
             return PlatformResult(
                 platform, account_id, None, PublishFailureReason.TOKEN_INVALID, "the stored token cannot be decrypted"
             )
         request = PostRequest(attempt["idempotency_key"], text, attempt["created_at"])
         async with self._semaphore:
             try:
-                credentials = await self._refresh_if_expiring(adapter, credentials)
-                published = await adapter.publish(
-                    credentials, request, resumed=resumed, on_refreshed=self._store_tokens
-                )
+                credentials = await self._fresh_credentials(adapter, credentials, opened)
+
+                async def refreshed(account: AccountCredentials, tokens: RefreshedTokens) -> None:
+                    opened[account.social_account_id] = account
+                    await self._store_tokens(account, tokens)
+
+                published = await adapter.publish(credentials, request, resumed=resumed, on_refreshed=refreshed)
             except PublishFailure as failure:
                 log.warning("publishing pending post %s on %s failed: %s", pending["id"], platform, failure)
                 return PlatformResult(platform, account_id, None, failure.reason, failure.detail)
@@ -449,6 +478,21 @@ class PublishingLoop:
             refresh_token=self._tokens.open(account_id, row["refresh_token"]) if row["refresh_token"] else None,
             token_expires_at=row["token_expires_at"],
         )
+
+    async def _fresh_credentials(
+        self,
+        adapter: PlatformAdapter,
+        credentials: AccountCredentials,
+        opened: dict[uuid.UUID, AccountCredentials | None],
+    ) -> AccountCredentials:
+        """The account's credentials, refreshed first when they expire soon: once per account,
+        however many of its posts are in the batch."""
+        account_id = credentials.social_account_id
+        async with self._refresh_locks.setdefault(account_id, asyncio.Lock()):
+            current = opened.get(account_id) or credentials
+            fresh = await self._refresh_if_expiring(adapter, current)
+            opened[account_id] = fresh
+            return fresh
 
     async def _refresh_if_expiring(self, adapter: PlatformAdapter, account: AccountCredentials) -> AccountCredentials:
         expires = account.token_expires_at

@@ -1,0 +1,264 @@
+"""Publisher throughput: pending posts turned into posts per second (2 platforms, sandbox
+adapter), beside a baseline transaction writing the same rows.
+
+Three measurements on a fresh database of the given PostgreSQL server:
+
+- inputs: PendingPostCreated and CreditsDebited of each pending post handled as the
+  consumer does (contract parsing, inbox, state machine, account choice, attempts), one
+  transaction per event, one consumer per topic (so two at once);
+- publishing: the publishing loop's rounds (lease, sandbox publish, one completion
+  transaction per batch writing posts, attempts, pending posts and outbox rows);
+- baseline: the same rows (posts, outbox rows, pending post updates) written by plain
+  batched INSERT/UPDATE transactions of the same batch size, with nothing else: the floor
+  the publishing loop is compared with.
+
+Usage: .venv/bin/python bench/publisher_throughput.py [--posts 5000] [--database-url URL]
+(default: the publisher's database server, PUBLISHER_DATABASE_URL or the local stack's).
+Prints one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import json
+import os
+import time
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+
+from hopcast_publisher.adapters.platforms.sandbox import SandboxAdapter
+from hopcast_publisher.adapters.tokens import AccountTokens
+from hopcast_publisher.bootstrap import MIGRATIONS, definition
+from hopcast_publisher.config import PublisherSettings
+from hopcast_publisher.publishing import PublishingLoop
+from hopcast_shared.consumer import EventConsumer
+from hopcast_shared.contract.examples import example_event
+from hopcast_shared.crypto import TRANSPORT_AAD, load_keyring
+from hopcast_shared.db import Database
+from hopcast_shared.migrations import load_migrations
+from hopcast_shared.settings import CryptoSettings, KafkaSettings, ServiceSettings
+from hopcast_shared.testing import as_record
+
+PLATFORMS = ["BLUESKY", "MASTODON"]
+KAFKA = KafkaSettings(topic_prefix="bench.")
+
+
+def _with_database(url: str, name: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path=f"/{name}"))
+
+
+async def _fresh_database(server_url: str) -> tuple[str, str]:
+    name = f"bench_publisher_{uuid.uuid4().hex[:8]}"
+    conn = await asyncpg.connect(_with_database(server_url, "postgres"))
+    try:
+        await conn.execute(f"CREATE DATABASE {name}")
+    finally:
+        await conn.close()
+    return name, _with_database(server_url, name)
+
+
+async def _drop_database(server_url: str, name: str) -> None:
+    conn = await asyncpg.connect(_with_database(server_url, "postgres"))
+    try:
+        await conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    finally:
+        await conn.close()
+
+
+async def run(posts: int, server_url: str, batch_size: int, workers: int = 2) -> dict[str, Any]:
+    name, url = await _fresh_database(server_url)
+    keyring = load_keyring(CryptoSettings(token_keys=f"1:{base64.b64encode(os.urandom(32)).decode()}"))
+    settings = PublisherSettings(publish_batch_size=batch_size)
+    adapters = {p: SandboxAdapter(p, keep=10) for p in PLATFORMS}
+    service = definition(settings=settings, adapters=adapters, keyring=keyring)
+    db = await Database.open(url, load_migrations("publisher", MIGRATIONS), min_size=4, max_size=8)
+    try:
+        consumer = EventConsumer(
+            "publisher",
+            db,
+            service.handlers,
+            kafka=KAFKA,
+            settings=ServiceSettings(name="publisher", database_url=url, http_port=18084),
+        )
+        org, brand = str(uuid.uuid4()), str(uuid.uuid4())
+
+        def event(type_name: str, **changes: Any) -> Any:
+            return example_event(type_name, organization_id=org, **changes)
+
+        await consumer.handle_record(as_record(event("OrganizationCreated")))
+        await consumer.handle_record(as_record(event("BrandProfileCreated", brand_profile_id=brand)))
+        for platform in PLATFORMS:
+            account = str(uuid.uuid4())
+            token = keyring.encrypt(f"plain-{platform}", associated_data=TRANSPORT_AAD)
+            await consumer.handle_record(
+                as_record(
+                    event(
+                        "SocialAccountConnected",
+                        social_account_id=account,
+                        platform=platform,
+                        access_token=token,
+                        refresh_token=None,
+                        token_expires_at=None,
+                    )
+                )
+            )
+            await consumer.handle_record(
+                as_record(
+                    event("BrandAccountLinked", brand_profile_id=brand, social_account_id=account, is_default=True)
+                )
+            )
+
+        created, debited = [], []
+        for _ in range(posts):
+            pending, run_id = str(uuid.uuid4()), str(uuid.uuid4())
+            created.append(
+                as_record(
+                    event(
+                        "PendingPostCreated",
+                        pending_post_id=pending,
+                        run_id=run_id,
+                        brand_profile_id=brand,
+                        platforms=PLATFORMS,
+                    ),
+                    topic="content.events",
+                )
+            )
+            debited.append(
+                as_record(event("CreditsDebited", pending_post_id=pending, run_id=run_id), topic="billing.events")
+            )
+
+        async def consume(records: list[Any]) -> None:
+            for record in records:
+                outcome = await consumer.handle_record(record)
+                assert outcome == "handled", outcome
+
+        started = time.perf_counter()
+        await asyncio.gather(consume(created), consume(debited))
+        inputs_s = time.perf_counter() - started
+        publishing_now = await db.pool.fetchval("SELECT count(*) FROM pending_posts WHERE status = 'PUBLISHING'")
+        assert publishing_now == posts, publishing_now
+
+        loop = PublishingLoop(db, KAFKA, adapters, AccountTokens(keyring), settings)
+
+        async def drain() -> None:
+            while await loop.publish_batch():
+                pass
+
+        started = time.perf_counter()
+        await asyncio.gather(*(drain() for _ in range(workers)))
+        publishing_s = time.perf_counter() - started
+        written = await db.pool.fetchval("SELECT count(*) FROM posts")
+        assert written == posts * len(PLATFORMS), written
+        outbox_rows = await db.pool.fetchval("SELECT count(*) FROM outbox")
+
+        baseline_s = await _baseline(db, posts, batch_size, org, brand)
+        return {
+            "benchmark": "publisher_throughput",
+            "when": datetime.now(UTC).isoformat(timespec="seconds"),
+            "pending_posts": posts,
+            "platforms": len(PLATFORMS),
+            "batch_size": batch_size,
+            "publishing_workers": workers,
+            "cpus": os.cpu_count(),
+            "inputs_to_publishing": {
+                "seconds": round(inputs_s, 3),
+                "pending_posts_per_s": round(posts / inputs_s, 1),
+                "events_per_s": round(2 * posts / inputs_s, 1),
+            },
+            "publishing_loop": {
+                "seconds": round(publishing_s, 3),
+                "pending_posts_per_s": round(posts / publishing_s, 1),
+                "posts_per_s": round(written / publishing_s, 1),
+                "outbox_rows": outbox_rows,
+            },
+            "baseline_same_rows": {
+                "seconds": round(baseline_s, 3),
+                "pending_posts_per_s": round(posts / baseline_s, 1),
+                "posts_per_s": round(written / baseline_s, 1),
+            },
+            "end_to_end_pending_posts_per_s": round(posts / (inputs_s + publishing_s), 1),
+            "publishing_vs_baseline": round(baseline_s / publishing_s, 3),
+        }
+    finally:
+        await db.close()
+        await _drop_database(server_url, name)
+
+
+async def _baseline(db: Database, posts: int, batch_size: int, org: str, brand: str) -> float:
+    """The same rows as the publishing loop writes, by batched plain statements."""
+    await db.pool.execute(
+        """
+        CREATE TABLE baseline_posts (LIKE posts INCLUDING ALL);
+        CREATE TABLE baseline_outbox (LIKE outbox INCLUDING ALL);
+        CREATE TABLE baseline_pending (LIKE pending_posts INCLUDING ALL);
+        """
+    )
+    ids = [uuid.uuid4() for _ in range(posts)]
+    await db.pool.execute(
+        "INSERT INTO baseline_pending (id, organization_id, status) SELECT unnest($1::uuid[]), $2, 'PUBLISHING'",
+        ids,
+        uuid.UUID(org),
+    )
+    # What the loop writes per outbox row: a ~900-byte CloudEvent and five headers.
+    payload = json.dumps({"data": "x" * 900}).encode()
+    headers = [("traceparent", "00-" + "a" * 32 + "-" + "b" * 16 + "-01"), ("content-type", "application/json")] * 2
+    now = datetime.now(UTC)
+    started = time.perf_counter()
+    for i in range(0, posts, batch_size):
+        chunk = ids[i : i + batch_size]
+        async with db.transaction() as conn:
+            await conn.execute(
+                "UPDATE baseline_pending SET status = 'PUBLISHED', completed_at = now() WHERE id = ANY($1::uuid[])",
+                chunk,
+            )
+            rows = [(pid, p) for pid in chunk for p in PLATFORMS]
+            await conn.execute(
+                """
+                INSERT INTO baseline_posts (id, organization_id, pending_post_id, run_id, schedule_id, brand_profile_id,
+                    material_id, social_account_id, platform, angle, content, external_id, external_url, published_at)
+                SELECT gen_random_uuid(), $1, pid, pid, pid, $2, pid, pid, p, 'USER_BENEFIT', 'content', 'x',
+                       'https://x', $5
+                FROM unnest($3::uuid[], $4::text[]) AS r(pid, p)
+                """,
+                uuid.UUID(org),
+                uuid.UUID(brand),
+                [r[0] for r in rows],
+                [r[1] for r in rows],
+                now,
+            )
+            n = len(chunk) * 5  # 2 PostPublished on 2 topics each, 1 ScheduleRunCompleted
+            await conn.execute(
+                """
+                INSERT INTO baseline_outbox (event_id, event_type, topic, key, payload, headers)
+                SELECT e, t, topic, k, p, $6::jsonb
+                FROM unnest($1::uuid[], $2::text[], $3::text[], $4::bytea[], $5::bytea[]) AS r(e, t, topic, k, p)
+                """,
+                [uuid.uuid4() for _ in range(n)],
+                ["PostPublished"] * n,
+                ["bench.publisher.events"] * n,
+                [org.encode()] * n,
+                [payload] * n,
+                headers,
+            )
+    return time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--posts", type=int, default=5000)
+    parser.add_argument("--batch-size", type=int, default=500)
+    parser.add_argument("--workers", type=int, default=2, help="publishing rounds run at once (PUBLISHER_WORKERS)")
+    parser.add_argument("--database-url", default=ServiceSettings.for_service("publisher").database_url)
+    args = parser.parse_args()
+    print(json.dumps(asyncio.run(run(args.posts, args.database_url, args.batch_size, args.workers)), indent=2))
+
+
+if __name__ == "__main__":
+    main()
