@@ -13,8 +13,6 @@ import asyncpg
 import typer
 
 from hopcast_publisher.adapters import repository as repo
-from hopcast_publisher.adapters.tokens import AccountTokens
-from hopcast_publisher.rotation import rotate_tokens
 from hopcast_shared.settings import ServiceSettings
 
 app = typer.Typer(no_args_is_help=True, help="The publisher's tools.")
@@ -45,6 +43,9 @@ def rotate_tokens_command(
 ) -> None:
     """Re-encrypt every stored token under the newest key of TOKEN_KEYS (safe while the
     service runs). This is `hopcast tokens rotate` of the design, for the publisher's tokens."""
+    # Imported here: `hopcast` loads every part's commands at start, and only this one needs the keys.
+    from hopcast_publisher.adapters.tokens import AccountTokens
+    from hopcast_publisher.rotation import rotate_tokens
     from hopcast_shared.crypto import load_keyring
 
     tokens = AccountTokens(load_keyring())
