@@ -578,3 +578,29 @@ async def _all_text(db: Database) -> str:
             for value in row.values():
                 parts.append(value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value))
     return "\n".join(parts)
+
+
+async def test_the_rotate_tokens_command(harness: Harness, db: Database) -> None:
+    """`hopcast publisher rotate-tokens` (the design's `hopcast tokens rotate`) in its own process."""
+    import asyncio
+    import subprocess
+    import sys
+
+    tenant = await Tenant(harness).create()
+    ids = [await tenant.account("MASTODON", token=f"plain-{i}") for i in range(3)]
+    env = {**os.environ, "PUBLISHER_DATABASE_URL": db.url, "TOKEN_KEYS": f"1:{KEY_1},2:{KEY_2}", "HOPCAST_ENV": "test"}
+    command = [sys.executable, "-c", "from hopcast_publisher.entrypoints.cli import app; app()", "rotate-tokens"]
+    done = await asyncio.to_thread(subprocess.run, command, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "3 account(s) checked, 3 rotated" in done.stdout
+    rows = {
+        str(r["id"]): r["access_token"] for r in await db.pool.fetch("SELECT id, access_token FROM social_accounts")
+    }
+    tokens = AccountTokens(keyring(KEY_1, KEY_2))
+    assert all(t.startswith("v2:") for t in rows.values())
+    assert sorted(tokens.open(uuid.UUID(i), rows[i]) for i in ids) == ["plain-0", "plain-1", "plain-2"]
+    missing = [sys.executable, "-c", "from hopcast_publisher.entrypoints.cli import app; app()", "delete-post"]
+    gone = await asyncio.to_thread(
+        subprocess.run, [*missing, str(uuid.uuid4())], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert gone.returncode == 1 and "no post" in gone.stderr
