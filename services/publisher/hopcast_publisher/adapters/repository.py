@@ -290,14 +290,16 @@ async def insert_attempts(
     conn: Conn, rows: Sequence[tuple[uuid.UUID, str, str, uuid.UUID | None, str, str | None, str | None]]
 ) -> None:
     """(pending_post_id, platform, idempotency_key, social_account_id, status, failure_reason, failure_detail)."""
-    await conn.executemany(
+    if not rows:
+        return
+    await conn.execute(
         """
         INSERT INTO publish_attempts (pending_post_id, platform, idempotency_key, social_account_id, status,
                                       failure_reason, failure_detail)
-        VALUES ($1, $2, $3, $4, $5, $6, $7)
+        SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::uuid[], $5::text[], $6::text[], $7::text[])
         ON CONFLICT (pending_post_id, platform) DO NOTHING
         """,
-        rows,
+        *([row[i] for row in rows] for i in range(7)),
     )
 
 
