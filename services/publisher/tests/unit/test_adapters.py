@@ -89,13 +89,32 @@ FAKES: dict[str, Callable[[], FakePlatform]] = {
 }
 
 
+class Swappable:
+    """One server for the module; each test puts its own fresh fake behind it."""
+
+    def __init__(self) -> None:
+        self.app: FakePlatform | None = None
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        assert self.app is not None
+        await self.app(scope, receive, send)
+
+
+@pytest.fixture(scope="module")
+async def server() -> AsyncIterator[tuple[Swappable, str]]:
+    app = Swappable()
+    async with serve(app) as base_url:
+        yield app, base_url
+
+
 @pytest.fixture(params=list(FAKES))
-async def platform(request: pytest.FixtureRequest) -> AsyncIterator[Platform]:
+async def platform(request: pytest.FixtureRequest, server: tuple[Swappable, str]) -> AsyncIterator[Platform]:
+    app, base_url = server
     fake = FAKES[request.param]()
-    async with serve(fake) as base_url:
-        adapter = _build(request.param, base_url)
-        yield Platform(request.param, fake, adapter, base_url)
-        await adapter.close()
+    app.app = fake
+    adapter = _build(request.param, base_url)
+    yield Platform(request.param, fake, adapter, base_url)
+    await adapter.close()
 
 
 def post_request(text: str | None = None) -> PostRequest:
