@@ -19,7 +19,12 @@ app = typer.Typer(no_args_is_help=True, add_completion=False, help="Operate Hopc
 
 def _load_plugins() -> None:
     for ep in sorted(entry_points(group="hopcast.commands"), key=lambda e: e.name):
-        sub = ep.load()
+        try:
+            sub = ep.load()
+        except ImportError as exc:
+            # One broken part must not take every other command down with it.
+            print(f"hopcast: the `{ep.name}` commands are unavailable: {exc}", file=sys.stderr)
+            continue
         app.add_typer(sub, name=ep.name)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -75,10 +76,16 @@ def next_runs(rule: Recurrence, after: datetime, count: int, *, until: datetime 
     with `until`, only those at or before it."""
     if after.tzinfo is None:
         raise ValueError("after must be timezone-aware")
+    return list(_next_runs(rule, after.astimezone(UTC), count, until))
+
+
+# A tick claims many schedules due at the same slots with the same rules: remember answers.
+@lru_cache(maxsize=16_384)
+def _next_runs(rule: Recurrence, after: datetime, count: int, until: datetime | None) -> tuple[datetime, ...]:
     if not rule.times or not rule.days_of_week:
-        return []
+        return ()
     zone = rule.zone
-    after_utc = after.astimezone(UTC)
+    after_utc = after
     # Start a day early: a local date can begin before `after` in UTC terms.
     start = after_utc.astimezone(zone).date() - timedelta(days=1)
     found: list[datetime] = []
@@ -95,7 +102,7 @@ def next_runs(rule: Recurrence, after: datetime, count: int, *, until: datetime 
         if len(found) >= count or (until is not None and instants and instants[0] > until):
             # Local dates only move forward, so a later day never gives an earlier instant.
             break
-    return found[:count]
+    return tuple(found[:count])
 
 
 def next_run(rule: Recurrence, after: datetime) -> datetime | None:
