@@ -46,4 +46,4 @@ class AccountTokens:
 
     def rotate(self, account_id: uuid.UUID, stored: str) -> str:
         """The stored token re-encrypted under the newest key."""
-        return self.keyring.reencrypt(stored, self.aad(account_id))
+        return self.keyring.reencrypt(stored, associated_data=self.aad(account_id))
