@@ -254,7 +254,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--posts", type=int, default=5000)
     parser.add_argument("--batch-size", type=int, default=500)
-    parser.add_argument("--workers", type=int, default=2, help="publishing rounds run at once (PUBLISHER_WORKERS)")
+    parser.add_argument("--workers", type=int, default=2, help="rounds at once (PUBLISHER_PUBLISH_WORKERS)")
     parser.add_argument("--database-url", default=ServiceSettings.for_service("publisher").database_url)
     args = parser.parse_args()
     print(json.dumps(asyncio.run(run(args.posts, args.database_url, args.batch_size, args.workers)), indent=2))
