@@ -1,0 +1,460 @@
+"""A real Apache Kafka broker for local runs and tests: jars resolved once from Maven Central, a
+single-node KRaft server (broker and controller in one JVM) on 127.0.0.1, started detached,
+ready when an aiokafka client gets its metadata, and the contract's topics created up front.
+
+Layout under the state folder: kafka/libs (jars, shared by every broker of the machine's
+checkout), kafka/server.properties, kafka/cluster-id, kafka/data (log dirs, kept across
+restarts), logs/kafka.log, run/kafka.pid.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import fcntl
+import hashlib
+import logging
+import os
+import re
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psutil
+
+from hopcast_shared.settings import KafkaSettings
+from hopcast_shared.topics import ensure_topics, topic_specs
+from hopcast_stack import procs
+from hopcast_stack.config import StackSettings
+from hopcast_stack.errors import StackError
+
+log = logging.getLogger(__name__)
+
+PACKAGE_DIR = Path(__file__).parent / "kafka"
+POM = PACKAGE_DIR / "pom.xml"
+LOG4J_CONFIG = PACKAGE_DIR / "log4j2.xml"
+
+JAVA_MISSING = "Kafka needs a Java 17+ runtime: install OpenJDK 17 (apt-get install openjdk-17-jre-headless)"
+MAVEN_MISSING = (
+    "Kafka's jars are resolved from Maven Central with Maven, which is not installed: "
+    "install it (apt-get install maven), or copy the jars into {libs}"
+)
+MIN_JAVA = 17
+
+# What bin/kafka-run-class.sh passes, minus the 1 GB heap (see StackSettings.kafka_heap_opts).
+JVM_FLAGS = (
+    "-server",
+    "-XX:+UseG1GC",
+    "-XX:MaxGCPauseMillis=20",
+    "-XX:InitiatingHeapOccupancyPercent=35",
+    "-XX:+ExplicitGCInvokesConcurrent",
+    "-XX:MaxInlineLevel=15",
+    "-Djava.awt.headless=true",
+)
+
+
+# --- the JDK and the jars ----------------------------------------------------------------------
+
+
+def java_executable() -> str:
+    """The `java` to run Kafka with (JAVA_HOME first, then PATH), checked to be 17 or newer."""
+    java_home = os.environ.get("JAVA_HOME")
+    candidate = str(Path(java_home) / "bin" / "java") if java_home else None
+    java = candidate if candidate and os.access(candidate, os.X_OK) else shutil.which("java")
+    if java is None:
+        raise StackError(JAVA_MISSING)
+    try:
+        out = subprocess.run([java, "-version"], capture_output=True, text=True, timeout=30).stderr
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise StackError(f"{JAVA_MISSING} ({java} -version failed: {exc})") from None
+    match = re.search(r'version "(\d+)(?:\.(\d+))?', out)
+    major = int(match.group(1)) if match else 0
+    if major == 1 and match and match.group(2):  # "1.8.0_392" is Java 8
+        major = int(match.group(2))
+    if major < MIN_JAVA:
+        raise StackError(f"{JAVA_MISSING} (found Java {major or 'of unknown version'} at {java})")
+    return java
+
+
+def pom_digest() -> str:
+    return hashlib.sha256(POM.read_bytes()).hexdigest()
+
+
+def jars_ready(libs: Path) -> bool:
+    """The jars of the current pom are there (the marker holds the hash of the pom they came from)."""
+    marker = libs / ".pom-sha256"
+    return marker.is_file() and marker.read_text().strip() == pom_digest() and any(libs.glob("kafka_2.13-*.jar"))
+
+
+@contextlib.contextmanager
+def _file_lock(path: Path) -> Iterator[None]:
+    """An exclusive lock between processes (`make up` and a test session may resolve at once)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def resolve_jars(libs: Path) -> Path:
+    """Resolve the broker's jars into `libs` with Maven, once; a changed pom resolves them again."""
+    if jars_ready(libs):
+        return libs
+    with _file_lock(libs.parent / ".libs.lock"):
+        if jars_ready(libs):  # another process did it while we waited
+            return libs
+        mvn = shutil.which("mvn")
+        if mvn is None:
+            raise StackError(MAVEN_MISSING.format(libs=libs))
+        work = libs.parent / f".resolve-{os.getpid()}"
+        shutil.rmtree(work, ignore_errors=True)
+        (work / "libs").mkdir(parents=True)
+        # Maven runs on a copy of the pom: the installed package may be read-only.
+        shutil.copyfile(POM, work / "pom.xml")
+        started = time.monotonic()
+        log.info("resolving Kafka's jars from Maven Central into %s", libs)
+        result = subprocess.run(
+            [
+                mvn,
+                "-q",
+                "-B",
+                "-f",
+                str(work / "pom.xml"),
+                "dependency:copy-dependencies",
+                f"-DoutputDirectory={work / 'libs'}",
+                "-DincludeScope=runtime",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=900,
+        )
+        if result.returncode != 0 or not any((work / "libs").glob("kafka_2.13-*.jar")):
+            output = "\n".join((result.stdout + result.stderr).splitlines()[-40:])
+            shutil.rmtree(work, ignore_errors=True)
+            raise StackError(f"resolving Kafka's jars with Maven failed (exit {result.returncode}):\n{output}")
+        (work / "libs" / ".pom-sha256").write_text(pom_digest() + "\n")
+        shutil.rmtree(libs, ignore_errors=True)
+        (work / "libs").replace(libs)
+        shutil.rmtree(work, ignore_errors=True)
+        log.info("resolved %d jars in %.1fs", len(list(libs.glob("*.jar"))), time.monotonic() - started)
+    return libs
+
+
+def kafka_version(libs: Path) -> str | None:
+    jar = next(libs.glob("kafka_2.13-*.jar"), None)
+    return jar.name.removeprefix("kafka_2.13-").removesuffix(".jar") if jar else None
+
+
+def new_cluster_id() -> str:
+    """A Kafka cluster id, as `kafka-storage.sh random-uuid` makes it (URL-safe base64 of 16 random
+    bytes, unpadded), without starting a JVM. Kafka avoids ids starting with '-' (they read as flags)."""
+    while True:
+        cluster_id = base64.urlsafe_b64encode(os.urandom(16)).decode().rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id
+
+
+# --- the broker ---------------------------------------------------------------------------------
+
+
+@dataclass
+class KafkaServer:
+    """One single-node KRaft broker whose files live under `home` (jars in `libs`)."""
+
+    home: Path
+    port: int = 9092
+    controller_port: int = 9093
+    libs: Path | None = None
+    logs_dir: Path | None = None
+    run_dir: Path | None = None
+    heap_opts: str = "-Xms256m -Xmx512m"
+    ready_timeout_s: float = 60.0
+    # Extra or overriding server.properties (the test stack uses it for speed over durability).
+    overrides: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.home = self.home.resolve()
+        self.libs = (self.libs or self.home / "libs").resolve()
+        self.logs_dir = (self.logs_dir or self.home.parent / "logs").resolve()
+        self.run_dir = (self.run_dir or self.home.parent / "run").resolve()
+
+    @classmethod
+    def from_settings(cls, settings: StackSettings) -> KafkaServer:
+        state = settings.state_dir
+        return cls(
+            home=state / "kafka",
+            port=settings.kafka_broker_port,
+            controller_port=settings.kafka_controller_port,
+            logs_dir=state / "logs",
+            run_dir=state / "run",
+            heap_opts=settings.kafka_heap_opts,
+            ready_timeout_s=settings.kafka_ready_timeout_s,
+        )
+
+    # Paths -------------------------------------------------------------------------------------
+
+    @property
+    def jars(self) -> Path:
+        assert self.libs is not None
+        return self.libs
+
+    @property
+    def data_dir(self) -> Path:
+        return self.home / "data"
+
+    @property
+    def properties_file(self) -> Path:
+        return self.home / "server.properties"
+
+    @property
+    def log_file(self) -> Path:
+        assert self.logs_dir is not None
+        return self.logs_dir / "kafka.log"
+
+    @property
+    def pid_file(self) -> Path:
+        assert self.run_dir is not None
+        return self.run_dir / "kafka.pid"
+
+    @property
+    def bootstrap(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def ports(self) -> tuple[int, int]:
+        return (self.port, self.controller_port)
+
+    def cluster_id(self) -> str:
+        """Generated once and kept: the formatted log dirs carry it, and a different id would not start."""
+        path = self.home / "cluster-id"
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(new_cluster_id() + "\n")
+        return path.read_text().strip()
+
+    # Configuration -----------------------------------------------------------------------------
+
+    def properties(self) -> dict[str, str]:
+        listener = f"PLAINTEXT://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{self.controller_port}"
+        props = {
+            "process.roles": "broker,controller",
+            "node.id": "1",
+            "controller.quorum.bootstrap.servers": f"127.0.0.1:{self.controller_port}",
+            "listeners": listener,
+            "advertised.listeners": listener,
+            "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+            "controller.listener.names": "CONTROLLER",
+            "inter.broker.listener.name": "PLAINTEXT",
+            "log.dirs": str(self.data_dir),
+            # One broker: every internal topic has one replica, and an ISR of one is enough.
+            "offsets.topic.replication.factor": "1",
+            "transaction.state.log.replication.factor": "1",
+            "transaction.state.log.min.isr": "1",
+            "share.coordinator.state.topic.replication.factor": "1",
+            "share.coordinator.state.topic.min.isr": "1",
+            "default.replication.factor": "1",
+            "min.insync.replicas": "1",
+            # Internal topics default to 50 partitions each, slow to create on the first group join
+            # or transaction; a few are plenty for one machine.
+            "offsets.topic.num.partitions": "6",
+            "transaction.state.log.num.partitions": "6",
+            "share.coordinator.state.topic.num.partitions": "6",
+            # The default 3 s wait before the first rebalance slows every consumer group join.
+            "group.initial.rebalance.delay.ms": "0",
+            "num.partitions": "6",
+            # Topics are created up front with their retention (hopcast_shared.topics); a typo in a
+            # topic name must fail, not create a new topic.
+            "auto.create.topics.enable": "false",
+            "delete.topic.enable": "true",
+            # A broker killed outright keeps its registration until its session times out (default
+            # 9 s), and its next incarnation waits for that; one JVM on one machine can be quicker.
+            "broker.heartbeat.interval.ms": "1000",
+            "broker.session.timeout.ms": "4000",
+            # Small local footprint: the cleaner's 128 MB dedupe buffer and many threads are for servers.
+            "log.cleaner.dedupe.buffer.size": str(8 * 1024 * 1024),
+            "num.network.threads": "2",
+            "num.io.threads": "4",
+            "num.recovery.threads.per.data.dir": "2",
+            "background.threads": "4",
+        }
+        props.update(self.overrides)
+        return props
+
+    def write_properties(self) -> None:
+        """Written at every start (ports may change); the cluster id and data stay."""
+        self.home.mkdir(parents=True, exist_ok=True)
+        lines = ["# Written by hopcast_stack.kafka at every start; edits are overwritten."]
+        lines += [f"{k}={v}" for k, v in self.properties().items()]
+        tmp = self.properties_file.with_suffix(".tmp")
+        tmp.write_text("\n".join(lines) + "\n")
+        tmp.replace(self.properties_file)
+
+    def _classpath(self) -> str:
+        return f"{self.jars}/*"
+
+    def format_storage(self, java: str) -> None:
+        """Format the log dir for this cluster once; the StorageTool is told to ignore a formatted dir,
+        and we skip the JVM entirely when meta.properties is already there."""
+        if (self.data_dir / "meta.properties").exists():
+            return
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        result = subprocess.run(
+            [
+                java,
+                *JVM_FLAGS,
+                f"-Dlog4j2.configurationFile={LOG4J_CONFIG}",
+                "-cp",
+                self._classpath(),
+                "kafka.tools.StorageTool",
+                "format",
+                "--standalone",
+                "-t",
+                self.cluster_id(),
+                "-c",
+                str(self.properties_file),
+                "--ignore-formatted",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        if result.returncode != 0:
+            output = "\n".join((result.stdout + result.stderr).splitlines()[-40:])
+            raise StackError(f"formatting Kafka's storage in {self.data_dir} failed:\n{output}")
+
+    def command(self, java: str) -> list[str]:
+        assert self.logs_dir is not None
+        return [
+            java,
+            *self.heap_opts.split(),
+            *JVM_FLAGS,
+            f"-Dlog4j2.configurationFile={LOG4J_CONFIG}",
+            f"-Dkafka.logs.dir={self.logs_dir}",
+            "-cp",
+            self._classpath(),
+            "kafka.Kafka",
+            str(self.properties_file),
+        ]
+
+    # Lifecycle ---------------------------------------------------------------------------------
+
+    def process(self) -> psutil.Process | None:
+        """Our broker's JVM: the pid file's process, alive, and running kafka.Kafka on our properties."""
+        return procs.find_process(self.pid_file, "kafka.Kafka", str(self.properties_file))
+
+    def is_running(self) -> bool:
+        return self.process() is not None
+
+    def prepare(self) -> str:
+        """Everything before the JVM starts (blocking): jars, Java, properties, formatted storage."""
+        java = java_executable()
+        resolve_jars(self.jars)
+        self.write_properties()
+        self.format_storage(java)
+        return java
+
+    def spawn(self, java: str) -> None:
+        busy = [p for p in self.ports if procs.port_in_use(p)]
+        if busy:
+            raise StackError(
+                f"Kafka cannot listen on 127.0.0.1:{busy[0]}: {procs.describe_port_owner(busy[0])}. "
+                "Stop it, or pick other ports (KAFKA_BOOTSTRAP_SERVERS or KAFKA_PORT, KAFKA_CONTROLLER_PORT)."
+            )
+        procs.spawn(self.command(java), log=self.log_file, pid_file=self.pid_file, cwd=self.home)
+
+    async def start(self) -> bool:
+        """Start the broker unless it runs; return once it serves metadata. True when we started it."""
+        if self.is_running():
+            await self.wait_ready()
+            return False
+        java = await asyncio.to_thread(self.prepare)
+        self.spawn(java)
+        await self.wait_ready()
+        return True
+
+    async def wait_ready(self) -> None:
+        """Poll until a real client gets the cluster's metadata with a broker in it; fail fast when
+        the JVM exits, and with the log's tail when time runs out."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.ready_timeout_s
+        last_error = "no answer yet"
+        while True:
+            if not self.is_running():
+                raise StackError(
+                    f"Kafka exited during startup; the end of {self.log_file}:\n{procs.tail(self.log_file)}"
+                )
+            try:
+                if await metadata_ok(self.bootstrap):
+                    return
+                last_error = "metadata has no broker yet"
+            except Exception as exc:  # any failure to connect means "not yet"
+                last_error = f"{type(exc).__name__}: {exc}"
+            if loop.time() > deadline:
+                raise StackError(
+                    f"Kafka at {self.bootstrap} was not ready after {self.ready_timeout_s:.0f}s ({last_error}); "
+                    f"the end of {self.log_file}:\n{procs.tail(self.log_file)}"
+                )
+            await asyncio.sleep(0.25)
+
+    def stop(self, *, timeout: float = 20.0) -> bool:
+        """SIGTERM (a controlled shutdown), SIGKILL after `timeout`. False when it was not running."""
+        proc = self.process()
+        if proc is None:
+            return False
+        if not procs.terminate(proc, timeout=timeout):
+            log.warning("Kafka did not stop within %.0fs and was killed", timeout)
+        with contextlib.suppress(FileNotFoundError):
+            self.pid_file.unlink()
+        busy = procs.wait_ports_free(self.ports, timeout=10)
+        if busy:
+            owner = procs.describe_port_owner(busy[0])
+            raise StackError(f"Kafka stopped but 127.0.0.1:{busy[0]} is still held: {owner}")
+        return True
+
+    async def create_topics(self, kafka: KafkaSettings | None = None) -> list[str]:
+        """Create the contract's topics that are missing (idempotent); returns the names created.
+        Retried briefly: right after startup the controller may still be settling."""
+        settings = kafka or KafkaSettings(bootstrap_servers=self.bootstrap)
+        for attempt in range(20):
+            try:
+                return await ensure_topics(settings, topic_specs(settings))
+            except Exception:
+                if attempt == 19:
+                    raise
+                await asyncio.sleep(0.5)
+        raise AssertionError("unreachable")
+
+
+@contextlib.contextmanager
+def _quiet_aiokafka() -> Iterator[None]:
+    """While we poll a broker that is still starting, aiokafka logs every refused connection as an
+    ERROR; those are expected, and the caller reports the real outcome."""
+    logger = logging.getLogger("aiokafka")
+    previous = logger.level
+    logger.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        logger.setLevel(previous)
+
+
+async def metadata_ok(bootstrap: str, *, timeout_ms: int = 5000) -> bool:
+    """Whether a client can connect to `bootstrap` and gets metadata listing at least one broker."""
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    with _quiet_aiokafka():
+        admin = AIOKafkaAdminClient(
+            bootstrap_servers=bootstrap, request_timeout_ms=timeout_ms, client_id="hopcast-stack"
+        )
+        try:
+            await admin.start()
+            cluster = await admin.describe_cluster()
+            return bool(cluster.get("brokers"))
+        finally:
+            await admin.close()
