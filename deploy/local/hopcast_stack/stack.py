@@ -1,0 +1,235 @@
+"""The local stack as one thing: Kafka and PostgreSQL (the infrastructure) and the installed services,
+brought up idempotently (whatever is not running starts; what runs is left alone) and taken down
+in reverse order. The CLI (`hopcast stack ...`) is a thin layer over this class."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import fcntl
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from hopcast_shared.settings import SERVICES, KafkaSettings
+from hopcast_stack import procs
+from hopcast_stack.config import StackSettings
+from hopcast_stack.errors import StackError
+from hopcast_stack.kafka import KafkaServer
+from hopcast_stack.postgres import PostgresServer
+from hopcast_stack.services import ServiceProcess, current_env, installed_services, service_env
+
+
+@dataclass(frozen=True)
+class PartStatus:
+    """What `hopcast stack status` shows for one part."""
+
+    name: str
+    running: bool
+    pid: int | None
+    address: str
+    log: str
+    note: str = ""
+
+
+@dataclass
+class StartReport:
+    """What an `up` did, part by part: started now (with the seconds it took) or already running."""
+
+    started: dict[str, float] = field(default_factory=dict)
+    already_running: list[str] = field(default_factory=list)
+    topics_created: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def parts(self) -> list[tuple[str, float | None]]:
+        """(part, seconds to start, or None when it was already running), in the stack's order."""
+        order = {name: i for i, name in enumerate(("kafka", "postgres", *SERVICES))}
+        entries: list[tuple[str, float | None]] = [*self.started.items(), *((n, None) for n in self.already_running)]
+        return sorted(entries, key=lambda entry: order.get(entry[0], len(order)))
+
+
+async def _timed(name: str, start: Awaitable[bool], report: StartReport) -> None:
+    began = time.monotonic()
+    if await start:
+        report.started[name] = time.monotonic() - began
+    else:
+        report.already_running.append(name)
+
+
+async def _gather_or_raise(*aws: Awaitable[None]) -> None:
+    """Run concurrently; when some fail, raise one StackError naming every failure (each with its log)."""
+    results = await asyncio.gather(*aws, return_exceptions=True)
+    errors = [r for r in results if isinstance(r, BaseException)]
+    for error in errors:
+        if not isinstance(error, StackError):
+            raise error
+    if errors:
+        raise StackError("\n\n".join(str(e) for e in errors))
+
+
+def _stop_concurrently(parts: dict[str, Callable[[], bool]]) -> list[str]:
+    """Stop independent parts at once (each waits for its own clean shutdown); returns those that ran.
+    Every part is asked to stop even when another fails; the first failure is raised after."""
+    with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, len(parts))) as pool:
+        futures = {name: pool.submit(stop) for name, stop in parts.items()}
+    for future in futures.values():
+        error = future.exception()
+        if error is not None:
+            raise error
+    return [name for name, f in futures.items() if f.result()]
+
+
+class Stack:
+    def __init__(self, settings: StackSettings) -> None:
+        self.settings = settings
+        self.state_dir = settings.state_dir
+        self.kafka_settings: KafkaSettings = settings.kafka
+        # An external Kafka (KAFKA_BOOTSTRAP_SERVERS elsewhere) is not ours to start or stop.
+        self.kafka: KafkaServer | None = None if settings.kafka_external else KafkaServer.from_settings(settings)
+        self.postgres = PostgresServer.from_settings(settings)
+        self.services = [
+            ServiceProcess(name, module, settings.http_port(name), self.state_dir)
+            for name, module in installed_services().items()
+        ]
+
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[None]:
+        """One `up`/`down` at a time per state folder (two terminals, or make up during make down)."""
+        lock = self.state_dir / "run" / "stack.lock"
+        lock.parent.mkdir(parents=True, exist_ok=True)
+        with lock.open("a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    # Connection settings -----------------------------------------------------------------------
+
+    def env(self) -> dict[str, str]:
+        """What a client of this stack sets: the bootstrap servers and each service's database URL."""
+        values = {"KAFKA_BOOTSTRAP_SERVERS": self.kafka_settings.bootstrap_servers}
+        for name in SERVICES:
+            values[f"{name.upper()}_DATABASE_URL"] = self.settings.database_url(name)
+        return values
+
+    def not_installed(self) -> list[str]:
+        installed = {s.name for s in self.services}
+        return [name for name in SERVICES if name not in installed]
+
+    # Infrastructure ----------------------------------------------------------------------------
+
+    async def infra_up(self) -> StartReport:
+        """Kafka and PostgreSQL running and ready (started concurrently when not), topics and databases there."""
+        report = StartReport()
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+
+        async def kafka() -> None:
+            if self.kafka is None:
+                report.notes.append(f"Kafka at {self.kafka_settings.bootstrap_servers} is external: not started here")
+                return
+            await _timed("kafka", self.kafka.start(), report)
+            report.topics_created = await self.kafka.create_topics(self.kafka_settings)
+
+        async def postgres() -> None:
+            await _timed("postgres", self.postgres.start(), report)
+            await self.postgres.create_databases(SERVICES)
+
+        await _gather_or_raise(kafka(), postgres())
+        return report
+
+    def infra_down(self) -> list[str]:
+        """Stop Kafka and PostgreSQL (data kept); returns the parts that were running. Afterwards
+        nothing listens on their ports, or this raises."""
+        parts: dict[str, Callable[[], bool]] = {"postgres": self.postgres.stop}
+        if self.kafka is not None:
+            parts = {"kafka": self.kafka.stop, **parts}
+        stopped = _stop_concurrently(parts)
+        ports = [*(self.kafka.ports if self.kafka else ()), self.postgres.port]
+        busy = procs.wait_ports_free(ports, timeout=5)
+        if busy:
+            raise StackError(f"after stopping, 127.0.0.1:{busy[0]} is still held: {procs.describe_port_owner(busy[0])}")
+        return stopped
+
+    # Everything --------------------------------------------------------------------------------
+
+    async def up(self) -> StartReport:
+        report = await self.infra_up()
+        env = service_env(current_env(), {**self.env(), "HOPCAST_STATE_DIR": str(self.state_dir)})
+        pending = []
+        for service in self.services:
+            if service.is_running():
+                report.already_running.append(service.name)
+                continue
+            service.spawn({**env, f"{service.name.upper()}_HTTP_PORT": str(service.http_port)})
+            pending.append(service)
+
+        async def ready(service: ServiceProcess) -> None:
+            began = time.monotonic()
+            try:
+                await service.wait_ready(self.settings.service_ready_timeout_s)
+            except StackError:
+                service.stop(timeout=5)  # a half-started service would only confuse the next `up`
+                raise
+            report.started[service.name] = time.monotonic() - began
+
+        await _gather_or_raise(*(ready(s) for s in pending))
+        return report
+
+    def down(self) -> list[str]:
+        """Services first (they flush their outbox and commit offsets on the way out), then the infrastructure."""
+        stopped = _stop_concurrently({s.name: s.stop for s in self.services})
+        return stopped + self.infra_down()
+
+    # Status ------------------------------------------------------------------------------------
+
+    def status(self) -> list[PartStatus]:
+        parts = []
+        if self.kafka is None:
+            parts.append(PartStatus("kafka", False, None, self.kafka_settings.bootstrap_servers, "", "external"))
+        else:
+            proc = self.kafka.process()
+            parts.append(
+                PartStatus(
+                    "kafka",
+                    proc is not None,
+                    proc.pid if proc else None,
+                    f"{self.kafka.bootstrap}, controller :{self.kafka.controller_port}",
+                    self._relative(self.kafka.log_file),
+                )
+            )
+        proc = self.postgres.process()
+        parts.append(
+            PartStatus(
+                "postgres",
+                proc is not None,
+                proc.pid if proc else None,
+                f"127.0.0.1:{self.postgres.port}",
+                self._relative(self.postgres.log_file),
+            )
+        )
+        for service in self.services:
+            proc = service.process()
+            parts.append(
+                PartStatus(
+                    service.name,
+                    proc is not None,
+                    proc.pid if proc else None,
+                    f"127.0.0.1:{service.http_port}",
+                    self._relative(service.log_file),
+                )
+            )
+        for name in self.not_installed():
+            parts.append(PartStatus(name, False, None, "", "", "not built yet"))
+        return parts
+
+    def _relative(self, path: Path) -> str:
+        """Paths inside the state folder, relative to it (the status table names the folder once)."""
+        with contextlib.suppress(ValueError):
+            return str(path.relative_to(self.state_dir))
+        return str(path)
+
+    def running_parts(self) -> list[str]:
+        return [p.name for p in self.status() if p.running]
