@@ -1,0 +1,191 @@
+"""pytest plugin (entry point `pytest11`): the session-scoped `stack` fixture, a private Kafka broker
+and PostgreSQL server on free ports in a temporary state folder, so tests never touch the stack of
+`make up` and leave nothing behind.
+
+Nothing starts unless a test asks for `stack`, so unit-only runs stay fast. The broker's jars come
+from the main state folder (HOPCAST_STATE_DIR/kafka/libs, resolved there once), not re-resolved
+per session. Both servers stop at session end, also after failures; a session that was killed
+outright leaves a folder that the next session finds and cleans up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import concurrent.futures
+import contextlib
+import os
+import re
+import shutil
+import tempfile
+import uuid
+from collections.abc import AsyncIterator, Coroutine
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import pytest
+import pytest_asyncio
+
+if TYPE_CHECKING:
+    from hopcast_shared.settings import KafkaSettings
+    from hopcast_stack.kafka import KafkaServer
+    from hopcast_stack.postgres import PostgresServer
+
+# Every test stack lives under this folder, in a sub-folder named after the pytest process's pid.
+TEST_STACKS_ROOT = Path(tempfile.gettempdir()) / "hopcast-test-stacks"
+KEEP_ENV = "HOPCAST_KEEP_TEST_STACK"
+
+T = TypeVar("T")
+
+
+class TestStack:
+    """A Kafka broker and a PostgreSQL server of its own, for one test session (or one test module
+    that needs to stop and restart them).
+
+    `kafka_bootstrap`, `kafka_settings` (topics created), `database_url(name)`,
+    `await new_database(prefix)`, `state_dir`; `kafka` and `postgres` are the servers themselves.
+    """
+
+    __test__ = False  # not a test class, despite its name
+
+    def __init__(self, state_dir: Path, *, libs: Path | None = None) -> None:
+        from hopcast_stack import procs
+        from hopcast_stack.config import StackSettings
+        from hopcast_stack.kafka import KafkaServer
+        from hopcast_stack.postgres import PostgresServer
+
+        settings = StackSettings()
+        self.state_dir = state_dir
+        kafka_port, controller_port, pg_port = procs.free_ports(3)
+        self.kafka: KafkaServer = KafkaServer(
+            home=state_dir / "kafka",
+            libs=libs or settings.state_dir / "kafka" / "libs",
+            port=kafka_port,
+            controller_port=controller_port,
+            logs_dir=state_dir / "logs",
+            run_dir=state_dir / "run",
+            # C1 only: the JIT's second tier costs about a second of startup and buys throughput
+            # a test session does not need.
+            heap_opts="-Xms128m -Xmx512m -XX:TieredStopAtLevel=1",
+            ready_timeout_s=settings.kafka_ready_timeout_s,
+        )
+        self.postgres: PostgresServer = PostgresServer(
+            home=state_dir / "postgres",
+            port=pg_port,
+            user=settings.postgres_user,
+            system_user=settings.postgres_system_user,
+            logs_dir=state_dir / "logs",
+            ready_timeout_s=settings.postgres_ready_timeout_s,
+            # A throwaway cluster: durability buys nothing, and every commit would wait for the disk.
+            overrides={"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off"},
+            fast_init=True,
+        )
+        self._databases: dict[str, str] = {}
+
+    @classmethod
+    def in_new_folder(cls, *, libs: Path | None = None) -> TestStack:
+        """A stack in a fresh folder under TEST_STACKS_ROOT, marked with our pid for the sweeper."""
+        TEST_STACKS_ROOT.mkdir(parents=True, exist_ok=True)
+        state_dir = Path(tempfile.mkdtemp(prefix=f"{os.getpid()}-", dir=TEST_STACKS_ROOT))
+        # mkdtemp makes it 0700; the postgres system user must be able to reach its data below it.
+        state_dir.chmod(0o755)
+        return cls(state_dir, libs=libs)
+
+    # What tests use ----------------------------------------------------------------------------
+
+    @property
+    def kafka_bootstrap(self) -> str:
+        return self.kafka.bootstrap
+
+    @property
+    def kafka_settings(self) -> KafkaSettings:
+        from hopcast_shared.settings import KafkaSettings
+
+        return KafkaSettings(bootstrap_servers=self.kafka.bootstrap)
+
+    def database_url(self, name: str) -> str:
+        """The URL of database `name` on this server, created (with pgvector) on first use."""
+        if name not in self._databases:
+            # Blocking on purpose, so sync and async tests can both call it; a thread with its own
+            # event loop keeps clear of the test's running loop.
+            self._databases[name] = _run_in_thread(self.postgres.create_database(name))
+        return self._databases[name]
+
+    async def new_database(self, prefix: str = "test") -> str:
+        """A fresh, empty database named `<prefix>_<random>` with pgvector; returns its URL."""
+        safe = re.sub(r"[^a-z0-9_]", "_", prefix.lower())[:40] or "test"
+        return await self.postgres.create_database(f"{safe}_{uuid.uuid4().hex[:12]}")
+
+    # Lifecycle ---------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Start both servers concurrently (and the contract's topics and service databases)."""
+        from hopcast_shared.settings import SERVICES
+        from hopcast_stack.stack import _gather_or_raise
+
+        async def kafka() -> None:
+            await self.kafka.start()
+            await self.kafka.create_topics(self.kafka_settings)
+
+        async def postgres() -> None:
+            await self.postgres.start()
+            await self.postgres.create_databases(SERVICES)
+
+        await _gather_or_raise(kafka(), postgres())
+
+    def stop(self) -> None:
+        """Stop both (each even when the other fails to stop)."""
+        try:
+            self.kafka.stop()
+        finally:
+            self.postgres.stop()
+
+    async def restart(self) -> None:
+        self.stop()
+        await self.start()
+
+    def remove(self) -> None:
+        """Stop and delete the folder (unless HOPCAST_KEEP_TEST_STACK is set, to read the logs)."""
+        self.stop()
+        if not os.environ.get(KEEP_ENV):
+            shutil.rmtree(self.state_dir, ignore_errors=True)
+
+
+def _run_in_thread(coro: Coroutine[Any, Any, T]) -> T:
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coro).result()
+
+
+def sweep_abandoned_stacks() -> None:
+    """Stop and delete the test stacks of pytest processes that no longer exist (killed sessions)."""
+    import psutil
+
+    if not TEST_STACKS_ROOT.is_dir():
+        return
+    for folder in TEST_STACKS_ROOT.iterdir():
+        owner = folder.name.split("-", 1)[0]
+        if not owner.isdigit() or psutil.pid_exists(int(owner)):
+            continue
+        with contextlib.suppress(Exception):
+            TestStack(folder).stop()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def stack() -> AsyncIterator[TestStack]:
+    """The session's own Kafka and PostgreSQL (see TestStack), started on first use."""
+    from hopcast_stack.errors import StackError
+
+    sweep_abandoned_stacks()
+    test_stack = TestStack.in_new_folder()
+    # Belt and braces: if the session dies before fixture teardown, stop at interpreter exit.
+    atexit.register(test_stack.remove)
+    try:
+        try:
+            await test_stack.start()
+        except StackError as exc:
+            pytest.fail(f"the test stack did not start: {exc}", pytrace=False)
+        yield test_stack
+    finally:
+        atexit.unregister(test_stack.remove)
+        test_stack.remove()
