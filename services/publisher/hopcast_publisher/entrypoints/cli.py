@@ -41,8 +41,9 @@ def _run(work: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
 def rotate_tokens_command(
     batch_size: Annotated[int, typer.Option(min=1, max=10_000, help="accounts per transaction")] = 500,
 ) -> None:
-    """Re-encrypt every stored token under the newest key of TOKEN_KEYS (safe while the
-    service runs). This is `hopcast tokens rotate` of the design, for the publisher's tokens."""
+    """Re-encrypt every stored token under the newest key of TOKEN_KEYS (the design's `hopcast tokens rotate`).
+
+    Safe while the service runs: each row is replaced only if unchanged since it was read."""
     # Imported here: `hopcast` loads every part's commands at start, and only this one needs the keys.
     from hopcast_publisher.adapters.tokens import AccountTokens
     from hopcast_publisher.rotation import rotate_tokens
@@ -63,8 +64,7 @@ def purge(
         int | None, typer.Option(min=0, help="retention in days (default PUBLISHER_RETENTION_DAYS)")
     ] = None,
 ) -> None:
-    """Delete for good the posts and accounts soft-deleted, and the pending posts finished,
-    more than the retention ago."""
+    """Delete for good what was soft-deleted (posts, accounts) or finished (pending posts) before the retention."""
     retention = days if days is not None else ServiceSettings.for_service("publisher").retention_days
 
     async def work(conn: asyncpg.Connection) -> dict[str, int]:
