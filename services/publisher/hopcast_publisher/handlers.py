@@ -212,12 +212,16 @@ class PublisherHandlers:
             values["approval"] = after.approval.value
         if decision in (Decision.END_REJECTED, Decision.END_SILENTLY):
             values.update(status=after.status.value, completed_at=now_utc(), cause_event_id=ctx.envelope.id)
+        if decision is Decision.PUBLISH:
+            # The input's columns are saved with the new status, in one statement.
+            status = await start_publishing(
+                ctx.conn, ctx.kafka, {**dict(row), **values}, cause_event_id=ctx.envelope.id, recorded=values
+            )
+            log.info("pending post %s: all inputs here; %s", pending_post_id, status.value)
+            return
         if values:
             row = await repo.save_pending_post(ctx.conn, pending_post_id, values)
-        if decision is Decision.PUBLISH:
-            status = await start_publishing(ctx.conn, ctx.kafka, row, cause_event_id=ctx.envelope.id)
-            log.info("pending post %s: all inputs here; %s", pending_post_id, status.value)
-        elif decision is Decision.END_REJECTED:
+        if decision is Decision.END_REJECTED:
             await ctx.emit(
                 ScheduleRunCompleted(
                     run_id=row["run_id"],

@@ -108,13 +108,21 @@ class PlatformResult:
 
 
 async def start_publishing(
-    conn: Conn, kafka: KafkaSettings, pending: asyncpg.Record, *, cause_event_id: uuid.UUID
+    conn: Conn,
+    kafka: KafkaSettings,
+    pending: Mapping[str, Any],
+    *,
+    cause_event_id: uuid.UUID,
+    recorded: Mapping[str, Any] | None = None,
 ) -> Status:
     """In the caller's transaction: choose accounts, record the attempts, move the pending
-    post to PUBLISHING (or complete it at once when no platform call is needed)."""
+    post to PUBLISHING (or complete it at once when no platform call is needed).
+
+    `pending` is the pending post with the input just received applied; `recorded` are
+    that input's columns, saved in the same statement as the new status."""
     org = pending["organization_id"]
     platforms: list[str] = list(pending["platforms"])
-    org_active, brand_active = await repo.activity(conn, org, pending["brand_profile_id"])
+    org_active, brand_active, linked = await repo.publishing_context(conn, org, pending["brand_profile_id"])
     attempts: list[tuple[uuid.UUID, str, str, uuid.UUID | None, str, str | None, str | None]] = []
     results: list[PlatformResult] = []
     if not (org_active and brand_active):
@@ -122,7 +130,6 @@ async def start_publishing(
         for platform in platforms:
             results.append(PlatformResult(platform, None, None, PublishFailureReason.NO_ACCOUNT_FOR_PLATFORM, detail))
     else:
-        linked = await repo.linked_accounts(conn, pending["brand_profile_id"], org)
         for platform, chosen in pick_accounts(linked, platforms).items():
             if chosen is None:
                 detail = f"the brand has no active {platform} account"
@@ -130,25 +137,18 @@ async def start_publishing(
                     PlatformResult(platform, None, None, PublishFailureReason.NO_ACCOUNT_FOR_PLATFORM, detail)
                 )
             else:
-                attempts.append(
-                    (
-                        pending["id"],
-                        platform,
-                        idempotency_key(pending["id"], platform),
-                        chosen.social_account_id,
-                        PENDING,
-                        None,
-                        None,
-                    )
-                )
+                key = idempotency_key(pending["id"], platform)
+                attempts.append((pending["id"], platform, key, chosen.social_account_id, PENDING, None, None))
     for r in results:
         key = idempotency_key(pending["id"], r.platform)
         attempts.append((pending["id"], r.platform, key, None, FAILED, r.reason.value if r.reason else None, r.detail))
     await repo.insert_attempts(conn, attempts)
-    await repo.save_pending_post(
+    # The status change wakes the publishing loop at commit (migration 0002's trigger).
+    row = await repo.save_pending_post(
         conn,
         pending["id"],
         {
+            **(recorded or {}),
             "status": Status.PUBLISHING.value,
             "publishing_at": now_utc(),
             "cause_event_id": cause_event_id,
@@ -156,13 +156,10 @@ async def start_publishing(
         },
     )
     if any(a[4] == PENDING for a in attempts):
-        await repo.notify_publishing(conn)
         return Status.PUBLISHING
     # Nothing to call a platform for: end it now, in this transaction.
     outcome = run_outcome([], organization_active=org_active, brand_active=brand_active)
-    fresh = await repo.pending_post(conn, pending["id"])
-    assert fresh is not None
-    await complete(conn, kafka, [(fresh, results, outcome)], lease_token=None)
+    await complete(conn, kafka, [(row, results, outcome)], lease_token=None)
     return Status(outcome.value)
 
 

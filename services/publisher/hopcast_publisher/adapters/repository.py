@@ -20,6 +20,7 @@ import asyncpg
 from hopcast_publisher.domain.accounts import LinkedAccount
 from hopcast_shared.db import Conn
 
+# NOTIFY channel of migration 0002's trigger: a pending post started publishing.
 PUBLISH_CHANNEL = "hopcast_publisher_publish"
 
 # --- organizations and brands (the local projection) ---------------------------------------
@@ -78,18 +79,31 @@ async def set_brand_deleted(conn: Conn, brand_id: uuid.UUID, org_id: uuid.UUID, 
     return bool(status != "UPDATE 0")
 
 
-async def activity(conn: Conn, org_id: uuid.UUID, brand_id: uuid.UUID) -> tuple[bool, bool]:
-    """(organization active, brand active); one the projection has not seen counts as active."""
-    row = await conn.fetchrow(
+async def publishing_context(
+    conn: Conn, org_id: uuid.UUID, brand_id: uuid.UUID
+) -> tuple[bool, bool, list[LinkedAccount]]:
+    """In one query: (organization active, brand active, the brand's linked accounts). An
+    organization or brand the projection has not seen counts as active."""
+    rows = await conn.fetch(
         """
-        SELECT (SELECT deleted_at IS NULL FROM organizations WHERE id = $1) AS org_active,
-               (SELECT deleted_at IS NULL FROM brands WHERE id = $2) AS brand_active
+        SELECT f.org_active, f.brand_active, l.social_account_id, a.platform, l.is_default, a.is_active,
+               a.deleted_at IS NOT NULL AS deleted, l.linked_at
+        FROM (SELECT (SELECT deleted_at IS NULL FROM organizations WHERE id = $1) AS org_active,
+                     (SELECT deleted_at IS NULL FROM brands WHERE id = $2) AS brand_active) f
+        LEFT JOIN (brand_accounts l JOIN social_accounts a ON a.id = l.social_account_id AND a.organization_id = $1)
+               ON l.brand_profile_id = $2 AND l.organization_id = $1
         """,
         org_id,
         brand_id,
     )
-    assert row is not None
-    return row["org_active"] is not False, row["brand_active"] is not False
+    linked = [
+        LinkedAccount(
+            r["social_account_id"], r["platform"], r["is_default"], r["is_active"], r["deleted"], r["linked_at"]
+        )
+        for r in rows
+        if r["social_account_id"] is not None
+    ]
+    return rows[0]["org_active"] is not False, rows[0]["brand_active"] is not False, linked
 
 
 # --- social accounts and links ---------------------------------------------------------------
@@ -301,11 +315,6 @@ async def insert_attempts(
         """,
         *([row[i] for row in rows] for i in range(7)),
     )
-
-
-async def notify_publishing(conn: Conn) -> None:
-    """Wake the publishing loop when this transaction commits."""
-    await conn.execute("SELECT pg_notify($1, '')", PUBLISH_CHANNEL)
 
 
 async def claim_publishing(conn: Conn, *, lease_token: uuid.UUID, lease_s: float, limit: int) -> list[asyncpg.Record]:

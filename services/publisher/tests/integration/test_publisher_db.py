@@ -604,3 +604,24 @@ async def test_the_rotate_tokens_command(harness: Harness, db: Database) -> None
         subprocess.run, [*missing, str(uuid.uuid4())], env=env, capture_output=True, text=True, timeout=120
     )
     assert gone.returncode == 1 and "no post" in gone.stderr
+
+
+async def test_the_publishing_loop_is_woken_when_a_post_starts_publishing(harness: Harness, db: Database) -> None:
+    import asyncio
+
+    import asyncpg
+
+    woken = asyncio.Event()
+    listener = await asyncpg.connect(db.url)
+    await listener.add_listener(repo.PUBLISH_CHANNEL, lambda *_: woken.set())
+    try:
+        tenant = await Tenant(harness).create()
+        await tenant.account("BLUESKY", default=True)
+        post = tenant.post_events(platforms=["BLUESKY"])
+        await deliver(harness, post, "post")
+        await asyncio.sleep(0.2)
+        assert not woken.is_set()  # waiting for its debit: nothing to publish yet
+        await deliver(harness, post, "debit")
+        await asyncio.wait_for(woken.wait(), timeout=5)
+    finally:
+        await listener.close()
