@@ -41,7 +41,7 @@ LOG4J_CONFIG = PACKAGE_DIR / "log4j2.xml"
 JAVA_MISSING = "Kafka needs a Java 17+ runtime: install OpenJDK 17 (apt-get install openjdk-17-jre-headless)"
 MAVEN_MISSING = (
     "Kafka's jars are resolved from Maven Central with Maven, which is not installed: "
-    "install it (apt-get install maven), or copy the jars into {libs}"
+    "install it (apt-get install maven)"
 )
 MIN_JAVA = 17
 
@@ -111,7 +111,7 @@ def resolve_jars(libs: Path) -> Path:
             return libs
         mvn = shutil.which("mvn")
         if mvn is None:
-            raise StackError(MAVEN_MISSING.format(libs=libs))
+            raise StackError(MAVEN_MISSING)
         work = libs.parent / f".resolve-{os.getpid()}"
         shutil.rmtree(work, ignore_errors=True)
         (work / "libs").mkdir(parents=True)

@@ -15,6 +15,9 @@ from pathlib import Path
 
 import psutil
 
+# `spawn` writes this, then the date and command, before each run's output in a log; `tail` finds it.
+RUN_MARKER = "\n--- "
+
 
 def spawn(
     argv: Sequence[str],
@@ -28,7 +31,7 @@ def spawn(
     decides when it stops), stdin closed, stdout and stderr appended to `log`."""
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("ab") as out:
-        out.write(f"\n--- {time.strftime('%Y-%m-%d %H:%M:%S')} starting: {' '.join(argv)}\n".encode())
+        out.write(f"{RUN_MARKER}{time.strftime('%Y-%m-%d %H:%M:%S')} starting: {' '.join(argv)}\n".encode())
         out.flush()
         proc = subprocess.Popen(
             list(argv),
@@ -164,7 +167,8 @@ def free_ports(count: int) -> list[int]:
 
 
 def tail(path: Path, lines: int = 40) -> str:
-    """The last `lines` lines of a log, for error messages."""
+    """The last `lines` lines of a log, for error messages; only the latest run's, when `spawn`
+    marked where it began (an earlier run's lines would only mislead)."""
     try:
         with path.open("rb") as f:
             f.seek(0, os.SEEK_END)
@@ -173,4 +177,7 @@ def tail(path: Path, lines: int = 40) -> str:
             text = f.read().decode("utf-8", "replace")
     except OSError:
         return f"(no log at {path})"
+    start = text.rfind(RUN_MARKER)
+    if start >= 0:
+        text = text[start + 1 :]
     return "\n".join(text.splitlines()[-lines:])

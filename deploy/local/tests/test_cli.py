@@ -111,6 +111,7 @@ def test_infra_up_status_and_down_from_the_command_line(tmp_path: Path) -> None:
         "KAFKA_PORT": str(kafka_port),
         "KAFKA_CONTROLLER_PORT": str(controller_port),
         "POSTGRES_PORT": str(pg_port),
+        "KAFKA_HEAP_OPTS": "-Xms128m -Xmx512m -XX:TieredStopAtLevel=1",
     }
     hopcast = [str(Path(sys.executable).parent / "hopcast"), "stack"]
 
