@@ -5,7 +5,8 @@ Three measurements on a fresh database of the given PostgreSQL server:
 
 - inputs: PendingPostCreated and CreditsDebited of each pending post handled as the
   consumer does (contract parsing, inbox, state machine, account choice, attempts), one
-  transaction per event, one consumer per topic (so two at once);
+  transaction per event, by one consumer for both topics (the kernel's default; --consumers 2
+  for one per topic);
 - publishing: the publishing loop's rounds (lease, sandbox publish, one completion
   transaction per batch writing posts, attempts, pending posts and outbox rows);
 - baseline: the same rows (posts, outbox rows, pending post updates) written by plain
@@ -14,7 +15,7 @@ Three measurements on a fresh database of the given PostgreSQL server:
 
 Usage: .venv/bin/python bench/publisher_throughput.py [--posts 5000] [--database-url URL]
 (default: the publisher's database server, PUBLISHER_DATABASE_URL or the local stack's).
-Prints one JSON object.
+Prints one JSON row per figure (bench/README.md).
 """
 
 from __future__ import annotations
@@ -72,7 +73,9 @@ async def _drop_database(server_url: str, name: str) -> None:
         await conn.close()
 
 
-async def run(posts: int, server_url: str, batch_size: int, workers: int = 2) -> dict[str, Any]:
+async def run(
+    posts: int, server_url: str, batch_size: int, workers: int = 2, consumers: int = 1
+) -> list[dict[str, Any]]:
     name, url = await _fresh_database(server_url)
     keyring = load_keyring(CryptoSettings(token_keys=f"1:{base64.b64encode(os.urandom(32)).decode()}"))
     settings = PublisherSettings(publish_batch_size=batch_size)
@@ -140,7 +143,11 @@ async def run(posts: int, server_url: str, batch_size: int, workers: int = 2) ->
                 assert outcome == "handled", outcome
 
         started = time.perf_counter()
-        await asyncio.gather(consume(created), consume(debited))
+        if consumers == 1:
+            # The kernel's default: one consumer for all the service's topics, a message at a time.
+            await consume([r for pair in zip(created, debited, strict=True) for r in pair])
+        else:
+            await asyncio.gather(consume(created), consume(debited))
         inputs_s = time.perf_counter() - started
         publishing_now = await db.pool.fetchval("SELECT count(*) FROM pending_posts WHERE status = 'PUBLISHING'")
         assert publishing_now == posts, publishing_now
@@ -157,35 +164,49 @@ async def run(posts: int, server_url: str, batch_size: int, workers: int = 2) ->
         written = await db.pool.fetchval("SELECT count(*) FROM posts")
         assert written == posts * len(PLATFORMS), written
         outbox_rows = await db.pool.fetchval("SELECT count(*) FROM outbox")
+        assert outbox_rows == posts * 5, outbox_rows  # PostPublished on 2 topics per platform, 1 ScheduleRunCompleted
 
         baseline_s = await _baseline(db, posts, batch_size, org, brand)
-        return {
-            "benchmark": "publisher_throughput",
-            "when": datetime.now(UTC).isoformat(timespec="seconds"),
+        common = {
             "pending_posts": posts,
             "platforms": len(PLATFORMS),
             "batch_size": batch_size,
             "publishing_workers": workers,
-            "cpus": os.cpu_count(),
-            "inputs_to_publishing": {
-                "seconds": round(inputs_s, 3),
-                "pending_posts_per_s": round(posts / inputs_s, 1),
-                "events_per_s": round(2 * posts / inputs_s, 1),
-            },
-            "publishing_loop": {
-                "seconds": round(publishing_s, 3),
-                "pending_posts_per_s": round(posts / publishing_s, 1),
-                "posts_per_s": round(written / publishing_s, 1),
-                "outbox_rows": outbox_rows,
-            },
-            "baseline_same_rows": {
-                "seconds": round(baseline_s, 3),
-                "pending_posts_per_s": round(posts / baseline_s, 1),
-                "posts_per_s": round(written / baseline_s, 1),
-            },
-            "end_to_end_pending_posts_per_s": round(posts / (inputs_s + publishing_s), 1),
-            "publishing_vs_baseline": round(baseline_s / publishing_s, 3),
+            "input_consumers": consumers,
+            "adapter": "sandbox",
         }
+        baseline = posts / baseline_s
+
+        def row(name: str, value: float, unit: str, base: float, **extra: Any) -> dict[str, Any]:
+            return {
+                "name": name,
+                "value": round(value, 1),
+                "unit": unit,
+                "baseline_name": "same_rows_batched_insert_per_s",
+                "baseline_value": round(base, 1),
+                "ratio": round(value / base, 3),
+                **common,
+                **extra,
+            }
+
+        return [
+            row("publisher_pending_posts_per_s", posts / publishing_s, "pending posts/s", baseline),
+            row("publisher_posts_per_s", written / publishing_s, "posts/s", written / baseline_s),
+            row(
+                "publisher_inputs_to_publishing_per_s",
+                posts / inputs_s,
+                "pending posts/s",
+                baseline,
+                events_per_s=round(2 * posts / inputs_s, 1),
+                note="PendingPostCreated + CreditsDebited handled as the consumer does, one transaction each",
+            ),
+            row(
+                "publisher_end_to_end_pending_posts_per_s",
+                posts / (inputs_s + publishing_s),
+                "pending posts/s",
+                baseline,
+            ),
+        ]
     finally:
         await db.close()
         await _drop_database(server_url, name)
@@ -255,9 +276,11 @@ def main() -> None:
     parser.add_argument("--posts", type=int, default=5000)
     parser.add_argument("--batch-size", type=int, default=500)
     parser.add_argument("--workers", type=int, default=2, help="rounds at once (PUBLISHER_PUBLISH_WORKERS)")
+    parser.add_argument("--consumers", type=int, choices=(1, 2), default=1, help="input consumers (1: the default)")
     parser.add_argument("--database-url", default=ServiceSettings.for_service("publisher").database_url)
     args = parser.parse_args()
-    print(json.dumps(asyncio.run(run(args.posts, args.database_url, args.batch_size, args.workers)), indent=2))
+    for result in asyncio.run(run(args.posts, args.database_url, args.batch_size, args.workers, args.consumers)):
+        print(json.dumps(result))
 
 
 if __name__ == "__main__":
