@@ -5,39 +5,85 @@ There is deliberately no command that prints a plaintext.
 
 from __future__ import annotations
 
+import getpass
 import sys
 from typing import Annotated
 
 import typer
 
-from hopcast_shared.crypto import TRANSPORT_AAD, load_keyring, owner_aad
+from hopcast_shared.crypto import TRANSPORT_AAD, load_keyring, new_key_entry, owner_aad
+from hopcast_shared.settings import CryptoSettings, load
 
-app = typer.Typer(no_args_is_help=True, help="Token encryption.")
+app = typer.Typer(no_args_is_help=True, help="Token encryption (no command ever prints a plaintext).")
+
+
+def _read_token() -> str:
+    if sys.stdin.isatty():
+        # Typed at a terminal: read without echo, so the token stays off the screen and scrollback.
+        return getpass.getpass("token (not echoed): ")
+    data = sys.stdin.read()
+    # Exactly one line ending comes from `echo` or a file; anything else belongs to the token.
+    for ending in ("\r\n", "\n"):
+        if data.endswith(ending):
+            return data[: -len(ending)]
+    return data
+
+
+def _owner_aad(owner: str) -> bytes:
+    kind, sep, owner_id = owner.partition(":")
+    try:
+        if not sep:
+            raise ValueError("missing `:`")
+        return owner_aad(kind, owner_id)
+    except ValueError as exc:
+        raise typer.BadParameter(
+            f"expected KIND:ID, e.g. social_account:<uuid> ({exc})", param_hint="--owner"
+        ) from None
 
 
 @app.command()
 def encrypt(
     owner: Annotated[
         str | None,
-        typer.Option(help="bind to an owner, KIND:ID (default: the transport binding upstream events use)"),
+        typer.Option(
+            metavar="KIND:ID",
+            help="bind to an owner, e.g. social_account:<uuid> (default: the transport binding upstream events use)",
+        ),
     ] = None,
 ) -> None:
     """Read a token on stdin; print its ciphertext under the active key."""
-    data = sys.stdin.read()
-    token = data[:-1] if data.endswith("\n") else data
+    aad = TRANSPORT_AAD if owner is None else _owner_aad(owner)
+    token = _read_token()
     if not token:
         raise typer.BadParameter("no token on stdin")
-    if owner is None:
-        aad = TRANSPORT_AAD
-    else:
-        kind, sep, owner_id = owner.partition(":")
-        if not sep or not kind or not owner_id:
-            raise typer.BadParameter("expected KIND:ID, e.g. social_account:<uuid>", param_hint="--owner")
-        aad = owner_aad(kind, owner_id)
     typer.echo(load_keyring().encrypt(token, associated_data=aad))
+
+
+@app.command()
+def rotate() -> None:
+    """Re-encrypt every stored token under the newest key, in every installed part that stores
+    tokens (entry-point group `hopcast.token_rotation`); safe while the services run."""
+    from importlib.metadata import entry_points
+
+    stores = sorted(entry_points(group="hopcast.token_rotation"), key=lambda e: e.name)
+    if not stores:
+        raise typer.BadParameter("no installed part stores tokens")
+    worst = 0
+    for store in stores:
+        typer.echo(f"{store.name}:")
+        try:
+            store.load()()
+        except typer.Exit as exit_:
+            worst = max(worst, exit_.exit_code)
+    raise typer.Exit(worst)
 
 
 @app.command("new-key")
 def new_key() -> None:
     """Print a TOKEN_KEYS entry for a new key (the next id): append it, then rotate."""
-    typer.echo(load_keyring().new_key_entry())
+    settings = load(CryptoSettings)
+    if settings.token_keys is None and settings.hopcast_env == "production":
+        # The first production key: there is no keyring yet to take the next id from.
+        typer.echo(new_key_entry(1))
+        return
+    typer.echo(load_keyring(settings).new_key_entry())
