@@ -2,53 +2,97 @@
 
 `redact_secrets` replaces the values of secret-looking keys, at any depth, unless the
 value is a token ciphertext (safe to keep, and needed to replay a dead letter);
-`redact_text` masks bearer tokens and `token=...` pairs in free text.
+`redact_text` masks bearer tokens, `token=...` pairs, URL passwords and JWTs in free text.
 """
 
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, Final
 
 from hopcast_shared.crypto import is_ciphertext
 
-REDACTED = "[REDACTED]"
-_SECRET_KEY = re.compile(
-    r"(access_token|refresh_token|^token$|_token$|password|passwd|secret|api_key|apikey|authorization|private_key)",
-    re.IGNORECASE,
+REDACTED: Final = "[REDACTED]"
+
+# Compared against a key lowercased with separators removed, so `access_token`,
+# `accessToken`, `Access-Token` and `X-Api-Key` are all caught. "Ends with token" rather
+# than "contains token" keeps useful fields such as `token_expires_at` and `max_tokens`.
+_SECRET_KEY_SUFFIXES: Final = ("token", "jwt")
+_SECRET_KEY_PARTS: Final = (
+    "password",
+    "passwd",
+    "passphrase",
+    "secret",
+    "apikey",
+    "authorization",
+    "privatekey",
+    "credential",
+    "cookie",
 )
-_TEXT_PATTERNS = (
-    re.compile(r"(?i)(bearer\s+)([A-Za-z0-9._~+/=-]{6,})"),
+
+_SENSITIVE_NAME = r"(?:token|jwt|passw(?:or)?d|passphrase|secret|api[_-]?key|cookie)"
+_QUOTE = r"(?:\\?[\"'])?"  # a quote, possibly escaped (JSON inside a JSON string)
+_VALUE = r"[^\s\"'\\&,;}]"
+# Each pattern's group 1 is kept, group 2 is masked (unless it is a token ciphertext).
+_TEXT_PATTERNS: Final = (
+    # `Authorization: Bearer x`, `Authorization: Basic x`, `authorization=x`: mask the credentials.
+    re.compile(rf"(?i)(\bauthorization{_QUOTE}\s*[=:]\s*{_QUOTE}(?:(?:bearer|basic|token|digest)\s+)?)({_VALUE}+)"),
+    re.compile(r"(?i)(\bbearer\s+)([A-Za-z0-9._~+/=-]{6,})"),
+    # `access_token=x`, `"refreshJwt": "x"`, `X-Api-Key: x`, `client_secret: x`; a bare null or
+    # boolean stays (it says the token is missing, which helps and reveals nothing).
     re.compile(
-        r"(?i)((?:access_token|refresh_token|token|password|secret|api_key|client_secret)[\"']?\s*[=:]\s*[\"']?)"
-        r"([^\s\"'&,;}]{4,})"
+        rf"(?i)({_SENSITIVE_NAME}{_QUOTE}\s*[=:]\s*{_QUOTE})(?!(?:null|none|true|false)(?!{_VALUE}))({_VALUE}{{4,}})"
     ),
+    # `postgresql://user:password@host`: the password only.
+    re.compile(r"(?i)(\b[a-z][a-z0-9+.-]*://[^\s:/@]+:)([^\s@/]+)(?=@)"),
+    # A bare JWT (Bluesky's accessJwt, OpenID id tokens) wherever it appears.
+    re.compile(r"()(\beyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]*)"),
 )
 
 
 def is_secret_key(key: str) -> bool:
-    return bool(_SECRET_KEY.search(key))
+    """Whether a field name says its value is a secret (case and separators ignored)."""
+    normalized = re.sub(r"[^a-z0-9]", "", key.lower())
+    return normalized.endswith(_SECRET_KEY_SUFFIXES) or any(part in normalized for part in _SECRET_KEY_PARTS)
+
+
+def _redact_field(key: object, value: Any) -> bool:
+    """Whether a field's value is replaced whole: a secret key, unless null or a ciphertext."""
+    if not (isinstance(key, str) and is_secret_key(key)) or value is None:
+        return False
+    return not (isinstance(value, str) and is_ciphertext(value))
 
 
 def redact_secrets(value: Any) -> Any:
-    """A copy of a JSON-like value with secret values replaced (ciphertexts kept)."""
-    if isinstance(value, dict):
-        return {
-            k: (
-                REDACTED
-                if isinstance(k, str)
-                and is_secret_key(k)
-                and not (isinstance(v, str) and is_ciphertext(v))
-                and v is not None
-                else redact_secrets(v)
-            )
-            for k, v in value.items()
-        }
-    if isinstance(value, list):
-        return [redact_secrets(v) for v in value]
-    if isinstance(value, str):
-        return redact_text(value)
-    return value
+    """A copy of a JSON-like value with secret values replaced (ciphertexts and nulls kept).
+
+    Dicts and lists are copied (a tuple comes back as a list), strings pass through
+    `redact_text`, anything else is returned as is. The walk uses its own stack, not
+    recursion: a dead letter is often the hostile event, nesting included.
+    """
+    root: list[Any] = [None]
+    # (what to copy, the container to put the copy in, and where in it)
+    pending: list[tuple[Any, Any, Any]] = [(value, root, 0)]
+    while pending:
+        source, target, slot = pending.pop()
+        if isinstance(source, dict):
+            copy: dict[Any, Any] = {}
+            for key, item in source.items():
+                if _redact_field(key, item):
+                    copy[key] = REDACTED
+                else:
+                    copy[key] = None  # holds the key's place, so the copy keeps the order
+                    pending.append((item, copy, key))
+            target[slot] = copy
+        elif isinstance(source, list | tuple):
+            items: list[Any] = [None] * len(source)
+            pending.extend((item, items, index) for index, item in enumerate(source))
+            target[slot] = items
+        elif isinstance(source, str):
+            target[slot] = redact_text(source)
+        else:
+            target[slot] = source
+    return root[0]
 
 
 def _mask(match: re.Match[str]) -> str:
@@ -58,7 +102,7 @@ def _mask(match: re.Match[str]) -> str:
 
 
 def redact_text(text: str) -> str:
-    """Free text with bearer tokens and `token=value` pairs masked."""
+    """Free text with bearer tokens, `token=value` pairs, URL passwords and JWTs masked."""
     for pattern in _TEXT_PATTERNS:
         text = pattern.sub(_mask, text)
     return text

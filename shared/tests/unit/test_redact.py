@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
 from hopcast_shared.crypto import TRANSPORT_AAD, Keyring
-from hopcast_shared.redact import REDACTED, redact_secrets, redact_text
+from hopcast_shared.redact import REDACTED, is_secret_key, redact_secrets, redact_text
 
 SECRET = "ghp_16C7e42F292c6912E7710c838347Ae178B4a"  # noqa: S105 (made up)
+JWT = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJkaWQ6cGxjOmFiYyJ9.c2lnbmF0dXJlLXNpZ25hdHVyZQ"
+EXPIRES_AT = "2027-01-01T00:00:00Z"
+SEALED = Keyring.generate().encrypt(SECRET, associated_data=TRANSPORT_AAD)
 
 
 def test_nested_secret_values_are_replaced_and_the_rest_kept() -> None:
@@ -14,28 +24,134 @@ def test_nested_secret_values_are_replaced_and_the_rest_kept() -> None:
         "data": {
             "handle": "@brand",
             "access_token": SECRET,
-            "nested": [{"password": SECRET, "name": "x"}, {"client_secret": SECRET}],
+            "token_expires_at": EXPIRES_AT,
+            "nested": [{"password": SECRET, "name": "x"}, [{"client_secret": SECRET}]],
             "Authorization": f"Bearer {SECRET}",
             "refresh_token": None,
         },
     }
     clean = redact_secrets(document)
-    assert SECRET not in repr(clean)
+    assert SECRET not in json.dumps(clean)
+    assert clean["type"] == "SocialAccountConnected"
     assert clean["data"]["handle"] == "@brand"
+    assert clean["data"]["token_expires_at"] == EXPIRES_AT  # a date, not a secret
     assert clean["data"]["access_token"] == REDACTED
-    assert clean["data"]["nested"][0] == {"password": REDACTED, "name": "x"}
-    assert clean["data"]["refresh_token"] is None
-    assert document["data"]["access_token"] == SECRET  # a copy: the input is untouched
+    assert clean["data"]["nested"] == [{"password": REDACTED, "name": "x"}, [{"client_secret": REDACTED}]]
+    assert clean["data"]["Authorization"] == REDACTED
+    assert clean["data"]["refresh_token"] is None  # "no refresh token" is worth keeping
+    assert list(clean["data"]) == list(document["data"])  # same keys, same order
+
+
+def test_the_input_is_left_untouched() -> None:
+    document: dict[str, Any] = {"data": {"access_token": SECRET, "items": [{"token": SECRET}]}}
+    clean = redact_secrets(document)
+    assert document == {"data": {"access_token": SECRET, "items": [{"token": SECRET}]}}
+    clean["data"]["items"].append("x")
+    assert len(document["data"]["items"]) == 1  # a copy all the way down
 
 
 def test_a_ciphertext_is_kept_so_a_replay_still_works() -> None:
-    sealed = Keyring.generate().encrypt(SECRET, associated_data=TRANSPORT_AAD)
-    assert redact_secrets({"access_token": sealed}) == {"access_token": sealed}
+    document = {"data": {"access_token": SEALED, "refresh_token": SEALED, "note": f"token={SEALED}"}}
+    assert redact_secrets(document) == document
 
 
-def test_free_text_masks_bearer_tokens_and_key_value_pairs() -> None:
-    text = f"GET /x Authorization: Bearer {SECRET} then access_token={SECRET}&x=1 and 'password': '{SECRET}'"
-    masked = redact_text(text)
-    assert SECRET not in masked
-    assert masked.count(REDACTED) == 3
-    assert masked.startswith("GET /x")
+def test_non_string_secrets_are_replaced_whole() -> None:
+    clean = redact_secrets({"api_key": 123456, "credentials": {"user": "u", "pass": SECRET}, "secret": [SECRET]})
+    assert clean == {"api_key": REDACTED, "credentials": REDACTED, "secret": REDACTED}
+
+
+@pytest.mark.parametrize(
+    "key",
+    ["access_token", "refresh_token", "token", "Token", "id_token", "accessToken", "accessJwt", "refreshJwt",
+     "password", "DB_PASSWORD", "secret", "client_secret", "api_key", "X-Api-Key", "apiKey", "Authorization",
+     "private_key", "Set-Cookie", "X-Auth-Token"],
+)  # fmt: skip
+def test_secret_keys_are_recognised_in_any_case_or_spelling(key: str) -> None:
+    assert is_secret_key(key)
+    assert redact_secrets({key: SECRET}) == {key: REDACTED}
+
+
+@pytest.mark.parametrize(
+    "key", ["token_expires_at", "max_tokens", "tokens_used", "handle", "external_account_id", "author", "id"]
+)
+def test_ordinary_keys_are_kept(key: str) -> None:
+    assert not is_secret_key(key)
+    assert redact_secrets({key: "value-1234"}) == {key: "value-1234"}
+
+
+def test_strings_under_ordinary_keys_are_masked_as_text() -> None:
+    clean = redact_secrets({"error": f"platform said: Authorization: Bearer {SECRET}", "tuple": ("a", {"token": 1})})
+    assert clean == {"error": f"platform said: Authorization: Bearer {REDACTED}", "tuple": ["a", {"token": REDACTED}]}
+
+
+def test_a_deeply_nested_event_does_not_break_the_dead_letter_path() -> None:
+    depth = 900  # within what json.loads accepts, beyond what recursion would survive
+    document = json.loads(
+        '{"access_token": "' + SECRET + '", "x": ' + "[" * depth + '{"password": "p4ss"}' + "]" * depth + "}"
+    )
+    clean = redact_secrets(document)
+    assert clean["access_token"] == REDACTED
+    inner = clean["x"]
+    for _ in range(depth - 1):
+        inner = inner[0]
+    assert inner == [{"password": REDACTED}]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (f"Authorization: Bearer {SECRET}", f"Authorization: Bearer {REDACTED}"),
+        (f"authorization: Basic {SECRET}==", f"authorization: Basic {REDACTED}"),
+        (f"'Authorization': 'token {SECRET}'", f"'Authorization': 'token {REDACTED}'"),
+        (f"got bearer {SECRET} back", f"got bearer {REDACTED} back"),
+        (f"GET /cb?access_token={SECRET}&x=1", f"GET /cb?access_token={REDACTED}&x=1"),
+        (f'{{"refresh_token": "{SECRET}", "n": 1}}', f'{{"refresh_token": "{REDACTED}", "n": 1}}'),
+        (f'{{\\"access_token\\": \\"{SECRET}\\"}}', f'{{\\"access_token\\": \\"{REDACTED}\\"}}'),
+        (f"{{'password': '{SECRET}'}}", f"{{'password': '{REDACTED}'}}"),
+        (f"accessJwt={JWT}", f"accessJwt={REDACTED}"),
+        (f"X-Api-Key: {SECRET}", f"X-Api-Key: {REDACTED}"),
+        (f"client_secret={SECRET}", f"client_secret={REDACTED}"),
+        (f"session {JWT} expired", f"session {REDACTED} expired"),
+        (f"connect postgresql://hopcast:{SECRET}@db:5432/x", f"connect postgresql://hopcast:{REDACTED}@db:5432/x"),
+    ],
+)
+def test_free_text_masks_credentials(text: str, expected: str) -> None:
+    assert redact_text(text) == expected
+    assert redact_text(expected) == expected  # masking again changes nothing
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "token_expires_at=2027-01-01T00:00:00Z",
+        "used 12 tokens: 5 left",
+        '{"refresh_token": null}',
+        "postgresql://127.0.0.1:55432/publisher",
+        f"access_token={SEALED}",
+        f"Authorization: Bearer {SEALED}",
+        "PostPublishFailed: PLATFORM_REJECTED (429 Too Many Requests)",
+    ],
+)
+def test_free_text_without_secrets_is_unchanged(text: str) -> None:
+    assert redact_text(text) == text
+
+
+_KEYS = st.sampled_from(["access_token", "refreshJwt", "password", "api_key", "note", "items", "handle"])
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(_KEYS, inner, max_size=4),
+    max_leaves=30,
+)
+
+
+@given(document=_JSON, path=st.lists(_KEYS, min_size=1, max_size=4))
+def test_a_secret_planted_under_a_secret_key_never_survives(document: Any, path: list[str]) -> None:
+    planted: dict[str, Any] = {}
+    node = planted
+    for key in path[:-1]:
+        node[key] = {}
+        node = node[key]
+    node[path[-1] if is_secret_key(path[-1]) else "access_token"] = SECRET
+    clean = redact_secrets({"document": document, "planted": planted})
+    assert SECRET not in json.dumps(clean)
+    assert clean["document"] == redact_secrets(document)  # the rest is treated the same wherever it sits
