@@ -80,7 +80,7 @@ class DeadLetter(BaseModel):
         else:
             try:
                 original["original_json"] = redact_secrets(json.loads(text))
-            except ValueError:
+            except (ValueError, RecursionError):  # not JSON, or nested beyond what json can read
                 original["original_text"] = redact_text(text)
         return cls(
             consumer=consumer,

@@ -10,7 +10,7 @@ from typing import Any
 
 from opentelemetry import trace
 
-from hopcast_shared.redact import redact_text
+from hopcast_shared.redact import REDACTED, is_secret_key, redact_text
 
 _STANDARD = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
 
@@ -34,7 +34,10 @@ class JsonFormatter(logging.Formatter):
             entry["span_id"] = format(span.span_id, "016x")
         for key, value in record.__dict__.items():
             if key not in _STANDARD and key not in entry:
-                entry[key] = value if isinstance(value, int | float | bool | None) else redact_text(str(value))
+                if is_secret_key(key) and value is not None:
+                    entry[key] = REDACTED
+                else:
+                    entry[key] = value if isinstance(value, int | float | bool | None) else redact_text(str(value))
         if record.exc_info:
             entry["exception"] = redact_text(self.formatException(record.exc_info))
         return json.dumps(entry, ensure_ascii=False)

@@ -27,12 +27,15 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from hopcast_shared.crypto import CIPHERTEXT_PATTERN
+
 # A token ciphertext of the shared token-encryption module (AES-256-GCM):
 # `v<key id>:<nonce>:<ciphertext+tag>`, the nonce 12 bytes and the ciphertext at least the
 # 16-byte tag, both base64url (the nonce exactly 16 characters, no padding).
-TOKEN_CIPHERTEXT_PATTERN = r"^v[0-9]{1,9}:[A-Za-z0-9_-]{16}:[A-Za-z0-9_-]{22,}={0,2}$"  # noqa: S105
+# The token module's own format, so the contract accepts exactly what it can decrypt.
+TOKEN_CIPHERTEXT_PATTERN = CIPHERTEXT_PATTERN
 TOKEN_CIPHERTEXT_MAX_LENGTH = 16_384
-_TOKEN_CIPHERTEXT_RE = re.compile(TOKEN_CIPHERTEXT_PATTERN)
+_TOKEN_CIPHERTEXT_RE = re.compile(TOKEN_CIPHERTEXT_PATTERN)  # used with fullmatch
 
 RFC3339_PATTERN = (
     r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?([Zz]|[+-][0-9]{2}:[0-9]{2})$"
@@ -123,7 +126,7 @@ LocalTimeOfDay = Annotated[str, StringConstraints(pattern=HHMM_PATTERN)]
 
 
 def _token_ciphertext(value: str) -> str:
-    if len(value) > TOKEN_CIPHERTEXT_MAX_LENGTH or not _TOKEN_CIPHERTEXT_RE.match(value):
+    if len(value) > TOKEN_CIPHERTEXT_MAX_LENGTH or not _TOKEN_CIPHERTEXT_RE.fullmatch(value):
         # Never include the value: it may be a plaintext token sent by mistake.
         raise PydanticCustomError(
             "token_not_ciphertext",
