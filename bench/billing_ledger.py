@@ -21,9 +21,8 @@ import os
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from urllib.parse import urlsplit, urlunsplit
 
-import asyncpg
+from common import drop_database, fresh_database
 
 from hopcast_billing.bootstrap import MIGRATIONS, definition
 from hopcast_shared.consumer import EventConsumer
@@ -37,20 +36,6 @@ BARE = """
 UPDATE balances SET topup_credits = topup_credits - $2
 WHERE organization_id = $1 AND period_credits + topup_credits >= $2
 """
-
-
-def _database(url: str, name: str) -> str:
-    return urlunsplit(urlsplit(url)._replace(path=f"/{name}"))
-
-
-async def _fresh(server_url: str) -> str:
-    name = f"bench_billing_{uuid.uuid4().hex[:8]}"
-    conn = await asyncpg.connect(_database(server_url, "postgres"))
-    try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-    return _database(server_url, name)
 
 
 async def _concurrently(jobs: list[Callable[[], Awaitable[object]]], concurrency: int) -> float:
@@ -111,7 +96,7 @@ async def _figure(
 async def run(debits: int, concurrency: int, server_url: str) -> list[dict[str, object]]:
     results = []
     for name, organizations in (("ledger_debits_per_s_hot", 1), ("ledger_debits_per_s_uniform", 10_000)):
-        url = await _fresh(server_url)
+        name_, url = await fresh_database(server_url, "bench_billing")
         db = await Database.open(url, load_migrations("billing", MIGRATIONS), max_size=concurrency + 2)
         settings = ServiceSettings(name="billing", database_url=url, http_port=1, handler_max_attempts=20)
         consumer = EventConsumer("billing", db, definition().handlers, kafka=KafkaSettings(), settings=settings)
@@ -120,6 +105,7 @@ async def run(debits: int, concurrency: int, server_url: str) -> list[dict[str, 
             results.append(await _figure(name, db, consumer, orgs, debits, concurrency))
         finally:
             await db.close()
+            await drop_database(server_url, name_)
     return results
 
 

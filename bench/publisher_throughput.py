@@ -29,9 +29,8 @@ import time
 import uuid
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
-import asyncpg
+from common import drop_database, fresh_database
 
 from hopcast_publisher.adapters.platforms.sandbox import SandboxAdapter
 from hopcast_publisher.adapters.tokens import AccountTokens
@@ -50,33 +49,10 @@ PLATFORMS = ["BLUESKY", "MASTODON"]
 KAFKA = KafkaSettings(topic_prefix="bench.")
 
 
-def _with_database(url: str, name: str) -> str:
-    parts = urlsplit(url)
-    return urlunsplit(parts._replace(path=f"/{name}"))
-
-
-async def _fresh_database(server_url: str) -> tuple[str, str]:
-    name = f"bench_publisher_{uuid.uuid4().hex[:8]}"
-    conn = await asyncpg.connect(_with_database(server_url, "postgres"))
-    try:
-        await conn.execute(f"CREATE DATABASE {name}")
-    finally:
-        await conn.close()
-    return name, _with_database(server_url, name)
-
-
-async def _drop_database(server_url: str, name: str) -> None:
-    conn = await asyncpg.connect(_with_database(server_url, "postgres"))
-    try:
-        await conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-    finally:
-        await conn.close()
-
-
 async def run(
     posts: int, server_url: str, batch_size: int, workers: int = 2, consumers: int = 1
 ) -> list[dict[str, Any]]:
-    name, url = await _fresh_database(server_url)
+    name, url = await fresh_database(server_url, "bench_publisher")
     keyring = load_keyring(CryptoSettings(token_keys=f"1:{base64.b64encode(os.urandom(32)).decode()}"))
     settings = PublisherSettings(publish_batch_size=batch_size)
     adapters = {p: SandboxAdapter(p, keep=10) for p in PLATFORMS}
@@ -209,7 +185,7 @@ async def run(
         ]
     finally:
         await db.close()
-        await _drop_database(server_url, name)
+        await drop_database(server_url, name)
 
 
 async def _baseline(db: Database, posts: int, batch_size: int, org: str, brand: str) -> float:

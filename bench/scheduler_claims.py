@@ -21,9 +21,9 @@ import os
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
-from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
+from common import drop_database, fresh_database
 
 from hopcast_scheduler.bootstrap import MIGRATIONS
 from hopcast_scheduler.handlers import claim_and_emit
@@ -42,20 +42,6 @@ WHERE id IN (
     FOR UPDATE SKIP LOCKED
 )
 """
-
-
-def _database(url: str, name: str) -> str:
-    return urlunsplit(urlsplit(url)._replace(path=f"/{name}"))
-
-
-async def _fresh(server_url: str) -> str:
-    name = f"bench_scheduler_{uuid.uuid4().hex[:8]}"
-    conn = await asyncpg.connect(_database(server_url, "postgres"))
-    try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-    return _database(server_url, name)
 
 
 async def _seed(db: Database, n: int) -> None:
@@ -101,7 +87,7 @@ async def _replicas(db: Database, replicas: int, claim_batch: object) -> tuple[i
 
 
 async def run(schedules: int, batch: int, replicas: int, server_url: str) -> dict[str, object]:
-    url = await _fresh(server_url)
+    name, url = await fresh_database(server_url, "bench_scheduler")
     db = await Database.open(url, load_migrations("scheduler", MIGRATIONS), max_size=replicas + 2)
     kafka = KafkaSettings(topic_prefix="bench.")
     try:
@@ -124,6 +110,7 @@ async def run(schedules: int, batch: int, replicas: int, server_url: str) -> dic
         claimed, bare_s = await _replicas(db, replicas, bare)
     finally:
         await db.close()
+        await drop_database(server_url, name)
     value = fired / full_s
     baseline = claimed / bare_s
     return {
