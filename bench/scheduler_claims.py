@@ -1,7 +1,7 @@
 """Scheduler claims per second: 100,000 schedules due at once, two replicas claiming in
 parallel, beside the bare claim statement on the same database in the same run.
 
-- scheduler_claims_per_s: `claim_and_emit` as the tick loop runs it (lock a batch with
+- scheduler_claims_per_s: `claim_and_emit` as the tick loop runs it, each replica its own process (lock a batch with
   FOR UPDATE SKIP LOCKED, plan the runs, insert run rows, write ScheduleDue to the outbox,
   advance next_run_at), two concurrent replicas, batches of --batch.
 - baseline: the bare statement that only locks a batch and advances next_run_at, with the
@@ -17,9 +17,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import multiprocessing
 import os
 import time
 import uuid
+from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
@@ -71,43 +73,53 @@ async def _seed(db: Database, n: int) -> None:
     await db.pool.execute("ANALYZE schedules")
 
 
-async def _replicas(db: Database, replicas: int, claim_batch: object) -> tuple[int, float]:
-    async def replica() -> int:
-        total = 0
-        while True:
-            async with db.transaction() as conn:
-                n = await claim_batch(conn)  # type: ignore[operator]
-            if n == 0:
-                return total
-            total += n
+def _replica(url: str, mode: str, batch: int, start_at: float) -> tuple[int, float, float]:
+    """One replica in its own process, as deployments run them: claim until nothing is due.
+    Returns (claimed, started, finished) in wall-clock seconds."""
 
-    started = time.perf_counter()
-    counts = await asyncio.gather(*(replica() for _ in range(replicas)))
-    return sum(counts), time.perf_counter() - started
+    async def main() -> tuple[int, float, float]:
+        conn = await asyncpg.connect(url)
+        kafka = KafkaSettings(topic_prefix="bench.")
+        later = NOW + timedelta(days=1)
+        total = 0
+        try:
+            await asyncio.sleep(max(0.0, start_at - time.time()))  # all replicas start together
+            started = time.time()
+            while True:
+                async with conn.transaction():
+                    if mode == "full":
+                        n = await claim_and_emit(conn, kafka, now=NOW, limit=batch)
+                    else:
+                        n = int((await conn.execute(BARE_CLAIM, NOW, later, batch)).split()[-1])
+                if n == 0:
+                    return total, started, time.time()
+                total += n
+        finally:
+            await conn.close()
+
+    return asyncio.run(main())
+
+
+def _replicas(url: str, replicas: int, mode: str, batch: int) -> tuple[int, float]:
+    start_at = time.time() + 2.0  # time for the processes to start and import
+    with ProcessPoolExecutor(replicas, mp_context=multiprocessing.get_context("spawn")) as pool:
+        results = list(pool.map(_replica, *zip(*[(url, mode, batch, start_at)] * replicas, strict=True)))
+    claimed = sum(r[0] for r in results)
+    return claimed, max(r[2] for r in results) - min(r[1] for r in results)
 
 
 async def run(schedules: int, batch: int, replicas: int, server_url: str) -> dict[str, object]:
     name, url = await fresh_database(server_url, "bench_scheduler")
     db = await Database.open(url, load_migrations("scheduler", MIGRATIONS), max_size=replicas + 2)
-    kafka = KafkaSettings(topic_prefix="bench.")
     try:
         await _seed(db, schedules)
 
-        async def full(conn: asyncpg.Connection) -> int:
-            return await claim_and_emit(conn, kafka, now=NOW, limit=batch)
-
-        fired, full_s = await _replicas(db, replicas, full)
+        fired, full_s = await asyncio.to_thread(_replicas, url, replicas, "full", batch)
         runs = await db.pool.fetchval("SELECT count(*) FROM schedule_runs")
         outbox = await db.pool.fetchval("SELECT count(*) FROM outbox")
 
         await _seed(db, schedules)
-        later = NOW + timedelta(days=1)
-
-        async def bare(conn: asyncpg.Connection) -> int:
-            status = await conn.execute(BARE_CLAIM, NOW, later, batch)
-            return int(status.split()[-1])
-
-        claimed, bare_s = await _replicas(db, replicas, bare)
+        claimed, bare_s = await asyncio.to_thread(_replicas, url, replicas, "bare", batch)
     finally:
         await db.close()
         await drop_database(server_url, name)
