@@ -336,3 +336,58 @@ async def test_claim_once_uses_the_runtime_transaction(db: Database, kafka: Kafk
     await _seed(db, 3, next_run_at=datetime.now(UTC) - timedelta(seconds=1))
     assert await claim_once(Runtime(), 10) == 3  # type: ignore[arg-type]
     assert await claim_once(Runtime(), 10) == 0
+
+
+async def test_restoring_a_brand_or_organization_brings_its_schedules_back_from_now(
+    db: Database, database_url: str, stack: Any
+) -> None:
+    from hopcast_scheduler.handlers import HANDLERS
+    from hopcast_shared.consumer import EventConsumer
+    from hopcast_shared.testing import as_record
+
+    consumer = EventConsumer("scheduler", db, HANDLERS, kafka=stack.kafka_settings, settings=_settings(database_url))
+    tenant = Tenant()
+    for event in (
+        tenant.event("OrganizationCreated"),
+        tenant.event("BrandProfileCreated", brand_profile_id=tenant.brand),
+        tenant.schedule(schedule_id := str(uuid.uuid4()), days_of_week=[0, 1, 2, 3, 4, 5, 6]),
+    ):
+        assert await consumer.handle_record(as_record(event)) == "handled"
+    long_ago = datetime(2020, 1, 1, tzinfo=UTC)
+    await db.pool.execute("UPDATE schedules SET next_run_at = $1", long_ago)
+
+    await consumer.handle_record(as_record(tenant.event("BrandProfileDeleted", brand_profile_id=tenant.brand)))
+    async with db.transaction() as conn:
+        assert await claim_and_emit(conn, stack.kafka_settings, now=datetime.now(UTC), limit=10) == 0
+    await consumer.handle_record(as_record(tenant.event("BrandProfileRestored", brand_profile_id=tenant.brand)))
+    row = await _schedule_row(db, schedule_id)
+    assert row is not None and row["next_run_at"] > datetime.now(UTC)  # missed time while deleted is not owed
+
+    await consumer.handle_record(as_record(tenant.event("OrganizationDeleted")))
+    await db.pool.execute("UPDATE schedules SET next_run_at = $1", long_ago)
+    async with db.transaction() as conn:
+        assert await claim_and_emit(conn, stack.kafka_settings, now=datetime.now(UTC), limit=10) == 0
+    await consumer.handle_record(as_record(tenant.event("OrganizationRestored")))
+    row = await _schedule_row(db, schedule_id)
+    assert row is not None and row["next_run_at"] > datetime.now(UTC)
+
+
+async def test_get_schedule_shows_status_next_runs_and_missed_count(db: Database, kafka: KafkaSettings) -> None:
+    from hopcast_scheduler.entrypoints.http import routes
+
+    (schedule_id,) = await _seed(db, 1, next_run_at=datetime(2027, 6, 1, 6, 0, tzinfo=UTC), policy="SKIP")
+    async with db.transaction() as conn:
+        await claim_and_emit(conn, kafka, now=datetime(2027, 6, 2, 7, 0, tzinfo=UTC), limit=10)
+
+    class Runtime:
+        def __init__(self) -> None:
+            self.db = db
+
+    (route,) = routes(Runtime())  # type: ignore[arg-type]
+    found = await route.handler({"id": str(schedule_id)}, {})
+    assert found.status == 200
+    assert found.body["status"] == "ACTIVE" and found.body["missed_runs"] == 5
+    assert found.body["next_run_at"] == "2027-06-02T12:00:00Z"
+    assert len(found.body["next_run_times"]) == 5 and all(t.endswith("Z") for t in found.body["next_run_times"])
+    assert (await route.handler({"id": str(uuid.uuid4())}, {})).status == 404
+    assert (await route.handler({"id": "not-a-uuid"}, {})).status == 400
