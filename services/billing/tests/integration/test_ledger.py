@@ -284,3 +284,43 @@ async def test_with_5_credits_ten_2_credit_posts_give_two_debits_and_eight_rejec
     assert len(completed) == 8 and {e["data"]["outcome"] for e in completed} == {"INSUFFICIENT_CREDITS"}
     assert (await balance_of(billing.db.pool, uuid.UUID(org.id))).total == 1  # type: ignore[arg-type]
     assert await _ledger_sum(billing.db, org.id) == 1
+
+
+async def test_http_reads_and_verify_agree_with_the_ledger(
+    db: Database, consumer: EventConsumer, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from hopcast_billing.entrypoints.cli import app
+    from hopcast_billing.entrypoints.http import routes
+
+    org = Org()
+    await consumer.handle_record(as_record(org.period(10, datetime(2027, 1, 1, tzinfo=UTC))))
+    await consumer.handle_record(as_record(org.grant(4)))
+    await consumer.handle_record(as_record(org.post(["TWITTER", "LINKEDIN"]), topic=CONTENT))
+
+    class Runtime:
+        def __init__(self) -> None:
+            self.db = db
+
+    credits, ledger_page = routes(Runtime())  # type: ignore[arg-type]
+    found = await credits.handler({"id": org.id}, {})
+    assert found.status == 200
+    assert (found.body["balance"], found.body["period_credits"], found.body["topup_credits"]) == (11, 7, 4)
+    assert found.body["plan"] == "STARTER" and found.body["period_end"].startswith("2027-01-31")
+    first = await ledger_page.handler({"id": org.id}, {"limit": "2"})
+    assert [e["action"] for e in first.body["entries"]] == ["PUBLISH", "GENERATE"]
+    rest = await ledger_page.handler({"id": org.id}, {"limit": "2", "before": str(first.body["next_before"])})
+    assert [e["action"] for e in rest.body["entries"]] == ["TOPUP", "SUBSCRIPTION"]
+    assert sum(e["amount"] for e in first.body["entries"] + rest.body["entries"]) == 11
+
+    monkeypatch.setenv("BILLING_DATABASE_URL", database_url)
+    # The command runs its own event loop: give it a thread of its own.
+    result = await asyncio.to_thread(CliRunner().invoke, app, ["verify"])
+    assert result.exit_code == 0, result.output
+    # A balance changed behind the ledger's back is found.
+    await db.pool.execute(
+        "UPDATE balances SET topup_credits = topup_credits + 1 WHERE organization_id = $1", uuid.UUID(org.id)
+    )
+    result = await asyncio.to_thread(CliRunner().invoke, app, ["verify"])
+    assert result.exit_code == 1 and f"MISMATCH {org.id}" in result.output
