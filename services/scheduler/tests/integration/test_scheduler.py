@@ -391,3 +391,32 @@ async def test_get_schedule_shows_status_next_runs_and_missed_count(db: Database
     assert len(found.body["next_run_times"]) == 5 and all(t.endswith("Z") for t in found.body["next_run_times"])
     assert (await route.handler({"id": str(uuid.uuid4())}, {})).status == 404
     assert (await route.handler({"id": "not-a-uuid"}, {})).status == 400
+
+
+async def test_a_paused_schedule_does_not_run_until_resumed(db: Database, database_url: str, stack: Any) -> None:
+    from hopcast_scheduler.handlers import HANDLERS
+    from hopcast_shared.consumer import EventConsumer
+    from hopcast_shared.testing import as_record
+
+    consumer = EventConsumer("scheduler", db, HANDLERS, kafka=stack.kafka_settings, settings=_settings(database_url))
+    tenant = Tenant()
+    schedule_id = str(uuid.uuid4())
+    for event in (
+        tenant.event("OrganizationCreated"),
+        tenant.event("BrandProfileCreated", brand_profile_id=tenant.brand),
+        tenant.schedule(schedule_id, days_of_week=[0, 1, 2, 3, 4, 5, 6]),
+        tenant.event("SchedulePaused", schedule_id=schedule_id),
+    ):
+        assert await consumer.handle_record(as_record(event)) == "handled"
+    await db.pool.execute("UPDATE schedules SET next_run_at = now() - interval '1 minute'")
+    async with db.transaction() as conn:
+        assert await claim_and_emit(conn, stack.kafka_settings, now=datetime.now(UTC), limit=10) == 0
+    assert (await _schedule_row(db, schedule_id))["status"] == "PAUSED"
+    await consumer.handle_record(as_record(tenant.event("ScheduleResumed", schedule_id=schedule_id)))
+    row = await _schedule_row(db, schedule_id)
+    assert row["status"] == "ACTIVE" and row["next_run_at"] > datetime.now(UTC)
+    # Another organization cannot pause it.
+    intruder = Tenant()
+    paused_by_other = intruder.event("SchedulePaused", schedule_id=schedule_id)
+    assert await consumer.handle_record(as_record(paused_by_other)) == "dead_lettered"
+    assert (await _schedule_row(db, schedule_id))["status"] == "ACTIVE"
