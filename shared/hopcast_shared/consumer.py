@@ -176,12 +176,12 @@ class EventConsumer:
                     await handler(EventContext(conn, envelope, self.service, self._kafka), data)
                 metrics.HANDLER_SECONDS.labels(self.service, envelope.type).observe(time.perf_counter() - started)
                 return "handled", envelope.type
-            except _PERMANENT_ERRORS as exc:
-                await self._dead_letter(
-                    record, str(envelope.id), envelope.type, "rejected", _describe(exc), attempts=attempt
-                )
-                return "dead_lettered", envelope.type
             except Exception as exc:
+                if _is_permanent(exc):
+                    await self._dead_letter(
+                        record, str(envelope.id), envelope.type, "rejected", _describe(exc), attempts=attempt
+                    )
+                    return "dead_lettered", envelope.type
                 infrastructure = isinstance(exc, _INFRASTRUCTURE_ERRORS)
                 log.warning(
                     "handling %s %s failed (attempt %d): %s",
@@ -257,6 +257,11 @@ class EventConsumer:
             letter.error,
             extra={"service": self.service, "event_id": event_id},
         )
+
+
+def _is_permanent(exc: BaseException) -> bool:
+    # A unique violation is a race with a concurrent transaction: a retry sees its row.
+    return isinstance(exc, _PERMANENT_ERRORS) and not isinstance(exc, asyncpg.UniqueViolationError)
 
 
 def _replayed_from(record: ConsumerRecord[Any, Any]) -> str | None:
