@@ -382,3 +382,15 @@ async def test_a_row_kafka_refuses_for_good_is_parked_and_the_rest_flows(
     finally:
         await relay.stop()
         await db.close()
+
+
+async def test_a_unique_violation_is_retried_as_a_race_not_dead_lettered(
+    service: ServiceRuntime, behaviour: Behaviour, producer: AIOKafkaProducer, kafka: KafkaSettings
+) -> None:
+    behaviour.fail_first = 1
+    behaviour.error = asyncpg.UniqueViolationError
+    org = uuid.uuid4()
+    await _send(producer, kafka, _created(org, "Raced").to_json(), str(org).encode())
+    assert await eventually(lambda: _orgs(service.db)) == ["Raced"]
+    assert behaviour.calls == 2
+    assert await read_dead_letters(kafka, SERVICE, timeout_s=0.5) == []
