@@ -1,0 +1,157 @@
+"""The near-duplicate check: how close a draft (and its material) comes to what the same
+organization drafted or published in the window. Never across organizations: every
+statement filters on organization_id.
+
+Three steps, cheapest first:
+
+1. Exact copies by hash (the fast path): the draft's normalised text, or its material's,
+   equals one drafted in the window. Always caught, whatever the embedder.
+2. The nearest drafts and posts by cosine similarity. An organization's window holds a
+   few thousand rows at most, so the default is an exact scan over the btree on
+   (organization_id, created_at): exact, and faster than the HNSW index under such a
+   selective filter (HNSW returns ef_search candidates before filtering, most of them
+   other organizations'). Past `exact_max_rows` rows the HNSW index is used with
+   pgvector's iterative scan (relaxed order, re-sorted), which keeps searching until
+   enough rows pass the filter.
+3. The material against the other materials drafted in the window (a copy of a material
+   drafted under another angle reads differently but is the same post).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+
+from hopcast_content.domain.duplicates import Verdict
+from hopcast_shared.db import Conn
+
+DRAFT_KINDS = ("PENDING_POST", "POST")
+
+
+class SearchMode(StrEnum):
+    AUTO = "auto"
+    EXACT = "exact"
+    HNSW = "hnsw"
+
+
+@dataclass(frozen=True)
+class Neighbour:
+    source_id: uuid.UUID
+    kind: str
+    similarity: float
+
+
+EXACT_NEAREST = """
+WITH window_rows AS MATERIALIZED (
+    SELECT source_id, kind, embedding FROM content_embeddings
+    WHERE organization_id = $1 AND created_at >= $2 AND kind <> 'MATERIAL'
+)
+SELECT source_id, kind, 1 - (embedding <=> $3) AS similarity
+FROM window_rows ORDER BY embedding <=> $3 LIMIT $4
+"""
+
+# The ORDER BY ... LIMIT inside the CTE is what the HNSW index serves; relaxed order may
+# return rows slightly out of order, so they are sorted again outside it.
+HNSW_NEAREST = """
+WITH nearest AS MATERIALIZED (
+    SELECT source_id, kind, embedding <=> $3 AS distance FROM content_embeddings
+    WHERE organization_id = $1 AND created_at >= $2 AND kind <> 'MATERIAL'
+    ORDER BY embedding <=> $3 LIMIT $4
+)
+SELECT source_id, kind, 1 - distance AS similarity FROM nearest ORDER BY distance
+"""
+
+WINDOW_ROWS = """
+SELECT count(*) FROM (
+    SELECT 1 FROM content_embeddings WHERE organization_id = $1 AND created_at >= $2 LIMIT $3
+) AS capped
+"""
+
+
+async def window_rows(conn: Conn, org_id: uuid.UUID, since: datetime, cap: int) -> int:
+    """Rows of the organization in the window, counted up to `cap + 1`."""
+    return int(await conn.fetchval(WINDOW_ROWS, org_id, since, cap + 1))
+
+
+async def nearest(
+    conn: Conn,
+    org_id: uuid.UUID,
+    since: datetime,
+    vector: Sequence[float],
+    *,
+    k: int = 1,
+    mode: SearchMode = SearchMode.AUTO,
+    exact_max_rows: int = 20_000,
+    ef_search: int = 100,
+) -> list[Neighbour]:
+    """The k drafts and posts of the organization since `since` most similar to `vector`.
+
+    Must run inside a transaction (the HNSW settings are SET LOCAL)."""
+    if mode is SearchMode.AUTO:
+        mode = (
+            SearchMode.EXACT
+            if await window_rows(conn, org_id, since, exact_max_rows) <= exact_max_rows
+            else (SearchMode.HNSW)
+        )
+    if mode is SearchMode.EXACT:
+        rows = await conn.fetch(EXACT_NEAREST, org_id, since, list(vector), k)
+    else:
+        await conn.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
+        await conn.execute(f"SET LOCAL hnsw.ef_search = {max(int(ef_search), k)}")
+        rows = await conn.fetch(HNSW_NEAREST, org_id, since, list(vector), k)
+    return [Neighbour(r["source_id"], r["kind"], float(r["similarity"])) for r in rows]
+
+
+EXACT_COPY = """
+SELECT EXISTS (
+    SELECT 1 FROM content_embeddings
+    WHERE organization_id = $1 AND content_hash = $3 AND created_at >= $2 AND kind <> 'MATERIAL'
+) OR EXISTS (
+    SELECT 1 FROM content_embeddings
+    WHERE organization_id = $1 AND material_hash = $4 AND material_id <> $5 AND created_at >= $2
+      AND kind <> 'MATERIAL'
+)
+"""
+
+DRAFTED_MATERIAL_SIMILARITY = """
+SELECT max(1 - (m.embedding <=> $3)) FROM content_embeddings m
+WHERE m.organization_id = $1 AND m.kind = 'MATERIAL' AND m.source_id <> $4
+  AND m.source_id IN (
+      SELECT material_id FROM content_embeddings
+      WHERE organization_id = $1 AND created_at >= $2 AND kind <> 'MATERIAL'
+  )
+"""
+
+
+async def check(
+    conn: Conn,
+    org_id: uuid.UUID,
+    since: datetime,
+    *,
+    draft_vector: Sequence[float],
+    draft_hash: str,
+    material_id: uuid.UUID,
+    material_vector: Sequence[float] | None,
+    material_hash: str,
+    mode: SearchMode = SearchMode.AUTO,
+    exact_max_rows: int = 20_000,
+    ef_search: int = 100,
+) -> Verdict:
+    """How close a candidate's draft and material come to the organization's window."""
+    exact_copy = bool(await conn.fetchval(EXACT_COPY, org_id, since, draft_hash, material_hash, material_id))
+    found = await nearest(
+        conn, org_id, since, draft_vector, k=1, mode=mode, exact_max_rows=exact_max_rows, ef_search=ef_search
+    )
+    draft_similarity = found[0].similarity if found else 0.0
+    material_similarity = 0.0
+    if material_vector is not None:
+        value = await conn.fetchval(DRAFTED_MATERIAL_SIMILARITY, org_id, since, list(material_vector), material_id)
+        material_similarity = max(0.0, float(value)) if value is not None else 0.0
+    return Verdict(
+        draft_similarity=draft_similarity,
+        material_similarity=material_similarity,
+        exact_copy=exact_copy,
+    )

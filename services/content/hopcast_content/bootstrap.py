@@ -1,0 +1,86 @@
+"""Wiring: settings, the embedder and the generator, content's handlers, consumed topics,
+background loops and HTTP routes; and the migrations rendered for the configured dimension."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import tempfile
+from pathlib import Path
+
+from hopcast_content.adapters import repository as repo
+from hopcast_content.adapters.embedders import make_embedder
+from hopcast_content.adapters.generators import make_generator
+from hopcast_content.config import ContentSettings
+from hopcast_content.domain.drafting import Generator
+from hopcast_content.domain.embedding import Embedder
+from hopcast_content.entrypoints.http import routes
+from hopcast_content.handlers import ContentService
+from hopcast_shared.service import ServiceDefinition, ServiceRuntime
+from hopcast_shared.settings import load
+from hopcast_shared.topics import ANALYTICS, PUBLISHER, SCHEDULER, UPSTREAM
+
+log = logging.getLogger(__name__)
+MIGRATION_TEMPLATES = Path(__file__).parent / "migrations"
+DIM_PLACEHOLDER = "{{EMBEDDING_DIM}}"
+# PostPublished travels on publisher.events and analytics.events with one id; the inbox
+# handles it once. billing.events carries nothing content needs.
+CONSUMES = [UPSTREAM, SCHEDULER, PUBLISHER, ANALYTICS]
+
+
+def render_migrations(embedding_dim: int, target: Path | None = None) -> Path:
+    """The migrations with the vector dimension filled in, in a folder of their own (one per
+    dimension and template version). The rendered text is what the runner checksums, so a
+    database migrated with another dimension refuses to start."""
+    texts = {p.name: p.read_text() for p in sorted(MIGRATION_TEMPLATES.glob("*.sql"))}
+    digest = hashlib.sha256("".join(texts.values()).encode()).hexdigest()[:12]
+    folder = target or Path(tempfile.gettempdir()) / "hopcast-content-migrations" / f"{embedding_dim}-{digest}"
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, text in texts.items():
+        rendered = text.replace(DIM_PLACEHOLDER, str(int(embedding_dim)))
+        path = folder / name
+        if not path.exists() or path.read_text() != rendered:
+            tmp = folder / f".{name}.tmp"
+            tmp.write_text(rendered)
+            tmp.replace(path)
+    return folder
+
+
+def build_service(
+    settings: ContentSettings | None = None, *, embedder: Embedder | None = None, generator: Generator | None = None
+) -> ContentService:
+    settings = settings or load(ContentSettings)
+    return ContentService(settings, embedder or make_embedder(settings), generator or make_generator(settings))
+
+
+def definition(service: ContentService | None = None) -> ServiceDefinition:
+    content = service or build_service()
+    settings = content.settings
+
+    async def processing_loop(runtime: ServiceRuntime) -> None:
+        """Materials left UPLOADED (inline processing off, or a crash): processed here."""
+        while True:
+            async with runtime.db.transaction() as conn:
+                rows = await repo.claim_waiting_materials(conn, 50)
+                for row in rows:
+                    await content.process_material(conn, row)
+            if not rows:
+                await asyncio.sleep(settings.process_interval_s)
+
+    async def purge_loop(runtime: ServiceRuntime) -> None:
+        while True:
+            async with runtime.db.transaction() as conn:
+                counts = await repo.purge(conn, runtime.settings.retention_days, window_days=settings.dedup_window_days)
+            if any(counts.values()):
+                log.info("purged %s", counts)
+            await asyncio.sleep(settings.purge_interval_s)
+
+    return ServiceDefinition(
+        name="content",
+        consumes=CONSUMES,
+        handlers=content.handlers(),
+        migrations_dir=render_migrations(settings.embedding_dim),
+        background=[processing_loop, purge_loop],
+        http_routes=lambda runtime: routes(runtime, settings),
+    )

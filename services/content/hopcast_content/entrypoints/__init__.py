@@ -1,0 +1,1 @@
+"""How the world reaches content besides Kafka: HTTP reads and the CLI."""

@@ -1,0 +1,67 @@
+"""GET /brands/{id}/materials: the brand's materials counted by status, and the next
+candidates in the order a round-robin run would try them (or ?strategy=...)."""
+
+from __future__ import annotations
+
+import random
+import uuid
+from collections.abc import Sequence
+
+from hopcast_content.adapters import repository as repo
+from hopcast_content.config import ContentSettings
+from hopcast_content.domain.selection import PillarTarget, Strategy, order_candidates
+from hopcast_shared.http import JsonResponse, JsonRoute
+from hopcast_shared.service import ServiceRuntime
+
+
+def routes(runtime: ServiceRuntime, settings: ContentSettings) -> Sequence[JsonRoute]:
+    async def brand_materials(path: dict[str, str], query: dict[str, str]) -> JsonResponse:
+        try:
+            brand_id = uuid.UUID(path["id"])
+        except ValueError:
+            return JsonResponse(400, {"error": "brand id must be a UUID"})
+        try:
+            strategy = Strategy(query.get("strategy", Strategy.ROUND_ROBIN.value))
+        except ValueError:
+            return JsonResponse(400, {"error": f"strategy is one of {', '.join(s.value for s in Strategy)}"})
+        async with runtime.db.pool.acquire() as conn:
+            brand = await repo.brand(conn, brand_id)
+            if brand is None:
+                return JsonResponse(404, {"error": "no such brand"})
+            counts = await repo.material_counts(conn, brand_id)
+            candidates = await repo.selectable_candidates(conn, brand_id, brand["organization_id"])
+            targets = [
+                PillarTarget(p["name"], float(p["percentage"])) for p in brand["profile"].get("content_pillars") or ()
+            ]
+            ordered = order_candidates(strategy, candidates, random.Random(0), targets=targets)[
+                : settings.max_candidates
+            ]
+            titles = {
+                r["id"]: r["title"]
+                for r in await conn.fetch(
+                    "SELECT id, title FROM materials WHERE id = ANY($1)", [c.material_id for c in ordered]
+                )
+            }
+        return JsonResponse(
+            200,
+            {
+                "brand_profile_id": str(brand_id),
+                "organization_id": str(brand["organization_id"]),
+                "active": brand["deleted_at"] is None,
+                "counts": counts,
+                "strategy": strategy.value,
+                "next_candidates": [
+                    {
+                        "material_id": str(c.material_id),
+                        "title": titles.get(c.material_id),
+                        "content_pillar": c.content_pillar,
+                        "usage_count": c.usage_count,
+                        "last_used_at": c.last_used_at.isoformat() if c.last_used_at else None,
+                        "engagement": c.engagement,
+                    }
+                    for c in ordered
+                ],
+            },
+        )
+
+    return [JsonRoute("/brands/{id}/materials", brand_materials)]

@@ -1,0 +1,451 @@
+"""Content's service layer: each inbound event loads, decides and writes in the consumer's
+transaction (the events it emits go to the outbox in the same transaction).
+
+The heart is `schedule_due`: a run picks a material by the schedule's strategy, chooses an
+angle, drafts, embeds and checks near-duplicates in the organization, trying the next
+material while the draft is too similar; it ends in one PendingPostCreated, or in one
+ScheduleRunSkipped plus the run's ScheduleRunCompleted. The `runs` row and the unique run_id
+of pending posts make that once per run however often ScheduleDue is delivered.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import asyncpg
+
+from hopcast_content import metrics
+from hopcast_content.adapters import dedup
+from hopcast_content.adapters import repository as repo
+from hopcast_content.config import ContentSettings
+from hopcast_content.domain.angles import choose_angle
+from hopcast_content.domain.drafting import BrandVoice, DraftRequest, Generator, MaterialText, finalise
+from hopcast_content.domain.duplicates import band
+from hopcast_content.domain.embedding import Embedder, EmbeddingError, content_hash
+from hopcast_content.domain.materials import (
+    PUBLISHED_OUTCOMES,
+    SKIP_OUTCOMES,
+    MaterialStatus,
+    embedding_text,
+    processing_problem,
+    run_rng,
+    status_after_use,
+)
+from hopcast_content.domain.selection import PillarTarget, Strategy, order_candidates, pillar_named
+from hopcast_shared.consumer import EventContext, Handler, PermanentError
+from hopcast_shared.contract import (
+    BrandProfileCreated,
+    BrandProfileDeleted,
+    BrandProfileRestored,
+    BrandProfileUpdated,
+    EngagementUpdated,
+    GenerationMode,
+    MaterialArchived,
+    MaterialDeleted,
+    MaterialRestored,
+    MaterialSubmitted,
+    OrganizationCreated,
+    OrganizationDeleted,
+    OrganizationRestored,
+    PendingPostCreated,
+    Platform,
+    PostPublished,
+    RunOutcome,
+    ScheduleCreated,
+    ScheduleDeleted,
+    ScheduleDue,
+    ScheduleRunCompleted,
+    ScheduleRunSkipped,
+    ScheduleUpdated,
+    SkipReason,
+)
+from hopcast_shared.db import Conn
+from hopcast_shared.topics import ANALYTICS, CONTENT
+
+log = logging.getLogger(__name__)
+
+
+def now_utc() -> datetime:
+    return datetime.now(UTC)
+
+
+def material_text(row: asyncpg.Record) -> MaterialText:
+    return MaterialText(
+        material_id=row["id"],
+        type=row["type"],
+        title=row["title"],
+        body=row["body"],
+        media_urls=tuple(row["media_urls"] or ()),
+        content_pillar=row["content_pillar"],
+    )
+
+
+class ContentService:
+    """The handlers, with what they need: settings, the embedder and the generator."""
+
+    def __init__(self, settings: ContentSettings, embedder: Embedder, generator: Generator) -> None:
+        if embedder.dim != settings.embedding_dim:
+            raise ValueError(
+                f"embedder makes {embedder.dim} dimensions, CONTENT_EMBEDDING_DIM is {settings.embedding_dim}"
+            )
+        self.settings = settings
+        self.embedder = embedder
+        self.generator = generator
+
+    def handlers(self) -> dict[str, Handler]:
+        return {
+            "OrganizationCreated": self.organization_created,
+            "OrganizationDeleted": self.organization_deleted,
+            "OrganizationRestored": self.organization_restored,
+            "BrandProfileCreated": self.brand_upserted,
+            "BrandProfileUpdated": self.brand_upserted,
+            "BrandProfileDeleted": self.brand_deleted,
+            "BrandProfileRestored": self.brand_restored,
+            "ScheduleCreated": self.schedule_upserted,
+            "ScheduleUpdated": self.schedule_upserted,
+            "ScheduleDeleted": self.schedule_deleted,
+            "MaterialSubmitted": self.material_submitted,
+            "MaterialArchived": self.material_archived,
+            "MaterialDeleted": self.material_deleted,
+            "MaterialRestored": self.material_restored,
+            "ScheduleDue": self.schedule_due,
+            "PostPublished": self.post_published,
+            "ScheduleRunCompleted": self.run_completed,
+            "EngagementUpdated": self.engagement_updated,
+        }
+
+    # --- organizations, brands, schedules (projections) ------------------------------------------
+
+    async def organization_created(self, ctx: EventContext, data: OrganizationCreated) -> None:
+        await repo.upsert_organization(ctx.conn, data.organization_id, data.name)
+
+    async def organization_deleted(self, ctx: EventContext, data: OrganizationDeleted) -> None:
+        await repo.set_organization_deleted(ctx.conn, data.organization_id, True)
+
+    async def organization_restored(self, ctx: EventContext, data: OrganizationRestored) -> None:
+        await repo.set_organization_deleted(ctx.conn, data.organization_id, False)
+
+    async def brand_upserted(self, ctx: EventContext, data: BrandProfileCreated | BrandProfileUpdated) -> None:
+        profile = data.model_dump(mode="json", exclude={"brand_profile_id", "name"})
+        ok = await repo.upsert_brand(ctx.conn, data.brand_profile_id, ctx.envelope.organizationid, data.name, profile)
+        if not ok:
+            raise PermanentError(f"brand {data.brand_profile_id} belongs to another organization")
+
+    async def brand_deleted(self, ctx: EventContext, data: BrandProfileDeleted) -> None:
+        await repo.set_brand_deleted(ctx.conn, data.brand_profile_id, ctx.envelope.organizationid, True)
+
+    async def brand_restored(self, ctx: EventContext, data: BrandProfileRestored) -> None:
+        await repo.set_brand_deleted(ctx.conn, data.brand_profile_id, ctx.envelope.organizationid, False)
+
+    async def schedule_upserted(self, ctx: EventContext, data: ScheduleCreated | ScheduleUpdated) -> None:
+        ok = await repo.upsert_schedule(
+            ctx.conn,
+            data.schedule_id,
+            ctx.envelope.organizationid,
+            data.brand_profile_id,
+            str(data.material_strategy),
+            str(data.generation_mode),
+        )
+        if not ok:
+            raise PermanentError(f"schedule {data.schedule_id} belongs to another organization")
+
+    async def schedule_deleted(self, ctx: EventContext, data: ScheduleDeleted) -> None:
+        await repo.set_schedule_deleted(ctx.conn, data.schedule_id, ctx.envelope.organizationid)
+
+    # --- materials --------------------------------------------------------------------------------
+
+    async def material_submitted(self, ctx: EventContext, data: MaterialSubmitted) -> None:
+        org = ctx.envelope.organizationid
+        owner = await repo.material_owner(ctx.conn, data.material_id)
+        if owner is not None and owner != org:
+            raise PermanentError(f"material {data.material_id} belongs to another organization")
+        brand = await repo.brand(ctx.conn, data.brand_profile_id)
+        if brand is not None and brand["organization_id"] != org:
+            raise PermanentError(f"brand {data.brand_profile_id} belongs to another organization")
+        inserted = await repo.insert_material(
+            ctx.conn,
+            {
+                "id": data.material_id,
+                "organization_id": org,
+                "brand_profile_id": data.brand_profile_id,
+                "type": str(data.type),
+                "title": data.title,
+                "body": data.body,
+                "media_urls": list(data.media_urls),
+                "content_pillar": data.content_pillar,
+                "max_uses": data.max_uses,
+            },
+        )
+        if not inserted:
+            log.info("material %s was submitted before; the new submission is ignored", data.material_id)
+            return
+        metrics.MATERIALS.labels(MaterialStatus.UPLOADED.value).inc()
+        if self.settings.process_inline:
+            row = await repo.material(ctx.conn, data.material_id, org, lock=True)
+            assert row is not None
+            await self.process_material(ctx.conn, row)
+
+    async def process_material(self, conn: Conn, row: asyncpg.Record) -> MaterialStatus:
+        """UPLOADED -> PROCESSING -> READY (embedded) or FAILED with the reason, in the
+        caller's transaction."""
+        await repo.set_material_status(conn, row["id"], MaterialStatus.PROCESSING.value)
+        material = material_text(row)
+        problem = processing_problem(material)
+        text = embedding_text(material)
+        if problem is None:
+            try:
+                [vector] = await self.embedder.embed([text])
+            except EmbeddingError as exc:
+                problem = f"embedding failed: {exc}"
+        if problem is not None:
+            await repo.set_material_status(conn, row["id"], MaterialStatus.FAILED.value, failure_reason=problem)
+            metrics.MATERIALS.labels(MaterialStatus.FAILED.value).inc()
+            return MaterialStatus.FAILED
+        digest = content_hash(text)
+        await repo.insert_embedding(
+            conn,
+            org_id=row["organization_id"],
+            brand_id=row["brand_profile_id"],
+            kind="MATERIAL",
+            source_id=row["id"],
+            material_id=row["id"],
+            content_hash=digest,
+            material_hash=digest,
+            embedding=vector,
+        )
+        await repo.set_material_status(conn, row["id"], MaterialStatus.READY.value, content_hash=digest)
+        metrics.MATERIALS.labels(MaterialStatus.READY.value).inc()
+        return MaterialStatus.READY
+
+    async def material_archived(self, ctx: EventContext, data: MaterialArchived) -> None:
+        row = await repo.material(ctx.conn, data.material_id, ctx.envelope.organizationid, lock=True)
+        if row is None:
+            raise PermanentError(f"unknown material {data.material_id} for this organization")
+        await repo.set_material_status(ctx.conn, data.material_id, MaterialStatus.ARCHIVED.value)
+
+    async def material_deleted(self, ctx: EventContext, data: MaterialDeleted) -> None:
+        if not await repo.set_material_deleted(ctx.conn, data.material_id, ctx.envelope.organizationid, True):
+            raise PermanentError(f"unknown material {data.material_id} for this organization")
+
+    async def material_restored(self, ctx: EventContext, data: MaterialRestored) -> None:
+        if not await repo.set_material_deleted(ctx.conn, data.material_id, ctx.envelope.organizationid, False):
+            raise PermanentError(f"unknown material {data.material_id} for this organization")
+
+    # --- a run: pick, draft, check, emit ----------------------------------------------------------
+
+    async def schedule_due(self, ctx: EventContext, data: ScheduleDue) -> None:
+        conn, org = ctx.conn, ctx.envelope.organizationid
+        if not await repo.start_run(conn, data.run_id, org, data):
+            log.info("run %s was handled before", data.run_id)
+            return
+        await repo.lock_organization_runs(conn, org)
+        started = time.perf_counter()
+        reason = await self._draft_run(ctx, data)
+        if reason is not None:
+            await self._skip(ctx, data, reason)
+        metrics.RUN_SECONDS.observe(time.perf_counter() - started)
+
+    async def _draft_run(self, ctx: EventContext, data: ScheduleDue) -> SkipReason | None:
+        """Draft the run's post (and emit it); returns why not when it cannot."""
+        conn, org = ctx.conn, ctx.envelope.organizationid
+        if await repo.organization_is_deleted(conn, org):
+            return SkipReason.ORGANIZATION_INACTIVE
+        brand = await repo.brand(conn, data.brand_profile_id)
+        if brand is None or brand["organization_id"] != org or brand["deleted_at"] is not None:
+            return SkipReason.BRAND_INACTIVE
+        candidates = await repo.selectable_candidates(conn, data.brand_profile_id, org)
+        if not candidates:
+            return SkipReason.NO_READY_MATERIAL
+
+        schedule = await repo.schedule(conn, data.schedule_id, org)
+        strategy = Strategy(schedule["material_strategy"]) if schedule else Strategy.ROUND_ROBIN
+        manual = schedule is not None and schedule["generation_mode"] == GenerationMode.MANUAL.value
+        profile: dict[str, Any] = brand["profile"]
+        targets = [PillarTarget(p["name"], float(p["percentage"])) for p in profile.get("content_pillars") or ()]
+        now = now_utc()
+        since = now - timedelta(days=self.settings.dedup_window_days)
+        recent: dict[str, int] = {}
+        if strategy is Strategy.PILLAR_BALANCED:
+            for pillar, n in (await repo.recent_pillar_counts(conn, data.brand_profile_id, since)).items():
+                key = pillar_named(pillar, targets)
+                recent[key] = recent.get(key, 0) + n
+        rng = run_rng(data.run_id)
+        ordered = order_candidates(
+            strategy, candidates, rng, targets=targets, recent_pillars=recent, target_pillar=data.target_pillar
+        )
+        choice = choose_angle(await repo.angle_stats(conn, data.brand_profile_id), rng)
+        voice = BrandVoice.from_profile(brand["name"], profile)
+        platforms = tuple(Platform(p) for p in data.platforms)
+
+        for candidate in ordered[: self.settings.max_candidates]:
+            row = await repo.material(conn, candidate.material_id, org)
+            assert row is not None
+            material = material_text(row)
+            request = DraftRequest(material, voice, platforms, choice.angle, choice.reason)
+            draft = finalise(await self.generator.draft(request), request)
+            try:
+                [vector] = await self.embedder.embed([draft.content])
+            except EmbeddingError as exc:
+                # A remote embedder's outage is not the run's fault: retried, then Kafka redelivers.
+                raise RuntimeError(f"embedding the draft failed: {exc}") from exc
+            material_embedding = await repo.embedding_of(conn, "MATERIAL", material.material_id)
+            material_hash = content_hash(embedding_text(material))
+            draft_hash = content_hash(draft.content)
+            checked = time.perf_counter()
+            verdict = await dedup.check(
+                conn,
+                org,
+                since,
+                draft_vector=vector,
+                draft_hash=draft_hash,
+                material_id=material.material_id,
+                material_vector=material_embedding["embedding"].to_list() if material_embedding else None,
+                material_hash=material_hash,
+                exact_max_rows=self.settings.dedup_exact_max_rows,
+                ef_search=self.settings.hnsw_ef_search,
+            )
+            metrics.DEDUP_SECONDS.observe(time.perf_counter() - checked)
+            metrics.SIMILARITY.labels(band(verdict.draft_similarity, self.settings.similarity_threshold).value).inc()
+            if verdict.too_similar(self.settings.similarity_threshold):
+                log.info(
+                    "run %s: material %s too similar (draft %.3f, material %.3f, exact copy %s); next candidate",
+                    data.run_id,
+                    material.material_id,
+                    verdict.draft_similarity,
+                    verdict.material_similarity,
+                    verdict.exact_copy,
+                )
+                continue
+
+            pending_post_id = uuid.uuid4()
+            await repo.insert_pending_post(
+                conn,
+                {
+                    "id": pending_post_id,
+                    "run_id": data.run_id,
+                    "organization_id": org,
+                    "brand_profile_id": data.brand_profile_id,
+                    "schedule_id": data.schedule_id,
+                    "material_id": material.material_id,
+                    "content_pillar": material.content_pillar,
+                    "content": draft.content,
+                    "hashtags": list(draft.hashtags),
+                    "media_urls": list(draft.media_urls),
+                    "platforms": [p.value for p in platforms],
+                    "angle": choice.angle.value,
+                    "angle_reason": choice.reason,
+                    "max_similarity": verdict.draft_similarity,
+                    "requires_approval": manual,
+                    "due_at": data.due_at,
+                },
+            )
+            await repo.insert_embedding(
+                conn,
+                org_id=org,
+                brand_id=data.brand_profile_id,
+                kind="PENDING_POST",
+                source_id=pending_post_id,
+                material_id=material.material_id,
+                content_hash=draft_hash,
+                material_hash=material_hash,
+                embedding=vector,
+            )
+            await ctx.emit(
+                PendingPostCreated(
+                    pending_post_id=pending_post_id,
+                    run_id=data.run_id,
+                    schedule_id=data.schedule_id,
+                    brand_profile_id=data.brand_profile_id,
+                    material_id=material.material_id,
+                    due_at=data.due_at,
+                    content=draft.content,
+                    hashtags=list(draft.hashtags),
+                    media_urls=list(draft.media_urls),
+                    platforms=list(platforms),
+                    angle=choice.angle,
+                    angle_reason=choice.reason,
+                    max_similarity=round(verdict.draft_similarity, 6),
+                    requires_approval=manual,
+                ),
+                correlation_id=str(data.run_id),
+                topics=[CONTENT],
+            )
+            await repo.finish_run(conn, data.run_id, "DRAFTED")
+            metrics.RUNS.labels("DRAFTED").inc()
+            return None
+        return SkipReason.ALL_CANDIDATES_DUPLICATE
+
+    async def _skip(self, ctx: EventContext, data: ScheduleDue, reason: SkipReason) -> None:
+        """The run ends here: ScheduleRunSkipped, and the run's one ScheduleRunCompleted."""
+        await ctx.emit(
+            ScheduleRunSkipped(
+                run_id=data.run_id, schedule_id=data.schedule_id, brand_profile_id=data.brand_profile_id, reason=reason
+            ),
+            correlation_id=str(data.run_id),
+            topics=[CONTENT],
+        )
+        await ctx.emit(
+            ScheduleRunCompleted(
+                run_id=data.run_id,
+                schedule_id=data.schedule_id,
+                brand_profile_id=data.brand_profile_id,
+                outcome=SKIP_OUTCOMES[reason],
+                due_at=data.due_at,
+                completed_at=now_utc(),
+            ),
+            correlation_id=str(data.run_id),
+            topics=[ANALYTICS],
+        )
+        await repo.finish_run(ctx.conn, data.run_id, reason.value)
+        metrics.RUNS.labels(reason.value).inc()
+        log.info("run %s skipped: %s", data.run_id, reason.value)
+
+    # --- what happened to the drafts -------------------------------------------------------------
+
+    async def _count_use(self, conn: Conn, pending_post_id: uuid.UUID, used_at: datetime) -> None:
+        material = await repo.count_use(conn, pending_post_id, used_at)
+        if material is None or material["status"] != MaterialStatus.READY.value:
+            return
+        status = status_after_use(material["usage_count"], material["max_uses"])
+        if status is not MaterialStatus.READY:
+            await repo.set_material_status(conn, material["id"], status.value)
+
+    async def post_published(self, ctx: EventContext, data: PostPublished) -> None:
+        """Published on one platform: the post is recorded (and its embedding kept as POST);
+        the material's use is counted once per pending post, whatever the platforms."""
+        conn, org = ctx.conn, ctx.envelope.organizationid
+        await repo.record_post(conn, org, data)
+        pending = await repo.pending_post(conn, data.pending_post_id, org)
+        if pending is None:
+            log.info("PostPublished for a pending post content does not know (%s)", data.pending_post_id)
+            return
+        await self._count_use(conn, pending["id"], data.published_at)
+        drafted = await repo.embedding_of(conn, "PENDING_POST", pending["id"])
+        if drafted is not None:
+            await repo.insert_embedding(
+                conn,
+                org_id=org,
+                brand_id=pending["brand_profile_id"],
+                kind="POST",
+                source_id=data.post_id,
+                material_id=pending["material_id"],
+                content_hash=drafted["content_hash"],
+                material_hash=drafted["material_hash"],
+                embedding=drafted["embedding"].to_list(),
+            )
+
+    async def run_completed(self, ctx: EventContext, data: ScheduleRunCompleted) -> None:
+        """A run ended: its draft is no longer in flight, so its material may be picked again
+        (and if it published, its use counts, in case PostPublished is still on its way)."""
+        ended = await repo.end_pending_post(
+            ctx.conn, data.run_id, ctx.envelope.organizationid, str(data.outcome), data.completed_at
+        )
+        if ended is not None and RunOutcome(data.outcome) in PUBLISHED_OUTCOMES:
+            await self._count_use(ctx.conn, ended["id"], data.completed_at)
+
+    async def engagement_updated(self, ctx: EventContext, data: EngagementUpdated) -> None:
+        await repo.record_engagement(ctx.conn, ctx.envelope.organizationid, data)
