@@ -461,6 +461,10 @@ async def embedding_of(conn: Conn, kind: str, source_id: uuid.UUID) -> asyncpg.R
     return await conn.fetchrow("SELECT * FROM content_embeddings WHERE kind = $1 AND source_id = $2", kind, source_id)
 
 
+async def delete_embedding(conn: Conn, kind: str, source_id: uuid.UUID) -> None:
+    await conn.execute("DELETE FROM content_embeddings WHERE kind = $1 AND source_id = $2", kind, source_id)
+
+
 # --- retention --------------------------------------------------------------------------------------------
 
 
