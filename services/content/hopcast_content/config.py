@@ -43,6 +43,8 @@ class ContentSettings(BaseSettings):
     """An organization with at most this many embeddings in the window is searched exactly
     (btree on organization and time); above it, the HNSW index with an iterative scan."""
     hnsw_ef_search: int = Field(default=100, ge=10, le=1000)
+    hnsw_max_scan_tuples: int = Field(default=200_000, ge=1000)
+    """How far pgvector's iterative HNSW scan may go to find enough rows of one organization."""
     max_candidates: int = Field(default=10, ge=1, le=1000)
     """Materials tried per run before giving up with ALL_CANDIDATES_DUPLICATE."""
 

