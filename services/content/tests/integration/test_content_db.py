@@ -14,12 +14,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from typer.testing import CliRunner
 
 from hopcast_content.adapters import dedup
 from hopcast_content.adapters import repository as repo
 from hopcast_content.adapters.embedders import HashingEmbedder
 from hopcast_content.bootstrap import build_service, definition, render_migrations
 from hopcast_content.config import ContentSettings
+from hopcast_content.domain.embedding import EmbeddingError
+from hopcast_content.domain.materials import MaterialStatus
+from hopcast_content.entrypoints import cli
 from hopcast_content.entrypoints.http import routes
 from hopcast_shared.consumer import EventConsumer
 from hopcast_shared.contract import Angle
@@ -512,6 +516,37 @@ async def test_a_database_of_another_dimension_refuses_to_start(database_url: st
     with pytest.raises(MigrationError, match="changed after it was applied"):
         await open_db(database_url, 128, tmp_path)
     assert "vector(128)" in (tmp_path / "0001_content.sql").read_text()
+
+
+class BrokenEmbedder(HashingEmbedder):
+    async def embed(self, texts: Any) -> list[list[float]]:
+        raise EmbeddingError("embeddings API: 503")
+
+
+async def test_materials_left_uploaded_are_processed_later(db: Database) -> None:
+    h = Harness(db, ContentSettings(process_inline=False))
+    t = await Tenant(h).create()
+    waiting = await t.material(TEXT_A)
+    row = await db.pool.fetchrow("SELECT status FROM materials WHERE id = $1", uuid.UUID(waiting))
+    assert row["status"] == "UPLOADED"
+    skipped(await t.run(), "NO_READY_MATERIAL", "NO_MATERIAL")  # not READY yet
+    broken = await t.material(TEXT_B)
+    async with db.transaction() as conn:
+        claimed = await repo.claim_waiting_materials(conn, 10)
+        assert [str(r["id"]) for r in claimed] == [waiting, broken]
+        assert await h.service.process_material(conn, claimed[0]) == MaterialStatus.READY
+        failing = build_service(ContentSettings(), embedder=BrokenEmbedder())
+        assert await failing.process_material(conn, claimed[1]) == MaterialStatus.FAILED
+    row = await db.pool.fetchrow("SELECT status, failure_reason FROM materials WHERE id = $1", uuid.UUID(broken))
+    assert row["status"] == "FAILED" and "503" in row["failure_reason"]
+    assert drafted(await t.run())["data"]["material_id"] == waiting
+
+
+def test_purge_command(database_url: str, db: Database, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CONTENT_DATABASE_URL", database_url)
+    result = CliRunner().invoke(cli.app, ["purge", "--days", "30"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["materials"] == 0
 
 
 # --- purge and the HTTP read ---------------------------------------------------------------------------------
