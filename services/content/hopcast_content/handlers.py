@@ -294,7 +294,8 @@ class ContentService:
                 raise RuntimeError(f"embedding the draft failed: {exc}") from exc
             material_embedding = await repo.embedding_of(conn, "MATERIAL", material.material_id)
             material_hash = content_hash(embedding_text(material))
-            draft_hash = content_hash(draft.content)
+            # The media are part of the post: one caption over two pictures is two posts.
+            draft_hash = content_hash("\n".join([draft.content, *draft.media_urls]))
             checked = time.perf_counter()
             verdict = await dedup.check(
                 conn,

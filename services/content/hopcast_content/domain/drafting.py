@@ -314,11 +314,25 @@ def _ending(tone: Sequence[str]) -> str:
     return "!" if any(t.casefold() in lively for t in tone) else "."
 
 
+def _media_name(url: str) -> str:
+    """`https://cdn.example/spring-menu_2027.jpg` -> `spring menu 2027`."""
+    last = url.split("?", 1)[0].split("#", 1)[0].rstrip("/").rsplit("/", 1)[-1]
+    stem = last.rsplit(".", 1)[0] if "." in last else last
+    return " ".join(re.split(r"[-_+%\s]+", stem)).strip()
+
+
 def _topic(material: MaterialText) -> str:
     if material.title and material.title.strip():
         return material.title.strip().rstrip(".!?")
     first = _sentences(material.body)
-    return first[0].rstrip(".!?") if first else "what we have been working on"
+    if first:
+        return first[0].rstrip(".!?")
+    # A media-only material: its file name is the best hint of what it shows.
+    for url in material.media_urls:
+        name = _media_name(url)
+        if name and not name.isdigit():
+            return name[:1].upper() + name[1:]
+    return "What we have been working on"
 
 
 def _opening(angle: Angle, material: MaterialText, voice: BrandVoice, end: str) -> str:

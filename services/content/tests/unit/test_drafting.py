@@ -162,3 +162,13 @@ async def test_llm_generator_falls_back_on_timeout() -> None:
 
     gen = LlmGenerator("http://llm.test/v1", "m", timeout_s=0.01, transport=httpx.MockTransport(slow))
     assert (await gen.draft(request())).notes == ("template-fallback",)
+
+
+def test_a_media_only_material_is_drafted_from_its_file_name() -> None:
+    image = MaterialText(uuid.uuid4(), "IMAGE", None, "", ("https://cdn.example/img/spring-menu_2027.jpg?v=2",), None)
+    draft = TemplateGenerator().write(request(image, (Platform.INSTAGRAM,), Angle.PRODUCT_FOCUS))
+    assert "Spring menu 2027" in draft.content and draft.media_urls == image.media_urls
+    other = MaterialText(uuid.uuid4(), "IMAGE", None, "", ("https://cdn.example/img/latte-art.png",), None)
+    assert (
+        TemplateGenerator().write(request(other, (Platform.INSTAGRAM,), Angle.PRODUCT_FOCUS)).content != draft.content
+    )
