@@ -49,6 +49,9 @@ class ContentSettings(BaseSettings):
     """Materials tried per run before giving up with ALL_CANDIDATES_DUPLICATE."""
 
     # Materials.
+    in_flight_hours: int = Field(default=168, ge=1)
+    """A draft whose run never ended stops holding its material after this long (a manual
+    approval may take days; a lost ScheduleRunCompleted must not hold a material forever)."""
     process_inline: bool = True
     """Embed a submitted material in the handler's transaction (right for a local embedder);
     otherwise the processing loop picks it up."""

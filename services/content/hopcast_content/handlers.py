@@ -257,7 +257,9 @@ class ContentService:
         brand = await repo.brand(conn, data.brand_profile_id)
         if brand is None or brand["organization_id"] != org or brand["deleted_at"] is not None:
             return SkipReason.BRAND_INACTIVE
-        candidates = await repo.selectable_candidates(conn, data.brand_profile_id, org)
+        candidates = await repo.selectable_candidates(
+            conn, data.brand_profile_id, org, in_flight_hours=self.settings.in_flight_hours
+        )
         if not candidates:
             return SkipReason.NO_READY_MATERIAL
 

@@ -217,14 +217,22 @@ FROM materials m
 WHERE m.brand_profile_id = $1 AND m.organization_id = $2
   AND m.status = 'READY' AND m.deleted_at IS NULL
   AND (m.max_uses IS NULL OR m.usage_count < m.max_uses)
-  -- not while a pending post of it is in flight (its run has not ended)
-  AND NOT EXISTS (SELECT 1 FROM pending_posts pp WHERE pp.material_id = m.id AND pp.ended_at IS NULL)
+  -- not while a pending post of it is in flight (its run has not ended, and was not lost long ago)
+  AND NOT EXISTS (
+      SELECT 1 FROM pending_posts pp
+      WHERE pp.material_id = m.id AND pp.ended_at IS NULL AND pp.created_at > now() - make_interval(hours => $3)
+  )
 """
 
 
-async def selectable_candidates(conn: Conn, brand_id: uuid.UUID, org_id: uuid.UUID) -> list[Candidate]:
-    """The brand's selectable materials (the brand and organization are checked by the caller)."""
-    rows = await conn.fetch(SELECTABLE, brand_id, org_id)
+async def selectable_candidates(
+    conn: Conn, brand_id: uuid.UUID, org_id: uuid.UUID, *, in_flight_hours: int = 168
+) -> list[Candidate]:
+    """The brand's selectable materials (the brand and organization are checked by the caller).
+
+    A draft whose run never ended (a lost ScheduleRunCompleted) holds its material for
+    `in_flight_hours` at most."""
+    rows = await conn.fetch(SELECTABLE, brand_id, org_id, in_flight_hours)
     return [
         Candidate(
             material_id=r["id"],
