@@ -69,6 +69,12 @@ from hopcast_shared.topics import ANALYTICS, CONTENT
 log = logging.getLogger(__name__)
 
 
+class EmbedderUnavailable(ConnectionError):
+    """A remote embedder failed while drafting: the infrastructure's fault, not the event's.
+    The consumer retries and then leaves the message for Kafka to deliver again (never the
+    DLQ, which would leave the run without an end)."""
+
+
 def now_utc() -> datetime:
     return datetime.now(UTC)
 
@@ -292,8 +298,7 @@ class ContentService:
             try:
                 [vector] = await self.embedder.embed([draft.content])
             except EmbeddingError as exc:
-                # A remote embedder's outage is not the run's fault: retried, then Kafka redelivers.
-                raise RuntimeError(f"embedding the draft failed: {exc}") from exc
+                raise EmbedderUnavailable(f"embedding the draft failed: {exc}") from exc
             material_embedding = await repo.embedding_of(conn, "MATERIAL", material.material_id)
             material_hash = content_hash(embedding_text(material))
             # The media are part of the post: one caption over two pictures is two posts.

@@ -547,6 +547,20 @@ async def test_materials_left_uploaded_are_processed_later(db: Database) -> None
     assert drafted(await t.run())["data"]["material_id"] == waiting
 
 
+async def test_an_embedder_outage_while_drafting_is_not_dead_lettered(db: Database) -> None:
+    h = Harness(db)
+    t = await Tenant(h).create()
+    await t.material(TEXT_A)
+    down = Harness(db, ContentSettings())
+    down.service.embedder = BrokenEmbedder()
+    event = t.due()
+    with pytest.raises(ConnectionError):  # left unacknowledged: Kafka delivers it again
+        await down.send(event, "scheduler.events")
+    assert await h.dead_letters() == [] and await db.pool.fetchval("SELECT count(*) FROM runs") == 0
+    assert await h.send(event, "scheduler.events") == "handled"  # the embedder is back
+    assert drafted(await t.outcome(event.data["run_id"]))
+
+
 def test_purge_command(database_url: str, db: Database, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CONTENT_DATABASE_URL", database_url)
     result = CliRunner().invoke(cli.app, ["purge", "--days", "30"])
