@@ -22,7 +22,7 @@ from hopcast_shared.db import Database
 from hopcast_shared.migrations import load_migrations
 from hopcast_shared.service import ServiceRuntime
 from hopcast_shared.settings import KafkaSettings, ServiceSettings
-from hopcast_shared.testing import as_record, read_events, send_event
+from hopcast_shared.testing import as_record, eventually, read_events, send_event
 from hopcast_shared.topics import ANALYTICS, BILLING, CONTENT, PUBLISHER, UPSTREAM
 
 pytestmark = pytest.mark.integration
@@ -269,6 +269,14 @@ async def test_with_5_credits_ten_2_credit_posts_give_two_debits_and_eight_rejec
     await send_event(producer, kafka, UPSTREAM, grant)
     await send_event(producer, kafka, UPSTREAM, grant)  # delivered twice: counts once
     await send_event(producer, kafka, UPSTREAM, org.grant(0 + 1, grant.data["grant_id"]))  # same grant id
+    # Grants travel on upstream.events, posts on content.events: Kafka orders neither against
+    # the other, so the posts go out once the grant is in.
+    org_id = uuid.UUID(org.id)
+
+    async def granted() -> bool:
+        return (await balance_of(billing.db.pool, org_id)).total == 5  # type: ignore[arg-type]
+
+    await eventually(granted)
     posts = [org.post(["TWITTER"]) for _ in range(10)]
     for post in posts:
         await send_event(producer, kafka, CONTENT, post)
