@@ -39,7 +39,7 @@ class ContentSettings(BaseSettings):
     similarity_threshold: float = Field(default=0.85, gt=0, le=1)
     """Above this cosine similarity a draft is too similar (DESIGN: similarity thresholds)."""
     dedup_window_days: int = Field(default=30, ge=1, le=3650)
-    dedup_exact_max_rows: int = Field(default=20_000, ge=0)
+    dedup_exact_max_rows: int = Field(default=5_000, ge=0)
     """An organization with at most this many embeddings in the window is searched exactly
     (btree on organization and time); above it, the HNSW index with an iterative scan."""
     hnsw_ef_search: int = Field(default=100, ge=10, le=1000)

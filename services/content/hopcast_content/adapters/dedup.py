@@ -84,7 +84,7 @@ async def nearest(
     *,
     k: int = 1,
     mode: SearchMode = SearchMode.AUTO,
-    exact_max_rows: int = 20_000,
+    exact_max_rows: int = 5_000,
     ef_search: int = 100,
     max_scan_tuples: int = 200_000,
 ) -> list[Neighbour]:
@@ -141,7 +141,7 @@ async def check(
     material_vector: Sequence[float] | None,
     material_hash: str,
     mode: SearchMode = SearchMode.AUTO,
-    exact_max_rows: int = 20_000,
+    exact_max_rows: int = 5_000,
     ef_search: int = 100,
     max_scan_tuples: int = 200_000,
 ) -> Verdict:
