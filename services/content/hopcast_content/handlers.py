@@ -36,6 +36,7 @@ from hopcast_content.domain.materials import (
     status_after_use,
 )
 from hopcast_content.domain.selection import PillarTarget, Strategy, order_candidates, pillar_named
+from hopcast_shared import projections
 from hopcast_shared.consumer import EventContext, Handler, PermanentError
 from hopcast_shared.contract import (
     BrandProfileCreated,
@@ -127,13 +128,13 @@ class ContentService:
     # --- organizations, brands, schedules (projections) ------------------------------------------
 
     async def organization_created(self, ctx: EventContext, data: OrganizationCreated) -> None:
-        await repo.upsert_organization(ctx.conn, data.organization_id, data.name)
+        await projections.upsert_organization(ctx.conn, data.organization_id, data.name)
 
     async def organization_deleted(self, ctx: EventContext, data: OrganizationDeleted) -> None:
-        await repo.set_organization_deleted(ctx.conn, data.organization_id, True)
+        await projections.set_organization_deleted(ctx.conn, data.organization_id, True)
 
     async def organization_restored(self, ctx: EventContext, data: OrganizationRestored) -> None:
-        await repo.set_organization_deleted(ctx.conn, data.organization_id, False)
+        await projections.set_organization_deleted(ctx.conn, data.organization_id, False)
 
     async def brand_upserted(self, ctx: EventContext, data: BrandProfileCreated | BrandProfileUpdated) -> None:
         profile = data.model_dump(mode="json", exclude={"brand_profile_id", "name"})
@@ -258,7 +259,7 @@ class ContentService:
     async def _draft_run(self, ctx: EventContext, data: ScheduleDue) -> SkipReason | None:
         """Draft the run's post (and emit it); returns why not when it cannot."""
         conn, org = ctx.conn, ctx.envelope.organizationid
-        if await repo.organization_is_deleted(conn, org):
+        if await projections.organization_is_deleted(conn, org):
             return SkipReason.ORGANIZATION_INACTIVE
         brand = await repo.brand(conn, data.brand_profile_id)
         if brand is None or brand["organization_id"] != org or brand["deleted_at"] is not None:

@@ -21,6 +21,7 @@ from hopcast_publisher.adapters.tokens import AccountTokens, TokenDecryptError
 from hopcast_publisher.domain.engagement import engagement_rate
 from hopcast_publisher.domain.pending import Approval, Debit, Decision, Input, PendingPost, Status, step
 from hopcast_publisher.publishing import now_utc, start_publishing
+from hopcast_shared import projections
 from hopcast_shared.consumer import EventContext, Handler, PermanentError
 from hopcast_shared.contract import (
     BrandAccountLinked,
@@ -93,13 +94,13 @@ class PublisherHandlers:
     # --- organizations and brands --------------------------------------------------------------
 
     async def organization_created(self, ctx: EventContext, data: OrganizationCreated) -> None:
-        await repo.upsert_organization(ctx.conn, data.organization_id, data.name)
+        await projections.upsert_organization(ctx.conn, data.organization_id, data.name)
 
     async def organization_deleted(self, ctx: EventContext, data: OrganizationDeleted) -> None:
-        await repo.set_organization_deleted(ctx.conn, data.organization_id, True)
+        await projections.set_organization_deleted(ctx.conn, data.organization_id, True)
 
     async def organization_restored(self, ctx: EventContext, data: OrganizationRestored) -> None:
-        await repo.set_organization_deleted(ctx.conn, data.organization_id, False)
+        await projections.set_organization_deleted(ctx.conn, data.organization_id, False)
 
     async def brand_upserted(self, ctx: EventContext, data: BrandProfileCreated | BrandProfileUpdated) -> None:
         owner = await repo.brand_owner(ctx.conn, data.brand_profile_id)

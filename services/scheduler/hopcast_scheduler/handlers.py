@@ -22,6 +22,7 @@ from hopcast_scheduler.adapters import repository as repo
 from hopcast_scheduler.domain.due import MISSED_AFTER, MissedRunPolicy, plan_due
 from hopcast_scheduler.domain.recurrence import Recurrence, next_run
 from hopcast_scheduler.domain.rules import ScheduleStatus, schedule_problems, status_after_outcome
+from hopcast_shared import projections
 from hopcast_shared.consumer import EventContext, Handler, PermanentError
 from hopcast_shared.contract import (
     BrandProfileCreated,
@@ -64,15 +65,15 @@ def now_utc() -> datetime:
 
 
 async def organization_created(ctx: EventContext, data: OrganizationCreated) -> None:
-    await repo.upsert_organization(ctx.conn, data.organization_id, data.name)
+    await projections.upsert_organization(ctx.conn, data.organization_id, data.name)
 
 
 async def organization_deleted(ctx: EventContext, data: OrganizationDeleted) -> None:
-    await repo.set_organization_deleted(ctx.conn, data.organization_id, True)
+    await projections.set_organization_deleted(ctx.conn, data.organization_id, True)
 
 
 async def organization_restored(ctx: EventContext, data: OrganizationRestored) -> None:
-    await repo.set_organization_deleted(ctx.conn, data.organization_id, False)
+    await projections.set_organization_deleted(ctx.conn, data.organization_id, False)
     # Runs that fell due while it was deleted are not owed: start again from now.
     await _reschedule_from_now(
         ctx.conn, await repo.schedules_to_reschedule(ctx.conn, organization_id=data.organization_id)
@@ -187,8 +188,8 @@ async def trigger_requested(ctx: EventContext, data: ScheduleTriggerRequested) -
         log.info("trigger for deleted schedule %s ignored", data.schedule_id)
         return
     brand = await repo.brand_of(ctx.conn, row["brand_profile_id"])
-    org_deleted = await ctx.conn.fetchval("SELECT deleted_at FROM organizations WHERE id = $1", row["organization_id"])
-    if brand is None or brand["deleted_at"] is not None or org_deleted is not None:
+    org_deleted = await projections.organization_is_deleted(ctx.conn, row["organization_id"])
+    if brand is None or brand["deleted_at"] is not None or org_deleted:
         log.info("trigger for schedule %s of an inactive brand or organization ignored", data.schedule_id)
         return
     run_id = uuid.uuid4()

@@ -24,34 +24,6 @@ _RUN_LOCK_NAMESPACE = 0x636F6E74  # "cont"
 # --- projections ----------------------------------------------------------------------------------
 
 
-async def upsert_organization(conn: Conn, org_id: uuid.UUID, name: str) -> None:
-    await conn.execute(
-        """
-        INSERT INTO organizations (id, name) VALUES ($1, $2)
-        ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, updated_at = now()
-        """,
-        org_id,
-        name,
-    )
-
-
-async def set_organization_deleted(conn: Conn, org_id: uuid.UUID, deleted: bool) -> None:
-    # An organization not seen yet is recorded, so its state is known.
-    await conn.execute(
-        """
-        INSERT INTO organizations (id, deleted_at) VALUES ($1, CASE WHEN $2 THEN now() END)
-        ON CONFLICT (id) DO UPDATE
-        SET deleted_at = CASE WHEN $2 THEN coalesce(organizations.deleted_at, now()) END, updated_at = now()
-        """,
-        org_id,
-        deleted,
-    )
-
-
-async def organization_is_deleted(conn: Conn, org_id: uuid.UUID) -> bool:
-    return await conn.fetchval("SELECT deleted_at IS NOT NULL FROM organizations WHERE id = $1", org_id) is True
-
-
 async def upsert_brand(conn: Conn, brand_id: uuid.UUID, org_id: uuid.UUID, name: str, profile: dict[str, Any]) -> bool:
     """False when the brand id belongs to another organization (refused)."""
     owner = await conn.fetchval("SELECT organization_id FROM brands WHERE id = $1", brand_id)

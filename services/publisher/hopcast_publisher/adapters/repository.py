@@ -26,29 +26,6 @@ PUBLISH_CHANNEL = "hopcast_publisher_publish"
 # --- organizations and brands (the local projection) ---------------------------------------
 
 
-async def upsert_organization(conn: Conn, org_id: uuid.UUID, name: str) -> None:
-    await conn.execute(
-        """
-        INSERT INTO organizations (id, name) VALUES ($1, $2)
-        ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, updated_at = now()
-        """,
-        org_id,
-        name,
-    )
-
-
-async def set_organization_deleted(conn: Conn, org_id: uuid.UUID, deleted: bool) -> None:
-    await conn.execute(
-        """
-        INSERT INTO organizations (id, deleted_at) VALUES ($1, CASE WHEN $2 THEN now() END)
-        ON CONFLICT (id) DO UPDATE
-        SET deleted_at = CASE WHEN $2 THEN coalesce(organizations.deleted_at, now()) END, updated_at = now()
-        """,
-        org_id,
-        deleted,
-    )
-
-
 async def brand_owner(conn: Conn, brand_id: uuid.UUID) -> uuid.UUID | None:
     owner: uuid.UUID | None = await conn.fetchval("SELECT organization_id FROM brands WHERE id = $1", brand_id)
     return owner
