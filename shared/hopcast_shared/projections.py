@@ -1,4 +1,4 @@
-"""The organization projection every service keeps of upstream's tenants.
+"""The organization and brand projections every service keeps of upstream's tenants.
 
 Each service's own migrations create `organizations (id uuid PRIMARY KEY, name text NOT NULL
 DEFAULT '', deleted_at timestamptz, updated_at timestamptz NOT NULL DEFAULT now())`; these
@@ -38,3 +38,18 @@ async def set_organization_deleted(conn: Conn, org_id: uuid.UUID, deleted: bool)
 
 async def organization_is_deleted(conn: Conn, org_id: uuid.UUID) -> bool:
     return await conn.fetchval("SELECT deleted_at IS NOT NULL FROM organizations WHERE id = $1", org_id) is True
+
+
+async def set_brand_deleted(conn: Conn, brand_id: uuid.UUID, org_id: uuid.UUID, deleted: bool) -> bool:
+    """Soft delete or restore a brand of `brands (id, organization_id, deleted_at, updated_at, ...)`;
+    False when the organization has no such brand (another tenant's id changes nothing)."""
+    status = await conn.execute(
+        """
+        UPDATE brands SET deleted_at = CASE WHEN $3 THEN coalesce(deleted_at, now()) END, updated_at = now()
+        WHERE id = $1 AND organization_id = $2
+        """,
+        brand_id,
+        org_id,
+        deleted,
+    )
+    return bool(status != "UPDATE 0")

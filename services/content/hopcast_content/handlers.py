@@ -143,10 +143,10 @@ class ContentService:
             raise PermanentError(f"brand {data.brand_profile_id} belongs to another organization")
 
     async def brand_deleted(self, ctx: EventContext, data: BrandProfileDeleted) -> None:
-        await repo.set_brand_deleted(ctx.conn, data.brand_profile_id, ctx.envelope.organizationid, True)
+        await projections.set_brand_deleted(ctx.conn, data.brand_profile_id, ctx.envelope.organizationid, True)
 
     async def brand_restored(self, ctx: EventContext, data: BrandProfileRestored) -> None:
-        await repo.set_brand_deleted(ctx.conn, data.brand_profile_id, ctx.envelope.organizationid, False)
+        await projections.set_brand_deleted(ctx.conn, data.brand_profile_id, ctx.envelope.organizationid, False)
 
     async def schedule_upserted(self, ctx: EventContext, data: ScheduleCreated | ScheduleUpdated) -> None:
         ok = await repo.upsert_schedule(

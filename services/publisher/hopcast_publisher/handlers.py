@@ -109,10 +109,10 @@ class PublisherHandlers:
         await repo.upsert_brand(ctx.conn, data.brand_profile_id, ctx.envelope.organizationid, data.name)
 
     async def brand_deleted(self, ctx: EventContext, data: BrandProfileDeleted) -> None:
-        await repo.set_brand_deleted(ctx.conn, data.brand_profile_id, ctx.envelope.organizationid, True)
+        await projections.set_brand_deleted(ctx.conn, data.brand_profile_id, ctx.envelope.organizationid, True)
 
     async def brand_restored(self, ctx: EventContext, data: BrandProfileRestored) -> None:
-        await repo.set_brand_deleted(ctx.conn, data.brand_profile_id, ctx.envelope.organizationid, False)
+        await projections.set_brand_deleted(ctx.conn, data.brand_profile_id, ctx.envelope.organizationid, False)
 
     # --- social accounts and links ---------------------------------------------------------------
 

@@ -87,11 +87,11 @@ async def brand_upserted(ctx: EventContext, data: BrandProfileCreated | BrandPro
 
 
 async def brand_deleted(ctx: EventContext, data: BrandProfileDeleted) -> None:
-    await repo.set_brand_deleted(ctx.conn, data.brand_profile_id, ctx.envelope.organizationid, True)
+    await projections.set_brand_deleted(ctx.conn, data.brand_profile_id, ctx.envelope.organizationid, True)
 
 
 async def brand_restored(ctx: EventContext, data: BrandProfileRestored) -> None:
-    if await repo.set_brand_deleted(ctx.conn, data.brand_profile_id, ctx.envelope.organizationid, False):
+    if await projections.set_brand_deleted(ctx.conn, data.brand_profile_id, ctx.envelope.organizationid, False):
         await _reschedule_from_now(
             ctx.conn, await repo.schedules_to_reschedule(ctx.conn, brand_id=data.brand_profile_id)
         )

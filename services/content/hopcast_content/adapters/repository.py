@@ -42,19 +42,6 @@ async def upsert_brand(conn: Conn, brand_id: uuid.UUID, org_id: uuid.UUID, name:
     return True
 
 
-async def set_brand_deleted(conn: Conn, brand_id: uuid.UUID, org_id: uuid.UUID, deleted: bool) -> bool:
-    status = await conn.execute(
-        """
-        UPDATE brands SET deleted_at = CASE WHEN $3 THEN coalesce(deleted_at, now()) END, updated_at = now()
-        WHERE id = $1 AND organization_id = $2
-        """,
-        brand_id,
-        org_id,
-        deleted,
-    )
-    return status != "UPDATE 0"
-
-
 async def brand(conn: Conn, brand_id: uuid.UUID) -> asyncpg.Record | None:
     return await conn.fetchrow("SELECT * FROM brands WHERE id = $1", brand_id)
 

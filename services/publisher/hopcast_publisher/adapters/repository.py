@@ -43,19 +43,6 @@ async def upsert_brand(conn: Conn, brand_id: uuid.UUID, org_id: uuid.UUID, name:
     )
 
 
-async def set_brand_deleted(conn: Conn, brand_id: uuid.UUID, org_id: uuid.UUID, deleted: bool) -> bool:
-    status = await conn.execute(
-        """
-        UPDATE brands SET deleted_at = CASE WHEN $3 THEN coalesce(deleted_at, now()) END, updated_at = now()
-        WHERE id = $1 AND organization_id = $2
-        """,
-        brand_id,
-        org_id,
-        deleted,
-    )
-    return bool(status != "UPDATE 0")
-
-
 async def publishing_context(
     conn: Conn, org_id: uuid.UUID, brand_id: uuid.UUID
 ) -> tuple[bool, bool, list[LinkedAccount]]:
