@@ -19,6 +19,7 @@ from hopcast_billing import metrics
 from hopcast_billing.adapters import ledger
 from hopcast_billing.adapters.ledger import Balance
 from hopcast_billing.domain.pricing import Prices, price_of_post, publish_refund_due
+from hopcast_shared import projections
 from hopcast_shared.consumer import EventContext, Handler, PermanentError
 from hopcast_shared.contract import (
     CreditsDebited,
@@ -69,24 +70,16 @@ async def _usage(
 
 
 async def organization_created(ctx: EventContext, data: OrganizationCreated) -> None:
-    await ctx.conn.execute("INSERT INTO organizations (id) VALUES ($1) ON CONFLICT DO NOTHING", data.organization_id)
+    await projections.upsert_organization(ctx.conn, data.organization_id, data.name)
     await ledger.ensure_balance_row(ctx.conn, data.organization_id)
 
 
 async def organization_deleted(ctx: EventContext, data: OrganizationDeleted) -> None:
-    await ctx.conn.execute(
-        """
-        INSERT INTO organizations (id, deleted_at) VALUES ($1, now())
-        ON CONFLICT (id) DO UPDATE SET deleted_at = coalesce(organizations.deleted_at, now()), updated_at = now()
-        """,
-        data.organization_id,
-    )
+    await projections.set_organization_deleted(ctx.conn, data.organization_id, True)
 
 
 async def organization_restored(ctx: EventContext, data: OrganizationRestored) -> None:
-    await ctx.conn.execute(
-        "UPDATE organizations SET deleted_at = NULL, updated_at = now() WHERE id = $1", data.organization_id
-    )
+    await projections.set_organization_deleted(ctx.conn, data.organization_id, False)
 
 
 # --- credits in ------------------------------------------------------------------------------
