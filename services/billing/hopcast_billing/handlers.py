@@ -184,6 +184,11 @@ async def debit_for_pending_post(ctx: EventContext, data: PendingPostCreated) ->
     if not claimed:
         log.info("pending post %s was already decided; no second debit", data.pending_post_id)
         return
+    if await projections.organization_is_deleted(ctx.conn, org):
+        # Drafted before content learnt of the deletion (the topics are not ordered between
+        # them): nothing is taken, and the run ends here as ORGANIZATION_INACTIVE.
+        await _reject(ctx, data, price.total, DebitRejectionReason.ORGANIZATION_INACTIVE)
+        return
     split = await ledger.debit_balance(ctx.conn, org, price.total)
     if split is None:
         await _reject(ctx, data, price.total)
@@ -238,12 +243,21 @@ def _due_at(data: PendingPostCreated) -> datetime | None:
     return due
 
 
-async def _reject(ctx: EventContext, data: PendingPostCreated, requested: int) -> None:
+async def _reject(
+    ctx: EventContext, data: PendingPostCreated, requested: int, reason: DebitRejectionReason | None = None
+) -> None:
+    """Reject the debit (nothing is taken) and end the run: INSUFFICIENT_CREDITS, NO_SUBSCRIPTION
+    (the organization never had credits of any kind) or ORGANIZATION_INACTIVE."""
     org = ctx.envelope.organizationid
     balance = await ledger.balance_of(ctx.conn, org)
-    # NO_SUBSCRIPTION: the organization never had credits of any kind.
-    ever_had_credits = await ledger.has_subscription(ctx.conn, org) or await ledger.has_entries(ctx.conn, org)
-    reason = DebitRejectionReason.INSUFFICIENT_CREDITS if ever_had_credits else DebitRejectionReason.NO_SUBSCRIPTION
+    if reason is None:
+        ever_had_credits = await ledger.has_subscription(ctx.conn, org) or await ledger.has_entries(ctx.conn, org)
+        reason = DebitRejectionReason.INSUFFICIENT_CREDITS if ever_had_credits else DebitRejectionReason.NO_SUBSCRIPTION
+    outcome = (
+        RunOutcome.ORGANIZATION_INACTIVE
+        if reason is DebitRejectionReason.ORGANIZATION_INACTIVE
+        else RunOutcome.INSUFFICIENT_CREDITS
+    )
     await ctx.conn.execute("UPDATE debits SET status = 'REJECTED' WHERE pending_post_id = $1", data.pending_post_id)
     await ctx.emit(
         CreditsDebitRejected(
@@ -260,7 +274,7 @@ async def _reject(ctx: EventContext, data: PendingPostCreated, requested: int) -
             run_id=data.run_id,
             schedule_id=data.schedule_id,
             brand_profile_id=data.brand_profile_id,
-            outcome=RunOutcome.INSUFFICIENT_CREDITS,
+            outcome=outcome,
             due_at=_due_at(data) or now,
             completed_at=now,
         )

@@ -140,6 +140,8 @@ class SkipReason(StrEnum):
 class DebitRejectionReason(StrEnum):
     INSUFFICIENT_CREDITS = "INSUFFICIENT_CREDITS"
     NO_SUBSCRIPTION = "NO_SUBSCRIPTION"
+    # An addition to the contract (docs/contract.md): the organization is deleted; nothing is debited.
+    ORGANIZATION_INACTIVE = "ORGANIZATION_INACTIVE"
 
 
 class RefundReason(StrEnum):
@@ -519,7 +521,7 @@ class CreditsDebited(EventData):
 
 
 class CreditsDebitRejected(EventData):
-    """billing: not enough credits (or no subscription); nothing was debited."""
+    """billing: not enough credits (or no subscription, or a deleted organization); nothing was debited."""
 
     pending_post_id: Id
     run_id: Id
