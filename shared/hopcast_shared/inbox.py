@@ -3,6 +3,8 @@ so a redelivered or replayed message changes nothing."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from hopcast_shared.db import Conn
 
 HANDLED = "handled"
@@ -40,6 +42,28 @@ async def record_handled(
         outcome,
     )
     return bool(inserted)
+
+
+async def record_many_handled(
+    conn: Conn, *, consumer: str, messages: Sequence[tuple[str, str | None]], outcome: str = HANDLED
+) -> set[str]:
+    """Record a batch of (message id, event type) in one statement; returns the ids not seen before.
+
+    A message that appears twice in the batch is returned once: its first copy is the fresh one.
+    """
+    rows = await conn.fetch(
+        """
+        INSERT INTO inbox (consumer, message_id, event_type, outcome)
+        SELECT $1, m, t, $4 FROM unnest($2::text[], $3::text[]) AS u(m, t)
+        ON CONFLICT (consumer, message_id) DO NOTHING
+        RETURNING message_id
+        """,
+        consumer,
+        [m for m, _ in messages],
+        [t for _, t in messages],
+        outcome,
+    )
+    return {r["message_id"] for r in rows}
 
 
 async def purge_inbox(conn: Conn, *, older_than_days: int) -> int:

@@ -103,6 +103,8 @@ class ServiceRuntime:
                 self.definition.consumes,
                 kafka=self.kafka,
                 workers_per_topic=self.definition.workers_per_topic,
+                batch_max=self.settings.consumer_batch_max,
+                batch_timeout_ms=self.settings.consumer_batch_timeout_ms,
             )
         self.relay = OutboxRelay(
             self._db,

@@ -86,6 +86,9 @@ class ServiceSettings(BaseSettings):
     handler_max_attempts: int = Field(default=5, ge=1, le=100)
     handler_backoff_initial_s: float = Field(default=0.05, gt=0)
     handler_backoff_max_s: float = Field(default=2.0, gt=0)
+    # Consumer batches: up to this many ready records share one transaction (1: one each).
+    consumer_batch_max: int = Field(default=200, ge=1, le=10_000)
+    consumer_batch_timeout_ms: int = Field(default=20, ge=1, le=10_000)
     # Outbox relay.
     outbox_batch_size: int = Field(default=500, ge=1, le=10_000)
     outbox_poll_interval_s: float = Field(default=1.0, gt=0)

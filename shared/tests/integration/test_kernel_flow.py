@@ -25,7 +25,7 @@ from hopcast_shared.dlq import read_dead_letters, replay_dead_letters
 from hopcast_shared.outbox import OutboxRelay, add_to_outbox
 from hopcast_shared.service import ServiceDefinition, ServiceRuntime
 from hopcast_shared.settings import KafkaSettings, ServiceSettings
-from hopcast_shared.testing import eventually, read_topic
+from hopcast_shared.testing import as_record, eventually, read_topic
 from hopcast_shared.topics import ANALYTICS, UPSTREAM, TopicSpec, dlq_topic, ensure_topics
 
 pytestmark = pytest.mark.integration
@@ -40,6 +40,7 @@ class Behaviour:
         self.calls = 0
         self.fail_first = 0
         self.error: type[BaseException] = RuntimeError
+        self.poison: set[str] = set()  # organization names refused for good
 
 
 async def _orgs(db: Database) -> list[str]:
@@ -66,6 +67,8 @@ def definition(migrations_dir: Path, behaviour: Behaviour) -> ServiceDefinition:
         behaviour.calls += 1
         if behaviour.calls <= behaviour.fail_first:
             raise behaviour.error("induced failure")
+        if data.name in behaviour.poison:
+            raise PermanentError(f"{data.name} is refused")
         await ctx.conn.execute("INSERT INTO organizations (id, name) VALUES ($1, $2)", data.organization_id, data.name)
         await ctx.emit(OrganizationRestored(organization_id=data.organization_id), topics=[ANALYTICS])
 
@@ -394,3 +397,66 @@ async def test_a_unique_violation_is_retried_as_a_race_not_dead_lettered(
     assert await eventually(lambda: _orgs(service.db)) == ["Raced"]
     assert behaviour.calls == 2
     assert await read_dead_letters(kafka, SERVICE, timeout_s=0.5) == []
+
+
+async def test_a_batch_shares_one_transaction_and_keeps_the_partition_order(
+    service: ServiceRuntime, behaviour: Behaviour, kafka: KafkaSettings
+) -> None:
+    assert service.consumer is not None
+    events = [_created(uuid.uuid4(), f"org-{i:02d}") for i in range(6)]
+    records = [as_record(e) for e in events]
+    seen = as_record(events[0])  # the first event again, in the same batch
+    outcomes = await service.consumer.handle_batch([*records[:3], as_record(b"not json"), *records[3:], seen])
+
+    assert outcomes == ["handled"] * 3 + ["dead_lettered"] + ["handled"] * 3 + ["duplicate"]
+    assert await _orgs(service.db) == [f"org-{i:02d}" for i in range(6)]
+    # One transaction per run of batchable records: the malformed one splits the batch in two.
+    stamps = await service.db.pool.fetch("SELECT DISTINCT handled_at FROM inbox WHERE outcome = 'handled'")
+    assert len(stamps) == 2
+    assert behaviour.calls == 6
+    # Every emitted event is in the outbox once (the relay may already have sent some).
+    out = await read_topic(kafka, kafka.topic(ANALYTICS), expect=6)
+    assert sorted(json.loads(r.value)["causationid"] for r in out) == sorted(str(e.id) for e in events)
+
+
+async def test_one_bad_event_in_a_batch_is_dead_lettered_and_the_rest_committed(
+    service: ServiceRuntime, behaviour: Behaviour, kafka: KafkaSettings
+) -> None:
+    assert service.consumer is not None
+    behaviour.poison = {"org-2"}
+    events = [_created(uuid.uuid4(), f"org-{i}") for i in range(5)]
+    outcomes = await service.consumer.handle_batch([as_record(e) for e in events])
+
+    assert outcomes == ["handled", "handled", "dead_lettered", "handled", "handled"]
+    assert await _orgs(service.db) == ["org-0", "org-1", "org-3", "org-4"]
+    letters = await eventually(lambda: _letters(kafka, 1))
+    assert [(x.event_id, x.error_kind) for x in letters] == [(str(events[2].id), "rejected")]
+    # The batch was rolled back and each event handled alone: the good ones are not twice in the outbox.
+    out = await read_topic(kafka, kafka.topic(ANALYTICS), expect=4)
+    assert len(out) == 4
+    # Handled again (a redelivery of the whole batch) changes nothing.
+    again = await service.consumer.handle_batch([as_record(e) for e in events])
+    assert again == ["duplicate"] * 5
+
+
+async def test_a_backlog_is_consumed_in_batches_through_kafka(
+    definition: ServiceDefinition,
+    service_settings: ServiceSettings,
+    producer: AIOKafkaProducer,
+    kafka: KafkaSettings,
+) -> None:
+    await ensure_topics(kafka, [TopicSpec(kafka.topic(dlq_topic(SERVICE)), 1, 1, {})])
+    events = [_created(uuid.uuid4(), f"backlog-{i:03d}") for i in range(120)]
+    for event in events:  # waiting before the service starts
+        await producer.send(kafka.topic(UPSTREAM), event.to_json(), key=str(event.organizationid).encode())
+    await producer.flush()
+
+    async with ServiceRuntime(definition, settings=service_settings, kafka=kafka) as runtime:
+
+        async def all_handled() -> bool:
+            return await runtime.db.pool.fetchval("SELECT count(*) FROM organizations") == len(events)
+
+        assert await eventually(all_handled)
+        commits = await runtime.db.pool.fetchval("SELECT count(DISTINCT handled_at) FROM inbox")
+    # Far fewer transactions than events (the backlog comes in batches of up to 200).
+    assert commits < len(events) // 4, commits
