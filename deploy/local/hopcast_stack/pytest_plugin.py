@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from hopcast_shared.settings import KafkaSettings
     from hopcast_stack.kafka import KafkaServer
     from hopcast_stack.postgres import PostgresServer
+    from hopcast_stack.services import ServiceSet
 
 # Every test stack lives under this folder, in a sub-folder named after the pytest process's pid.
 TEST_STACKS_ROOT = Path(tempfile.gettempdir()) / "hopcast-test-stacks"
@@ -43,7 +44,8 @@ class TestStack:
     that needs to stop and restart them).
 
     `kafka_bootstrap`, `kafka_settings` (topics created), `database_url(name)`,
-    `await new_database(prefix)`, `state_dir`; `kafka` and `postgres` are the servers themselves.
+    `await new_database(prefix)`, `await start_services()` (the four services as processes of
+    their own), `state_dir`; `kafka` and `postgres` are the servers themselves.
     """
 
     __test__ = False  # not a test class, despite its name
@@ -81,6 +83,7 @@ class TestStack:
             fast_init=True,
         )
         self._databases: dict[str, str] = {}
+        self._service_sets: list[ServiceSet] = []
 
     @classmethod
     def in_new_folder(cls, *, libs: Path | None = None) -> TestStack:
@@ -116,6 +119,35 @@ class TestStack:
         safe = re.sub(r"[^a-z0-9_]", "_", prefix.lower())[:40] or "test"
         return await self.postgres.create_database(f"{safe}_{uuid.uuid4().hex[:12]}")
 
+    async def start_services(
+        self, *, topic_prefix: str | None = None, env: dict[str, str] | None = None, fast: bool = True
+    ) -> ServiceSet:
+        """The installed services as real processes (`python -m <module>`, as `make up` runs them)
+        on this stack: their topics under a prefix of their own (created here), a fresh database
+        each, free HTTP ports, the sandbox publisher, token keys of their own (`.keyring`) and a
+        state folder under this stack's. `fast` polls and retries sooner (FAST_SERVICE_ENV).
+        Returns once every /ready answers; `.stop()` them (the stack's `remove()` stops any left)."""
+        from hopcast_shared.topics import ensure_topics
+        from hopcast_stack.services import FAST_SERVICE_ENV, ServiceSet, installed_services
+
+        prefix = topic_prefix or f"e{uuid.uuid4().hex[:10]}."
+        kafka = self.kafka_settings.model_copy(update={"topic_prefix": prefix, "partitions": 3})
+        await ensure_topics(kafka)
+        urls = {name: await self.new_database(name) for name in installed_services()}
+        services = ServiceSet(
+            kafka=kafka,
+            database_urls=urls,
+            state_dir=self.state_dir / "services" / prefix.rstrip("."),
+            extra_env={**(FAST_SERVICE_ENV if fast else {"PUBLISHER_ADAPTER": "sandbox"}), **(env or {})},
+        )
+        self._service_sets.append(services)
+        try:
+            await services.start()
+        except BaseException:
+            services.stop()
+            raise
+        return services
+
     # Lifecycle ---------------------------------------------------------------------------------
 
     async def start(self) -> None:
@@ -134,7 +166,7 @@ class TestStack:
         await _gather_or_raise(kafka(), postgres())
 
     def stop(self) -> None:
-        """Stop both (each even when the other fails to stop)."""
+        """Stop both (each even when the other fails to stop); services started here keep running."""
         try:
             self.kafka.stop()
         finally:
@@ -145,7 +177,11 @@ class TestStack:
         await self.start()
 
     def remove(self) -> None:
-        """Stop and delete the folder (unless HOPCAST_KEEP_TEST_STACK is set, to read the logs)."""
+        """Stop the services started here and both servers, and delete the folder (unless
+        HOPCAST_KEEP_TEST_STACK is set, to read the logs)."""
+        for services in self._service_sets:
+            with contextlib.suppress(Exception):
+                services.stop()
         self.stop()
         if not os.environ.get(KEEP_ENV):
             shutil.rmtree(self.state_dir, ignore_errors=True)
@@ -167,8 +203,20 @@ def sweep_abandoned_stacks() -> None:
         if not owner.isdigit() or psutil.pid_exists(int(owner)):
             continue
         with contextlib.suppress(Exception):
+            _stop_abandoned_services(folder)
+        with contextlib.suppress(Exception):
             TestStack(folder).stop()
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def _stop_abandoned_services(folder: Path) -> None:
+    """Services a killed session started (start_services): their pid files are under services/*/run."""
+    from hopcast_stack import procs
+
+    for pid_file in folder.glob("services/*/run/*.pid"):
+        proc = procs.find_process(pid_file, f"-m hopcast_{pid_file.stem}")
+        if proc is not None:
+            procs.terminate(proc, timeout=10)
 
 
 @pytest_asyncio.fixture(scope="session", loop_scope="session")

@@ -1,23 +1,33 @@
 """The installed Hopcast services, run as local processes: each part that is a service declares itself
 in the `hopcast.services` entry-point group (name -> module runnable as `python -m <module>`); the
-stack starts it detached with the stack's connection settings and waits for its /ready."""
+stack starts it detached with the stack's connection settings and waits for its /ready.
+
+`ServiceSet` is the four of them with a configuration of their own (a topic prefix, their own
+databases and HTTP ports, a state folder, token keys): what the end-to-end suite starts on the
+test session's broker and server, beside anything `make up` runs.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
+import json
 import os
 import sys
+import time
 import urllib.error
 import urllib.request
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from pathlib import Path
+from typing import Any
 
 import psutil
 
-from hopcast_shared.settings import SERVICES
+from hopcast_shared.crypto import Keyring, new_key_entry
+from hopcast_shared.settings import SERVICES, KafkaSettings
 from hopcast_stack import procs
 from hopcast_stack.errors import StackError
 
@@ -89,12 +99,12 @@ class ServiceProcess:
         return True
 
 
-def _get(url: str) -> tuple[int, str]:
+def _get(url: str, limit: int = 200) -> tuple[int, str]:
     try:
         with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 (a fixed http://127.0.0.1 URL)
-            return response.status, response.read(200).decode("utf-8", "replace")
+            return response.status, response.read(limit).decode("utf-8", "replace")
     except urllib.error.HTTPError as exc:
-        return exc.code, exc.read(200).decode("utf-8", "replace")
+        return exc.code, exc.read(limit).decode("utf-8", "replace")
     except (OSError, ValueError) as exc:
         return 0, f"{type(exc).__name__}: {exc}"
 
@@ -116,3 +126,141 @@ def service_env(base: Mapping[str, str], overrides: Mapping[str, str]) -> dict[s
 
 def current_env() -> dict[str, str]:
     return dict(os.environ)
+
+
+async def start_services(
+    services: Sequence[ServiceProcess], env: Mapping[str, str], *, timeout_s: float
+) -> dict[str, float]:
+    """Spawn every service, then wait for all their /ready at once; returns the seconds each took.
+    A service that does not get ready is stopped (a half-started one would only confuse the next
+    start) and the error names every failure with its log."""
+    began = time.monotonic()
+    for service in services:
+        service.spawn({**env, f"{service.name.upper()}_HTTP_PORT": str(service.http_port)})
+    took: dict[str, float] = {}
+
+    async def ready(service: ServiceProcess) -> None:
+        try:
+            await service.wait_ready(timeout_s)
+        except StackError:
+            service.stop(timeout=5)
+            raise
+        took[service.name] = time.monotonic() - began
+
+    results = await asyncio.gather(*(ready(s) for s in services), return_exceptions=True)
+    failures = [r for r in results if isinstance(r, BaseException)]
+    for failure in failures:
+        if not isinstance(failure, StackError):
+            raise failure
+    if failures:
+        raise StackError("\n\n".join(str(f) for f in failures))
+    return took
+
+
+def kafka_env(kafka: KafkaSettings) -> dict[str, str]:
+    """The KAFKA_* variables that make a service's KafkaSettings equal `kafka`."""
+    env = {
+        "KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap_servers,
+        "KAFKA_TOPIC_PREFIX": kafka.topic_prefix,
+        "KAFKA_CLIENT_ID_PREFIX": kafka.client_id_prefix,
+        "KAFKA_SECURITY_PROTOCOL": kafka.security_protocol,
+        "KAFKA_PARTITIONS": str(kafka.partitions),
+        "KAFKA_REPLICATION_FACTOR": str(kafka.replication_factor),
+    }
+    optional: dict[str, Any] = {
+        "KAFKA_SASL_MECHANISM": kafka.sasl_mechanism,
+        "KAFKA_SASL_USERNAME": kafka.sasl_username,
+        "KAFKA_SASL_PASSWORD": kafka.sasl_password.get_secret_value() if kafka.sasl_password else None,
+        "KAFKA_SSL_CAFILE": kafka.ssl_cafile,
+        "KAFKA_SSL_CERTFILE": kafka.ssl_certfile,
+        "KAFKA_SSL_KEYFILE": kafka.ssl_keyfile,
+    }
+    env.update({k: str(v) for k, v in optional.items() if v is not None})
+    return env
+
+
+# What makes a run go through in a second or two instead of several: the publishing loop and the
+# relay poll more often (both are also woken by NOTIFY), handlers retry sooner, and the sandbox
+# posts without the per-account pause a real platform needs.
+FAST_SERVICE_ENV: dict[str, str] = {
+    "PUBLISHER_ADAPTER": "sandbox",
+    "PUBLISHER_POLL_INTERVAL_S": "0.5",
+    "PUBLISHER_ACCOUNT_MIN_INTERVAL_S": "0",
+    "SCHEDULER_TICK_INTERVAL_S": "0.5",
+    **{f"{name.upper()}_HANDLER_BACKOFF_INITIAL_S": "0.02" for name in SERVICES},
+    **{f"{name.upper()}_OUTBOX_POLL_INTERVAL_S": "0.5" for name in SERVICES},
+}
+
+
+@dataclass
+class ServiceSet:
+    """The installed services as processes of one configuration of their own: a Kafka (with its
+    topic prefix), a database per service, free HTTP ports, a state folder (logs, pid files) and
+    token keys (`keyring` encrypts what an upstream producer puts in events).
+
+    `await start()`, `stop()`, `url(name, path)`, `await get_json(name, path)`.
+    """
+
+    kafka: KafkaSettings
+    database_urls: Mapping[str, str]
+    state_dir: Path
+    extra_env: Mapping[str, str] = field(default_factory=dict)
+    ready_timeout_s: float = 90.0
+    processes: list[ServiceProcess] = field(init=False)
+    token_keys: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        names = list(self.database_urls)
+        ports = procs.free_ports(len(names))
+        self.processes = [
+            ServiceProcess(name, installed_services()[name], port, self.state_dir)
+            for name, port in zip(names, ports, strict=True)
+        ]
+        self.token_keys = self.extra_env.get("TOKEN_KEYS") or new_key_entry(1)
+
+    @property
+    def keyring(self) -> Keyring:
+        return Keyring.parse(self.token_keys)
+
+    def env(self) -> dict[str, str]:
+        values = {
+            **kafka_env(self.kafka),
+            "HOPCAST_STATE_DIR": str(self.state_dir),
+            "TOKEN_KEYS": self.token_keys,
+            **{f"{name.upper()}_DATABASE_URL": url for name, url in self.database_urls.items()},
+            **self.extra_env,
+        }
+        return service_env(current_env(), values)
+
+    def port(self, name: str) -> int:
+        return next(p.http_port for p in self.processes if p.name == name)
+
+    def url(self, name: str, path: str = "") -> str:
+        return f"http://127.0.0.1:{self.port(name)}{path}"
+
+    async def get_json(self, name: str, path: str) -> tuple[int, Any]:
+        """GET a service's JSON route: (status, parsed body or None)."""
+        status, text = await asyncio.to_thread(_get, self.url(name, path), 64 * 1024)
+        try:
+            return status, json.loads(text)
+        except ValueError:
+            return status, None
+
+    async def start(self) -> dict[str, float]:
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        return await start_services(self.processes, self.env(), timeout_s=self.ready_timeout_s)
+
+    def running(self) -> list[str]:
+        return [p.name for p in self.processes if p.is_running()]
+
+    def stop(self) -> list[str]:
+        """Stop them all at once (each flushes its outbox and commits offsets on the way out)."""
+        stopped: list[str] = []
+
+        def stop_one(process: ServiceProcess) -> None:
+            if process.stop(timeout=15):
+                stopped.append(process.name)
+
+        with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, len(self.processes))) as pool:
+            list(pool.map(stop_one, self.processes))
+        return stopped

@@ -19,7 +19,7 @@ from hopcast_stack.config import StackSettings
 from hopcast_stack.errors import StackError
 from hopcast_stack.kafka import KafkaServer
 from hopcast_stack.postgres import PostgresServer
-from hopcast_stack.services import ServiceProcess, current_env, installed_services, service_env
+from hopcast_stack.services import ServiceProcess, current_env, installed_services, service_env, start_services
 
 
 @dataclass(frozen=True)
@@ -162,20 +162,9 @@ class Stack:
         for service in self.services:
             if service.is_running():
                 report.already_running.append(service.name)
-                continue
-            service.spawn({**env, f"{service.name.upper()}_HTTP_PORT": str(service.http_port)})
-            pending.append(service)
-
-        async def ready(service: ServiceProcess) -> None:
-            began = time.monotonic()
-            try:
-                await service.wait_ready(self.settings.service_ready_timeout_s)
-            except StackError:
-                service.stop(timeout=5)  # a half-started service would only confuse the next `up`
-                raise
-            report.started[service.name] = time.monotonic() - began
-
-        await _gather_or_raise(*(ready(s) for s in pending))
+            else:
+                pending.append(service)
+        report.started.update(await start_services(pending, env, timeout_s=self.settings.service_ready_timeout_s))
         return report
 
     def down(self) -> list[str]:

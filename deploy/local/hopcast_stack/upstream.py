@@ -1,0 +1,123 @@
+"""Acting as an upstream system (the web app, the billing provider): publish facts to
+upstream.events as the contract says (keyed by organization id, CloudEvents content type, tokens
+encrypted with the shared module), and wait until the services have read them.
+
+Kafka keeps no order across topics: a producer that seeds a brand's facts and then asks for a
+run must let the facts land first, or content may meet the run before the brand's materials.
+`wait_consumed` is that fence: it waits until each service's consumer group has committed an
+offset past everything this producer sent (what a dashboard of consumer lag would show).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from types import TracebackType
+from typing import Any
+
+from aiokafka import AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+
+from hopcast_shared.contract import Envelope, new_event
+from hopcast_shared.contract.envelope import CONTENT_TYPE
+from hopcast_shared.contract.registry import model_for
+from hopcast_shared.crypto import TRANSPORT_AAD, Keyring
+from hopcast_shared.kafka import connection_kwargs
+from hopcast_shared.settings import SERVICES, KafkaSettings
+from hopcast_shared.topics import UPSTREAM
+
+
+def upstream_event(
+    type_name: str,
+    organization_id: uuid.UUID | str,
+    *,
+    source: str = "upstream/webapp",
+    time: datetime | None = None,
+    **data: Any,
+) -> Envelope:
+    """An inbound event of the contract, its data validated by the contract's model."""
+    return new_event(
+        model_for(type_name).model_validate(data), organization_id=organization_id, source=source, time=time
+    )
+
+
+class Upstream:
+    """A producer of upstream.events. `async with Upstream(kafka) as up: await up.send(event)`."""
+
+    def __init__(self, kafka: KafkaSettings, *, keyring: Keyring | None = None) -> None:
+        self.kafka = kafka
+        self.keyring = keyring
+        self._producer = AIOKafkaProducer(enable_idempotence=True, **connection_kwargs(kafka))
+        # The highest offset this producer wrote, per partition of upstream.events.
+        self.sent: dict[int, int] = {}
+
+    async def __aenter__(self) -> Upstream:
+        await self._producer.start()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self._producer.stop()
+
+    def encrypt_token(self, plaintext: str) -> str:
+        """A token as upstream producers put it in events: ciphertext under the transport data."""
+        if self.keyring is None:
+            raise RuntimeError("this Upstream has no keyring to encrypt tokens with")
+        return self.keyring.encrypt(plaintext, associated_data=TRANSPORT_AAD)
+
+    async def send(self, event: Envelope, *, headers: Mapping[str, str] | None = None) -> None:
+        """Publish one event to upstream.events (keyed by its organization) and wait for the ack."""
+        meta = await self._producer.send_and_wait(
+            self.kafka.topic(UPSTREAM),
+            event.to_json(),
+            key=str(event.organizationid).encode(),
+            headers=[("content-type", CONTENT_TYPE.encode()), *((k, v.encode()) for k, v in (headers or {}).items())],
+        )
+        self.sent[meta.partition] = max(self.sent.get(meta.partition, -1), meta.offset)
+
+    async def send_all(self, events: Iterable[Envelope]) -> None:
+        """Publish in order, without waiting for each ack (one organization's events keep their order)."""
+        futures = []
+        for event in events:
+            futures.append(
+                await self._producer.send(
+                    self.kafka.topic(UPSTREAM),
+                    event.to_json(),
+                    key=str(event.organizationid).encode(),
+                    headers=[("content-type", CONTENT_TYPE.encode())],
+                )
+            )
+        for meta in await asyncio.gather(*futures):
+            self.sent[meta.partition] = max(self.sent.get(meta.partition, -1), meta.offset)
+
+    async def wait_consumed(self, groups: Iterable[str] = SERVICES, *, within: float = 60.0) -> None:
+        """Wait until every group has committed offsets past all this producer sent (so each
+        service has handled it); raise TimeoutError naming the groups still behind."""
+        wanted = {TopicPartition(self.kafka.topic(UPSTREAM), p): offset + 1 for p, offset in self.sent.items()}
+        if not wanted:
+            return
+        admin = AIOKafkaAdminClient(**connection_kwargs(self.kafka))
+        await admin.start()
+        try:
+            pending = set(groups)
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + within
+            while pending:
+                for group in sorted(pending):
+                    committed = await admin.list_consumer_group_offsets(group, partitions=list(wanted))
+                    if all(
+                        committed.get(tp) is not None and committed[tp].offset >= want for tp, want in wanted.items()
+                    ):
+                        pending.discard(group)
+                if not pending:
+                    return
+                if loop.time() > deadline:
+                    raise TimeoutError(
+                        f"{', '.join(sorted(pending))} did not read upstream.events within {within:.0f}s"
+                    )
+                await asyncio.sleep(0.2)
+        finally:
+            await admin.close()
