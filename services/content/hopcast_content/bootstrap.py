@@ -17,6 +17,8 @@ from hopcast_content.domain.drafting import Generator
 from hopcast_content.domain.embedding import Embedder
 from hopcast_content.entrypoints.http import routes
 from hopcast_content.handlers import ContentService
+from hopcast_shared.db import Conn
+from hopcast_shared.retention import Purge, purge_loop
 from hopcast_shared.service import ServiceDefinition, ServiceRuntime
 from hopcast_shared.settings import load
 from hopcast_shared.topics import ANALYTICS, PUBLISHER, SCHEDULER, UPSTREAM
@@ -47,6 +49,20 @@ def render_migrations(embedding_dim: int, target: Path | None = None) -> Path:
     return folder
 
 
+def purge_for(settings: ContentSettings) -> Purge:
+    """Content's purge at a retention, keeping drafts and embeddings for the duplicate window too."""
+
+    async def purge(conn: Conn, older_than_days: int) -> dict[str, int]:
+        return await repo.purge(conn, older_than_days, window_days=settings.dedup_window_days)
+
+    return purge
+
+
+async def purge(conn: Conn, older_than_days: int) -> dict[str, int]:
+    """Content's purge under the configured settings (entry-point group `hopcast.purge`)."""
+    return await repo.purge(conn, older_than_days, window_days=load(ContentSettings).dedup_window_days)
+
+
 def build_service(
     settings: ContentSettings | None = None, *, embedder: Embedder | None = None, generator: Generator | None = None
 ) -> ContentService:
@@ -68,19 +84,11 @@ def definition(service: ContentService | None = None) -> ServiceDefinition:
             if not rows:
                 await asyncio.sleep(settings.process_interval_s)
 
-    async def purge_loop(runtime: ServiceRuntime) -> None:
-        while True:
-            async with runtime.db.transaction() as conn:
-                counts = await repo.purge(conn, runtime.settings.retention_days, window_days=settings.dedup_window_days)
-            if any(counts.values()):
-                log.info("purged %s", counts)
-            await asyncio.sleep(settings.purge_interval_s)
-
     return ServiceDefinition(
         name="content",
         consumes=CONSUMES,
         handlers=content.handlers(),
         migrations_dir=render_migrations(settings.embedding_dim),
-        background=[processing_loop, purge_loop],
+        background=[processing_loop, purge_loop(purge_for(settings), settings.purge_interval_s)],
         http_routes=lambda runtime: routes(runtime, settings),
     )

@@ -17,6 +17,7 @@ from hopcast_publisher.entrypoints.http import routes
 from hopcast_publisher.handlers import PublisherHandlers
 from hopcast_publisher.publishing import PublishingLoop
 from hopcast_shared.crypto import Keyring, load_keyring
+from hopcast_shared.retention import purge_loop
 from hopcast_shared.service import ServiceDefinition, ServiceRuntime
 from hopcast_shared.settings import load
 from hopcast_shared.topics import BILLING, CONTENT, UPSTREAM
@@ -46,19 +47,11 @@ def definition(
                 await adapter.close()
             raise
 
-    async def purge_loop(runtime: ServiceRuntime) -> None:
-        while True:
-            async with runtime.db.transaction() as conn:
-                counts = await repo.purge(conn, older_than_days=runtime.settings.retention_days)
-            if any(counts.values()):
-                log.info("purged %s", counts)
-            await asyncio.sleep(settings.purge_interval_s)
-
     return ServiceDefinition(
         name="publisher",
         consumes=[UPSTREAM, CONTENT, BILLING],
         handlers=handlers.handlers(),
         migrations_dir=MIGRATIONS,
-        background=[publishing_loop, purge_loop],
+        background=[publishing_loop, purge_loop(repo.purge, settings.purge_interval_s)],
         http_routes=routes,
     )

@@ -382,6 +382,20 @@ class PublishingLoop:
         credentials: dict[uuid.UUID, AccountCredentials | None] | None = None,
     ) -> tuple[asyncpg.Record, list[PlatformResult], RunOutcome]:
         resumed = pending["claims"] > 1
+        org_active, brand_active = pending["org_active"], pending["brand_active"]
+        if not resumed and not (org_active and brand_active):
+            # Deleted after publishing started and before any platform was called: none is.
+            # (A resumed post may be on a platform already; it is finished and recorded.)
+            detail = "the organization is deleted" if not org_active else "the brand is deleted"
+            stopped = [
+                PlatformResult(a["platform"], None, None, PublishFailureReason.NO_ACCOUNT_FOR_PLATFORM, detail)
+                if a["status"] != FAILED
+                else PlatformResult(
+                    a["platform"], None, None, PublishFailureReason(a["failure_reason"]), a["failure_detail"] or ""
+                )
+                for a in attempts
+            ]
+            return pending, stopped, run_outcome([], organization_active=org_active, brand_active=brand_active)
         if resumed:
             log.info("resuming publication of pending post %s (claim %d)", pending["id"], pending["claims"])
             metrics.RESUMED.inc()

@@ -1,4 +1,4 @@
-"""Wiring: the scheduler's handlers, consumed topics, tick loop and HTTP routes."""
+"""Wiring: the scheduler's handlers, consumed topics, tick loop, purge job and HTTP routes."""
 
 from __future__ import annotations
 
@@ -7,10 +7,11 @@ import logging
 from pathlib import Path
 
 from hopcast_scheduler import metrics
-from hopcast_scheduler.adapters.repository import due_backlog
+from hopcast_scheduler.adapters.repository import due_backlog, purge
 from hopcast_scheduler.config import SchedulerSettings
 from hopcast_scheduler.entrypoints.http import routes
 from hopcast_scheduler.handlers import HANDLERS, claim_and_emit, now_utc
+from hopcast_shared.retention import purge_loop
 from hopcast_shared.service import ServiceDefinition, ServiceRuntime
 from hopcast_shared.settings import load
 from hopcast_shared.topics import ANALYTICS, UPSTREAM
@@ -43,6 +44,6 @@ def definition() -> ServiceDefinition:
         consumes=[UPSTREAM, ANALYTICS],
         handlers=HANDLERS,
         migrations_dir=MIGRATIONS,
-        background=[tick_loop],
+        background=[tick_loop, purge_loop(purge, load(SchedulerSettings).purge_interval_s)],
         http_routes=routes,
     )

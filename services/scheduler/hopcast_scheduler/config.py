@@ -11,3 +11,5 @@ class SchedulerSettings(BaseSettings):
 
     tick_interval_s: float = Field(default=1.0, gt=0, le=3600)
     claim_batch_size: int = Field(default=1000, ge=1, le=50_000)
+    # How often the purge job deletes what was soft-deleted more than SCHEDULER_RETENTION_DAYS ago.
+    purge_interval_s: float = Field(default=3600.0, gt=0)

@@ -34,6 +34,18 @@ class DebitSplit:
     from_period: int
     from_topup: int
     balance_after: Balance
+    period_end: datetime | None = None  # of the organization's subscription, read in the same statement
+
+
+@dataclass(frozen=True)
+class LedgerEntry:
+    """One ledger row of a debit: its action and what it took from each bucket (negative)."""
+
+    action: str
+    period_amount: int
+    topup_amount: int
+    key: str
+    balance_after: int
 
 
 async def ensure_balance_row(conn: Conn, org: uuid.UUID) -> None:
@@ -62,7 +74,8 @@ UPDATE balances SET
     topup_credits    = topup_credits - ($2 - least(period_credits, $2)),
     updated_at       = now()
 WHERE organization_id = $1 AND period_credits + topup_credits >= $2
-RETURNING last_from_period, period_credits, topup_credits
+RETURNING last_from_period, period_credits, topup_credits,
+    (SELECT period_end FROM subscriptions WHERE organization_id = $1) AS period_end
 """
 
 
@@ -75,6 +88,42 @@ async def debit_balance(conn: Conn, org: uuid.UUID, amount: int) -> DebitSplit |
         from_period=row["last_from_period"],
         from_topup=amount - row["last_from_period"],
         balance_after=Balance(row["period_credits"], row["topup_credits"]),
+        period_end=row["period_end"],
+    )
+
+
+async def record_debit(
+    conn: Conn,
+    *,
+    org: uuid.UUID,
+    pending_post_id: uuid.UUID,
+    run_id: uuid.UUID,
+    split: DebitSplit,
+    entries: list[LedgerEntry],
+) -> None:
+    """Mark the pending post's debit DEBITED with its split and append its ledger rows: one statement."""
+    await conn.execute(
+        """
+        WITH decided AS (
+            UPDATE debits SET status = 'DEBITED', from_period = $2, from_topup = $3 WHERE pending_post_id = $1
+        )
+        INSERT INTO ledger (organization_id, action, period_amount, topup_amount, idempotency_key,
+                            balance_after, pending_post_id, run_id)
+        SELECT $4, a, p, t, k, b, $1, $5
+        FROM unnest($6::text[], $7::bigint[], $8::bigint[], $9::text[], $10::bigint[])
+            WITH ORDINALITY AS u(a, p, t, k, b, n)
+        ORDER BY n
+        """,
+        pending_post_id,
+        split.from_period,
+        split.from_topup,
+        org,
+        run_id,
+        [e.action for e in entries],
+        [e.period_amount for e in entries],
+        [e.topup_amount for e in entries],
+        [e.key for e in entries],
+        [e.balance_after for e in entries],
     )
 
 
@@ -160,3 +209,33 @@ async def verify_all(conn: Conn) -> list[asyncpg.Record]:
            OR b.period_credits < 0 OR b.topup_credits < 0
         """
     )
+
+
+# --- retention -------------------------------------------------------------------------------
+
+
+async def purge(conn: Conn, older_than_days: int) -> dict[str, int]:
+    """Delete for good everything billing holds of organizations deleted more than `older_than_days`
+    ago: ledger, debits, balance, subscription, and the organization itself. Nothing of a live
+    organization is ever purged: its ledger is its history (migration 0003 lets the ledger's
+    append-only trigger pass only rows of a deleted organization).
+
+    The organizations are locked first, so a restore arriving meanwhile waits and then finds
+    the organization gone (it comes back empty) rather than half purged."""
+    gone = [
+        r["id"]
+        for r in await conn.fetch(
+            """
+            SELECT id FROM organizations WHERE deleted_at < now() - make_interval(days => $1)
+            ORDER BY id FOR UPDATE
+            """,
+            older_than_days,
+        )
+    ]
+    counts: dict[str, int] = {}
+    for table in ("ledger", "debits", "balances", "subscriptions"):
+        status = await conn.execute(f"DELETE FROM {table} WHERE organization_id = ANY($1::uuid[])", gone)
+        counts[table] = int(status.split()[-1])
+    status = await conn.execute("DELETE FROM organizations WHERE id = ANY($1::uuid[])", gone)
+    counts["organizations"] = int(status.split()[-1])
+    return counts

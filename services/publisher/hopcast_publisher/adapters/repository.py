@@ -282,7 +282,8 @@ async def insert_attempts(
 
 
 async def claim_publishing(conn: Conn, *, lease_token: uuid.UUID, lease_s: float, limit: int) -> list[asyncpg.Record]:
-    """Lease up to `limit` PUBLISHING pending posts that no live worker holds (oldest first)."""
+    """Lease up to `limit` PUBLISHING pending posts that no live worker holds (oldest first),
+    each with whether its organization and its brand are still active (org_active, brand_active)."""
     rows: list[asyncpg.Record] = await conn.fetch(
         """
         UPDATE pending_posts p
@@ -294,7 +295,9 @@ async def claim_publishing(conn: Conn, *, lease_token: uuid.UUID, lease_s: float
             FOR UPDATE SKIP LOCKED
         ) due
         WHERE p.id = due.id
-        RETURNING p.*
+        RETURNING p.*,
+            (SELECT deleted_at IS NULL FROM organizations WHERE id = p.organization_id) IS NOT FALSE AS org_active,
+            (SELECT deleted_at IS NULL FROM brands WHERE id = p.brand_profile_id) IS NOT FALSE AS brand_active
         """,
         lease_token,
         lease_s,
@@ -467,18 +470,61 @@ async def set_post_deleted(conn: Conn, post_id: uuid.UUID, deleted: bool) -> boo
     return bool(status != "UPDATE 0")
 
 
-async def purge(conn: Conn, *, older_than_days: int) -> dict[str, int]:
-    """Delete for good what was soft-deleted (or finished) more than `older_than_days` ago."""
+async def purge(conn: Conn, older_than_days: int) -> dict[str, int]:
+    """Delete for good what was soft-deleted (or finished) more than `older_than_days` ago:
+    organizations with everything of theirs (accounts and their tokens, links, pending posts,
+    posts, brands); brands with their links, pending posts and posts; posts; accounts; and
+    pending posts that ended that long ago.
+
+    The organizations and brands are locked first, so a restore arriving meanwhile waits and
+    then finds them gone (they come back empty) rather than half purged."""
+    cutoff = "now() - make_interval(days => $1)"
+    orgs = [
+        r["id"]
+        for r in await conn.fetch(
+            f"SELECT id FROM organizations WHERE deleted_at < {cutoff} ORDER BY id FOR UPDATE", older_than_days
+        )
+    ]
+    brands = [
+        r["id"]
+        for r in await conn.fetch(
+            f"""SELECT id FROM brands WHERE deleted_at < {cutoff} OR organization_id = ANY($2::uuid[])
+                ORDER BY id FOR UPDATE""",
+            older_than_days,
+            orgs,
+        )
+    ]
     counts: dict[str, int] = {}
-    statements = {
-        "posts": "DELETE FROM posts WHERE deleted_at < now() - make_interval(days => $1)",
-        # Links go with their account (ON DELETE CASCADE).
-        "social_accounts": "DELETE FROM social_accounts WHERE deleted_at < now() - make_interval(days => $1)",
-        "pending_posts": "DELETE FROM pending_posts WHERE completed_at < now() - make_interval(days => $1)",
-    }
-    for name, sql in statements.items():
-        status = await conn.execute(sql, older_than_days)
+
+    async def delete(name: str, sql: str, *args: object) -> None:
+        status = await conn.execute(sql, *args)
         counts[name] = int(status.split()[-1])
+
+    of_gone = "organization_id = ANY($2::uuid[]) OR brand_profile_id = ANY($3::uuid[])"
+    await delete("posts", f"DELETE FROM posts WHERE deleted_at < {cutoff} OR {of_gone}", older_than_days, orgs, brands)
+    # Attempts go with their pending post (ON DELETE CASCADE).
+    await delete(
+        "pending_posts",
+        f"DELETE FROM pending_posts WHERE completed_at < {cutoff} OR {of_gone}",
+        older_than_days,
+        orgs,
+        brands,
+    )
+    await delete(
+        "brand_accounts",
+        "DELETE FROM brand_accounts WHERE organization_id = ANY($1::uuid[]) OR brand_profile_id = ANY($2::uuid[])",
+        orgs,
+        brands,
+    )
+    # Their remaining links go with the accounts (ON DELETE CASCADE).
+    await delete(
+        "social_accounts",
+        f"DELETE FROM social_accounts WHERE deleted_at < {cutoff} OR organization_id = ANY($2::uuid[])",
+        older_than_days,
+        orgs,
+    )
+    await delete("brands", "DELETE FROM brands WHERE id = ANY($1::uuid[])", brands)
+    await delete("organizations", "DELETE FROM organizations WHERE id = ANY($1::uuid[])", orgs)
     return counts
 
 

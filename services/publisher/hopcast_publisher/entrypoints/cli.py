@@ -69,7 +69,7 @@ def purge(
 
     async def work(conn: asyncpg.Connection) -> dict[str, int]:
         async with conn.transaction():
-            return await repo.purge(conn, older_than_days=retention)
+            return await repo.purge(conn, retention)
 
     typer.echo(json.dumps(_run(work)))
 

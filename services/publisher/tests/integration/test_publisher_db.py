@@ -314,6 +314,33 @@ async def test_nothing_is_published_for_a_deleted_organization(harness: Harness)
     assert [e["data"]["outcome"] for e in await harness.events("ScheduleRunCompleted")] == ["ORGANIZATION_INACTIVE"]
 
 
+async def test_deleted_while_publishing_no_platform_is_called_and_restored_it_publishes_again(
+    harness: Harness,
+) -> None:
+    tenant = await Tenant(harness).create()
+    await tenant.account("BLUESKY", default=True)
+    sandbox = harness.adapters["BLUESKY"]
+    assert isinstance(sandbox, SandboxAdapter)
+    first = tenant.post_events(platforms=["BLUESKY"])
+    await deliver(harness, first, "post", "debit")  # inputs complete: PUBLISHING, not yet leased
+    await harness.send(tenant.event("OrganizationDeleted"))
+    assert await harness.publish() == 1
+    assert sandbox.calls == 0
+    assert await harness.events("PostPublished") == []
+    (failed,) = await harness.events("PostPublishFailed")
+    assert failed["data"]["reason"] == "NO_ACCOUNT_FOR_PLATFORM" and "deleted" in failed["data"]["detail"]
+    (completed,) = await harness.events("ScheduleRunCompleted")
+    assert completed["data"]["outcome"] == "ORGANIZATION_INACTIVE"
+
+    await harness.send(tenant.event("OrganizationRestored"))
+    second = tenant.post_events(platforms=["BLUESKY"])
+    await deliver(harness, second, "post", "debit")
+    assert await harness.publish() == 1
+    assert sandbox.calls == 1
+    (published,) = await harness.events("PostPublished", "t.publisher.events")
+    assert published["data"]["run_id"] == second["run_id"]
+
+
 async def test_a_plaintext_token_is_refused_and_shows_nowhere(harness: Harness) -> None:
     tenant = await Tenant(harness).create()
     plaintext = "ya29.a0AfH6SMB-plaintext-oauth-token-123456"
@@ -560,13 +587,67 @@ async def test_soft_delete_restore_and_purge(harness: Harness, db: Database) -> 
         assert await repo.set_post_deleted(conn, post_id, True)
     await harness.send(tenant.event("SocialAccountDeleted", social_account_id=account))
     async with db.transaction() as conn:
-        assert await repo.purge(conn, older_than_days=30) == {"posts": 0, "social_accounts": 0, "pending_posts": 0}
+        assert set((await repo.purge(conn, 30)).values()) == {0}
     await db.pool.execute("UPDATE posts SET deleted_at = now() - interval '31 days'")
     await db.pool.execute("UPDATE social_accounts SET deleted_at = now() - interval '31 days'")
     async with db.transaction() as conn:
-        counts = await repo.purge(conn, older_than_days=30)
-    assert counts == {"posts": 1, "social_accounts": 1, "pending_posts": 0}
+        counts = await repo.purge(conn, 30)
+    assert counts == {
+        "posts": 1,
+        "pending_posts": 0,
+        "brand_accounts": 0,
+        "social_accounts": 1,
+        "brands": 0,
+        "organizations": 0,
+    }
     assert await db.pool.fetchval("SELECT count(*) FROM brand_accounts") == 0
+
+
+async def test_purge_deletes_an_organization_deleted_longer_ago_than_the_retention_with_all_its_data(
+    harness: Harness, db: Database
+) -> None:
+    async def publish_one(tenant: Tenant) -> None:
+        await tenant.account("BLUESKY", default=True)
+        await deliver(harness, tenant.post_events(platforms=["BLUESKY"]), "post", "debit")
+        await harness.publish()
+
+    old, recent, live = [await Tenant(harness).create() for _ in range(3)]
+    for tenant in (old, recent, live):
+        await publish_one(tenant)
+    gone_brand = live.brand  # a brand deleted long ago goes, with its links, pending posts and posts
+    live.brand = str(uuid.uuid4())
+    await harness.send(live.event("BrandProfileCreated", brand_profile_id=live.brand))
+    await publish_one(live)
+    await harness.send(live.event("BrandProfileDeleted", brand_profile_id=gone_brand))
+    for tenant in (old, recent):
+        await harness.send(tenant.event("OrganizationDeleted"))
+    await db.pool.execute("UPDATE organizations SET deleted_at = now() - interval '31 days' WHERE id = $1", old.org)
+    await db.pool.execute("UPDATE brands SET deleted_at = now() - interval '31 days' WHERE id = $1", gone_brand)
+
+    async with db.transaction() as conn:
+        counts = await repo.purge(conn, 30)
+    assert counts["organizations"] == 1 and counts["brands"] == 2  # the old organization's and the live one's
+    assert counts["posts"] == 2 and counts["pending_posts"] == 2 and counts["social_accounts"] == 1
+
+    async def orgs_in(table: str, column: str = "organization_id") -> set[str]:
+        return {str(r[0]) for r in await db.pool.fetch(f"SELECT DISTINCT {column} FROM {table}")}
+
+    for table in ("posts", "pending_posts", "social_accounts", "brand_accounts", "brands"):
+        assert await orgs_in(table) == {recent.org, live.org}, table
+    assert await orgs_in("organizations", "id") == {recent.org, live.org}
+    brands_left = {str(r[0]) for r in await db.pool.fetch("SELECT brand_profile_id FROM posts")}
+    assert gone_brand not in brands_left and live.brand in brands_left
+    # Nothing of it is left (accounts and their tokens included) but outbox rows, which go once Kafka has them.
+    assert old.org not in await _all_text_but_outbox(db)
+
+
+async def _all_text_but_outbox(db: Database) -> str:
+    parts = []
+    tables = await db.pool.fetch("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+    for t in (t for t in tables if t["tablename"] != "outbox"):
+        for row in await db.pool.fetch(f'SELECT * FROM "{t["tablename"]}"'):
+            parts.extend(str(v) for v in row.values())
+    return "\n".join(parts)
 
 
 async def _all_text(db: Database) -> str:

@@ -203,9 +203,69 @@ async def due_backlog(conn: Conn, now: datetime) -> int:
     return int(
         await conn.fetchval(
             """
-            SELECT count(*) FROM schedules
-            WHERE next_run_at <= $1 AND status = 'ACTIVE' AND is_active AND deleted_at IS NULL
+            SELECT count(*) FROM schedules s
+            JOIN brands b ON b.id = s.brand_profile_id AND b.deleted_at IS NULL
+            LEFT JOIN organizations o ON o.id = s.organization_id
+            WHERE s.next_run_at <= $1 AND s.status = 'ACTIVE' AND s.is_active AND s.deleted_at IS NULL
+              AND o.deleted_at IS NULL
             """,
             now,
         )
     )
+
+
+# --- retention -------------------------------------------------------------------------------
+
+
+async def purge(conn: Conn, older_than_days: int) -> dict[str, int]:
+    """Delete for good what was soft-deleted more than `older_than_days` ago: organizations with
+    their brands, schedules and runs; brands with their schedules and runs; schedules with
+    their runs; and runs that ended longer ago than that (a past due time never fires again:
+    next_run_at has moved on).
+
+    The organizations and brands are locked first, so a restore arriving meanwhile waits and
+    then finds them gone (they come back empty) rather than half purged."""
+    cutoff = "now() - make_interval(days => $1)"
+    orgs = [
+        r["id"]
+        for r in await conn.fetch(
+            f"SELECT id FROM organizations WHERE deleted_at < {cutoff} ORDER BY id FOR UPDATE", older_than_days
+        )
+    ]
+    brands = [
+        r["id"]
+        for r in await conn.fetch(
+            f"""SELECT id FROM brands WHERE deleted_at < {cutoff} OR organization_id = ANY($2::uuid[])
+                ORDER BY id FOR UPDATE""",
+            older_than_days,
+            orgs,
+        )
+    ]
+    schedules = [
+        r["id"]
+        for r in await conn.fetch(
+            f"""SELECT id FROM schedules
+                WHERE deleted_at < {cutoff} OR brand_profile_id = ANY($2::uuid[]) OR organization_id = ANY($3::uuid[])
+                ORDER BY id FOR UPDATE""",
+            older_than_days,
+            brands,
+            orgs,
+        )
+    ]
+    counts: dict[str, int] = {}
+
+    async def delete(table: str, sql: str, *args: object) -> None:
+        status = await conn.execute(sql, *args)
+        counts[table] = int(status.split()[-1])
+
+    # Children first: runs reference schedules, schedules reference brands.
+    await delete(
+        "schedule_runs",
+        f"DELETE FROM schedule_runs WHERE schedule_id = ANY($2::uuid[]) OR completed_at < {cutoff}",
+        older_than_days,
+        schedules,
+    )
+    await delete("schedules", "DELETE FROM schedules WHERE id = ANY($1::uuid[])", schedules)
+    await delete("brands", "DELETE FROM brands WHERE id = ANY($1::uuid[])", brands)
+    await delete("organizations", "DELETE FROM organizations WHERE id = ANY($1::uuid[])", orgs)
+    return counts
