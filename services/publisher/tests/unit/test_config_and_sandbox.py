@@ -6,12 +6,14 @@ import uuid
 from datetime import UTC, datetime
 
 import pytest
+from pydantic import TypeAdapter
 
 from hopcast_publisher.adapters.platforms.base import AccountCredentials, PostRequest, RefreshedTokens
 from hopcast_publisher.adapters.platforms.registry import build_adapters
 from hopcast_publisher.adapters.platforms.sandbox import SandboxAdapter
 from hopcast_publisher.config import PublisherSettings
 from hopcast_shared.contract import Platform
+from hopcast_shared.contract.fields import Url
 from hopcast_shared.settings import SettingsError, load
 
 
@@ -49,3 +51,18 @@ async def test_the_sandbox_records_posts_and_is_idempotent_by_key() -> None:
     assert first.external_url.startswith("https://sandbox.example/mastodon/")
     assert list(sandbox.posts) == ["hopcast-1-mastodon", "hopcast-2-mastodon"]
     assert sandbox.posts["hopcast-1-mastodon"].text == "hello"
+
+
+async def test_the_sandbox_makes_a_valid_url_from_a_handle_with_spaces() -> None:
+    # A LinkedIn or Facebook page is handled by its name; PostPublished refuses a URL with spaces.
+    sandbox = SandboxAdapter("LINKEDIN", base_url="https://sandbox.example")
+    account = AccountCredentials(uuid.uuid4(), "LINKEDIN", "Lumen Yoga Studio", None, None, "token")
+
+    async def stored(account: AccountCredentials, tokens: RefreshedTokens) -> None:
+        raise AssertionError("the sandbox never refreshes through the platform")
+
+    published = await sandbox.publish(
+        account, PostRequest("hopcast-3-linkedin", "hello", datetime.now(UTC)), resumed=False, on_refreshed=stored
+    )
+    assert TypeAdapter(Url).validate_python(published.external_url) == published.external_url
+    assert "/linkedin/Lumen%20Yoga%20Studio/" in published.external_url

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 from collections import OrderedDict
 from dataclasses import dataclass
+from urllib.parse import quote
 
 from hopcast_publisher.adapters.platforms.base import (
     AccountCredentials,
@@ -53,7 +54,8 @@ class SandboxAdapter(PlatformAdapter):
             return existing.published
         digest = hashlib.sha256(request.idempotency_key.encode()).hexdigest()[:20]
         external_id = f"sandbox-{self.platform.lower()}-{digest}"
-        handle = account.handle.lstrip("@").replace("/", "_") or "account"
+        # Quoted: a page's handle may hold spaces ("Lumen Yoga Studio"), and a URL may not.
+        handle = quote(account.handle.lstrip("@").replace("/", "_"), safe="@.-_~") or "account"
         published = Published(external_id, f"{self._base_url}/{self.platform.lower()}/{handle}/{digest}", now())
         self.posts[request.idempotency_key] = SandboxPost(
             self.platform, str(account.social_account_id), request.text, published
