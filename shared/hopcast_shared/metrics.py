@@ -19,3 +19,8 @@ OUTBOX_PUBLISHED = Counter("hopcast_outbox_published_total", "Outbox rows Kafka 
 OUTBOX_PARKED = Counter("hopcast_outbox_parked_total", "Outbox rows Kafka refused for good", ["service"])
 OUTBOX_BACKLOG = Gauge("hopcast_outbox_backlog", "Outbox rows waiting to be published", ["service"])
 OUTBOX_OLDEST_AGE = Gauge("hopcast_outbox_oldest_age_seconds", "Age of the oldest waiting outbox row", ["service"])
+CONSUMER_LAG = Gauge(
+    "hopcast_consumer_lag",
+    "Messages the service's consumer group has yet to handle: log end offset minus committed offset",
+    ["service", "topic"],
+)

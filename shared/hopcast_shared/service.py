@@ -26,6 +26,7 @@ from hopcast_shared.consumer import EventConsumer, Handler, subscribe
 from hopcast_shared.db import Database
 from hopcast_shared.http import JsonRoute, JsonRouter
 from hopcast_shared.kafka import make_broker, make_producer
+from hopcast_shared.lag import lag_loop
 from hopcast_shared.logs import setup_logging
 from hopcast_shared.migrations import load_migrations
 from hopcast_shared.outbox import OutboxRelay
@@ -118,6 +119,9 @@ class ServiceRuntime:
     async def start_background(self) -> None:
         for task in self.definition.background:
             self._tasks.append(asyncio.create_task(self._supervise(task), name=f"{self.name}:{task.__name__}"))
+        if self.definition.consumes:
+            lag = lag_loop(self.kafka, self.name, self.definition.consumes)
+            self._tasks.append(asyncio.create_task(lag, name=f"{self.name}:consumer_lag"))
         self._started = True
 
     async def _supervise(self, task: BackgroundTask) -> None:
