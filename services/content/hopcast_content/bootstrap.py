@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import logging
 import tempfile
 from pathlib import Path
 
@@ -23,7 +22,6 @@ from hopcast_shared.service import ServiceDefinition, ServiceRuntime
 from hopcast_shared.settings import load
 from hopcast_shared.topics import ANALYTICS, PUBLISHER, SCHEDULER, UPSTREAM
 
-log = logging.getLogger(__name__)
 MIGRATION_TEMPLATES = Path(__file__).parent / "migrations"
 DIM_PLACEHOLDER = "{{EMBEDDING_DIM}}"
 # PostPublished travels on publisher.events and analytics.events with one id; the inbox

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -22,7 +21,6 @@ from hopcast_shared.service import ServiceDefinition, ServiceRuntime
 from hopcast_shared.settings import load
 from hopcast_shared.topics import BILLING, CONTENT, UPSTREAM
 
-log = logging.getLogger(__name__)
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 

@@ -19,8 +19,9 @@ from hopcast_shared.consumer import EventConsumer
 from hopcast_shared.contract.examples import example_event
 from hopcast_shared.db import Database
 from hopcast_shared.migrations import load_migrations
-from hopcast_shared.settings import ServiceSettings
-from hopcast_shared.testing import as_record
+from hopcast_shared.service import ServiceRuntime
+from hopcast_shared.settings import KafkaSettings, ServiceSettings
+from hopcast_shared.testing import as_record, eventually
 from hopcast_shared.topics import CONTENT
 
 pytestmark = pytest.mark.integration
@@ -163,3 +164,26 @@ async def test_an_organization_restored_after_the_purge_starts_again_empty(
     run_id = await org.post()
     (rejected,) = await _events(db, "CreditsDebitRejected", run_id)
     assert rejected["data"]["reason"] == "NO_SUBSCRIPTION"
+
+
+async def test_the_running_service_purges_on_its_own(db: Database, database_url: str, kafka: KafkaSettings) -> None:
+    """The purge job runs in the service (and purges the inbox's ids Kafka can no longer redeliver)."""
+    gone, kept = uuid.uuid4(), uuid.uuid4()
+    async with db.transaction() as conn:
+        for org, days in ((gone, 31), (kept, 29)):
+            await conn.execute(
+                "INSERT INTO organizations (id, deleted_at) VALUES ($1, now() - make_interval(days => $2))", org, days
+            )
+        await conn.execute(
+            """INSERT INTO inbox (consumer, message_id, outcome, handled_at)
+               VALUES ('billing', 'old', 'handled', now() - interval '31 days'), ('billing', 'new', 'handled', now())"""
+        )
+    settings = ServiceSettings(name="billing", database_url=database_url, http_port=18083)
+
+    async def purged() -> bool:
+        orgs = {r["id"] for r in await db.pool.fetch("SELECT id FROM organizations")}
+        inbox = {r["message_id"] for r in await db.pool.fetch("SELECT message_id FROM inbox")}
+        return orgs == {kept} and "old" not in inbox and "new" in inbox
+
+    async with ServiceRuntime(definition(), settings=settings, kafka=kafka):
+        await eventually(purged, within=30)
