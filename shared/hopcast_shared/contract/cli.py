@@ -1,4 +1,5 @@
-"""`hopcast contract ...`: export the JSON Schemas, list the event types, check an event file."""
+"""`hopcast contract ...`: export the JSON Schemas and the AsyncAPI documents, list the event types,
+check an event file."""
 
 from __future__ import annotations
 
@@ -26,6 +27,17 @@ def export_schemas_command(
     """Write the JSON Schema of the envelope and of each event type's data, plus index.json."""
     written = export_schemas(directory)
     typer.echo(f"wrote {len(written)} schema files to {directory}")
+
+
+@app.command("export-asyncapi")
+def export_asyncapi_command(
+    directory: Annotated[Path, typer.Argument(help="Folder to write the documents to, e.g. docs/asyncapi")],
+) -> None:
+    """Write one AsyncAPI 3.0 document per installed service (what it consumes, handles and emits)."""
+    from hopcast_shared.contract.asyncapi import export_asyncapi
+
+    written = export_asyncapi(directory)
+    typer.echo(f"wrote {len(written)} AsyncAPI documents to {directory}")
 
 
 @app.command("types")

@@ -1,0 +1,35 @@
+"""What the publisher exchanges over Kafka; its AsyncAPI document (docs/asyncapi) is made from this."""
+
+from hopcast_shared.contract.asyncapi import ServiceInterface
+from hopcast_shared.topics import BILLING, CONTENT, UPSTREAM
+
+INTERFACE = ServiceInterface(
+    name="publisher",
+    summary=(
+        "Publishes a pending post once it is drafted, paid for (and approved in manual mode), "
+        "through each platform's adapter; keeps accounts (tokens encrypted), posts and engagement."
+    ),
+    consumes=(UPSTREAM, CONTENT, BILLING),
+    handles=(
+        "OrganizationCreated",
+        "OrganizationDeleted",
+        "OrganizationRestored",
+        "BrandProfileCreated",
+        "BrandProfileUpdated",
+        "BrandProfileDeleted",
+        "BrandProfileRestored",
+        "SocialAccountConnected",
+        "SocialAccountUpdated",
+        "SocialAccountDeleted",
+        "SocialAccountRestored",
+        "BrandAccountLinked",
+        "BrandAccountUnlinked",
+        "PendingPostCreated",
+        "CreditsDebited",
+        "CreditsDebitRejected",
+        "PendingPostApproved",
+        "PendingPostRejected",
+        "EngagementReported",
+    ),
+    emits=("PostPublished", "PostPublishFailed", "ScheduleRunCompleted", "EngagementUpdated"),
+)
