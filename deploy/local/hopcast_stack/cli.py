@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import signal
 import sys
 from collections.abc import Callable, Coroutine
@@ -119,26 +120,23 @@ def _status_table(stack: Stack) -> Table:
 
 
 @app.command()
-def run() -> None:
-    """`make run`: bring everything up, show where it runs, and stop it all on Ctrl-C or SIGTERM."""
+def run(
+    demo: bool = typer.Option(
+        True, "--demo/--no-demo", help="Seed the demo organizations and fire runs (--no-demo: only run the system)."
+    ),
+) -> None:
+    """`make run`: bring everything up, show a live view of the runs, stop it all on Ctrl-C or SIGTERM."""
     stack = _stack()
     try:
         with stack.locked():
             _print_report(_run_async(stack.up))
-        console.print(_status_table(stack))
+        missing = stack.not_installed()
+        if missing:
+            console.print(f"[yellow]Not built yet:[/] {', '.join(missing)}.")
         console.print("[bold]Connection settings[/] (also `make env`):")
         for key, value in stack.env().items():
             console.print(f"  {key}={value}", highlight=False, soft_wrap=True)
-        missing = stack.not_installed()
-        if missing and not stack.services:
-            console.print(
-                "[yellow]The four services are not built yet, so only the infrastructure runs.[/] "
-                "Kafka and PostgreSQL are ready for them."
-            )
-        elif missing:
-            console.print(f"[yellow]Not built yet:[/] {', '.join(missing)}.")
-        console.print("Press Ctrl-C to stop everything (data is kept).")
-        asyncio.run(_watch(stack))
+        _run_async(lambda: _live(stack, demo=demo and not missing))
     finally:
         console.print("stopping...")
         with stack.locked():
@@ -149,20 +147,86 @@ def run() -> None:
         console.print(f"stopped {', '.join(stopped)}" if stopped else "nothing was running")
 
 
-async def _watch(stack: Stack, interval_s: float = 2.0) -> None:
-    """Wait for Ctrl-C or SIGTERM; meanwhile say when a part stops on its own (with its log's path)."""
+async def _live(stack: Stack, *, demo: bool, refresh_s: float = 0.25) -> None:
+    """Follow the topics into a Board and draw it until Ctrl-C or SIGTERM; with `demo`, seed the
+    demo and fire its runs meanwhile. On a terminal the view redraws in place; otherwise (a log,
+    a pipe) each run's outcome is printed as a line."""
+    from rich.live import Live
+
+    from hopcast_shared.crypto import load_keyring
+    from hopcast_stack.demo import Demo
+    from hopcast_stack.upstream import Upstream
+    from hopcast_stack.view import Board, follow, render
+
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    running = set(stack.running_parts())
-    while not stop.is_set():
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), timeout=interval_s)
-        now = {p.name: p for p in stack.status()}
-        for name in sorted(running - {n for n, p in now.items() if p.running}):
-            errors.print(f"[red]{name} stopped unexpectedly[/]; see {now[name].log}", highlight=False)
-            running.discard(name)
+    board = Board()
+    following = asyncio.Event()
+    notes: list[str] = []
+    demo_run: Demo | None = None
+
+    async def read() -> None:
+        async for message in follow(stack.kafka_settings, ready=following):
+            board.apply(message)
+
+    async def play() -> None:
+        nonlocal demo_run
+        # The services read their local token key from the state folder: encrypt with the same one.
+        os.environ.setdefault("HOPCAST_STATE_DIR", str(stack.state_dir))
+        async with Upstream(stack.kafka_settings, keyring=load_keyring()) as upstream:
+            demo_run = Demo(upstream, board)
+            try:
+                await demo_run.run(stop)
+            except Exception as exc:
+                notes.append(f"demo stopped: {type(exc).__name__}: {exc}")
+                raise
+
+    tasks = [asyncio.create_task(read(), name="follow")]
+    try:
+        await asyncio.wait_for(following.wait(), timeout=30)
+        if demo:
+            tasks.append(asyncio.create_task(play(), name="demo"))
+        footer = "Ctrl-C stops everything (data is kept)" + ("" if demo else " | no demo: waiting for upstream events")
+        running = set(stack.running_parts())
+        last_parts = loop.time()
+        parts = [(p.name, p.running) for p in stack.status() if p.note != "not built yet"]
+
+        def frame() -> Any:
+            note = notes[-1] if notes else (demo_run.status if demo_run else "")
+            return render(board, parts=parts, footer=f"{footer} | {note}" if note else footer, width=console.width)
+
+        printed = 0
+        live = Live(frame(), console=console, refresh_per_second=4, transient=False) if console.is_terminal else None
+        with live or contextlib.nullcontext():
+            if live is None:
+                console.print(footer)
+            while not stop.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), timeout=refresh_s)
+                for task in tasks:
+                    if task.done() and not task.cancelled() and task.exception() is not None:
+                        notes.append(f"{task.get_name()} failed: {task.exception()}")
+                        tasks.remove(task)
+                if loop.time() - last_parts > 2:
+                    last_parts = loop.time()
+                    parts = [(p.name, p.running) for p in stack.status() if p.note != "not built yet"]
+                    for name in sorted(running - {n for n, up in parts if up}):
+                        errors.print(f"[red]{name} stopped unexpectedly[/]; see its log", highlight=False)
+                        running.discard(name)
+                if live is not None:
+                    live.update(frame())
+                else:
+                    for line in board.take_log() + notes[printed:]:
+                        console.print(line, highlight=False, soft_wrap=True)
+                    printed = len(notes)
+        if live is None:
+            console.print(render(board, parts=parts, runs_limit=0, width=console.width))
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
 
 if __name__ == "__main__":

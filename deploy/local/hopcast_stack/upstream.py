@@ -31,16 +31,17 @@ from hopcast_shared.topics import UPSTREAM
 
 def upstream_event(
     type_name: str,
-    organization_id: uuid.UUID | str,
+    organization: uuid.UUID | str,
+    /,
     *,
     source: str = "upstream/webapp",
     time: datetime | None = None,
     **data: Any,
 ) -> Envelope:
-    """An inbound event of the contract, its data validated by the contract's model."""
-    return new_event(
-        model_for(type_name).model_validate(data), organization_id=organization_id, source=source, time=time
-    )
+    """An inbound event of the contract for an organization, its data validated by the contract's
+    model (data that names the organization, OrganizationCreated's, passes it in `data` too)."""
+    model = model_for(type_name).model_validate(data)
+    return new_event(model, organization_id=organization, source=source, time=time)
 
 
 class Upstream:
@@ -49,18 +50,27 @@ class Upstream:
     def __init__(self, kafka: KafkaSettings, *, keyring: Keyring | None = None) -> None:
         self.kafka = kafka
         self.keyring = keyring
-        self._producer = AIOKafkaProducer(enable_idempotence=True, **connection_kwargs(kafka))
+        self._started: AIOKafkaProducer | None = None
         # The highest offset this producer wrote, per partition of upstream.events.
         self.sent: dict[int, int] = {}
 
     async def __aenter__(self) -> Upstream:
-        await self._producer.start()
+        self._started = AIOKafkaProducer(enable_idempotence=True, **connection_kwargs(self.kafka))
+        await self._started.start()
         return self
 
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        await self._producer.stop()
+        if self._started is not None:
+            await self._started.stop()
+            self._started = None
+
+    @property
+    def _producer(self) -> AIOKafkaProducer:
+        if self._started is None:
+            raise RuntimeError("use `async with Upstream(...)` to start the producer first")
+        return self._started
 
     def encrypt_token(self, plaintext: str) -> str:
         """A token as upstream producers put it in events: ciphertext under the transport data."""

@@ -12,7 +12,7 @@ import asyncio
 import json
 import time
 from collections import Counter, deque
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -103,6 +103,7 @@ class RunView:
     completions: int = 0
     completed_at: float | None = None
     trace_ids: set[str] = field(default_factory=set)
+    clock: Callable[[], float] = field(default=time.monotonic, repr=False, compare=False)
 
     @property
     def done(self) -> bool:
@@ -114,7 +115,7 @@ class RunView:
 
     @property
     def seconds(self) -> float:
-        return (self.completed_at or time.monotonic()) - self.first_seen
+        return (self.completed_at if self.completed_at is not None else self.clock()) - self.first_seen
 
 
 @dataclass
@@ -143,7 +144,7 @@ class Board:
     """The dashboard's projection of the topics. `apply(message)` for each message read;
     `names` maps organization, brand and schedule ids to labels (the demo fills it in)."""
 
-    def __init__(self, *, now: Any = time.monotonic) -> None:
+    def __init__(self, *, now: Callable[[], float] = time.monotonic) -> None:
         self._now = now
         self.names: dict[str, str] = {}
         self.runs: dict[str, RunView] = {}
@@ -190,7 +191,7 @@ class Board:
     def _run(self, run_id: str, org: str) -> RunView:
         run = self.runs.get(run_id)
         if run is None:
-            run = self.runs[run_id] = RunView(run_id, org, self._now())
+            run = self.runs[run_id] = RunView(run_id, org, self._now(), clock=self._now)
             self._organization(org).runs += 1
         return run
 
@@ -336,8 +337,12 @@ def _platform_cell(run: RunView) -> Text:
 
 def _runs_table(board: Board, limit: int) -> Table:
     table = Table(title="Runs (newest first)", title_justify="left", expand=True)
-    for column in ("run", "organization / schedule", "platforms", "stage / outcome", "credits", "time"):
-        table.add_column(column, no_wrap=column in {"run", "time", "credits"})
+    table.add_column("run", no_wrap=True)
+    table.add_column("schedule", ratio=3)
+    table.add_column("platforms", ratio=3)
+    table.add_column("stage / outcome", ratio=2)
+    table.add_column("credits", no_wrap=True)
+    table.add_column("time", no_wrap=True, justify="right")
     runs = sorted(board.runs.values(), key=lambda r: r.first_seen, reverse=True)
     shown = [r for r in runs if not r.done][:limit]
     shown += [r for r in runs if r.done][: max(0, limit - len(shown))]
@@ -345,7 +350,7 @@ def _runs_table(board: Board, limit: int) -> Table:
         credits = "" if run.debited is None else f"-{run.debited}" + (f" +{run.refunded}" if run.refunded else "")
         table.add_row(
             run.run_id[:8],
-            f"{board.label(run.organization_id)} / {board.label(run.schedule_id)}",
+            board.label(run.schedule_id),
             _platform_cell(run),
             Text(run.stage, style=_outcome_style(run.outcome) if run.done else "yellow"),
             credits,
@@ -394,8 +399,16 @@ def _dead_letters_table(board: Board, limit: int = 4) -> Table:
     return table
 
 
-def render(board: Board, *, parts: Iterable[tuple[str, bool]] = (), footer: str = "", runs_limit: int = 14) -> Group:
-    """The whole view: a status line, the runs, then organizations, platforms and dead letters."""
+def render(
+    board: Board,
+    *,
+    parts: Iterable[tuple[str, bool]] = (),
+    footer: str = "",
+    runs_limit: int = 14,
+    width: int = 160,
+) -> Group:
+    """The whole view: a status line, the runs (none with runs_limit=0), then organizations,
+    platforms and dead letters (side by side when `width` allows)."""
     done, flying = len(board.completed()), len(board.in_flight())
     status = Text("Hopcast ", style="bold")
     for name, running in parts:
@@ -403,9 +416,16 @@ def render(board: Board, *, parts: Iterable[tuple[str, bool]] = (), footer: str 
     status.append(f"| runs {done + flying}: {done} ended, {flying} in flight | {board.events} events")
     if board.first_outcome_after is not None:
         status.append(f" | first outcome after {board.first_outcome_after:.1f}s")
-    summary = Table.grid(padding=(0, 2))
-    summary.add_row(_organizations_table(board), _platforms_table(board), _dead_letters_table(board))
-    items: list[RenderableType] = [status, _runs_table(board, runs_limit), summary]
+    items: list[RenderableType] = [status]
+    if runs_limit:
+        items.append(_runs_table(board, runs_limit))
+    tables = [_organizations_table(board), _platforms_table(board), _dead_letters_table(board)]
+    if width >= 150:
+        summary = Table.grid(padding=(0, 2))
+        summary.add_row(*tables)
+        items.append(summary)
+    else:
+        items.extend(tables)
     if footer:
         items.append(Text(footer, style="dim"))
     return Group(*items)
