@@ -13,6 +13,7 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from prometheus_client import REGISTRY
 
 from hopcast_billing.adapters.ledger import balance_of, verify_all
 from hopcast_billing.bootstrap import MIGRATIONS, definition
@@ -278,6 +279,9 @@ async def test_with_5_credits_ten_2_credit_posts_give_two_debits_and_eight_rejec
 
     await eventually(granted)
     posts = [org.post(["TWITTER"]) for _ in range(10)]
+    debited_before = REGISTRY.get_sample_value("hopcast_billing_credits_debited_total") or 0
+    rejected_labels = {"reason": "INSUFFICIENT_CREDITS"}
+    rejected_before = REGISTRY.get_sample_value("hopcast_billing_debits_rejected_total", rejected_labels) or 0
     for post in posts:
         await send_event(producer, kafka, CONTENT, post)
     await send_event(producer, kafka, CONTENT, posts[0])  # redelivered
@@ -292,6 +296,8 @@ async def test_with_5_credits_ten_2_credit_posts_give_two_debits_and_eight_rejec
     assert len(completed) == 8 and {e["data"]["outcome"] for e in completed} == {"INSUFFICIENT_CREDITS"}
     assert (await balance_of(billing.db.pool, uuid.UUID(org.id))).total == 1  # type: ignore[arg-type]
     assert await _ledger_sum(billing.db, org.id) == 1
+    assert REGISTRY.get_sample_value("hopcast_billing_credits_debited_total") == debited_before + 4
+    assert REGISTRY.get_sample_value("hopcast_billing_debits_rejected_total", rejected_labels) == rejected_before + 8
 
 
 async def test_http_reads_and_verify_agree_with_the_ledger(

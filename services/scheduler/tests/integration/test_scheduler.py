@@ -12,7 +12,9 @@ from typing import Any
 import asyncpg
 import pytest
 from aiokafka import AIOKafkaProducer
+from prometheus_client import REGISTRY
 
+from hopcast_scheduler.adapters.repository import due_backlog
 from hopcast_scheduler.bootstrap import MIGRATIONS, claim_once, definition
 from hopcast_scheduler.handlers import claim_and_emit
 from hopcast_shared.contract.examples import example_event
@@ -283,6 +285,9 @@ async def test_two_replicas_racing_over_1000_due_schedules_fire_each_exactly_onc
     assert [r["next_run_at"] for r in next_runs] == [datetime(2027, 6, 1, 18, 0, tzinfo=UTC)]
 
 
+MISSED_RUNS = "hopcast_scheduler_missed_runs_total"
+
+
 @pytest.mark.parametrize(
     ("policy", "fired", "missed"),
     [("SKIP", 0, 5), ("ONCE", 1, 5), ("ALL", 3, 5)],
@@ -293,8 +298,14 @@ async def test_missed_runs_follow_the_policy(
     # Due since 06:00 on day one; found at 07:00 on day two: 06:00, 12:00, 18:00, 00:00, 06:00 missed.
     now = datetime(2027, 6, 2, 7, 0, tzinfo=UTC)
     (schedule_id,) = await _seed(db, 1, next_run_at=datetime(2027, 6, 1, 6, 0, tzinfo=UTC), policy=policy)
+    missed_before = REGISTRY.get_sample_value(MISSED_RUNS, {"missed_run_policy": policy}) or 0
+    async with db.pool.acquire() as conn:
+        assert await due_backlog(conn, now) == 1
     async with db.transaction() as conn:
         assert await claim_and_emit(conn, kafka, now=now, limit=10) == fired
+    async with db.pool.acquire() as conn:
+        assert await due_backlog(conn, now) == 0
+    assert REGISTRY.get_sample_value(MISSED_RUNS, {"missed_run_policy": policy}) == missed_before + missed
     row = await db.pool.fetchrow("SELECT missed_runs, next_run_at FROM schedules WHERE id = $1", schedule_id)
     assert row["missed_runs"] == missed
     assert row["next_run_at"] == datetime(2027, 6, 2, 12, 0, tzinfo=UTC)
