@@ -3,12 +3,13 @@ beside a bare single-row conditional UPDATE on the same database in the same run
 
 - ledger_debits_per_s_hot / _uniform: PendingPostCreated events handled as the consumer
   does (contract parsing, inbox, the debit decision row, the conditional debit, two ledger
-  rows, CreditsDebited and CreditsUsage in the outbox: one transaction each), with
-  --concurrency handlers at once, as partitions give them.
+  rows, CreditsDebited and CreditsUsage in the outbox), in batches of --batch records per
+  transaction as the consumer takes them from Kafka under load (`handle_batch`; --batch 1
+  is one transaction per event), with --concurrency batches at once (partitions, replicas).
 - baseline: `UPDATE balances SET ... WHERE organization_id = $1 AND balance >= $2`, one
   statement per debit, the same concurrency and organizations.
 
-Usage: .venv/bin/python bench/billing_ledger.py [--debits 5000] [--concurrency 16] [--database-url URL]
+Usage: .venv/bin/python bench/billing_ledger.py [--debits 20000] [--batch 200] [--concurrency 4] [--database-url URL]
 (default BILLING_DATABASE_URL or the local stack's server). Prints one JSON object per figure.
 """
 
@@ -51,7 +52,7 @@ async def _concurrently(jobs: list[Callable[[], Awaitable[object]]], concurrency
 
 
 async def _figure(
-    name: str, db: Database, consumer: EventConsumer, orgs: list[str], debits: int, concurrency: int
+    name: str, db: Database, consumer: EventConsumer, orgs: list[str], debits: int, batch: int, concurrency: int
 ) -> dict[str, object]:
     for org in orgs:
         grant = example_event("CreditsGranted", organization_id=org, grant_id=str(uuid.uuid4()), amount=10**9)
@@ -69,7 +70,8 @@ async def _figure(
         )
         for i in range(debits)
     ]
-    seconds = await _concurrently([lambda r=r: consumer.handle_record(r) for r in records], concurrency)
+    batches = [records[i : i + batch] for i in range(0, len(records), batch)]
+    seconds = await _concurrently([lambda b=b: consumer.handle_batch(b) for b in batches], concurrency)
     taken = await db.pool.fetchval("SELECT count(*) FROM debits WHERE status = 'DEBITED'")
 
     org_ids = [uuid.UUID(o) for o in orgs]
@@ -89,11 +91,12 @@ async def _figure(
         "debits": debits,
         "debited": taken,
         "organizations": len(orgs),
+        "batch": batch,
         "concurrency": concurrency,
     }
 
 
-async def run(debits: int, concurrency: int, server_url: str) -> list[dict[str, object]]:
+async def run(debits: int, batch: int, concurrency: int, server_url: str) -> list[dict[str, object]]:
     results = []
     for name, organizations in (("ledger_debits_per_s_hot", 1), ("ledger_debits_per_s_uniform", 10_000)):
         name_, url = await fresh_database(server_url, "bench_billing")
@@ -102,7 +105,7 @@ async def run(debits: int, concurrency: int, server_url: str) -> list[dict[str, 
         consumer = EventConsumer("billing", db, definition().handlers, kafka=KafkaSettings(), settings=settings)
         try:
             orgs = [str(uuid.uuid4()) for _ in range(min(organizations, debits))]
-            results.append(await _figure(name, db, consumer, orgs, debits, concurrency))
+            results.append(await _figure(name, db, consumer, orgs, debits, batch, concurrency))
         finally:
             await db.close()
             await drop_database(server_url, name_)
@@ -111,13 +114,14 @@ async def run(debits: int, concurrency: int, server_url: str) -> list[dict[str, 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--debits", type=int, default=5000)
-    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--debits", type=int, default=20_000)
+    parser.add_argument("--batch", type=int, default=200, help="records per transaction (the consumer's batch)")
+    parser.add_argument("--concurrency", type=int, default=4, help="batches at once")
     parser.add_argument(
         "--database-url", default=os.environ.get("BILLING_DATABASE_URL", default_database_url("billing"))
     )
     args = parser.parse_args()
-    for result in asyncio.run(run(args.debits, args.concurrency, args.database_url)):
+    for result in asyncio.run(run(args.debits, args.batch, args.concurrency, args.database_url)):
         print(json.dumps(result))
 
 

@@ -32,7 +32,7 @@ from hopcast_shared.contract import EVENT_TYPES, ContractError, Envelope, new_ev
 from hopcast_shared.db import Conn, Database
 from hopcast_shared.dlq import REPLAY_HEADER, DeadLetter, dead_letter_message
 from hopcast_shared.inbox import DEAD_LETTERED, HANDLED, record_handled, record_many_handled
-from hopcast_shared.outbox import add_raw_to_outbox, add_to_outbox
+from hopcast_shared.outbox import OutboxRow, add_raw_to_outbox, outbox_row, write_outbox
 from hopcast_shared.redact import redact_text
 from hopcast_shared.settings import KafkaSettings, ServiceSettings
 from hopcast_shared.telemetry import extract_context, tracer
@@ -66,13 +66,18 @@ _PERMANENT_ERRORS: tuple[type[BaseException], ...] = (
 
 @dataclass
 class EventContext:
-    """What a handler gets: the transaction's connection, the event, and a way to emit events."""
+    """What a handler gets: the transaction's connection, the event, and a way to emit events.
+
+    Emitted events are written to the outbox by the consumer when the handler returns, in the
+    same transaction (for a batch, all of its events in one statement).
+    """
 
     conn: Conn
     envelope: Envelope
     service: str
     kafka: KafkaSettings
     emitted: list[Envelope] = field(default_factory=list)
+    outbox: list[OutboxRow] = field(default_factory=list)
 
     async def emit(
         self,
@@ -82,7 +87,7 @@ class EventContext:
         correlation_id: str | None = None,
         topics: Sequence[str] | None = None,
     ) -> Envelope:
-        """Write an event to the outbox in this transaction; it is caused by the event being handled."""
+        """Emit an event in this transaction; it is caused by the event being handled."""
         event = new_event(
             data,
             organization_id=organization_id or self.envelope.organizationid,
@@ -90,8 +95,8 @@ class EventContext:
             correlation_id=correlation_id or self.envelope.correlationid,
             causation_id=str(self.envelope.id),
         )
-        names = topics or topics_for(event.type)
-        await add_to_outbox(self.conn, [(event, self.kafka.topic(name)) for name in names])
+        # The row is made now, so it carries the trace context of the handler's span.
+        self.outbox.extend(outbox_row(event, self.kafka.topic(name)) for name in topics or topics_for(event.type))
         self.emitted.append(event)
         return event
 
@@ -189,6 +194,7 @@ class EventConsumer:
             return [await self._process(ready.record, ready) for ready in run]
         started = time.perf_counter()
         outcomes: list[str] = []
+        rows: list[OutboxRow] = []
         try:
             async with self._db.transaction() as conn:
                 fresh = await record_many_handled(
@@ -202,11 +208,14 @@ class EventConsumer:
                         outcomes.append("duplicate")
                         continue
                     fresh.discard(message_id)  # a second copy in this batch is a duplicate
+                    ctx = EventContext(conn, ready.envelope, self.service, self._kafka)
                     with self._span(ready.record) as span:
                         span.set_attribute("messaging.message.type", ready.envelope.type)
-                        await ready.handler(EventContext(conn, ready.envelope, self.service, self._kafka), ready.data)
+                        await ready.handler(ctx, ready.data)
                         span.set_attribute("hopcast.outcome", "handled")
+                    rows += ctx.outbox
                     outcomes.append("handled")
+                await write_outbox(conn, rows)
         except Exception as exc:
             log.info(
                 "a batch of %d events failed (%s); handling them one by one",
@@ -263,7 +272,9 @@ class EventConsumer:
                     )
                     if not fresh:
                         return "duplicate", envelope.type
-                    await handler(EventContext(conn, envelope, self.service, self._kafka), data)
+                    ctx = EventContext(conn, envelope, self.service, self._kafka)
+                    await handler(ctx, data)
+                    await write_outbox(conn, ctx.outbox)
                 metrics.HANDLER_SECONDS.labels(self.service, envelope.type).observe(time.perf_counter() - started)
                 return "handled", envelope.type
             except Exception as exc:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import uuid
 from datetime import UTC, datetime
+from typing import Literal
 
 import asyncpg
 
@@ -52,16 +53,14 @@ async def _usage(
     balance_after: int,
     *,
     correlation: str | None = None,
+    period_end: datetime | Literal["unknown"] | None = "unknown",
 ) -> None:
     if amount == 0:
         return
+    if period_end == "unknown":
+        period_end = await ledger.period_end_of(ctx.conn, ctx.envelope.organizationid)
     await ctx.emit(
-        CreditsUsage(
-            action=action,
-            amount=abs(amount),
-            balance_after=balance_after,
-            period_end=await ledger.period_end_of(ctx.conn, ctx.envelope.organizationid),
-        ),
+        CreditsUsage(action=action, amount=abs(amount), balance_after=balance_after, period_end=period_end),
         correlation_id=correlation,
     )
 
@@ -163,13 +162,14 @@ async def debit_for_pending_post(ctx: EventContext, data: PendingPostCreated) ->
     """GENERATE plus PUBLISH for its platforms, taken once, or rejected once."""
     org = ctx.envelope.organizationid
     price = price_of_post(PRICES, len(data.platforms))
-    claimed = await ctx.conn.fetchval(
+    # Claim the decision for this pending post, and learn whether its organization is deleted.
+    claimed = await ctx.conn.fetchrow(
         """
         INSERT INTO debits (pending_post_id, organization_id, run_id, schedule_id, brand_profile_id, due_at,
                             platforms, status, generate_amount, publish_amount)
         VALUES ($1, $2, $3, $4, $5, $6, $7, 'DECIDING', $8, $9)
         ON CONFLICT (pending_post_id) DO NOTHING
-        RETURNING true
+        RETURNING (SELECT deleted_at IS NOT NULL FROM organizations WHERE id = $2) AS organization_deleted
         """,
         data.pending_post_id,
         org,
@@ -181,10 +181,10 @@ async def debit_for_pending_post(ctx: EventContext, data: PendingPostCreated) ->
         price.generate,
         price.publish,
     )
-    if not claimed:
+    if claimed is None:
         log.info("pending post %s was already decided; no second debit", data.pending_post_id)
         return
-    if await projections.organization_is_deleted(ctx.conn, org):
+    if claimed["organization_deleted"]:
         # Drafted before content learnt of the deletion (the topics are not ordered between
         # them): nothing is taken, and the run ends here as ORGANIZATION_INACTIVE.
         await _reject(ctx, data, price.total, DebitRejectionReason.ORGANIZATION_INACTIVE)
@@ -193,12 +193,6 @@ async def debit_for_pending_post(ctx: EventContext, data: PendingPostCreated) ->
     if split is None:
         await _reject(ctx, data, price.total)
         return
-    await ctx.conn.execute(
-        "UPDATE debits SET status = 'DEBITED', from_period = $2, from_topup = $3 WHERE pending_post_id = $1",
-        data.pending_post_id,
-        split.from_period,
-        split.from_topup,
-    )
     # One ledger row per action; GENERATE is taken first, from the same buckets in order.
     gen_period = min(split.from_period, price.generate)
     parts = [
@@ -209,23 +203,21 @@ async def debit_for_pending_post(ctx: EventContext, data: PendingPostCreated) ->
             split.from_topup - (price.generate - gen_period),
         ),
     ]
+    entries: list[ledger.LedgerEntry] = []
     running = split.balance_after.total + price.total
     for action, period_part, topup_part in parts:
         if period_part + topup_part == 0:
             continue
         running -= period_part + topup_part
-        await ledger.append_ledger(
-            ctx.conn,
-            org=org,
-            action=action.value,
-            period_amount=-period_part,
-            topup_amount=-topup_part,
-            key=f"debit:{data.pending_post_id}:{action.value}",
-            balance_after=running,
-            pending_post_id=data.pending_post_id,
-            run_id=data.run_id,
+        entries.append(
+            ledger.LedgerEntry(
+                action.value, -period_part, -topup_part, f"debit:{data.pending_post_id}:{action.value}", running
+            )
         )
-        await _usage(ctx, action, period_part + topup_part, running)
+        await _usage(ctx, action, period_part + topup_part, running, period_end=split.period_end)
+    await ledger.record_debit(
+        ctx.conn, org=org, pending_post_id=data.pending_post_id, run_id=data.run_id, split=split, entries=entries
+    )
     await ctx.emit(
         CreditsDebited(
             pending_post_id=data.pending_post_id,
