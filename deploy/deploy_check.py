@@ -26,6 +26,7 @@ import io
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -164,6 +165,8 @@ def npm_tarball(package: str, integrity: str) -> bytes:
     if cached.exists():
         data = cached.read_bytes()
     else:
+        if shutil.which("npm") is None:
+            raise SystemExit(f"deploy-check needs npm (Node.js) to fetch {package} once; install Node.js and npm")
         with tempfile.TemporaryDirectory() as tmp:
             subprocess.run(
                 ["npm", "pack", "--silent", package, "--pack-destination", tmp], check=True, stdout=subprocess.DEVNULL
