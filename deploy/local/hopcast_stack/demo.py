@@ -67,6 +67,7 @@ ORGANIZATIONS: list[dict[str, Any]] = [
                     "cta_style": "soft",
                 },
                 "default_hashtags": ["#coffee", "#northwind"],
+                "max_uses": 3,
                 "links": {"MASTODON": True, "BLUESKY": True, "LINKEDIN": True, "TWITTER": True},
                 "materials": [
                     (
@@ -139,6 +140,8 @@ ORGANIZATIONS: list[dict[str, Any]] = [
                     "cta_style": "direct",
                 },
                 "default_hashtags": ["#bakery"],
+                # Once each: the second run meets only the copy, the duplicate check skips it.
+                "max_uses": 1,
                 "links": {"MASTODON": False},
                 "materials": [
                     (
@@ -202,6 +205,7 @@ ORGANIZATIONS: list[dict[str, Any]] = [
                     "cta_style": "invitational",
                 },
                 "default_hashtags": ["#yoga", "#lumenYoga"],
+                "max_uses": None,
                 "links": {"INSTAGRAM": True, "FACEBOOK": True, "BLUESKY": True},
                 "materials": [
                     (
@@ -324,7 +328,7 @@ def build_plan(upstream: Upstream, *, now: datetime | None = None) -> DemoPlan:
         for brand_spec in org_spec["brands"]:
             brand = str(uuid.uuid4())
             plan.names[brand] = brand_spec["name"]
-            profile = {k: v for k, v in brand_spec.items() if k not in {"links", "materials", "schedules"}}
+            profile = {k: v for k, v in brand_spec.items() if k not in {"links", "materials", "schedules", "max_uses"}}
             plan.events.append(event("BrandProfileCreated", brand_profile_id=brand, **profile))
             for platform, is_default in brand_spec["links"].items():
                 plan.events.append(
@@ -346,7 +350,7 @@ def build_plan(upstream: Upstream, *, now: datetime | None = None) -> DemoPlan:
                         body=body,
                         media_urls=[],
                         content_pillar=pillar,
-                        max_uses=None if brand_spec["name"] == "Lumen Yoga" else 3,
+                        max_uses=brand_spec["max_uses"],
                     )
                 )
             for schedule_spec in brand_spec["schedules"]:
