@@ -50,7 +50,8 @@ async def test_the_demo_seeds_fires_and_every_run_reaches_an_outcome(hopcast: Se
         await asyncio.gather(reader, return_exceptions=True)
 
     runs = list(demo.runs())
-    assert len(runs) == demo.triggered() == 3 * len(demo.plan.schedules)
+    # At least the runs it fired (a schedule may also fire by the clock, at its own time).
+    assert len(runs) >= demo.triggered() == 3 * len(demo.plan.schedules)
     assert all(run.completions == 1 for run in runs)
     outcomes = Counter(run.outcome for run in runs)
     # What the demo is built to show (see hopcast_stack.demo): each kind of ending at least once.

@@ -177,17 +177,17 @@ async def _live(stack: Stack, *, demo: bool, refresh_s: float = 0.25) -> None:
         os.environ.setdefault("HOPCAST_STATE_DIR", str(stack.state_dir))
         async with Upstream(stack.kafka_settings, keyring=load_keyring()) as upstream:
             demo_run = Demo(upstream, board)
-            try:
-                await demo_run.run(stop)
-            except Exception as exc:
-                notes.append(f"demo stopped: {type(exc).__name__}: {exc}")
-                raise
+            await demo_run.run(stop)
 
-    tasks = [asyncio.create_task(read(), name="follow")]
+    tasks = [asyncio.create_task(read(), name="reading the topics")]
     try:
-        await asyncio.wait_for(following.wait(), timeout=30)
+        try:
+            await asyncio.wait_for(following.wait(), timeout=30)
+        except TimeoutError:
+            kafka = stack.kafka_settings.bootstrap_servers
+            raise StackError(f"could not read the topics at {kafka} within 30s") from None
         if demo:
-            tasks.append(asyncio.create_task(play(), name="demo"))
+            tasks.append(asyncio.create_task(play(), name="the demo"))
         footer = "Ctrl-C stops everything (data is kept)" + ("" if demo else " | no demo: waiting for upstream events")
         running = set(stack.running_parts())
         last_parts = loop.time()
@@ -197,7 +197,7 @@ async def _live(stack: Stack, *, demo: bool, refresh_s: float = 0.25) -> None:
             note = notes[-1] if notes else (demo_run.status if demo_run else "")
             return render(board, parts=parts, footer=f"{footer} | {note}" if note else footer, width=console.width)
 
-        printed = 0
+        printed, last_status = 0, ""
         live = Live(frame(), console=console, refresh_per_second=4, transient=False) if console.is_terminal else None
         with live or contextlib.nullcontext():
             if live is None:
@@ -205,10 +205,11 @@ async def _live(stack: Stack, *, demo: bool, refresh_s: float = 0.25) -> None:
             while not stop.is_set():
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), timeout=refresh_s)
-                for task in tasks:
-                    if task.done() and not task.cancelled() and task.exception() is not None:
-                        notes.append(f"{task.get_name()} failed: {task.exception()}")
-                        tasks.remove(task)
+                for task in [t for t in tasks if t.done()]:
+                    tasks.remove(task)
+                    error = None if task.cancelled() else task.exception()
+                    if error is not None:
+                        notes.append(f"{task.get_name()} failed: {type(error).__name__}: {error}")
                 if loop.time() - last_parts > 2:
                     last_parts = loop.time()
                     parts = [(p.name, p.running) for p in stack.status() if p.note != "not built yet"]
@@ -218,9 +219,11 @@ async def _live(stack: Stack, *, demo: bool, refresh_s: float = 0.25) -> None:
                 if live is not None:
                     live.update(frame())
                 else:
-                    for line in board.take_log() + notes[printed:]:
+                    status = demo_run.status if demo_run else ""
+                    lines = board.take_log() + notes[printed:] + ([status] if status != last_status else [])
+                    for line in lines:
                         console.print(line, highlight=False, soft_wrap=True)
-                    printed = len(notes)
+                    printed, last_status = len(notes), status
         if live is None:
             console.print(render(board, parts=parts, runs_limit=0, width=console.width))
     finally:
