@@ -12,6 +12,8 @@ after one of those transactions committed.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import itertools
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -24,6 +26,7 @@ from aiokafka import ConsumerRecord
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
+from opentelemetry import trace
 from opentelemetry.trace import Span, SpanKind
 from pydantic import BaseModel, ValidationError
 
@@ -78,6 +81,7 @@ class EventContext:
     kafka: KafkaSettings
     emitted: list[Envelope] = field(default_factory=list)
     outbox: list[OutboxRow] = field(default_factory=list)
+    span: Span | None = None  # the event's span, when it is handled in a batch outside it
 
     async def emit(
         self,
@@ -95,13 +99,29 @@ class EventContext:
             correlation_id=correlation_id or self.envelope.correlationid,
             causation_id=str(self.envelope.id),
         )
-        # The row is made now, so it carries the trace context of the handler's span.
-        self.outbox.extend(outbox_row(event, self.kafka.topic(name)) for name in topics or topics_for(event.type))
+        # The row is made now, so it carries the trace context of the event's span.
+        with contextlib.nullcontext() if self.span is None else trace.use_span(self.span):
+            self.outbox.extend(outbox_row(event, self.kafka.topic(name)) for name in topics or topics_for(event.type))
         self.emitted.append(event)
         return event
 
 
 Handler = Callable[[EventContext, Any], Awaitable[None]]
+ManyHandler = Callable[[Sequence[tuple[EventContext, Any]]], Awaitable[None]]
+
+
+class BatchedHandler:
+    """A handler that can take consecutive events of its type at once, in the batch's
+    transaction, with set-based SQL (one statement for all instead of one each); called
+    with a single event otherwise. Each event has its own context: its emitted events are
+    caused by it and carry its trace."""
+
+    def __init__(self, many: ManyHandler) -> None:
+        self.many = many
+        self.__name__ = getattr(many, "__name__", "batched")
+
+    async def __call__(self, ctx: EventContext, data: Any) -> None:
+        await self.many([(ctx, data)])
 
 
 @dataclass(frozen=True)
@@ -202,19 +222,24 @@ class EventConsumer:
                     consumer=self.group_id,
                     messages=[(str(r.envelope.id), r.envelope.type) for r in run],
                 )
+                todo: list[_Ready] = []
                 for ready in run:
                     message_id = str(ready.envelope.id)
-                    if message_id not in fresh:
-                        outcomes.append("duplicate")
+                    if message_id in fresh:
+                        fresh.discard(message_id)  # a second copy in this batch is a duplicate
+                        todo.append(ready)
+                    outcomes.append("handled" if todo and todo[-1] is ready else "duplicate")
+                for handler, same in itertools.groupby(todo, key=lambda r: r.handler):
+                    group = list(same)
+                    if isinstance(handler, BatchedHandler) and len(group) > 1:
+                        rows += await self._handle_many(conn, handler, group)
                         continue
-                    fresh.discard(message_id)  # a second copy in this batch is a duplicate
-                    ctx = EventContext(conn, ready.envelope, self.service, self._kafka)
-                    with self._span(ready.record) as span:
-                        span.set_attribute("messaging.message.type", ready.envelope.type)
-                        await ready.handler(ctx, ready.data)
-                        span.set_attribute("hopcast.outcome", "handled")
-                    rows += ctx.outbox
-                    outcomes.append("handled")
+                    for ready in group:
+                        ctx = EventContext(conn, ready.envelope, self.service, self._kafka)
+                        with self._span(ready.record) as span:
+                            span.set_attribute("messaging.message.type", ready.envelope.type)
+                            await handler(ctx, ready.data)
+                        rows += ctx.outbox
                 await write_outbox(conn, rows)
         except Exception as exc:
             log.info(
@@ -231,6 +256,36 @@ class EventConsumer:
             if outcome == "handled":
                 metrics.HANDLER_SECONDS.labels(self.service, ready.envelope.type).observe(share)
         return outcomes
+
+    async def _handle_many(self, conn: Conn, handler: BatchedHandler, group: Sequence[_Ready]) -> list[OutboxRow]:
+        """One call of a batched handler for consecutive events of its type; each event keeps its
+        own span, under which its emitted events are made."""
+        spans = [
+            tracer.start_span(
+                f"{r.record.topic} process",
+                context=extract_context(r.record.headers),
+                kind=SpanKind.CONSUMER,
+                attributes={
+                    "messaging.system": "kafka",
+                    "messaging.destination.name": r.record.topic,
+                    "messaging.consumer.group.name": self.group_id,
+                    "messaging.kafka.message.offset": r.record.offset,
+                    "messaging.message.type": r.envelope.type,
+                    "messaging.batch.message_count": len(group),
+                },
+            )
+            for r in group
+        ]
+        contexts = [
+            EventContext(conn, r.envelope, self.service, self._kafka, span=span)
+            for r, span in zip(group, spans, strict=True)
+        ]
+        try:
+            await handler.many([(ctx, r.data) for ctx, r in zip(contexts, group, strict=True)])
+        finally:
+            for span in spans:
+                span.end()
+        return [row for ctx in contexts for row in ctx.outbox]
 
     async def _process(self, record: ConsumerRecord[Any, Any], parsed: _Ready | ContractError | Envelope) -> str:
         with self._span(record) as span:

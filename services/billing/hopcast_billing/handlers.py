@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Literal
 
@@ -18,10 +19,10 @@ import asyncpg
 
 from hopcast_billing import metrics
 from hopcast_billing.adapters import ledger
-from hopcast_billing.adapters.ledger import Balance
-from hopcast_billing.domain.pricing import Prices, price_of_post, publish_refund_due
+from hopcast_billing.domain.debits import Balance, DebitRequest, Refused, Taken, decide
+from hopcast_billing.domain.pricing import PostPrice, Prices, price_of_post, publish_refund_due
 from hopcast_shared import projections
-from hopcast_shared.consumer import EventContext, Handler, PermanentError
+from hopcast_shared.consumer import BatchedHandler, EventContext, Handler, PermanentError
 from hopcast_shared.contract import (
     CreditsDebited,
     CreditsDebitRejected,
@@ -158,76 +159,78 @@ async def credits_granted(ctx: EventContext, data: CreditsGranted) -> None:
 # --- the debit -------------------------------------------------------------------------------
 
 
-async def debit_for_pending_post(ctx: EventContext, data: PendingPostCreated) -> None:
-    """GENERATE plus PUBLISH for its platforms, taken once, or rejected once."""
-    org = ctx.envelope.organizationid
-    price = price_of_post(PRICES, len(data.platforms))
-    # Claim the decision for this pending post, and learn whether its organization is deleted.
-    claimed = await ctx.conn.fetchrow(
-        """
-        INSERT INTO debits (pending_post_id, organization_id, run_id, schedule_id, brand_profile_id, due_at,
-                            platforms, status, generate_amount, publish_amount)
-        VALUES ($1, $2, $3, $4, $5, $6, $7, 'DECIDING', $8, $9)
-        ON CONFLICT (pending_post_id) DO NOTHING
-        RETURNING (SELECT deleted_at IS NOT NULL FROM organizations WHERE id = $2) AS organization_deleted
-        """,
-        data.pending_post_id,
-        org,
-        data.run_id,
-        data.schedule_id,
-        data.brand_profile_id,
-        _due_at(data),
-        [p.value for p in data.platforms],
-        price.generate,
-        price.publish,
-    )
-    if claimed is None:
-        log.info("pending post %s was already decided; no second debit", data.pending_post_id)
-        return
-    if claimed["organization_deleted"]:
-        # Drafted before content learnt of the deletion (the topics are not ordered between
-        # them): nothing is taken, and the run ends here as ORGANIZATION_INACTIVE.
-        await _reject(ctx, data, price.total, DebitRejectionReason.ORGANIZATION_INACTIVE)
-        return
-    split = await ledger.debit_balance(ctx.conn, org, price.total)
-    if split is None:
-        await _reject(ctx, data, price.total)
-        return
-    # One ledger row per action; GENERATE is taken first, from the same buckets in order.
-    gen_period = min(split.from_period, price.generate)
-    parts = [
-        (LedgerAction.GENERATE, gen_period, price.generate - gen_period),
-        (
-            LedgerAction.PUBLISH,
-            split.from_period - gen_period,
-            split.from_topup - (price.generate - gen_period),
-        ),
-    ]
-    entries: list[ledger.LedgerEntry] = []
-    running = split.balance_after.total + price.total
-    for action, period_part, topup_part in parts:
-        if period_part + topup_part == 0:
-            continue
-        running -= period_part + topup_part
-        entries.append(
-            ledger.LedgerEntry(
-                action.value, -period_part, -topup_part, f"debit:{data.pending_post_id}:{action.value}", running
+async def debit_for_pending_posts(items: Sequence[tuple[EventContext, PendingPostCreated]]) -> None:
+    """GENERATE plus PUBLISH for each post's platforms, taken once or rejected once, in the
+    order the posts came; for a batch of them, the same few statements as for one."""
+    conn = items[0][0].conn
+    prices = [price_of_post(PRICES, len(data.platforms)) for _, data in items]
+    claimed = await ledger.claim_debits(
+        conn,
+        [
+            (
+                data.pending_post_id,
+                ctx.envelope.organizationid,
+                data.run_id,
+                data.schedule_id,
+                data.brand_profile_id,
+                _due_at(data),
+                [p.value for p in data.platforms],
+                price.generate,
+                price.publish,
             )
-        )
-        await _usage(ctx, action, period_part + topup_part, running, period_end=split.period_end)
-    await ledger.record_debit(
-        ctx.conn, org=org, pending_post_id=data.pending_post_id, run_id=data.run_id, split=split, entries=entries
+            for (ctx, data), price in zip(items, prices, strict=True)
+        ],
     )
-    await ctx.emit(
-        CreditsDebited(
-            pending_post_id=data.pending_post_id,
-            run_id=data.run_id,
-            amount=price.total,
-            action=LedgerAction.GENERATE,
-            balance_after=split.balance_after.total,
-        )
+    # Each claimed pending post is decided once, by the first of its events in the batch.
+    deciding: list[tuple[EventContext, PendingPostCreated, PostPrice, bool]] = []
+    for (ctx, data), price in zip(items, prices, strict=True):
+        organization_deleted = claimed.pop(data.pending_post_id, None)
+        if organization_deleted is None:
+            log.info("pending post %s was already decided; no second debit", data.pending_post_id)
+            continue
+        deciding.append((ctx, data, price, organization_deleted))
+    live = [(ctx.envelope.organizationid, price) for ctx, _, price, deleted in deciding if not deleted]
+    locked = await ledger.lock_balances(conn, list({org for org, _ in live}))
+    decided = iter(
+        decide({org: balance for org, (balance, _) in locked.items()}, [DebitRequest(o, p) for o, p in live])
     )
-    metrics.CREDITS_DEBITED.inc(price.total)
+    decisions = [None if deleted else next(decided) for _, _, _, deleted in deciding]
+    taken: dict[uuid.UUID, tuple[int, int]] = {}
+    rows: list[ledger.DebitRow] = []
+    for (ctx, data, _, _), decision in zip(deciding, decisions, strict=True):
+        if isinstance(decision, Taken):
+            org = ctx.envelope.organizationid
+            period, topup = taken.get(org, (0, 0))
+            taken[org] = (period + decision.from_period, topup + decision.from_topup)
+            rows.append(
+                ledger.DebitRow(
+                    data.pending_post_id, org, data.run_id, decision.from_period, decision.from_topup, decision.parts
+                )
+            )
+    await ledger.take_credits(conn, taken)
+    await ledger.record_debits(conn, rows)
+    for (ctx, data, price, _), decision in zip(deciding, decisions, strict=True):
+        if decision is None:
+            # Drafted before content learnt of the deletion (the topics are not ordered between
+            # them): nothing is taken, and the run ends here as ORGANIZATION_INACTIVE.
+            await _reject(ctx, data, price.total, DebitRejectionReason.ORGANIZATION_INACTIVE)
+        elif isinstance(decision, Refused):
+            await _reject(ctx, data, price.total, available=decision.available)
+        else:
+            period_end = locked[ctx.envelope.organizationid][1]
+            for part in decision.parts:
+                amount = part.from_period + part.from_topup
+                await _usage(ctx, part.action, amount, part.balance_after, period_end=period_end)
+            await ctx.emit(
+                CreditsDebited(
+                    pending_post_id=data.pending_post_id,
+                    run_id=data.run_id,
+                    amount=price.total,
+                    action=LedgerAction.GENERATE,
+                    balance_after=decision.balance_after.total,
+                )
+            )
+            metrics.CREDITS_DEBITED.inc(price.total)
 
 
 def _due_at(data: PendingPostCreated) -> datetime | None:
@@ -236,12 +239,18 @@ def _due_at(data: PendingPostCreated) -> datetime | None:
 
 
 async def _reject(
-    ctx: EventContext, data: PendingPostCreated, requested: int, reason: DebitRejectionReason | None = None
+    ctx: EventContext,
+    data: PendingPostCreated,
+    requested: int,
+    reason: DebitRejectionReason | None = None,
+    *,
+    available: int | None = None,
 ) -> None:
     """Reject the debit (nothing is taken) and end the run: INSUFFICIENT_CREDITS, NO_SUBSCRIPTION
     (the organization never had credits of any kind) or ORGANIZATION_INACTIVE."""
     org = ctx.envelope.organizationid
-    balance = await ledger.balance_of(ctx.conn, org)
+    if available is None:
+        available = (await ledger.balance_of(ctx.conn, org)).total
     if reason is None:
         ever_had_credits = await ledger.has_subscription(ctx.conn, org) or await ledger.has_entries(ctx.conn, org)
         reason = DebitRejectionReason.INSUFFICIENT_CREDITS if ever_had_credits else DebitRejectionReason.NO_SUBSCRIPTION
@@ -256,7 +265,7 @@ async def _reject(
             pending_post_id=data.pending_post_id,
             run_id=data.run_id,
             requested=requested,
-            available=balance.total,
+            available=available,
             reason=reason,
         )
     )
@@ -375,7 +384,7 @@ HANDLERS: dict[str, Handler] = {
     "OrganizationRestored": organization_restored,
     "SubscriptionActivated": subscription_activated,
     "CreditsGranted": credits_granted,
-    "PendingPostCreated": debit_for_pending_post,
+    "PendingPostCreated": BatchedHandler(debit_for_pending_posts),
     "PostPublishFailed": refund_failed_platform,
     "PendingPostRejected": refund_rejected_post,
 }

@@ -1,51 +1,39 @@
 """The ledger's SQL. Every change of a balance is a ledger row written in the same
 transaction, so the balance always equals the sum of the ledger.
 
-`debit_balance` is the one statement that can take credits: a conditional UPDATE whose
-WHERE re-checks the balance on the row it locks, so concurrent debits of one organization
-serialize on that row and none can take the balance below zero, at any isolation level
-(READ COMMITTED re-evaluates the condition on the newest row version; stricter levels
-raise a serialization failure, which the consumer retries). CHECK constraints back it.
+Debits, for one pending post or a batch of them, are a few statements whatever their
+number: `claim_debits` (one decision per pending post), `lock_balances` (the rows, in id
+order so concurrent batches cannot deadlock), the decision in Python (domain/debits.py),
+then `take_credits`, the one statement that takes credits: a conditional UPDATE whose WHERE
+re-checks each bucket on the row it changes, so no balance can go below zero at any
+isolation level (stricter levels raise a serialization failure, which the consumer
+retries), and `record_debits` (statuses and ledger rows). CHECK constraints back it.
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import asyncpg
 
+from hopcast_billing.domain.debits import Balance, Part
 from hopcast_shared.db import Conn
 
 
 @dataclass(frozen=True)
-class Balance:
-    period: int
-    topup: int
+class DebitRow:
+    """A decided debit: the pending post, what it took from each bucket, and its ledger rows."""
 
-    @property
-    def total(self) -> int:
-        return self.period + self.topup
-
-
-@dataclass(frozen=True)
-class DebitSplit:
+    pending_post_id: uuid.UUID
+    organization_id: uuid.UUID
+    run_id: uuid.UUID
     from_period: int
     from_topup: int
-    balance_after: Balance
-    period_end: datetime | None = None  # of the organization's subscription, read in the same statement
-
-
-@dataclass(frozen=True)
-class LedgerEntry:
-    """One ledger row of a debit: its action and what it took from each bucket (negative)."""
-
-    action: str
-    period_amount: int
-    topup_amount: int
-    key: str
-    balance_after: int
+    parts: tuple[Part, ...]
 
 
 async def ensure_balance_row(conn: Conn, org: uuid.UUID) -> None:
@@ -67,63 +55,97 @@ async def balance_of(conn: Conn, org: uuid.UUID) -> Balance:
     return Balance(0, 0) if row is None else Balance(row["period_credits"], row["topup_credits"])
 
 
-_DEBIT = """
-UPDATE balances SET
-    last_from_period = least(period_credits, $2),
-    period_credits   = period_credits - least(period_credits, $2),
-    topup_credits    = topup_credits - ($2 - least(period_credits, $2)),
-    updated_at       = now()
-WHERE organization_id = $1 AND period_credits + topup_credits >= $2
-RETURNING last_from_period, period_credits, topup_credits,
-    (SELECT period_end FROM subscriptions WHERE organization_id = $1) AS period_end
-"""
-
-
-async def debit_balance(conn: Conn, org: uuid.UUID, amount: int) -> DebitSplit | None:
-    """Take `amount`, period credits first, then top-ups; None (nothing taken) if not enough."""
-    row = await conn.fetchrow(_DEBIT, org, amount)
-    if row is None:
-        return None
-    return DebitSplit(
-        from_period=row["last_from_period"],
-        from_topup=amount - row["last_from_period"],
-        balance_after=Balance(row["period_credits"], row["topup_credits"]),
-        period_end=row["period_end"],
+async def claim_debits(conn: Conn, rows: Sequence[tuple[Any, ...]]) -> dict[uuid.UUID, bool]:
+    """Claim the decision for each pending post (pending_post_id, organization_id, run_id,
+    schedule_id, brand_profile_id, due_at, platforms, generate, publish): the ones not decided
+    before, each with whether its organization is deleted. One statement."""
+    columns = list(zip(*rows, strict=True))
+    claimed = await conn.fetch(
+        """
+        INSERT INTO debits (pending_post_id, organization_id, run_id, schedule_id, brand_profile_id, due_at,
+                            platforms, status, generate_amount, publish_amount)
+        SELECT p, o, r, s, b, d, string_to_array(pl, ','), 'DECIDING', g, pu
+        FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[], $5::uuid[], $6::timestamptz[], $7::text[],
+                    $8::int[], $9::int[]) AS u(p, o, r, s, b, d, pl, g, pu)
+        ON CONFLICT (pending_post_id) DO NOTHING
+        RETURNING pending_post_id,
+            (SELECT deleted_at IS NOT NULL FROM organizations WHERE id = organization_id) AS organization_deleted
+        """,
+        *(list(c) for c in columns[:6]),
+        [",".join(platforms) for platforms in columns[6]],
+        list(columns[7]),
+        list(columns[8]),
     )
+    return {r["pending_post_id"]: bool(r["organization_deleted"]) for r in claimed}
 
 
-async def record_debit(
-    conn: Conn,
-    *,
-    org: uuid.UUID,
-    pending_post_id: uuid.UUID,
-    run_id: uuid.UUID,
-    split: DebitSplit,
-    entries: list[LedgerEntry],
-) -> None:
-    """Mark the pending post's debit DEBITED with its split and append its ledger rows: one statement."""
+async def lock_balances(conn: Conn, orgs: Sequence[uuid.UUID]) -> dict[uuid.UUID, tuple[Balance, datetime | None]]:
+    """The balances (and subscription period ends) of these organizations, locked in id order."""
+    rows = await conn.fetch(
+        """
+        SELECT b.organization_id, b.period_credits, b.topup_credits, s.period_end
+        FROM balances b LEFT JOIN subscriptions s USING (organization_id)
+        WHERE b.organization_id = ANY($1::uuid[])
+        ORDER BY b.organization_id
+        FOR UPDATE OF b
+        """,
+        sorted(orgs),
+    )
+    return {r["organization_id"]: (Balance(r["period_credits"], r["topup_credits"]), r["period_end"]) for r in rows}
+
+
+async def take_credits(conn: Conn, taken: Mapping[uuid.UUID, tuple[int, int]]) -> None:
+    """Take (from period, from top-up) of each organization's balance: one conditional UPDATE
+    whose WHERE re-checks each bucket on the row it changes, so it can never go below zero
+    (at any isolation level); raises, taking nothing, if a balance no longer covers it."""
+    if not taken:
+        return
+    orgs = sorted(taken)
+    changed = await conn.fetch(
+        """
+        UPDATE balances b SET period_credits = b.period_credits - u.p, topup_credits = b.topup_credits - u.t,
+            updated_at = now()
+        FROM unnest($1::uuid[], $2::bigint[], $3::bigint[]) AS u(org, p, t)
+        WHERE b.organization_id = u.org AND b.period_credits >= u.p AND b.topup_credits >= u.t
+        RETURNING b.organization_id
+        """,
+        orgs,
+        [taken[o][0] for o in orgs],
+        [taken[o][1] for o in orgs],
+    )
+    if len(changed) != len(orgs):
+        raise RuntimeError("a balance changed under its lock; nothing was taken")
+
+
+async def record_debits(conn: Conn, debits: Sequence[DebitRow]) -> None:
+    """Mark the debits DEBITED with their split and append their ledger rows: one statement."""
+    if not debits:
+        return
+    parts = [(d, part) for d in debits for part in d.parts]
     await conn.execute(
         """
         WITH decided AS (
-            UPDATE debits SET status = 'DEBITED', from_period = $2, from_topup = $3 WHERE pending_post_id = $1
+            UPDATE debits SET status = 'DEBITED', from_period = d.p, from_topup = d.t
+            FROM unnest($1::uuid[], $2::bigint[], $3::bigint[]) AS d(id, p, t)
+            WHERE pending_post_id = d.id
         )
         INSERT INTO ledger (organization_id, action, period_amount, topup_amount, idempotency_key,
                             balance_after, pending_post_id, run_id)
-        SELECT $4, a, p, t, k, b, $1, $5
-        FROM unnest($6::text[], $7::bigint[], $8::bigint[], $9::text[], $10::bigint[])
-            WITH ORDINALITY AS u(a, p, t, k, b, n)
+        SELECT o, a, -p, -t, 'debit:' || pp || ':' || a, b, pp, r
+        FROM unnest($4::uuid[], $5::text[], $6::bigint[], $7::bigint[], $8::bigint[], $9::uuid[], $10::uuid[])
+            WITH ORDINALITY AS u(o, a, p, t, b, pp, r, n)
         ORDER BY n
         """,
-        pending_post_id,
-        split.from_period,
-        split.from_topup,
-        org,
-        run_id,
-        [e.action for e in entries],
-        [e.period_amount for e in entries],
-        [e.topup_amount for e in entries],
-        [e.key for e in entries],
-        [e.balance_after for e in entries],
+        [d.pending_post_id for d in debits],
+        [d.from_period for d in debits],
+        [d.from_topup for d in debits],
+        [d.organization_id for d, _ in parts],
+        [part.action.value for _, part in parts],
+        [part.from_period for _, part in parts],
+        [part.from_topup for _, part in parts],
+        [part.balance_after for _, part in parts],
+        [d.pending_post_id for d, _ in parts],
+        [d.run_id for d, _ in parts],
     )
 
 

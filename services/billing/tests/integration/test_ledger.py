@@ -208,15 +208,17 @@ PLATFORMS = ["TWITTER", "LINKEDIN", "BLUESKY", "THREADS"]
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(ops=OPS)
+@given(ops=OPS, batch=st.integers(1, 8))
 async def test_any_interleaving_keeps_balance_equal_to_ledger_and_applies_each_key_once(
-    db: Database, consumer: EventConsumer, ops: list[tuple[str, Any, int]]
+    db: Database, consumer: EventConsumer, ops: list[tuple[str, Any, int]], batch: int
 ) -> None:
+    """Events come in consumer batches of `batch` (1: one transaction each), each batch twice."""
     org = Org()
     start = datetime(2027, 1, 1, tzinfo=UTC)
     grants = [str(uuid.uuid4()) for _ in range(4)]
     posts = [org.post(PLATFORMS[: 1 + i % 4]) for i in range(6)]
     granted: set[str] = set()
+    events: list[Any] = []
     for op, value, slot in ops:
         if op == "grant":
             event = org.grant(value, grants[slot])
@@ -235,9 +237,11 @@ async def test_any_interleaving_keeps_balance_equal_to_ledger_and_applies_each_k
             )
         else:
             event = org.event("PendingPostRejected", pending_post_id=posts[slot].data["pending_post_id"])
-        # Every event is delivered twice: the second changes nothing.
+        events.append(event)
+    for start_at in range(0, len(events), batch):
+        # Every batch is delivered twice: the second changes nothing.
         for _ in range(2):
-            await consumer.handle_record(as_record(event))
+            await consumer.handle_batch([as_record(e) for e in events[start_at : start_at + batch]])
     org_id = uuid.UUID(org.id)
     balance = await balance_of(db.pool, org_id)  # type: ignore[arg-type]
     assert balance.period >= 0 and balance.topup >= 0
@@ -251,6 +255,56 @@ async def test_any_interleaving_keeps_balance_equal_to_ledger_and_applies_each_k
     debits = await db.pool.fetch("SELECT * FROM debits WHERE organization_id = $1", org_id)
     for d in debits:  # refunds never exceed what was taken
         assert d["refunded_period"] + d["refunded_topup"] <= d["from_period"] + d["from_topup"]
+
+
+async def test_a_batch_of_debits_decides_exactly_as_one_at_a_time(db: Database, consumer: EventConsumer) -> None:
+    """The same posts for two organizations with the same credits: one by one for the first,
+    in one batch for the second (with a redelivered post and a second event for a post in it).
+    The ledgers, balances and emitted events must be the same."""
+    orgs = [Org(), Org()]
+    start = datetime(2027, 1, 1, tzinfo=UTC)
+    plans = [["TWITTER"], ["TWITTER", "LINKEDIN", "BLUESKY"], ["LINKEDIN"], ["TWITTER", "LINKEDIN"]] * 3
+    posts: list[list[Any]] = [[], []]
+    for org, own in zip(orgs, posts, strict=True):
+        await consumer.handle_record(as_record(org.period(4, start)))
+        await consumer.handle_record(as_record(org.grant(5)))
+        own.extend(org.post(platforms) for platforms in plans)
+    for post in posts[0]:
+        await consumer.handle_record(as_record(post, topic=CONTENT))
+    second = posts[1]
+    again = orgs[1].post(["TWITTER"], pending_post_id=second[0].data["pending_post_id"])
+    outcomes = await consumer.handle_batch(
+        [as_record(p, topic=CONTENT) for p in second] + [as_record(second[1], topic=CONTENT), as_record(again)]
+    )
+    assert outcomes == ["handled"] * len(second) + ["duplicate", "handled"]
+
+    async def ledger_of(org: Org) -> list[tuple[Any, ...]]:
+        rows = await db.pool.fetch(
+            "SELECT action, period_amount, topup_amount, balance_after FROM ledger"
+            " WHERE organization_id = $1 ORDER BY id",
+            uuid.UUID(org.id),
+        )
+        return [tuple(r) for r in rows]
+
+    async def events_of(org: Org) -> list[tuple[Any, ...]]:
+        rows = await db.pool.fetch("SELECT event_type, payload FROM outbox WHERE key = $1 ORDER BY id", org.id.encode())
+        out = []
+        for r in rows:
+            data = json.loads(r["payload"])["data"]
+            out.append((r["event_type"], data.get("amount"), data.get("balance_after"), data.get("available")))
+        return out
+
+    assert await ledger_of(orgs[0]) == await ledger_of(orgs[1])
+    assert await events_of(orgs[0]) == await events_of(orgs[1])
+    debited = [e for e in await events_of(orgs[1]) if e[0] == "CreditsDebited"]
+    rejected = [e for e in await events_of(orgs[1]) if e[0] == "CreditsDebitRejected"]
+    # 9 credits: 2, 3, 2; the next (3) does not fit, the one after (2) does.
+    assert [e[2] for e in debited] == [7, 4, 2, 0]
+    assert len(rejected) == len(plans) - 4 and rejected[0][3] == 2
+    for org in orgs:
+        assert (await balance_of(db.pool, uuid.UUID(org.id))).total == 0  # type: ignore[arg-type]
+        assert await _ledger_sum(db, org.id) == 0
+    assert await verify_all(db.pool) == []  # type: ignore[arg-type]
 
 
 # --- through Kafka, as upstream and a dashboard see it ----------------------------------------
