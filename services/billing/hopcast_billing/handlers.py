@@ -161,8 +161,21 @@ async def credits_granted(ctx: EventContext, data: CreditsGranted) -> None:
 
 async def debit_for_pending_posts(items: Sequence[tuple[EventContext, PendingPostCreated]]) -> None:
     """GENERATE plus PUBLISH for each post's platforms, taken once or rejected once, in the
-    order the posts came; for a batch of them, the same few statements as for one."""
+    order the posts came; for a batch of them, the same few statements as for one.
+
+    The balances are locked first (in id order, so concurrent batches cannot deadlock). A
+    post rejected before it came (see `refund_rejected_post`) is debited and refunded at
+    once; a batch holding one is decided one post at a time, so every balance_after is the
+    one the posts would have seen one by one."""
     conn = items[0][0].conn
+    locked = await ledger.lock_balances(conn, list({ctx.envelope.organizationid for ctx, _ in items}))
+    rejected = await ledger.rejected_early(
+        conn, [(data.pending_post_id, ctx.envelope.organizationid) for ctx, data in items]
+    )
+    if rejected and len(items) > 1:
+        for item in items:
+            await debit_for_pending_posts([item])
+        return
     prices = [price_of_post(PRICES, len(data.platforms)) for _, data in items]
     claimed = await ledger.claim_debits(
         conn,
@@ -190,7 +203,6 @@ async def debit_for_pending_posts(items: Sequence[tuple[EventContext, PendingPos
             continue
         deciding.append((ctx, data, price, organization_deleted))
     live = [(ctx.envelope.organizationid, price) for ctx, _, price, deleted in deciding if not deleted]
-    locked = await ledger.lock_balances(conn, list({org for org, _ in live}))
     decided = iter(
         decide({org: balance for org, (balance, _) in locked.items()}, [DebitRequest(o, p) for o, p in live])
     )
@@ -231,6 +243,9 @@ async def debit_for_pending_posts(items: Sequence[tuple[EventContext, PendingPos
                 )
             )
             metrics.CREDITS_DEBITED.inc(price.total)
+            if data.pending_post_id in rejected:
+                # Rejected before it came: the debit is refunded whole at once.
+                await _refund_rejected(ctx, data.pending_post_id)
 
 
 def _due_at(data: PendingPostCreated) -> datetime | None:
@@ -364,18 +379,31 @@ async def refund_failed_platform(ctx: EventContext, data: PostPublishFailed) -> 
 
 
 async def refund_rejected_post(ctx: EventContext, data: PendingPostRejected) -> None:
-    debit = await _locked_debit(ctx, data.pending_post_id)
-    if debit is None or debit["status"] != "DEBITED" or debit["rejected_at"] is not None:
-        return
-    await ctx.conn.execute("UPDATE debits SET rejected_at = now() WHERE pending_post_id = $1", data.pending_post_id)
+    """Refund the whole debit once; a rejection that comes before its pending post is
+    remembered, and the debit refunded when it is taken."""
+    # The balance lock orders this with a concurrent debit of the same post (see rejected_early).
+    await ledger.lock_balance(ctx.conn, ctx.envelope.organizationid)
+    if not await _refund_rejected(ctx, data.pending_post_id):
+        await ledger.remember_early_rejection(ctx.conn, data.pending_post_id, ctx.envelope.organizationid)
+
+
+async def _refund_rejected(ctx: EventContext, pending_post_id: uuid.UUID) -> bool:
+    """Refund what is left of the debit; False when there is no decision for the post yet."""
+    debit = await _locked_debit(ctx, pending_post_id)
+    if debit is None:
+        return False
+    if debit["status"] != "DEBITED" or debit["rejected_at"] is not None:
+        return True
+    await ctx.conn.execute("UPDATE debits SET rejected_at = now() WHERE pending_post_id = $1", pending_post_id)
     await _refund(
         ctx,
         debit,
         debit["from_period"] + debit["from_topup"],
         RefundReason.PENDING_POST_REJECTED,
-        f"reject:{data.pending_post_id}",
+        f"reject:{pending_post_id}",
         None,
     )
+    return True
 
 
 HANDLERS: dict[str, Handler] = {

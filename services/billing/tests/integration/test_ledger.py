@@ -149,6 +149,46 @@ async def test_a_platform_failure_refunds_its_share_once_and_a_rejection_the_res
     assert await verify_all(db.pool) == []  # type: ignore[arg-type]
 
 
+@pytest.mark.parametrize("batched", [False, True])
+async def test_a_rejection_read_before_its_pending_post_refunds_the_debit_when_it_comes(
+    db: Database, consumer: EventConsumer, batched: bool
+) -> None:
+    org, other = Org(), Org()
+    await consumer.handle_record(as_record(org.grant(10)))
+    post = org.post(["TWITTER", "LINKEDIN"])  # 3 credits
+    pending = post.data["pending_post_id"]
+    # The rejection comes first (another topic); a second one, and another organization's, change nothing.
+    for event in (
+        org.event("PendingPostRejected", pending_post_id=pending),
+        org.event("PendingPostRejected", pending_post_id=pending),
+        other.event("PendingPostRejected", pending_post_id=pending),
+    ):
+        assert await consumer.handle_record(as_record(event)) == "handled"
+    assert await _outbox(db, "CreditsRefunded") == []
+    later = org.post(["TWITTER"])
+    records = [as_record(post, topic=CONTENT), as_record(later, topic=CONTENT)]
+    if batched:
+        assert await consumer.handle_batch(records) == ["handled", "handled"]
+    else:
+        for record in records:
+            assert await consumer.handle_record(record) == "handled"
+
+    debited = await _outbox(db, "CreditsDebited")
+    assert [(d["data"]["pending_post_id"], d["data"]["balance_after"]) for d in debited] == [
+        (pending, 7),
+        (later.data["pending_post_id"], 8),  # after the refund of the rejected one
+    ]
+    refunds = await _outbox(db, "CreditsRefunded")
+    assert [(r["data"]["pending_post_id"], r["data"]["amount"], r["data"]["reason"]) for r in refunds] == [
+        (pending, 3, "PENDING_POST_REJECTED")
+    ]
+    # Delivered again, nothing more is taken or given back.
+    await consumer.handle_record(as_record(org.event("PendingPostRejected", pending_post_id=pending)))
+    assert len(await _outbox(db, "CreditsRefunded")) == 1
+    assert (await balance_of(db.pool, uuid.UUID(org.id))).total == 8  # type: ignore[arg-type]
+    assert await verify_all(db.pool) == []  # type: ignore[arg-type]
+
+
 async def test_a_debit_naming_another_organizations_post_is_refused(db: Database, consumer: EventConsumer) -> None:
     owner, intruder = Org(), Org()
     await consumer.handle_record(as_record(owner.grant(10)))
