@@ -11,7 +11,7 @@ from hopcast_billing.handlers import HANDLERS
 from hopcast_shared.retention import purge_loop
 from hopcast_shared.service import ServiceDefinition
 from hopcast_shared.settings import load
-from hopcast_shared.topics import CONTENT, PUBLISHER, UPSTREAM
+from hopcast_shared.topics import ANALYTICS, CONTENT, PUBLISHER, UPSTREAM
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -19,7 +19,7 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 def definition() -> ServiceDefinition:
     return ServiceDefinition(
         name="billing",
-        consumes=[UPSTREAM, CONTENT, PUBLISHER],
+        consumes=[UPSTREAM, CONTENT, PUBLISHER, ANALYTICS],
         handlers=HANDLERS,
         migrations_dir=MIGRATIONS,
         background=[purge_loop(purge, load(BillingSettings).purge_interval_s)],

@@ -35,7 +35,6 @@ from hopcast_shared.contract import (
     OrganizationDeleted,
     OrganizationRestored,
     PendingPostCreated,
-    PendingPostRejected,
     PostPublishFailed,
     RefundReason,
     RunOutcome,
@@ -161,21 +160,8 @@ async def credits_granted(ctx: EventContext, data: CreditsGranted) -> None:
 
 async def debit_for_pending_posts(items: Sequence[tuple[EventContext, PendingPostCreated]]) -> None:
     """GENERATE plus PUBLISH for each post's platforms, taken once or rejected once, in the
-    order the posts came; for a batch of them, the same few statements as for one.
-
-    The balances are locked first (in id order, so concurrent batches cannot deadlock). A
-    post rejected before it came (see `refund_rejected_post`) is debited and refunded at
-    once; a batch holding one is decided one post at a time, so every balance_after is the
-    one the posts would have seen one by one."""
+    order the posts came; for a batch of them, the same few statements as for one."""
     conn = items[0][0].conn
-    locked = await ledger.lock_balances(conn, list({ctx.envelope.organizationid for ctx, _ in items}))
-    rejected = await ledger.rejected_early(
-        conn, [(data.pending_post_id, ctx.envelope.organizationid) for ctx, data in items]
-    )
-    if rejected and len(items) > 1:
-        for item in items:
-            await debit_for_pending_posts([item])
-        return
     prices = [price_of_post(PRICES, len(data.platforms)) for _, data in items]
     claimed = await ledger.claim_debits(
         conn,
@@ -203,6 +189,8 @@ async def debit_for_pending_posts(items: Sequence[tuple[EventContext, PendingPos
             continue
         deciding.append((ctx, data, price, organization_deleted))
     live = [(ctx.envelope.organizationid, price) for ctx, _, price, deleted in deciding if not deleted]
+    # Locked in id order, so concurrent batches cannot deadlock.
+    locked = await ledger.lock_balances(conn, list({org for org, _ in live}))
     decided = iter(
         decide({org: balance for org, (balance, _) in locked.items()}, [DebitRequest(o, p) for o, p in live])
     )
@@ -243,9 +231,6 @@ async def debit_for_pending_posts(items: Sequence[tuple[EventContext, PendingPos
                 )
             )
             metrics.CREDITS_DEBITED.inc(price.total)
-            if data.pending_post_id in rejected:
-                # Rejected before it came: the debit is refunded whole at once.
-                await _refund_rejected(ctx, data.pending_post_id)
 
 
 def _due_at(data: PendingPostCreated) -> datetime | None:
@@ -378,32 +363,32 @@ async def refund_failed_platform(ctx: EventContext, data: PostPublishFailed) -> 
     await _refund(ctx, debit, due, RefundReason.PUBLISH_FAILED, f"refund:{data.pending_post_id}:{platform}", platform)
 
 
-async def refund_rejected_post(ctx: EventContext, data: PendingPostRejected) -> None:
-    """Refund the whole debit once; a rejection that comes before its pending post is
-    remembered, and the debit refunded when it is taken."""
-    # The balance lock orders this with a concurrent debit of the same post (see rejected_early).
-    await ledger.lock_balance(ctx.conn, ctx.envelope.organizationid)
-    if not await _refund_rejected(ctx, data.pending_post_id):
-        await ledger.remember_early_rejection(ctx.conn, data.pending_post_id, ctx.envelope.organizationid)
+async def refund_rejected_run(ctx: EventContext, data: ScheduleRunCompleted) -> None:
+    """The whole debit, once, when the publisher ended the run REJECTED.
 
-
-async def _refund_rejected(ctx: EventContext, pending_post_id: uuid.UUID) -> bool:
-    """Refund what is left of the debit; False when there is no decision for the post yet."""
-    debit = await _locked_debit(ctx, pending_post_id)
-    if debit is None:
-        return False
-    if debit["status"] != "DEBITED" or debit["rejected_at"] is not None:
-        return True
-    await ctx.conn.execute("UPDATE debits SET rejected_at = now() WHERE pending_post_id = $1", pending_post_id)
+    Not on PendingPostRejected itself (docs/contract.md): the publisher decides whether a
+    rejection took effect. It ends a run REJECTED only after it saw the post's successful
+    debit, so the debit is always here by then; a rejection that comes after publishing
+    started changes nothing there, and so is not refunded here either.
+    """
+    if data.outcome is not RunOutcome.REJECTED:
+        return
+    row = await ctx.conn.fetchrow("SELECT pending_post_id FROM debits WHERE run_id = $1", data.run_id)
+    if row is None:
+        log.warning("run %s ended REJECTED but billing has no debit for it; nothing to refund", data.run_id)
+        return
+    debit = await _locked_debit(ctx, row["pending_post_id"])
+    if debit is None or debit["status"] != "DEBITED" or debit["rejected_at"] is not None:
+        return
+    await ctx.conn.execute("UPDATE debits SET rejected_at = now() WHERE pending_post_id = $1", debit["pending_post_id"])
     await _refund(
         ctx,
         debit,
         debit["from_period"] + debit["from_topup"],
         RefundReason.PENDING_POST_REJECTED,
-        f"reject:{pending_post_id}",
+        f"reject:{debit['pending_post_id']}",
         None,
     )
-    return True
 
 
 HANDLERS: dict[str, Handler] = {
@@ -414,5 +399,5 @@ HANDLERS: dict[str, Handler] = {
     "CreditsGranted": credits_granted,
     "PendingPostCreated": BatchedHandler(debit_for_pending_posts),
     "PostPublishFailed": refund_failed_platform,
-    "PendingPostRejected": refund_rejected_post,
+    "ScheduleRunCompleted": refund_rejected_run,
 }

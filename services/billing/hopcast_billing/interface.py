@@ -1,12 +1,12 @@
 """What billing exchanges over Kafka; its AsyncAPI document (docs/asyncapi) is made from this."""
 
 from hopcast_shared.contract.asyncapi import ServiceInterface
-from hopcast_shared.topics import CONTENT, PUBLISHER, UPSTREAM
+from hopcast_shared.topics import ANALYTICS, CONTENT, PUBLISHER, UPSTREAM
 
 INTERFACE = ServiceInterface(
     name="billing",
-    summary="Keeps the credit ledger: debits each pending post once, refunds failed platforms, grants credits.",
-    consumes=(UPSTREAM, CONTENT, PUBLISHER),
+    summary="Keeps the credit ledger: debits each pending post once, refunds failures and rejections, grants credits.",
+    consumes=(UPSTREAM, CONTENT, PUBLISHER, ANALYTICS),
     handles=(
         "OrganizationCreated",
         "OrganizationDeleted",
@@ -15,7 +15,7 @@ INTERFACE = ServiceInterface(
         "CreditsGranted",
         "PendingPostCreated",
         "PostPublishFailed",
-        "PendingPostRejected",
+        "ScheduleRunCompleted",
     ),
     emits=("CreditsDebited", "CreditsDebitRejected", "CreditsRefunded", "CreditsUsage", "ScheduleRunCompleted"),
 )

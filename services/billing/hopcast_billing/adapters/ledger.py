@@ -79,32 +79,6 @@ async def claim_debits(conn: Conn, rows: Sequence[tuple[Any, ...]]) -> dict[uuid
     return {r["pending_post_id"]: bool(r["organization_deleted"]) for r in claimed}
 
 
-async def remember_early_rejection(conn: Conn, pending_post_id: uuid.UUID, org: uuid.UUID) -> None:
-    await conn.execute(
-        "INSERT INTO early_rejections (pending_post_id, organization_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-        pending_post_id,
-        org,
-    )
-
-
-async def rejected_early(conn: Conn, pending_posts: Sequence[tuple[uuid.UUID, uuid.UUID]]) -> set[uuid.UUID]:
-    """Which of these (pending post, organization) were rejected before they came. Read after
-    the organizations' balances are locked: a rejection locks its organization's balance
-    too, so one that committed meanwhile is seen here, and one that comes later finds the
-    debit."""
-    if not pending_posts:
-        return set()
-    rows = await conn.fetch(
-        """
-        SELECT e.pending_post_id FROM early_rejections e
-        JOIN unnest($1::uuid[], $2::uuid[]) AS u(p, o) ON e.pending_post_id = u.p AND e.organization_id = u.o
-        """,
-        [p for p, _ in pending_posts],
-        [o for _, o in pending_posts],
-    )
-    return {r["pending_post_id"] for r in rows}
-
-
 async def lock_balances(conn: Conn, orgs: Sequence[uuid.UUID]) -> dict[uuid.UUID, tuple[Balance, datetime | None]]:
     """The balances (and subscription period ends) of these organizations, locked in id order."""
     rows = await conn.fetch(
@@ -281,14 +255,9 @@ async def purge(conn: Conn, older_than_days: int) -> dict[str, int]:
         )
     ]
     counts: dict[str, int] = {}
-    for table in ("ledger", "debits", "balances", "subscriptions", "early_rejections"):
+    for table in ("ledger", "debits", "balances", "subscriptions"):
         status = await conn.execute(f"DELETE FROM {table} WHERE organization_id = ANY($1::uuid[])", gone)
         counts[table] = int(status.split()[-1])
-    # Rejections of pending posts that never came to billing.
-    status = await conn.execute(
-        "DELETE FROM early_rejections WHERE rejected_at < now() - make_interval(days => $1)", older_than_days
-    )
-    counts["early_rejections"] += int(status.split()[-1])
     status = await conn.execute("DELETE FROM organizations WHERE id = ANY($1::uuid[])", gone)
     counts["organizations"] = int(status.split()[-1])
     return counts

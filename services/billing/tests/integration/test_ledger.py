@@ -56,6 +56,10 @@ class Org:
             platforms=platforms,
         )
 
+    def run_ended(self, post: Any, outcome: str) -> Any:
+        """The publisher's ScheduleRunCompleted for the run of a pending post."""
+        return self.event("ScheduleRunCompleted", run_id=post.data["run_id"], outcome=outcome)
+
     def grant(self, amount: int, grant_id: str | None = None) -> Any:
         return self.event("CreditsGranted", grant_id=grant_id or str(uuid.uuid4()), amount=amount)
 
@@ -140,52 +144,35 @@ async def test_a_platform_failure_refunds_its_share_once_and_a_rejection_the_res
     assert [(r["data"]["amount"], r["data"]["balance_after"], r["data"]["reason"]) for r in refunds] == [
         (1, 8, "PUBLISH_FAILED")
     ]
-    rejected = org.event("PendingPostRejected", pending_post_id=pending)
-    await consumer.handle_record(as_record(rejected))
-    await consumer.handle_record(as_record(org.event("PendingPostRejected", pending_post_id=pending)))
+    # The publisher ended the run REJECTED (after the debit, as it always does); said twice.
+    await consumer.handle_record(as_record(org.run_ended(post, "REJECTED"), topic=ANALYTICS))
+    await consumer.handle_record(as_record(org.run_ended(post, "REJECTED"), topic=ANALYTICS))
     refunds = await _outbox(db, "CreditsRefunded")
     assert [r["data"]["amount"] for r in refunds] == [1, 2]  # never more than was debited
     assert (await balance_of(db.pool, uuid.UUID(org.id))).total == 10  # type: ignore[arg-type]
     assert await verify_all(db.pool) == []  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize("batched", [False, True])
-async def test_a_rejection_read_before_its_pending_post_refunds_the_debit_when_it_comes(
-    db: Database, consumer: EventConsumer, batched: bool
-) -> None:
-    org, other = Org(), Org()
+async def test_only_a_run_the_publisher_ended_rejected_is_refunded(db: Database, consumer: EventConsumer) -> None:
+    """PendingPostRejected itself refunds nothing: a rejection read after publishing started
+    changes nothing at the publisher (the post is out), so it is not refunded either. The
+    publisher's ScheduleRunCompleted REJECTED is what refunds, and only that outcome."""
+    org = Org()
     await consumer.handle_record(as_record(org.grant(10)))
-    post = org.post(["TWITTER", "LINKEDIN"])  # 3 credits
-    pending = post.data["pending_post_id"]
-    # The rejection comes first (another topic); a second one, and another organization's, change nothing.
-    for event in (
-        org.event("PendingPostRejected", pending_post_id=pending),
-        org.event("PendingPostRejected", pending_post_id=pending),
-        other.event("PendingPostRejected", pending_post_id=pending),
-    ):
-        assert await consumer.handle_record(as_record(event)) == "handled"
-    assert await _outbox(db, "CreditsRefunded") == []
-    later = org.post(["TWITTER"])
-    records = [as_record(post, topic=CONTENT), as_record(later, topic=CONTENT)]
-    if batched:
-        assert await consumer.handle_batch(records) == ["handled", "handled"]
-    else:
-        for record in records:
-            assert await consumer.handle_record(record) == "handled"
-
-    debited = await _outbox(db, "CreditsDebited")
-    assert [(d["data"]["pending_post_id"], d["data"]["balance_after"]) for d in debited] == [
-        (pending, 7),
-        (later.data["pending_post_id"], 8),  # after the refund of the rejected one
+    published, rejected = org.post(["TWITTER", "LINKEDIN"]), org.post(["TWITTER"])
+    assert await consumer.handle_batch([as_record(p, topic=CONTENT) for p in (published, rejected)]) == [
+        "handled",
+        "handled",
     ]
+    late = org.event("PendingPostRejected", pending_post_id=published.data["pending_post_id"])
+    assert await consumer.handle_record(as_record(late)) == "ignored"
+    for event in (org.run_ended(published, "PUBLISHED"), org.run_ended(rejected, "REJECTED")):
+        assert await consumer.handle_record(as_record(event, topic=ANALYTICS)) == "handled"
     refunds = await _outbox(db, "CreditsRefunded")
     assert [(r["data"]["pending_post_id"], r["data"]["amount"], r["data"]["reason"]) for r in refunds] == [
-        (pending, 3, "PENDING_POST_REJECTED")
+        (rejected.data["pending_post_id"], 2, "PENDING_POST_REJECTED")
     ]
-    # Delivered again, nothing more is taken or given back.
-    await consumer.handle_record(as_record(org.event("PendingPostRejected", pending_post_id=pending)))
-    assert len(await _outbox(db, "CreditsRefunded")) == 1
-    assert (await balance_of(db.pool, uuid.UUID(org.id))).total == 8  # type: ignore[arg-type]
+    assert (await balance_of(db.pool, uuid.UUID(org.id))).total == 7  # type: ignore[arg-type]
     assert await verify_all(db.pool) == []  # type: ignore[arg-type]
 
 
@@ -194,8 +181,8 @@ async def test_a_debit_naming_another_organizations_post_is_refused(db: Database
     await consumer.handle_record(as_record(owner.grant(10)))
     post = owner.post(["TWITTER"])
     await consumer.handle_record(as_record(post, topic=CONTENT))
-    steal = intruder.event("PendingPostRejected", pending_post_id=post.data["pending_post_id"])
-    assert await consumer.handle_record(as_record(steal)) == "dead_lettered"
+    steal = intruder.run_ended(post, "REJECTED")
+    assert await consumer.handle_record(as_record(steal, topic=ANALYTICS)) == "dead_lettered"
     assert await _outbox(db, "CreditsRefunded") == []
 
 
@@ -276,7 +263,7 @@ async def test_any_interleaving_keeps_balance_equal_to_ledger_and_applies_each_k
                 platform=value,
             )
         else:
-            event = org.event("PendingPostRejected", pending_post_id=posts[slot].data["pending_post_id"])
+            event = org.run_ended(posts[slot], "REJECTED")
         events.append(event)
     for start_at in range(0, len(events), batch):
         # Every batch is delivered twice: the second changes nothing.

@@ -137,7 +137,6 @@ async def test_purge_deletes_what_billing_holds_of_organizations_deleted_longer_
         "balances": 1,
         "subscriptions": 1,
         "organizations": 1,
-        "early_rejections": 0,
     }
     for table, column in (
         ("ledger", "organization_id"),
