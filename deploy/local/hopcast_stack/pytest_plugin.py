@@ -19,6 +19,7 @@ import re
 import shutil
 import tempfile
 import uuid
+import warnings
 from collections.abc import AsyncIterator, Coroutine
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -225,14 +226,22 @@ async def stack() -> AsyncIterator[TestStack]:
     from hopcast_stack.errors import StackError
 
     sweep_abandoned_stacks()
-    test_stack = TestStack.in_new_folder()
+    # A second attempt, in a new folder on new ports, when the first does not start: on a busy
+    # machine another process can take a chosen port before the JVM binds it.
+    for attempt in (1, 2):
+        test_stack = TestStack.in_new_folder()
+        try:
+            await test_stack.start()
+            break
+        except StackError as exc:
+            log_tail = str(exc)
+            test_stack.remove()
+            if attempt == 2:
+                pytest.fail(f"the test stack did not start (twice): {log_tail}", pytrace=False)
+            warnings.warn(f"the test stack did not start, trying again: {log_tail}", stacklevel=1)
     # Belt and braces: if the session dies before fixture teardown, stop at interpreter exit.
     atexit.register(test_stack.remove)
     try:
-        try:
-            await test_stack.start()
-        except StackError as exc:
-            pytest.fail(f"the test stack did not start: {exc}", pytrace=False)
         yield test_stack
     finally:
         atexit.unregister(test_stack.remove)
