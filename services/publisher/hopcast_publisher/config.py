@@ -28,6 +28,13 @@ class PublisherSettings(BaseSettings):
     lease_s: float = Field(default=300.0, ge=5)
     """How long a claimed pending post is held before another worker may resume it; longer
     than a publication may take (http_deadline_s), so two workers never post at once."""
+    completion_max_attempts: int = Field(default=5, ge=1, le=100)
+    """Tries to complete a pending post whose completion fails (an event the contract refuses,
+    a row the database refuses) before it is ended PUBLISH_FAILED; the others of its batch
+    are completed meanwhile."""
+    completion_backoff_s: float = Field(default=5.0, ge=0)
+    """Wait before the second try, doubled for each next one, up to completion_backoff_max_s."""
+    completion_backoff_max_s: float = Field(default=300.0, ge=0)
     refresh_margin_s: float = Field(default=300.0, ge=0)
     """Refresh a token this long before it expires."""
     purge_interval_s: float = Field(default=3600.0, gt=0)

@@ -17,3 +17,9 @@ PUBLISH_SECONDS = Histogram(
 RESUMED = Counter("hopcast_publisher_resumed_total", "Pending posts taken over after a lease ran out")
 TOKENS_REFRESHED = Counter("hopcast_publisher_tokens_refreshed_total", "Tokens refreshed and stored", ["platform"])
 ENGAGEMENT_UPDATES = Counter("hopcast_publisher_engagement_updates_total", "EngagementReported applied to posts")
+COMPLETION_FAILURES = Counter(
+    "hopcast_publisher_completion_failures_total",
+    "Pending posts whose completion failed, by what followed: retried (later, alone), given_up (ended"
+    " PUBLISH_FAILED with its events), abandoned (ended PUBLISH_FAILED without events: see the logs)",
+    ["result"],
+)

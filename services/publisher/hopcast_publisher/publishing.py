@@ -18,7 +18,13 @@ Three steps, each safe to crash after:
    PARTIALLY_PUBLISHED or PUBLISH_FAILED - only if it is still PUBLISHING under this
    worker's lease - and, for those marked, write the posts rows and the outbox rows of
    PostPublished (publisher.events and analytics.events) or PostPublishFailed per platform,
-   and the run's one ScheduleRunCompleted.
+   and the run's one ScheduleRunCompleted. Everything a pending post writes is made and
+   validated first (`prepare_completion`): one that cannot be completed (its events break the
+   contract, the database refuses its rows - then the batch is written one by one to find
+   it) is left out, so it never holds up the others, and tried again alone with backoff
+   (`completion_backoff_s`, doubling); after `completion_max_attempts` it ends PUBLISH_FAILED
+   with PostPublishFailed RETRIES_EXHAUSTED per platform and its ScheduleRunCompleted, logged
+   and counted (hopcast_publisher_completion_failures_total).
 
 A crash between 1 and 3 leaves the pending post PUBLISHING; when its lease runs out, a
 loop (this replica after a restart, or another) claims it again, and since it was claimed
@@ -45,6 +51,7 @@ from typing import Any
 
 import asyncpg
 from opentelemetry.trace import SpanKind
+from pydantic import ValidationError
 
 from hopcast_publisher import metrics
 from hopcast_publisher.adapters import repository as repo
@@ -76,6 +83,7 @@ from hopcast_shared.contract import (
 from hopcast_shared.contract.events import EventData
 from hopcast_shared.db import Conn, Database
 from hopcast_shared.outbox import CONTENT_TYPE, OutboxRow, write_outbox
+from hopcast_shared.redact import redact_text
 from hopcast_shared.settings import KafkaSettings
 from hopcast_shared.telemetry import extract_context, inject_headers, tracer
 
@@ -102,6 +110,27 @@ class PlatformResult:
     published: Published | None = None
     reason: PublishFailureReason | None = None
     detail: str = ""
+
+
+@dataclass(frozen=True)
+class _Failed:
+    """A pending post that could not be completed this round, and why."""
+
+    pending: asyncpg.Record
+    results: Sequence[PlatformResult]
+    error: BaseException
+
+
+# Failures of the infrastructure, not of a pending post: they stop the round (the leases run
+# out and the posts are resumed) rather than count against a post.
+_INFRASTRUCTURE_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.TooManyConnectionsError,
+)
 
 
 # --- step 1 ------------------------------------------------------------------------------------
@@ -254,6 +283,75 @@ def event_rows(kafka: KafkaSettings, pending: asyncpg.Record, events: Sequence[E
     return rows
 
 
+@dataclass(frozen=True)
+class Completion:
+    """What completing one pending post writes, made (and validated against the contract)
+    before any of it is written: a post that cannot be completed is found here, alone."""
+
+    pending: asyncpg.Record
+    results: Sequence[PlatformResult]
+    outcome: RunOutcome
+    posts: list[dict[str, Any]]
+    rows: list[OutboxRow]
+    settled: list[tuple[uuid.UUID, str, str, str | None, str | None]]
+
+
+def prepare_completion(
+    kafka: KafkaSettings, pending: asyncpg.Record, results: Sequence[PlatformResult], outcome: RunOutcome
+) -> Completion:
+    """The posts, events and attempt results of one pending post; raises when its events
+    break the contract (a platform's answer that is no URL, a corrupt row)."""
+    posts, events = _completion_events(pending, results, outcome)
+    parent = extract_context((k, v.encode("latin-1")) for k, v in pending["trace_headers"] or [])
+    with tracer.start_as_current_span(
+        "publish pending post",
+        context=parent,
+        kind=SpanKind.PRODUCER,
+        attributes={"hopcast.pending_post_id": str(pending["id"]), "hopcast.outcome": outcome.value},
+    ):
+        rows = event_rows(kafka, pending, events)
+    settled = [
+        (
+            pending["id"],
+            r.platform,
+            PUBLISHED if r.published else FAILED,
+            None if r.published else (r.reason.value if r.reason else None),
+            None if r.published else r.detail,
+        )
+        for r in results
+    ]
+    return Completion(pending, results, outcome, posts, rows, settled)
+
+
+async def write_completions(
+    conn: Conn, completions: Sequence[Completion], *, lease_token: uuid.UUID | None
+) -> list[Completion]:
+    """In the caller's transaction: finish the pending posts still held under `lease_token`
+    and write their posts, attempt results and events. Returns those finished."""
+    finished = await repo.finish_pending_posts(
+        conn, [(c.pending["id"], c.outcome.value) for c in completions], lease_token=lease_token
+    )
+    done: list[Completion] = []
+    for c in completions:
+        if c.pending["id"] in finished:
+            done.append(c)
+        else:
+            log.warning("pending post %s was taken over by another worker; its results are dropped", c.pending["id"])
+    await repo.insert_posts(conn, [post for c in done for post in c.posts])
+    await repo.settle_attempts(conn, [s for c in done for s in c.settled])
+    await write_outbox(conn, [row for c in done for row in c.rows])
+    return done
+
+
+def count_completed(done: Sequence[Completion]) -> None:
+    for c in done:
+        metrics.RUNS_COMPLETED.labels(c.outcome.value).inc()
+        for r in c.results:
+            metrics.PLATFORM_RESULTS.labels(r.platform, "published" if r.published else (r.reason or "failed")).inc()
+            if r.published:
+                metrics.POSTS_PUBLISHED.labels(r.platform).inc()
+
+
 async def complete(
     conn: Conn,
     kafka: KafkaSettings,
@@ -263,43 +361,45 @@ async def complete(
 ) -> int:
     """In the caller's transaction: finish the pending posts still held under `lease_token`
     and write their posts and events. Returns how many were finished."""
-    finished = await repo.finish_pending_posts(conn, [(p["id"], o.value) for p, _, o in batch], lease_token=lease_token)
-    posts: list[dict[str, Any]] = []
-    rows: list[OutboxRow] = []
-    settled: list[tuple[uuid.UUID, str, str, str | None, str | None]] = []
-    for pending, results, outcome in batch:
-        if pending["id"] not in finished:
-            log.warning("pending post %s was taken over by another worker; its results are dropped", pending["id"])
-            continue
-        new_posts, events = _completion_events(pending, results, outcome)
-        posts += new_posts
-        parent = extract_context((k, v.encode("latin-1")) for k, v in pending["trace_headers"] or [])
-        with tracer.start_as_current_span(
-            "publish pending post",
-            context=parent,
-            kind=SpanKind.PRODUCER,
-            attributes={"hopcast.pending_post_id": str(pending["id"]), "hopcast.outcome": outcome.value},
-        ):
-            rows += event_rows(kafka, pending, events)
-        settled += [
-            (
-                pending["id"],
-                r.platform,
-                PUBLISHED if r.published else FAILED,
-                None if r.published else (r.reason.value if r.reason else None),
-                None if r.published else r.detail,
-            )
-            for r in results
-        ]
-        metrics.RUNS_COMPLETED.labels(outcome.value).inc()
-        for r in results:
-            metrics.PLATFORM_RESULTS.labels(r.platform, "published" if r.published else (r.reason or "failed")).inc()
-            if r.published:
-                metrics.POSTS_PUBLISHED.labels(r.platform).inc()
-    await repo.insert_posts(conn, posts)
-    await repo.settle_attempts(conn, settled)
-    await write_outbox(conn, rows)
-    return len(finished)
+    done = await write_completions(
+        conn, [prepare_completion(kafka, p, r, o) for p, r, o in batch], lease_token=lease_token
+    )
+    count_completed(done)
+    return len(done)
+
+
+def given_up(
+    pending: asyncpg.Record, results: Sequence[PlatformResult], attempts: int, error: str
+) -> list[PlatformResult]:
+    """Every platform of a pending post that could not be completed fails RETRIES_EXHAUSTED
+    (so billing refunds it and the run ends), saying what went wrong and, where the platform
+    took the post, that it may be live there."""
+    platforms = [r.platform for r in results] or list(pending["platforms"] or [])
+    by_platform = {r.platform: r for r in results}
+    failed = []
+    for platform in platforms:
+        r = by_platform.get(platform)
+        detail = f"the publisher could not complete this post after {attempts} attempts: {error}"
+        if r is not None and r.published is not None:
+            live = _printable(r.published.external_id[:200])
+            detail = f"published on {platform} as {live} but not recorded; " + detail
+        account = r.social_account_id if r is not None else None
+        failed.append(PlatformResult(platform, account, None, PublishFailureReason.RETRIES_EXHAUSTED, detail))
+    return failed
+
+
+def describe_failure(exc: BaseException) -> str:
+    """What went wrong, for logs, the row and PostPublishFailed's detail: never the input
+    values (pydantic's text repeats them), secrets masked."""
+    if isinstance(exc, ValidationError):
+        text = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        return _printable(redact_text(f"{exc.title} invalid: {text}"))[:1000]
+    return _printable(redact_text(f"{type(exc).__name__}: {exc}"))[:1000]
+
+
+def _printable(text: str) -> str:
+    # What failed may be a control character (a NUL the database refuses): never repeat it.
+    return "".join(c if c.isprintable() else "?" for c in text)
 
 
 # --- step 2: the loop --------------------------------------------------------------------------
@@ -351,7 +451,11 @@ class PublishingLoop:
                 await asyncio.wait_for(self._wake.wait(), timeout=self._settings.poll_interval_s)
 
     async def publish_batch(self) -> int:
-        """One round: lease, publish, complete. Returns how many pending posts were leased."""
+        """One round: lease, publish, complete. Returns how many pending posts were leased.
+
+        A pending post that cannot be completed (its publication or its events raise, or the
+        database refuses its rows) never holds up the others: the batch is completed without
+        it, and it is retried alone later (`_completion_failed`)."""
         lease = uuid.uuid4()
         async with self._db.transaction() as conn:
             claimed = await repo.claim_publishing(
@@ -369,12 +473,127 @@ class PublishingLoop:
             by_post.setdefault(a["pending_post_id"], []).append(a)
         credentials: dict[uuid.UUID, AccountCredentials | None] = {}
         outcomes = await asyncio.gather(
-            *(self._publish_pending(p, by_post.get(p["id"], []), accounts, credentials) for p in claimed)
+            *(self._publish_alone(p, by_post.get(p["id"], []), accounts, credentials) for p in claimed)
         )
-        async with self._db.transaction() as conn:
-            await complete(conn, self._kafka, list(outcomes), lease_token=lease)
+        prepared: list[Completion] = []
+        failed: list[_Failed] = []
+        for pending, outcome in zip(claimed, outcomes, strict=True):
+            if isinstance(outcome, _Failed):
+                failed.append(outcome)
+                continue
+            try:
+                prepared.append(prepare_completion(self._kafka, *outcome))
+            except Exception as exc:
+                failed.append(_Failed(pending, outcome[1], exc))
+        failed += await self._complete_batch(prepared, lease)
+        for failure in failed:
+            await self._completion_failed(failure, lease)
         metrics.PUBLISH_SECONDS.observe(time.perf_counter() - started)
         return len(claimed)
+
+    async def _publish_alone(
+        self,
+        pending: asyncpg.Record,
+        attempts: Sequence[asyncpg.Record],
+        accounts: Mapping[uuid.UUID, asyncpg.Record],
+        credentials: dict[uuid.UUID, AccountCredentials | None],
+    ) -> tuple[asyncpg.Record, list[PlatformResult], RunOutcome] | _Failed:
+        try:
+            return await self._publish_pending(pending, attempts, accounts, credentials)
+        except Exception as exc:
+            return _Failed(pending, [], exc)
+
+    async def _complete_batch(self, prepared: Sequence[Completion], lease: uuid.UUID) -> list[_Failed]:
+        """One transaction for the batch; should the database refuse it, one each, so only the
+        pending posts it refuses fail. Returns those."""
+        if not prepared:
+            return []
+        try:
+            async with self._db.transaction() as conn:
+                done = await write_completions(conn, prepared, lease_token=lease)
+        except _INFRASTRUCTURE_ERRORS:
+            raise  # not the posts' fault: the loop stops, the leases run out, they are resumed
+        except Exception as exc:
+            if len(prepared) == 1:
+                return [_Failed(prepared[0].pending, prepared[0].results, exc)]
+            log.warning(
+                "completing a batch of %d pending posts failed (%s); completing them one by one",
+                len(prepared),
+                describe_failure(exc),
+            )
+        else:
+            count_completed(done)
+            return []
+        failed: list[_Failed] = []
+        for completion in prepared:
+            try:
+                async with self._db.transaction() as conn:
+                    done = await write_completions(conn, [completion], lease_token=lease)
+            except _INFRASTRUCTURE_ERRORS:
+                raise
+            except Exception as exc:
+                failed.append(_Failed(completion.pending, completion.results, exc))
+            else:
+                count_completed(done)
+        return failed
+
+    async def _completion_failed(self, failure: _Failed, lease: uuid.UUID) -> None:
+        """Retry a pending post that could not be completed later, alone, with backoff; after
+        `completion_max_attempts` tries, end it PUBLISH_FAILED: PostPublishFailed
+        RETRIES_EXHAUSTED per platform and its run's one ScheduleRunCompleted."""
+        pending = failure.pending
+        attempts = pending["completion_failures"] + 1
+        error = describe_failure(failure.error)
+        settings = self._settings
+        if attempts < settings.completion_max_attempts:
+            delay = min(settings.completion_backoff_s * 2 ** (attempts - 1), settings.completion_backoff_max_s)
+            async with self._db.transaction() as conn:
+                held = await repo.defer_completion(
+                    conn, pending["id"], lease_token=lease, failures=attempts, error=error, retry_in_s=delay
+                )
+            log.warning(
+                "pending post %s could not be completed (attempt %d of %d, next in %.1f s): %s",
+                pending["id"],
+                attempts,
+                settings.completion_max_attempts,
+                delay,
+                error,
+                exc_info=failure.error,
+            )
+            if held:
+                metrics.COMPLETION_FAILURES.labels("retried").inc()
+            return
+        log.error(
+            "pending post %s could not be completed after %d attempts; ending it PUBLISH_FAILED: %s",
+            pending["id"],
+            attempts,
+            error,
+            exc_info=failure.error,
+        )
+        try:
+            ending = prepare_completion(
+                self._kafka, pending, given_up(pending, failure.results, attempts, error), RunOutcome.PUBLISH_FAILED
+            )
+            async with self._db.transaction() as conn:
+                done = await write_completions(conn, [ending], lease_token=lease)
+                await repo.record_completion_error(conn, pending["id"], failures=attempts, error=error)
+        except _INFRASTRUCTURE_ERRORS:
+            raise
+        except Exception as exc:
+            # Not even its failure can be written as events (a corrupt row): end it without
+            # them, loudly; the error stays on the row (GET /pending-posts/{id}).
+            both = f"{error}; ending it failed too: {describe_failure(exc)}"
+            async with self._db.transaction() as conn:
+                held = await repo.abandon_pending_post(
+                    conn, pending["id"], lease_token=lease, failures=attempts, error=both
+                )
+            log.error("pending post %s ended PUBLISH_FAILED without events: %s", pending["id"], both, exc_info=exc)
+            if held:
+                metrics.COMPLETION_FAILURES.labels("abandoned").inc()
+            return
+        count_completed(done)
+        if done:
+            metrics.COMPLETION_FAILURES.labels("given_up").inc()
 
     async def _publish_pending(
         self,

@@ -341,6 +341,56 @@ async def finish_pending_posts(
     return {r["id"] for r in rows}
 
 
+async def defer_completion(
+    conn: Conn, pending_post_id: uuid.UUID, *, lease_token: uuid.UUID, failures: int, error: str, retry_in_s: float
+) -> bool:
+    """A pending post whose completion failed stays PUBLISHING, claimable again only after
+    `retry_in_s` (its lease now ends then); only while this worker still holds it."""
+    status = await conn.execute(
+        """
+        UPDATE pending_posts
+        SET lease_until = now() + make_interval(secs => $3), completion_failures = $4, completion_error = $5,
+            updated_at = now()
+        WHERE id = $1 AND status = 'PUBLISHING' AND lease_token = $2
+        """,
+        pending_post_id,
+        lease_token,
+        retry_in_s,
+        failures,
+        error,
+    )
+    return bool(status != "UPDATE 0")
+
+
+async def record_completion_error(conn: Conn, pending_post_id: uuid.UUID, *, failures: int, error: str) -> None:
+    await conn.execute(
+        "UPDATE pending_posts SET completion_failures = $2, completion_error = $3 WHERE id = $1",
+        pending_post_id,
+        failures,
+        error,
+    )
+
+
+async def abandon_pending_post(
+    conn: Conn, pending_post_id: uuid.UUID, *, lease_token: uuid.UUID, failures: int, error: str
+) -> bool:
+    """The last resort, when not even its failure can be written as events: end it
+    PUBLISH_FAILED with the error kept on the row (the caller logs it and counts it)."""
+    status = await conn.execute(
+        """
+        UPDATE pending_posts
+        SET status = 'PUBLISH_FAILED', completed_at = now(), lease_token = NULL, lease_until = NULL,
+            completion_failures = $3, completion_error = $4, updated_at = now()
+        WHERE id = $1 AND status = 'PUBLISHING' AND lease_token = $2
+        """,
+        pending_post_id,
+        lease_token,
+        failures,
+        error,
+    )
+    return bool(status != "UPDATE 0")
+
+
 async def settle_attempts(conn: Conn, rows: Sequence[tuple[uuid.UUID, str, str, str | None, str | None]]) -> None:
     """(pending_post_id, platform, status, failure_reason, failure_detail) for each attempt."""
     if not rows:

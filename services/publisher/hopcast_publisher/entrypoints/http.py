@@ -132,6 +132,9 @@ def routes(runtime: ServiceRuntime) -> Sequence[JsonRoute]:
                 "requires_approval": row["requires_approval"],
                 "publishing_at": _time(row["publishing_at"]),
                 "completed_at": _time(row["completed_at"]),
+                # A completion that failed (retried alone with backoff, then ended PUBLISH_FAILED).
+                "completion_failures": row["completion_failures"],
+                "completion_error": row["completion_error"],
                 "platform_results": [
                     {
                         "platform": a["platform"],

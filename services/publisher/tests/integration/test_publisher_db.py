@@ -11,6 +11,7 @@ import json
 import os
 import uuid
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -54,11 +55,13 @@ class Harness:
     """The publisher on one database: `send` handles an event as the consumer would,
     `publish` runs one round of the publishing loop."""
 
-    def __init__(self, db: Database, adapters: dict[str, PlatformAdapter], ring: Any) -> None:
+    def __init__(
+        self, db: Database, adapters: dict[str, PlatformAdapter], ring: Any, settings: PublisherSettings = SETTINGS
+    ) -> None:
         self.db = db
         self.adapters = adapters
         self.keyring = ring
-        service = definition(settings=SETTINGS, adapters=adapters, keyring=ring)
+        service = definition(settings=settings, adapters=adapters, keyring=ring)
         self.consumer = EventConsumer(
             "publisher",
             db,
@@ -68,7 +71,7 @@ class Harness:
                 name="publisher", database_url=db.url, http_port=18084, handler_backoff_initial_s=0.01
             ),
         )
-        self.loop = PublishingLoop(db, KAFKA, adapters, AccountTokens(ring), SETTINGS)
+        self.loop = PublishingLoop(db, KAFKA, adapters, AccountTokens(ring), settings)
 
     async def send(self, event: Any, topic: str = "upstream.events") -> str:
         return await self.consumer.handle_record(as_record(event, topic=topic))
@@ -713,3 +716,113 @@ async def test_the_publishing_loop_is_woken_when_a_post_starts_publishing(harnes
         await asyncio.wait_for(woken.wait(), timeout=5)
     finally:
         await listener.close()
+
+
+class PoisonedSandbox(SandboxAdapter):
+    """The sandbox, except for the pending posts named: it answers those with a URL the
+    contract refuses, or an external id the database refuses (a NUL), as a broken adapter
+    or platform might."""
+
+    def __init__(self, platform: str, *, bad_url: set[str], bad_id: set[str]) -> None:
+        super().__init__(platform)
+        self.bad_url, self.bad_id = bad_url, bad_id
+
+    async def publish(self, account: Any, request: Any, *, resumed: bool, on_refreshed: Any) -> Any:
+        published = await super().publish(account, request, resumed=resumed, on_refreshed=on_refreshed)
+        if any(pending in request.idempotency_key for pending in self.bad_url):
+            return replace(published, external_url="not a url")
+        if any(pending in request.idempotency_key for pending in self.bad_id):
+            return replace(published, external_id=published.external_id + "\x00")
+        return published
+
+
+COMPLETION_FAILURES = "hopcast_publisher_completion_failures_total"
+
+
+async def test_a_post_that_cannot_be_completed_does_not_hold_up_the_others(db: Database) -> None:
+    bad_url: set[str] = set()
+    bad_id: set[str] = set()
+    adapters: dict[str, PlatformAdapter] = {
+        "BLUESKY": PoisonedSandbox("BLUESKY", bad_url=bad_url, bad_id=set()),
+        "MASTODON": PoisonedSandbox("MASTODON", bad_url=set(), bad_id=bad_id),
+    }
+    settings = PublisherSettings(lease_s=300, http_deadline_s=10, completion_max_attempts=3, completion_backoff_s=60)
+    harness = Harness(db, adapters, keyring(KEY_1), settings)
+    posts: list[dict[str, Any]] = []
+    for _ in range(3):  # three organizations
+        tenant = await Tenant(harness).create()
+        await tenant.account("BLUESKY", default=True)
+        await tenant.account("MASTODON", default=True)
+        posts += [tenant.post_events(platforms=["BLUESKY", "MASTODON"]) for _ in range(3)]
+    # One post's PostPublished breaks the contract, another's row breaks the database, and a
+    # third row is corrupt (no run): not even its failure can be written as events.
+    invalid_event, refused_row, corrupt = posts[1], posts[4], posts[7]
+    bad_url.add(invalid_event["pending_post_id"])
+    bad_id.add(refused_row["pending_post_id"])
+    for post in posts:
+        await deliver(harness, post, "post", "debit")
+    await db.pool.execute("UPDATE pending_posts SET run_id = NULL WHERE id = $1", uuid.UUID(corrupt["pending_post_id"]))
+    poisoned = [invalid_event, refused_row, corrupt]
+    healthy = [p for p in posts if p not in poisoned]
+
+    def counted(result: str) -> float:
+        return REGISTRY.get_sample_value(COMPLETION_FAILURES, {"result": result}) or 0
+
+    before = {r: counted(r) for r in ("retried", "given_up", "abandoned")}
+    assert await harness.publish() == 9  # returns: the round does not crash
+    published = await harness.events("PostPublished", "t.publisher.events")
+    completed = await harness.events("ScheduleRunCompleted")
+    for post in healthy:
+        assert sorted(e["data"]["platform"] for e in of_run(published, post["run_id"])) == ["BLUESKY", "MASTODON"]
+        assert [e["data"]["outcome"] for e in of_run(completed, post["run_id"])] == ["PUBLISHED"]
+    for post in poisoned:
+        row = await repo.pending_post(db.pool, uuid.UUID(post["pending_post_id"]))  # type: ignore[arg-type]
+        assert row["status"] == "PUBLISHING" and row["completion_failures"] == 1
+        assert row["lease_until"] > datetime.now(UTC) + timedelta(seconds=50)  # backing off
+    assert (
+        "external_url"
+        in (await repo.pending_post(db.pool, uuid.UUID(invalid_event["pending_post_id"])))[  # type: ignore[arg-type,index]
+            "completion_error"
+        ]
+    )
+    assert await harness.db.pool.fetchval("SELECT count(*) FROM posts") == 2 * len(healthy)
+    assert await harness.publish() == 0  # nothing claimable while they back off
+
+    for attempt in (2, 3):  # each backoff runs out; they are tried again, alone
+        await db.pool.execute("UPDATE pending_posts SET lease_until = now() WHERE status = 'PUBLISHING'")
+        assert await harness.publish() == 3
+        if attempt == 2:
+            rows = await db.pool.fetch(
+                "SELECT completion_failures, lease_until FROM pending_posts WHERE status = 'PUBLISHING'"
+            )
+            assert len(rows) == 3 and all(r["completion_failures"] == 2 for r in rows)
+            assert all(r["lease_until"] > datetime.now(UTC) + timedelta(seconds=110) for r in rows)  # doubled
+    assert await harness.publish() == 0
+
+    published = await harness.events("PostPublished", "t.publisher.events")
+    failed = await harness.events("PostPublishFailed", "t.publisher.events")
+    completed = await harness.events("ScheduleRunCompleted")
+    for post in (invalid_event, refused_row):
+        assert of_run(published, post["run_id"]) == []
+        mine = of_run(failed, post["run_id"])
+        assert sorted((e["data"]["platform"], e["data"]["reason"]) for e in mine) == [
+            ("BLUESKY", "RETRIES_EXHAUSTED"),
+            ("MASTODON", "RETRIES_EXHAUSTED"),
+        ]
+        assert all("could not complete this post after 3 attempts" in e["data"]["detail"] for e in mine)
+        assert [e["data"]["outcome"] for e in of_run(completed, post["run_id"])] == ["PUBLISH_FAILED"]
+        row = await repo.pending_post(db.pool, uuid.UUID(post["pending_post_id"]))  # type: ignore[arg-type]
+        assert row["status"] == "PUBLISH_FAILED" and row["completion_failures"] == 3
+    # The platform did take them: the detail says where, so no one has to guess.
+    (on_bluesky,) = [e for e in of_run(failed, invalid_event["run_id"]) if e["data"]["platform"] == "BLUESKY"]
+    assert on_bluesky["data"]["detail"].startswith("published on BLUESKY as sandbox-bluesky-")
+    # The corrupt row ends without events (it has no run to end), loudly.
+    row = await repo.pending_post(db.pool, uuid.UUID(corrupt["pending_post_id"]))  # type: ignore[arg-type]
+    assert row["status"] == "PUBLISH_FAILED" and "ending it failed too" in row["completion_error"]
+    # Every run with a run id ended exactly once, and nothing was posted twice.
+    assert len(completed) == len(posts) - 1
+    assert sorted(e["data"]["run_id"] for e in completed) == sorted(p["run_id"] for p in posts if p is not corrupt)
+    assert await harness.db.pool.fetchval("SELECT count(*) FROM posts") == 2 * len(healthy)
+    assert counted("retried") - before["retried"] == 6
+    assert counted("given_up") - before["given_up"] == 2
+    assert counted("abandoned") - before["abandoned"] == 1
