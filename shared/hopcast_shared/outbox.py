@@ -32,6 +32,7 @@ from opentelemetry.trace import SpanKind
 
 from hopcast_shared import metrics
 from hopcast_shared.db import Conn, Database
+from hopcast_shared.settings import TelemetrySettings
 from hopcast_shared.telemetry import TRACE_HEADERS, extract_context, inject_headers, tracer
 
 log = logging.getLogger(__name__)
@@ -138,8 +139,15 @@ class OutboxRelay:
         batch_size: int = 500,
         poll_interval_s: float = 1.0,
         max_backoff_s: float = 30.0,
+        producer_spans: bool | None = None,
     ) -> None:
         self._db = db
+        # A PRODUCER span per row costs more than the send itself; without an exporter
+        # (OTEL_EXPORTER_OTLP_ENDPOINT unset) nobody sees it, and the stored trace context goes
+        # out as it is: the consumer's span is a child of the handler that wrote the row.
+        self._producer_spans = (
+            producer_spans if producer_spans is not None else bool(TelemetrySettings().otel_exporter_otlp_endpoint)
+        )
         self._producer_factory = producer_factory
         self._producer: AIOKafkaProducer | None = None
         self._service = service
@@ -256,30 +264,20 @@ class OutboxRelay:
         return len(delivered)
 
     async def _send(self, rows: Sequence[asyncpg.Record]) -> list[object]:
+        """Hand every row to the producer, then collect the acks in order (an exception for a
+        row Kafka refused). The producer batches per partition while we go on handing rows."""
         assert self._producer is not None
         producer = self._producer
         futures: list[asyncio.Future[Any] | BaseException] = []
         for row in rows:
-            parent = extract_context((k, v.encode("latin-1")) for k, v in row["headers"])
-            with tracer.start_as_current_span(
-                f"{row['topic']} publish",
-                context=parent,
-                kind=SpanKind.PRODUCER,
-                attributes={
-                    "messaging.system": "kafka",
-                    "messaging.destination.name": row["topic"],
-                    "messaging.message.type": row["event_type"],
-                },
-            ):
-                # The publish span becomes the consumer's parent: replace the stored context.
-                trace_headers = dict(inject_headers())
-            headers = [(k, v.encode()) for k, v in row["headers"] if k not in TRACE_HEADERS]
-            headers += [(k, v.encode()) for k, v in trace_headers.items()]
             try:
+                headers = _publish_headers(row) if self._producer_spans else _stored_headers(row)
                 futures.append(await producer.send(row["topic"], row["payload"], key=row["key"], headers=headers))
             except KafkaError as exc:
                 futures.append(exc)
-        return list(await asyncio.gather(*(_settle(f) for f in futures)))
+        # Awaiting the futures one by one, not gather(): no task per row, and by the time the
+        # first is done most of the others are too.
+        return [await _settle(f) for f in futures]
 
     async def _recreate_producer(self) -> None:
         old, self._producer = self._producer, None
@@ -299,6 +297,42 @@ class OutboxRelay:
         oldest = row["oldest"]
         age = 0.0 if oldest is None else max(0.0, time.time() - oldest.timestamp())
         return int(row["n"]), age
+
+
+def _stored_headers(row: asyncpg.Record) -> list[tuple[str, bytes]]:
+    return [(k, v.encode()) for k, v in row["headers"]]
+
+
+def _publish_headers(row: asyncpg.Record) -> list[tuple[str, bytes]]:
+    """The row's headers, its trace context replaced by that of a PRODUCER span that is a child
+    of the stored one: the publish span becomes the consumer's parent.
+
+    The span is started and ended without becoming the current span, and its context written
+    as W3C trace context directly (TRACE_HEADERS): attaching it and running the propagators
+    cost more than the span itself, once per row on the relay's hot path.
+    """
+    stored: list[list[str]] = row["headers"]
+    parent = extract_context((k, v.encode("latin-1")) for k, v in stored if k in TRACE_HEADERS)
+    span = tracer.start_span(
+        f"{row['topic']} publish",
+        context=parent,
+        kind=SpanKind.PRODUCER,
+        attributes={
+            "messaging.system": "kafka",
+            "messaging.destination.name": row["topic"],
+            "messaging.message.type": row["event_type"],
+        },
+    )
+    span.end()
+    headers = [(k, v.encode()) for k, v in stored if k not in TRACE_HEADERS]
+    context = span.get_span_context()
+    if context.is_valid:
+        headers.append(
+            ("traceparent", f"00-{context.trace_id:032x}-{context.span_id:016x}-{context.trace_flags:02x}".encode())
+        )
+        if context.trace_state:
+            headers.append(("tracestate", context.trace_state.to_header().encode()))
+    return headers
 
 
 async def _settle(item: asyncio.Future[Any] | BaseException) -> object:
