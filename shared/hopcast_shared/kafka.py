@@ -71,13 +71,22 @@ def _faststream_security(kafka: KafkaSettings) -> BaseSecurity | None:
     return SASLPlaintext(user, password, ssl_context=context, use_ssl=use_ssl)
 
 
+async def _raw_records(message: Any) -> Any:
+    """A message's body is its raw record(s): the kernel's handlers parse them against the
+    contract themselves. FastStream's own decoder would first build a message object and
+    json-decode the body of every record of a batch for nothing (half the consumer's throughput
+    in bench/faststream_vs_aiokafka.py)."""
+    return message.raw_message
+
+
 def make_broker(kafka: KafkaSettings, service: str, **overrides: Any) -> KafkaBroker:
-    """The service's FastStream broker, with an idempotent producer."""
+    """The service's FastStream broker, with an idempotent producer; handlers get the raw records."""
     options: dict[str, Any] = {
         "client_id": f"{kafka.client_id_prefix}-{service}",
         "enable_idempotence": True,
         "security": _faststream_security(kafka),
         "logger": None,
+        "decoder": _raw_records,
     }
     options.update(overrides)
     return KafkaBroker(kafka.bootstrap_servers, **options)
