@@ -1,4 +1,5 @@
-"""What every benchmark needs: a fresh database on a given PostgreSQL server, dropped afterwards."""
+"""What every benchmark needs: a fresh database on a given PostgreSQL server, dropped afterwards;
+a topic of its own on a given Kafka, deleted afterwards."""
 
 from __future__ import annotations
 
@@ -6,6 +7,10 @@ import uuid
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+from hopcast_shared.kafka import connection_kwargs
+from hopcast_shared.settings import KafkaSettings
 
 
 def with_database(url: str, name: str) -> str:
@@ -29,3 +34,21 @@ async def drop_database(server_url: str, name: str) -> None:
         await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     finally:
         await conn.close()
+
+
+async def create_topic(kafka: KafkaSettings, name: str, partitions: int) -> None:
+    admin = AIOKafkaAdminClient(**connection_kwargs(kafka))
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(name, partitions, 1)])
+    finally:
+        await admin.close()
+
+
+async def delete_topic(kafka: KafkaSettings, name: str) -> None:
+    admin = AIOKafkaAdminClient(**connection_kwargs(kafka))
+    await admin.start()
+    try:
+        await admin.delete_topics([name])
+    finally:
+        await admin.close()

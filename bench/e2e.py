@@ -1,0 +1,488 @@
+"""End to end through the real stack: trigger (ScheduleTriggerRequested on upstream.events) to
+ScheduleRunCompleted (analytics.events), with the four services as processes (`python -m ...`,
+the e2e suite's ServiceSet: sandbox publisher, two platforms, FAST_SERVICE_ENV), beside a raw
+produce -> consume round trip through the same broker.
+
+- e2e_p50_ms / e2e_p99_ms: latency of each run at a fixed offered load (--rate, 50 runs/s, for
+  --seconds), from the moment its trigger is handed to the producer to the moment its
+  ScheduleRunCompleted reaches this process. Baseline: the same percentile of single messages
+  produced and consumed through the broker at the same rate.
+- e2e_runs_per_s: --burst triggers sent at once (max load); runs completed divided by the time
+  from the first trigger to the last completion. Baseline: --burst raw messages produced at
+  once and consumed through the broker, the same way. The row also gives each service's CPU
+  seconds during the burst (what to profile: `--profile SERVICE` runs py-spy on it then).
+- rss_mb_<service>: resident memory of each service process after the load, beside its RSS
+  once ready (before any load).
+
+The world: --orgs organizations, each with a brand, a subscription, a MASTODON and a BLUESKY
+account linked as the brand's defaults, one autopilot schedule on both platforms (which never
+fires by the clock) and enough materials of distinct text (each usable once) for its runs, all
+sent through upstream.events and read by every service before the clock starts. Runs are spread
+over the organizations in turn.
+
+Usage: .venv/bin/python bench/e2e.py [--rate 50] [--seconds 20] [--burst 1500] [--orgs 150]
+       [--bootstrap HOST:PORT] [--database-url URL] [--profile SERVICE --profile-output FILE]
+Prints one JSON row per figure. Topics (under a prefix of their own) and databases are made for
+the run; the services are stopped and the databases dropped at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from common import create_topic, delete_topic, drop_database, fresh_database
+
+from hopcast_shared.contract import Envelope
+from hopcast_shared.contract.examples import example_event
+from hopcast_shared.kafka import connection_kwargs
+from hopcast_shared.settings import KafkaSettings, default_database_url
+from hopcast_shared.topics import ANALYTICS, SCHEDULER, ensure_topics
+from hopcast_stack.harness import quiet_days
+from hopcast_stack.services import FAST_SERVICE_ENV, ServiceSet, installed_services
+from hopcast_stack.upstream import Upstream
+
+PLATFORMS = ["MASTODON", "BLUESKY"]
+WORDS = [f"{a}{b}{c}" for a in "bcdfgklmnprstvz" for b in "aeiou" for c in ("n", "r", "s", "t", "l", "m", "")]
+
+
+def _text(rng: random.Random) -> str:
+    return " ".join(rng.choice(WORDS) for _ in range(24)).capitalize() + "."
+
+
+@dataclass
+class Org:
+    org: str
+    brand: str
+    schedule: str
+    events: list[Envelope] = field(default_factory=list)
+
+
+def _world(orgs: int, materials_each: int, seed: int, upstream: Upstream) -> list[Org]:
+    rng = random.Random(seed)
+    now = datetime.now(UTC)
+    world = []
+    for _ in range(orgs):
+        o = Org(str(uuid.uuid4()), str(uuid.uuid4()), str(uuid.uuid4()))
+
+        def event(type_name: str, o: Org = o, **changes: Any) -> Envelope:
+            return example_event(type_name, organization_id=o.org, time=now, **changes)
+
+        o.events += [
+            event("OrganizationCreated"),
+            event("BrandProfileCreated", brand_profile_id=o.brand),
+            event(
+                "SubscriptionActivated",
+                subscription_id=str(uuid.uuid4()),
+                plan="GROWTH",
+                credits_total=100_000,
+                period_start=(now - timedelta(days=1)).isoformat(),
+                period_end=(now + timedelta(days=29)).isoformat(),
+            ),
+        ]
+        for platform in PLATFORMS:
+            account = str(uuid.uuid4())
+            o.events += [
+                event(
+                    "SocialAccountConnected",
+                    social_account_id=account,
+                    platform=platform,
+                    handle=f"@bench-{platform.lower()}",
+                    access_token=upstream.encrypt_token(f"token-{uuid.uuid4().hex}"),
+                    refresh_token=None,
+                    token_expires_at=(now + timedelta(days=30)).isoformat(),
+                ),
+                event("BrandAccountLinked", brand_profile_id=o.brand, social_account_id=account, is_default=True),
+            ]
+        o.events += [
+            event(
+                "MaterialSubmitted",
+                material_id=str(uuid.uuid4()),
+                brand_profile_id=o.brand,
+                title=None,
+                body=_text(rng),
+                content_pillar=None,
+                max_uses=1,
+            )
+            for _ in range(materials_each)
+        ]
+        o.events.append(
+            event(
+                "ScheduleCreated",
+                schedule_id=o.schedule,
+                brand_profile_id=o.brand,
+                timezone="UTC",
+                times=["03:00"],
+                days_of_week=quiet_days(),
+                platforms=PLATFORMS,
+                generation_mode="autopilot",
+            )
+        )
+        world.append(o)
+    return world
+
+
+class Runs:
+    """Follows scheduler.events (ScheduleDue: which trigger made which run) and analytics.events
+    (ScheduleRunCompleted), stamping each arrival with this process's clock."""
+
+    def __init__(self, kafka: KafkaSettings) -> None:
+        self.kafka = kafka
+        self.run_of_trigger: dict[str, str] = {}
+        self.completed: dict[str, tuple[float, str]] = {}  # run -> (arrival, outcome)
+        self.ready = asyncio.Event()
+        self.changed = asyncio.Event()
+
+    async def follow(self) -> None:
+        consumer = AIOKafkaConsumer(enable_auto_commit=False, **connection_kwargs(self.kafka))
+        await consumer.start()
+        try:
+            tps = []
+            for name in (SCHEDULER, ANALYTICS):
+                topic = self.kafka.topic(name)
+                partitions = consumer.partitions_for_topic(topic) or set()
+                if not partitions:
+                    await consumer._client.force_metadata_update()
+                    partitions = consumer.partitions_for_topic(topic) or set()
+                tps += [TopicPartition(topic, p) for p in sorted(partitions)]
+            consumer.assign(tps)
+            await consumer.seek_to_end(*tps)
+            for tp in tps:
+                await consumer.position(tp)
+            self.ready.set()
+            while True:
+                batches = await consumer.getmany(timeout_ms=100)
+                now = time.perf_counter()
+                for records in batches.values():
+                    for record in records:
+                        value = json.loads(record.value or b"{}")
+                        kind, data = value.get("type"), value.get("data") or {}
+                        if kind == "ScheduleDue":
+                            self.run_of_trigger[value["causationid"]] = data["run_id"]
+                        elif kind == "ScheduleRunCompleted" and data["run_id"] not in self.completed:
+                            self.completed[data["run_id"]] = (now, data["outcome"])
+                if batches:
+                    self.changed.set()
+        finally:
+            await consumer.stop()
+
+    async def wait_for(self, triggers: dict[str, float], within: float) -> dict[str, tuple[float, float, str]]:
+        """trigger id -> (sent, completed, outcome) for every trigger, waiting up to `within` seconds."""
+        deadline = time.perf_counter() + within
+        while True:
+            done = {}
+            for trigger, sent in triggers.items():
+                run = self.run_of_trigger.get(trigger)
+                if run is not None and run in self.completed:
+                    done[trigger] = (sent, *self.completed[run])
+            if len(done) == len(triggers) or time.perf_counter() > deadline:
+                return done
+            self.changed.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.changed.wait(), timeout=1.0)
+
+
+async def _trigger(upstream: Upstream, o: Org) -> tuple[str, float]:
+    event = example_event(
+        "ScheduleTriggerRequested", organization_id=o.org, time=datetime.now(UTC), schedule_id=o.schedule
+    )
+    sent = time.perf_counter()
+    await upstream.send(event)
+    return str(event.id), sent
+
+
+async def _at_rate(upstream: Upstream, orgs: list[Org], turn: int, rate: float, n: int) -> dict[str, float]:
+    """n triggers at `rate` per second; each one's clock starts when it is handed to the producer."""
+    started = time.perf_counter()
+    sent: dict[str, float] = {}
+    pending = []
+
+    async def one(o: Org) -> None:
+        trigger, at = await _trigger(upstream, o)
+        sent[trigger] = at
+
+    for i in range(n):
+        await asyncio.sleep(max(0.0, started + i / rate - time.perf_counter()))
+        pending.append(asyncio.create_task(one(orgs[(turn + i) % len(orgs)])))
+    await asyncio.gather(*pending)
+    return sent
+
+
+async def _burst(upstream: Upstream, orgs: list[Org], turn: int, n: int) -> tuple[dict[str, float], float]:
+    events = [
+        example_event("ScheduleTriggerRequested", organization_id=o.org, time=datetime.now(UTC), schedule_id=o.schedule)
+        for o in (orgs[(turn + i) % len(orgs)] for i in range(n))
+    ]
+    started = time.perf_counter()
+    await upstream.send_all(events)
+    return {str(e.id): started for e in events}, started
+
+
+async def _broker_baselines(kafka: KafkaSettings, rate: float, n_rate: int, n_burst: int) -> dict[str, float]:
+    """A raw produce -> consume round trip through the same broker: latencies at `rate`, and the
+    rate of a burst."""
+    topic = kafka.topic(f"bench.roundtrip.{uuid.uuid4().hex[:6]}")
+    await create_topic(kafka, topic, kafka.partitions)
+    producer = AIOKafkaProducer(enable_idempotence=True, **connection_kwargs(kafka))
+    await producer.start()
+    await producer.send_and_wait(topic, b"warm-up", key=b"0")
+    consumer = AIOKafkaConsumer(topic, enable_auto_commit=False, auto_offset_reset="latest", **connection_kwargs(kafka))
+    await consumer.start()
+    try:
+        await consumer.getmany(timeout_ms=500)
+        for tp in consumer.assignment():
+            await consumer.position(tp)
+        arrivals: dict[bytes, float] = {}
+
+        async def read(until: int) -> None:
+            while len(arrivals) < until:
+                for records in (await consumer.getmany(timeout_ms=100)).values():
+                    now = time.perf_counter()
+                    for r in records:
+                        arrivals[r.value or b""] = now
+
+        reader = asyncio.create_task(read(n_rate + n_burst))
+        sent: dict[bytes, float] = {}
+        started = time.perf_counter()
+        for i in range(n_rate):
+            await asyncio.sleep(max(0.0, started + i / rate - time.perf_counter()))
+            key = f"r{i}".encode()
+            sent[key] = time.perf_counter()
+            await producer.send_and_wait(topic, key, key=key)
+        while len(arrivals) < n_rate:  # noqa: ASYNC110 (a bench loop, polled)
+            await asyncio.sleep(0.01)
+        latencies = [1000 * (arrivals[k] - t) for k, t in sent.items()]
+        burst_started = time.perf_counter()
+        futures = [await producer.send(topic, f"b{i}".encode(), key=f"b{i}".encode()) for i in range(n_burst)]
+        await asyncio.gather(*futures)
+        await asyncio.wait_for(reader, timeout=120)
+        burst_s = max(arrivals.values()) - burst_started
+    finally:
+        await consumer.stop()
+        await producer.stop()
+        await delete_topic(kafka, topic)
+    return {
+        "p50_ms": _percentile(latencies, 50),
+        "p99_ms": _percentile(latencies, 99),
+        "burst_per_s": n_burst / burst_s,
+    }
+
+
+def _percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    k = (len(ordered) - 1) * p / 100
+    lo, hi = int(k), min(int(k) + 1, len(ordered) - 1)
+    return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
+
+
+async def _databases(server_url: str) -> dict[str, tuple[str, str]]:
+    made = {}
+    for name in installed_services():
+        db_name, url = await fresh_database(server_url, f"bench_e2e_{name}")
+        conn = await asyncpg.connect(url)
+        try:
+            await conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
+        finally:
+            await conn.close()
+        made[name] = (db_name, url)
+    return made
+
+
+def _cpu_seconds(services: ServiceSet) -> dict[str, float]:
+    out = {}
+    for p in services.processes:
+        proc = p.process()
+        if proc is not None:
+            times = proc.cpu_times()
+            out[p.name] = times.user + times.system
+    return out
+
+
+def _rss_mb(services: ServiceSet) -> dict[str, float]:
+    out = {}
+    for p in services.processes:
+        proc = p.process()
+        if proc is not None:
+            out[p.name] = proc.memory_info().rss / 2**20
+    return out
+
+
+def _py_spy(services: ServiceSet, name: str, seconds: float, output: Path) -> subprocess.Popen[bytes] | None:
+    proc = next(p for p in services.processes if p.name == name).process()
+    py_spy = Path(sys.executable).with_name("py-spy")
+    if proc is None or not py_spy.exists():
+        return None
+    command = [str(py_spy), "record", "--pid", str(proc.pid), "--duration", str(int(seconds)), "--rate", "100"]
+    command += ["--format", "raw", "--output", str(output), "--nonblocking"]
+    return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+async def run(args: argparse.Namespace) -> list[dict[str, Any]]:
+    base = KafkaSettings(bootstrap_servers=args.bootstrap)
+    kafka = base.model_copy(update={"topic_prefix": f"b{uuid.uuid4().hex[:8]}.", "partitions": args.partitions})
+    await ensure_topics(kafka)
+    databases = await _databases(args.database_url)
+    state_dir = Path(tempfile.mkdtemp(prefix="hopcast-bench-e2e-"))
+    services = ServiceSet(
+        kafka=kafka,
+        database_urls={name: url for name, (_, url) in databases.items()},
+        state_dir=state_dir,
+        extra_env=FAST_SERVICE_ENV,
+    )
+    n_rate = int(args.rate * args.seconds)
+    warm = min(20, n_rate)
+    per_org = (warm + n_rate + args.burst) // args.orgs + 3
+    runs = Runs(kafka)
+    follower: asyncio.Task[None] | None = None
+    try:
+        await services.start()
+        rss_ready = _rss_mb(services)
+        follower = asyncio.create_task(runs.follow())
+        await asyncio.wait_for(runs.ready.wait(), timeout=30)
+        async with Upstream(kafka, keyring=services.keyring) as upstream:
+            world = _world(args.orgs, per_org, args.seed, upstream)
+            seeded = time.perf_counter()
+            await upstream.send_all(e for o in world for e in o.events)
+            await upstream.wait_consumed(within=300)
+            seed_s = time.perf_counter() - seeded
+
+            # Warm-up (not measured): every code path and connection pool in use once.
+            await runs.wait_for(await _at_rate(upstream, world, 0, 10, warm), within=60)
+
+            sent = await _at_rate(upstream, world, warm, args.rate, n_rate)
+            done = await runs.wait_for(sent, within=120 + n_rate / 5)
+            latencies = [1000 * (end - start) for start, end, _ in done.values()]
+            outcomes_rate = [outcome for _, _, outcome in done.values()]
+
+            cpu_before = _cpu_seconds(services)
+            profiler = None
+            if args.profile:
+                profiler = _py_spy(services, args.profile, max(5, args.burst / 100), args.profile_output)
+            burst_sent, burst_started = await _burst(upstream, world, warm + n_rate, args.burst)
+            burst_done = await runs.wait_for(burst_sent, within=120 + args.burst / 5)
+            finished = max((end for _, end, _ in burst_done.values()), default=time.perf_counter())
+            burst_s = finished - burst_started
+            cpu = {k: round(v - cpu_before.get(k, 0.0), 1) for k, v in _cpu_seconds(services).items()}
+            if profiler is not None:
+                profiler.wait(timeout=120)
+            completions = sorted(end - burst_started for _, end, _ in burst_done.values())
+            outcomes_burst = [outcome for _, _, outcome in burst_done.values()]
+        rss = _rss_mb(services)
+        baseline = await _broker_baselines(kafka, args.rate, min(n_rate, 500), args.burst)
+    finally:
+        if follower is not None:
+            follower.cancel()
+            await asyncio.gather(follower, return_exceptions=True)
+        services.stop()
+        for db_name, _ in databases.values():
+            with contextlib.suppress(Exception):
+                await drop_database(args.database_url, db_name)
+        if not os.environ.get("HOPCAST_KEEP_BENCH_STATE"):
+            shutil.rmtree(state_dir, ignore_errors=True)
+
+    common = {"orgs": args.orgs, "platforms": PLATFORMS, "partitions": args.partitions, "seed_s": round(seed_s, 1)}
+    p50, p99 = _percentile(latencies, 50), _percentile(latencies, 99)
+    rate_common = {
+        "offered_runs_per_s": args.rate,
+        "runs": n_rate,
+        "completed": len(done),
+        "outcomes": dict(sorted(_count(outcomes_rate).items())),
+        "latencies_ms": [round(x, 1) for x in sorted(latencies)],
+        **common,
+    }
+    rows: list[dict[str, Any]] = [
+        {
+            "name": "e2e_runs_per_s",
+            "value": round(len(burst_done) / burst_s, 1),
+            "unit": "runs/s",
+            "baseline_name": "raw_produce_consume_per_s",
+            "baseline_value": round(baseline["burst_per_s"], 1),
+            "ratio": round(len(burst_done) / burst_s / baseline["burst_per_s"], 4),
+            "runs": args.burst,
+            "completed": len(burst_done),
+            "seconds": round(burst_s, 2),
+            "outcomes": dict(sorted(_count(outcomes_burst).items())),
+            "cpu_s_during_burst": cpu,
+            "completions_s": [round(x, 3) for x in completions],
+            **common,
+        },
+        {
+            "name": "e2e_p50_ms",
+            "value": round(p50, 1),
+            "unit": "ms",
+            "baseline_name": "raw_produce_consume_p50_ms",
+            "baseline_value": round(baseline["p50_ms"], 2),
+            "ratio": round(p50 / baseline["p50_ms"], 2),
+            **rate_common,
+        },
+        {
+            "name": "e2e_p99_ms",
+            "value": round(p99, 1),
+            "unit": "ms",
+            "baseline_name": "raw_produce_consume_p99_ms",
+            "baseline_value": round(baseline["p99_ms"], 2),
+            "ratio": round(p99 / baseline["p99_ms"], 2),
+            **{k: v for k, v in rate_common.items() if k != "latencies_ms"},
+        },
+    ]
+    for name, mb in rss.items():
+        rows.append(
+            {
+                "name": f"rss_mb_{name}",
+                "value": round(mb, 1),
+                "unit": "MB",
+                "baseline_name": "rss_mb_when_ready",
+                "baseline_value": round(rss_ready.get(name, float("nan")), 1),
+                "ratio": round(mb / rss_ready[name], 3) if rss_ready.get(name) else None,
+                "after_runs": warm + n_rate + args.burst,
+            }
+        )
+    return rows
+
+
+def _count(items: list[str]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for item in items:
+        counts[item] = counts.get(item, 0) + 1
+    return counts
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--rate", type=float, default=50.0, help="offered load for the latency figures (runs/s)")
+    parser.add_argument("--seconds", type=float, default=20.0, help="how long the offered load lasts")
+    parser.add_argument("--burst", type=int, default=1500, help="runs triggered at once for e2e_runs_per_s")
+    parser.add_argument("--orgs", type=int, default=150)
+    parser.add_argument("--partitions", type=int, default=KafkaSettings.model_fields["partitions"].default)
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--bootstrap", default=KafkaSettings().bootstrap_servers)
+    parser.add_argument(
+        "--database-url", default=os.environ.get("SCHEDULER_DATABASE_URL", default_database_url("scheduler"))
+    )
+    parser.add_argument("--profile", choices=list(installed_services()), help="py-spy this service during the burst")
+    parser.add_argument("--profile-output", type=Path, default=Path("e2e-profile.txt"))
+    args = parser.parse_args()
+    for row in asyncio.run(run(args)):
+        print(json.dumps(row))
+
+
+if __name__ == "__main__":
+    main()

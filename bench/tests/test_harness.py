@@ -1,0 +1,78 @@
+"""`make bench` never rots: bench/run.py --quick runs every figure's script at tiny sizes on the
+session's broker and database, and the rows it writes are well-formed, each with its plot. What
+the numbers are is not asserted (a timing on a shared machine proves nothing)."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from hopcast_stack.pytest_plugin import TestStack
+
+pytestmark = [pytest.mark.bench, pytest.mark.timeout(900)]
+
+BENCH = Path(__file__).resolve().parents[1]
+FIGURES = {
+    "e2e_runs_per_s",
+    "e2e_p50_ms",
+    "e2e_p99_ms",
+    "scheduler_claims_per_s",
+    "ledger_debits_per_s_hot",
+    "ledger_debits_per_s_uniform",
+    "dedup_p95_ms_1m",
+    "dedup_recall_1m",
+    "dedup_p95_ms_100k",
+    "dedup_recall_100k",
+    "outbox_relay_events_per_s",
+    "faststream_vs_aiokafka_ratio",
+    "publisher_pending_posts_per_s",
+    *(f"rss_mb_{name}" for name in ("scheduler", "content", "billing", "publisher")),
+}
+MACHINE = {"cores", "ram_gb", "cpu_model", "python", "postgres", "kafka"}
+
+
+def test_quick_bench_writes_a_well_formed_row_and_a_plot_per_figure(stack: TestStack, tmp_path: Path) -> None:
+    output = tmp_path / "latest.json"
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(BENCH / "run.py"),
+            "--quick",
+            "--output",
+            str(output),
+            "--bootstrap",
+            stack.kafka_bootstrap,
+            "--database-url",
+            stack.database_url("postgres"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=850,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-5000:]
+
+    rows = json.loads(output.read_text())
+    assert isinstance(rows, list)
+    by_name = {row["name"]: row for row in rows}
+    assert len(by_name) == len(rows), "a figure twice"
+    assert set(by_name) >= FIGURES
+    for row in rows:
+        for key in ("value", "baseline_value", "ratio"):
+            assert isinstance(row[key], int | float) and math.isfinite(row[key]), (row["name"], key, row[key])
+        assert isinstance(row["unit"], str) and row["unit"]
+        assert isinstance(row["baseline_name"], str) and row["baseline_name"]
+        assert row["command"].startswith(".venv/bin/python bench/"), row["command"]
+        assert set(row["machine"]) >= MACHINE and row["machine"]["cores"] >= 1
+        plot = tmp_path / "plots" / f"{row['name']}.png"
+        assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", plot
+    for name in ("e2e_p99_ms", "outbox_relay_events_per_s", "faststream_vs_aiokafka_ratio", "dedup_recall_1m"):
+        assert isinstance(by_name[name]["goal_met"], bool) and by_name[name]["goal"]
+    # Every run the quick e2e triggered came to an end.
+    e2e = by_name["e2e_runs_per_s"]
+    assert e2e["completed"] == e2e["runs"]
