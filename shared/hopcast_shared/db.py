@@ -38,12 +38,14 @@ class Database:
         *,
         min_size: int = 1,
         max_size: int = 10,
+        migrations_url: str | None = None,
     ) -> Database:
-        """Apply the kernel's and the service's migrations, then open the pool.
+        """Apply the kernel's and the service's migrations (as `migrations_url`'s role when
+        given: the schema's owner), then open the pool (as `url`'s).
 
         Migrations come first because the vector codec needs the extension to exist.
         """
-        conn = await asyncpg.connect(url)
+        conn = await asyncpg.connect(migrations_url or url)
         try:
             await apply_migrations(conn, kernel_migrations() + list(migrations or []))
         finally:

@@ -63,8 +63,11 @@ async def apply_migrations(conn: asyncpg.Connection, migrations: list[Migration]
     applied_now: list[Migration] = []
     await conn.execute("SELECT pg_advisory_lock($1)", _LOCK_KEY)
     try:
-        await conn.execute(
-            """
+        # Only when missing: the CREATE needs a privilege on the schema that a runtime role
+        # without DDL rights (deploy/sql/roles.sql) lacks, even with IF NOT EXISTS.
+        if await conn.fetchval("SELECT to_regclass('schema_migrations')") is None:
+            await conn.execute(
+                """
             CREATE TABLE IF NOT EXISTS schema_migrations (
                 component  text        NOT NULL,
                 version    integer     NOT NULL,
@@ -74,7 +77,7 @@ async def apply_migrations(conn: asyncpg.Connection, migrations: list[Migration]
                 PRIMARY KEY (component, version)
             )
             """
-        )
+            )
         rows = await conn.fetch("SELECT component, version, name, checksum FROM schema_migrations")
         done = {(r["component"], r["version"]): r for r in rows}
         for mig in migrations:

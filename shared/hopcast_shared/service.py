@@ -93,6 +93,7 @@ class ServiceRuntime:
             migrations,
             min_size=self.settings.db_pool_min,
             max_size=self.settings.db_pool_max,
+            migrations_url=self.settings.migrations_database_url,
         )
         self.consumer = EventConsumer(
             self.name, self._db, self.definition.handlers, kafka=self.kafka, settings=self.settings
