@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 SERVICES: tuple[str, ...] = ("scheduler", "content", "billing", "publisher")
@@ -63,6 +63,29 @@ class KafkaSettings(BaseSettings):
             raise ValueError("expected host:port[,host:port...]")
         return ",".join(hosts)
 
+    @model_validator(mode="after")
+    def _security_complete(self) -> KafkaSettings:
+        """A half-configured SASL or TLS fails at start with what is missing, not at the first
+        connection with the broker's words."""
+        problems = []
+        if self.security_protocol.startswith("SASL") and (not self.sasl_username or not self.sasl_password):
+            problems.append(
+                f"KAFKA_SECURITY_PROTOCOL={self.security_protocol} needs KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD"
+            )
+        if self.ssl_keyfile and not self.ssl_certfile:
+            problems.append("KAFKA_SSL_KEYFILE needs KAFKA_SSL_CERTFILE (the client certificate it belongs to)")
+        tls = self.security_protocol in ("SSL", "SASL_SSL")
+        for name, path in (("CAFILE", self.ssl_cafile), ("CERTFILE", self.ssl_certfile), ("KEYFILE", self.ssl_keyfile)):
+            if path is not None and not tls:
+                problems.append(
+                    f"KAFKA_SSL_{name} is set but KAFKA_SECURITY_PROTOCOL={self.security_protocol} does not use TLS"
+                )
+            elif path is not None and not path.is_file():
+                problems.append(f"KAFKA_SSL_{name}: no file at {path}")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
     def topic(self, name: str) -> str:
         return f"{self.topic_prefix}{name}"
 
@@ -78,6 +101,9 @@ class ServiceSettings(BaseSettings):
 
     name: str
     database_url: str
+    # Applies the migrations at start when set (the schema's owner), so that database_url can
+    # be a role with no DDL rights (deploy/sql/roles.sql); database_url does both otherwise.
+    migrations_database_url: str | None = None
     http_host: str = "127.0.0.1"
     http_port: int = Field(ge=1, le=65535)
     db_pool_min: int = Field(default=1, ge=0)
@@ -94,10 +120,10 @@ class ServiceSettings(BaseSettings):
     outbox_poll_interval_s: float = Field(default=1.0, gt=0)
     retention_days: int = Field(default=30, ge=1)
 
-    @field_validator("database_url")
+    @field_validator("database_url", "migrations_database_url")
     @classmethod
-    def _postgres_url(cls, value: str) -> str:
-        if not value.startswith(("postgresql://", "postgres://")):
+    def _postgres_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("postgresql://", "postgres://")):
             raise ValueError("expected a postgresql:// URL")
         return value
 
