@@ -375,7 +375,7 @@ async def run(args: argparse.Namespace) -> list[dict[str, Any]]:
             cpu_before = _cpu_seconds(services)
             profiler = None
             if args.profile:
-                profiler = _py_spy(services, args.profile, max(5, args.burst / 100), args.profile_output)
+                profiler = _py_spy(services, args.profile, max(10, args.burst / 20), args.profile_output)
             burst_sent, burst_started = await _burst(upstream, world, warm + n_rate, args.burst)
             burst_done = await runs.wait_for(burst_sent, within=120 + args.burst / 5)
             finished = max((end for _, end, _ in burst_done.values()), default=time.perf_counter())
