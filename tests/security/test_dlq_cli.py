@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import subprocess
 import sys
 import time
@@ -26,7 +27,7 @@ HOPCAST = str(Path(sys.executable).parent / "hopcast")
 
 def hopcast(world: World, *args: str) -> str:
     env = service_env(
-        {k: v for k, v in __import__("os").environ.items() if not k.startswith("KAFKA_")},
+        {k: v for k, v in os.environ.items() if not k.startswith("KAFKA_")},
         kafka_env(world.services.kafka),
     )
     result = subprocess.run([HOPCAST, *args], env=env, capture_output=True, text=True, timeout=120)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -250,6 +250,14 @@ async def test_hand_made_hostile_input_is_dead_lettered_with_its_reason_and_good
     table = {case.name: (case.expected(), found.get(case.at or ("", 0, 0), {})) for case in cases}
     wrong = {name: {"expected": e, "found": f} for name, (e, f) in table.items() if e != f}
     assert wrong == {}, json.dumps(wrong, indent=1)
+    print(
+        json.dumps(
+            {
+                "cases": len(cases),
+                "dead_letters": Counter(f"{s}:{k}" for _, got in table.values() for s, k in got.items()),
+            }
+        )
+    )
     # Nothing of `b` was debited for `a`'s pending post, and `a` was debited for it once.
     pending = draft["data"]["pending_post_id"]
     debits = world.events("CreditsDebited", pending_post_id=pending)
@@ -363,6 +371,16 @@ async def test_generated_hostile_input_never_stops_a_consumer(world: World) -> N
                 wrong.append((message[:120], service, verdict, got))
     assert wrong == []
     assert dead > 0
+    kinds = Counter(kind for letters in found.values() for kind in letters.items())
+    print(
+        json.dumps(
+            {
+                "generated": len(messages),
+                "dead_letters": dead,
+                "by_service_and_kind": [[*k, n] for k, n in kinds.items()],
+            }
+        )
+    )
     assert all(len(world.recorder.completions()[run]) == 1 for run in runs)
     for process in world.services.processes:
         assert (await world.services.get_json(process.name, "/ready"))[0] == 200
