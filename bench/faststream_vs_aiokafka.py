@@ -29,7 +29,6 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from faststream import AckPolicy
-from faststream.kafka.annotations import KafkaMessage
 
 from hopcast_shared.contract.examples import example_event
 from hopcast_shared.kafka import connection_kwargs, make_broker, make_producer
@@ -119,8 +118,7 @@ async def _faststream(kafka: KafkaSettings, topic: str, n: int, batch: int) -> f
         batch_timeout_ms=20,
     )
 
-    async def on_batch(message: KafkaMessage) -> None:
-        records: Any = message.raw_message
+    async def on_batch(records: Any) -> None:  # the body: the raw records (kafka.make_broker)
         meter.handle([r.value for r in (records if isinstance(records, tuple) else (records,))])
 
     subscriber(on_batch)
