@@ -16,6 +16,7 @@ import contextlib
 import itertools
 import logging
 import time
+import zlib
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
@@ -168,8 +169,34 @@ class EventConsumer:
         that transaction fail, it is rolled back as a whole and its records are handled one
         by one, each with its own retries and dead letter, as `handle_record` does. Records
         that cannot be batched (invalid, unknown types, DLQ replays) are handled on their own
-        where they stand, so the order of the partition is kept.
+        where they stand, so the order of the partition is kept. With `consumer_lanes` > 1,
+        records of different keys (organizations) are handled in that many lanes at once.
         """
+        lanes = self._settings.consumer_lanes
+        if lanes > 1 and len(records) > 1:
+            by_lane: dict[int, list[int]] = {}
+            for i, record in enumerate(records):
+                by_lane.setdefault(zlib.crc32(record.key or b"") % lanes, []).append(i)
+            if len(by_lane) > 1:
+                return await self._handle_lanes(records, list(by_lane.values()))
+        return await self._handle_in_order(records)
+
+    async def _handle_lanes(self, records: Sequence[ConsumerRecord[Any, Any]], lanes: list[list[int]]) -> list[str]:
+        """Records of different keys (organizations) in lanes of their own, at the same time, each
+        lane in order in its own transactions: a key's records keep their order, and the batch
+        waits on the database once per lane instead of once per record."""
+        results = await asyncio.gather(
+            *(self._handle_in_order([records[i] for i in lane]) for lane in lanes), return_exceptions=True
+        )
+        outcomes = [""] * len(records)
+        for lane, result in zip(lanes, results, strict=True):
+            if isinstance(result, BaseException):
+                raise result  # every lane has finished; what they committed, the inbox remembers
+            for i, outcome in zip(lane, result, strict=True):
+                outcomes[i] = outcome
+        return outcomes
+
+    async def _handle_in_order(self, records: Sequence[ConsumerRecord[Any, Any]]) -> list[str]:
         outcomes: list[str] = []
         run: list[_Ready] = []
         for record in records:

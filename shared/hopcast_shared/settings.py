@@ -115,6 +115,8 @@ class ServiceSettings(BaseSettings):
     # Consumer batches: up to this many ready records share one transaction (1: one each).
     consumer_batch_max: int = Field(default=200, ge=1, le=10_000)
     consumer_batch_timeout_ms: int = Field(default=20, ge=1, le=10_000)
+    # Records of different keys (organizations) in a batch are handled in this many lanes at once.
+    consumer_lanes: int = Field(default=4, ge=1, le=64)
     # Outbox relay.
     outbox_batch_size: int = Field(default=500, ge=1, le=10_000)
     outbox_poll_interval_s: float = Field(default=1.0, gt=0)

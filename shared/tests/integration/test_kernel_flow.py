@@ -7,8 +7,10 @@ inserts a row and emits OrganizationRestored (any contract type will do) to anal
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import uuid
+import zlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -404,9 +406,11 @@ async def test_a_batch_shares_one_transaction_and_keeps_the_partition_order(
 ) -> None:
     assert service.consumer is not None
     events = [_created(uuid.uuid4(), f"org-{i:02d}") for i in range(6)]
-    records = [as_record(e) for e in events]
-    seen = as_record(events[0])  # the first event again, in the same batch
-    outcomes = await service.consumer.handle_batch([*records[:3], as_record(b"not json"), *records[3:], seen])
+    # One key (one lane): the records share the transactions.
+    records = [dataclasses.replace(as_record(e), key=b"one-key") for e in events]
+    seen = dataclasses.replace(as_record(events[0]), key=b"one-key")  # the first event again, in the batch
+    bad = dataclasses.replace(as_record(b"not json"), key=b"one-key")
+    outcomes = await service.consumer.handle_batch([*records[:3], bad, *records[3:], seen])
 
     assert outcomes == ["handled"] * 3 + ["dead_lettered"] + ["handled"] * 3 + ["duplicate"]
     assert await _orgs(service.db) == [f"org-{i:02d}" for i in range(6)]
@@ -460,3 +464,24 @@ async def test_a_backlog_is_consumed_in_batches_through_kafka(
         commits = await runtime.db.pool.fetchval("SELECT count(DISTINCT handled_at) FROM inbox")
     # Far fewer transactions than events (the backlog comes in batches of up to 200).
     assert commits < len(events) // 4, commits
+
+
+async def test_a_batch_of_many_organizations_is_handled_in_lanes_each_in_order(
+    service: ServiceRuntime, behaviour: Behaviour, kafka: KafkaSettings
+) -> None:
+    assert service.consumer is not None
+    lanes = service.settings.consumer_lanes
+    assert lanes > 1
+    behaviour.poison = {"org-07"}
+    events = [_created(uuid.uuid4(), f"org-{i:02d}") for i in range(24)]
+    records = [as_record(e) for e in events]
+    outcomes = await service.consumer.handle_batch([*records, as_record(events[3])])
+
+    # Outcomes in the batch's order; the refused one dead-lettered, the redelivered one a duplicate.
+    assert outcomes == ["dead_lettered" if i == 7 else "handled" for i in range(24)] + ["duplicate"]
+    assert await _orgs(service.db) == [f"org-{i:02d}" for i in range(24) if i != 7]
+    # One transaction per lane, but the refused one's: its lane fell back to one per record.
+    lane_of = [zlib.crc32(r.key or b"") % lanes for r in records]
+    poisoned = [i for i in range(24) if lane_of[i] == lane_of[7] and i != 7]
+    commits = await service.db.pool.fetchval("SELECT count(DISTINCT handled_at) FROM inbox WHERE outcome = 'handled'")
+    assert commits == len(set(lane_of)) - 1 + len(poisoned)
