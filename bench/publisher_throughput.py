@@ -4,16 +4,20 @@ adapter), beside a baseline transaction writing the same rows.
 Three measurements on a fresh database of the given PostgreSQL server:
 
 - inputs: PendingPostCreated and CreditsDebited of each pending post handled as the
-  consumer does (contract parsing, inbox, state machine, account choice, attempts), one
-  transaction per event, by one consumer for both topics (the kernel's default; --consumers 2
-  for one per topic);
+  consumer does (contract parsing, inbox, state machine, account choice, attempts), in
+  batches of --batch records per transaction as the consumer takes them from Kafka under
+  load (`EventConsumer.handle_batch`: a batch of one topic's records, the posts' drafts then
+  their debits, or the debits first for every other batch, so both orders are measured;
+  --batch 1 is one transaction per event), --concurrency batches at once (1: the kernel's
+  one consumer per service; more: partitions handled by several replicas);
 - publishing: the publishing loop's rounds (lease, sandbox publish, one completion
   transaction per batch writing posts, attempts, pending posts and outbox rows);
 - baseline: the same rows (posts, outbox rows, pending post updates) written by plain
   batched INSERT/UPDATE transactions of the same batch size, with nothing else: the floor
   the publishing loop is compared with.
 
-Usage: .venv/bin/python bench/publisher_throughput.py [--posts 5000] [--database-url URL]
+Usage: .venv/bin/python bench/publisher_throughput.py [--posts 5000] [--batch 200] [--concurrency 1]
+[--batch-size 500] [--workers 2] [--database-url URL]
 (default: the publisher's database server, PUBLISHER_DATABASE_URL or the local stack's).
 Prints one JSON row per figure (bench/README.md).
 """
@@ -23,6 +27,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import gc
 import json
 import os
 import time
@@ -47,10 +52,67 @@ from hopcast_shared.testing import as_record
 
 PLATFORMS = ["BLUESKY", "MASTODON"]
 KAFKA = KafkaSettings(topic_prefix="bench.")
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def _cpu_of(pids: list[int]) -> dict[int, float]:
+    """utime + stime of each process that /proc shows (a remote server's show none)."""
+    cpu: dict[int, float] = {}
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        cpu[pid] = (int(fields[11]) + int(fields[12])) / _TICK
+    return cpu
+
+
+class Meter:
+    """Wall time of a phase, and the CPU time it took: this process's, and the database
+    backends' of the bench database (from /proc, when the server runs on this machine; the
+    machine is shared, so CPU per post is the steadier figure of what the code costs)."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def _backends(self) -> dict[int, float]:
+        pids = await self._db.pool.fetch("SELECT pid FROM pg_stat_activity WHERE datname = current_database()")
+        return _cpu_of([r["pid"] for r in pids])
+
+    def _on_gc(self, phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            self._gc_started = time.perf_counter()
+        else:
+            self.gc_s += time.perf_counter() - self._gc_started
+
+    async def __aenter__(self) -> Meter:
+        self.gc_s, self._gc_started = 0.0, 0.0
+        gc.callbacks.append(self._on_gc)
+        self._pg = await self._backends()
+        self._cpu = time.process_time()
+        self._wall = time.perf_counter()
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        self.seconds = time.perf_counter() - self._wall
+        self.python_cpu_s = time.process_time() - self._cpu
+        gc.callbacks.remove(self._on_gc)
+        after = await self._backends()
+        self.postgres_cpu_s = sum(t - self._pg.get(pid, 0.0) for pid, t in after.items()) if after else None
+
+    def per_post(self, posts: int) -> dict[str, Any]:
+        return {
+            "python_cpu_us_per_post": round(1e6 * self.python_cpu_s / posts),
+            "python_gc_us_per_post": round(1e6 * self.gc_s / posts),
+            "postgres_cpu_us_per_post": None
+            if self.postgres_cpu_s is None
+            else round(1e6 * self.postgres_cpu_s / posts),
+        }
 
 
 async def run(
-    posts: int, server_url: str, batch_size: int, workers: int = 2, consumers: int = 1
+    posts: int, server_url: str, batch_size: int, workers: int = 2, batch: int = 200, concurrency: int = 1
 ) -> list[dict[str, Any]]:
     name, url = await fresh_database(server_url, "bench_publisher")
     keyring = load_keyring(CryptoSettings(token_keys=f"1:{base64.b64encode(os.urandom(32)).decode()}"))
@@ -113,18 +175,32 @@ async def run(
                 as_record(event("CreditsDebited", pending_post_id=pending, run_id=run_id), topic="billing.events")
             )
 
-        async def consume(records: list[Any]) -> None:
-            for record in records:
-                outcome = await consumer.handle_record(record)
-                assert outcome == "handled", outcome
+        # What the publisher's process does once started (hopcast_publisher/__main__.py): what
+        # exists by now is kept out of the collector's way (here, also the bench's own records).
+        gc.collect()
+        gc.freeze()
 
-        started = time.perf_counter()
-        if consumers == 1:
-            # The kernel's default: one consumer for all the service's topics, a message at a time.
-            await consume([r for pair in zip(created, debited, strict=True) for r in pair])
-        else:
-            await asyncio.gather(consume(created), consume(debited))
-        inputs_s = time.perf_counter() - started
+        # What the consumer gets from Kafka under load: a batch of one topic's records at a time;
+        # every other group of posts has its debits fetched before its drafts.
+        batches: list[list[Any]] = []
+        for k, i in enumerate(range(0, posts, batch)):
+            drafts, debits = created[i : i + batch], debited[i : i + batch]
+            batches += [drafts, debits] if k % 2 == 0 else [debits, drafts]
+        queue = list(reversed(batches))
+
+        async def consume() -> None:
+            while queue:
+                records = queue.pop()
+                if batch == 1:
+                    outcomes = [await consumer.handle_record(records[0])]
+                else:
+                    outcomes = await consumer.handle_batch(records)
+                assert outcomes == ["handled"] * len(records), outcomes
+
+        baseline_before = await _baseline(db, posts, batch_size, org, brand)
+        async with Meter(db) as inputs:
+            await asyncio.gather(*(consume() for _ in range(concurrency)))
+        inputs_s = inputs.seconds
         publishing_now = await db.pool.fetchval("SELECT count(*) FROM pending_posts WHERE status = 'PUBLISHING'")
         assert publishing_now == posts, publishing_now
 
@@ -134,21 +210,41 @@ async def run(
             while await loop.publish_batch():
                 pass
 
-        started = time.perf_counter()
-        await asyncio.gather(*(drain() for _ in range(workers)))
-        publishing_s = time.perf_counter() - started
+        async with Meter(db) as publishing:
+            await asyncio.gather(*(drain() for _ in range(workers)))
+        publishing_s = publishing.seconds
         written = await db.pool.fetchval("SELECT count(*) FROM posts")
         assert written == posts * len(PLATFORMS), written
         outbox_rows = await db.pool.fetchval("SELECT count(*) FROM outbox")
         assert outbox_rows == posts * 5, outbox_rows  # PostPublished on 2 topics per platform, 1 ScheduleRunCompleted
+        # Exactly one of each: a post per pending post and platform, a PostPublished per post
+        # (on each of its topics), a ScheduleRunCompleted per run.
+        once = await db.pool.fetchrow(
+            """
+            WITH events AS (
+                SELECT topic, event_type, convert_from(payload, 'UTF8')::jsonb -> 'data' AS data FROM outbox
+            )
+            SELECT (SELECT count(DISTINCT (pending_post_id, platform)) FROM posts) AS posts,
+                   (SELECT count(DISTINCT (topic, data ->> 'post_id')) FROM events
+                    WHERE event_type = 'PostPublished') AS published,
+                   (SELECT count(DISTINCT data ->> 'run_id') FROM events
+                    WHERE event_type = 'ScheduleRunCompleted') AS runs,
+                   (SELECT count(*) FROM pending_posts WHERE status = 'PUBLISHED') AS pending_published
+            """
+        )
+        assert tuple(once) == (posts * 2, posts * 4, posts, posts), dict(once)
 
-        baseline_s = await _baseline(db, posts, batch_size, org, brand)
+        # Measured before the inputs and after the publishing, the mean of both: the machine is
+        # shared, and its load drifts between phases.
+        baseline_after = await _baseline(db, posts, batch_size, org, brand)
+        baseline_s = (baseline_before.seconds + baseline_after.seconds) / 2
         common = {
             "pending_posts": posts,
             "platforms": len(PLATFORMS),
             "batch_size": batch_size,
             "publishing_workers": workers,
-            "input_consumers": consumers,
+            "input_batch": batch,
+            "input_concurrency": concurrency,
             "adapter": "sandbox",
         }
         baseline = posts / baseline_s
@@ -166,7 +262,16 @@ async def run(
             }
 
         return [
-            row("publisher_pending_posts_per_s", posts / publishing_s, "pending posts/s", baseline),
+            row(
+                "publisher_pending_posts_per_s",
+                posts / publishing_s,
+                "pending posts/s",
+                baseline,
+                **publishing.per_post(posts),
+                baseline_runs_per_s=[round(posts / baseline_before.seconds), round(posts / baseline_after.seconds)],
+                baseline_python_cpu_us_per_post=baseline_after.per_post(posts)["python_cpu_us_per_post"],
+                baseline_postgres_cpu_us_per_post=baseline_after.per_post(posts)["postgres_cpu_us_per_post"],
+            ),
             row("publisher_posts_per_s", written / publishing_s, "posts/s", written / baseline_s),
             row(
                 "publisher_inputs_to_publishing_per_s",
@@ -174,7 +279,8 @@ async def run(
                 "pending posts/s",
                 baseline,
                 events_per_s=round(2 * posts / inputs_s, 1),
-                note="PendingPostCreated + CreditsDebited handled as the consumer does, one transaction each",
+                **inputs.per_post(posts),
+                note="PendingPostCreated + CreditsDebited handled as the consumer does (handle_batch)",
             ),
             row(
                 "publisher_end_to_end_pending_posts_per_s",
@@ -184,14 +290,16 @@ async def run(
             ),
         ]
     finally:
+        gc.unfreeze()
         await db.close()
         await drop_database(server_url, name)
 
 
-async def _baseline(db: Database, posts: int, batch_size: int, org: str, brand: str) -> float:
+async def _baseline(db: Database, posts: int, batch_size: int, org: str, brand: str) -> Meter:
     """The same rows as the publishing loop writes, by batched plain statements."""
     await db.pool.execute(
         """
+        DROP TABLE IF EXISTS baseline_posts, baseline_outbox, baseline_pending;
         CREATE TABLE baseline_posts (LIKE posts INCLUDING ALL);
         CREATE TABLE baseline_outbox (LIKE outbox INCLUDING ALL);
         CREATE TABLE baseline_pending (LIKE pending_posts INCLUDING ALL);
@@ -207,7 +315,8 @@ async def _baseline(db: Database, posts: int, batch_size: int, org: str, brand: 
     payload = json.dumps({"data": "x" * 900}).encode()
     headers = [("traceparent", "00-" + "a" * 32 + "-" + "b" * 16 + "-01"), ("content-type", "application/json")] * 2
     now = datetime.now(UTC)
-    started = time.perf_counter()
+    meter = Meter(db)
+    await meter.__aenter__()
     for i in range(0, posts, batch_size):
         chunk = ids[i : i + batch_size]
         async with db.transaction() as conn:
@@ -244,7 +353,8 @@ async def _baseline(db: Database, posts: int, batch_size: int, org: str, brand: 
                 [payload] * n,
                 headers,
             )
-    return time.perf_counter() - started
+    await meter.__aexit__()
+    return meter
 
 
 def main() -> None:
@@ -252,10 +362,13 @@ def main() -> None:
     parser.add_argument("--posts", type=int, default=5000)
     parser.add_argument("--batch-size", type=int, default=500)
     parser.add_argument("--workers", type=int, default=2, help="rounds at once (PUBLISHER_PUBLISH_WORKERS)")
-    parser.add_argument("--consumers", type=int, choices=(1, 2), default=1, help="input consumers (1: the default)")
+    parser.add_argument("--batch", type=int, default=200, help="input records per transaction (the consumer's batch)")
+    parser.add_argument("--concurrency", type=int, default=1, help="input batches at once (1: one consumer)")
     parser.add_argument("--database-url", default=ServiceSettings.for_service("publisher").database_url)
     args = parser.parse_args()
-    for result in asyncio.run(run(args.posts, args.database_url, args.batch_size, args.workers, args.consumers)):
+    for result in asyncio.run(
+        run(args.posts, args.database_url, args.batch_size, args.workers, args.batch, args.concurrency)
+    ):
         print(json.dumps(result))
 
 

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections import Counter
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-import asyncpg
+from opentelemetry import trace
 
 from hopcast_publisher import metrics
 from hopcast_publisher.adapters import repository as repo
@@ -22,7 +24,7 @@ from hopcast_publisher.domain.engagement import engagement_rate
 from hopcast_publisher.domain.pending import Approval, Debit, Decision, Input, PendingPost, Status, step
 from hopcast_publisher.publishing import now_utc, start_publishing
 from hopcast_shared import projections
-from hopcast_shared.consumer import EventContext, Handler, PermanentError
+from hopcast_shared.consumer import BatchedHandler, EventContext, Handler, PermanentError
 from hopcast_shared.contract import (
     BrandAccountLinked,
     BrandAccountUnlinked,
@@ -47,11 +49,12 @@ from hopcast_shared.contract import (
     SocialAccountRestored,
     SocialAccountUpdated,
 )
+from hopcast_shared.telemetry import inject_headers
 
 log = logging.getLogger(__name__)
 
 
-def state_of(row: asyncpg.Record) -> PendingPost:
+def state_of(row: Mapping[str, Any]) -> PendingPost:
     """The state machine's view of a pending_posts row."""
     return PendingPost(
         status=Status(row["status"]),
@@ -69,6 +72,7 @@ class PublisherHandlers:
         self.tokens = tokens
 
     def handlers(self) -> dict[str, Handler]:
+        inputs = BatchedHandler(self.pending_post_inputs)
         return {
             "OrganizationCreated": self.organization_created,
             "OrganizationDeleted": self.organization_deleted,
@@ -83,11 +87,13 @@ class PublisherHandlers:
             "SocialAccountRestored": self.account_restored,
             "BrandAccountLinked": self.account_linked,
             "BrandAccountUnlinked": self.account_unlinked,
-            "PendingPostCreated": self.pending_post_created,
-            "CreditsDebited": self.credits_debited,
-            "CreditsDebitRejected": self.credits_debit_rejected,
-            "PendingPostApproved": self.pending_post_approved,
-            "PendingPostRejected": self.pending_post_rejected,
+            # One handler for every input of a pending post, so a consumer batch that mixes
+            # them is handled in one call.
+            "PendingPostCreated": inputs,
+            "CreditsDebited": inputs,
+            "CreditsDebitRejected": inputs,
+            "PendingPostApproved": inputs,
+            "PendingPostRejected": inputs,
             "EngagementReported": self.engagement_reported,
         }
 
@@ -180,65 +186,52 @@ class PublisherHandlers:
 
     # --- pending posts ---------------------------------------------------------------------------
 
-    async def pending_post_created(self, ctx: EventContext, data: PendingPostCreated) -> None:
-        await self._advance(ctx, data.pending_post_id, Input.POST, data)
-
-    async def credits_debited(self, ctx: EventContext, data: CreditsDebited) -> None:
-        await self._advance(ctx, data.pending_post_id, Input.DEBITED)
-
-    async def credits_debit_rejected(self, ctx: EventContext, data: CreditsDebitRejected) -> None:
-        await self._advance(ctx, data.pending_post_id, Input.DEBIT_REJECTED)
-
-    async def pending_post_approved(self, ctx: EventContext, data: PendingPostApproved) -> None:
-        await self._advance(ctx, data.pending_post_id, Input.APPROVED)
-
-    async def pending_post_rejected(self, ctx: EventContext, data: PendingPostRejected) -> None:
-        await self._advance(ctx, data.pending_post_id, Input.REJECTED)
-
-    async def _advance(
-        self, ctx: EventContext, pending_post_id: uuid.UUID, item: Input, post: PendingPostCreated | None = None
-    ) -> None:
-        org = ctx.envelope.organizationid
-        row = await repo.lock_pending_post(ctx.conn, pending_post_id, org)
-        if row["organization_id"] != org:
-            raise PermanentError(f"pending post {pending_post_id} belongs to another organization")
-        before = state_of(row)
-        after, decision = step(before, item, requires_approval=post.requires_approval if post else False)
-        values: dict[str, Any] = {}
-        if post is not None and not before.has_post:
-            values.update(_post_columns(post))
-        if after.debit is not before.debit and after.debit is not None:
-            values["debit"] = after.debit.value
-        if after.approval is not before.approval and after.approval is not None:
-            values["approval"] = after.approval.value
-        if decision in (Decision.END_REJECTED, Decision.END_SILENTLY):
-            values.update(status=after.status.value, completed_at=now_utc(), cause_event_id=ctx.envelope.id)
-        if decision is Decision.PUBLISH:
-            # The input's columns are saved with the new status, in one statement.
-            status = await start_publishing(
-                ctx.conn, ctx.kafka, {**dict(row), **values}, cause_event_id=ctx.envelope.id, recorded=values
+    async def pending_post_inputs(self, items: Sequence[tuple[EventContext, PendingPostInput]]) -> None:
+        """The inputs of pending posts (drafts, debits, approvals, rejections, in any order and
+        mix), a consumer batch of them at once: lock every pending post named (one statement,
+        in id order), apply each input in order to its post's state machine, write the posts
+        that changed (one statement), start publishing those now complete (accounts and
+        attempts: one statement each). The same as one input at a time, in fewer statements."""
+        conn = items[0][0].conn
+        locked = await repo.lock_pending_posts(
+            conn, [(_pending_post_id(data), ctx.envelope.organizationid) for ctx, data in items]
+        )
+        states = {pending_post_id: dict(row) for pending_post_id, row in locked.items()}
+        changed: dict[uuid.UUID, dict[str, Any]] = {}
+        starting: list[uuid.UUID] = []
+        for ctx, data in items:
+            pending_post_id = _pending_post_id(data)
+            state = states[pending_post_id]
+            if state["organization_id"] != ctx.envelope.organizationid:
+                raise PermanentError(f"pending post {pending_post_id} belongs to another organization")
+            decision, changes = _receive(state, ctx, data)
+            if changes:
+                changed[pending_post_id] = state
+            if decision is Decision.PUBLISH:
+                starting.append(pending_post_id)
+            elif decision is Decision.END_REJECTED:
+                await ctx.emit(
+                    ScheduleRunCompleted(
+                        run_id=state["run_id"],
+                        schedule_id=state["schedule_id"],
+                        brand_profile_id=state["brand_profile_id"],
+                        outcome=RunOutcome.REJECTED,
+                        due_at=state["due_at"],
+                        completed_at=now_utc(),
+                    ),
+                    correlation_id=str(state["run_id"]),
+                )
+                metrics.RUNS_COMPLETED.labels(RunOutcome.REJECTED.value).inc()
+        saved = await repo.save_pending_posts(conn, list(changed.values()))
+        statuses = await start_publishing(conn, items[0][0].kafka, [saved[i] for i in starting])
+        if statuses:
+            # One line per batch (a line per post would cost more than its handling).
+            counts = Counter(status.value for status in statuses.values())
+            log.info(
+                "pending posts with all their inputs: %s", ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
             )
-            log.info("pending post %s: all inputs here; %s", pending_post_id, status.value)
-            return
-        if values:
-            row = await repo.save_pending_post(ctx.conn, pending_post_id, values)
-        if decision is Decision.END_REJECTED:
-            await ctx.emit(
-                ScheduleRunCompleted(
-                    run_id=row["run_id"],
-                    schedule_id=row["schedule_id"],
-                    brand_profile_id=row["brand_profile_id"],
-                    outcome=RunOutcome.REJECTED,
-                    due_at=row["due_at"],
-                    completed_at=now_utc(),
-                ),
-                correlation_id=str(row["run_id"]),
-            )
-            metrics.RUNS_COMPLETED.labels(RunOutcome.REJECTED.value).inc()
-        elif decision is Decision.END_SILENTLY:
-            log.info("pending post %s: debit rejected; billing ended the run", pending_post_id)
-        elif decision is Decision.NOTHING and after == before:
-            log.info("pending post %s is %s; %s changes nothing", pending_post_id, before.status.value, item.value)
+            for pending_post_id, status in statuses.items():
+                log.debug("pending post %s: all inputs here; %s", pending_post_id, status.value)
 
     # --- engagement ------------------------------------------------------------------------------
 
@@ -278,6 +271,61 @@ class PublisherHandlers:
             ),
             correlation_id=str(post["run_id"]),
         )
+
+
+PendingPostInput = (
+    PendingPostCreated | CreditsDebited | CreditsDebitRejected | PendingPostApproved | PendingPostRejected
+)
+_INPUT_OF: dict[type[Any], Input] = {
+    PendingPostCreated: Input.POST,
+    CreditsDebited: Input.DEBITED,
+    CreditsDebitRejected: Input.DEBIT_REJECTED,
+    PendingPostApproved: Input.APPROVED,
+    PendingPostRejected: Input.REJECTED,
+}
+
+
+def _pending_post_id(data: PendingPostInput) -> uuid.UUID:
+    return data.pending_post_id
+
+
+def _receive(state: dict[str, Any], ctx: EventContext, data: PendingPostInput) -> tuple[Decision, bool]:
+    """Apply one input to a pending post's state (the row as a dict, updated in place): what
+    follows (the state machine of domain.pending decides), and whether the state changed."""
+    item = _INPUT_OF[type(data)]
+    post = data if isinstance(data, PendingPostCreated) else None
+    before = state_of(state)
+    after, decision = step(before, item, requires_approval=post.requires_approval if post else False)
+    if post is not None and not before.has_post:
+        state.update(_post_columns(post))
+    if after.debit is not before.debit and after.debit is not None:
+        state["debit"] = after.debit.value
+    if after.approval is not before.approval and after.approval is not None:
+        state["approval"] = after.approval.value
+    if decision in (Decision.END_REJECTED, Decision.END_SILENTLY):
+        state.update(status=after.status.value, completed_at=now_utc(), cause_event_id=ctx.envelope.id)
+    if decision is Decision.PUBLISH:
+        state.update(
+            status=Status.PUBLISHING.value,
+            publishing_at=now_utc(),
+            cause_event_id=ctx.envelope.id,
+            trace_headers=_trace_of(ctx),
+        )
+    if decision is Decision.END_SILENTLY:
+        log.info("pending post %s: debit rejected; billing ended the run", data.pending_post_id)
+    elif decision is Decision.NOTHING and after == before:
+        log.info("pending post %s is %s; %s changes nothing", data.pending_post_id, before.status.value, item.value)
+    # A late input (after publishing started) decides nothing but is recorded all the same.
+    return decision, after != before
+
+
+def _trace_of(ctx: EventContext) -> list[tuple[str, str]]:
+    """The trace context of the event being handled (its own span, in a batch), stored with
+    the pending post for the events its publishing emits."""
+    if ctx.span is None:
+        return inject_headers()
+    with trace.use_span(ctx.span):
+        return inject_headers()
 
 
 def _post_columns(post: PendingPostCreated) -> dict[str, Any]:

@@ -44,12 +44,14 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections import Counter
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
+from opentelemetry import context as otel_context
 from opentelemetry.trace import SpanKind
 from pydantic import ValidationError
 
@@ -77,15 +79,15 @@ from hopcast_shared.contract import (
     PublishFailureReason,
     RunOutcome,
     ScheduleRunCompleted,
-    new_event,
     topics_for,
 )
 from hopcast_shared.contract.events import EventData
+from hopcast_shared.contract.registry import type_name_of
 from hopcast_shared.db import Conn, Database
 from hopcast_shared.outbox import CONTENT_TYPE, OutboxRow, write_outbox
 from hopcast_shared.redact import redact_text
 from hopcast_shared.settings import KafkaSettings
-from hopcast_shared.telemetry import extract_context, inject_headers, tracer
+from hopcast_shared.telemetry import extract_context, tracer
 
 log = logging.getLogger(__name__)
 SOURCE = "hopcast/publisher"
@@ -137,59 +139,59 @@ _INFRASTRUCTURE_ERRORS: tuple[type[BaseException], ...] = (
 
 
 async def start_publishing(
-    conn: Conn,
-    kafka: KafkaSettings,
-    pending: Mapping[str, Any],
-    *,
-    cause_event_id: uuid.UUID,
-    recorded: Mapping[str, Any] | None = None,
-) -> Status:
-    """In the caller's transaction: choose accounts, record the attempts, move the pending
-    post to PUBLISHING (or complete it at once when no platform call is needed).
-
-    `pending` is the pending post with the input just received applied; `recorded` are
-    that input's columns, saved in the same statement as the new status."""
-    org = pending["organization_id"]
-    platforms: list[str] = list(pending["platforms"])
-    org_active, brand_active, linked = await repo.publishing_context(conn, org, pending["brand_profile_id"])
+    conn: Conn, kafka: KafkaSettings, pending_posts: Sequence[asyncpg.Record]
+) -> dict[uuid.UUID, Status]:
+    """In the caller's transaction, for pending posts it has just moved to PUBLISHING (the
+    status change wakes the publishing loop at commit: migration 0002's trigger): choose the
+    account of each platform and record one attempt per platform with its idempotency key,
+    for all of them in one statement; complete at once those with nothing to call a platform
+    for (no usable account anywhere, an inactive organization or brand). Returns the status
+    each one is left in."""
+    if not pending_posts:
+        return {}
+    contexts = await repo.publishing_contexts(
+        conn, [(p["organization_id"], p["brand_profile_id"]) for p in pending_posts]
+    )
     attempts: list[tuple[uuid.UUID, str, str, uuid.UUID | None, str, str | None, str | None]] = []
-    results: list[PlatformResult] = []
-    if not (org_active and brand_active):
-        detail = "the organization is deleted" if not org_active else "the brand is deleted"
-        for platform in platforms:
-            results.append(PlatformResult(platform, None, None, PublishFailureReason.NO_ACCOUNT_FOR_PLATFORM, detail))
-    else:
-        for platform, chosen in pick_accounts(linked, platforms).items():
-            if chosen is None:
-                detail = f"the brand has no active {platform} account"
+    at_once: list[tuple[asyncpg.Record, Sequence[PlatformResult], RunOutcome]] = []
+    statuses: dict[uuid.UUID, Status] = {}
+    for pending in pending_posts:
+        org_active, brand_active, linked = contexts[(pending["organization_id"], pending["brand_profile_id"])]
+        platforms: list[str] = list(pending["platforms"])
+        results: list[PlatformResult] = []
+        calls = 0
+        if not (org_active and brand_active):
+            detail = "the organization is deleted" if not org_active else "the brand is deleted"
+            for platform in platforms:
                 results.append(
                     PlatformResult(platform, None, None, PublishFailureReason.NO_ACCOUNT_FOR_PLATFORM, detail)
                 )
-            else:
-                key = idempotency_key(pending["id"], platform)
-                attempts.append((pending["id"], platform, key, chosen.social_account_id, PENDING, None, None))
-    for r in results:
-        key = idempotency_key(pending["id"], r.platform)
-        attempts.append((pending["id"], r.platform, key, None, FAILED, r.reason.value if r.reason else None, r.detail))
+        else:
+            for platform, chosen in pick_accounts(linked, platforms).items():
+                if chosen is None:
+                    detail = f"the brand has no active {platform} account"
+                    results.append(
+                        PlatformResult(platform, None, None, PublishFailureReason.NO_ACCOUNT_FOR_PLATFORM, detail)
+                    )
+                else:
+                    key = idempotency_key(pending["id"], platform)
+                    attempts.append((pending["id"], platform, key, chosen.social_account_id, PENDING, None, None))
+                    calls += 1
+        for r in results:
+            key = idempotency_key(pending["id"], r.platform)
+            reason = r.reason.value if r.reason else None
+            attempts.append((pending["id"], r.platform, key, None, FAILED, reason, r.detail))
+        if calls:
+            statuses[pending["id"]] = Status.PUBLISHING
+        else:
+            # Nothing to call a platform for: end it now, in this transaction.
+            outcome = run_outcome([], organization_active=org_active, brand_active=brand_active)
+            at_once.append((pending, results, outcome))
+            statuses[pending["id"]] = Status(outcome.value)
     await repo.insert_attempts(conn, attempts)
-    # The status change wakes the publishing loop at commit (migration 0002's trigger).
-    row = await repo.save_pending_post(
-        conn,
-        pending["id"],
-        {
-            **(recorded or {}),
-            "status": Status.PUBLISHING.value,
-            "publishing_at": now_utc(),
-            "cause_event_id": cause_event_id,
-            "trace_headers": inject_headers(),
-        },
-    )
-    if any(a[4] == PENDING for a in attempts):
-        return Status.PUBLISHING
-    # Nothing to call a platform for: end it now, in this transaction.
-    outcome = run_outcome([], organization_active=org_active, brand_active=brand_active)
-    await complete(conn, kafka, [(row, results, outcome)], lease_token=None)
-    return Status(outcome.value)
+    if at_once:
+        await complete(conn, kafka, at_once, lease_token=None)
+    return statuses
 
 
 # --- step 3 ------------------------------------------------------------------------------------
@@ -259,28 +261,83 @@ def _completion_events(
     return posts, events
 
 
-def event_rows(kafka: KafkaSettings, pending: asyncpg.Record, events: Sequence[EventData]) -> list[OutboxRow]:
+def event_json(
+    data: EventData,
+    *,
+    event_id: uuid.UUID,
+    organization_id: uuid.UUID,
+    correlation_id: str | None,
+    causation_id: str | None,
+    time: datetime,
+) -> bytes:
+    """The message value `new_event(data, ...).to_json()` makes, byte for byte (a unit test
+    holds them equal), without building and serializing the envelope model: the data was
+    validated when its model was built and is serialized once by pydantic; the envelope's
+    own fields are ids, constants and a UTC time, none of which needs escaping."""
+    head = (
+        f'{{"specversion":"1.0","id":"{event_id}","source":"{SOURCE}","type":"{type_name_of(data)}",'
+        f'"time":"{time.isoformat().replace("+00:00", "Z")}","datacontenttype":"application/json",'
+        f'"organizationid":"{organization_id}"'
+    )
+    if correlation_id is not None:
+        head += f',"correlationid":"{correlation_id}"'
+    if causation_id is not None:
+        head += f',"causationid":"{causation_id}"'
+    return (head + ',"data":').encode() + data.__pydantic_serializer__.to_json(data) + b"}"
+
+
+def event_rows(
+    kafka: KafkaSettings, pending: asyncpg.Record, events: Sequence[EventData], trace: Sequence[tuple[str, str]]
+) -> list[OutboxRow]:
     """Outbox rows of events about a pending post: keyed by its organization, in its run's saga,
-    caused by the input that started its publishing, carrying the current trace context.
+    caused by the input that started its publishing, carrying the trace context `trace`.
     (What `outbox_row` makes, with the trace context and each payload computed once.)"""
     rows: list[OutboxRow] = []
     cause = pending["cause_event_id"]
-    trace = inject_headers()
-    key = str(pending["organization_id"]).encode()
+    causation = str(cause) if cause else None
+    correlation = str(pending["run_id"])
+    org = pending["organization_id"]
+    key = str(org).encode()
+    time = now_utc()
     for data in events:
-        event = new_event(
+        event_id = uuid.uuid4()
+        type_name = type_name_of(data)
+        payload = event_json(
             data,
-            organization_id=pending["organization_id"],
-            source=SOURCE,
-            correlation_id=str(pending["run_id"]),
-            causation_id=str(cause) if cause else None,
+            event_id=event_id,
+            organization_id=org,
+            correlation_id=correlation,
+            causation_id=causation,
+            time=time,
         )
-        payload = event.to_json()
-        headers = [*trace, ("content-type", CONTENT_TYPE), ("ce_type", event.type), ("ce_id", str(event.id))]
+        headers = [*trace, ("content-type", CONTENT_TYPE), ("ce_type", type_name), ("ce_id", str(event_id))]
         rows.extend(
-            OutboxRow(event.id, event.type, kafka.topic(name), key, payload, headers) for name in topics_for(event.type)
+            OutboxRow(event_id, type_name, kafka.topic(name), key, payload, headers) for name in topics_for(type_name)
         )
     return rows
+
+
+def span_headers(pending: asyncpg.Record, outcome: RunOutcome) -> list[tuple[str, str]]:
+    """The trace context of the events of a pending post's completion: a "publish pending
+    post" span, child of the input that started its publishing (so a run stays one trace).
+    The span is not made current and its context is written as W3C trace context directly:
+    attaching it and running the propagators would cost more than the span, per post."""
+    stored = pending["trace_headers"] or []
+    parent = extract_context((k, v.encode("latin-1")) for k, v in stored) if stored else otel_context.Context()
+    span = tracer.start_span(
+        "publish pending post",
+        context=parent,
+        kind=SpanKind.PRODUCER,
+        attributes={"hopcast.pending_post_id": str(pending["id"]), "hopcast.outcome": outcome.value},
+    )
+    span.end()
+    context = span.get_span_context()
+    if not context.is_valid:
+        return []
+    headers = [("traceparent", f"00-{context.trace_id:032x}-{context.span_id:016x}-{context.trace_flags:02x}")]
+    if context.trace_state:
+        headers.append(("tracestate", context.trace_state.to_header()))
+    return headers
 
 
 @dataclass(frozen=True)
@@ -302,14 +359,7 @@ def prepare_completion(
     """The posts, events and attempt results of one pending post; raises when its events
     break the contract (a platform's answer that is no URL, a corrupt row)."""
     posts, events = _completion_events(pending, results, outcome)
-    parent = extract_context((k, v.encode("latin-1")) for k, v in pending["trace_headers"] or [])
-    with tracer.start_as_current_span(
-        "publish pending post",
-        context=parent,
-        kind=SpanKind.PRODUCER,
-        attributes={"hopcast.pending_post_id": str(pending["id"]), "hopcast.outcome": outcome.value},
-    ):
-        rows = event_rows(kafka, pending, events)
+    rows = event_rows(kafka, pending, events, span_headers(pending, outcome))
     settled = [
         (
             pending["id"],
@@ -344,12 +394,20 @@ async def write_completions(
 
 
 def count_completed(done: Sequence[Completion]) -> None:
-    for c in done:
-        metrics.RUNS_COMPLETED.labels(c.outcome.value).inc()
-        for r in c.results:
-            metrics.PLATFORM_RESULTS.labels(r.platform, "published" if r.published else (r.reason or "failed")).inc()
-            if r.published:
-                metrics.POSTS_PUBLISHED.labels(r.platform).inc()
+    """The metrics of completed pending posts, counted per batch (a label lookup per post and
+    platform would cost more than the rest of its bookkeeping)."""
+    runs = Counter(c.outcome.value for c in done)
+    results = Counter(
+        (r.platform, "published" if r.published else (r.reason.value if r.reason else "failed"))
+        for c in done
+        for r in c.results
+    )
+    for outcome, n in runs.items():
+        metrics.RUNS_COMPLETED.labels(outcome).inc(n)
+    for (platform, result), n in results.items():
+        metrics.PLATFORM_RESULTS.labels(platform, result).inc(n)
+        if result == "published":
+            metrics.POSTS_PUBLISHED.labels(platform).inc(n)
 
 
 async def complete(
@@ -471,10 +529,7 @@ class PublishingLoop:
         by_post: dict[uuid.UUID, list[asyncpg.Record]] = {}
         for a in attempts:
             by_post.setdefault(a["pending_post_id"], []).append(a)
-        credentials: dict[uuid.UUID, AccountCredentials | None] = {}
-        outcomes = await asyncio.gather(
-            *(self._publish_alone(p, by_post.get(p["id"], []), accounts, credentials) for p in claimed)
-        )
+        outcomes = await self.publish_claimed(claimed, by_post, accounts)
         prepared: list[Completion] = []
         failed: list[_Failed] = []
         for pending, outcome in zip(claimed, outcomes, strict=True):
@@ -491,17 +546,87 @@ class PublishingLoop:
         metrics.PUBLISH_SECONDS.observe(time.perf_counter() - started)
         return len(claimed)
 
-    async def _publish_alone(
+    async def publish_claimed(
+        self,
+        claimed: Sequence[asyncpg.Record],
+        attempts: Mapping[uuid.UUID, Sequence[asyncpg.Record]],
+        accounts: Mapping[uuid.UUID, asyncpg.Record],
+    ) -> list[tuple[asyncpg.Record, list[PlatformResult], RunOutcome] | _Failed]:
+        """Publish leased pending posts (their attempts by pending post id): every platform of
+        every post at once, one task per platform call (within publish_concurrency), tokens
+        opened once per account. For each post, its results and outcome, or why it failed."""
+        outcomes: list[tuple[asyncpg.Record, list[PlatformResult], RunOutcome] | _Failed | None] = []
+        calls: list[Awaitable[PlatformResult]] = []
+        owners: list[int] = []
+        opened: dict[uuid.UUID, AccountCredentials | None] = {}
+        for index, pending in enumerate(claimed):
+            mine = attempts.get(pending["id"], [])
+            try:
+                stopped = self._stopped(pending, mine)
+                if stopped is not None:
+                    outcomes.append(stopped)
+                    continue
+                resumed = pending["claims"] > 1
+                if resumed:
+                    log.info("resuming publication of pending post %s (claim %d)", pending["id"], pending["claims"])
+                    metrics.RESUMED.inc()
+                text = post_text(pending["content"], pending["hashtags"] or [], pending["media_urls"] or [])
+            except Exception as exc:
+                outcomes.append(_Failed(pending, [], exc))
+                continue
+            outcomes.append(None)
+            for attempt in mine:
+                calls.append(self._publish_platform(pending, attempt, accounts, text, resumed, opened))
+                owners.append(index)
+        results: dict[int, list[PlatformResult | BaseException]] = {}
+        for index, result in zip(owners, await asyncio.gather(*calls, return_exceptions=True), strict=True):
+            if isinstance(result, BaseException) and not isinstance(result, Exception):
+                raise result  # cancelled
+            results.setdefault(index, []).append(result)
+        done: list[tuple[asyncpg.Record, list[PlatformResult], RunOutcome] | _Failed] = []
+        for index, (pending, outcome) in enumerate(zip(claimed, outcomes, strict=True)):
+            if outcome is not None:
+                done.append(outcome)
+                continue
+            mine_results = results.get(index, [])
+            errors = [r for r in mine_results if isinstance(r, BaseException)]
+            if errors:
+                done.append(_Failed(pending, [], errors[0]))
+                continue
+            published = [r for r in mine_results if isinstance(r, PlatformResult)]
+            done.append((pending, published, run_outcome([r.published is not None for r in published])))
+        return done
+
+    async def _publish_pending(
         self,
         pending: asyncpg.Record,
         attempts: Sequence[asyncpg.Record],
         accounts: Mapping[uuid.UUID, asyncpg.Record],
-        credentials: dict[uuid.UUID, AccountCredentials | None],
-    ) -> tuple[asyncpg.Record, list[PlatformResult], RunOutcome] | _Failed:
-        try:
-            return await self._publish_pending(pending, attempts, accounts, credentials)
-        except Exception as exc:
-            return _Failed(pending, [], exc)
+    ) -> tuple[asyncpg.Record, list[PlatformResult], RunOutcome]:
+        """One leased pending post published (`publish_claimed` of one)."""
+        (outcome,) = await self.publish_claimed([pending], {pending["id"]: attempts}, accounts)
+        if isinstance(outcome, _Failed):
+            raise outcome.error
+        return outcome
+
+    def _stopped(
+        self, pending: asyncpg.Record, attempts: Sequence[asyncpg.Record]
+    ) -> tuple[asyncpg.Record, list[PlatformResult], RunOutcome] | None:
+        """Deleted after publishing started and before any platform was called: none is. (A
+        resumed post may be on a platform already; it is finished and recorded.)"""
+        org_active, brand_active = pending["org_active"], pending["brand_active"]
+        if pending["claims"] > 1 or (org_active and brand_active):
+            return None
+        detail = "the organization is deleted" if not org_active else "the brand is deleted"
+        stopped = [
+            PlatformResult(a["platform"], None, None, PublishFailureReason.NO_ACCOUNT_FOR_PLATFORM, detail)
+            if a["status"] != FAILED
+            else PlatformResult(
+                a["platform"], None, None, PublishFailureReason(a["failure_reason"]), a["failure_detail"] or ""
+            )
+            for a in attempts
+        ]
+        return pending, stopped, run_outcome([], organization_active=org_active, brand_active=brand_active)
 
     async def _complete_batch(self, prepared: Sequence[Completion], lease: uuid.UUID) -> list[_Failed]:
         """One transaction for the batch; should the database refuse it, one each, so only the
@@ -594,39 +719,6 @@ class PublishingLoop:
         count_completed(done)
         if done:
             metrics.COMPLETION_FAILURES.labels("given_up").inc()
-
-    async def _publish_pending(
-        self,
-        pending: asyncpg.Record,
-        attempts: Sequence[asyncpg.Record],
-        accounts: Mapping[uuid.UUID, asyncpg.Record],
-        credentials: dict[uuid.UUID, AccountCredentials | None] | None = None,
-    ) -> tuple[asyncpg.Record, list[PlatformResult], RunOutcome]:
-        resumed = pending["claims"] > 1
-        org_active, brand_active = pending["org_active"], pending["brand_active"]
-        if not resumed and not (org_active and brand_active):
-            # Deleted after publishing started and before any platform was called: none is.
-            # (A resumed post may be on a platform already; it is finished and recorded.)
-            detail = "the organization is deleted" if not org_active else "the brand is deleted"
-            stopped = [
-                PlatformResult(a["platform"], None, None, PublishFailureReason.NO_ACCOUNT_FOR_PLATFORM, detail)
-                if a["status"] != FAILED
-                else PlatformResult(
-                    a["platform"], None, None, PublishFailureReason(a["failure_reason"]), a["failure_detail"] or ""
-                )
-                for a in attempts
-            ]
-            return pending, stopped, run_outcome([], organization_active=org_active, brand_active=brand_active)
-        if resumed:
-            log.info("resuming publication of pending post %s (claim %d)", pending["id"], pending["claims"])
-            metrics.RESUMED.inc()
-        text = post_text(pending["content"], pending["hashtags"] or [], pending["media_urls"] or [])
-        opened = credentials if credentials is not None else {}
-        results = await asyncio.gather(
-            *(self._publish_platform(pending, a, accounts, text, resumed, opened) for a in attempts)
-        )
-        outcome = run_outcome([r.published is not None for r in results])
-        return pending, list(results), outcome
 
     async def _publish_platform(
         self,

@@ -1,17 +1,18 @@
 """SQL of the publisher: projections, social accounts and links, pending posts and their
 publishing attempts, posts, and the read models of the HTTP API.
 
-Two statements carry the guarantees: `lock_pending_post` creates or locks a pending post in
-one statement, so inputs arriving together on different topics are applied one after the
-other; `claim_publishing` leases PUBLISHING pending posts with FOR UPDATE SKIP LOCKED, so
+Two statements carry the guarantees: `lock_pending_posts` creates or locks pending posts in
+one statement (in id order), so inputs arriving together on different topics are applied one
+after the other; `claim_publishing` leases PUBLISHING pending posts with FOR UPDATE SKIP LOCKED, so
 any number of workers share them and a crashed worker's posts are taken over when its
 lease runs out.
 """
 
 from __future__ import annotations
 
+import json
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -43,31 +44,43 @@ async def upsert_brand(conn: Conn, brand_id: uuid.UUID, org_id: uuid.UUID, name:
     )
 
 
-async def publishing_context(
-    conn: Conn, org_id: uuid.UUID, brand_id: uuid.UUID
-) -> tuple[bool, bool, list[LinkedAccount]]:
-    """In one query: (organization active, brand active, the brand's linked accounts). An
-    organization or brand the projection has not seen counts as active."""
+PublishingContext = tuple[bool, bool, list[LinkedAccount]]
+"""(organization active, brand active, the brand's linked accounts)."""
+
+
+async def publishing_contexts(
+    conn: Conn, keys: Sequence[tuple[uuid.UUID, uuid.UUID]]
+) -> dict[tuple[uuid.UUID, uuid.UUID], PublishingContext]:
+    """For each (organization, brand), in one query: whether both are active, and the brand's
+    linked accounts of that organization. An organization or brand the projection has not
+    seen counts as active."""
+    unique = list(dict.fromkeys(keys))
     rows = await conn.fetch(
         """
-        SELECT f.org_active, f.brand_active, l.social_account_id, a.platform, l.is_default, a.is_active,
-               a.deleted_at IS NOT NULL AS deleted, l.linked_at
-        FROM (SELECT (SELECT deleted_at IS NULL FROM organizations WHERE id = $1) AS org_active,
-                     (SELECT deleted_at IS NULL FROM brands WHERE id = $2) AS brand_active) f
-        LEFT JOIN (brand_accounts l JOIN social_accounts a ON a.id = l.social_account_id AND a.organization_id = $1)
-               ON l.brand_profile_id = $2 AND l.organization_id = $1
+        SELECT k.org, k.brand,
+               (SELECT deleted_at IS NULL FROM organizations WHERE id = k.org) AS org_active,
+               (SELECT deleted_at IS NULL FROM brands WHERE id = k.brand) AS brand_active,
+               l.social_account_id, a.platform, l.is_default, a.is_active, a.deleted_at IS NOT NULL AS deleted,
+               l.linked_at
+        FROM unnest($1::uuid[], $2::uuid[]) AS k(org, brand)
+        LEFT JOIN (brand_accounts l JOIN social_accounts a ON a.id = l.social_account_id)
+               ON l.brand_profile_id = k.brand AND l.organization_id = k.org AND a.organization_id = k.org
         """,
-        org_id,
-        brand_id,
+        [k[0] for k in unique],
+        [k[1] for k in unique],
     )
-    linked = [
-        LinkedAccount(
-            r["social_account_id"], r["platform"], r["is_default"], r["is_active"], r["deleted"], r["linked_at"]
-        )
-        for r in rows
-        if r["social_account_id"] is not None
-    ]
-    return rows[0]["org_active"] is not False, rows[0]["brand_active"] is not False, linked
+    contexts: dict[tuple[uuid.UUID, uuid.UUID], PublishingContext] = {}
+    for r in rows:
+        key = (r["org"], r["brand"])
+        if key not in contexts:
+            contexts[key] = (r["org_active"] is not False, r["brand_active"] is not False, [])
+        if r["social_account_id"] is not None:
+            contexts[key][2].append(
+                LinkedAccount(
+                    r["social_account_id"], r["platform"], r["is_default"], r["is_active"], r["deleted"], r["linked_at"]
+                )
+            )
+    return contexts
 
 
 # --- social accounts and links ---------------------------------------------------------------
@@ -236,32 +249,93 @@ async def linked_accounts(conn: Conn, brand_id: uuid.UUID, org_id: uuid.UUID) ->
 # --- pending posts -----------------------------------------------------------------------------
 
 
-async def lock_pending_post(conn: Conn, pending_post_id: uuid.UUID, org_id: uuid.UUID) -> asyncpg.Record:
-    """The pending post, created WAITING if this is its first input, locked for this transaction."""
-    row = await conn.fetchrow(
+async def lock_pending_posts(
+    conn: Conn, keys: Sequence[tuple[uuid.UUID, uuid.UUID]]
+) -> dict[uuid.UUID, asyncpg.Record]:
+    """The pending posts (id, organization id), each created WAITING if this is its first
+    input, locked for this transaction: one statement for all, in id order (so two batches
+    that share pending posts wait for each other instead of deadlocking). A pending post
+    named twice is created with its first organization (the caller refuses the other)."""
+    first: dict[uuid.UUID, uuid.UUID] = {}
+    for pending_post_id, org_id in keys:
+        first.setdefault(pending_post_id, org_id)
+    ids = sorted(first)
+    rows = await conn.fetch(
         """
-        INSERT INTO pending_posts (id, organization_id) VALUES ($1, $2)
+        INSERT INTO pending_posts (id, organization_id)
+        SELECT id, org FROM unnest($1::uuid[], $2::uuid[]) AS k(id, org) ORDER BY id
         ON CONFLICT (id) DO UPDATE SET updated_at = now()
         RETURNING *
         """,
-        pending_post_id,
-        org_id,
+        ids,
+        [first[i] for i in ids],
     )
-    assert row is not None
-    return row
+    return {r["id"]: r for r in rows}
 
 
-async def save_pending_post(conn: Conn, pending_post_id: uuid.UUID, values: dict[str, Any]) -> asyncpg.Record:
-    """Write the given columns (names are ours, never input) and return the row."""
-    columns = list(values)
-    assignments = ", ".join(f"{name} = ${i + 2}" for i, name in enumerate(columns))
-    row = await conn.fetchrow(
-        f"UPDATE pending_posts SET {assignments}, updated_at = now() WHERE id = $1 RETURNING *",
-        pending_post_id,
-        *values.values(),
-    )
-    assert row is not None
-    return row
+# What the inputs of a pending post change (names are ours, never input); arrays and JSON
+# travel as JSON text, since unnest would flatten an array of arrays.
+PENDING_POST_STATE = (
+    ("has_post", "boolean"),
+    ("run_id", "uuid"),
+    ("schedule_id", "uuid"),
+    ("brand_profile_id", "uuid"),
+    ("material_id", "uuid"),
+    ("due_at", "timestamptz"),
+    ("content", "text"),
+    ("hashtags", "text[]"),
+    ("media_urls", "text[]"),
+    ("platforms", "text[]"),
+    ("angle", "text"),
+    ("requires_approval", "boolean"),
+    ("debit", "text"),
+    ("approval", "text"),
+    ("status", "text"),
+    ("cause_event_id", "uuid"),
+    ("trace_headers", "jsonb"),
+    ("publishing_at", "timestamptz"),
+    ("completed_at", "timestamptz"),
+)
+
+
+def _state_sql() -> str:
+    arrays, assignments = [], []
+    for i, (name, kind) in enumerate(PENDING_POST_STATE, start=2):
+        if kind == "text[]":
+            arrays.append(f"${i}::text[]")
+            value = f"CASE WHEN s.{name} IS NOT NULL THEN ARRAY(SELECT jsonb_array_elements_text(s.{name}::jsonb)) END"
+        elif kind == "jsonb":
+            arrays.append(f"${i}::text[]")
+            value = f"s.{name}::jsonb"
+        else:
+            arrays.append(f"${i}::{kind}[]")
+            value = f"s.{name}"
+        assignments.append(f"{name} = {value}")
+    names = ", ".join(name for name, _ in PENDING_POST_STATE)
+    return f"""
+        UPDATE pending_posts p SET {", ".join(assignments)}, updated_at = now()
+        FROM unnest($1::uuid[], {", ".join(arrays)}) AS s(id, {names})
+        WHERE p.id = s.id
+        RETURNING p.*
+        """
+
+
+_SAVE_STATE = _state_sql()
+
+
+async def save_pending_posts(conn: Conn, states: Sequence[Mapping[str, Any]]) -> dict[uuid.UUID, asyncpg.Record]:
+    """Write the state of pending posts (every column of PENDING_POST_STATE, as the rows are
+    locked by this transaction) in one statement; returns the rows written."""
+    if not states:
+        return {}
+    columns: list[list[Any]] = [[s["id"] for s in states]]
+    for name, kind in PENDING_POST_STATE:
+        if kind in ("text[]", "jsonb"):
+            columns.append([None if s[name] is None else json.dumps(s[name]) for s in states])
+        else:
+            columns.append([s[name] for s in states])
+    rows = await conn.fetch(_SAVE_STATE, *columns)
+    return {r["id"]: r for r in rows}
 
 
 async def insert_attempts(

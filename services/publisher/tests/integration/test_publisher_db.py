@@ -826,3 +826,72 @@ async def test_a_post_that_cannot_be_completed_does_not_hold_up_the_others(db: D
     assert counted("retried") - before["retried"] == 6
     assert counted("given_up") - before["given_up"] == 2
     assert counted("abandoned") - before["abandoned"] == 1
+
+
+async def test_a_consumer_batch_of_inputs_in_any_order_decides_as_one_at_a_time(
+    harness: Harness, caplog: pytest.LogCaptureFixture
+) -> None:
+    tenant = await Tenant(harness).create()
+    await tenant.account("BLUESKY", default=True)
+    await tenant.account("MASTODON", default=True)
+    scenarios: list[tuple[str, bool, tuple[str, ...]]] = [
+        *(("PUBLISHED", False, order) for order in itertools.permutations(["post", "debit"])),
+        *(("PUBLISHED", True, order) for order in itertools.permutations(["post", "debit", "approve"])),
+        ("PUBLISHED", False, ("debit", "post", "debit")),  # a redelivery in the same batch
+        ("REJECTED", True, ("post", "debit", "reject", "approve")),
+        ("REJECTED", True, ("reject", "post", "debit")),
+        ("DEBIT_REJECTED", True, ("reject", "debit_rejected", "post", "approve")),
+        ("WAITING", True, ("debit", "post")),
+    ]
+
+    def records() -> tuple[list[Any], list[dict[str, Any]]]:
+        posts = [tenant.post_events(platforms=["BLUESKY", "MASTODON"], requires_approval=a) for _, a, _ in scenarios]
+        lanes = [
+            [as_record(p[n], topic=TOPIC.get(n, "upstream.events")) for n in order]
+            for p, (_, _, order) in zip(posts, scenarios, strict=True)
+        ]
+        # Interleaved: each pending post's inputs in their order, mixed with the others'.
+        mixed = [lane[i] for i in range(4) for lane in lanes if i < len(lane)]
+        return mixed, posts
+
+    async def outcome_of(posts: list[dict[str, Any]]) -> list[tuple[str, list[str], int]]:
+        await harness.publish()
+        completed = await harness.events("ScheduleRunCompleted")
+        published = await harness.events("PostPublished", "t.publisher.events")
+        seen = []
+        for post in posts:
+            row = await repo.pending_post(harness.db.pool, uuid.UUID(post["pending_post_id"]))  # type: ignore[arg-type]
+            outcomes = [e["data"]["outcome"] for e in of_run(completed, post["run_id"])]
+            seen.append((row["status"], outcomes, len(of_run(published, post["run_id"]))))
+        return seen
+
+    one_by_one, posts = records()
+    for record in one_by_one:
+        assert await harness.consumer.handle_record(record) in ("handled", "duplicate")
+    expected = await outcome_of(posts)
+    assert [s for s, _, _ in expected] == [s for s, _, _ in scenarios]
+    assert [o for _, o, _ in expected] == [[s] if s in ("PUBLISHED", "REJECTED") else [] for s, _, _ in scenarios]
+    assert [n for _, _, n in expected] == [2 if s == "PUBLISHED" else 0 for s, _, _ in scenarios]
+
+    together, posts = records()
+    with caplog.at_level("INFO"):
+        outcomes = await harness.consumer.handle_batch(together)
+    assert "one by one" not in caplog.text  # the batched handler took them all at once
+    assert outcomes.count("duplicate") == 1 and outcomes.count("handled") == len(together) - 1
+    assert await outcome_of(posts) == expected
+
+
+async def test_an_input_of_another_tenant_in_a_batch_is_dead_lettered_and_the_rest_handled(harness: Harness) -> None:
+    tenant, other = await Tenant(harness).create(), await Tenant(harness).create()
+    await tenant.account("BLUESKY", default=True)
+    mine = tenant.post_events(platforms=["BLUESKY"])
+    theirs = other.event("CreditsDebited", pending_post_id=mine["pending_post_id"], run_id=mine["run_id"])
+    batch = [
+        as_record(mine["post"], topic="content.events"),
+        as_record(theirs, topic="billing.events"),
+        as_record(mine["debit"], topic="billing.events"),
+    ]
+    assert await harness.consumer.handle_batch(batch) == ["handled", "dead_lettered", "handled"]
+    assert "another organization" in (await harness.dead_letters())[0]["error"]
+    assert await harness.publish() == 1
+    assert len(await harness.events("PostPublished", "t.publisher.events")) == 1
