@@ -300,4 +300,6 @@ async def test_every_run_ends_in_exactly_one_completion_and_one_trace(
     # And over everything this session has seen: no run ever ended twice.
     completions = Counter(e["data"]["run_id"] for e in dashboard.events("ScheduleRunCompleted", topic=ANALYTICS))
     assert completions and max(completions.values()) == 1
-    assert dashboard.dead_letters() == []
+    # Nothing of these organizations was dead-lettered (other tests send bad input on purpose).
+    ours = {rich.org, broke.org}
+    assert [d for d in dashboard.dead_letters() if (d.get("original_json") or {}).get("organizationid") in ours] == []
