@@ -3,7 +3,8 @@ does, the broker SIGKILLed and restarted, PostgreSQL restarted, topics replayed 
 then the contract's invariants, from the outbound topics and the databases (faults.py).
 
 `make test` runs the short version (a few dozen runs, one round of faults); `make test-chaos`
-the full one (HOPCAST_CHAOS=full: hundreds of runs, three rounds, every replay).
+the full one (HOPCAST_CHAOS=full: hundreds of runs, three rounds, every replay). The figures
+are printed and written to $HOPCAST_STATE_DIR/chaos/report-{short,full}.json.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from functools import partial
 
 import pytest
 
+from hopcast_shared.settings import state_dir
 from hopcast_shared.topics import CONTENT, SCHEDULER
 from hopcast_stack import faults
 from hopcast_stack.faults import Fault, Recorder, ResilientProducer, Workload
@@ -99,14 +101,17 @@ async def test_every_run_ends_once_through_kills_restarts_and_replays(chaos_stac
             report = {
                 "plan": PLAN.__dict__,
                 **verdict.figures,
-                "kills": len(injected),
+                "faults_injected": len(injected),
+                "processes_killed": sum(f.name.startswith("SIGKILL") for f in injected),
                 "faults": [f.summary() for f in injected],
                 "relay_recovery_after_broker_restart_s": relays,
                 "out_of_order_sequence_log_lines": stuck,
                 "producer_retries": producer.retries,
                 "recorder_restarts": recorder.restarts,
             }
-            (stack.state_dir.parent / f"chaos-report-{os.getpid()}.json").write_text(json.dumps(report, indent=2))
+            folder = state_dir() / "chaos"
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / f"report-{'full' if FULL else 'short'}.json").write_text(json.dumps(report, indent=2))
             print(json.dumps(report, indent=2))
     finally:
         await producer.close()
