@@ -42,6 +42,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import time
 import uuid
 from collections import Counter
@@ -264,26 +265,57 @@ def _completion_events(
 def event_json(
     data: EventData,
     *,
-    event_id: uuid.UUID,
+    event_id: uuid.UUID | str,
     organization_id: uuid.UUID,
     correlation_id: str | None,
     causation_id: str | None,
-    time: datetime,
+    time: datetime | str,
 ) -> bytes:
     """The message value `new_event(data, ...).to_json()` makes, byte for byte (a unit test
     holds them equal), without building and serializing the envelope model: the data was
     validated when its model was built and is serialized once by pydantic; the envelope's
-    own fields are ids, constants and a UTC time, none of which needs escaping."""
+    own fields are ids, constants and a UTC time (or its text, `utc_text`), none of which
+    needs escaping."""
+    when = time if isinstance(time, str) else utc_text(time)
     head = (
         f'{{"specversion":"1.0","id":"{event_id}","source":"{SOURCE}","type":"{type_name_of(data)}",'
-        f'"time":"{time.isoformat().replace("+00:00", "Z")}","datacontenttype":"application/json",'
-        f'"organizationid":"{organization_id}"'
+        f'"time":"{when}","datacontenttype":"application/json","organizationid":"{organization_id}"'
     )
     if correlation_id is not None:
         head += f',"correlationid":"{correlation_id}"'
     if causation_id is not None:
         head += f',"causationid":"{causation_id}"'
     return (head + ',"data":').encode() + data.__pydantic_serializer__.to_json(data) + b"}"
+
+
+def utc_text(time: datetime) -> str:
+    """A UTC time as the contract writes it (`2027-03-14T07:00:00.123456Z`)."""
+    return time.isoformat().replace("+00:00", "Z")
+
+
+def new_event_ids(n: int) -> list[str]:
+    """n random (version 4) UUIDs as text, from one read of the system's random source; the
+    outbox, the header and the payload each need the text, not a UUID object."""
+    raw = bytearray(os.urandom(16 * n))
+    ids = []
+    for i in range(0, 16 * n, 16):
+        raw[i + 6] = (raw[i + 6] & 0x0F) | 0x40
+        raw[i + 8] = (raw[i + 8] & 0x3F) | 0x80
+        h = raw[i : i + 16].hex()
+        ids.append(f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}")
+    return ids
+
+
+_TOPICS: dict[tuple[str, str], list[str]] = {}
+
+
+def _topics(kafka: KafkaSettings, type_name: str) -> list[str]:
+    """The topics (with the prefix) an event type goes to, worked out once per type."""
+    key = (kafka.topic_prefix, type_name)
+    topics = _TOPICS.get(key)
+    if topics is None:
+        topics = _TOPICS[key] = [kafka.topic(name) for name in topics_for(type_name)]
+    return topics
 
 
 def event_rows(
@@ -298,9 +330,8 @@ def event_rows(
     correlation = str(pending["run_id"])
     org = pending["organization_id"]
     key = str(org).encode()
-    time = now_utc()
-    for data in events:
-        event_id = uuid.uuid4()
+    time = utc_text(now_utc())
+    for data, event_id in zip(events, new_event_ids(len(events)), strict=True):
         type_name = type_name_of(data)
         payload = event_json(
             data,
@@ -310,10 +341,8 @@ def event_rows(
             causation_id=causation,
             time=time,
         )
-        headers = [*trace, ("content-type", CONTENT_TYPE), ("ce_type", type_name), ("ce_id", str(event_id))]
-        rows.extend(
-            OutboxRow(event_id, type_name, kafka.topic(name), key, payload, headers) for name in topics_for(type_name)
-        )
+        headers = [*trace, ("content-type", CONTENT_TYPE), ("ce_type", type_name), ("ce_id", event_id)]
+        rows.extend(OutboxRow(event_id, type_name, topic, key, payload, headers) for topic in _topics(kafka, type_name))
     return rows
 
 

@@ -884,14 +884,17 @@ async def test_a_consumer_batch_of_inputs_in_any_order_decides_as_one_at_a_time(
 async def test_an_input_of_another_tenant_in_a_batch_is_dead_lettered_and_the_rest_handled(harness: Harness) -> None:
     tenant, other = await Tenant(harness).create(), await Tenant(harness).create()
     await tenant.account("BLUESKY", default=True)
-    mine = tenant.post_events(platforms=["BLUESKY"])
+    mine, next_one = tenant.post_events(platforms=["BLUESKY"]), tenant.post_events(platforms=["BLUESKY"])
+    await deliver(harness, mine, "post")  # the pending post is the tenant's
     theirs = other.event("CreditsDebited", pending_post_id=mine["pending_post_id"], run_id=mine["run_id"])
     batch = [
-        as_record(mine["post"], topic="content.events"),
-        as_record(theirs, topic="billing.events"),
         as_record(mine["debit"], topic="billing.events"),
+        as_record(next_one["post"], topic="content.events"),
+        as_record(theirs, topic="billing.events"),
+        as_record(next_one["debit"], topic="billing.events"),
     ]
-    assert await harness.consumer.handle_batch(batch) == ["handled", "dead_lettered", "handled"]
+    assert await harness.consumer.handle_batch(batch) == ["handled", "handled", "dead_lettered", "handled"]
     assert "another organization" in (await harness.dead_letters())[0]["error"]
-    assert await harness.publish() == 1
-    assert len(await harness.events("PostPublished", "t.publisher.events")) == 1
+    assert await harness.publish() == 2
+    published = await harness.events("PostPublished", "t.publisher.events")
+    assert sorted(e["data"]["run_id"] for e in published) == sorted([mine["run_id"], next_one["run_id"]])

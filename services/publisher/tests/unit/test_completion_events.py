@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from hopcast_publisher.publishing import SOURCE, event_json, post_id_for
+from hopcast_publisher.publishing import SOURCE, event_json, new_event_ids, post_id_for
 from hopcast_shared.contract import (
     Angle,
     Envelope,
@@ -87,3 +87,11 @@ def test_a_post_id_is_the_same_for_a_pending_post_and_platform_and_only_for_it()
     assert post_id_for(pending, "BLUESKY") != post_id_for(pending, "MASTODON")
     assert post_id_for(pending, "BLUESKY") != post_id_for(uuid.uuid4(), "BLUESKY")
     assert post_id_for(pending, "BLUESKY").version == 5
+
+
+def test_event_ids_are_random_version_4_uuids_as_text() -> None:
+    made = new_event_ids(1000)
+    parsed = [uuid.UUID(text) for text in made]
+    assert [str(u) for u in parsed] == made  # canonical text, as str(uuid4()) writes it
+    assert all(u.version == 4 and u.variant == uuid.RFC_4122 for u in parsed)
+    assert len(set(made)) == 1000
