@@ -79,8 +79,12 @@ class DeadLetter(BaseModel):
             original["original_base64"] = base64.b64encode(raw).decode()
         else:
             try:
-                original["original_json"] = redact_secrets(json.loads(text))
-            except (ValueError, RecursionError):  # not JSON, or nested beyond what json can read
+                parsed = redact_secrets(json.loads(text))
+                # A lone surrogate escape ("\ud800") reads as a str that UTF-8 cannot hold: the
+                # dead letter could not be written and the message would come back forever.
+                json.dumps(parsed, ensure_ascii=False).encode("utf-8")
+                original["original_json"] = parsed
+            except (ValueError, RecursionError):  # not JSON, nested beyond what json can read, or not UTF-8-able
                 original["original_text"] = redact_text(text)
         return cls(
             consumer=consumer,

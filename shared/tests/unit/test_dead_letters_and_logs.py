@@ -43,6 +43,16 @@ def test_text_and_binary_originals_survive_for_replay() -> None:
     assert letter.original_base64 is not None and letter.original_bytes() == raw
 
 
+def test_a_lone_surrogate_escape_is_kept_as_text_so_the_dead_letter_can_be_written() -> None:
+    # Valid JSON whose string no UTF-8 can hold: before, writing the dead letter raised and the
+    # message was left unacknowledged, so every consumer of its partition stopped on it.
+    raw = b'{"specversion":"1.0","type":"BrandProfileUpdated","data":{"name":"\\ud800 broken"}}'
+    letter, record = _letter(raw)
+    _, value, _ = dead_letter_message(letter, record)
+    assert DeadLetter.model_validate_json(value).original_bytes() == raw
+    assert letter.original_json is None and letter.original_text is not None
+
+
 def test_the_dead_letter_message_keeps_the_key_and_drops_old_replay_markers() -> None:
     org = str(uuid.uuid4())
     event = example_event("OrganizationCreated", organization_id=org)
