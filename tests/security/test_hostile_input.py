@@ -145,8 +145,13 @@ def hand_made(world: World, a: Org, b: Org, a_pending: str) -> list[Case]:
         Case("negative credits", broken(org, "CreditsGranted", {}, amount=-500), org),
         Case("negative likes", broken(org, "EngagementReported", {}, likes=-1, impressions=-10), org),
         Case(
-            "lone surrogate",
+            "lone surrogate as raw bytes (not UTF-8)",
             encode(lone_surrogate),
+            org,
+        ),
+        Case(
+            "lone surrogate as a JSON escape",
+            json.dumps(lone_surrogate).encode(),
             org,
             refused_by={"scheduler": "failed", "content": "failed", "publisher": "failed"},
         ),
@@ -316,6 +321,8 @@ def hostile_message(draw: st.DrawFn, org: str) -> bytes:
             del target[key]
         else:
             target[key] = draw(JSON)
+    if draw(st.booleans()):  # ASCII JSON: odd characters, lone surrogates included, as \u escapes
+        return json.dumps(value, ensure_ascii=True).encode()
     return encode(value)
 
 

@@ -284,8 +284,15 @@ class ResilientProducer:
 def material_text(rng: random.Random) -> str:
     """A text unlike the others (made-up words share few character n-grams), so the duplicate
     check lets every run draft."""
-    made_up = ("".join(rng.choice(string.ascii_lowercase) for _ in range(rng.randint(4, 9))) for _ in range(20))
-    return f"{rng.choice(WORDS).capitalize()} {' '.join(made_up)}."
+
+    def made_up(count: int) -> str:
+        return " ".join(
+            "".join(rng.choice(string.ascii_lowercase) for _ in range(rng.randint(4, 8))) for _ in range(count)
+        )
+
+    # Short sentences: a draft for a platform with a small limit keeps whole sentences that fit,
+    # and one long sentence would leave only the brand's own words (the same in every draft).
+    return f"{rng.choice(WORDS).capitalize()} {made_up(3)}. {made_up(4).capitalize()}. {made_up(4).capitalize()}."
 
 
 def quiet_days() -> list[int]:
