@@ -226,7 +226,11 @@ class EventConsumer:
     def _classify(self, record: ConsumerRecord[Any, Any]) -> _Ready | ContractError | Envelope:
         """Parse a record: ready to handle, a contract error, or an envelope with no handler here."""
         try:
-            envelope, data = parse_event(record.value or b"", only=self.handled_types)
+            envelope, data = parse_event(
+                record.value or b"",
+                only=self.handled_types,
+                topic=record.topic.removeprefix(self._kafka.topic_prefix),
+            )
         except ContractError as exc:
             return exc
         handler = self._handlers.get(envelope.type)

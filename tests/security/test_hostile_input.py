@@ -36,11 +36,11 @@ HANDLED = {name: frozenset(service_definition(name).handlers) for name in consum
 READERS = {topic: [s for s, topics in consumed_topics().items() if topic in topics] for topic in (UPSTREAM, CONTENT)}
 
 
-def contract_verdict(raw: bytes, service: str) -> str | None:
-    """What `service`'s consumer does with `raw` before any handler runs: the dead letter's kind,
-    None when it ignores it, "handle" when a handler gets it."""
+def contract_verdict(raw: bytes, service: str, topic: str = UPSTREAM) -> str | None:
+    """What `service`'s consumer does with `raw` read from `topic` before any handler runs: the
+    dead letter's kind, None when it ignores it, "handle" when a handler gets it."""
     try:
-        envelope, _ = parse_event(raw, only=HANDLED[service])
+        envelope, _ = parse_event(raw, only=HANDLED[service], topic=topic)
     except ContractError as exc:
         return exc.kind
     if envelope.type not in HANDLED[service]:
@@ -62,7 +62,7 @@ class Case:
         """service -> dead letter kind, for every service that must dead-letter it."""
         out: dict[str, str] = {}
         for service in READERS[self.topic]:
-            verdict = contract_verdict(self.value, service)
+            verdict = contract_verdict(self.value, service, self.topic)
             if verdict == "handle":
                 if service in self.refused_by:
                     out[service] = self.refused_by[service]

@@ -182,12 +182,19 @@ async def debit_for_pending_posts(items: Sequence[tuple[EventContext, PendingPos
     )
     # Each claimed pending post is decided once, by the first of its events in the batch.
     deciding: list[tuple[EventContext, PendingPostCreated, PostPrice, bool]] = []
+    decided_before: list[tuple[EventContext, PendingPostCreated]] = []
     for (ctx, data), price in zip(items, prices, strict=True):
         organization_deleted = claimed.pop(data.pending_post_id, None)
         if organization_deleted is None:
-            log.info("pending post %s was already decided; no second debit", data.pending_post_id)
+            decided_before.append((ctx, data))
             continue
         deciding.append((ctx, data, price, organization_deleted))
+    if decided_before:
+        owners = await ledger.debit_owners(conn, [data.pending_post_id for _, data in decided_before])
+        for ctx, data in decided_before:
+            if owners.get(data.pending_post_id, ctx.envelope.organizationid) != ctx.envelope.organizationid:
+                raise PermanentError(f"pending post {data.pending_post_id} belongs to another organization")
+            log.info("pending post %s was already decided; no second debit", data.pending_post_id)
     live = [(ctx.envelope.organizationid, price) for ctx, _, price, deleted in deciding if not deleted]
     # Locked in id order, so concurrent batches cannot deadlock.
     locked = await ledger.lock_balances(conn, list({org for org, _ in live}))

@@ -11,7 +11,7 @@ from typing import Literal
 
 from pydantic import ValidationError
 
-ErrorKind = Literal["decode", "envelope", "unknown_type", "data"]
+ErrorKind = Literal["decode", "envelope", "unknown_type", "wrong_topic", "data"]
 
 # pydantic messages that quote a piece of the input are replaced by these.
 _SAFE_MESSAGES: dict[str, str] = {
@@ -65,8 +65,9 @@ class ContractError(ValueError):
     """An event that breaks the contract; goes to the dead-letter topic as is.
 
     kind: `decode` (not a UTF-8 JSON object, or too large), `envelope` (CloudEvents
-    attributes missing or wrong), `unknown_type` (a type the contract does not know), `data`
-    (the type's data invalid). event_id and event_type are set when they could be read.
+    attributes missing or wrong), `unknown_type` (a type the contract does not know),
+    `wrong_topic` (a type that does not travel on the topic it was read from), `data` (the
+    type's data invalid). event_id and event_type are set when they could be read.
     """
 
     def __init__(

@@ -123,13 +123,18 @@ def type_name_of(data: BaseModel | type[BaseModel]) -> str:
         raise TypeError(f"{cls.__name__} is not an event data model of the contract") from None
 
 
-def parse_event(raw: bytes, *, only: Collection[str] | None = None) -> tuple[Envelope, EventData | None]:
+def parse_event(
+    raw: bytes, *, only: Collection[str] | None = None, topic: str | None = None
+) -> tuple[Envelope, EventData | None]:
     """Validate a message value: the envelope, then its data against the type's model.
 
     Returns (envelope, data). With `only` (the types a consumer handles), an event of
     another type, known or not, is returned with data None instead of being validated or
-    refused, so a consumer skips what is not its business. Raises ContractError otherwise;
-    its message names fields and problems, never values.
+    refused, so a consumer skips what is not its business. With `topic` (unprefixed, the one
+    the message was read from), an event of a type that does not travel on it is refused
+    (`wrong_topic`): a CreditsDebited or a PostPublishFailed on upstream.events is a forgery,
+    not a fact. Raises ContractError otherwise; its message names fields and problems, never
+    values.
     """
     envelope = Envelope.parse(raw)
     if only is not None and envelope.type not in only:
@@ -139,6 +144,13 @@ def parse_event(raw: bytes, *, only: Collection[str] | None = None) -> tuple[Env
         raise ContractError(
             "unknown_type",
             "event type is not in the contract",
+            event_id=str(envelope.id),
+            event_type=envelope.type,
+        )
+    if topic is not None and topic not in spec.topics:
+        raise ContractError(
+            "wrong_topic",
+            f"{envelope.type} does not travel on {topic}",
             event_id=str(envelope.id),
             event_type=envelope.type,
         )

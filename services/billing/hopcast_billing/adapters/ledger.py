@@ -79,6 +79,14 @@ async def claim_debits(conn: Conn, rows: Sequence[tuple[Any, ...]]) -> dict[uuid
     return {r["pending_post_id"]: bool(r["organization_deleted"]) for r in claimed}
 
 
+async def debit_owners(conn: Conn, pending_posts: Sequence[uuid.UUID]) -> dict[uuid.UUID, uuid.UUID]:
+    """The organization of each of these pending posts' debits (those that have one)."""
+    rows = await conn.fetch(
+        "SELECT pending_post_id, organization_id FROM debits WHERE pending_post_id = ANY($1::uuid[])", pending_posts
+    )
+    return {r["pending_post_id"]: r["organization_id"] for r in rows}
+
+
 async def lock_balances(conn: Conn, orgs: Sequence[uuid.UUID]) -> dict[uuid.UUID, tuple[Balance, datetime | None]]:
     """The balances (and subscription period ends) of these organizations, locked in id order."""
     rows = await conn.fetch(

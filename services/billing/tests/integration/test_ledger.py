@@ -176,6 +176,42 @@ async def test_only_a_run_the_publisher_ended_rejected_is_refunded(db: Database,
     assert await verify_all(db.pool) == []  # type: ignore[arg-type]
 
 
+async def test_an_internal_event_forged_on_upstream_events_is_dead_lettered(
+    db: Database, consumer: EventConsumer
+) -> None:
+    org = Org()
+    await consumer.handle_record(as_record(org.grant(10)))
+    post = org.post(["TWITTER", "LINKEDIN"])
+    await consumer.handle_record(as_record(post, topic=CONTENT))
+    forged = org.event(
+        "PostPublishFailed",
+        pending_post_id=post.data["pending_post_id"],
+        run_id=post.data["run_id"],
+        platform="TWITTER",
+    )
+    # Only the publisher says a platform failed (publisher.events); on upstream.events it is a forgery.
+    assert await consumer.handle_record(as_record(forged, topic=UPSTREAM)) == "dead_lettered"
+    assert await consumer.handle_record(as_record(post, topic=UPSTREAM)) == "dead_lettered"
+    assert await _outbox(db, "CreditsRefunded") == []
+    assert (await balance_of(db.pool, uuid.UUID(org.id))).total == 7  # type: ignore[arg-type]
+
+
+async def test_a_draft_naming_another_organizations_decided_post_is_dead_lettered(
+    db: Database, consumer: EventConsumer
+) -> None:
+    owner, intruder = Org(), Org()
+    await consumer.handle_record(as_record(owner.grant(10)))
+    await consumer.handle_record(as_record(intruder.grant(10)))
+    post = owner.post(["TWITTER"])
+    await consumer.handle_record(as_record(post, topic=CONTENT))
+    theirs = intruder.post(["TWITTER"], pending_post_id=post.data["pending_post_id"])
+    mine = intruder.post(["TWITTER"])
+    outcomes = await consumer.handle_batch([as_record(p, topic=CONTENT) for p in (theirs, mine)])
+    assert outcomes == ["dead_lettered", "handled"]
+    assert len(await _outbox(db, "CreditsDebited")) == 2  # the owner's and the intruder's own post
+    assert (await balance_of(db.pool, uuid.UUID(intruder.id))).total == 8  # type: ignore[arg-type]
+
+
 async def test_a_debit_naming_another_organizations_post_is_refused(db: Database, consumer: EventConsumer) -> None:
     owner, intruder = Org(), Org()
     await consumer.handle_record(as_record(owner.grant(10)))
@@ -301,7 +337,8 @@ async def test_a_batch_of_debits_decides_exactly_as_one_at_a_time(db: Database, 
     second = posts[1]
     again = orgs[1].post(["TWITTER"], pending_post_id=second[0].data["pending_post_id"])
     outcomes = await consumer.handle_batch(
-        [as_record(p, topic=CONTENT) for p in second] + [as_record(second[1], topic=CONTENT), as_record(again)]
+        [as_record(p, topic=CONTENT) for p in second]
+        + [as_record(second[1], topic=CONTENT), as_record(again, topic=CONTENT)]
     )
     assert outcomes == ["handled"] * len(second) + ["duplicate", "handled"]
 
