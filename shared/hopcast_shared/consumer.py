@@ -211,17 +211,21 @@ class EventConsumer:
         return outcomes
 
     def _span(self, record: ConsumerRecord[Any, Any]) -> AbstractContextManager[Span]:
+        """The record's CONSUMER span, current while it is handled, child of the producer's trace."""
         return tracer.start_as_current_span(
             f"{record.topic} process",
             context=extract_context(record.headers),
             kind=SpanKind.CONSUMER,
-            attributes={
-                "messaging.system": "kafka",
-                "messaging.destination.name": record.topic,
-                "messaging.consumer.group.name": self.group_id,
-                "messaging.kafka.message.offset": record.offset,
-            },
+            attributes=self._span_attributes(record),
         )
+
+    def _span_attributes(self, record: ConsumerRecord[Any, Any]) -> dict[str, str | int]:
+        return {
+            "messaging.system": "kafka",
+            "messaging.destination.name": record.topic,
+            "messaging.consumer.group.name": self.group_id,
+            "messaging.kafka.message.offset": record.offset,
+        }
 
     def _classify(self, record: ConsumerRecord[Any, Any]) -> _Ready | ContractError | Envelope:
         """Parse a record: ready to handle, a contract error, or an envelope with no handler here."""
@@ -296,10 +300,7 @@ class EventConsumer:
                 context=extract_context(r.record.headers),
                 kind=SpanKind.CONSUMER,
                 attributes={
-                    "messaging.system": "kafka",
-                    "messaging.destination.name": r.record.topic,
-                    "messaging.consumer.group.name": self.group_id,
-                    "messaging.kafka.message.offset": r.record.offset,
+                    **self._span_attributes(r.record),
                     "messaging.message.type": r.envelope.type,
                     "messaging.batch.message_count": len(group),
                 },
