@@ -207,9 +207,9 @@ def hand_made(world: World, a: Org, b: Org, a_pending: str) -> list[Case]:
             ),
             org,
             topic=CONTENT,
-            # Billing finds the pending post decided already (under its own organization) and
-            # takes nothing: checked below, not dead-lettered (reported on issue 9).
-            refused_by={"publisher": "rejected"},
+            # Billing finds the pending post decided already under its own organization: it takes
+            # nothing (checked below) and dead-letters the draft, as the publisher does.
+            refused_by={"billing": "rejected", "publisher": "rejected"},
         ),
     ]
 
