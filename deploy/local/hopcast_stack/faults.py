@@ -462,7 +462,17 @@ async def kill_service(services: ServiceSet, name: str, *, within: float = 180) 
     fault = Fault(f"SIGKILL {name}", time.time())
     proc.kill()
     proc.wait(10)
-    await start_services([process], services.env(), timeout_s=within)
+    # As with the broker: a process started at once after its predecessor was killed now and
+    # then exits before it writes a line; `make up` would simply start it again.
+    for attempt in range(1, 4):
+        try:
+            await start_services([process], services.env(), timeout_s=within)
+            break
+        except StackError:
+            if attempt == 3:
+                raise
+            await asyncio.to_thread(procs.wait_ports_free, [process.http_port], timeout=30)
+    fault.detail["service_starts"] = attempt
     fault.down_s = time.time() - fault.at
     await wait_all_ready(services, within=within)
     fault.ready_s = time.time() - fault.at
