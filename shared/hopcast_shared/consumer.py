@@ -32,7 +32,7 @@ from pydantic import BaseModel, ValidationError
 
 from hopcast_shared import metrics
 from hopcast_shared.contract import EVENT_TYPES, ContractError, Envelope, new_event, parse_event, topics_for
-from hopcast_shared.db import Conn, Database
+from hopcast_shared.db import INFRASTRUCTURE_ERRORS, Conn, Database
 from hopcast_shared.dlq import REPLAY_HEADER, DeadLetter, dead_letter_message
 from hopcast_shared.inbox import DEAD_LETTERED, HANDLED, record_handled, record_many_handled
 from hopcast_shared.outbox import OutboxRow, add_raw_to_outbox, outbox_row, write_outbox
@@ -49,16 +49,9 @@ class PermanentError(Exception):
     dead-letter it now, retrying cannot help."""
 
 
-# Failures of the infrastructure, not of the message: never dead-letter for these; retry,
-# and if they persist leave the message unacknowledged so Kafka delivers it again.
-_INFRASTRUCTURE_ERRORS: tuple[type[BaseException], ...] = (
-    OSError,
-    TimeoutError,
-    asyncpg.PostgresConnectionError,
-    asyncpg.InterfaceError,
-    asyncpg.CannotConnectNowError,
-    asyncpg.TooManyConnectionsError,
-)
+# Failures of the infrastructure, not of the message (db.INFRASTRUCTURE_ERRORS): never
+# dead-letter for these; retry, and if they persist leave the message unacknowledged so Kafka
+# delivers it again.
 _PERMANENT_ERRORS: tuple[type[BaseException], ...] = (
     PermanentError,
     ValidationError,
@@ -369,7 +362,7 @@ class EventConsumer:
                         record, str(envelope.id), envelope.type, "rejected", _describe(exc), attempts=attempt
                     )
                     return "dead_lettered", envelope.type
-                infrastructure = isinstance(exc, _INFRASTRUCTURE_ERRORS)
+                infrastructure = isinstance(exc, INFRASTRUCTURE_ERRORS)
                 log.warning(
                     "handling %s %s failed (attempt %d): %s",
                     envelope.type,

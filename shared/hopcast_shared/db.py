@@ -13,6 +13,17 @@ from pgvector.asyncpg import register_vector
 
 from hopcast_shared.migrations import Migration, apply_migrations, kernel_migrations
 
+# Failures of the infrastructure (the database or the network), not of the data being handled:
+# whoever meets one retries later rather than blaming the event or the post in hand.
+INFRASTRUCTURE_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.TooManyConnectionsError,
+)
+
 # What handlers and repositories take: a plain connection or one borrowed from the pool.
 Conn: TypeAlias = "asyncpg.Connection[asyncpg.Record] | PoolConnectionProxy[asyncpg.Record]"
 

@@ -84,7 +84,7 @@ from hopcast_shared.contract import (
 )
 from hopcast_shared.contract.events import EventData
 from hopcast_shared.contract.registry import type_name_of
-from hopcast_shared.db import Conn, Database
+from hopcast_shared.db import INFRASTRUCTURE_ERRORS, Conn, Database
 from hopcast_shared.outbox import CONTENT_TYPE, OutboxRow, write_outbox
 from hopcast_shared.redact import redact_text
 from hopcast_shared.settings import KafkaSettings
@@ -122,18 +122,6 @@ class _Failed:
     pending: asyncpg.Record
     results: Sequence[PlatformResult]
     error: BaseException
-
-
-# Failures of the infrastructure, not of a pending post: they stop the round (the leases run
-# out and the posts are resumed) rather than count against a post.
-_INFRASTRUCTURE_ERRORS: tuple[type[BaseException], ...] = (
-    OSError,
-    TimeoutError,
-    asyncpg.PostgresConnectionError,
-    asyncpg.InterfaceError,
-    asyncpg.CannotConnectNowError,
-    asyncpg.TooManyConnectionsError,
-)
 
 
 # --- step 1 ------------------------------------------------------------------------------------
@@ -665,7 +653,7 @@ class PublishingLoop:
         try:
             async with self._db.transaction() as conn:
                 done = await write_completions(conn, prepared, lease_token=lease)
-        except _INFRASTRUCTURE_ERRORS:
+        except INFRASTRUCTURE_ERRORS:
             raise  # not the posts' fault: the loop stops, the leases run out, they are resumed
         except Exception as exc:
             if len(prepared) == 1:
@@ -683,7 +671,7 @@ class PublishingLoop:
             try:
                 async with self._db.transaction() as conn:
                     done = await write_completions(conn, [completion], lease_token=lease)
-            except _INFRASTRUCTURE_ERRORS:
+            except INFRASTRUCTURE_ERRORS:
                 raise
             except Exception as exc:
                 failed.append(_Failed(completion.pending, completion.results, exc))
@@ -731,7 +719,7 @@ class PublishingLoop:
             async with self._db.transaction() as conn:
                 done = await write_completions(conn, [ending], lease_token=lease)
                 await repo.record_completion_error(conn, pending["id"], failures=attempts, error=error)
-        except _INFRASTRUCTURE_ERRORS:
+        except INFRASTRUCTURE_ERRORS:
             raise
         except Exception as exc:
             # Not even its failure can be written as events (a corrupt row): end it without
