@@ -53,3 +53,26 @@ async def set_brand_deleted(conn: Conn, brand_id: uuid.UUID, org_id: uuid.UUID, 
         deleted,
     )
     return bool(status != "UPDATE 0")
+
+
+async def lock_purgeable(conn: Conn, older_than_days: int) -> tuple[list[uuid.UUID], list[uuid.UUID]]:
+    """(organizations, brands) soft-deleted more than `older_than_days` ago, the brands with
+    those of such organizations, locked in id order: a restore arriving during the purge waits,
+    then finds them gone (they come back empty) rather than half purged."""
+    cutoff = "now() - make_interval(days => $1)"
+    orgs = [
+        r["id"]
+        for r in await conn.fetch(
+            f"SELECT id FROM organizations WHERE deleted_at < {cutoff} ORDER BY id FOR UPDATE", older_than_days
+        )
+    ]
+    brands = [
+        r["id"]
+        for r in await conn.fetch(
+            f"""SELECT id FROM brands WHERE deleted_at < {cutoff} OR organization_id = ANY($2::uuid[])
+                ORDER BY id FOR UPDATE""",
+            older_than_days,
+            orgs,
+        )
+    ]
+    return orgs, brands

@@ -19,6 +19,7 @@ from typing import Any
 import asyncpg
 
 from hopcast_publisher.domain.accounts import LinkedAccount
+from hopcast_shared import projections
 from hopcast_shared.db import Conn
 
 # NOTIFY channel of migration 0002's trigger: a pending post started publishing.
@@ -600,24 +601,9 @@ async def purge(conn: Conn, older_than_days: int) -> dict[str, int]:
     posts, brands); brands with their links, pending posts and posts; posts; accounts; and
     pending posts that ended that long ago.
 
-    The organizations and brands are locked first, so a restore arriving meanwhile waits and
-    then finds them gone (they come back empty) rather than half purged."""
+    The organizations and brands are locked first (projections.lock_purgeable)."""
     cutoff = "now() - make_interval(days => $1)"
-    orgs = [
-        r["id"]
-        for r in await conn.fetch(
-            f"SELECT id FROM organizations WHERE deleted_at < {cutoff} ORDER BY id FOR UPDATE", older_than_days
-        )
-    ]
-    brands = [
-        r["id"]
-        for r in await conn.fetch(
-            f"""SELECT id FROM brands WHERE deleted_at < {cutoff} OR organization_id = ANY($2::uuid[])
-                ORDER BY id FOR UPDATE""",
-            older_than_days,
-            orgs,
-        )
-    ]
+    orgs, brands = await projections.lock_purgeable(conn, older_than_days)
     counts: dict[str, int] = {}
 
     async def delete(name: str, sql: str, *args: object) -> None:

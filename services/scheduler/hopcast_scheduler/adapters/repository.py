@@ -15,6 +15,7 @@ from typing import Any
 import asyncpg
 
 from hopcast_scheduler.domain.recurrence import Recurrence
+from hopcast_shared import projections
 from hopcast_shared.db import Conn
 
 
@@ -223,24 +224,9 @@ async def purge(conn: Conn, older_than_days: int) -> dict[str, int]:
     their runs; and runs that ended longer ago than that (a past due time never fires again:
     next_run_at has moved on).
 
-    The organizations and brands are locked first, so a restore arriving meanwhile waits and
-    then finds them gone (they come back empty) rather than half purged."""
+    The organizations and brands are locked first (projections.lock_purgeable)."""
     cutoff = "now() - make_interval(days => $1)"
-    orgs = [
-        r["id"]
-        for r in await conn.fetch(
-            f"SELECT id FROM organizations WHERE deleted_at < {cutoff} ORDER BY id FOR UPDATE", older_than_days
-        )
-    ]
-    brands = [
-        r["id"]
-        for r in await conn.fetch(
-            f"""SELECT id FROM brands WHERE deleted_at < {cutoff} OR organization_id = ANY($2::uuid[])
-                ORDER BY id FOR UPDATE""",
-            older_than_days,
-            orgs,
-        )
-    ]
+    orgs, brands = await projections.lock_purgeable(conn, older_than_days)
     schedules = [
         r["id"]
         for r in await conn.fetch(
