@@ -2,12 +2,14 @@
 
 Each service's own migrations create `organizations (id uuid PRIMARY KEY, name text NOT NULL
 DEFAULT '', deleted_at timestamptz, updated_at timestamptz NOT NULL DEFAULT now())`; these
-are the statements that keep it, written once.
+are the statements that keep it, written once. Also the tenant-scoped soft delete and the
+purge's locking that every service's own tables share.
 """
 
 from __future__ import annotations
 
 import uuid
+from typing import Literal
 
 from hopcast_shared.db import Conn
 
@@ -43,12 +45,22 @@ async def organization_is_deleted(conn: Conn, org_id: uuid.UUID) -> bool:
 async def set_brand_deleted(conn: Conn, brand_id: uuid.UUID, org_id: uuid.UUID, deleted: bool) -> bool:
     """Soft delete or restore a brand of `brands (id, organization_id, deleted_at, updated_at, ...)`;
     False when the organization has no such brand (another tenant's id changes nothing)."""
+    return await set_deleted(conn, "brands", brand_id, org_id, deleted)
+
+
+SoftDeletable = Literal["brands", "social_accounts", "materials"]
+
+
+async def set_deleted(conn: Conn, table: SoftDeletable, row_id: uuid.UUID, org_id: uuid.UUID, deleted: bool) -> bool:
+    """Soft delete (keeping the first deletion time) or restore one organization's row of a
+    table with `id, organization_id, deleted_at, updated_at`; False when the organization has
+    no such row (another tenant's id changes nothing)."""
     status = await conn.execute(
-        """
-        UPDATE brands SET deleted_at = CASE WHEN $3 THEN coalesce(deleted_at, now()) END, updated_at = now()
+        f"""
+        UPDATE {table} SET deleted_at = CASE WHEN $3 THEN coalesce(deleted_at, now()) END, updated_at = now()
         WHERE id = $1 AND organization_id = $2
         """,
-        brand_id,
+        row_id,
         org_id,
         deleted,
     )

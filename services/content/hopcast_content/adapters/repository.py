@@ -15,6 +15,7 @@ import asyncpg
 
 from hopcast_content.domain.angles import AngleStats
 from hopcast_content.domain.selection import Candidate
+from hopcast_shared import projections
 from hopcast_shared.contract import Angle
 from hopcast_shared.db import Conn
 
@@ -145,16 +146,7 @@ async def set_material_status(
 
 
 async def set_material_deleted(conn: Conn, material_id: uuid.UUID, org_id: uuid.UUID, deleted: bool) -> bool:
-    status = await conn.execute(
-        """
-        UPDATE materials SET deleted_at = CASE WHEN $3 THEN coalesce(deleted_at, now()) END, updated_at = now()
-        WHERE id = $1 AND organization_id = $2
-        """,
-        material_id,
-        org_id,
-        deleted,
-    )
-    return status != "UPDATE 0"
+    return await projections.set_deleted(conn, "materials", material_id, org_id, deleted)
 
 
 async def claim_waiting_materials(conn: Conn, limit: int) -> list[asyncpg.Record]:

@@ -119,16 +119,7 @@ async def upsert_account(conn: Conn, values: dict[str, Any]) -> None:
 
 
 async def set_account_deleted(conn: Conn, account_id: uuid.UUID, org_id: uuid.UUID, deleted: bool) -> bool:
-    status = await conn.execute(
-        """
-        UPDATE social_accounts SET deleted_at = CASE WHEN $3 THEN coalesce(deleted_at, now()) END, updated_at = now()
-        WHERE id = $1 AND organization_id = $2
-        """,
-        account_id,
-        org_id,
-        deleted,
-    )
-    return bool(status != "UPDATE 0")
+    return await projections.set_deleted(conn, "social_accounts", account_id, org_id, deleted)
 
 
 async def store_tokens(
