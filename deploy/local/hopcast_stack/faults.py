@@ -19,7 +19,7 @@ import string
 import time
 import uuid
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -453,6 +453,21 @@ async def wait_all_ready(services: ServiceSet, *, within: float = 180) -> None:
         await asyncio.sleep(0.25)
 
 
+async def _start_again(start: Callable[[], Awaitable[object]], ports: list[int], *, attempts: int = 3) -> int:
+    """Start a killed process again; returns the attempts it took. A process started at once
+    after its predecessor was SIGKILLed now and then exits before it writes a line (about one
+    start in twenty here, broker or service); `make up` would simply start it again."""
+    for attempt in range(1, attempts + 1):
+        try:
+            await start()
+            return attempt
+        except StackError:
+            if attempt == attempts:
+                raise
+            await asyncio.to_thread(procs.wait_ports_free, ports, timeout=30)
+    raise AssertionError("unreachable")
+
+
 async def kill_service(services: ServiceSet, name: str, *, within: float = 180) -> Fault:
     """SIGKILL a service (no shutdown at all: no flush, no offset commit) and start it again as
     `make up` does (the stack's start_services: spawn, then wait for /ready)."""
@@ -462,17 +477,9 @@ async def kill_service(services: ServiceSet, name: str, *, within: float = 180) 
     fault = Fault(f"SIGKILL {name}", time.time())
     proc.kill()
     proc.wait(10)
-    # As with the broker: a process started at once after its predecessor was killed now and
-    # then exits before it writes a line; `make up` would simply start it again.
-    for attempt in range(1, 4):
-        try:
-            await start_services([process], services.env(), timeout_s=within)
-            break
-        except StackError:
-            if attempt == 3:
-                raise
-            await asyncio.to_thread(procs.wait_ports_free, [process.http_port], timeout=30)
-    fault.detail["service_starts"] = attempt
+    fault.detail["service_starts"] = await _start_again(
+        lambda: start_services([process], services.env(), timeout_s=within), [process.http_port]
+    )
     fault.down_s = time.time() - fault.at
     await wait_all_ready(services, within=within)
     fault.ready_s = time.time() - fault.at
@@ -487,17 +494,7 @@ async def kill_broker(stack: TestStack, services: ServiceSet, *, within: float =
     proc.kill()
     proc.wait(10)
     await asyncio.to_thread(procs.wait_ports_free, list(stack.kafka.ports), timeout=30)
-    # A JVM started at once after its predecessor was killed now and then exits before it
-    # logs anything (about one start in twenty here); `make up` would simply start it again.
-    for attempt in range(1, 4):
-        try:
-            await stack.kafka.start()
-            break
-        except StackError:
-            if attempt == 3:
-                raise
-            await asyncio.to_thread(procs.wait_ports_free, list(stack.kafka.ports), timeout=30)
-    fault.detail["broker_starts"] = attempt
+    fault.detail["broker_starts"] = await _start_again(stack.kafka.start, list(stack.kafka.ports))
     fault.down_s = time.time() - fault.at
     await wait_all_ready(services, within=within)
     fault.ready_s = time.time() - fault.at
