@@ -16,6 +16,7 @@ import contextlib
 import itertools
 import logging
 import time
+import uuid
 import zlib
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
@@ -31,14 +32,14 @@ from opentelemetry.trace import Span, SpanKind
 from pydantic import BaseModel, ValidationError
 
 from hopcast_shared import metrics
-from hopcast_shared.contract import EVENT_TYPES, ContractError, Envelope, new_event, parse_event, topics_for
+from hopcast_shared.contract import EVENT_TYPES, ContractError, Envelope, parse_event
 from hopcast_shared.db import INFRASTRUCTURE_ERRORS, Conn, Database
 from hopcast_shared.dlq import REPLAY_HEADER, DeadLetter, dead_letter_message
 from hopcast_shared.inbox import DEAD_LETTERED, HANDLED, record_handled, record_many_handled
-from hopcast_shared.outbox import OutboxRow, add_raw_to_outbox, outbox_row, write_outbox
+from hopcast_shared.outbox import OutboxRow, add_raw_to_outbox, event_rows, write_outbox
 from hopcast_shared.redact import redact_text
 from hopcast_shared.settings import KafkaSettings, ServiceSettings
-from hopcast_shared.telemetry import extract_context, tracer
+from hopcast_shared.telemetry import extract_context, inject_headers, tracer
 from hopcast_shared.topics import dlq_topic
 
 log = logging.getLogger(__name__)
@@ -72,9 +73,9 @@ class EventContext:
     envelope: Envelope
     service: str
     kafka: KafkaSettings
-    emitted: list[Envelope] = field(default_factory=list)
     outbox: list[OutboxRow] = field(default_factory=list)
     span: Span | None = None  # the event's span, when it is handled in a batch outside it
+    _trace: list[tuple[str, str]] | None = None
 
     async def emit(
         self,
@@ -83,20 +84,23 @@ class EventContext:
         organization_id: Any = None,
         correlation_id: str | None = None,
         topics: Sequence[str] | None = None,
-    ) -> Envelope:
-        """Emit an event in this transaction; it is caused by the event being handled."""
-        event = new_event(
-            data,
-            organization_id=organization_id or self.envelope.organizationid,
+    ) -> None:
+        """Emit an event in this transaction; it is caused by the event being handled and
+        carries its trace (the trace context is read once per handled event)."""
+        if self._trace is None:
+            with contextlib.nullcontext() if self.span is None else trace.use_span(self.span):
+                self._trace = inject_headers()
+        org = organization_id or self.envelope.organizationid
+        self.outbox += event_rows(
+            self.kafka,
+            [data],
+            organization_id=org if isinstance(org, uuid.UUID) else uuid.UUID(str(org)),
             source=f"hopcast/{self.service}",
             correlation_id=correlation_id or self.envelope.correlationid,
             causation_id=str(self.envelope.id),
+            trace=self._trace,
+            topics=topics,
         )
-        # The row is made now, so it carries the trace context of the event's span.
-        with contextlib.nullcontext() if self.span is None else trace.use_span(self.span):
-            self.outbox.extend(outbox_row(event, self.kafka.topic(name)) for name in topics or topics_for(event.type))
-        self.emitted.append(event)
-        return event
 
 
 Handler = Callable[[EventContext, Any], Awaitable[None]]

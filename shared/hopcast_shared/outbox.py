@@ -12,14 +12,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import time
+import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import asyncpg
+import pydantic_core
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import (
     InvalidTopicError,
@@ -29,10 +31,12 @@ from aiokafka.errors import (
     TopicAuthorizationFailedError,
 )
 from opentelemetry.trace import SpanKind
+from pydantic import BaseModel
 
 from hopcast_shared import metrics
+from hopcast_shared.contract import event_json, new_event_ids, topics_for, type_name_of, utc_text
 from hopcast_shared.db import Conn, Database
-from hopcast_shared.settings import TelemetrySettings
+from hopcast_shared.settings import KafkaSettings, TelemetrySettings
 from hopcast_shared.telemetry import TRACE_HEADERS, extract_context, inject_headers, tracer
 
 log = logging.getLogger(__name__)
@@ -81,6 +85,53 @@ def outbox_row(event: OutboundEvent, topic: str, *, extra_headers: Sequence[tupl
     return OutboxRow(event.id, event.type, topic, str(event.organizationid).encode(), event.to_json(), headers)
 
 
+_TOPICS: dict[tuple[str, str], list[str]] = {}
+
+
+def event_topics(kafka: KafkaSettings, type_name: str) -> list[str]:
+    """The topics (with the prefix) an event type goes to, worked out once per type."""
+    key = (kafka.topic_prefix, type_name)
+    topics = _TOPICS.get(key)
+    if topics is None:
+        topics = _TOPICS[key] = [kafka.topic(name) for name in topics_for(type_name)]
+    return topics
+
+
+def event_rows(
+    kafka: KafkaSettings,
+    events: Sequence[BaseModel],
+    *,
+    organization_id: uuid.UUID | str,
+    source: str,
+    correlation_id: str | None,
+    causation_id: str | None,
+    trace: Sequence[tuple[str, str]],
+    topics: Sequence[str] | None = None,
+) -> list[OutboxRow]:
+    """Outbox rows of new events about one organization (their key): fresh ids, the current
+    time, the trace context `trace`, each to its type's topics unless `topics` (unprefixed) are
+    given. What `outbox_row(new_event(...), topic)` makes, with the trace context, the time and
+    the ids worked out once and each payload serialized once (`event_json`)."""
+    rows: list[OutboxRow] = []
+    key = str(organization_id).encode()
+    time = utc_text(datetime.now(UTC))
+    for data, event_id in zip(events, new_event_ids(len(events)), strict=True):
+        type_name = type_name_of(data)
+        payload = event_json(
+            data,
+            event_id=event_id,
+            organization_id=organization_id,
+            source=source,
+            correlation_id=correlation_id,
+            causation_id=causation_id,
+            time=time,
+        )
+        headers = [*trace, ("content-type", CONTENT_TYPE), ("ce_type", type_name), ("ce_id", event_id)]
+        names = event_topics(kafka, type_name) if topics is None else [kafka.topic(name) for name in topics]
+        rows.extend(OutboxRow(event_id, type_name, topic, key, payload, headers) for topic in names)
+    return rows
+
+
 # Headers go in as JSON text: a list of pairs inside an array parameter would be read as
 # a multi-dimensional array.
 _INSERT = """
@@ -101,7 +152,7 @@ async def write_outbox(conn: Conn, rows: Sequence[OutboxRow]) -> None:
         [r.topic for r in rows],
         [r.key for r in rows],
         [r.payload for r in rows],
-        [json.dumps(r.headers) for r in rows],
+        [pydantic_core.to_json(r.headers).decode() for r in rows],
     )
 
 

@@ -42,7 +42,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import time
 import uuid
 from collections import Counter
@@ -72,6 +71,7 @@ from hopcast_publisher.domain.accounts import pick_accounts
 from hopcast_publisher.domain.outcome import run_outcome
 from hopcast_publisher.domain.pending import Status
 from hopcast_publisher.domain.posts import idempotency_key, post_text
+from hopcast_shared import outbox
 from hopcast_shared.contract import (
     Angle,
     Platform,
@@ -80,12 +80,10 @@ from hopcast_shared.contract import (
     PublishFailureReason,
     RunOutcome,
     ScheduleRunCompleted,
-    topics_for,
 )
 from hopcast_shared.contract.events import EventData
-from hopcast_shared.contract.registry import type_name_of
 from hopcast_shared.db import INFRASTRUCTURE_ERRORS, Conn, Database
-from hopcast_shared.outbox import CONTENT_TYPE, OutboxRow, write_outbox
+from hopcast_shared.outbox import OutboxRow, write_outbox
 from hopcast_shared.redact import redact_text
 from hopcast_shared.settings import KafkaSettings
 from hopcast_shared.telemetry import extract_context, tracer
@@ -250,88 +248,21 @@ def _completion_events(
     return posts, events
 
 
-def event_json(
-    data: EventData,
-    *,
-    event_id: uuid.UUID | str,
-    organization_id: uuid.UUID,
-    correlation_id: str | None,
-    causation_id: str | None,
-    time: datetime | str,
-) -> bytes:
-    """The message value `new_event(data, ...).to_json()` makes, byte for byte (a unit test
-    holds them equal), without building and serializing the envelope model: the data was
-    validated when its model was built and is serialized once by pydantic; the envelope's
-    own fields are ids, constants and a UTC time (or its text, `utc_text`), none of which
-    needs escaping."""
-    when = time if isinstance(time, str) else utc_text(time)
-    head = (
-        f'{{"specversion":"1.0","id":"{event_id}","source":"{SOURCE}","type":"{type_name_of(data)}",'
-        f'"time":"{when}","datacontenttype":"application/json","organizationid":"{organization_id}"'
-    )
-    if correlation_id is not None:
-        head += f',"correlationid":"{correlation_id}"'
-    if causation_id is not None:
-        head += f',"causationid":"{causation_id}"'
-    return (head + ',"data":').encode() + data.__pydantic_serializer__.to_json(data) + b"}"
-
-
-def utc_text(time: datetime) -> str:
-    """A UTC time as the contract writes it (`2027-03-14T07:00:00.123456Z`)."""
-    return time.isoformat().replace("+00:00", "Z")
-
-
-def new_event_ids(n: int) -> list[str]:
-    """n random (version 4) UUIDs as text, from one read of the system's random source; the
-    outbox, the header and the payload each need the text, not a UUID object."""
-    raw = bytearray(os.urandom(16 * n))
-    ids = []
-    for i in range(0, 16 * n, 16):
-        raw[i + 6] = (raw[i + 6] & 0x0F) | 0x40
-        raw[i + 8] = (raw[i + 8] & 0x3F) | 0x80
-        h = raw[i : i + 16].hex()
-        ids.append(f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}")
-    return ids
-
-
-_TOPICS: dict[tuple[str, str], list[str]] = {}
-
-
-def _topics(kafka: KafkaSettings, type_name: str) -> list[str]:
-    """The topics (with the prefix) an event type goes to, worked out once per type."""
-    key = (kafka.topic_prefix, type_name)
-    topics = _TOPICS.get(key)
-    if topics is None:
-        topics = _TOPICS[key] = [kafka.topic(name) for name in topics_for(type_name)]
-    return topics
-
-
 def event_rows(
     kafka: KafkaSettings, pending: asyncpg.Record, events: Sequence[EventData], trace: Sequence[tuple[str, str]]
 ) -> list[OutboxRow]:
     """Outbox rows of events about a pending post: keyed by its organization, in its run's saga,
-    caused by the input that started its publishing, carrying the trace context `trace`.
-    (What `outbox_row` makes, with the trace context and each payload computed once.)"""
-    rows: list[OutboxRow] = []
+    caused by the input that started its publishing, carrying the trace context `trace`."""
     cause = pending["cause_event_id"]
-    causation = str(cause) if cause else None
-    correlation = str(pending["run_id"])
-    org = pending["organization_id"]
-    key = str(org).encode()
-    time = utc_text(now_utc())
-    for data, event_id in zip(events, new_event_ids(len(events)), strict=True):
-        type_name = type_name_of(data)
-        payload = event_json(
-            data,
-            event_id=event_id,
-            organization_id=org,
-            correlation_id=correlation,
-            causation_id=causation,
-            time=time,
-        )
-        headers = [*trace, ("content-type", CONTENT_TYPE), ("ce_type", type_name), ("ce_id", event_id)]
-        rows.extend(OutboxRow(event_id, type_name, topic, key, payload, headers) for topic in _topics(kafka, type_name))
-    return rows
+    return outbox.event_rows(
+        kafka,
+        events,
+        organization_id=pending["organization_id"],
+        source=SOURCE,
+        correlation_id=str(pending["run_id"]),
+        causation_id=str(cause) if cause else None,
+        trace=trace,
+    )
 
 
 def span_headers(pending: asyncpg.Record, outcome: RunOutcome) -> list[tuple[str, str]]:

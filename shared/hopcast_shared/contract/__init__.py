@@ -11,7 +11,10 @@ from hopcast_shared.contract.envelope import (
     MAX_EVENT_BYTES,
     SPEC_VERSION,
     Envelope,
+    event_json,
     new_event,
+    new_event_ids,
+    utc_text,
 )
 from hopcast_shared.contract.errors import ContractError, ErrorKind, FieldProblem
 from hopcast_shared.contract.events import (
@@ -168,9 +171,11 @@ __all__ = [
     "SubscriptionActivated",
     "TokenCiphertext",
     "UtcDatetime",
+    "event_json",
     "export_schemas",
     "model_for",
     "new_event",
+    "new_event_ids",
     "parse_event",
     "render_schemas",
     "spec_for",
@@ -178,4 +183,5 @@ __all__ = [
     "topics_for",
     "type_name_of",
     "types_on",
+    "utc_text",
 ]

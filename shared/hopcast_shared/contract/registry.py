@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from types import MappingProxyType
 
 from pydantic import BaseModel
@@ -30,9 +31,14 @@ class EventSpec:
     topic: str
     extra_topics: tuple[str, ...] = ()
 
-    @property
+    @cached_property
     def topics(self) -> tuple[str, ...]:
         return (self.topic, *self.extra_topics)
+
+    @cached_property
+    def names_organization(self) -> bool:
+        """Whether the data has an organization_id (which must be the envelope's)."""
+        return "organization_id" in self.model.model_fields
 
 
 _UPSTREAM_MODELS: tuple[type[EventData], ...] = (
@@ -155,8 +161,7 @@ def parse_event(
             event_type=envelope.type,
         )
     data: EventData = envelope.data_as(spec.model)
-    org = getattr(data, "organization_id", None)
-    if org is not None and org != envelope.organizationid:
+    if spec.names_organization and getattr(data, "organization_id", None) not in (None, envelope.organizationid):
         # Tenancy: an event about one organization may not be keyed to another.
         raise ContractError(
             "data",

@@ -9,6 +9,7 @@ from hopcast_publisher.domain.accounts import LinkedAccount, pick_accounts, pick
 from hopcast_publisher.domain.engagement import engagement_rate
 from hopcast_publisher.domain.outcome import run_outcome
 from hopcast_publisher.domain.posts import idempotency_key, post_text
+from hopcast_publisher.publishing import post_id_for
 from hopcast_shared.contract import RunOutcome
 
 T0 = datetime(2027, 3, 1, tzinfo=UTC)
@@ -82,3 +83,11 @@ def test_idempotency_key_is_stable_per_pending_post_and_platform() -> None:
     assert idempotency_key(pid, "BLUESKY") == idempotency_key(pid, "BLUESKY")
     assert idempotency_key(pid, "BLUESKY") != idempotency_key(pid, "MASTODON")
     assert idempotency_key(pid, "BLUESKY") != idempotency_key(uuid.uuid4(), "BLUESKY")
+
+
+def test_a_post_id_is_the_same_for_a_pending_post_and_platform_and_only_for_it() -> None:
+    pending = uuid.uuid4()
+    assert post_id_for(pending, "BLUESKY") == post_id_for(pending, "BLUESKY")
+    assert post_id_for(pending, "BLUESKY") != post_id_for(pending, "MASTODON")
+    assert post_id_for(pending, "BLUESKY") != post_id_for(uuid.uuid4(), "BLUESKY")
+    assert post_id_for(pending, "BLUESKY").version == 5

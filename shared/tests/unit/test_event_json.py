@@ -1,5 +1,5 @@
-"""The publishing loop writes its events' message values itself (cheaper than building the
-envelope model): they must be what the contract's `new_event(...).to_json()` makes."""
+"""Producers write event message values with `event_json` (cheaper than building the envelope
+model): they must be what the contract's `new_event(...).to_json()` makes, for every type."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from hopcast_publisher.publishing import SOURCE, event_json, new_event_ids, post_id_for
 from hopcast_shared.contract import (
+    EVENT_TYPES,
     Angle,
     Envelope,
     Platform,
@@ -18,9 +18,12 @@ from hopcast_shared.contract import (
     PublishFailureReason,
     RunOutcome,
     ScheduleRunCompleted,
+    event_json,
     new_event,
+    new_event_ids,
 )
 from hopcast_shared.contract.events import EventData
+from hopcast_shared.contract.examples import example_data
 
 NOW = datetime(2027, 3, 14, 7, 0, 0, 123456, tzinfo=UTC)
 ids = [uuid.uuid4() for _ in range(8)]
@@ -55,38 +58,41 @@ EVENTS: list[EventData] = [
         due_at=NOW.replace(second=0, microsecond=0),
         completed_at=NOW,
     ),
+    *(spec.model.model_validate(example_data(name)) for name, spec in EVENT_TYPES.items()),
 ]
+SOURCE = "hopcast/publisher"
+# Texts that JSON must escape, as an upstream producer may send them.
+ODD_TEXT = 'run "7" \\ é\n\t\x01'
 
 
 @pytest.mark.parametrize("data", EVENTS, ids=lambda d: type(d).__name__)
+@pytest.mark.parametrize("correlation", [str(ids[2]), ODD_TEXT], ids=["uuid", "odd-text"])
 @pytest.mark.parametrize("time", [NOW, NOW.replace(microsecond=0)], ids=["micros", "whole-second"])
 @pytest.mark.parametrize("causation", [str(ids[7]), None], ids=["caused", "uncaused"])
 def test_event_json_is_what_new_event_makes_byte_for_byte(
-    data: EventData, time: datetime, causation: str | None
+    data: EventData, correlation: str, time: datetime, causation: str | None
 ) -> None:
     event_id, org = uuid.uuid4(), uuid.uuid4()
     expected = new_event(
         data,
         organization_id=org,
         source=SOURCE,
-        correlation_id=str(ids[2]),
+        correlation_id=correlation,
         causation_id=causation,
         time=time,
         event_id=event_id,
     ).to_json()
     made = event_json(
-        data, event_id=event_id, organization_id=org, correlation_id=str(ids[2]), causation_id=causation, time=time
+        data,
+        event_id=event_id,
+        organization_id=org,
+        source=SOURCE,
+        correlation_id=correlation,
+        causation_id=causation,
+        time=time,
     )
     assert made == expected
     assert Envelope.parse(made).data_as(type(data)) == data
-
-
-def test_a_post_id_is_the_same_for_a_pending_post_and_platform_and_only_for_it() -> None:
-    pending = uuid.uuid4()
-    assert post_id_for(pending, "BLUESKY") == post_id_for(pending, "BLUESKY")
-    assert post_id_for(pending, "BLUESKY") != post_id_for(pending, "MASTODON")
-    assert post_id_for(pending, "BLUESKY") != post_id_for(uuid.uuid4(), "BLUESKY")
-    assert post_id_for(pending, "BLUESKY").version == 5
 
 
 def test_event_ids_are_random_version_4_uuids_as_text() -> None:
