@@ -6,7 +6,9 @@ produce -> consume round trip through the same broker.
 - e2e_p50_ms / e2e_p99_ms: latency of each run at a fixed offered load (--rate, 50 runs/s, for
   --seconds), from the moment its trigger is handed to the producer to the moment its
   ScheduleRunCompleted reaches this process. Baseline: the same percentile of single messages
-  produced and consumed through the broker at the same rate.
+  produced and consumed through the broker at the same rate. The p50 row also gives each
+  stage's share (stages_p50_ms, stages_p99_ms): from the arrival of a run's previous event
+  (STAGES) to its own, so a queue shows where it forms.
 - e2e_runs_per_s: --burst triggers sent at once (max load); runs completed divided by the time
   from the first trigger to the last completion. Baseline: --burst raw messages produced at
   once and consumed through the broker, the same way. The row also gives each service's CPU
@@ -53,12 +55,14 @@ from hopcast_shared.contract import Envelope
 from hopcast_shared.contract.examples import example_event
 from hopcast_shared.kafka import connection_kwargs
 from hopcast_shared.settings import KafkaSettings, default_database_url
-from hopcast_shared.topics import ANALYTICS, SCHEDULER, ensure_topics
+from hopcast_shared.topics import ANALYTICS, BILLING, CONTENT, PUBLISHER, SCHEDULER, ensure_topics
 from hopcast_stack.harness import quiet_days
 from hopcast_stack.services import FAST_SERVICE_ENV, ServiceSet, installed_services
 from hopcast_stack.upstream import Upstream
 
 PLATFORMS = ["MASTODON", "BLUESKY"]
+# A run's events in the order they happen; the time between two is that stage's.
+STAGES = ("ScheduleDue", "PendingPostCreated", "CreditsDebited", "PostPublished", "ScheduleRunCompleted")
 WORDS = [f"{a}{b}{c}" for a in "bcdfgklmnprstvz" for b in "aeiou" for c in ("n", "r", "s", "t", "l", "m", "")]
 
 
@@ -140,12 +144,14 @@ def _world(orgs: int, materials_each: int, seed: int, upstream: Upstream) -> lis
 
 class Runs:
     """Follows scheduler.events (ScheduleDue: which trigger made which run) and analytics.events
-    (ScheduleRunCompleted), stamping each arrival with this process's clock."""
+    (ScheduleRunCompleted), stamping each arrival with this process's clock; and the run's events
+    on the topics between (STAGES), to tell where a run's time goes."""
 
     def __init__(self, kafka: KafkaSettings) -> None:
         self.kafka = kafka
         self.run_of_trigger: dict[str, str] = {}
         self.completed: dict[str, tuple[float, str]] = {}  # run -> (arrival, outcome)
+        self.stages: dict[str, dict[str, float]] = {}  # run -> event type -> first arrival
         self.ready = asyncio.Event()
         self.changed = asyncio.Event()
 
@@ -154,7 +160,7 @@ class Runs:
         await consumer.start()
         try:
             tps = []
-            for name in (SCHEDULER, ANALYTICS):
+            for name in (SCHEDULER, CONTENT, BILLING, PUBLISHER, ANALYTICS):
                 topic = self.kafka.topic(name)
                 partitions = consumer.partitions_for_topic(topic) or set()
                 if not partitions:
@@ -173,6 +179,8 @@ class Runs:
                     for record in records:
                         value = json.loads(record.value or b"{}")
                         kind, data = value.get("type"), value.get("data") or {}
+                        if kind in STAGES and data.get("run_id"):
+                            self.stages.setdefault(data["run_id"], {}).setdefault(kind, now)
                         if kind == "ScheduleDue":
                             self.run_of_trigger[value["causationid"]] = data["run_id"]
                         elif kind == "ScheduleRunCompleted" and data["run_id"] not in self.completed:
@@ -196,6 +204,21 @@ class Runs:
             self.changed.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.changed.wait(), timeout=1.0)
+
+
+    def stage_percentiles(self, sent: dict[str, float], p: float) -> dict[str, float]:
+        """Each stage's share of the runs' latency: the p-th percentile of the time from the
+        arrival of the previous stage's event (the trigger's sending, for the first) to its own."""
+        gaps: dict[str, list[float]] = {stage: [] for stage in STAGES}
+        for trigger, at in sent.items():
+            seen = self.stages.get(self.run_of_trigger.get(trigger, ""), {})
+            previous = at
+            for stage in STAGES:
+                if stage not in seen:
+                    break
+                gaps[stage].append(1000 * (seen[stage] - previous))
+                previous = seen[stage]
+        return {stage: round(_percentile(values, p), 1) for stage, values in gaps.items() if values}
 
 
 async def _trigger(upstream: Upstream, o: Org) -> tuple[str, float]:
@@ -370,6 +393,7 @@ async def run(args: argparse.Namespace) -> list[dict[str, Any]]:
             sent = await _at_rate(upstream, world, warm, args.rate, n_rate)
             done = await runs.wait_for(sent, within=120 + n_rate / 5)
             latencies = [1000 * (end - start) for start, end, _ in done.values()]
+            stages = {f"stages_p{p}_ms": runs.stage_percentiles(sent, p) for p in (50, 99)}
             outcomes_rate = [outcome for _, _, outcome in done.values()]
 
             cpu_before = _cpu_seconds(services)
@@ -405,6 +429,7 @@ async def run(args: argparse.Namespace) -> list[dict[str, Any]]:
         "runs": n_rate,
         "completed": len(done),
         "outcomes": dict(sorted(_count(outcomes_rate).items())),
+        **stages,
         "latencies_ms": [round(x, 1) for x in sorted(latencies)],
         **common,
     }
