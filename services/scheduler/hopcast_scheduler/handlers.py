@@ -140,7 +140,11 @@ async def schedule_upserted(ctx: EventContext, data: ScheduleCreated | ScheduleU
 
 
 async def _owned_schedule(ctx: EventContext, schedule_id: uuid.UUID) -> asyncpg.Record:
-    row = await repo.schedule(ctx.conn, schedule_id, lock=True)
+    return _owned(ctx, schedule_id, await repo.schedule(ctx.conn, schedule_id, lock=True))
+
+
+def _owned(ctx: EventContext, schedule_id: uuid.UUID, row: asyncpg.Record | None) -> asyncpg.Record:
+    """The schedule row, when it is the event's organization's; PermanentError otherwise."""
     if row is None or row["organization_id"] != ctx.envelope.organizationid:
         raise PermanentError(f"unknown schedule {schedule_id} for this organization")
     return row
@@ -183,13 +187,11 @@ async def material_submitted(ctx: EventContext, data: MaterialSubmitted) -> None
 async def trigger_requested(ctx: EventContext, data: ScheduleTriggerRequested) -> None:
     """Post now: one run at once. The inbox makes it once per trigger event; the run row's
     unique trigger_event_id makes it once even if the inbox were bypassed."""
-    row = await _owned_schedule(ctx, data.schedule_id)
+    row = _owned(ctx, data.schedule_id, await repo.trigger_target(ctx.conn, data.schedule_id))
     if row["deleted_at"] is not None:
         log.info("trigger for deleted schedule %s ignored", data.schedule_id)
         return
-    brand = await repo.brand_of(ctx.conn, row["brand_profile_id"])
-    org_deleted = await projections.organization_is_deleted(ctx.conn, row["organization_id"])
-    if brand is None or brand["deleted_at"] is not None or org_deleted:
+    if not row["active"]:
         log.info("trigger for schedule %s of an inactive brand or organization ignored", data.schedule_id)
         return
     run_id = uuid.uuid4()
@@ -203,12 +205,9 @@ async def trigger_requested(ctx: EventContext, data: ScheduleTriggerRequested) -
 
 async def run_completed(ctx: EventContext, data: ScheduleRunCompleted) -> None:
     outcome = _value(data.outcome)
-    run = await repo.complete_run(ctx.conn, data.run_id, outcome, data.completed_at)
-    if run is None:
-        return  # not one of ours, or already recorded
-    row = await repo.schedule(ctx.conn, run["schedule_id"], lock=True)
+    row = await repo.complete_run(ctx.conn, data.run_id, outcome, data.completed_at)
     if row is None:
-        return
+        return  # not one of ours, or already recorded
     status, streak = status_after_outcome(ScheduleStatus(row["status"]), row["consecutive_errors"], outcome)
     await repo.update_schedule(
         ctx.conn, row["id"], status=status.value, consecutive_errors=streak, last_outcome=outcome

@@ -49,6 +49,22 @@ async def schedule(conn: Conn, schedule_id: uuid.UUID, *, lock: bool = False) ->
     return await conn.fetchrow("SELECT * FROM schedules WHERE id = $1" + (" FOR UPDATE" if lock else ""), schedule_id)
 
 
+async def trigger_target(conn: Conn, schedule_id: uuid.UUID) -> asyncpg.Record | None:
+    """The schedule, locked, with `active`: whether its brand and organization are live (the
+    schedule's own deleted_at apart). One statement: a trigger's reads in one round trip."""
+    return await conn.fetchrow(
+        """
+        SELECT s.*, (b.id IS NOT NULL AND b.deleted_at IS NULL AND o.deleted_at IS NULL) AS active
+        FROM schedules s
+        LEFT JOIN brands b ON b.id = s.brand_profile_id
+        LEFT JOIN organizations o ON o.id = s.organization_id
+        WHERE s.id = $1
+        FOR UPDATE OF s
+        """,
+        schedule_id,
+    )
+
+
 async def upsert_schedule(conn: Conn, values: dict[str, Any]) -> None:
     await conn.execute(
         """
@@ -187,12 +203,16 @@ async def insert_trigger_run(
 
 
 async def complete_run(conn: Conn, run_id: uuid.UUID, outcome: str, completed_at: datetime) -> asyncpg.Record | None:
-    """Record a run's outcome once; returns the run, or None if unknown or already completed."""
+    """Record a run's outcome once; returns the run's schedule, locked, or None when the run is
+    unknown or already completed (or its schedule is gone). One statement."""
     return await conn.fetchrow(
         """
-        UPDATE schedule_runs SET outcome = $2, completed_at = $3
-        WHERE run_id = $1 AND outcome IS NULL
-        RETURNING run_id, schedule_id, organization_id
+        WITH done AS (
+            UPDATE schedule_runs SET outcome = $2, completed_at = $3
+            WHERE run_id = $1 AND outcome IS NULL
+            RETURNING schedule_id
+        )
+        SELECT s.* FROM schedules s WHERE s.id = (SELECT schedule_id FROM done) FOR UPDATE
         """,
         run_id,
         outcome,
