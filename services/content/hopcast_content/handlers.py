@@ -5,7 +5,10 @@ The heart is `schedule_due`: a run picks a material by the schedule's strategy, 
 angle, drafts, embeds and checks near-duplicates in the organization, trying the next
 material while the draft is too similar; it ends in one PendingPostCreated, or in one
 ScheduleRunSkipped plus the run's ScheduleRunCompleted. The `runs` row and the unique run_id
-of pending posts make that once per run however often ScheduleDue is delivered.
+of pending posts make that once per run however often ScheduleDue is delivered. ScheduleDue
+is handled in batches: what the runs read is loaded in a few statements for all of them (a
+single event is a batch of one), and each run decides as if the batch's earlier runs were
+handled before it.
 """
 
 from __future__ import annotations
@@ -13,6 +16,8 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -22,7 +27,7 @@ from hopcast_content import metrics
 from hopcast_content.adapters import dedup
 from hopcast_content.adapters import repository as repo
 from hopcast_content.config import ContentSettings
-from hopcast_content.domain.angles import choose_angle
+from hopcast_content.domain.angles import AngleStats, choose_angle
 from hopcast_content.domain.drafting import BrandVoice, DraftRequest, Generator, MaterialText, finalise
 from hopcast_content.domain.duplicates import band
 from hopcast_content.domain.embedding import Embedder, EmbeddingError, content_hash
@@ -35,10 +40,11 @@ from hopcast_content.domain.materials import (
     run_rng,
     status_after_use,
 )
-from hopcast_content.domain.selection import PillarTarget, Strategy, order_candidates, pillar_named
+from hopcast_content.domain.selection import Candidate, PillarTarget, Strategy, order_candidates, pillar_named
 from hopcast_shared import projections
-from hopcast_shared.consumer import EventContext, Handler, PermanentError
+from hopcast_shared.consumer import BatchedHandler, EventContext, Handler, PermanentError
 from hopcast_shared.contract import (
+    Angle,
     BrandProfileCreated,
     BrandProfileDeleted,
     BrandProfileRestored,
@@ -91,6 +97,54 @@ def material_text(row: asyncpg.Record) -> MaterialText:
     )
 
 
+def _active_brand(brand: asyncpg.Record | None, org_id: uuid.UUID) -> bool:
+    """The brand exists, is the organization's own, and is not deleted."""
+    return brand is not None and brand["organization_id"] == org_id and brand["deleted_at"] is None
+
+
+def _strategy(schedule: asyncpg.Record | None) -> Strategy:
+    return Strategy(schedule["material_strategy"]) if schedule else Strategy.ROUND_ROBIN
+
+
+@dataclass
+class RunBatch:
+    """What the runs of one batch read, loaded once; and what its earlier runs leave for the
+    later ones, so that they decide as if handled one after another: a material drafted is
+    in flight (not selectable), a draft counts for its brand's pillars, and the duplicate
+    check of a later run of the same organization sees it (written before that check)."""
+
+    since: datetime
+    deleted_organizations: set[uuid.UUID]
+    brands: dict[uuid.UUID, asyncpg.Record]
+    candidates: dict[uuid.UUID, list[Candidate]]
+    schedules: dict[tuple[uuid.UUID, uuid.UUID], asyncpg.Record]
+    recent_pillars: dict[uuid.UUID, dict[str | None, int]]
+    angle_stats: dict[uuid.UUID, dict[Angle, AngleStats]]
+    results: dict[uuid.UUID, str] = field(default_factory=dict)
+    """Each handled run's result: DRAFTED or the skip reason."""
+    in_flight: set[uuid.UUID] = field(default_factory=set)
+    unwritten: list[tuple[dict[str, Any], repo.Embedding]] = field(default_factory=list)
+
+    def selectable(self, brand_id: uuid.UUID) -> list[Candidate]:
+        return [c for c in self.candidates.get(brand_id, ()) if c.material_id not in self.in_flight]
+
+    def drafted(self, post: dict[str, Any], embedding: repo.Embedding) -> None:
+        self.in_flight.add(post["material_id"])
+        pillars = self.recent_pillars.get(post["brand_profile_id"])
+        if pillars is not None:
+            pillars[post["content_pillar"]] = pillars.get(post["content_pillar"], 0) + 1
+        self.unwritten.append((post, embedding))
+
+    async def write_drafts(self, conn: Conn, organization_id: uuid.UUID | None = None) -> None:
+        """Write the drafts not written yet: all of them, or (with an organization) all of
+        them if one is that organization's, else none."""
+        if organization_id is not None and all(p["organization_id"] != organization_id for p, _ in self.unwritten):
+            return
+        await repo.insert_pending_posts(conn, [post for post, _ in self.unwritten])
+        await repo.insert_embeddings(conn, [embedding for _, embedding in self.unwritten])
+        self.unwritten.clear()
+
+
 class ContentService:
     """The handlers, with what they need: settings, the embedder and the generator."""
 
@@ -119,7 +173,7 @@ class ContentService:
             "MaterialArchived": self.material_archived,
             "MaterialDeleted": self.material_deleted,
             "MaterialRestored": self.material_restored,
-            "ScheduleDue": self.schedule_due,
+            "ScheduleDue": BatchedHandler(self.schedule_due),
             "PostPublished": self.post_published,
             "ScheduleRunCompleted": self.run_completed,
             "EngagementUpdated": self.engagement_updated,
@@ -215,14 +269,16 @@ class ContentService:
         digest = content_hash(text)
         await repo.insert_embedding(
             conn,
-            org_id=row["organization_id"],
-            brand_id=row["brand_profile_id"],
-            kind="MATERIAL",
-            source_id=row["id"],
-            material_id=row["id"],
-            content_hash=digest,
-            material_hash=digest,
-            embedding=vector,
+            repo.Embedding(
+                organization_id=row["organization_id"],
+                brand_profile_id=row["brand_profile_id"],
+                kind="MATERIAL",
+                source_id=row["id"],
+                material_id=row["id"],
+                content_hash=digest,
+                material_hash=digest,
+                embedding=vector,
+            ),
         )
         await repo.set_material_status(conn, row["id"], MaterialStatus.READY.value, content_hash=digest)
         metrics.MATERIALS.labels(MaterialStatus.READY.value).inc()
@@ -244,54 +300,103 @@ class ContentService:
 
     # --- a run: pick, draft, check, emit ----------------------------------------------------------
 
-    async def schedule_due(self, ctx: EventContext, data: ScheduleDue) -> None:
-        conn, org = ctx.conn, ctx.envelope.organizationid
-        if not await repo.start_run(conn, data.run_id, org, data):
-            log.info("run %s was handled before", data.run_id)
-            return
-        await repo.lock_organization_runs(conn, org)
+    async def schedule_due(self, items: Sequence[tuple[EventContext, ScheduleDue]]) -> None:
+        """The runs of a batch (one event is a batch of one), in its order: as if handled one
+        after another, with what they read loaded once for all of them and their rows
+        written together; only a run's material and duplicate check are its own statements."""
         started = time.perf_counter()
-        reason = await self._draft_run(ctx, data)
-        if reason is not None:
-            await self._skip(ctx, data, reason)
-        metrics.RUN_SECONDS.observe(time.perf_counter() - started)
+        conn = items[0][0].conn
+        runs: dict[uuid.UUID, repo.Run] = {}
+        for ctx, data in items:
+            runs.setdefault(
+                data.run_id,
+                repo.Run(
+                    data.run_id, ctx.envelope.organizationid, data.schedule_id, data.brand_profile_id, data.due_at
+                ),
+            )
+        fresh = await repo.start_runs(conn, list(runs.values()))
+        todo: list[tuple[EventContext, ScheduleDue]] = []
+        for ctx, data in items:
+            if data.run_id in fresh:
+                fresh.discard(data.run_id)  # a second copy in this batch was handled before too
+                todo.append((ctx, data))
+            else:
+                log.info("run %s was handled before", data.run_id)
+        if not todo:
+            return
+        await repo.lock_organizations(conn, {ctx.envelope.organizationid for ctx, _ in todo})
+        batch = await self._load_runs(conn, todo)
+        share = (time.perf_counter() - started) / len(todo)
+        for ctx, data in todo:
+            run_started = time.perf_counter()
+            reason = await self._draft_run(ctx, data, batch)
+            if reason is not None:
+                await self._skip(ctx, data, reason, batch)
+            metrics.RUN_SECONDS.observe(share + time.perf_counter() - run_started)
+        await batch.write_drafts(conn)
+        await repo.finish_runs(conn, batch.results)
 
-    async def _draft_run(self, ctx: EventContext, data: ScheduleDue) -> SkipReason | None:
+    async def _load_runs(self, conn: Conn, runs: Sequence[tuple[EventContext, ScheduleDue]]) -> RunBatch:
+        """What the runs read, once for all of them; runs that will be skipped load no more
+        than they need to be."""
+        deleted = await repo.deleted_organizations(conn, {ctx.envelope.organizationid for ctx, _ in runs})
+        live = [(ctx.envelope.organizationid, data) for ctx, data in runs if ctx.envelope.organizationid not in deleted]
+        brands = await repo.brands(conn, {data.brand_profile_id for _, data in live})
+        live = [(org, data) for org, data in live if _active_brand(brands.get(data.brand_profile_id), org)]
+        candidates = await repo.selectable_candidates(
+            conn, {(data.brand_profile_id, org) for org, data in live}, in_flight_hours=self.settings.in_flight_hours
+        )
+        drafting = [(org, data) for org, data in live if data.brand_profile_id in candidates]
+        schedules = await repo.schedules(conn, {(data.schedule_id, org) for org, data in drafting})
+        balanced = {
+            data.brand_profile_id
+            for org, data in drafting
+            if _strategy(schedules.get((data.schedule_id, org))) is Strategy.PILLAR_BALANCED
+        }
+        since = now_utc() - timedelta(days=self.settings.dedup_window_days)
+        return RunBatch(
+            since=since,
+            deleted_organizations=deleted,
+            brands=brands,
+            candidates=candidates,
+            schedules=schedules,
+            recent_pillars=await repo.recent_pillar_counts(conn, balanced, since),
+            angle_stats=await repo.angle_stats(conn, {data.brand_profile_id for _, data in drafting}),
+        )
+
+    async def _draft_run(self, ctx: EventContext, data: ScheduleDue, batch: RunBatch) -> SkipReason | None:
         """Draft the run's post (and emit it); returns why not when it cannot."""
         conn, org = ctx.conn, ctx.envelope.organizationid
-        if await projections.organization_is_deleted(conn, org):
+        if org in batch.deleted_organizations:
             return SkipReason.ORGANIZATION_INACTIVE
-        brand = await repo.brand(conn, data.brand_profile_id)
-        if brand is None or brand["organization_id"] != org or brand["deleted_at"] is not None:
+        brand = batch.brands.get(data.brand_profile_id)
+        if brand is None or not _active_brand(brand, org):
             return SkipReason.BRAND_INACTIVE
-        candidates = await repo.selectable_candidates(
-            conn, data.brand_profile_id, org, in_flight_hours=self.settings.in_flight_hours
-        )
+        candidates = batch.selectable(data.brand_profile_id)
         if not candidates:
             return SkipReason.NO_READY_MATERIAL
 
-        schedule = await repo.schedule(conn, data.schedule_id, org)
-        strategy = Strategy(schedule["material_strategy"]) if schedule else Strategy.ROUND_ROBIN
+        schedule = batch.schedules.get((data.schedule_id, org))
+        strategy = _strategy(schedule)
         manual = schedule is not None and schedule["generation_mode"] == GenerationMode.MANUAL.value
         profile: dict[str, Any] = brand["profile"]
         targets = [PillarTarget(p["name"], float(p["percentage"])) for p in profile.get("content_pillars") or ()]
-        now = now_utc()
-        since = now - timedelta(days=self.settings.dedup_window_days)
+        since = batch.since
         recent: dict[str, int] = {}
         if strategy is Strategy.PILLAR_BALANCED:
-            for pillar, n in (await repo.recent_pillar_counts(conn, data.brand_profile_id, since)).items():
+            for pillar, n in batch.recent_pillars[data.brand_profile_id].items():
                 key = pillar_named(pillar, targets)
                 recent[key] = recent.get(key, 0) + n
         rng = run_rng(data.run_id)
         ordered = order_candidates(
             strategy, candidates, rng, targets=targets, recent_pillars=recent, target_pillar=data.target_pillar
         )
-        choice = choose_angle(await repo.angle_stats(conn, data.brand_profile_id), rng)
+        choice = choose_angle(batch.angle_stats[data.brand_profile_id], rng)
         voice = BrandVoice.from_profile(brand["name"], profile)
         platforms = tuple(Platform(p) for p in data.platforms)
 
         for candidate in ordered[: self.settings.max_candidates]:
-            row = await repo.material(conn, candidate.material_id, org)
+            row = await repo.material_to_draft(conn, candidate.material_id, org)
             assert row is not None
             material = material_text(row)
             request = DraftRequest(material, voice, platforms, choice.angle, choice.reason)
@@ -300,10 +405,12 @@ class ContentService:
                 [vector] = await self.embedder.embed([draft.content])
             except EmbeddingError as exc:
                 raise EmbedderUnavailable(f"embedding the draft failed: {exc}") from exc
-            material_embedding = await repo.embedding_of(conn, "MATERIAL", material.material_id)
+            material_embedding = row["material_embedding"]
             material_hash = content_hash(embedding_text(material))
             # The media are part of the post: one caption over two pictures is two posts.
             draft_hash = content_hash("\n".join([draft.content, *draft.media_urls]))
+            # The check must see the drafts the batch's earlier runs made in this organization.
+            await batch.write_drafts(conn, org)
             checked = time.perf_counter()
             verdict = await dedup.check(
                 conn,
@@ -312,7 +419,7 @@ class ContentService:
                 draft_vector=vector,
                 draft_hash=draft_hash,
                 material_id=material.material_id,
-                material_vector=material_embedding["embedding"].to_list() if material_embedding else None,
+                material_vector=material_embedding.to_list() if material_embedding is not None else None,
                 material_hash=material_hash,
                 exact_max_rows=self.settings.dedup_exact_max_rows,
                 ef_search=self.settings.hnsw_ef_search,
@@ -332,8 +439,7 @@ class ContentService:
                 continue
 
             pending_post_id = uuid.uuid4()
-            await repo.insert_pending_post(
-                conn,
+            batch.drafted(
                 {
                     "id": pending_post_id,
                     "run_id": data.run_id,
@@ -352,17 +458,16 @@ class ContentService:
                     "requires_approval": manual,
                     "due_at": data.due_at,
                 },
-            )
-            await repo.insert_embedding(
-                conn,
-                org_id=org,
-                brand_id=data.brand_profile_id,
-                kind="PENDING_POST",
-                source_id=pending_post_id,
-                material_id=material.material_id,
-                content_hash=draft_hash,
-                material_hash=material_hash,
-                embedding=vector,
+                repo.Embedding(
+                    organization_id=org,
+                    brand_profile_id=data.brand_profile_id,
+                    kind="PENDING_POST",
+                    source_id=pending_post_id,
+                    material_id=material.material_id,
+                    content_hash=draft_hash,
+                    material_hash=material_hash,
+                    embedding=vector,
+                ),
             )
             await ctx.emit(
                 PendingPostCreated(
@@ -384,12 +489,12 @@ class ContentService:
                 correlation_id=str(data.run_id),
                 topics=[CONTENT],
             )
-            await repo.finish_run(conn, data.run_id, "DRAFTED")
+            batch.results[data.run_id] = "DRAFTED"
             metrics.RUNS.labels("DRAFTED").inc()
             return None
         return SkipReason.ALL_CANDIDATES_DUPLICATE
 
-    async def _skip(self, ctx: EventContext, data: ScheduleDue, reason: SkipReason) -> None:
+    async def _skip(self, ctx: EventContext, data: ScheduleDue, reason: SkipReason, batch: RunBatch) -> None:
         """The run ends here: ScheduleRunSkipped, and the run's one ScheduleRunCompleted."""
         await ctx.emit(
             ScheduleRunSkipped(
@@ -410,7 +515,7 @@ class ContentService:
             correlation_id=str(data.run_id),
             topics=[ANALYTICS],
         )
-        await repo.finish_run(ctx.conn, data.run_id, reason.value)
+        batch.results[data.run_id] = reason.value
         metrics.RUNS.labels(reason.value).inc()
         log.info("run %s skipped: %s", data.run_id, reason.value)
 
@@ -438,14 +543,16 @@ class ContentService:
         if drafted is not None:
             await repo.insert_embedding(
                 conn,
-                org_id=org,
-                brand_id=pending["brand_profile_id"],
-                kind="POST",
-                source_id=data.post_id,
-                material_id=pending["material_id"],
-                content_hash=drafted["content_hash"],
-                material_hash=drafted["material_hash"],
-                embedding=drafted["embedding"].to_list(),
+                repo.Embedding(
+                    organization_id=org,
+                    brand_profile_id=pending["brand_profile_id"],
+                    kind="POST",
+                    source_id=data.post_id,
+                    material_id=pending["material_id"],
+                    content_hash=drafted["content_hash"],
+                    material_hash=drafted["material_hash"],
+                    embedding=drafted["embedding"].to_list(),
+                ),
             )
 
     async def run_completed(self, ctx: EventContext, data: ScheduleRunCompleted) -> None:

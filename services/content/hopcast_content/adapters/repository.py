@@ -7,9 +7,10 @@ check lives in dedup.py.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import asyncpg
 
@@ -21,6 +22,12 @@ from hopcast_shared.db import Conn
 
 # Serialises the runs of one organization (its duplicate check must see the previous draft).
 _RUN_LOCK_NAMESPACE = 0x636F6E74  # "cont"
+
+
+def _columns(rows: Collection[tuple[Any, ...]], width: int) -> list[list[Any]]:
+    """Rows as columns, to pass as arrays to unnest (`width` empty columns for no rows)."""
+    return [list(column) for column in zip(*rows, strict=True)] or [[] for _ in range(width)]
+
 
 # --- projections ----------------------------------------------------------------------------------
 
@@ -44,7 +51,25 @@ async def upsert_brand(conn: Conn, brand_id: uuid.UUID, org_id: uuid.UUID, name:
 
 
 async def brand(conn: Conn, brand_id: uuid.UUID) -> asyncpg.Record | None:
-    return await conn.fetchrow("SELECT * FROM brands WHERE id = $1", brand_id)
+    return (await brands(conn, [brand_id])).get(brand_id)
+
+
+async def brands(conn: Conn, brand_ids: Collection[uuid.UUID]) -> dict[uuid.UUID, asyncpg.Record]:
+    """These brands, by id (whatever their organization: the caller checks it)."""
+    if not brand_ids:
+        return {}
+    rows = await conn.fetch("SELECT * FROM brands WHERE id = ANY($1::uuid[])", list(brand_ids))
+    return {r["id"]: r for r in rows}
+
+
+async def deleted_organizations(conn: Conn, org_ids: Collection[uuid.UUID]) -> set[uuid.UUID]:
+    """Those of these organizations that are deleted (an unknown one is not)."""
+    if not org_ids:
+        return set()
+    rows = await conn.fetch(
+        "SELECT id FROM organizations WHERE id = ANY($1::uuid[]) AND deleted_at IS NOT NULL", list(org_ids)
+    )
+    return {r["id"] for r in rows}
 
 
 async def upsert_schedule(
@@ -80,8 +105,24 @@ async def set_schedule_deleted(conn: Conn, schedule_id: uuid.UUID, org_id: uuid.
     )
 
 
-async def schedule(conn: Conn, schedule_id: uuid.UUID, org_id: uuid.UUID) -> asyncpg.Record | None:
-    return await conn.fetchrow("SELECT * FROM schedules WHERE id = $1 AND organization_id = $2", schedule_id, org_id)
+async def schedules(
+    conn: Conn, keys: Collection[tuple[uuid.UUID, uuid.UUID]]
+) -> dict[tuple[uuid.UUID, uuid.UUID], asyncpg.Record]:
+    """The schedules of these (schedule id, organization id), by that pair: another
+    organization's schedule id finds nothing."""
+    if not keys:
+        return {}
+    schedule_ids, org_ids = _columns(keys, 2)
+    rows = await conn.fetch(
+        """
+        SELECT s.* FROM schedules s
+        JOIN unnest($1::uuid[], $2::uuid[]) AS k(id, organization_id)
+          ON s.id = k.id AND s.organization_id = k.organization_id
+        """,
+        schedule_ids,
+        org_ids,
+    )
+    return {(r["id"], r["organization_id"]): r for r in rows}
 
 
 # --- materials --------------------------------------------------------------------------------------
@@ -112,6 +153,19 @@ async def insert_material(conn: Conn, values: dict[str, Any]) -> bool:
         values["max_uses"],
     )
     return status == "INSERT 0 1"
+
+
+async def material_to_draft(conn: Conn, material_id: uuid.UUID, org_id: uuid.UUID) -> asyncpg.Record | None:
+    """The material with its own embedding (`material_embedding`, None if it has none)."""
+    return await conn.fetchrow(
+        """
+        SELECT m.*, e.embedding AS material_embedding FROM materials m
+        LEFT JOIN content_embeddings e ON e.kind = 'MATERIAL' AND e.source_id = m.id
+        WHERE m.id = $1 AND m.organization_id = $2
+        """,
+        material_id,
+        org_id,
+    )
 
 
 async def material(
@@ -161,12 +215,13 @@ async def claim_waiting_materials(conn: Conn, limit: int) -> list[asyncpg.Record
 
 
 SELECTABLE = """
-SELECT m.id, m.usage_count, m.last_used_at, m.created_at, m.content_pillar,
+SELECT m.brand_profile_id, m.id, m.usage_count, m.last_used_at, m.created_at, m.content_pillar,
        (SELECT avg(p.engagement_rate) FROM posts p
          WHERE p.material_id = m.id AND p.engagement_rate IS NOT NULL) AS engagement
 FROM materials m
-WHERE m.brand_profile_id = $1 AND m.organization_id = $2
-  AND m.status = 'READY' AND m.deleted_at IS NULL
+JOIN unnest($1::uuid[], $2::uuid[]) AS b(brand_profile_id, organization_id)
+  ON m.brand_profile_id = b.brand_profile_id AND m.organization_id = b.organization_id
+WHERE m.status = 'READY' AND m.deleted_at IS NULL
   AND (m.max_uses IS NULL OR m.usage_count < m.max_uses)
   -- not while a pending post of it is in flight (its run has not ended, and was not lost long ago)
   AND NOT EXISTS (
@@ -177,24 +232,30 @@ WHERE m.brand_profile_id = $1 AND m.organization_id = $2
 
 
 async def selectable_candidates(
-    conn: Conn, brand_id: uuid.UUID, org_id: uuid.UUID, *, in_flight_hours: int = 168
-) -> list[Candidate]:
-    """The brand's selectable materials (the brand and organization are checked by the caller).
+    conn: Conn, brands: Collection[tuple[uuid.UUID, uuid.UUID]], *, in_flight_hours: int = 168
+) -> dict[uuid.UUID, list[Candidate]]:
+    """The selectable materials of each of these (brand id, its organization id), by brand
+    (the brands and organizations are checked by the caller; a brand with none is absent).
 
     A draft whose run never ended (a lost ScheduleRunCompleted) holds its material for
     `in_flight_hours` at most."""
-    rows = await conn.fetch(SELECTABLE, brand_id, org_id, in_flight_hours)
-    return [
-        Candidate(
-            material_id=r["id"],
-            usage_count=r["usage_count"],
-            last_used_at=r["last_used_at"],
-            created_at=r["created_at"],
-            content_pillar=r["content_pillar"],
-            engagement=float(r["engagement"]) if r["engagement"] is not None else None,
+    if not brands:
+        return {}
+    brand_ids, org_ids = _columns(brands, 2)
+    rows = await conn.fetch(SELECTABLE, brand_ids, org_ids, in_flight_hours)
+    found: dict[uuid.UUID, list[Candidate]] = {}
+    for r in rows:
+        found.setdefault(r["brand_profile_id"], []).append(
+            Candidate(
+                material_id=r["id"],
+                usage_count=r["usage_count"],
+                last_used_at=r["last_used_at"],
+                created_at=r["created_at"],
+                content_pillar=r["content_pillar"],
+                engagement=float(r["engagement"]) if r["engagement"] is not None else None,
+            )
         )
-        for r in rows
-    ]
+    return found
 
 
 async def material_counts(conn: Conn, brand_id: uuid.UUID) -> dict[str, int]:
@@ -215,28 +276,43 @@ async def material_counts(conn: Conn, brand_id: uuid.UUID) -> dict[str, int]:
     return counts
 
 
-async def recent_pillar_counts(conn: Conn, brand_id: uuid.UUID, since: datetime) -> dict[str | None, int]:
-    """Drafts of the brand per material pillar since `since` (as submitted, matched later)."""
+async def recent_pillar_counts(
+    conn: Conn, brand_ids: Collection[uuid.UUID], since: datetime
+) -> dict[uuid.UUID, dict[str | None, int]]:
+    """Drafts of each brand per material pillar since `since` (as submitted, matched later)."""
+    if not brand_ids:
+        return {}
     rows = await conn.fetch(
         """
-        SELECT content_pillar, count(*) AS n FROM pending_posts
-        WHERE brand_profile_id = $1 AND created_at >= $2 GROUP BY content_pillar
+        SELECT brand_profile_id, content_pillar, count(*) AS n FROM pending_posts
+        WHERE brand_profile_id = ANY($1::uuid[]) AND created_at >= $2 GROUP BY brand_profile_id, content_pillar
         """,
-        brand_id,
+        list(brand_ids),
         since,
     )
-    return {r["content_pillar"]: int(r["n"]) for r in rows}
+    counts: dict[uuid.UUID, dict[str | None, int]] = {brand_id: {} for brand_id in brand_ids}
+    for r in rows:
+        counts[r["brand_profile_id"]][r["content_pillar"]] = int(r["n"])
+    return counts
 
 
-async def angle_stats(conn: Conn, brand_id: uuid.UUID) -> dict[Angle, AngleStats]:
+async def angle_stats(conn: Conn, brand_ids: Collection[uuid.UUID]) -> dict[uuid.UUID, dict[Angle, AngleStats]]:
+    """What each angle earned in each brand's posts (brands without any map to {})."""
+    if not brand_ids:
+        return {}
     rows = await conn.fetch(
         """
-        SELECT angle, count(*) AS n, avg(engagement_rate) AS mean, coalesce(stddev_pop(engagement_rate), 0) AS sd
-        FROM posts WHERE brand_profile_id = $1 AND engagement_rate IS NOT NULL GROUP BY angle
+        SELECT brand_profile_id, angle, count(*) AS n, avg(engagement_rate) AS mean,
+               coalesce(stddev_pop(engagement_rate), 0) AS sd
+        FROM posts WHERE brand_profile_id = ANY($1::uuid[]) AND engagement_rate IS NOT NULL
+        GROUP BY brand_profile_id, angle
         """,
-        brand_id,
+        list(brand_ids),
     )
-    return {Angle(r["angle"]): AngleStats(int(r["n"]), float(r["mean"]), float(r["sd"])) for r in rows}
+    stats: dict[uuid.UUID, dict[Angle, AngleStats]] = {brand_id: {} for brand_id in brand_ids}
+    for r in rows:
+        stats[r["brand_profile_id"]][Angle(r["angle"])] = AngleStats(int(r["n"]), float(r["mean"]), float(r["sd"]))
+    return stats
 
 
 async def count_use(conn: Conn, pending_post_id: uuid.UUID, used_at: datetime) -> asyncpg.Record | None:
@@ -261,57 +337,97 @@ async def count_use(conn: Conn, pending_post_id: uuid.UUID, used_at: datetime) -
 # --- runs and drafts ----------------------------------------------------------------------------------
 
 
-async def start_run(conn: Conn, run_id: uuid.UUID, org_id: uuid.UUID, data: Any) -> bool:
-    """Record the run; False when it was handled before (one result per run)."""
-    inserted = await conn.fetchval(
+class Run(NamedTuple):
+    """A run as content records it when it starts."""
+
+    run_id: uuid.UUID
+    organization_id: uuid.UUID
+    schedule_id: uuid.UUID
+    brand_profile_id: uuid.UUID
+    due_at: datetime
+
+
+async def start_runs(conn: Conn, runs: Sequence[Run]) -> set[uuid.UUID]:
+    """Record the runs; returns those not handled before (one result per run). Inserted in
+    run id order, so two batches holding the same runs wait for each other instead of
+    deadlocking."""
+    if not runs:
+        return set()
+    in_id_order = sorted(runs, key=lambda run: run.run_id.int)
+    run_ids, org_ids, schedule_ids, brand_ids, due_ats = _columns(in_id_order, 5)
+    rows = await conn.fetch(
         """
         INSERT INTO runs (run_id, organization_id, schedule_id, brand_profile_id, due_at, result)
-        VALUES ($1, $2, $3, $4, $5, 'STARTED')
-        ON CONFLICT (run_id) DO NOTHING RETURNING true
+        SELECT r, o, s, b, d, 'STARTED'
+        FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[], $5::timestamptz[]) AS u(r, o, s, b, d)
+        ON CONFLICT (run_id) DO NOTHING RETURNING run_id
         """,
-        run_id,
-        org_id,
-        data.schedule_id,
-        data.brand_profile_id,
-        data.due_at,
+        run_ids,
+        org_ids,
+        schedule_ids,
+        brand_ids,
+        due_ats,
     )
-    return bool(inserted)
+    return {r["run_id"] for r in rows}
 
 
-async def finish_run(conn: Conn, run_id: uuid.UUID, result: str) -> None:
-    await conn.execute("UPDATE runs SET result = $2 WHERE run_id = $1", run_id, result)
+async def finish_runs(conn: Conn, results: Mapping[uuid.UUID, str]) -> None:
+    """Each run's result: DRAFTED or the skip reason."""
+    if not results:
+        return
+    run_ids = sorted(results, key=lambda r: r.int)
+    await conn.execute(
+        "UPDATE runs SET result = u.result FROM unnest($1::uuid[], $2::text[]) AS u(run_id, result) "
+        "WHERE runs.run_id = u.run_id",
+        run_ids,
+        [results[r] for r in run_ids],
+    )
 
 
-async def lock_organization_runs(conn: Conn, org_id: uuid.UUID) -> None:
-    """Until the transaction ends, no other run of the organization drafts (its duplicate
-    check must see this run's draft)."""
-    await conn.execute("SELECT pg_advisory_xact_lock($1, hashtext($2))", _RUN_LOCK_NAMESPACE, str(org_id))
-
-
-async def insert_pending_post(conn: Conn, values: dict[str, Any]) -> None:
+async def lock_organizations(conn: Conn, org_ids: Collection[uuid.UUID]) -> None:
+    """Until the transaction ends, no other run of these organizations drafts (its duplicate
+    check must see these runs' drafts). The locks are taken in one fixed order (of their
+    keys), so concurrent batches and replicas cannot deadlock on them."""
+    if not org_ids:
+        return
     await conn.execute(
         """
-        INSERT INTO pending_posts (id, run_id, organization_id, brand_profile_id, schedule_id, material_id,
-            content_pillar, content, hashtags, media_urls, platforms, angle, angle_reason, max_similarity,
-            requires_approval, due_at)
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
+        SELECT pg_advisory_xact_lock($1, k)
+        FROM (SELECT DISTINCT hashtext(o) AS k FROM unnest($2::text[]) AS o ORDER BY k) AS keys
         """,
-        values["id"],
-        values["run_id"],
-        values["organization_id"],
-        values["brand_profile_id"],
-        values["schedule_id"],
-        values["material_id"],
-        values["content_pillar"],
-        values["content"],
-        values["hashtags"],
-        values["media_urls"],
-        values["platforms"],
-        values["angle"],
-        values["angle_reason"],
-        values["max_similarity"],
-        values["requires_approval"],
-        values["due_at"],
+        _RUN_LOCK_NAMESPACE,
+        [str(org_id) for org_id in org_ids],
+    )
+
+
+PENDING_POST_COLUMNS = (
+    "id",
+    "run_id",
+    "organization_id",
+    "brand_profile_id",
+    "schedule_id",
+    "material_id",
+    "content_pillar",
+    "content",
+    "hashtags",
+    "media_urls",
+    "platforms",
+    "angle",
+    "angle_reason",
+    "max_similarity",
+    "requires_approval",
+    "due_at",
+)
+
+
+async def insert_pending_posts(conn: Conn, posts: Sequence[Mapping[str, Any]]) -> None:
+    """Insert drafts (dicts of PENDING_POST_COLUMNS): one pipelined round trip for all."""
+    if not posts:
+        return
+    placeholders = ", ".join(f"${i}" for i in range(1, len(PENDING_POST_COLUMNS) + 1))
+    await conn.executemany(
+        f"INSERT INTO pending_posts ({', '.join(PENDING_POST_COLUMNS)}) VALUES ({placeholders})",
+        [tuple(post[c] for c in PENDING_POST_COLUMNS) for post in posts],
     )
 
 
@@ -384,35 +500,50 @@ async def record_engagement(conn: Conn, org_id: uuid.UUID, data: Any) -> None:
 # --- embeddings -------------------------------------------------------------------------------------
 
 
-async def insert_embedding(
-    conn: Conn,
-    *,
-    org_id: uuid.UUID,
-    brand_id: uuid.UUID,
-    kind: str,
-    source_id: uuid.UUID,
-    material_id: uuid.UUID,
-    content_hash: str,
-    material_hash: str,
-    embedding: Sequence[float],
-    created_at: datetime | None = None,
-) -> None:
-    await conn.execute(
+@dataclass(frozen=True)
+class Embedding:
+    """A row of content_embeddings: a material, a draft (PENDING_POST) or a published POST."""
+
+    organization_id: uuid.UUID
+    brand_profile_id: uuid.UUID
+    kind: str
+    source_id: uuid.UUID
+    material_id: uuid.UUID
+    content_hash: str
+    material_hash: str
+    embedding: Sequence[float]
+    created_at: datetime | None = None
+
+
+async def insert_embedding(conn: Conn, row: Embedding) -> None:
+    await insert_embeddings(conn, [row])
+
+
+async def insert_embeddings(conn: Conn, rows: Sequence[Embedding]) -> None:
+    """Insert embeddings (one kept per kind and source): one pipelined round trip for all."""
+    if not rows:
+        return
+    await conn.executemany(
         """
         INSERT INTO content_embeddings (organization_id, brand_profile_id, kind, source_id, material_id,
                                         content_hash, material_hash, embedding, created_at)
         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, coalesce($9, now()))
         ON CONFLICT (kind, source_id) DO NOTHING
         """,
-        org_id,
-        brand_id,
-        kind,
-        source_id,
-        material_id,
-        content_hash,
-        material_hash,
-        list(embedding),
-        created_at,
+        [
+            (
+                r.organization_id,
+                r.brand_profile_id,
+                r.kind,
+                r.source_id,
+                r.material_id,
+                r.content_hash,
+                r.material_hash,
+                list(r.embedding),
+                r.created_at,
+            )
+            for r in rows
+        ],
     )
 
 

@@ -29,9 +29,10 @@ def routes(runtime: ServiceRuntime, settings: ContentSettings) -> Sequence[JsonR
             if brand is None:
                 return JsonResponse(404, {"error": "no such brand"})
             counts = await repo.material_counts(conn, brand_id)
-            candidates = await repo.selectable_candidates(
-                conn, brand_id, brand["organization_id"], in_flight_hours=settings.in_flight_hours
+            selectable = await repo.selectable_candidates(
+                conn, [(brand_id, brand["organization_id"])], in_flight_hours=settings.in_flight_hours
             )
+            candidates = selectable.get(brand_id, [])
             targets = [
                 PillarTarget(p["name"], float(p["percentage"])) for p in brand["profile"].get("content_pillars") or ()
             ]

@@ -48,7 +48,7 @@ async def open_db(url: str, dim: int = 384, tmp: Path | None = None) -> Database
 class Harness:
     """Content on one database: `send` handles an event as the consumer would."""
 
-    def __init__(self, db: Database, settings: ContentSettings | None = None) -> None:
+    def __init__(self, db: Database, settings: ContentSettings | None = None, *, consumer_lanes: int = 4) -> None:
         self.db = db
         self.settings = settings or ContentSettings()
         self.service = build_service(self.settings)
@@ -58,7 +58,11 @@ class Harness:
             self.service.handlers(),
             kafka=KAFKA,
             settings=ServiceSettings(
-                name="content", database_url=db.url, http_port=18082, handler_backoff_initial_s=0.01
+                name="content",
+                database_url=db.url,
+                http_port=18082,
+                handler_backoff_initial_s=0.01,
+                consumer_lanes=consumer_lanes,
             ),
         )
 
@@ -387,11 +391,11 @@ async def test_engagement_steers_weighted_selection_and_angles(h: Harness) -> No
             "EngagementUpdated", post_id=post_id, brand_profile_id=t.brand, angle="USER_BENEFIT", engagement_rate=rate
         )
         assert await h.send(engagement, "analytics.events") == "handled"
-    candidates = {
-        c.material_id: c for c in await repo.selectable_candidates(h.db.pool, uuid.UUID(t.brand), uuid.UUID(t.org))
-    }  # type: ignore[arg-type]
+    brand = uuid.UUID(t.brand)
+    selectable = await repo.selectable_candidates(h.db.pool, [(brand, uuid.UUID(t.org))])  # type: ignore[arg-type]
+    candidates = {c.material_id: c for c in selectable[brand]}
     assert candidates[uuid.UUID(hot)].engagement == pytest.approx(0.2)
-    stats = await repo.angle_stats(h.db.pool, uuid.UUID(t.brand))  # type: ignore[arg-type]
+    stats = (await repo.angle_stats(h.db.pool, [brand]))[brand]  # type: ignore[arg-type]
     assert stats[Angle.USER_BENEFIT].posts == 2
     picks = []
     for _ in range(6):
