@@ -6,6 +6,8 @@ beside a bare single-row conditional UPDATE on the same database in the same run
   rows, CreditsDebited and CreditsUsage in the outbox), in batches of --batch records per
   transaction as the consumer takes them from Kafka under load (`handle_batch`; --batch 1
   is one transaction per event), with --concurrency batches at once (partitions, replicas).
+  Each row also gives the CPU per debit (python_cpu_us_per_debit, postgres_cpu_us_per_debit:
+  this process's and the bench database's backends'), steadier than wall time here.
 - baseline: `UPDATE balances SET ... WHERE organization_id = $1 AND balance >= $2`, one
   statement per debit, the same concurrency and organizations.
 
@@ -23,7 +25,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 
-from common import drop_database, fresh_database
+from common import Meter, drop_database, fresh_database
 
 from hopcast_billing.bootstrap import MIGRATIONS, definition
 from hopcast_shared.consumer import EventConsumer
@@ -71,7 +73,8 @@ async def _figure(
         for i in range(debits)
     ]
     batches = [records[i : i + batch] for i in range(0, len(records), batch)]
-    seconds = await _concurrently([lambda b=b: consumer.handle_batch(b) for b in batches], concurrency)
+    async with Meter(db) as meter:
+        seconds = await _concurrently([lambda b=b: consumer.handle_batch(b) for b in batches], concurrency)
     taken = await db.pool.fetchval("SELECT count(*) FROM debits WHERE status = 'DEBITED'")
 
     org_ids = [uuid.UUID(o) for o in orgs]
@@ -93,6 +96,7 @@ async def _figure(
         "organizations": len(orgs),
         "batch": batch,
         "concurrency": concurrency,
+        **meter.per_item(debits, "debit"),
     }
 
 

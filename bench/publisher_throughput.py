@@ -30,12 +30,11 @@ import base64
 import gc
 import json
 import os
-import time
 import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from common import drop_database, fresh_database
+from common import Meter, drop_database, fresh_database
 
 from hopcast_publisher.adapters.platforms.sandbox import SandboxAdapter
 from hopcast_publisher.adapters.tokens import AccountTokens
@@ -52,63 +51,6 @@ from hopcast_shared.testing import as_record
 
 PLATFORMS = ["BLUESKY", "MASTODON"]
 KAFKA = KafkaSettings(topic_prefix="bench.")
-_TICK = os.sysconf("SC_CLK_TCK")
-
-
-def _cpu_of(pids: list[int]) -> dict[int, float]:
-    """utime + stime of each process that /proc shows (a remote server's show none)."""
-    cpu: dict[int, float] = {}
-    for pid in pids:
-        try:
-            with open(f"/proc/{pid}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        cpu[pid] = (int(fields[11]) + int(fields[12])) / _TICK
-    return cpu
-
-
-class Meter:
-    """Wall time of a phase, and the CPU time it took: this process's, and the database
-    backends' of the bench database (from /proc, when the server runs on this machine; the
-    machine is shared, so CPU per post is the steadier figure of what the code costs)."""
-
-    def __init__(self, db: Database) -> None:
-        self._db = db
-
-    async def _backends(self) -> dict[int, float]:
-        pids = await self._db.pool.fetch("SELECT pid FROM pg_stat_activity WHERE datname = current_database()")
-        return _cpu_of([r["pid"] for r in pids])
-
-    def _on_gc(self, phase: str, info: dict[str, Any]) -> None:
-        if phase == "start":
-            self._gc_started = time.perf_counter()
-        else:
-            self.gc_s += time.perf_counter() - self._gc_started
-
-    async def __aenter__(self) -> Meter:
-        self.gc_s, self._gc_started = 0.0, 0.0
-        gc.callbacks.append(self._on_gc)
-        self._pg = await self._backends()
-        self._cpu = time.process_time()
-        self._wall = time.perf_counter()
-        return self
-
-    async def __aexit__(self, *_: object) -> None:
-        self.seconds = time.perf_counter() - self._wall
-        self.python_cpu_s = time.process_time() - self._cpu
-        gc.callbacks.remove(self._on_gc)
-        after = await self._backends()
-        self.postgres_cpu_s = sum(t - self._pg.get(pid, 0.0) for pid, t in after.items()) if after else None
-
-    def per_post(self, posts: int) -> dict[str, Any]:
-        return {
-            "python_cpu_us_per_post": round(1e6 * self.python_cpu_s / posts),
-            "python_gc_us_per_post": round(1e6 * self.gc_s / posts),
-            "postgres_cpu_us_per_post": None
-            if self.postgres_cpu_s is None
-            else round(1e6 * self.postgres_cpu_s / posts),
-        }
 
 
 async def run(
