@@ -205,7 +205,6 @@ class Runs:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.changed.wait(), timeout=1.0)
 
-
     def stage_percentiles(self, sent: dict[str, float], p: float) -> dict[str, float]:
         """Each stage's share of the runs' latency: the p-th percentile of the time from the
         arrival of the previous stage's event (the trigger's sending, for the first) to its own."""
