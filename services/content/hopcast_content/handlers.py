@@ -318,7 +318,7 @@ class ContentService:
         todo: list[tuple[EventContext, ScheduleDue]] = []
         for ctx, data in items:
             if data.run_id in fresh:
-                fresh.discard(data.run_id)  # a second copy in this batch was handled before too
+                fresh.discard(data.run_id)  # a later copy of the run in this batch is not handled again
                 todo.append((ctx, data))
             else:
                 log.info("run %s was handled before", data.run_id)
