@@ -4,6 +4,8 @@ statement filters on organization_id.
 
 Three steps, cheapest first:
 
+All of it is one statement (`CHECK`) while the window is small enough for an exact scan.
+
 1. Exact copies by hash (the fast path): the draft's normalised text, or its material's,
    equals one drafted in the window. Always caught, whatever the embedder.
 2. The nearest drafts and posts by cosine similarity. An organization's window holds a
@@ -109,24 +111,41 @@ async def nearest(
     return [Neighbour(r["source_id"], r["kind"], float(r["similarity"])) for r in rows]
 
 
-EXACT_COPY = """
-SELECT EXISTS (
-    SELECT 1 FROM content_embeddings
-    WHERE organization_id = $1 AND content_hash = $3 AND created_at >= $2 AND kind <> 'MATERIAL'
-) OR EXISTS (
-    SELECT 1 FROM content_embeddings
-    WHERE organization_id = $1 AND material_hash = $4 AND material_id <> $5 AND created_at >= $2
-      AND kind <> 'MATERIAL'
+# The whole check in one statement (one round trip): the window's size (counted up to $6), the
+# exact copies by hash, the draft's nearest neighbour by an exact scan of the window (only when
+# it holds fewer than $6 rows, NULL for no cap; the MATERIALIZED CTE keeps the planner on the
+# organization's btree rather than the HNSW index, which would filter after its candidates), and
+# the material against the materials drafted in the window ($8, NULL when it has no embedding).
+CHECK = """
+WITH capped AS MATERIALIZED (
+    SELECT count(*) AS n FROM (
+        SELECT 1 FROM content_embeddings WHERE organization_id = $1 AND created_at >= $2 LIMIT $6
+    ) AS c
+),
+window_rows AS MATERIALIZED (
+    SELECT embedding FROM content_embeddings
+    WHERE organization_id = $1 AND created_at >= $2 AND kind <> 'MATERIAL'
+      AND ($6::bigint IS NULL OR (SELECT n FROM capped) < $6)
 )
-"""
-
-DRAFTED_MATERIAL_SIMILARITY = """
-SELECT max(1 - (m.embedding <=> $3)) FROM content_embeddings m
-WHERE m.organization_id = $1 AND m.kind = 'MATERIAL' AND m.source_id <> $4
-  AND m.source_id IN (
-      SELECT material_id FROM content_embeddings
-      WHERE organization_id = $1 AND created_at >= $2 AND kind <> 'MATERIAL'
-  )
+SELECT
+    (SELECT n FROM capped) AS window_rows,
+    EXISTS (
+        SELECT 1 FROM content_embeddings
+        WHERE organization_id = $1 AND content_hash = $3 AND created_at >= $2 AND kind <> 'MATERIAL'
+    ) OR EXISTS (
+        SELECT 1 FROM content_embeddings
+        WHERE organization_id = $1 AND material_hash = $4 AND material_id <> $5 AND created_at >= $2
+          AND kind <> 'MATERIAL'
+    ) AS exact_copy,
+    (SELECT 1 - (embedding <=> $7) FROM window_rows ORDER BY embedding <=> $7 LIMIT 1) AS draft_similarity,
+    (
+        SELECT max(1 - (m.embedding <=> $8)) FROM content_embeddings m
+        WHERE m.organization_id = $1 AND m.kind = 'MATERIAL' AND m.source_id <> $5
+          AND m.source_id IN (
+              SELECT material_id FROM content_embeddings
+              WHERE organization_id = $1 AND created_at >= $2 AND kind <> 'MATERIAL'
+          )
+    ) AS material_similarity
 """
 
 
@@ -145,26 +164,39 @@ async def check(
     ef_search: int = 100,
     max_scan_tuples: int = 200_000,
 ) -> Verdict:
-    """How close a candidate's draft and material come to the organization's window."""
-    exact_copy = bool(await conn.fetchval(EXACT_COPY, org_id, since, draft_hash, material_hash, material_id))
-    found = await nearest(
-        conn,
+    """How close a candidate's draft and material come to the organization's window: one
+    statement, and the HNSW search after it when the window is too large for an exact scan."""
+    # The exact scan when the window holds at most exact_max_rows rows (AUTO), always (EXACT),
+    # never (HNSW).
+    cap = {SearchMode.AUTO: exact_max_rows + 1, SearchMode.EXACT: None, SearchMode.HNSW: 0}[mode]
+    row = await conn.fetchrow(
+        CHECK,
         org_id,
         since,
-        draft_vector,
-        k=1,
-        mode=mode,
-        exact_max_rows=exact_max_rows,
-        ef_search=ef_search,
-        max_scan_tuples=max_scan_tuples,
+        draft_hash,
+        material_hash,
+        material_id,
+        cap,
+        list(draft_vector),
+        None if material_vector is None else list(material_vector),
     )
-    draft_similarity = found[0].similarity if found else 0.0
-    material_similarity = 0.0
-    if material_vector is not None:
-        value = await conn.fetchval(DRAFTED_MATERIAL_SIMILARITY, org_id, since, list(material_vector), material_id)
-        material_similarity = max(0.0, float(value)) if value is not None else 0.0
+    assert row is not None  # a SELECT without FROM: always one row
+    if cap is None or row["window_rows"] < cap:
+        draft_similarity = float(row["draft_similarity"] or 0.0)
+    else:
+        found = await nearest(
+            conn,
+            org_id,
+            since,
+            draft_vector,
+            mode=SearchMode.HNSW,
+            ef_search=ef_search,
+            max_scan_tuples=max_scan_tuples,
+        )
+        draft_similarity = found[0].similarity if found else 0.0
+    value = row["material_similarity"]
     return Verdict(
         draft_similarity=draft_similarity,
-        material_similarity=material_similarity,
-        exact_copy=exact_copy,
+        material_similarity=max(0.0, float(value)) if value is not None else 0.0,
+        exact_copy=bool(row["exact_copy"]),
     )

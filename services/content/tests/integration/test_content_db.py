@@ -632,7 +632,8 @@ def _unit(rng: random.Random, dim: int) -> list[float]:
 async def test_filtered_search_recall_against_exact_and_tenant_isolation(database_url: str, tmp_path: Path) -> None:
     """20,000 embeddings over 40 organizations (some older than the window): the HNSW path
     with an iterative scan returns what the exact scan returns (recall@10 >= 0.95), and
-    never a row of another organization or outside the window."""
+    never a row of another organization or outside the window; a run's duplicate check finds
+    the nearest draft each path finds."""
     dim, orgs, per_org = 64, 40, 500
     db = await open_db(database_url, dim, tmp_path)
     try:
@@ -669,6 +670,21 @@ async def test_filtered_search_recall_against_exact_and_tenant_isolation(databas
                 exact = await dedup.nearest(conn, org, since, query, k=10, mode=dedup.SearchMode.EXACT)
                 approx = await dedup.nearest(conn, org, since, query, k=10, mode=dedup.SearchMode.HNSW, ef_search=100)
                 auto = await dedup.nearest(conn, org, since, query, k=10)
+                # The run's check (one statement on the exact path) finds the same nearest draft.
+                checks = {
+                    mode: await dedup.check(
+                        conn,
+                        org,
+                        since,
+                        draft_vector=query,
+                        draft_hash="h" if q % 2 else "not-a-copy",
+                        material_id=uuid.uuid4(),
+                        material_vector=None,
+                        material_hash="m",
+                        mode=mode,
+                    )
+                    for mode in dedup.SearchMode
+                }
                 owners = await conn.fetch(
                     "SELECT DISTINCT organization_id, min(created_at) AS oldest FROM content_embeddings "
                     "WHERE source_id = ANY($1) GROUP BY 1",
@@ -677,6 +693,10 @@ async def test_filtered_search_recall_against_exact_and_tenant_isolation(databas
             assert [o["organization_id"] for o in owners] == [org]
             assert all(o["oldest"] >= since for o in owners)
             assert len(exact) == 10 and [n.source_id for n in auto] == [n.source_id for n in exact]
+            assert checks[dedup.SearchMode.AUTO] == checks[dedup.SearchMode.EXACT]
+            assert checks[dedup.SearchMode.EXACT].draft_similarity == pytest.approx(exact[0].similarity)
+            assert checks[dedup.SearchMode.HNSW].draft_similarity == pytest.approx(approx[0].similarity)
+            assert {c.exact_copy for c in checks.values()} == {q % 2 == 1}
             hits += len({n.source_id for n in exact} & {n.source_id for n in approx})
             total += len(exact)
             assert exact == sorted(exact, key=lambda n: -n.similarity)
