@@ -38,7 +38,6 @@ from hopcast_content.domain.materials import (
     embedding_text,
     processing_problem,
     run_rng,
-    status_after_use,
 )
 from hopcast_content.domain.selection import Candidate, PillarTarget, Strategy, order_candidates, pillar_named
 from hopcast_shared import projections
@@ -521,39 +520,12 @@ class ContentService:
 
     # --- what happened to the drafts -------------------------------------------------------------
 
-    async def _count_use(self, conn: Conn, pending_post_id: uuid.UUID, used_at: datetime) -> None:
-        material = await repo.count_use(conn, pending_post_id, used_at)
-        if material is None or material["status"] != MaterialStatus.READY.value:
-            return
-        status = status_after_use(material["usage_count"], material["max_uses"])
-        if status is not MaterialStatus.READY:
-            await repo.set_material_status(conn, material["id"], status.value)
-
     async def post_published(self, ctx: EventContext, data: PostPublished) -> None:
-        """Published on one platform: the post is recorded (and its embedding kept as POST);
-        the material's use is counted once per pending post, whatever the platforms."""
-        conn, org = ctx.conn, ctx.envelope.organizationid
-        await repo.record_post(conn, org, data)
-        pending = await repo.pending_post(conn, data.pending_post_id, org)
-        if pending is None:
+        """Published on one platform: the post is recorded (and its draft's embedding kept as
+        the POST's); the material's use is counted once per pending post, whatever the
+        platforms (a READY material at max_uses becomes USED). One statement."""
+        if not await repo.publish_post(ctx.conn, ctx.envelope.organizationid, data):
             log.info("PostPublished for a pending post content does not know (%s)", data.pending_post_id)
-            return
-        await self._count_use(conn, pending["id"], data.published_at)
-        drafted = await repo.embedding_of(conn, "PENDING_POST", pending["id"])
-        if drafted is not None:
-            await repo.insert_embedding(
-                conn,
-                repo.Embedding(
-                    organization_id=org,
-                    brand_profile_id=pending["brand_profile_id"],
-                    kind="POST",
-                    source_id=data.post_id,
-                    material_id=pending["material_id"],
-                    content_hash=drafted["content_hash"],
-                    material_hash=drafted["material_hash"],
-                    embedding=drafted["embedding"].to_list(),
-                ),
-            )
 
     async def run_completed(self, ctx: EventContext, data: ScheduleRunCompleted) -> None:
         """A run ended: its draft is no longer in flight, so its material may be picked again.
@@ -565,7 +537,7 @@ class ContentService:
         if ended is None:
             return
         if RunOutcome(data.outcome) in PUBLISHED_OUTCOMES:
-            await self._count_use(ctx.conn, ended["id"], data.completed_at)
+            await repo.count_use(ctx.conn, ended["id"], data.completed_at)
         else:
             # Never published (rejected, no credits, failed): it is no post to keep away from.
             await repo.delete_embedding(ctx.conn, "PENDING_POST", ended["id"])

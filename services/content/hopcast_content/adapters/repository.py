@@ -315,21 +315,35 @@ async def angle_stats(conn: Conn, brand_ids: Collection[uuid.UUID]) -> dict[uuid
     return stats
 
 
-async def count_use(conn: Conn, pending_post_id: uuid.UUID, used_at: datetime) -> asyncpg.Record | None:
-    """Mark the pending post's use counted, once; returns its material (locked) the first time."""
-    material_id = await conn.fetchval(
-        "UPDATE pending_posts SET use_counted = true WHERE id = $1 AND NOT use_counted RETURNING material_id",
-        pending_post_id,
-    )
-    if material_id is None:
-        return None
-    return await conn.fetchrow(
-        """
-        UPDATE materials SET usage_count = usage_count + 1,
-            last_used_at = greatest(coalesce(last_used_at, $2), $2), updated_at = now()
-        WHERE id = $1 RETURNING id, status, usage_count, max_uses
+# A use of a material, counted once per pending post: the `counted` CTE names the materials
+# (`material_id`) of the pending posts whose use this statement counts. A READY material
+# becomes USED once its uses reach max_uses, as status_after_use decides (kept identical).
+_COUNT_USE = """
+UPDATE materials m SET usage_count = m.usage_count + 1,
+    last_used_at = greatest(coalesce(m.last_used_at, {used_at}), {used_at}),
+    status = CASE WHEN {used} THEN 'USED' ELSE m.status END,
+    failure_reason = CASE WHEN {used} THEN NULL ELSE m.failure_reason END,
+    updated_at = now()
+FROM counted WHERE m.id = counted.material_id
+"""
+_USED = "m.status = 'READY' AND m.max_uses IS NOT NULL AND m.usage_count + 1 >= m.max_uses"
+
+
+def _count_use(used_at: str) -> str:
+    return _COUNT_USE.format(used_at=used_at, used=_USED)
+
+
+async def count_use(conn: Conn, pending_post_id: uuid.UUID, used_at: datetime) -> None:
+    """Count the pending post's use of its material, once (a READY material at max_uses
+    becomes USED): one statement."""
+    await conn.execute(
+        f"""
+        WITH counted AS (
+            UPDATE pending_posts SET use_counted = true WHERE id = $1 AND NOT use_counted RETURNING material_id
+        )
+        {_count_use("$2::timestamptz")}
         """,
-        material_id,
+        pending_post_id,
         used_at,
     )
 
@@ -448,33 +462,54 @@ async def end_pending_post(
     )
 
 
-async def pending_post(conn: Conn, pending_post_id: uuid.UUID, org_id: uuid.UUID) -> asyncpg.Record | None:
-    return await conn.fetchrow(
-        "SELECT * FROM pending_posts WHERE id = $1 AND organization_id = $2", pending_post_id, org_id
-    )
-
-
 # --- published posts and engagement ----------------------------------------------------------------------
 
 
-async def record_post(conn: Conn, org_id: uuid.UUID, data: Any) -> None:
-    await conn.execute(
-        """
-        INSERT INTO posts (post_id, organization_id, brand_profile_id, pending_post_id, material_id, platform,
-                           angle, published_at)
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-        ON CONFLICT (post_id) DO UPDATE SET pending_post_id = EXCLUDED.pending_post_id,
-            material_id = EXCLUDED.material_id, published_at = EXCLUDED.published_at, updated_at = now()
-        WHERE posts.organization_id = EXCLUDED.organization_id
-        """,
-        data.post_id,
-        org_id,
-        data.brand_profile_id,
-        data.pending_post_id,
-        data.material_id,
-        str(data.platform),
-        str(data.angle),
-        data.published_at,
+async def publish_post(conn: Conn, org_id: uuid.UUID, data: Any) -> bool:
+    """A PostPublished in one statement: the post is recorded; if the pending post it names
+    is the organization's, its use of the material is counted (once per pending post) and
+    the draft's embedding is kept as the post's (once per post). False when content does
+    not know that pending post in this organization."""
+    return bool(
+        await conn.fetchval(
+            f"""
+            WITH post AS (
+                INSERT INTO posts (post_id, organization_id, brand_profile_id, pending_post_id, material_id,
+                                   platform, angle, published_at)
+                VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+                ON CONFLICT (post_id) DO UPDATE SET pending_post_id = EXCLUDED.pending_post_id,
+                    material_id = EXCLUDED.material_id, published_at = EXCLUDED.published_at, updated_at = now()
+                WHERE posts.organization_id = EXCLUDED.organization_id
+            ),
+            pending AS (
+                SELECT id, brand_profile_id, material_id FROM pending_posts WHERE id = $4 AND organization_id = $2
+            ),
+            counted AS (
+                UPDATE pending_posts SET use_counted = true
+                WHERE id = $4 AND organization_id = $2 AND NOT use_counted
+                RETURNING material_id
+            ),
+            used AS ({_count_use("$8::timestamptz")}),
+            kept AS (
+                INSERT INTO content_embeddings (organization_id, brand_profile_id, kind, source_id, material_id,
+                                                content_hash, material_hash, embedding, created_at)
+                SELECT $2, p.brand_profile_id, 'POST', $1, p.material_id, e.content_hash, e.material_hash,
+                       e.embedding, now()
+                FROM pending p
+                JOIN content_embeddings e ON e.kind = 'PENDING_POST' AND e.source_id = p.id
+                ON CONFLICT (kind, source_id) DO NOTHING
+            )
+            SELECT EXISTS (SELECT FROM pending)
+            """,
+            data.post_id,
+            org_id,
+            data.brand_profile_id,
+            data.pending_post_id,
+            data.material_id,
+            str(data.platform),
+            str(data.angle),
+            data.published_at,
+        )
     )
 
 
@@ -545,10 +580,6 @@ async def insert_embeddings(conn: Conn, rows: Sequence[Embedding]) -> None:
             for r in rows
         ],
     )
-
-
-async def embedding_of(conn: Conn, kind: str, source_id: uuid.UUID) -> asyncpg.Record | None:
-    return await conn.fetchrow("SELECT * FROM content_embeddings WHERE kind = $1 AND source_id = $2", kind, source_id)
 
 
 async def delete_embedding(conn: Conn, kind: str, source_id: uuid.UUID) -> None:
