@@ -62,7 +62,7 @@ async def delete_topic(kafka: KafkaSettings, name: str) -> None:
 _TICK = os.sysconf("SC_CLK_TCK")
 
 
-def _cpu_of(pids: list[int]) -> dict[int, float]:
+def cpu_of(pids: list[int]) -> dict[int, float]:
     """utime + stime of each process that /proc shows (a remote server's show none)."""
     cpu: dict[int, float] = {}
     for pid in pids:
@@ -85,7 +85,7 @@ class Meter:
 
     async def _backends(self) -> dict[int, float]:
         pids = await self._db.pool.fetch("SELECT pid FROM pg_stat_activity WHERE datname = current_database()")
-        return _cpu_of([r["pid"] for r in pids])
+        return cpu_of([r["pid"] for r in pids])
 
     def _on_gc(self, phase: str, info: dict[str, Any]) -> None:
         if phase == "start":

@@ -12,7 +12,8 @@ produce -> consume round trip through the same broker.
 - e2e_runs_per_s: --burst triggers sent at once (max load); runs completed divided by the time
   from the first trigger to the last completion. Baseline: --burst raw messages produced at
   once and consumed through the broker, the same way. The row also gives each service's CPU
-  seconds during the burst (what to profile: `--profile SERVICE` runs py-spy on it then).
+  seconds during the burst, and its database backends' (`postgres_<service>`; what to profile:
+  `--profile SERVICE` runs py-spy on it then).
 - rss_mb_<service>: resident memory of each service process after the load, beside its RSS
   once ready (before any load).
 
@@ -49,7 +50,7 @@ from typing import Any
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from common import create_topic, delete_topic, drop_database, fresh_database
+from common import cpu_of, create_topic, delete_topic, drop_database, fresh_database, with_database
 
 from hopcast_shared.contract import Envelope
 from hopcast_shared.contract.examples import example_event
@@ -338,6 +339,27 @@ def _cpu_seconds(services: ServiceSet) -> dict[str, float]:
     return out
 
 
+async def _postgres_cpu(server_url: str, databases: dict[str, tuple[str, str]]) -> dict[str, float]:
+    """CPU seconds of the backends serving each service's database (`postgres_<service>`; none
+    when the server is not on this machine). The services' pools keep their connections, so the
+    difference over a phase is what the phase cost PostgreSQL."""
+    conn = await asyncpg.connect(with_database(server_url, "postgres"))
+    try:
+        rows = await conn.fetch(
+            "SELECT datname, pid FROM pg_stat_activity WHERE datname = ANY($1)", [db for db, _ in databases.values()]
+        )
+    finally:
+        await conn.close()
+    cpu = cpu_of([r["pid"] for r in rows])
+    by_db = {db: name for name, (db, _) in databases.items()}
+    out: dict[str, float] = {}
+    for r in rows:
+        if r["pid"] in cpu:
+            key = f"postgres_{by_db[r['datname']]}"
+            out[key] = out.get(key, 0.0) + cpu[r["pid"]]
+    return out
+
+
 def _rss_mb(services: ServiceSet) -> dict[str, float]:
     out = {}
     for p in services.processes:
@@ -395,7 +417,7 @@ async def run(args: argparse.Namespace) -> list[dict[str, Any]]:
             stages = {f"stages_p{p}_ms": runs.stage_percentiles(sent, p) for p in (50, 99)}
             outcomes_rate = [outcome for _, _, outcome in done.values()]
 
-            cpu_before = _cpu_seconds(services)
+            cpu_before = {**_cpu_seconds(services), **await _postgres_cpu(args.database_url, databases)}
             profiler = None
             if args.profile:
                 profiler = _py_spy(services, args.profile, max(10, args.burst / 20), args.profile_output)
@@ -403,7 +425,8 @@ async def run(args: argparse.Namespace) -> list[dict[str, Any]]:
             burst_done = await runs.wait_for(burst_sent, within=120 + args.burst / 5)
             finished = max((end for _, end, _ in burst_done.values()), default=time.perf_counter())
             burst_s = finished - burst_started
-            cpu = {k: round(v - cpu_before.get(k, 0.0), 1) for k, v in _cpu_seconds(services).items()}
+            cpu_after = {**_cpu_seconds(services), **await _postgres_cpu(args.database_url, databases)}
+            cpu = {k: round(v - cpu_before.get(k, 0.0), 1) for k, v in cpu_after.items()}
             if profiler is not None:
                 profiler.wait(timeout=120)
             completions = sorted(end - burst_started for _, end, _ in burst_done.values())
