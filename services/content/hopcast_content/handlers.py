@@ -530,17 +530,17 @@ class ContentService:
     async def run_completed(self, ctx: EventContext, data: ScheduleRunCompleted) -> None:
         """A run ended: its draft is no longer in flight, so its material may be picked again.
         If it published, its use counts (in case PostPublished is still on its way); if not,
-        the draft no longer counts as a recent post for the duplicate check."""
-        ended = await repo.end_pending_post(
-            ctx.conn, data.run_id, ctx.envelope.organizationid, str(data.outcome), data.completed_at
+        the draft no longer counts as a recent post for the duplicate check. One statement."""
+        # Never published (rejected, no credits, failed): it is no post to keep away from.
+        published = RunOutcome(data.outcome) in PUBLISHED_OUTCOMES
+        await repo.end_run(
+            ctx.conn,
+            data.run_id,
+            ctx.envelope.organizationid,
+            str(data.outcome),
+            data.completed_at,
+            published=published,
         )
-        if ended is None:
-            return
-        if RunOutcome(data.outcome) in PUBLISHED_OUTCOMES:
-            await repo.count_use(ctx.conn, ended["id"], data.completed_at)
-        else:
-            # Never published (rejected, no credits, failed): it is no post to keep away from.
-            await repo.delete_embedding(ctx.conn, "PENDING_POST", ended["id"])
 
     async def engagement_updated(self, ctx: EventContext, data: EngagementUpdated) -> None:
         await repo.record_engagement(ctx.conn, ctx.envelope.organizationid, data)

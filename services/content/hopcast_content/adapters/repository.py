@@ -333,21 +333,6 @@ def _count_use(used_at: str) -> str:
     return _COUNT_USE.format(used_at=used_at, used=_USED)
 
 
-async def count_use(conn: Conn, pending_post_id: uuid.UUID, used_at: datetime) -> None:
-    """Count the pending post's use of its material, once (a READY material at max_uses
-    becomes USED): one statement."""
-    await conn.execute(
-        f"""
-        WITH counted AS (
-            UPDATE pending_posts SET use_counted = true WHERE id = $1 AND NOT use_counted RETURNING material_id
-        )
-        {_count_use("$2::timestamptz")}
-        """,
-        pending_post_id,
-        used_at,
-    )
-
-
 # --- runs and drafts ----------------------------------------------------------------------------------
 
 
@@ -445,21 +430,42 @@ async def insert_pending_posts(conn: Conn, posts: Sequence[Mapping[str, Any]]) -
     )
 
 
-async def end_pending_post(
-    conn: Conn, run_id: uuid.UUID, org_id: uuid.UUID, outcome: str, ended_at: datetime
-) -> asyncpg.Record | None:
-    """The run ended: its pending post is no longer in flight (its material selectable again)."""
-    return await conn.fetchrow(
-        """
-        UPDATE pending_posts SET ended_at = coalesce(ended_at, $4), outcome = coalesce(outcome, $3)
-        WHERE run_id = $1 AND organization_id = $2
-        RETURNING id, material_id, use_counted
+async def end_run(
+    conn: Conn, run_id: uuid.UUID, org_id: uuid.UUID, outcome: str, ended_at: datetime, *, published: bool
+) -> bool:
+    """The run ended, in one statement: its pending post is no longer in flight (its material
+    selectable again). If it published, its use of the material is counted (once per pending
+    post: PostPublished may have counted it already); if not, the draft's embedding is
+    deleted. False when the organization has no pending post of that run.
+
+    The pending post is locked first, so `was_counted` is its latest value (a concurrent
+    PostPublished's count is seen, not counted twice)."""
+    ended = await conn.fetchval(
+        f"""
+        WITH locked AS (
+            SELECT id, use_counted FROM pending_posts WHERE run_id = $1 AND organization_id = $2 FOR UPDATE
+        ),
+        ended AS (
+            UPDATE pending_posts p SET ended_at = coalesce(p.ended_at, $4::timestamptz),
+                outcome = coalesce(p.outcome, $3), use_counted = p.use_counted OR $5
+            FROM locked WHERE p.id = locked.id
+            RETURNING p.id, p.material_id, locked.use_counted AS was_counted
+        ),
+        counted AS (SELECT material_id FROM ended WHERE $5 AND NOT was_counted),
+        used AS ({_count_use("$4::timestamptz")}),
+        forgotten AS (
+            DELETE FROM content_embeddings
+            WHERE NOT $5 AND kind = 'PENDING_POST' AND source_id IN (SELECT id FROM ended)
+        )
+        SELECT count(*) FROM ended
         """,
         run_id,
         org_id,
         outcome,
         ended_at,
+        published,
     )
+    return bool(ended)
 
 
 # --- published posts and engagement ----------------------------------------------------------------------
@@ -580,10 +586,6 @@ async def insert_embeddings(conn: Conn, rows: Sequence[Embedding]) -> None:
             for r in rows
         ],
     )
-
-
-async def delete_embedding(conn: Conn, kind: str, source_id: uuid.UUID) -> None:
-    await conn.execute("DELETE FROM content_embeddings WHERE kind = $1 AND source_id = $2", kind, source_id)
 
 
 # --- retention --------------------------------------------------------------------------------------------

@@ -1,10 +1,12 @@
 """What content does with PostPublished, on the real database: each one is a single
 statement that records the post, counts the material's use once per pending post (USED at
 max_uses), keeps the draft's embedding as the post's, and leaves another organization's
-pending post alone."""
+pending post alone; the run's ScheduleRunCompleted is one statement too, and the two
+counting at once count one use."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator
@@ -19,7 +21,7 @@ from hopcast_content.bootstrap import build_service, render_migrations
 from hopcast_content.config import ContentSettings
 from hopcast_content.domain.materials import MaterialStatus, status_after_use
 from hopcast_shared.consumer import EventConsumer
-from hopcast_shared.contract.examples import example_event
+from hopcast_shared.contract.examples import example_event, example_model
 from hopcast_shared.db import Database
 from hopcast_shared.migrations import load_migrations
 from hopcast_shared.settings import KafkaSettings, ServiceSettings
@@ -221,7 +223,7 @@ async def test_post_published_on_two_platforms_counts_one_use_keeps_the_posts_in
     assert await content.send(stolen, "publisher.events") == ("handled", one_statement)
     assert await state(db) == after
 
-    # ScheduleRunCompleted: the use was counted already; two statements (end, count).
+    # ScheduleRunCompleted: the use was counted already; one statement too.
     completed = example_event(
         "ScheduleRunCompleted",
         organization_id=ids["org"],
@@ -230,7 +232,7 @@ async def test_post_published_on_two_platforms_counts_one_use_keeps_the_posts_in
         brand_profile_id=ids["brand"],
         outcome="PUBLISHED",
     )
-    assert await content.send(completed, "analytics.events") == ("handled", one_statement + 1)
+    assert await content.send(completed, "analytics.events") == ("handled", one_statement)
     material = await db.pool.fetchrow("SELECT usage_count, status FROM materials WHERE id = $1", material_id)
     assert (material["usage_count"], material["status"]) == (1, MaterialStatus.USED.value)
 
@@ -239,8 +241,9 @@ async def test_post_published_on_two_platforms_counts_one_use_keeps_the_posts_in
 async def test_a_counted_use_changes_the_status_as_status_after_use_decides(
     db: CountingDatabase, status: MaterialStatus
 ) -> None:
-    """count_use decides READY -> USED in SQL: it must decide as the domain's status_after_use,
-    for every uses and max_uses, and leave any other status alone."""
+    """A counted use decides READY -> USED in SQL (in PostPublished's statement and in the
+    end of a run that published): it must decide as the domain's status_after_use, for every
+    uses and max_uses, and leave any other status alone."""
     org, brand = uuid.uuid4(), uuid.uuid4()
     used_at = datetime(2027, 3, 14, 9, 0, tzinfo=UTC)
     for max_uses in (None, 1, 2, 3):
@@ -263,13 +266,13 @@ async def test_a_counted_use_changes_the_status_as_status_after_use_decides(
             await db.pool.execute(
                 "UPDATE materials SET status = $2, usage_count = $3 WHERE id = $1", material_id, status.value, uses
             )
-            pending_id = uuid.uuid4()
+            pending_id, run_id = uuid.uuid4(), uuid.uuid4()
             await repo.insert_pending_posts(
                 db.pool,  # type: ignore[arg-type]
                 [
                     {
                         "id": pending_id,
-                        "run_id": uuid.uuid4(),
+                        "run_id": run_id,
                         "organization_id": org,
                         "brand_profile_id": brand,
                         "schedule_id": uuid.uuid4(),
@@ -288,10 +291,54 @@ async def test_a_counted_use_changes_the_status_as_status_after_use_decides(
                 ],
             )
             for _ in range(2):  # counted once
-                await repo.count_use(db.pool, pending_id, used_at)  # type: ignore[arg-type]
+                ended = await repo.end_run(db.pool, run_id, org, "PUBLISHED", used_at, published=True)  # type: ignore[arg-type]
+                assert ended
             row = await db.pool.fetchrow("SELECT * FROM materials WHERE id = $1", material_id)
             expected = status_after_use(uses + 1, max_uses) if status is MaterialStatus.READY else status
             assert (row["usage_count"], row["status"], row["last_used_at"]) == (uses + 1, expected.value, used_at), (
                 uses,
                 max_uses,
             )
+
+
+@pytest.mark.parametrize("first", ["PostPublished", "ScheduleRunCompleted"])
+async def test_a_post_published_and_the_runs_end_at_the_same_time_count_one_use(
+    db: CountingDatabase, first: str
+) -> None:
+    """Whichever of the two locks the pending post first, the other (waiting for it) sees
+    its count and does not count again."""
+    content = Content(db)
+    ids, draft = await tenant(content, max_uses=None)
+    org, run_id = uuid.UUID(ids["org"]), uuid.UUID(ids["run"])
+    published_at = datetime(2027, 3, 14, 9, 0, 5, tzinfo=UTC)
+    post = example_model(
+        "PostPublished",
+        post_id=str(uuid.uuid4()),
+        pending_post_id=draft["pending_post_id"],
+        run_id=ids["run"],
+        material_id=ids["material"],
+        schedule_id=ids["schedule"],
+        brand_profile_id=ids["brand"],
+        published_at=published_at.isoformat(),
+    )
+
+    async def publish(conn: Any) -> None:
+        assert await repo.publish_post(conn, org, post)
+
+    async def end(conn: Any) -> None:
+        assert await repo.end_run(conn, run_id, org, "PUBLISHED", published_at, published=True)
+
+    steps = [publish, end] if first == "PostPublished" else [end, publish]
+    async with db.pool.acquire() as one, db.pool.acquire() as two:
+        first_tx, second_tx = one.transaction(), two.transaction()
+        await first_tx.start()
+        await second_tx.start()
+        await steps[0](one)
+        waiting = asyncio.create_task(steps[1](two))
+        await asyncio.sleep(0.3)
+        assert not waiting.done(), "the second waits for the first's lock on the pending post"
+        await first_tx.commit()
+        await waiting
+        await second_tx.commit()
+    usage = await db.pool.fetchval("SELECT usage_count FROM materials WHERE id = $1", uuid.UUID(ids["material"]))
+    assert usage == 1
