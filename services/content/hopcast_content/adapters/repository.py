@@ -474,7 +474,9 @@ async def end_run(
 async def publish_post(conn: Conn, org_id: uuid.UUID, data: Any) -> bool:
     """A PostPublished in one statement: the post is recorded; if the pending post it names
     is the organization's, its use of the material is counted (once per pending post) and
-    the draft's embedding is kept as the post's (once per post). False when content does
+    the draft's embedding is kept as the post's, by its first post: the posts of a pending post
+    on every platform share the draft's text and vector, and each more copy would only cost
+    an HNSW index insert (the most expensive statement of a run). False when content does
     not know that pending post in this organization."""
     return bool(
         await conn.fetchval(
@@ -503,6 +505,7 @@ async def publish_post(conn: Conn, org_id: uuid.UUID, data: Any) -> bool:
                        e.embedding, now()
                 FROM pending p
                 JOIN content_embeddings e ON e.kind = 'PENDING_POST' AND e.source_id = p.id
+                WHERE NOT EXISTS (SELECT FROM posts q WHERE q.pending_post_id = p.id AND q.post_id <> $1)
                 ON CONFLICT (kind, source_id) DO NOTHING
             )
             SELECT EXISTS (SELECT FROM pending)
