@@ -168,15 +168,27 @@ class EventConsumer:
         that cannot be batched (invalid, unknown types, DLQ replays) are handled on their own
         where they stand, so the order of the partition is kept. With `consumer_lanes` > 1,
         records of different keys (organizations) are handled in that many lanes at once.
+
+        Kafka orders records only within a partition, so a batch's records are first put
+        together by topic and partition (each partition's in its order): a batched handler
+        then gets its type's events as one group, not as many groups as the fetch interleaved
+        them with other topics' records.
         """
+        order = sorted(range(len(records)), key=lambda i: (records[i].topic, records[i].partition))
+        grouped = [records[i] for i in order]
         lanes = self._settings.consumer_lanes
-        if lanes > 1 and len(records) > 1:
-            by_lane: dict[int, list[int]] = {}
-            for i, record in enumerate(records):
+        by_lane: dict[int, list[int]] = {}
+        if lanes > 1 and len(grouped) > 1:
+            for i, record in enumerate(grouped):
                 by_lane.setdefault(zlib.crc32(record.key or b"") % lanes, []).append(i)
-            if len(by_lane) > 1:
-                return await self._handle_lanes(records, list(by_lane.values()))
-        return await self._handle_in_order(records)
+        if len(by_lane) > 1:
+            outcomes = await self._handle_lanes(grouped, list(by_lane.values()))
+        else:
+            outcomes = await self._handle_in_order(grouped)
+        in_given_order = [""] * len(records)
+        for position, i in enumerate(order):
+            in_given_order[i] = outcomes[position]
+        return in_given_order
 
     async def _handle_lanes(self, records: Sequence[ConsumerRecord[Any, Any]], lanes: list[list[int]]) -> list[str]:
         """Records of different keys (organizations) in lanes of their own, at the same time, each

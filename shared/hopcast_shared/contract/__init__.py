@@ -1,7 +1,8 @@
 """The event contract of DESIGN.md as code: the CloudEvents envelope, every event type's
 data model, the registry of types and topics, and JSON Schema export.
 
-Produce with `new_event(data, organization_id=..., source=...)` and `Envelope.to_json()`;
+Produce with `new_event(data, organization_id=..., source=...)` and `Envelope.to_json()` (or
+`event_json`, the same bytes without building the envelope model, for producers of many);
 consume with `parse_event(raw)`, which raises `ContractError` for anything off-contract.
 """
 

@@ -20,8 +20,9 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from opentelemetry import trace
 
-from hopcast_shared.consumer import EventContext, PermanentError
-from hopcast_shared.contract import OrganizationCreated, OrganizationRestored, new_event
+from hopcast_shared.consumer import BatchedHandler, EventConsumer, EventContext, PermanentError
+from hopcast_shared.contract import OrganizationCreated, OrganizationRestored, ScheduleRunCompleted, new_event
+from hopcast_shared.contract.examples import example_event
 from hopcast_shared.db import Database
 from hopcast_shared.dlq import read_dead_letters, replay_dead_letters
 from hopcast_shared.outbox import OutboxRelay, add_to_outbox
@@ -485,3 +486,41 @@ async def test_a_batch_of_many_organizations_is_handled_in_lanes_each_in_order(
     poisoned = [i for i in range(24) if lane_of[i] == lane_of[7] and i != 7]
     commits = await service.db.pool.fetchval("SELECT count(DISTINCT handled_at) FROM inbox WHERE outcome = 'handled'")
     assert commits == len(set(lane_of)) - 1 + len(poisoned)
+
+
+async def test_a_batched_handler_gets_its_events_together_however_the_fetch_interleaved_topics(
+    service: ServiceRuntime, service_settings: ServiceSettings, kafka: KafkaSettings
+) -> None:
+    """Records of two topics interleaved in one fetch: the batched handler is called once with
+    all of its type's events (each partition's in order), the other topic's handler per event,
+    and the outcomes come back in the batch's order."""
+    groups: list[list[str]] = []
+    completed: list[str] = []
+
+    async def created(items: Any) -> None:
+        groups.append([data.name for _, data in items])
+        for ctx, data in items:
+            await ctx.conn.execute(
+                "INSERT INTO organizations (id, name) VALUES ($1, $2)", data.organization_id, data.name
+            )
+
+    async def run_completed(ctx: EventContext, data: ScheduleRunCompleted) -> None:
+        completed.append(str(data.run_id))
+
+    consumer = EventConsumer(
+        SERVICE,
+        service.db,
+        {"OrganizationCreated": BatchedHandler(created), "ScheduleRunCompleted": run_completed},
+        kafka=kafka,
+        settings=service_settings.model_copy(update={"consumer_lanes": 1}),
+    )
+    upstream = [dataclasses.replace(as_record(_created(uuid.uuid4(), f"org-{i}")), partition=i % 2) for i in range(6)]
+    runs = [example_event("ScheduleRunCompleted", run_id=str(uuid.uuid4())) for _ in range(3)]
+    analytics = [as_record(e, topic=ANALYTICS) for e in runs]
+    batch = [upstream[0], analytics[0], upstream[1], upstream[2], analytics[1], upstream[3], upstream[4], analytics[2]]
+    batch.append(upstream[5])
+
+    assert await consumer.handle_batch(batch) == ["handled"] * len(batch)
+    assert groups == [["org-0", "org-2", "org-4", "org-1", "org-3", "org-5"]]  # partition 0's, then 1's
+    assert completed == [str(e.data["run_id"]) for e in runs]
+    assert await _orgs(service.db) == [f"org-{i}" for i in range(6)]
