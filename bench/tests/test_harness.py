@@ -76,3 +76,20 @@ def test_quick_bench_writes_a_well_formed_row_and_a_plot_per_figure(stack: TestS
     # Every run the quick e2e triggered came to an end.
     e2e = by_name["e2e_runs_per_s"]
     assert e2e["completed"] == e2e["runs"]
+
+
+def test_a_repeated_figure_keeps_each_rows_median_run() -> None:
+    sys.path.insert(0, str(BENCH))
+    try:
+        from run import median_rows
+    finally:
+        sys.path.remove(str(BENCH))
+    runs = [
+        [{"name": "a", "value": 3.0, "run": 1}, {"name": "b", "value": 9.0, "run": 1}],
+        [{"name": "a", "value": 1.0, "run": 2}, {"name": "b", "value": 7.0, "run": 2}],
+        [{"name": "a", "value": 2.0, "run": 3}, {"name": "b", "value": 8.0, "run": 3}],
+    ]
+    assert median_rows(runs) == [
+        {"name": "a", "value": 2.0, "run": 3, "repeats": [3.0, 1.0, 2.0]},
+        {"name": "b", "value": 8.0, "run": 3, "repeats": [9.0, 7.0, 8.0]},
+    ]
