@@ -1,17 +1,20 @@
 """Helpers for the services' tests on the real stack: wait for a condition, read a topic,
-send events as an upstream producer would. (No fakes here: these talk to real servers.)"""
+send events as an upstream producer would, count a handler's statements. (No fakes here: these
+talk to real servers.)"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 
 from hopcast_shared.contract import Envelope
+from hopcast_shared.db import Database
 from hopcast_shared.kafka import connection_kwargs
 from hopcast_shared.settings import KafkaSettings
 
@@ -126,3 +129,38 @@ def as_record(
         serialized_value_size=len(value),
         headers=headers or [],
     )
+
+
+# What asyncpg sends once per connection to learn a type it has not seen yet: not a handler's.
+_INTROSPECTION = ("typeinfo_tree", "'jit'")
+
+
+class CountingDatabase(Database):
+    """A Database (the same pool) that records the statements of each transaction it opens,
+    asyncpg's own type introspection left out: each is one round trip (executemany pipelines
+    its rows). Clear `transactions` before what is measured."""
+
+    def __init__(self, db: Database) -> None:
+        super().__init__(db.pool, db.url)
+        self.transactions: list[list[str]] = []
+
+    @property
+    def statements(self) -> list[int]:
+        """The number of statements of each transaction, in order."""
+        return [len(queries) for queries in self.transactions]
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Any]:
+        queries: list[str] = []
+        self.transactions.append(queries)
+
+        def logged(query: Any) -> None:  # called soon after each statement
+            if not any(m in query.query for m in _INTROSPECTION):
+                queries.append(query.query)
+
+        async with self.pool.acquire() as conn, conn.transaction():
+            conn.add_query_logger(logged)
+            try:
+                yield conn
+            finally:
+                conn.remove_query_logger(logged)

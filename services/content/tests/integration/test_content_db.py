@@ -9,7 +9,6 @@ import json
 import random
 import uuid
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -32,7 +31,7 @@ from hopcast_shared.contract.examples import example_event
 from hopcast_shared.db import Database
 from hopcast_shared.migrations import MigrationError, load_migrations
 from hopcast_shared.settings import KafkaSettings, ServiceSettings
-from hopcast_shared.testing import as_record
+from hopcast_shared.testing import CountingDatabase, as_record
 
 pytestmark = pytest.mark.integration
 
@@ -448,38 +447,6 @@ class Script:
     async def send(self, event: Any, topic: str = "upstream.events") -> str:
         self.events.append((event, topic))
         return "handled"
-
-
-# What asyncpg sends once per connection to learn a type it has not seen yet: not the handlers'.
-INTROSPECTION = ("typeinfo_tree", "'jit'")
-
-
-class CountingDatabase(Database):
-    """Records the statements of each transaction (each one round trip; executemany pipelines
-    its rows); `statements` counts them, asyncpg's own type introspection left out."""
-
-    def __init__(self, db: Database) -> None:
-        super().__init__(db.pool, db.url)
-        self.transactions: list[list[str]] = []
-
-    @property
-    def statements(self) -> list[int]:
-        return [sum(not any(m in q for m in INTROSPECTION) for q in queries) for queries in self.transactions]
-
-    @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[Any]:
-        queries: list[str] = []
-        self.transactions.append(queries)
-
-        def logged(query: Any) -> None:  # called soon after each statement
-            queries.append(query.query)
-
-        async with self.pool.acquire() as conn, conn.transaction():
-            conn.add_query_logger(logged)
-            try:
-                yield conn
-            finally:
-                conn.remove_query_logger(logged)
 
 
 async def batch_world() -> tuple[Script, list[Any], dict[str, str]]:

@@ -10,7 +10,6 @@ import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -25,37 +24,11 @@ from hopcast_shared.contract.examples import example_event, example_model
 from hopcast_shared.db import Database
 from hopcast_shared.migrations import load_migrations
 from hopcast_shared.settings import KafkaSettings, ServiceSettings
-from hopcast_shared.testing import as_record
+from hopcast_shared.testing import CountingDatabase, as_record
 
 pytestmark = pytest.mark.integration
 
 TEXT = "We roast every Tuesday so that every bag you get is less than a week old. Ana checks every batch by hand."
-# What asyncpg sends once per connection to learn a type it has not seen yet: not the handlers'.
-INTROSPECTION = ("typeinfo_tree", "'jit'")
-
-
-class CountingDatabase(Database):
-    """Records the statements of each transaction (asyncpg's type introspection left out)."""
-
-    def __init__(self, db: Database) -> None:
-        super().__init__(db.pool, db.url)
-        self.transactions: list[list[str]] = []
-
-    @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[Any]:
-        queries: list[str] = []
-        self.transactions.append(queries)
-
-        def logged(query: Any) -> None:
-            if not any(m in query.query for m in INTROSPECTION):
-                queries.append(query.query)
-
-        async with self.pool.acquire() as conn, conn.transaction():
-            conn.add_query_logger(logged)
-            try:
-                yield conn
-            finally:
-                conn.remove_query_logger(logged)
 
 
 @pytest.fixture
