@@ -359,14 +359,14 @@ class KafkaServer:
         self.format_storage(java)
         return java
 
-    def spawn(self, java: str) -> None:
+    def spawn(self, java: str) -> subprocess.Popen[bytes]:
         busy = [p for p in self.ports if procs.port_in_use(p)]
         if busy:
             raise StackError(
                 f"Kafka cannot listen on 127.0.0.1:{busy[0]}: {procs.describe_port_owner(busy[0])}. "
                 "Stop it, or pick other ports (KAFKA_BOOTSTRAP_SERVERS or KAFKA_PORT, KAFKA_CONTROLLER_PORT)."
             )
-        procs.spawn(self.command(java), log=self.log_file, pid_file=self.pid_file, cwd=self.home)
+        return procs.spawn(self.command(java), log=self.log_file, pid_file=self.pid_file, cwd=self.home)
 
     async def start(self) -> bool:
         """Start the broker unless it runs; return once it serves metadata. True when we started it."""
@@ -374,20 +374,22 @@ class KafkaServer:
             await self.wait_ready()
             return False
         java = await asyncio.to_thread(self.prepare)
-        self.spawn(java)
-        await self.wait_ready()
+        await self.wait_ready(self.spawn(java))
         return True
 
-    async def wait_ready(self) -> None:
+    async def wait_ready(self, child: subprocess.Popen[bytes] | None = None) -> None:
         """Poll until a real client gets the cluster's metadata with a broker in it; fail fast when
-        the JVM exits, and with the log's tail when time runs out."""
+        the JVM (`child`, when this process started it) exits, saying how, and with the log's tail
+        when time runs out."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.ready_timeout_s
         last_error = "no answer yet"
         while True:
-            if not self.is_running():
+            procs.keep_pid_file(self.pid_file, child)
+            how = procs.exited(child, child is not None or self.is_running())
+            if how is not None:
                 raise StackError(
-                    f"Kafka exited during startup; the end of {self.log_file}:\n{procs.tail(self.log_file)}"
+                    f"Kafka {how} during startup; the end of {self.log_file}:\n{procs.tail(self.log_file)}"
                 )
             try:
                 if await metadata_ok(self.bootstrap):

@@ -47,6 +47,31 @@ def spawn(
     return proc
 
 
+def exited(child: subprocess.Popen[bytes] | None, running: bool) -> str | None:
+    """Whether a process being started has exited, and how; None while it runs.
+
+    `child` (the Popen that started it, when this process did) is the authority: a pid file
+    can be gone while its process runs (removed by a concurrent check that found the previous,
+    killed process's pid in it), and a process we started can be asked for its exit status.
+    `running` (what the pid file says) decides when there is no child."""
+    if child is None:
+        return None if running else "exited (no exit status: not started by this process)"
+    code = child.poll()
+    if code is None:
+        return None
+    if code < 0:
+        with contextlib.suppress(ValueError):
+            return f"killed by {signal.Signals(-code).name}"
+    return f"exited with status {code}"
+
+
+def keep_pid_file(pid_file: Path, child: subprocess.Popen[bytes] | None) -> None:
+    """While a child we started runs, its pid file names it: written again if something removed
+    or replaced it (a check that found the previous, killed process's pid there removes it)."""
+    if child is not None and child.poll() is None and read_pid(pid_file) != child.pid:
+        write_pid(pid_file, child.pid)
+
+
 def write_pid(pid_file: Path, pid: int) -> None:
     pid_file.parent.mkdir(parents=True, exist_ok=True)
     tmp = pid_file.with_suffix(".tmp")

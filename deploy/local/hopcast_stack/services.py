@@ -14,6 +14,7 @@ import concurrent.futures
 import contextlib
 import json
 import os
+import subprocess
 import sys
 import time
 import urllib.error
@@ -59,25 +60,28 @@ class ServiceProcess:
     def is_running(self) -> bool:
         return self.process() is not None
 
-    def spawn(self, env: Mapping[str, str]) -> None:
+    def spawn(self, env: Mapping[str, str]) -> subprocess.Popen[bytes]:
         if procs.port_in_use(self.http_port):
             raise StackError(
                 f"{self.name} cannot serve HTTP on 127.0.0.1:{self.http_port}: "
                 f"{procs.describe_port_owner(self.http_port)}. Stop it, or set {self.name.upper()}_HTTP_PORT."
             )
-        procs.spawn(
+        return procs.spawn(
             [sys.executable, "-m", self.module], log=self.log_file, pid_file=self.pid_file, env=env, cwd=self.state_dir
         )
 
-    async def wait_ready(self, timeout_s: float) -> None:
-        """Poll GET /ready until it answers 200; fail fast when the process exits."""
+    async def wait_ready(self, timeout_s: float, child: subprocess.Popen[bytes] | None = None) -> None:
+        """Poll GET /ready until it answers 200; fail fast when the process (`child`, when this
+        process started it) exits, saying how."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout_s
         last = "no answer yet"
         while True:
-            if not self.is_running():
+            procs.keep_pid_file(self.pid_file, child)
+            how = procs.exited(child, child is not None or self.is_running())
+            if how is not None:
                 raise StackError(
-                    f"{self.name} exited during startup; the end of {self.log_file}:\n{procs.tail(self.log_file)}"
+                    f"{self.name} {how} during startup; the end of {self.log_file}:\n{procs.tail(self.log_file)}"
                 )
             status, last = await asyncio.to_thread(_get, self.ready_url)
             if status == 200:
@@ -135,13 +139,15 @@ async def start_services(
     A service that does not get ready is stopped (a half-started one would only confuse the next
     start) and the error names every failure with its log."""
     began = time.monotonic()
-    for service in services:
-        service.spawn({**env, f"{service.name.upper()}_HTTP_PORT": str(service.http_port)})
+    children = {
+        service.name: service.spawn({**env, f"{service.name.upper()}_HTTP_PORT": str(service.http_port)})
+        for service in services
+    }
     took: dict[str, float] = {}
 
     async def ready(service: ServiceProcess) -> None:
         try:
-            await service.wait_ready(timeout_s)
+            await service.wait_ready(timeout_s, children[service.name])
         except StackError:
             service.stop(timeout=5)
             raise
