@@ -455,8 +455,10 @@ async def wait_all_ready(services: ServiceSet, *, within: float = 180) -> None:
 
 async def _start_again(start: Callable[[], Awaitable[object]], ports: list[int], *, attempts: int = 3) -> int:
     """Start a killed process again; returns the attempts it took. A process started at once
-    after its predecessor was SIGKILLed now and then exits before it writes a line (about one
-    start in twenty here, broker or service); `make up` would simply start it again."""
+    after its predecessor was SIGKILLed was seen now and then to "exit" before it wrote a line
+    (about one start in twenty here, broker or service); the start now judges the child itself
+    and keeps its pid file (`procs.exited`, `procs.keep_pid_file`), and a failure says how it
+    exited. `make up` would simply start it again, and so does this."""
     for attempt in range(1, attempts + 1):
         try:
             await start()
