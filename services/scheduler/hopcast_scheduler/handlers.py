@@ -41,13 +41,11 @@ from hopcast_shared.contract import (
     ScheduleRunCompleted,
     ScheduleTriggerRequested,
     ScheduleUpdated,
-    new_event,
 )
 from hopcast_shared.db import Conn
-from hopcast_shared.outbox import outbox_row, write_outbox
+from hopcast_shared.outbox import OutboxRow, event_rows, write_outbox
 from hopcast_shared.settings import KafkaSettings
-from hopcast_shared.telemetry import tracer
-from hopcast_shared.topics import SCHEDULER
+from hopcast_shared.telemetry import inject_headers, tracer
 
 log = logging.getLogger(__name__)
 SOURCE = "hopcast/scheduler"
@@ -276,17 +274,10 @@ async def claim_and_emit(conn: Conn, kafka: KafkaSettings, *, now: datetime, lim
         conn,
         [(run_id, row["id"], row["organization_id"], due_at, kind) for row, run_id, due_at, kind in planned],
     )
-    rows = []
-    topic = kafka.topic(SCHEDULER)
+    rows: list[OutboxRow] = []
     for row, run_id, due_at, _kind in planned:
         if run_id not in inserted:
             continue
-        event = new_event(
-            _schedule_due(row, run_id, due_at),
-            organization_id=row["organization_id"],
-            source=SOURCE,
-            correlation_id=str(run_id),
-        )
         # Each run is the root of its own trace: everything the saga does joins it.
         with tracer.start_as_current_span(
             "schedule run",
@@ -294,7 +285,16 @@ async def claim_and_emit(conn: Conn, kafka: KafkaSettings, *, now: datetime, lim
             kind=SpanKind.PRODUCER,
             attributes={"hopcast.run_id": str(run_id)},
         ):
-            rows.append(outbox_row(event, topic))
+            trace = inject_headers()
+        rows += event_rows(
+            kafka,
+            [_schedule_due(row, run_id, due_at)],
+            organization_id=row["organization_id"],
+            source=SOURCE,
+            correlation_id=str(run_id),
+            causation_id=None,
+            trace=trace,
+        )
     await write_outbox(conn, rows)
     await repo.advance_schedules(conn, updates)
     metrics.RUNS_FIRED.inc(len(rows))
