@@ -220,9 +220,8 @@ def hand_made(world: World, a: Org, b: Org, a_pending: str) -> list[Case]:
                 )
             ),
             org,
-            # The scheduler reads materials only to lift EXHAUSTED from the envelope's own
-            # organization's schedules: nothing to refuse there.
-            refused_by={"content": "rejected"},
+            # The scheduler refuses it too: it would wake another organization's schedules.
+            refused_by={"content": "rejected", "scheduler": "rejected"},
         ),
         Case(
             "approve another organization's draft",
@@ -245,9 +244,10 @@ def hand_made(world: World, a: Org, b: Org, a_pending: str) -> list[Case]:
             ),
             org,
             topic=CONTENT,
-            # Billing finds the pending post decided already under its own organization: it takes
-            # nothing (checked below) and dead-letters the draft, as the publisher does.
-            refused_by={"billing": "rejected", "publisher": "rejected"},
+            # Billing keeps debits per organization (docs/contract.md): it debits `b` for its
+            # own draft and leaves `a`'s debit alone (checked below); the publisher, which keeps
+            # one pending post per id, dead-letters it.
+            refused_by={"publisher": "rejected"},
         ),
     ]
 
@@ -329,13 +329,15 @@ async def test_hand_made_hostile_input_is_dead_lettered_with_its_reason_and_good
             }
         )
     )
-    # Nothing of `b` was debited for `a`'s pending post, and `a` was debited for it once.
+    # `a` was debited once for its pending post; `b`'s draft reusing the id was `b`'s own debit
+    # (GENERATE and one platform), never a second debit of `a` nor a duplicate of `a`'s.
     pending = draft["data"]["pending_post_id"]
     debits = world.events("CreditsDebited", pending_post_id=pending)
-    assert [d["organizationid"] for d in debits] == [a.id]
+    assert sorted(d["organizationid"] for d in debits) == sorted([a.id, b.id])
+    assert [d["data"]["amount"] for d in debits if d["organizationid"] == b.id] == [2]
     assert world.events("CreditsDebitRejected", pending_post_id=pending) == []
     status, body = await world.services.get_json("billing", f"/organizations/{b.id}/credits")
-    assert (status, body["balance"]) == (200, 300)
+    assert (status, body["balance"]) == (200, 298)
     # Every dead letter carries a reason and the original's id where it had one.
     for letter in world.recorder.dead_letters():
         assert letter.value["error"] and letter.value["error_kind"]
