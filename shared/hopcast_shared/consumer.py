@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import hashlib
 import itertools
 import logging
 import time
@@ -441,18 +442,13 @@ class EventConsumer:
                 error=redact_text(error),
                 attempts=attempts,
             )
-        except Exception as exc:  # a dead letter is written whatever the record: the raw bytes, at least
+            key, payload, headers = dead_letter_message(letter, record)
+        except Exception as exc:  # a dead letter is written whatever the record; its original stays in the database
             log.exception("reading a record for its dead letter failed", extra={"service": self.service})
-            letter = DeadLetter.from_record(
-                _bare(record),
-                consumer=self.group_id,
-                event_id=None,
-                event_type=None,
-                kind=kind,
-                error=f"{redact_text(error)} (and its dead letter: {type(exc).__name__})",
-                attempts=attempts,
+            letter = _last_resort_letter(
+                record, self.group_id, kind, f"{redact_text(error)} ({type(exc).__name__})", attempts
             )
-        key, payload, headers = dead_letter_message(letter, record)
+            key, payload, headers = dead_letter_message(letter, record)
         organization_id = _organization_of(record)
         async with self._db.transaction() as conn:
             fresh = await record_handled(
@@ -494,9 +490,24 @@ def _organization_of(record: ConsumerRecord[Any, Any]) -> uuid.UUID | None:
         return None
 
 
-def _bare(record: ConsumerRecord[Any, Any]) -> ConsumerRecord[Any, Any]:
-    """The record with nothing but its value as bytes and its position, for a last-resort dead letter."""
-    return dataclasses.replace(record, key=None, headers=[])
+def _last_resort_letter(
+    record: ConsumerRecord[Any, Any], consumer: str, kind: str, error: str, attempts: int
+) -> DeadLetter:
+    """A dead letter of the record's place, size and hash alone, for a record whose content even
+    the dead letter could not hold (its original is kept whole in `dead_letters`)."""
+    bare = dataclasses.replace(record, value=None, headers=[])
+    letter = DeadLetter.from_record(
+        bare, consumer=consumer, event_id=None, event_type=None, kind=kind, error=error, attempts=attempts
+    )
+    value = record.value or b""
+    return letter.model_copy(
+        update={
+            "original_text": None,
+            "original_preview": "",
+            "original_size": len(value),
+            "original_sha256": hashlib.sha256(value).hexdigest(),
+        }
+    )
 
 
 def _is_permanent(exc: BaseException) -> bool:

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import pydantic_core
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -99,11 +100,13 @@ class DeadLetter(BaseModel):
         else:
             try:
                 parsed = redact_secrets(json.loads(text))
-                # A lone surrogate escape ("\ud800") reads as a str that UTF-8 cannot hold: the
-                # dead letter could not be written and the message would come back forever.
-                json.dumps(parsed, ensure_ascii=False).encode("utf-8")
+                # What the dead letter's own serializer (pydantic's) must write: a lone surrogate
+                # escape ("\ud800") reads as a str that UTF-8 cannot hold, and nesting that json
+                # reads may be deeper than pydantic writes; either way the dead letter could not
+                # be written and the message would come back forever.
+                pydantic_core.to_json([[parsed]])  # inside the dead letter, a level or two deeper
                 original["original_json"] = parsed
-            except (ValueError, RecursionError):  # not JSON, nested beyond what json can read, or not UTF-8-able
+            except (ValueError, RecursionError, pydantic_core.PydanticSerializationError):
                 original["original_text"] = redact_text(text)
         return cls(
             consumer=consumer,

@@ -7,7 +7,9 @@ has committed its database transaction (see `consumer.py`).
 
 from __future__ import annotations
 
+import dataclasses
 import ssl
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
@@ -80,6 +82,21 @@ async def _raw_records(message: Any) -> Any:
     return message.raw_message
 
 
+async def _parse_whatever_the_headers(message: Any, parse: Callable[[Any], Awaitable[Any]]) -> Any:
+    """FastStream's own parser, which decodes every header value strictly as UTF-8: a value
+    that is not (or a null one, which Kafka allows) raised there, before any handler, on every
+    fetch of the batch. Such records are parsed without their headers; the kernel reads the raw
+    records, headers included and untouched, itself (`_raw_records`)."""
+    try:
+        return await parse(message)
+    except (UnicodeDecodeError, AttributeError):
+        records = message if isinstance(message, tuple) else (message,)
+        bare = tuple(dataclasses.replace(record, headers=[]) for record in records)
+        parsed = await parse(bare if isinstance(message, tuple) else bare[0])
+        parsed.raw_message = message
+        return parsed
+
+
 def make_broker(kafka: KafkaSettings, service: str, **overrides: Any) -> KafkaBroker:
     """The service's FastStream broker, with an idempotent producer; handlers get the raw records."""
     options: dict[str, Any] = {
@@ -87,6 +104,7 @@ def make_broker(kafka: KafkaSettings, service: str, **overrides: Any) -> KafkaBr
         "enable_idempotence": True,
         "security": _faststream_security(kafka),
         "logger": None,
+        "parser": _parse_whatever_the_headers,
         "decoder": _raw_records,
     }
     options.update(overrides)

@@ -144,8 +144,8 @@ def hand_made(world: World, a: Org, b: Org, a_pending: str) -> list[Case]:
         subscription_id=str(uuid.uuid4()),
         plan="STARTER",
         credits_total=300,
-        period_end="9999-12-31T23:59:59-23:59",
     )
+    overflowing_data["data"]["period_end"] = "9999-12-31T23:59:59-23:59"
     nul_type = envelope(org, "OrganizationCreated")
     nul_type["type"] = "Organization\x00Created"
     near_limit = envelope(org, "MaterialSubmitted", material_id=str(uuid.uuid4()), brand_profile_id=b.brand)
