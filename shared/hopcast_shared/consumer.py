@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import itertools
 import logging
 import time
@@ -33,9 +34,9 @@ from pydantic import BaseModel, ValidationError
 
 from hopcast_shared import metrics
 from hopcast_shared.contract import EVENT_TYPES, ContractError, Envelope, parse_event
-from hopcast_shared.db import INFRASTRUCTURE_ERRORS, Conn, Database
-from hopcast_shared.dlq import REPLAY_HEADER, DeadLetter, dead_letter_message
-from hopcast_shared.inbox import DEAD_LETTERED, HANDLED, record_handled, record_many_handled
+from hopcast_shared.db import Conn, Database, is_infrastructure_error
+from hopcast_shared.dlq import REPLAY_HEADER, DeadLetter, dead_letter_message, safe_text, store_dead_letter
+from hopcast_shared.inbox import DEAD_LETTERED, HANDLED, NO_ORGANIZATION, record_handled, record_many_handled
 from hopcast_shared.outbox import OutboxRow, add_raw_to_outbox, event_rows, write_outbox
 from hopcast_shared.redact import redact_text
 from hopcast_shared.settings import KafkaSettings, ServiceSettings
@@ -50,7 +51,7 @@ class PermanentError(Exception):
     dead-letter it now, retrying cannot help."""
 
 
-# Failures of the infrastructure, not of the message (db.INFRASTRUCTURE_ERRORS): never
+# Failures of the infrastructure, not of the message (db.is_infrastructure_error): never
 # dead-letter for these; retry, and if they persist leave the message unacknowledged so Kafka
 # delivers it again.
 _PERMANENT_ERRORS: tuple[type[BaseException], ...] = (
@@ -237,15 +238,24 @@ class EventConsumer:
         }
 
     def _classify(self, record: ConsumerRecord[Any, Any]) -> _Ready | ContractError | Envelope:
-        """Parse a record: ready to handle, a contract error, or an envelope with no handler here."""
+        """Parse a record: ready to handle, a contract error, or an envelope with no handler here.
+
+        Whatever a record holds, reading it ends in one of those: an exception of the parser
+        other than a ContractError (an overflow, a recursion limit, a bug) is the record's
+        fault too, not a reason to read it again for ever."""
+        if record.value is None:
+            return ContractError("decode", "message value is null")
         try:
             envelope, data = parse_event(
-                record.value or b"",
+                record.value,
                 only=self.handled_types,
                 topic=record.topic.removeprefix(self._kafka.topic_prefix),
+                key=record.key,
             )
         except ContractError as exc:
             return exc
+        except Exception as exc:
+            return ContractError("decode", f"message could not be read ({type(exc).__name__})")
         handler = self._handlers.get(envelope.type)
         if handler is None:
             return envelope
@@ -263,11 +273,11 @@ class EventConsumer:
                 fresh = await record_many_handled(
                     conn,
                     consumer=self.group_id,
-                    messages=[(str(r.envelope.id), r.envelope.type) for r in run],
+                    messages=[(r.envelope.organizationid, str(r.envelope.id), r.envelope.type) for r in run],
                 )
                 todo: list[_Ready] = []
                 for ready in run:
-                    message_id = str(ready.envelope.id)
+                    message_id = (ready.envelope.organizationid, str(ready.envelope.id))
                     if message_id in fresh:
                         fresh.discard(message_id)  # a second copy in this batch is a duplicate
                         todo.append(ready)
@@ -330,9 +340,12 @@ class EventConsumer:
     async def _process(self, record: ConsumerRecord[Any, Any], parsed: _Ready | ContractError | Envelope) -> str:
         with self._span(record) as span:
             outcome, event_type = await self._handle(record, parsed)
-            span.set_attribute("messaging.message.type", event_type or "")
+            # Only the contract's types name a metric series or a span: a hostile producer could
+            # otherwise make one series per made-up type.
+            known = event_type if event_type in EVENT_TYPES else "?"
+            span.set_attribute("messaging.message.type", known)
             span.set_attribute("hopcast.outcome", outcome)
-        metrics.MESSAGES.labels(self.service, event_type or "?", outcome).inc()
+        metrics.MESSAGES.labels(self.service, known, outcome).inc()
         return outcome
 
     async def _handle(
@@ -360,10 +373,10 @@ class EventConsumer:
                     fresh = await record_handled(
                         conn,
                         consumer=self.group_id,
+                        organization_id=envelope.organizationid,
                         message_id=str(envelope.id),
                         event_type=envelope.type,
                         outcome=HANDLED,
-                        revive_dead_letter=_replayed_from(record) is not None,
                     )
                     if not fresh:
                         return "duplicate", envelope.type
@@ -378,7 +391,7 @@ class EventConsumer:
                         record, str(envelope.id), envelope.type, "rejected", _describe(exc), attempts=attempt
                     )
                     return "dead_lettered", envelope.type
-                infrastructure = isinstance(exc, INFRASTRUCTURE_ERRORS)
+                infrastructure = is_infrastructure_error(exc)
                 log.warning(
                     "handling %s %s failed (attempt %d): %s",
                     envelope.type,
@@ -408,39 +421,54 @@ class EventConsumer:
         *,
         attempts: int,
     ) -> None:
-        """Write the dead letter to the outbox and the message to the inbox, in one transaction.
+        """Keep the dead letter whole in the database, write its message to the outbox and the
+        record to the inbox, in one transaction. Nothing a record holds can make this fail:
+        the original is kept as bytes, every text is made safe to store, and the message on
+        the DLQ carries a preview past the topic's size limit.
 
-        A message without a readable id is keyed by its position in the log, so a redelivery
-        of it is recognised too.
+        A dead letter is keyed in the inbox by the record's position in the log: a redelivery
+        of that record is recognised, while another record reusing its event id (a replay
+        after a fix, a resend, or another organization's event) is judged on its own.
         """
-        message_id = event_id or f"kafka:{record.topic}:{record.partition}:{record.offset}"
-        replay = _replayed_from(record)
-        if replay is not None:
-            # A replay that fails again is a new dead letter; a redelivery of it is not.
-            message_id = f"{message_id}:replay:{replay}"
-        letter = DeadLetter.from_record(
-            record,
-            consumer=self.group_id,
-            event_id=event_id,
-            event_type=event_type,
-            kind=kind,
-            error=redact_text(error),
-            attempts=attempts,
-        )
+        message_id = f"kafka:{record.topic}:{record.partition}:{record.offset}"
+        try:
+            letter = DeadLetter.from_record(
+                record,
+                consumer=self.group_id,
+                event_id=event_id,
+                event_type=event_type,
+                kind=kind,
+                error=redact_text(error),
+                attempts=attempts,
+            )
+        except Exception as exc:  # a dead letter is written whatever the record: the raw bytes, at least
+            log.exception("reading a record for its dead letter failed", extra={"service": self.service})
+            letter = DeadLetter.from_record(
+                _bare(record),
+                consumer=self.group_id,
+                event_id=None,
+                event_type=None,
+                kind=kind,
+                error=f"{redact_text(error)} (and its dead letter: {type(exc).__name__})",
+                attempts=attempts,
+            )
         key, payload, headers = dead_letter_message(letter, record)
+        organization_id = _organization_of(record)
         async with self._db.transaction() as conn:
             fresh = await record_handled(
                 conn,
                 consumer=self.group_id,
+                organization_id=organization_id or NO_ORGANIZATION,
                 message_id=message_id,
-                event_type=event_type,
+                event_type=letter.event_type,
                 outcome=DEAD_LETTERED,
             )
             if fresh:
+                await store_dead_letter(conn, letter, record, organization_id=organization_id)
                 await add_raw_to_outbox(
                     conn,
                     event_id=letter.dead_letter_id,
-                    event_type=f"DeadLetter:{event_type or kind}",
+                    event_type=safe_text(f"DeadLetter:{letter.event_type or letter.error_kind}", 200) or "DeadLetter",
                     topic=self._kafka.topic(dlq_topic(self.group_id)),
                     key=key,
                     payload=payload,
@@ -448,21 +476,43 @@ class EventConsumer:
                 )
         log.error(
             "dead-lettered %s %s: %s",
-            event_type or "message",
-            event_id or message_id,
+            letter.event_type or "message",
+            letter.event_id or message_id,
             letter.error,
-            extra={"service": self.service, "event_id": event_id},
+            extra={"service": self.service, "event_id": letter.event_id},
         )
+
+
+def _organization_of(record: ConsumerRecord[Any, Any]) -> uuid.UUID | None:
+    """The organization a record is keyed to, when its key is one (the contract's key)."""
+    key = record.key
+    if key is None or len(key) != 36:
+        return None
+    try:
+        return uuid.UUID(key.decode("ascii"))
+    except ValueError:
+        return None
+
+
+def _bare(record: ConsumerRecord[Any, Any]) -> ConsumerRecord[Any, Any]:
+    """The record with nothing but its value as bytes and its position, for a last-resort dead letter."""
+    return dataclasses.replace(record, key=None, headers=[])
 
 
 def _is_permanent(exc: BaseException) -> bool:
     # A unique violation is a race with a concurrent transaction: a retry sees its row.
-    return isinstance(exc, _PERMANENT_ERRORS) and not isinstance(exc, asyncpg.UniqueViolationError)
+    if isinstance(exc, asyncpg.UniqueViolationError):
+        return False
+    # asyncpg's own "invalid input for query argument" (an int beyond bigint, a NUL in text) is
+    # an InterfaceError as well as a ValueError: it is the event's data, never the connection.
+    return isinstance(exc, _PERMANENT_ERRORS) or (
+        isinstance(exc, asyncpg.InterfaceError) and isinstance(exc, ValueError)
+    )
 
 
 def _replayed_from(record: ConsumerRecord[Any, Any]) -> str | None:
     for key, value in record.headers or ():
-        if key == REPLAY_HEADER:
+        if key == REPLAY_HEADER and value is not None:
             return bytes(value).decode("ascii", "replace")
     return None
 

@@ -24,6 +24,20 @@ INFRASTRUCTURE_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.TooManyConnectionsError,
 )
 
+
+def is_infrastructure_error(exc: BaseException) -> bool:
+    """Whether a failure is the infrastructure's (retry without end) rather than the data's.
+
+    Besides the connection failures above, a serialization failure or a deadlock (a concurrent
+    transaction won) is retried, whatever the data. asyncpg's "invalid input for query
+    argument" is an InterfaceError too, but also a ValueError: the data's fault, not the
+    connection's.
+    """
+    if isinstance(exc, asyncpg.TransactionRollbackError):
+        return True
+    return isinstance(exc, INFRASTRUCTURE_ERRORS) and not isinstance(exc, ValueError)
+
+
 # What handlers and repositories take: a plain connection or one borrowed from the pool.
 Conn: TypeAlias = "asyncpg.Connection[asyncpg.Record] | PoolConnectionProxy[asyncpg.Record]"
 

@@ -43,5 +43,5 @@ def inject_headers() -> list[tuple[str, str]]:
 
 def extract_context(headers: Iterable[tuple[str, bytes]] | None) -> otel_context.Context:
     """The trace context a Kafka message carries (an empty context when it has none)."""
-    carrier = {k: v.decode("latin-1") for k, v in (headers or ()) if k in TRACE_HEADERS}
+    carrier = {k: v.decode("latin-1") for k, v in (headers or ()) if k in TRACE_HEADERS and v is not None}
     return propagate.extract(carrier)

@@ -18,7 +18,6 @@ import pytest
 from hopcast_shared.crypto import TRANSPORT_AAD
 from hopcast_shared.topics import PUBLISHER
 from hopcast_stack.probe import World
-from hopcast_stack.services import kafka_env, service_env
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 
@@ -26,10 +25,8 @@ HOPCAST = str(Path(sys.executable).parent / "hopcast")
 
 
 def hopcast(world: World, *args: str) -> str:
-    env = service_env(
-        {k: v for k, v in os.environ.items() if not k.startswith("KAFKA_")},
-        kafka_env(world.services.kafka),
-    )
+    # The services' Kafka and databases: dead letters are kept whole in each service's database.
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("KAFKA_")}, **world.services.env()}
     result = subprocess.run([HOPCAST, *args], env=env, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     return result.stdout

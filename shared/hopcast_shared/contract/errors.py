@@ -11,7 +11,7 @@ from typing import Literal
 
 from pydantic import ValidationError
 
-ErrorKind = Literal["decode", "envelope", "unknown_type", "wrong_topic", "data"]
+ErrorKind = Literal["decode", "envelope", "key_mismatch", "unknown_type", "wrong_topic", "data"]
 
 # pydantic messages that quote a piece of the input are replaced by these.
 _SAFE_MESSAGES: dict[str, str] = {

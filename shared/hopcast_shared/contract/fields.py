@@ -99,7 +99,13 @@ Id = Annotated[UUID, LAX]
 
 
 def _as_utc(value: datetime) -> datetime:
-    return value.astimezone(UTC)
+    # `9999-12-31T23:59:59-23:59` and `0001-01-01T00:00:00+01:00` are valid RFC 3339 whose UTC
+    # instant falls outside what a datetime (and PostgreSQL's timestamptz) can hold: refuse them
+    # as the contract error they are, not an OverflowError that nothing would catch.
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise PydanticCustomError("utc_range", "the time in UTC falls outside years 1 to 9999") from None
 
 
 UtcDatetime = Annotated[AwareDatetime, BeforeValidator(_rfc3339), AfterValidator(_as_utc)]

@@ -12,6 +12,7 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from functools import cached_property
 from types import MappingProxyType
+from typing import Final
 
 from pydantic import BaseModel
 
@@ -129,8 +130,11 @@ def type_name_of(data: BaseModel | type[BaseModel]) -> str:
         raise TypeError(f"{cls.__name__} is not an event data model of the contract") from None
 
 
+_ANY_KEY: Final = object()
+
+
 def parse_event(
-    raw: bytes, *, only: Collection[str] | None = None, topic: str | None = None
+    raw: bytes, *, only: Collection[str] | None = None, topic: str | None = None, key: object = _ANY_KEY
 ) -> tuple[Envelope, EventData | None]:
     """Validate a message value: the envelope, then its data against the type's model.
 
@@ -139,10 +143,20 @@ def parse_event(
     refused, so a consumer skips what is not its business. With `topic` (unprefixed, the one
     the message was read from), an event of a type that does not travel on it is refused
     (`wrong_topic`): a CreditsDebited or a PostPublishFailed on upstream.events is a forgery,
-    not a fact. Raises ContractError otherwise; its message names fields and problems, never
-    values.
+    not a fact. With `key` (the Kafka record's key, bytes or None), an event whose key is not
+    its `organizationid` in its canonical text is refused (`key_mismatch`), whatever its type:
+    the key decides the partition and the order, so such a record would be ordered with
+    another organization's events. Raises ContractError otherwise; its message names fields
+    and problems, never values.
     """
     envelope = Envelope.parse(raw)
+    if key is not _ANY_KEY and key != str(envelope.organizationid).encode():
+        raise ContractError(
+            "key_mismatch",
+            "the Kafka key is not the event's organizationid",
+            event_id=str(envelope.id),
+            event_type=envelope.type,
+        )
     if only is not None and envelope.type not in only:
         return envelope, None
     spec = EVENT_TYPES.get(envelope.type)

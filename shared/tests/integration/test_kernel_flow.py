@@ -110,8 +110,16 @@ def _created(org: uuid.UUID, name: str) -> Any:
     return new_event(OrganizationCreated(organization_id=org, name=name), organization_id=org, source="upstream/test")
 
 
-async def _send(producer: AIOKafkaProducer, kafka: KafkaSettings, value: bytes, key: bytes | None = None) -> None:
-    await producer.send_and_wait(kafka.topic(UPSTREAM), value, key=key)
+async def _send(
+    producer: AIOKafkaProducer,
+    kafka: KafkaSettings,
+    value: bytes,
+    key: bytes | None = None,
+    partition: int | None = None,
+) -> int:
+    """Send to upstream.events; returns the partition the record went to."""
+    metadata = await producer.send_and_wait(kafka.topic(UPSTREAM), value, key=key, partition=partition)
+    return int(metadata.partition)
 
 
 async def test_outbox_to_kafka_to_inbox_round_trip(
@@ -144,9 +152,11 @@ async def test_the_same_event_delivered_twice_has_one_effect(
     org = uuid.uuid4()
     event = _created(org, "Twice")
     for _ in range(3):
-        await _send(producer, kafka, event.to_json(), str(org).encode())
-    marker = _created(uuid.uuid4(), "Zmarker")
-    await _send(producer, kafka, marker.to_json(), str(org).encode())  # same key: arrives after the copies
+        partition = await _send(producer, kafka, event.to_json(), str(org).encode())
+    marker_org = uuid.uuid4()
+    marker = _created(marker_org, "Zmarker")
+    # Same partition: handled after the copies.
+    await _send(producer, kafka, marker.to_json(), str(marker_org).encode(), partition=partition)
 
     await eventually(lambda: _has(service.db, "Zmarker"))
     assert await _orgs(service.db) == ["Twice", "Zmarker"]
@@ -233,7 +243,7 @@ async def test_a_handler_that_keeps_failing_dead_letters_and_replay_after_a_fix_
     behaviour.fail_first = 3  # = handler_max_attempts
     org = uuid.uuid4()
     event = _created(org, "Stubborn")
-    await _send(producer, kafka, event.to_json(), str(org).encode())
+    partition = await _send(producer, kafka, event.to_json(), str(org).encode())
     letters = await eventually(lambda: _letters(kafka, 1))
     assert letters[0].event_id == str(event.id)
     assert letters[0].error_kind == "failed" and letters[0].attempts == 3
@@ -245,7 +255,7 @@ async def test_a_handler_that_keeps_failing_dead_letters_and_replay_after_a_fix_
     assert await eventually(lambda: _orgs(service.db)) == ["Stubborn"]
     assert await replay_dead_letters(kafka, letters) == 1  # a second replay changes nothing
     marker_org = uuid.uuid4()
-    await _send(producer, kafka, _created(marker_org, "Zmarker").to_json(), str(org).encode())
+    await _send(producer, kafka, _created(marker_org, "Zmarker").to_json(), str(marker_org).encode(), partition)
     await eventually(lambda: _has(service.db, "Zmarker"))
     assert await _orgs(service.db) == ["Stubborn", "Zmarker"]
 
@@ -403,15 +413,25 @@ async def test_a_unique_violation_is_retried_as_a_race_not_dead_lettered(
 
 
 async def test_a_batch_shares_one_transaction_and_keeps_the_partition_order(
-    service: ServiceRuntime, behaviour: Behaviour, kafka: KafkaSettings
+    service: ServiceRuntime,
+    behaviour: Behaviour,
+    kafka: KafkaSettings,
+    definition: ServiceDefinition,
+    service_settings: ServiceSettings,
 ) -> None:
-    assert service.consumer is not None
+    # One lane: the records share the transactions.
+    consumer = EventConsumer(
+        SERVICE,
+        service.db,
+        definition.handlers,
+        kafka=kafka,
+        settings=service_settings.model_copy(update={"consumer_lanes": 1}),
+    )
     events = [_created(uuid.uuid4(), f"org-{i:02d}") for i in range(6)]
-    # One key (one lane): the records share the transactions.
-    records = [dataclasses.replace(as_record(e), key=b"one-key") for e in events]
-    seen = dataclasses.replace(as_record(events[0]), key=b"one-key")  # the first event again, in the batch
-    bad = dataclasses.replace(as_record(b"not json"), key=b"one-key")
-    outcomes = await service.consumer.handle_batch([*records[:3], bad, *records[3:], seen])
+    records = [as_record(e) for e in events]
+    seen = as_record(events[0])  # the first event again, in the batch
+    bad = as_record(b"not json")
+    outcomes = await consumer.handle_batch([*records[:3], bad, *records[3:], seen])
 
     assert outcomes == ["handled"] * 3 + ["dead_lettered"] + ["handled"] * 3 + ["duplicate"]
     assert await _orgs(service.db) == [f"org-{i:02d}" for i in range(6)]
@@ -430,7 +450,8 @@ async def test_one_bad_event_in_a_batch_is_dead_lettered_and_the_rest_committed(
     assert service.consumer is not None
     behaviour.poison = {"org-2"}
     events = [_created(uuid.uuid4(), f"org-{i}") for i in range(5)]
-    outcomes = await service.consumer.handle_batch([as_record(e) for e in events])
+    records = [as_record(e) for e in events]
+    outcomes = await service.consumer.handle_batch(records)
 
     assert outcomes == ["handled", "handled", "dead_lettered", "handled", "handled"]
     assert await _orgs(service.db) == ["org-0", "org-1", "org-3", "org-4"]
@@ -439,9 +460,12 @@ async def test_one_bad_event_in_a_batch_is_dead_lettered_and_the_rest_committed(
     # The batch was rolled back and each event handled alone: the good ones are not twice in the outbox.
     out = await read_topic(kafka, kafka.topic(ANALYTICS), expect=4)
     assert len(out) == 4
-    # Handled again (a redelivery of the whole batch) changes nothing.
-    again = await service.consumer.handle_batch([as_record(e) for e in events])
-    assert again == ["duplicate"] * 5
+    # Handled again (a redelivery of the whole batch) changes nothing: the refused one is refused
+    # again, and recognised as dead-lettered already (by its place in the log): no second letter.
+    again = await service.consumer.handle_batch(records)
+    assert again == ["duplicate", "duplicate", "dead_lettered", "duplicate", "duplicate"]
+    assert await service.db.pool.fetchval("SELECT count(*) FROM dead_letters") == 1
+    assert len(await read_dead_letters(kafka, SERVICE, timeout_s=0.5)) == 1
 
 
 async def test_a_backlog_is_consumed_in_batches_through_kafka(

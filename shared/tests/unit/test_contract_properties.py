@@ -81,8 +81,13 @@ def test_parsing_agrees_with_pydantic_json_mode(type_name: str, data: st.DataObj
     try:
         _, parsed = parse_event(json.dumps(document).encode())
     except ContractError as exc:
-        # Valid by itself, refused only for naming another organization than the envelope.
-        assert isinstance(expected, ValidationError) or "data.organization_id" in str(exc), exc
+        # Valid by itself, refused only for naming another organization than the envelope, or
+        # for a `type` replaced by a string that names no event of the contract.
+        assert (
+            isinstance(expected, ValidationError)
+            or "data.organization_id" in str(exc)
+            or (exc.kind == "unknown_type" and document["type"] != type_name)
+        ), exc
     else:
         assert parsed == expected
 
