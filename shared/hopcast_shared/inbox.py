@@ -71,9 +71,12 @@ async def record_many_handled(
     return {(r["organization_id"], r["message_id"]) for r in rows}
 
 
-async def purge_inbox(conn: Conn, *, older_than_days: int) -> int:
-    """Forget handled ids older than the topics' retention: Kafka cannot redeliver them any more."""
+async def purge_inbox(conn: Conn, *, older_than_days: int, organizations: Sequence[uuid.UUID] = ()) -> int:
+    """Forget handled ids older than the topics' retention (Kafka cannot redeliver them any
+    more), and those of `organizations` (purged for good)."""
     status = await conn.execute(
-        "DELETE FROM inbox WHERE handled_at < now() - make_interval(days => $1)", older_than_days
+        "DELETE FROM inbox WHERE handled_at < now() - make_interval(days => $1) OR organization_id = ANY($2::uuid[])",
+        older_than_days,
+        list(organizations),
     )
     return int(status.split()[-1])

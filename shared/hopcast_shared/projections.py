@@ -67,6 +67,17 @@ async def set_deleted(conn: Conn, table: SoftDeletable, row_id: uuid.UUID, org_i
     return bool(status != "UPDATE 0")
 
 
+Owned = Literal["brands", "social_accounts", "materials", "schedules"]
+
+
+async def owned_by_another(conn: Conn, table: Owned, row_id: uuid.UUID, org_id: uuid.UUID) -> bool:
+    """Whether `table` has this row for another organization than `org_id`: an event naming it
+    is refused (a dead letter saying so), not ignored as if the id were unknown."""
+    return bool(
+        await conn.fetchval(f"SELECT true FROM {table} WHERE id = $1 AND organization_id <> $2", row_id, org_id)
+    )
+
+
 async def lock_purgeable(conn: Conn, older_than_days: int) -> tuple[list[uuid.UUID], list[uuid.UUID]]:
     """(organizations, brands) soft-deleted more than `older_than_days` ago, the brands with
     those of such organizations, locked in id order: a restore arriving during the purge waits,

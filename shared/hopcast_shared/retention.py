@@ -3,14 +3,15 @@ service's database, by the service's periodic purge job and by `hopcast purge`.
 
 Each service owns the SQL of its purge (a `Purge`: connection and retention in days in,
 rows deleted per table out) and registers it in the entry-point group `hopcast.purge`;
-this module adds the kernel's own housekeeping (the inbox and parked outbox rows) and runs
-both in one transaction.
+this module adds the kernel's own housekeeping (the inbox, dead letters and parked outbox
+rows) and runs both in one transaction.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING
 
@@ -49,8 +50,28 @@ async def purge_database(conn: Conn, purge: Purge, *, older_than_days: int, inbo
     None when another purge of this database holds the lock (nothing was done)."""
     if not await conn.fetchval("SELECT pg_try_advisory_xact_lock(hashtext($1))", _LOCK_KEY):
         return None
+    # The organizations this purge removes (every service keeps the projection): what the
+    # kernel's tables hold of them (handled ids, dead letters) goes with them.
+    gone: list[uuid.UUID] = []
+    if await conn.fetchval("SELECT to_regclass('organizations')") is not None:
+        gone = [
+            r["id"]
+            for r in await conn.fetch(
+                "SELECT id FROM organizations WHERE deleted_at < now() - make_interval(days => $1)", older_than_days
+            )
+        ]
     counts = dict(await purge(conn, older_than_days))
-    counts["inbox"] = await purge_inbox(conn, older_than_days=inbox_days)
+    counts["inbox"] = await purge_inbox(conn, older_than_days=inbox_days, organizations=gone)
+    # Dead letters hold an organization's data (the original event): kept as long as the DLQ
+    # topic keeps its copy (inbox_days covers it), then gone with it.
+    counts["dead_letters"] = _deleted(
+        await conn.execute(
+            """DELETE FROM dead_letters
+               WHERE dead_lettered_at < now() - make_interval(days => $1) OR organization_id = ANY($2::uuid[])""",
+            inbox_days,
+            gone,
+        )
+    )
     counts["outbox_parked"] = _deleted(
         await conn.execute(
             "DELETE FROM outbox WHERE parked_at < now() - make_interval(days => $1)",

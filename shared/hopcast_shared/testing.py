@@ -112,9 +112,11 @@ _offsets: dict[str, int] = {}
 def as_record(
     event: Envelope | bytes, *, topic: str = "upstream.events", headers: list[tuple[str, bytes]] | None = None
 ) -> ConsumerRecord[bytes, bytes]:
-    """A Kafka record carrying the event, as a consumer receives it (each with a new offset)."""
+    """A Kafka record carrying the event, as a consumer receives it (each with a new offset),
+    keyed as a producer keeps to the contract keys it: by its `organizationid` (bytes are
+    keyed so too when they are a JSON object naming one as a string, else not at all)."""
     value = event if isinstance(event, bytes) else event.to_json()
-    key = None if isinstance(event, bytes) else str(event.organizationid).encode()
+    key = _organization_key(event) if isinstance(event, bytes) else str(event.organizationid).encode()
     offset = _offsets[topic] = _offsets.get(topic, -1) + 1
     return ConsumerRecord(
         topic=topic,
@@ -129,6 +131,15 @@ def as_record(
         serialized_value_size=len(value),
         headers=headers or [],
     )
+
+
+def _organization_key(value: bytes) -> bytes | None:
+    try:
+        document = json.loads(value)
+    except ValueError:
+        return None
+    org = document.get("organizationid") if isinstance(document, dict) else None
+    return org.encode() if isinstance(org, str) else None
 
 
 # What asyncpg sends once per connection to learn a type it has not seen yet: not a handler's.

@@ -12,10 +12,14 @@ computed from `parse_event` with the types each service handles; what a handler 
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import uuid
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -36,11 +40,13 @@ HANDLED = {name: frozenset(service_definition(name).handlers) for name in consum
 READERS = {topic: [s for s, topics in consumed_topics().items() if topic in topics] for topic in (UPSTREAM, CONTENT)}
 
 
-def contract_verdict(raw: bytes, service: str, topic: str = UPSTREAM) -> str | None:
-    """What `service`'s consumer does with `raw` read from `topic` before any handler runs: the
-    dead letter's kind, None when it ignores it, "handle" when a handler gets it."""
+def contract_verdict(raw: bytes, service: str, topic: str = UPSTREAM, key: str | None = None) -> str | None:
+    """What `service`'s consumer does with `raw` read from `topic` with `key` before any handler
+    runs: the dead letter's kind, None when it ignores it, "handle" when a handler gets it."""
+    if not raw:
+        return "decode"
     try:
-        envelope, _ = parse_event(raw, only=HANDLED[service], topic=topic)
+        envelope, _ = parse_event(raw, only=HANDLED[service], topic=topic, key=None if key is None else key.encode())
     except ContractError as exc:
         return exc.kind
     if envelope.type not in HANDLED[service]:
@@ -57,12 +63,13 @@ class Case:
     # What a handler does with it where the contract lets it through: service -> dead letter kind.
     refused_by: dict[str, str] = field(default_factory=dict)
     at: tuple[str, int, int] | None = None
+    headers: list[tuple[str, bytes | None]] = field(default_factory=list)
 
     def expected(self) -> dict[str, str]:
         """service -> dead letter kind, for every service that must dead-letter it."""
         out: dict[str, str] = {}
         for service in READERS[self.topic]:
-            verdict = contract_verdict(self.value, service, self.topic)
+            verdict = contract_verdict(self.value, service, self.topic, self.key)
             if verdict == "handle":
                 if service in self.refused_by:
                     out[service] = self.refused_by[service]
@@ -126,7 +133,38 @@ def hand_made(world: World, a: Org, b: Org, a_pending: str) -> list[Case]:
     )
     lone_surrogate = envelope(org, "BrandProfileUpdated", brand_profile_id=b.brand)
     lone_surrogate["data"]["name"] = "\ud800 broken"
+    # Each of these once stopped its partition in every service that read it (issue 14).
+    after_9999 = envelope(org, "OrganizationCreated")
+    after_9999["time"] = "9999-12-31T23:59:59-23:59"
+    before_1 = envelope(org, "OrganizationCreated")
+    before_1["time"] = "0001-01-01T00:00:00+01:00"
+    overflowing_data = envelope(
+        org,
+        "SubscriptionActivated",
+        subscription_id=str(uuid.uuid4()),
+        plan="STARTER",
+        credits_total=300,
+        period_end="9999-12-31T23:59:59-23:59",
+    )
+    nul_type = envelope(org, "OrganizationCreated")
+    nul_type["type"] = "Organization\x00Created"
+    near_limit = envelope(org, "MaterialSubmitted", material_id=str(uuid.uuid4()), brand_profile_id=b.brand)
+    near_limit["data"]["body"] = "\x01" * 165_000  # about 1 MB as JSON; its dead letter once grew to 6 MB
+    not_its_key = envelope(org, "BrandProfileUpdated", brand_profile_id=b.brand)
     return [
+        Case("time after 9999 in UTC", encode(after_9999), org),
+        Case("time before year 1 in UTC", encode(before_1), org),
+        Case("a data time after 9999 in UTC", encode(overflowing_data), org),
+        Case("a type with NUL", encode(nul_type), org),
+        Case(
+            "an invalid event with NUL in traceparent",
+            encode(wrong_types),
+            org,
+            headers=[("traceparent", b"00-\x00-\xff"), ("x-bytes", b"\xff\xfe\x00"), ("x-null", None)],
+        ),
+        Case("near the broker's 1 MB limit", encode(near_limit), org),
+        Case("keyed to another organization", encode(not_its_key), a.id),
+        Case("keyed to nothing", encode(not_its_key), None),
         Case("not JSON", b"\xff\xfe\x00 this is { not json", org),
         Case("JSON, not an object", b'["ScheduleTriggerRequested", 1, null]', org),
         Case("no key, empty value", b"", None),
@@ -182,9 +220,8 @@ def hand_made(world: World, a: Org, b: Org, a_pending: str) -> list[Case]:
                 )
             ),
             org,
-            # The scheduler reads materials only to lift EXHAUSTED from the envelope's own
-            # organization's schedules: nothing to refuse there.
-            refused_by={"content": "rejected"},
+            # The scheduler refuses it too: it would wake another organization's schedules.
+            refused_by={"content": "rejected", "scheduler": "rejected"},
         ),
         Case(
             "approve another organization's draft",
@@ -207,11 +244,26 @@ def hand_made(world: World, a: Org, b: Org, a_pending: str) -> list[Case]:
             ),
             org,
             topic=CONTENT,
-            # Billing finds the pending post decided already under its own organization: it takes
-            # nothing (checked below) and dead-letters the draft, as the publisher does.
-            refused_by={"billing": "rejected", "publisher": "rejected"},
+            # Billing keeps debits per organization (docs/contract.md): it debits `b` for its
+            # own draft and leaves `a`'s debit alone (checked below); the publisher, which keeps
+            # one pending post per id, dead-letters it.
+            refused_by={"publisher": "rejected"},
         ),
     ]
+
+
+def dlq_list(world: World, service: str) -> list[dict[str, Any]]:
+    """`hopcast dlq list SERVICE --json` against the services' own Kafka and databases."""
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("KAFKA_")}, **world.services.env()}
+    result = subprocess.run(
+        [str(Path(sys.executable).parent / "hopcast"), "dlq", "list", service, "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    return [json.loads(line) for line in result.stdout.splitlines() if line.strip()]
 
 
 SQL_NAME = "Robert'); DROP TABLE brands; -- \t\x07\x1b[2J %s $1 \\N"
@@ -239,7 +291,7 @@ async def test_hand_made_hostile_input_is_dead_lettered_with_its_reason_and_good
 
     runs = [first]
     for i, case in enumerate(cases):
-        case.at = await world.send_raw(case.topic, case.value, key=case.key)
+        case.at = await world.send_raw(case.topic, case.value, key=case.key, headers=case.headers)
         if i % 6 == 5:  # a good run between the hostile messages, through the same partitions
             run, outcome = await world.run(a)
             assert outcome == "PUBLISHED", (case.name, outcome)
@@ -255,6 +307,20 @@ async def test_hand_made_hostile_input_is_dead_lettered_with_its_reason_and_good
     table = {case.name: (case.expected(), found.get(case.at or ("", 0, 0), {})) for case in cases}
     wrong = {name: {"expected": e, "found": f} for name, (e, f) in table.items() if e != f}
     assert wrong == {}, json.dumps(wrong, indent=1)
+    # `hopcast dlq list` shows every one of them, whatever its size, as each service keeps it.
+    for service in READERS[UPSTREAM]:
+        listed = {
+            (
+                x["source"]["topic"].removeprefix(world.services.kafka.topic_prefix),
+                x["source"]["partition"],
+                x["source"]["offset"],
+            ): x
+            for x in dlq_list(world, service)
+        }
+        for case in cases:
+            if service in case.expected():
+                assert case.at in listed, (service, case.name)
+                assert listed[case.at]["value_size"] == len(case.value), (service, case.name)
     print(
         json.dumps(
             {
@@ -263,13 +329,15 @@ async def test_hand_made_hostile_input_is_dead_lettered_with_its_reason_and_good
             }
         )
     )
-    # Nothing of `b` was debited for `a`'s pending post, and `a` was debited for it once.
+    # `a` was debited once for its pending post; `b`'s draft reusing the id was `b`'s own debit
+    # (GENERATE and one platform), never a second debit of `a` nor a duplicate of `a`'s.
     pending = draft["data"]["pending_post_id"]
     debits = world.events("CreditsDebited", pending_post_id=pending)
-    assert [d["organizationid"] for d in debits] == [a.id]
+    assert sorted(d["organizationid"] for d in debits) == sorted([a.id, b.id])
+    assert [d["data"]["amount"] for d in debits if d["organizationid"] == b.id] == [2]
     assert world.events("CreditsDebitRejected", pending_post_id=pending) == []
     status, body = await world.services.get_json("billing", f"/organizations/{b.id}/credits")
-    assert (status, body["balance"]) == (200, 300)
+    assert (status, body["balance"]) == (200, 298)
     # Every dead letter carries a reason and the original's id where it had one.
     for letter in world.recorder.dead_letters():
         assert letter.value["error"] and letter.value["error_kind"]
@@ -369,7 +437,7 @@ async def test_generated_hostile_input_never_stops_a_consumer(world: World) -> N
     dead = 0
     for message, where in at:
         for service in READERS[UPSTREAM]:
-            verdict = contract_verdict(message, service)
+            verdict = contract_verdict(message, service, UPSTREAM, b.id)
             got = found.get(where, {}).get(service)
             dead += got is not None
             # A handler may accept what the contract lets through, or refuse it.

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,11 +30,13 @@ class World:
     plaintexts: list[str] = field(default_factory=list)
     rng: random.Random = field(default_factory=lambda: random.Random(7))
 
-    async def send_raw(self, topic: str, value: bytes, *, key: str | None) -> tuple[str, int, int]:
+    async def send_raw(
+        self, topic: str, value: bytes | None, *, key: str | None, headers: Sequence[tuple[str, bytes | None]] = ()
+    ) -> tuple[str, int, int]:
         """Publish bytes to a topic (name without prefix) as a hostile producer would; returns
         (topic, partition, offset), which a dead letter names as its source."""
         meta = await self.producer.send_and_wait(
-            self.services.kafka.topic(topic), value, key=key.encode() if key else None
+            self.services.kafka.topic(topic), value, key=key.encode() if key else None, headers=list(headers) or None
         )
         return topic, meta.partition, meta.offset
 

@@ -4,7 +4,10 @@ consumer's transaction together with its ledger rows and outbox events.
 Idempotency: the inbox stops a redelivered event; beyond it, a debit is decided once per
 pending post (the debits row), a grant once per grant_id and a period once per
 subscription and start (the ledger's unique idempotency keys), a refund once per platform
-(the debit's failed_platforms) and a rejection refund once (rejected_at).
+(the debit's failed_platforms) and a rejection refund once (rejected_at). Every one of these
+keys is the organization's own: another organization's event naming the same grant_id,
+subscription_id or pending_post_id is its own grant, period or debit, never a duplicate.
+A refund naming a pending post or run that only another organization has is refused.
 """
 
 from __future__ import annotations
@@ -91,7 +94,7 @@ async def subscription_activated(ctx: EventContext, data: SubscriptionActivated)
     start = data.period_start.astimezone(UTC).isoformat()
     key = f"period:{data.subscription_id}:{start}"
     balance = await ledger.lock_balance(ctx.conn, org)
-    if await ledger.ledger_has(ctx.conn, key):
+    if await ledger.ledger_has(ctx.conn, org, key):
         return
     current = await ctx.conn.fetchrow("SELECT period_start FROM subscriptions WHERE organization_id = $1", org)
     if current is not None and current["period_start"] > data.period_start:
@@ -140,7 +143,7 @@ async def credits_granted(ctx: EventContext, data: CreditsGranted) -> None:
     org = ctx.envelope.organizationid
     key = f"grant:{data.grant_id}"
     await ledger.lock_balance(ctx.conn, org)
-    if await ledger.ledger_has(ctx.conn, key):
+    if await ledger.ledger_has(ctx.conn, org, key):
         return
     after = await ledger.credit_balance(ctx.conn, org, 0, data.amount)
     await ledger.append_ledger(
@@ -182,19 +185,12 @@ async def debit_for_pending_posts(items: Sequence[tuple[EventContext, PendingPos
     )
     # Each claimed pending post is decided once, by the first of its events in the batch.
     deciding: list[tuple[EventContext, PendingPostCreated, PostPrice, bool]] = []
-    decided_before: list[tuple[EventContext, PendingPostCreated]] = []
     for (ctx, data), price in zip(items, prices, strict=True):
-        organization_deleted = claimed.pop(data.pending_post_id, None)
+        organization_deleted = claimed.pop((ctx.envelope.organizationid, data.pending_post_id), None)
         if organization_deleted is None:
-            decided_before.append((ctx, data))
+            log.info("pending post %s was already decided; no second debit", data.pending_post_id)
             continue
         deciding.append((ctx, data, price, organization_deleted))
-    if decided_before:
-        owners = await ledger.debit_owners(conn, [data.pending_post_id for _, data in decided_before])
-        for ctx, data in decided_before:
-            if owners.get(data.pending_post_id, ctx.envelope.organizationid) != ctx.envelope.organizationid:
-                raise PermanentError(f"pending post {data.pending_post_id} belongs to another organization")
-            log.info("pending post %s was already decided; no second debit", data.pending_post_id)
     live = [(ctx.envelope.organizationid, price) for ctx, _, price, deleted in deciding if not deleted]
     # Locked in id order, so concurrent batches cannot deadlock.
     locked = await ledger.lock_balances(conn, list({org for org, _ in live}))
@@ -266,7 +262,11 @@ async def _reject(
         if reason is DebitRejectionReason.ORGANIZATION_INACTIVE
         else RunOutcome.INSUFFICIENT_CREDITS
     )
-    await ctx.conn.execute("UPDATE debits SET status = 'REJECTED' WHERE pending_post_id = $1", data.pending_post_id)
+    await ctx.conn.execute(
+        "UPDATE debits SET status = 'REJECTED' WHERE organization_id = $1 AND pending_post_id = $2",
+        org,
+        data.pending_post_id,
+    )
     await ctx.emit(
         CreditsDebitRejected(
             pending_post_id=data.pending_post_id,
@@ -294,8 +294,11 @@ async def _reject(
 
 
 async def _locked_debit(ctx: EventContext, pending_post_id: uuid.UUID) -> asyncpg.Record | None:
-    row = await ctx.conn.fetchrow("SELECT * FROM debits WHERE pending_post_id = $1 FOR UPDATE", pending_post_id)
-    if row is not None and row["organization_id"] != ctx.envelope.organizationid:
+    """The event's organization's debit for the pending post, locked; None when it has none.
+    Refused when only another organization has one: never refunded to either."""
+    org = ctx.envelope.organizationid
+    row = await ledger.locked_debit(ctx.conn, org, pending_post_id)
+    if row is None and await ledger.debited_elsewhere(ctx.conn, org, pending_post_id=pending_post_id):
         raise PermanentError(f"pending post {pending_post_id} belongs to another organization")
     return row
 
@@ -321,9 +324,10 @@ async def _refund(
     after = await ledger.credit_balance(ctx.conn, org, to_period, to_topup)
     await ctx.conn.execute(
         """
-        UPDATE debits SET refunded_period = refunded_period + $2, refunded_topup = refunded_topup + $3
-        WHERE pending_post_id = $1
+        UPDATE debits SET refunded_period = refunded_period + $3, refunded_topup = refunded_topup + $4
+        WHERE organization_id = $1 AND pending_post_id = $2
         """,
+        org,
         debit["pending_post_id"],
         to_period,
         to_topup,
@@ -363,7 +367,10 @@ async def refund_failed_platform(ctx: EventContext, data: PostPublishFailed) -> 
         return  # not a platform of this post, or already refunded
     failed = [*debit["failed_platforms"], platform]
     await ctx.conn.execute(
-        "UPDATE debits SET failed_platforms = $2 WHERE pending_post_id = $1", data.pending_post_id, failed
+        "UPDATE debits SET failed_platforms = $3 WHERE organization_id = $1 AND pending_post_id = $2",
+        debit["organization_id"],
+        data.pending_post_id,
+        failed,
     )
     refunded_publish = debit["refunded_period"] + debit["refunded_topup"]
     due = publish_refund_due(PRICES, len(debit["platforms"]), len(failed), refunded_publish)
@@ -380,14 +387,21 @@ async def refund_rejected_run(ctx: EventContext, data: ScheduleRunCompleted) -> 
     """
     if data.outcome is not RunOutcome.REJECTED:
         return
-    row = await ctx.conn.fetchrow("SELECT pending_post_id FROM debits WHERE run_id = $1", data.run_id)
-    if row is None:
+    org = ctx.envelope.organizationid
+    pending_post_id = await ledger.debit_of_run(ctx.conn, org, data.run_id)
+    if pending_post_id is None:
+        if await ledger.debited_elsewhere(ctx.conn, org, run_id=data.run_id):
+            raise PermanentError(f"run {data.run_id} belongs to another organization")
         log.warning("run %s ended REJECTED but billing has no debit for it; nothing to refund", data.run_id)
         return
-    debit = await _locked_debit(ctx, row["pending_post_id"])
+    debit = await _locked_debit(ctx, pending_post_id)
     if debit is None or debit["status"] != "DEBITED" or debit["rejected_at"] is not None:
         return
-    await ctx.conn.execute("UPDATE debits SET rejected_at = now() WHERE pending_post_id = $1", debit["pending_post_id"])
+    await ctx.conn.execute(
+        "UPDATE debits SET rejected_at = now() WHERE organization_id = $1 AND pending_post_id = $2",
+        org,
+        pending_post_id,
+    )
     await _refund(
         ctx,
         debit,

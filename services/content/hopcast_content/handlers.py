@@ -19,7 +19,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, NoReturn
 
 import asyncpg
 
@@ -196,10 +196,12 @@ class ContentService:
             raise PermanentError(f"brand {data.brand_profile_id} belongs to another organization")
 
     async def brand_deleted(self, ctx: EventContext, data: BrandProfileDeleted) -> None:
-        await projections.set_brand_deleted(ctx.conn, data.brand_profile_id, ctx.envelope.organizationid, True)
+        if not await projections.set_brand_deleted(ctx.conn, data.brand_profile_id, ctx.envelope.organizationid, True):
+            await _refuse_if_another_organizations(ctx, "brand", data.brand_profile_id)
 
     async def brand_restored(self, ctx: EventContext, data: BrandProfileRestored) -> None:
-        await projections.set_brand_deleted(ctx.conn, data.brand_profile_id, ctx.envelope.organizationid, False)
+        if not await projections.set_brand_deleted(ctx.conn, data.brand_profile_id, ctx.envelope.organizationid, False):
+            await _refuse_if_another_organizations(ctx, "brand", data.brand_profile_id)
 
     async def schedule_upserted(self, ctx: EventContext, data: ScheduleCreated | ScheduleUpdated) -> None:
         ok = await repo.upsert_schedule(
@@ -214,7 +216,8 @@ class ContentService:
             raise PermanentError(f"schedule {data.schedule_id} belongs to another organization")
 
     async def schedule_deleted(self, ctx: EventContext, data: ScheduleDeleted) -> None:
-        await repo.set_schedule_deleted(ctx.conn, data.schedule_id, ctx.envelope.organizationid)
+        if not await repo.set_schedule_deleted(ctx.conn, data.schedule_id, ctx.envelope.organizationid):
+            await _refuse_if_another_organizations(ctx, "schedule", data.schedule_id)
 
     # --- materials --------------------------------------------------------------------------------
 
@@ -286,16 +289,16 @@ class ContentService:
     async def material_archived(self, ctx: EventContext, data: MaterialArchived) -> None:
         row = await repo.material(ctx.conn, data.material_id, ctx.envelope.organizationid, lock=True)
         if row is None:
-            raise PermanentError(f"unknown material {data.material_id} for this organization")
+            await _refuse_unknown_material(ctx, data.material_id)
         await repo.set_material_status(ctx.conn, data.material_id, MaterialStatus.ARCHIVED.value)
 
     async def material_deleted(self, ctx: EventContext, data: MaterialDeleted) -> None:
         if not await repo.set_material_deleted(ctx.conn, data.material_id, ctx.envelope.organizationid, True):
-            raise PermanentError(f"unknown material {data.material_id} for this organization")
+            await _refuse_unknown_material(ctx, data.material_id)
 
     async def material_restored(self, ctx: EventContext, data: MaterialRestored) -> None:
         if not await repo.set_material_deleted(ctx.conn, data.material_id, ctx.envelope.organizationid, False):
-            raise PermanentError(f"unknown material {data.material_id} for this organization")
+            await _refuse_unknown_material(ctx, data.material_id)
 
     # --- a run: pick, draft, check, emit ----------------------------------------------------------
 
@@ -313,7 +316,15 @@ class ContentService:
                     data.run_id, ctx.envelope.organizationid, data.schedule_id, data.brand_profile_id, data.due_at
                 ),
             )
+        # A run handled before is one of the organization's, or refused: never taken for a
+        # redelivery of another organization's run (in this batch or before it).
+        for ctx, data in items:
+            if runs[data.run_id].organization_id != ctx.envelope.organizationid:
+                _refuse_another_organizations("run", data.run_id)
         fresh = await repo.start_runs(conn, list(runs.values()))
+        seen = [(data.run_id, ctx.envelope.organizationid) for ctx, data in items if data.run_id not in fresh]
+        if seen and (of_another := await repo.runs_of_another(conn, seen)):
+            _refuse_another_organizations("run", min(of_another))
         todo: list[tuple[EventContext, ScheduleDue]] = []
         for ctx, data in items:
             if data.run_id in fresh:
@@ -360,7 +371,7 @@ class ContentService:
             candidates=candidates,
             schedules=schedules,
             recent_pillars=await repo.recent_pillar_counts(conn, balanced, since),
-            angle_stats=await repo.angle_stats(conn, {data.brand_profile_id for _, data in drafting}),
+            angle_stats=await repo.angle_stats(conn, {(data.brand_profile_id, org) for org, data in drafting}),
         )
 
     async def _draft_run(self, ctx: EventContext, data: ScheduleDue, batch: RunBatch) -> SkipReason | None:
@@ -524,7 +535,10 @@ class ContentService:
         """Published on one platform: the post is recorded (and its draft's embedding kept as
         the POST's); the material's use is counted once per pending post, whatever the
         platforms (a READY material at max_uses becomes USED). One statement."""
-        if not await repo.publish_post(ctx.conn, ctx.envelope.organizationid, data):
+        published = await repo.publish_post(ctx.conn, ctx.envelope.organizationid, data)
+        if published.of_another is not None:
+            _refuse_another_organizations(published.of_another, _named_id(data, published.of_another))
+        if not published.known:
             log.info("PostPublished for a pending post content does not know (%s)", data.pending_post_id)
 
     async def run_completed(self, ctx: EventContext, data: ScheduleRunCompleted) -> None:
@@ -533,7 +547,7 @@ class ContentService:
         the draft no longer counts as a recent post for the duplicate check. One statement."""
         # Never published (rejected, no credits, failed): it is no post to keep away from.
         published = RunOutcome(data.outcome) in PUBLISHED_OUTCOMES
-        await repo.end_run(
+        ended = await repo.end_run(
             ctx.conn,
             data.run_id,
             ctx.envelope.organizationid,
@@ -541,6 +555,35 @@ class ContentService:
             data.completed_at,
             published=published,
         )
+        if not ended:
+            await _refuse_if_another_organizations(ctx, "run", data.run_id)
 
     async def engagement_updated(self, ctx: EventContext, data: EngagementUpdated) -> None:
-        await repo.record_engagement(ctx.conn, ctx.envelope.organizationid, data)
+        of_another = await repo.record_engagement(ctx.conn, ctx.envelope.organizationid, data)
+        if of_another is not None:
+            _refuse_another_organizations(of_another, _named_id(data, of_another))
+
+
+# --- ids of another organization --------------------------------------------------------------------
+# An event naming an id another organization has is refused (a dead letter saying so): never
+# applied to that organization's rows, and never ignored as if the id were unknown.
+
+
+def _refuse_another_organizations(kind: str, named: uuid.UUID) -> NoReturn:
+    raise PermanentError(f"{kind} {named} belongs to another organization")
+
+
+async def _refuse_if_another_organizations(ctx: EventContext, kind: str, named: uuid.UUID) -> None:
+    if await repo.owned_by_another(ctx.conn, kind, named, ctx.envelope.organizationid):
+        _refuse_another_organizations(kind, named)
+
+
+async def _refuse_unknown_material(ctx: EventContext, material_id: uuid.UUID) -> NoReturn:
+    await _refuse_if_another_organizations(ctx, "material", material_id)
+    raise PermanentError(f"unknown material {material_id} for this organization")
+
+
+def _named_id(data: PostPublished | EngagementUpdated, kind: str) -> uuid.UUID:
+    """The id of that kind the event names."""
+    named: uuid.UUID = getattr(data, f"{kind.replace(' ', '_')}_id" if kind != "brand" else "brand_profile_id")
+    return named

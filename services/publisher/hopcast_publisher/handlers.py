@@ -13,7 +13,7 @@ import logging
 import uuid
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 from opentelemetry import trace
 
@@ -115,10 +115,12 @@ class PublisherHandlers:
         await repo.upsert_brand(ctx.conn, data.brand_profile_id, ctx.envelope.organizationid, data.name)
 
     async def brand_deleted(self, ctx: EventContext, data: BrandProfileDeleted) -> None:
-        await projections.set_brand_deleted(ctx.conn, data.brand_profile_id, ctx.envelope.organizationid, True)
+        if not await projections.set_brand_deleted(ctx.conn, data.brand_profile_id, ctx.envelope.organizationid, True):
+            await _refuse_if_another_organizations(ctx, "brands", data.brand_profile_id)
 
     async def brand_restored(self, ctx: EventContext, data: BrandProfileRestored) -> None:
-        await projections.set_brand_deleted(ctx.conn, data.brand_profile_id, ctx.envelope.organizationid, False)
+        if not await projections.set_brand_deleted(ctx.conn, data.brand_profile_id, ctx.envelope.organizationid, False):
+            await _refuse_if_another_organizations(ctx, "brands", data.brand_profile_id)
 
     # --- social accounts and links ---------------------------------------------------------------
 
@@ -158,20 +160,18 @@ class PublisherHandlers:
 
     async def account_deleted(self, ctx: EventContext, data: SocialAccountDeleted) -> None:
         if not await repo.set_account_deleted(ctx.conn, data.social_account_id, ctx.envelope.organizationid, True):
-            raise PermanentError(f"unknown social account {data.social_account_id} for this organization")
+            await _refuse_unknown_account(ctx, data.social_account_id)
 
     async def account_restored(self, ctx: EventContext, data: SocialAccountRestored) -> None:
         if not await repo.set_account_deleted(ctx.conn, data.social_account_id, ctx.envelope.organizationid, False):
-            raise PermanentError(f"unknown social account {data.social_account_id} for this organization")
+            await _refuse_unknown_account(ctx, data.social_account_id)
 
     async def account_linked(self, ctx: EventContext, data: BrandAccountLinked) -> None:
         org = ctx.envelope.organizationid
         account = await repo.account(ctx.conn, data.social_account_id)
         if account is None or account["organization_id"] != org:
-            raise PermanentError(f"unknown social account {data.social_account_id} for this organization")
-        owner = await repo.brand_owner(ctx.conn, data.brand_profile_id)
-        if owner is not None and owner != org:
-            raise PermanentError(f"brand {data.brand_profile_id} belongs to another organization")
+            await _refuse_unknown_account(ctx, data.social_account_id)
+        await _refuse_if_another_organizations(ctx, "brands", data.brand_profile_id)
         await repo.link_account(
             ctx.conn,
             brand_id=data.brand_profile_id,
@@ -182,7 +182,10 @@ class PublisherHandlers:
         )
 
     async def account_unlinked(self, ctx: EventContext, data: BrandAccountUnlinked) -> None:
-        await repo.unlink_account(ctx.conn, data.brand_profile_id, data.social_account_id, ctx.envelope.organizationid)
+        org = ctx.envelope.organizationid
+        if not await repo.unlink_account(ctx.conn, data.brand_profile_id, data.social_account_id, org):
+            await _refuse_if_another_organizations(ctx, "brands", data.brand_profile_id)
+            await _refuse_if_another_organizations(ctx, "social_accounts", data.social_account_id)
 
     # --- pending posts ---------------------------------------------------------------------------
 
@@ -237,8 +240,10 @@ class PublisherHandlers:
 
     async def engagement_reported(self, ctx: EventContext, data: EngagementReported) -> None:
         post = await repo.post(ctx.conn, data.post_id, lock=True)
-        if post is None or post["organization_id"] != ctx.envelope.organizationid:
+        if post is None:
             raise PermanentError(f"unknown post {data.post_id} for this organization")
+        if post["organization_id"] != ctx.envelope.organizationid:
+            raise PermanentError(f"post {data.post_id} belongs to another organization")
         seen = post["engagement_observed_at"]
         if seen is not None and data.observed_at < seen:
             log.info("engagement of post %s observed at %s is older than what we have", data.post_id, data.observed_at)
@@ -271,6 +276,23 @@ class PublisherHandlers:
             ),
             correlation_id=str(post["run_id"]),
         )
+
+
+# --- ids of another organization ----------------------------------------------------------------
+# An event naming an id another organization has is refused (a dead letter saying so): never
+# applied to that organization's rows, and never ignored as if the id were unknown.
+
+_KIND = {"brands": "brand", "social_accounts": "social account"}
+
+
+async def _refuse_if_another_organizations(ctx: EventContext, table: projections.Owned, named: uuid.UUID) -> None:
+    if await projections.owned_by_another(ctx.conn, table, named, ctx.envelope.organizationid):
+        raise PermanentError(f"{_KIND[table]} {named} belongs to another organization")
+
+
+async def _refuse_unknown_account(ctx: EventContext, account_id: uuid.UUID) -> NoReturn:
+    await _refuse_if_another_organizations(ctx, "social_accounts", account_id)
+    raise PermanentError(f"unknown social account {account_id} for this organization")
 
 
 PendingPostInput = (

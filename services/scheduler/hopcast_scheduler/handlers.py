@@ -84,14 +84,28 @@ async def brand_upserted(ctx: EventContext, data: BrandProfileCreated | BrandPro
         raise PermanentError(f"brand {data.brand_profile_id} belongs to another organization")
 
 
+async def _set_brand_deleted(ctx: EventContext, brand_id: uuid.UUID, deleted: bool) -> bool:
+    """Soft delete or restore the organization's brand; False when no organization has it (it
+    may come later); refused when another organization has it."""
+    org = ctx.envelope.organizationid
+    if await projections.set_brand_deleted(ctx.conn, brand_id, org, deleted):
+        return True
+    if await projections.owned_by_another(ctx.conn, "brands", brand_id, org):
+        raise PermanentError(f"brand {brand_id} belongs to another organization")
+    return False
+
+
 async def brand_deleted(ctx: EventContext, data: BrandProfileDeleted) -> None:
-    await projections.set_brand_deleted(ctx.conn, data.brand_profile_id, ctx.envelope.organizationid, True)
+    await _set_brand_deleted(ctx, data.brand_profile_id, True)
 
 
 async def brand_restored(ctx: EventContext, data: BrandProfileRestored) -> None:
-    if await projections.set_brand_deleted(ctx.conn, data.brand_profile_id, ctx.envelope.organizationid, False):
+    if await _set_brand_deleted(ctx, data.brand_profile_id, False):
         await _reschedule_from_now(
-            ctx.conn, await repo.schedules_to_reschedule(ctx.conn, brand_id=data.brand_profile_id)
+            ctx.conn,
+            await repo.schedules_to_reschedule(
+                ctx.conn, organization_id=ctx.envelope.organizationid, brand_id=data.brand_profile_id
+            ),
         )
 
 
@@ -110,8 +124,10 @@ async def schedule_upserted(ctx: EventContext, data: ScheduleCreated | ScheduleU
     days = [int(d) for d in data.days_of_week]
     problems = schedule_problems(times, days)
     brand = await repo.brand_of(ctx.conn, data.brand_profile_id)
-    if brand is None or brand["organization_id"] != org:
+    if brand is None:
         problems.append(f"unknown brand_profile_id {data.brand_profile_id} for this organization")
+    elif brand["organization_id"] != org:
+        problems.append(f"brand {data.brand_profile_id} belongs to another organization")
     existing = await repo.schedule(ctx.conn, data.schedule_id, lock=True)
     if existing is not None and existing["organization_id"] != org:
         problems.append(f"schedule {data.schedule_id} belongs to another organization")
@@ -143,8 +159,10 @@ async def _owned_schedule(ctx: EventContext, schedule_id: uuid.UUID) -> asyncpg.
 
 def _owned(ctx: EventContext, schedule_id: uuid.UUID, row: asyncpg.Record | None) -> asyncpg.Record:
     """The schedule row, when it is the event's organization's; PermanentError otherwise."""
-    if row is None or row["organization_id"] != ctx.envelope.organizationid:
+    if row is None:
         raise PermanentError(f"unknown schedule {schedule_id} for this organization")
+    if row["organization_id"] != ctx.envelope.organizationid:
+        raise PermanentError(f"schedule {schedule_id} belongs to another organization")
     return row
 
 
@@ -171,9 +189,13 @@ async def schedule_deleted(ctx: EventContext, data: ScheduleDeleted) -> None:
 
 
 async def material_submitted(ctx: EventContext, data: MaterialSubmitted) -> None:
-    """A new material lifts EXHAUSTED from the brand's schedules."""
-    for row in await repo.schedules_to_reschedule(ctx.conn, brand_id=data.brand_profile_id):
-        if row["status"] == ScheduleStatus.EXHAUSTED.value and row["organization_id"] == ctx.envelope.organizationid:
+    """A new material lifts EXHAUSTED from the brand's schedules (another organization's
+    brand is refused: its schedules are not this organization's to wake)."""
+    org = ctx.envelope.organizationid
+    if await projections.owned_by_another(ctx.conn, "brands", data.brand_profile_id, org):
+        raise PermanentError(f"brand {data.brand_profile_id} belongs to another organization")
+    for row in await repo.schedules_to_reschedule(ctx.conn, organization_id=org, brand_id=data.brand_profile_id):
+        if row["status"] == ScheduleStatus.EXHAUSTED.value:
             await repo.update_schedule(
                 ctx.conn,
                 row["id"],
@@ -203,8 +225,12 @@ async def trigger_requested(ctx: EventContext, data: ScheduleTriggerRequested) -
 
 async def run_completed(ctx: EventContext, data: ScheduleRunCompleted) -> None:
     outcome = _value(data.outcome)
-    row = await repo.complete_run(ctx.conn, data.run_id, outcome, data.completed_at)
+    org = ctx.envelope.organizationid
+    row = await repo.complete_run(ctx.conn, data.run_id, org, outcome, data.completed_at)
     if row is None:
+        if await repo.run_owned_by_another(ctx.conn, data.run_id, org):
+            # Never ends, nor counts against the schedule of, another organization's run.
+            raise PermanentError(f"run {data.run_id} belongs to another organization")
         return  # not one of ours, or already recorded
     status, streak = status_after_outcome(ScheduleStatus(row["status"]), row["consecutive_errors"], outcome)
     await repo.update_schedule(

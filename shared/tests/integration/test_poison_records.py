@@ -238,3 +238,41 @@ async def test_a_key_that_is_not_the_organization_changes_nothing_of_either(
     # A's own event with that id is then handled as A's, not as a duplicate of the forgery.
     assert await consumer.handle_record(_record(kafka, json.dumps(forged).encode(), str(a).encode())) == "handled"
     assert await _names(db) == ["Forged"]
+
+
+async def test_the_commands_show_every_dead_letter_and_release_parked_outbox_rows(
+    consumer: EventConsumer, db: Database, kafka: KafkaSettings, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import asyncio
+
+    from typer.testing import CliRunner
+
+    from hopcast_shared.dlq_cli import app, outbox_app
+
+    org = uuid.uuid4()
+    for name in ("near 1 MB", "a type with NUL", "1 MB of bytes that are not text"):
+        value, key, headers, _ = _poison(org)[name]
+        assert await consumer.handle_batch([_record(kafka, value, key, headers)]) == ["dead_lettered"]
+    async with db.transaction() as conn:
+        await conn.execute(
+            "INSERT INTO outbox (event_id, event_type, topic, payload, parked_at, last_error)"
+            " VALUES ($1, 'Huge', 't', 'x', now(), 'MessageSizeTooLargeError')",
+            uuid.uuid4(),
+        )
+    monkeypatch.setenv("BILLING_DATABASE_URL", database_url)
+    runner = CliRunner()
+
+    listed = await asyncio.to_thread(runner.invoke, app, ["list", "billing", "--json"])
+    assert listed.exit_code == 0, listed.output
+    letters = [json.loads(line) for line in listed.output.splitlines()]
+    assert sorted(x["error_kind"] for x in letters) == ["data", "decode", "unknown_type"]
+    assert max(x["value_size"] for x in letters) > DLQ_MAX_MESSAGE_BYTES
+    assert all("\x00" not in (x["event_type"] or "") for x in letters)
+    dry = await asyncio.to_thread(runner.invoke, app, ["replay", "billing", "--pending", "--dry-run"])
+    assert dry.output.strip() == "would replay 3 dead letter(s) of billing"
+
+    parked = await asyncio.to_thread(runner.invoke, outbox_app, ["list", "billing", "--json"])
+    assert [json.loads(line)["event_type"] for line in parked.output.splitlines()] == ["Huge"]
+    retried = await asyncio.to_thread(runner.invoke, outbox_app, ["retry", "billing"])
+    assert retried.output.strip() == "retrying 1 parked row(s) of billing"
+    assert await db.pool.fetchval("SELECT count(*) FROM outbox WHERE parked_at IS NOT NULL") == 0

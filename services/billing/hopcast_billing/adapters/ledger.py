@@ -55,10 +55,14 @@ async def balance_of(conn: Conn, org: uuid.UUID) -> Balance:
     return Balance(0, 0) if row is None else Balance(row["period_credits"], row["topup_credits"])
 
 
-async def claim_debits(conn: Conn, rows: Sequence[tuple[Any, ...]]) -> dict[uuid.UUID, bool]:
+async def claim_debits(conn: Conn, rows: Sequence[tuple[Any, ...]]) -> dict[tuple[uuid.UUID, uuid.UUID], bool]:
     """Claim the decision for each pending post (pending_post_id, organization_id, run_id,
-    schedule_id, brand_profile_id, due_at, platforms, generate, publish): the ones not decided
-    before, each with whether its organization is deleted. One statement."""
+    schedule_id, brand_profile_id, due_at, platforms, generate, publish): the ones its
+    organization had not decided before, by (organization_id, pending_post_id), each with
+    whether its organization is deleted. One statement.
+
+    A pending post is its organization's: another organization's post with the same id is
+    another debit, never a duplicate of it."""
     columns = list(zip(*rows, strict=True))
     claimed = await conn.fetch(
         """
@@ -67,8 +71,8 @@ async def claim_debits(conn: Conn, rows: Sequence[tuple[Any, ...]]) -> dict[uuid
         SELECT p, o, r, s, b, d, string_to_array(pl, ','), 'DECIDING', g, pu
         FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[], $5::uuid[], $6::timestamptz[], $7::text[],
                     $8::int[], $9::int[]) AS u(p, o, r, s, b, d, pl, g, pu)
-        ON CONFLICT (pending_post_id) DO NOTHING
-        RETURNING pending_post_id,
+        ON CONFLICT (organization_id, pending_post_id) DO NOTHING
+        RETURNING organization_id, pending_post_id,
             (SELECT deleted_at IS NOT NULL FROM organizations WHERE id = organization_id) AS organization_deleted
         """,
         *(list(c) for c in columns[:6]),
@@ -76,15 +80,39 @@ async def claim_debits(conn: Conn, rows: Sequence[tuple[Any, ...]]) -> dict[uuid
         list(columns[7]),
         list(columns[8]),
     )
-    return {r["pending_post_id"]: bool(r["organization_deleted"]) for r in claimed}
+    return {(r["organization_id"], r["pending_post_id"]): bool(r["organization_deleted"]) for r in claimed}
 
 
-async def debit_owners(conn: Conn, pending_posts: Sequence[uuid.UUID]) -> dict[uuid.UUID, uuid.UUID]:
-    """The organization of each of these pending posts' debits (those that have one)."""
-    rows = await conn.fetch(
-        "SELECT pending_post_id, organization_id FROM debits WHERE pending_post_id = ANY($1::uuid[])", pending_posts
+async def locked_debit(conn: Conn, org: uuid.UUID, pending_post_id: uuid.UUID) -> asyncpg.Record | None:
+    """The organization's debit for this pending post, locked for this transaction."""
+    return await conn.fetchrow(
+        "SELECT * FROM debits WHERE organization_id = $1 AND pending_post_id = $2 FOR UPDATE", org, pending_post_id
     )
-    return {r["pending_post_id"]: r["organization_id"] for r in rows}
+
+
+async def debit_of_run(conn: Conn, org: uuid.UUID, run_id: uuid.UUID) -> uuid.UUID | None:
+    """The pending post the organization's debit for this run is for."""
+    pending_post_id: uuid.UUID | None = await conn.fetchval(
+        "SELECT pending_post_id FROM debits WHERE organization_id = $1 AND run_id = $2", org, run_id
+    )
+    return pending_post_id
+
+
+async def debited_elsewhere(
+    conn: Conn, org: uuid.UUID, *, pending_post_id: uuid.UUID | None = None, run_id: uuid.UUID | None = None
+) -> bool:
+    """Whether another organization than `org` has a debit for this pending post or run."""
+    return bool(
+        await conn.fetchval(
+            """
+            SELECT true FROM debits
+            WHERE organization_id <> $1 AND (pending_post_id = $2 OR run_id = $3) LIMIT 1
+            """,
+            org,
+            pending_post_id,
+            run_id,
+        )
+    )
 
 
 async def lock_balances(conn: Conn, orgs: Sequence[uuid.UUID]) -> dict[uuid.UUID, tuple[Balance, datetime | None]]:
@@ -134,8 +162,8 @@ async def record_debits(conn: Conn, debits: Sequence[DebitRow]) -> None:
         """
         WITH decided AS (
             UPDATE debits SET status = 'DEBITED', from_period = d.p, from_topup = d.t
-            FROM unnest($1::uuid[], $2::bigint[], $3::bigint[]) AS d(id, p, t)
-            WHERE pending_post_id = d.id
+            FROM unnest($1::uuid[], $2::bigint[], $3::bigint[], $11::uuid[]) AS d(id, p, t, o)
+            WHERE organization_id = d.o AND pending_post_id = d.id
         )
         INSERT INTO ledger (organization_id, action, period_amount, topup_amount, idempotency_key,
                             balance_after, pending_post_id, run_id)
@@ -154,6 +182,7 @@ async def record_debits(conn: Conn, debits: Sequence[DebitRow]) -> None:
         [part.balance_after for _, part in parts],
         [d.pending_post_id for d, _ in parts],
         [d.run_id for d, _ in parts],
+        [d.organization_id for d in debits],
     )
 
 
@@ -206,8 +235,12 @@ async def append_ledger(
     )
 
 
-async def ledger_has(conn: Conn, key: str) -> bool:
-    return bool(await conn.fetchval("SELECT true FROM ledger WHERE idempotency_key = $1", key))
+async def ledger_has(conn: Conn, org: uuid.UUID, key: str) -> bool:
+    """Whether the organization's ledger has a row with this idempotency key (the keys are
+    each organization's own: another's grant_id or subscription_id is not ours)."""
+    return bool(
+        await conn.fetchval("SELECT true FROM ledger WHERE organization_id = $1 AND idempotency_key = $2", org, key)
+    )
 
 
 async def period_end_of(conn: Conn, org: uuid.UUID) -> datetime | None:

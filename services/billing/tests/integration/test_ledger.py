@@ -63,10 +63,10 @@ class Org:
     def grant(self, amount: int, grant_id: str | None = None) -> Any:
         return self.event("CreditsGranted", grant_id=grant_id or str(uuid.uuid4()), amount=amount)
 
-    def period(self, credits: int, start: datetime) -> Any:
+    def period(self, credits: int, start: datetime, subscription_id: str | None = None) -> Any:
         return self.event(
             "SubscriptionActivated",
-            subscription_id=str(uuid.UUID(int=uuid.UUID(self.id).int ^ 1)),
+            subscription_id=subscription_id or str(uuid.UUID(int=uuid.UUID(self.id).int ^ 1)),
             plan="STARTER",
             credits_total=credits,
             period_start=start.isoformat(),
@@ -196,20 +196,117 @@ async def test_an_internal_event_forged_on_upstream_events_is_dead_lettered(
     assert (await balance_of(db.pool, uuid.UUID(org.id))).total == 7  # type: ignore[arg-type]
 
 
-async def test_a_draft_naming_another_organizations_decided_post_is_dead_lettered(
+async def _dead_letters(db: Database) -> list[dict[str, Any]]:
+    rows = await db.pool.fetch("SELECT payload FROM outbox WHERE topic LIKE '%.dlq' ORDER BY id")
+    return [json.loads(r["payload"]) for r in rows]
+
+
+async def _ledger_rows(db: Database, org: str) -> list[tuple[str, str, int]]:
+    rows = await db.pool.fetch(
+        "SELECT action, idempotency_key, amount FROM ledger WHERE organization_id = $1 ORDER BY id", uuid.UUID(org)
+    )
+    return [(r["action"], r["idempotency_key"], r["amount"]) for r in rows]
+
+
+async def test_a_grant_reusing_another_organizations_grant_id_is_its_own_grant(
     db: Database, consumer: EventConsumer
 ) -> None:
-    owner, intruder = Org(), Org()
+    """The grant_id is the organization's idempotency key: another organization's grant with
+    the same id is granted to it, and changes nothing of the first (it used to vanish as a
+    duplicate of the first, with no dead letter)."""
+    owner, other = Org(), Org()
+    grant_id = str(uuid.uuid4())
+    assert await consumer.handle_record(as_record(owner.grant(10, grant_id))) == "handled"
+    before = await _ledger_rows(db, owner.id)
+    assert await consumer.handle_record(as_record(other.grant(25, grant_id))) == "handled"
+    assert await consumer.handle_record(as_record(other.grant(25, grant_id))) == "handled"  # its own redelivery
+    assert (await balance_of(db.pool, uuid.UUID(other.id))).total == 25  # type: ignore[arg-type]
+    assert await _ledger_rows(db, other.id) == [("TOPUP", f"grant:{grant_id}", 25)]
+    assert (await balance_of(db.pool, uuid.UUID(owner.id))).total == 10  # type: ignore[arg-type]
+    assert await _ledger_rows(db, owner.id) == before
+    usage = await _outbox(db, "CreditsUsage")
+    assert sorted((u["organizationid"], u["data"]["amount"]) for u in usage) == sorted([(owner.id, 10), (other.id, 25)])
+    assert await verify_all(db.pool) == []  # type: ignore[arg-type]
+
+
+async def test_a_subscription_reusing_another_organizations_subscription_id_is_its_own(
+    db: Database, consumer: EventConsumer
+) -> None:
+    owner, other = Org(), Org()
+    subscription_id = str(uuid.uuid4())
+    start = datetime(2027, 1, 1, tzinfo=UTC)
+    assert await consumer.handle_record(as_record(owner.period(300, start, subscription_id))) == "handled"
+    assert await consumer.handle_record(as_record(owner.post(["TWITTER"]), topic=CONTENT)) == "handled"
+    before = await _ledger_rows(db, owner.id)
+    # The same subscription id and period start, another organization: its own period.
+    assert await consumer.handle_record(as_record(other.period(1000, start, subscription_id))) == "handled"
+    assert (await balance_of(db.pool, uuid.UUID(other.id))).total == 1000  # type: ignore[arg-type]
+    assert (await balance_of(db.pool, uuid.UUID(owner.id))).total == 298  # type: ignore[arg-type]
+    assert await _ledger_rows(db, owner.id) == before
+    subscriptions = await db.pool.fetch(
+        "SELECT organization_id, credits_total FROM subscriptions WHERE subscription_id = $1 ORDER BY credits_total",
+        uuid.UUID(subscription_id),
+    )
+    assert [(str(r["organization_id"]), r["credits_total"]) for r in subscriptions] == [
+        (owner.id, 300),
+        (other.id, 1000),
+    ]
+    assert await verify_all(db.pool) == []  # type: ignore[arg-type]
+
+
+async def test_a_draft_reusing_another_organizations_pending_post_id_is_its_own_debit(
+    db: Database, consumer: EventConsumer
+) -> None:
+    """One debit per pending post of an organization: another organization's draft with the
+    same id is debited to it (in a batch too), and its refunds are its own."""
+    owner, other = Org(), Org()
     await consumer.handle_record(as_record(owner.grant(10)))
-    await consumer.handle_record(as_record(intruder.grant(10)))
-    post = owner.post(["TWITTER"])
-    await consumer.handle_record(as_record(post, topic=CONTENT))
-    theirs = intruder.post(["TWITTER"], pending_post_id=post.data["pending_post_id"])
-    mine = intruder.post(["TWITTER"])
+    await consumer.handle_record(as_record(other.grant(10)))
+    post = owner.post(["TWITTER", "LINKEDIN"])
+    assert await consumer.handle_record(as_record(post, topic=CONTENT)) == "handled"
+    before = await _ledger_rows(db, owner.id)
+    theirs = other.post(["TWITTER"], pending_post_id=post.data["pending_post_id"])
+    mine = other.post(["TWITTER"])
     outcomes = await consumer.handle_batch([as_record(p, topic=CONTENT) for p in (theirs, mine)])
-    assert outcomes == ["dead_lettered", "handled"]
-    assert len(await _outbox(db, "CreditsDebited")) == 2  # the owner's and the intruder's own post
-    assert (await balance_of(db.pool, uuid.UUID(intruder.id))).total == 8  # type: ignore[arg-type]
+    assert outcomes == ["handled", "handled"]
+    debited = await _outbox(db, "CreditsDebited")
+    assert sorted((d["organizationid"], d["data"]["balance_after"]) for d in debited) == sorted(
+        [(owner.id, 7), (other.id, 8), (other.id, 6)]
+    )
+    # The other organization's platform failure refunds its own debit, never the owner's.
+    failed = other.event(
+        "PostPublishFailed",
+        pending_post_id=post.data["pending_post_id"],
+        run_id=theirs.data["run_id"],
+        platform="TWITTER",
+    )
+    assert await consumer.handle_record(as_record(failed, topic=PUBLISHER)) == "handled"
+    [refund] = await _outbox(db, "CreditsRefunded")
+    assert (refund["organizationid"], refund["data"]["amount"]) == (other.id, 1)
+    assert (await balance_of(db.pool, uuid.UUID(owner.id))).total == 7  # type: ignore[arg-type]
+    assert (await balance_of(db.pool, uuid.UUID(other.id))).total == 7  # type: ignore[arg-type]
+    assert await _ledger_rows(db, owner.id) == before
+    assert await verify_all(db.pool) == []  # type: ignore[arg-type]
+
+
+async def test_a_failure_naming_another_organizations_pending_post_is_refused(
+    db: Database, consumer: EventConsumer
+) -> None:
+    owner, other = Org(), Org()
+    await consumer.handle_record(as_record(owner.grant(10)))
+    post = owner.post(["TWITTER", "LINKEDIN"])
+    await consumer.handle_record(as_record(post, topic=CONTENT))
+    failed = other.event(
+        "PostPublishFailed",
+        pending_post_id=post.data["pending_post_id"],
+        run_id=post.data["run_id"],
+        platform="TWITTER",
+    )
+    assert await consumer.handle_record(as_record(failed, topic=PUBLISHER)) == "dead_lettered"
+    [letter] = await _dead_letters(db)
+    assert f"pending post {post.data['pending_post_id']} belongs to another organization" in letter["error"]
+    assert await _outbox(db, "CreditsRefunded") == []
+    assert (await balance_of(db.pool, uuid.UUID(owner.id))).total == 7  # type: ignore[arg-type]
 
 
 async def test_a_debit_naming_another_organizations_post_is_refused(db: Database, consumer: EventConsumer) -> None:
@@ -219,7 +316,12 @@ async def test_a_debit_naming_another_organizations_post_is_refused(db: Database
     await consumer.handle_record(as_record(post, topic=CONTENT))
     steal = intruder.run_ended(post, "REJECTED")
     assert await consumer.handle_record(as_record(steal, topic=ANALYTICS)) == "dead_lettered"
+    [letter] = await _dead_letters(db)
+    # It says which id is not the sender's, and nothing of the owner's (its pending post).
+    assert f"run {post.data['run_id']} belongs to another organization" in letter["error"]
+    assert post.data["pending_post_id"] not in letter["error"]
     assert await _outbox(db, "CreditsRefunded") == []
+    assert (await balance_of(db.pool, uuid.UUID(owner.id))).total == 8  # type: ignore[arg-type]
 
 
 async def test_subscription_periods_do_not_roll_over_and_top_ups_are_spent_last(

@@ -29,6 +29,49 @@ def _columns(rows: Collection[tuple[Any, ...]], width: int) -> list[list[Any]]:
     return [list(column) for column in zip(*rows, strict=True)] or [[] for _ in range(width)]
 
 
+# --- whose an id is ------------------------------------------------------------------------------
+
+# The ids events name, and where content keeps whose each is.
+OWNED: dict[str, tuple[str, str]] = {
+    "brand": ("brands", "id"),
+    "schedule": ("schedules", "id"),
+    "material": ("materials", "id"),
+    "run": ("runs", "run_id"),
+    "pending post": ("pending_posts", "id"),
+    "post": ("posts", "post_id"),
+}
+
+
+def _first_of_another(named: Sequence[tuple[str, int]], org_param: int) -> str:
+    """An SQL expression: the first kind of `named` (kind, the parameter holding its id)
+    whose id another organization than `$org_param` has, else null."""
+    checks = [
+        f"(SELECT '{kind}' FROM {OWNED[kind][0]} WHERE {OWNED[kind][1]} = ${param} AND organization_id <> ${org_param})"
+        for kind, param in named
+    ]
+    return f"coalesce({', '.join(checks)})"
+
+
+async def owned_by_another(conn: Conn, kind: str, row_id: uuid.UUID, org_id: uuid.UUID) -> bool:
+    """Whether another organization than `org_id` has this brand, schedule, material, run,
+    pending post or post: an event naming it is refused, not ignored as if it were unknown."""
+    return await conn.fetchval(f"SELECT {_first_of_another([(kind, 1)], 2)}", row_id, org_id) is not None
+
+
+async def runs_of_another(conn: Conn, runs: Collection[tuple[uuid.UUID, uuid.UUID]]) -> set[uuid.UUID]:
+    """Of these (run id, organization id), the run ids another organization has."""
+    run_ids, org_ids = _columns(runs, 2)
+    rows = await conn.fetch(
+        """
+        SELECT r.run_id FROM runs r JOIN unnest($1::uuid[], $2::uuid[]) AS k(run_id, organization_id)
+          ON r.run_id = k.run_id AND r.organization_id <> k.organization_id
+        """,
+        run_ids,
+        org_ids,
+    )
+    return {r["run_id"] for r in rows}
+
+
 # --- projections ----------------------------------------------------------------------------------
 
 
@@ -96,13 +139,15 @@ async def upsert_schedule(
     return True
 
 
-async def set_schedule_deleted(conn: Conn, schedule_id: uuid.UUID, org_id: uuid.UUID) -> None:
-    await conn.execute(
+async def set_schedule_deleted(conn: Conn, schedule_id: uuid.UUID, org_id: uuid.UUID) -> bool:
+    """False when the organization has no such schedule."""
+    status = await conn.execute(
         "UPDATE schedules SET deleted_at = coalesce(deleted_at, now()), updated_at = now() "
         "WHERE id = $1 AND organization_id = $2",
         schedule_id,
         org_id,
     )
+    return bool(status != "UPDATE 0")
 
 
 async def schedules(
@@ -217,7 +262,8 @@ async def claim_waiting_materials(conn: Conn, limit: int) -> list[asyncpg.Record
 SELECTABLE = """
 SELECT m.brand_profile_id, m.id, m.usage_count, m.last_used_at, m.created_at, m.content_pillar,
        (SELECT avg(p.engagement_rate) FROM posts p
-         WHERE p.material_id = m.id AND p.engagement_rate IS NOT NULL) AS engagement
+         WHERE p.material_id = m.id AND p.organization_id = m.organization_id
+           AND p.engagement_rate IS NOT NULL) AS engagement
 FROM materials m
 JOIN unnest($1::uuid[], $2::uuid[]) AS b(brand_profile_id, organization_id)
   ON m.brand_profile_id = b.brand_profile_id AND m.organization_id = b.organization_id
@@ -296,20 +342,27 @@ async def recent_pillar_counts(
     return counts
 
 
-async def angle_stats(conn: Conn, brand_ids: Collection[uuid.UUID]) -> dict[uuid.UUID, dict[Angle, AngleStats]]:
-    """What each angle earned in each brand's posts (brands without any map to {})."""
-    if not brand_ids:
+async def angle_stats(
+    conn: Conn, brands: Collection[tuple[uuid.UUID, uuid.UUID]]
+) -> dict[uuid.UUID, dict[Angle, AngleStats]]:
+    """What each angle earned in the posts of each of these (brand id, its organization id),
+    by brand (brands without any map to {}): only the organization's own posts count."""
+    if not brands:
         return {}
+    brand_ids, org_ids = _columns(brands, 2)
     rows = await conn.fetch(
         """
-        SELECT brand_profile_id, angle, count(*) AS n, avg(engagement_rate) AS mean,
-               coalesce(stddev_pop(engagement_rate), 0) AS sd
-        FROM posts WHERE brand_profile_id = ANY($1::uuid[]) AND engagement_rate IS NOT NULL
-        GROUP BY brand_profile_id, angle
+        SELECT p.brand_profile_id, p.angle, count(*) AS n, avg(p.engagement_rate) AS mean,
+               coalesce(stddev_pop(p.engagement_rate), 0) AS sd
+        FROM posts p JOIN unnest($1::uuid[], $2::uuid[]) AS b(brand_profile_id, organization_id)
+          ON p.brand_profile_id = b.brand_profile_id AND p.organization_id = b.organization_id
+        WHERE p.engagement_rate IS NOT NULL
+        GROUP BY p.brand_profile_id, p.angle
         """,
-        list(brand_ids),
+        brand_ids,
+        org_ids,
     )
-    stats: dict[uuid.UUID, dict[Angle, AngleStats]] = {brand_id: {} for brand_id in brand_ids}
+    stats: dict[uuid.UUID, dict[Angle, AngleStats]] = {brand_id: {} for brand_id, _ in brands}
     for r in rows:
         stats[r["brand_profile_id"]][Angle(r["angle"])] = AngleStats(int(r["n"]), float(r["mean"]), float(r["sd"]))
     return stats
@@ -471,65 +524,90 @@ async def end_run(
 # --- published posts and engagement ----------------------------------------------------------------------
 
 
-async def publish_post(conn: Conn, org_id: uuid.UUID, data: Any) -> bool:
+class Published(NamedTuple):
+    """What a PostPublished found: whether content knows its pending post in the
+    organization, and the first kind of id it names that is another organization's."""
+
+    known: bool
+    of_another: str | None
+
+
+# The ids a PostPublished names, with the parameters of publish_post holding them.
+_PUBLISHED_IDS = (("post", 1), ("pending post", 4), ("material", 5), ("brand", 3), ("schedule", 9), ("run", 10))
+
+
+async def publish_post(conn: Conn, org_id: uuid.UUID, data: Any) -> Published:
     """A PostPublished in one statement: the post is recorded; if the pending post it names
     is the organization's, its use of the material is counted (once per pending post) and
     the draft's embedding is kept as the post's, by its first post: the posts of a pending post
     on every platform share the draft's text and vector, and each more copy would only cost
-    an HNSW index insert (the most expensive statement of a run). False when content does
-    not know that pending post in this organization."""
-    return bool(
-        await conn.fetchval(
-            f"""
-            WITH post AS (
-                INSERT INTO posts (post_id, organization_id, brand_profile_id, pending_post_id, material_id,
-                                   platform, angle, published_at)
-                VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-                ON CONFLICT (post_id) DO UPDATE SET pending_post_id = EXCLUDED.pending_post_id,
-                    material_id = EXCLUDED.material_id, published_at = EXCLUDED.published_at, updated_at = now()
-                WHERE posts.organization_id = EXCLUDED.organization_id
-            ),
-            pending AS (
-                SELECT id, brand_profile_id, material_id FROM pending_posts WHERE id = $4 AND organization_id = $2
-            ),
-            counted AS (
-                UPDATE pending_posts SET use_counted = true
-                WHERE id = $4 AND organization_id = $2 AND NOT use_counted
-                RETURNING material_id
-            ),
-            used AS ({_count_use("$8::timestamptz")}),
-            kept AS (
-                INSERT INTO content_embeddings (organization_id, brand_profile_id, kind, source_id, material_id,
-                                                content_hash, material_hash, embedding, created_at)
-                SELECT $2, p.brand_profile_id, 'POST', $1, p.material_id, e.content_hash, e.material_hash,
-                       e.embedding, now()
-                FROM pending p
-                JOIN content_embeddings e ON e.kind = 'PENDING_POST' AND e.source_id = p.id
-                WHERE NOT EXISTS (SELECT FROM posts q WHERE q.pending_post_id = p.id AND q.post_id <> $1)
-                ON CONFLICT (kind, source_id) DO NOTHING
+    an HNSW index insert (the most expensive statement of a run).
+
+    The same statement says whether an id it names is another organization's: the caller
+    then refuses the event, and its transaction's rollback undoes the statement."""
+    row = await conn.fetchrow(
+        f"""
+        WITH post AS (
+            INSERT INTO posts (post_id, organization_id, brand_profile_id, pending_post_id, material_id,
+                               platform, angle, published_at)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+            ON CONFLICT (post_id) DO UPDATE SET pending_post_id = EXCLUDED.pending_post_id,
+                material_id = EXCLUDED.material_id, published_at = EXCLUDED.published_at, updated_at = now()
+            WHERE posts.organization_id = EXCLUDED.organization_id
+        ),
+        pending AS (
+            SELECT id, brand_profile_id, material_id FROM pending_posts WHERE id = $4 AND organization_id = $2
+        ),
+        counted AS (
+            UPDATE pending_posts SET use_counted = true
+            WHERE id = $4 AND organization_id = $2 AND NOT use_counted
+            RETURNING material_id
+        ),
+        used AS ({_count_use("$8::timestamptz")}),
+        kept AS (
+            INSERT INTO content_embeddings (organization_id, brand_profile_id, kind, source_id, material_id,
+                                            content_hash, material_hash, embedding, created_at)
+            SELECT $2, p.brand_profile_id, 'POST', $1, p.material_id, e.content_hash, e.material_hash,
+                   e.embedding, now()
+            FROM pending p
+            JOIN content_embeddings e ON e.kind = 'PENDING_POST' AND e.source_id = p.id
+            WHERE NOT EXISTS (
+                SELECT FROM posts q WHERE q.pending_post_id = p.id AND q.organization_id = $2 AND q.post_id <> $1
             )
-            SELECT EXISTS (SELECT FROM pending)
-            """,
-            data.post_id,
-            org_id,
-            data.brand_profile_id,
-            data.pending_post_id,
-            data.material_id,
-            str(data.platform),
-            str(data.angle),
-            data.published_at,
+            ON CONFLICT (kind, source_id) DO NOTHING
         )
+        SELECT EXISTS (SELECT FROM pending) AS known, {_first_of_another(_PUBLISHED_IDS, 2)} AS of_another
+        """,
+        data.post_id,
+        org_id,
+        data.brand_profile_id,
+        data.pending_post_id,
+        data.material_id,
+        str(data.platform),
+        str(data.angle),
+        data.published_at,
+        data.schedule_id,
+        data.run_id,
     )
+    assert row is not None
+    return Published(row["known"], row["of_another"])
 
 
-async def record_engagement(conn: Conn, org_id: uuid.UUID, data: Any) -> None:
-    await conn.execute(
-        """
-        INSERT INTO posts (post_id, organization_id, brand_profile_id, platform, angle, engagement_rate, impressions)
-        VALUES ($1, $2, $3, $4, $5, $6, $7)
-        ON CONFLICT (post_id) DO UPDATE SET engagement_rate = EXCLUDED.engagement_rate,
-            impressions = EXCLUDED.impressions, updated_at = now()
-        WHERE posts.organization_id = EXCLUDED.organization_id
+async def record_engagement(conn: Conn, org_id: uuid.UUID, data: Any) -> str | None:
+    """Record a post's engagement, in one statement that also says the first kind of id it
+    names (post, brand) that is another organization's: the caller then refuses the event,
+    and its transaction's rollback undoes the statement."""
+    of_another: str | None = await conn.fetchval(
+        f"""
+        WITH recorded AS (
+            INSERT INTO posts (post_id, organization_id, brand_profile_id, platform, angle, engagement_rate,
+                               impressions)
+            VALUES ($1, $2, $3, $4, $5, $6, $7)
+            ON CONFLICT (post_id) DO UPDATE SET engagement_rate = EXCLUDED.engagement_rate,
+                impressions = EXCLUDED.impressions, updated_at = now()
+            WHERE posts.organization_id = EXCLUDED.organization_id
+        )
+        SELECT {_first_of_another([("post", 1), ("brand", 3)], 2)}
         """,
         data.post_id,
         org_id,
@@ -539,6 +617,7 @@ async def record_engagement(conn: Conn, org_id: uuid.UUID, data: Any) -> None:
         data.engagement_rate,
         data.impressions,
     )
+    return of_another
 
 
 # --- embeddings -------------------------------------------------------------------------------------

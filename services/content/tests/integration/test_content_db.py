@@ -395,7 +395,7 @@ async def test_engagement_steers_weighted_selection_and_angles(h: Harness) -> No
     selectable = await repo.selectable_candidates(h.db.pool, [(brand, uuid.UUID(t.org))])  # type: ignore[arg-type]
     candidates = {c.material_id: c for c in selectable[brand]}
     assert candidates[uuid.UUID(hot)].engagement == pytest.approx(0.2)
-    stats = (await repo.angle_stats(h.db.pool, [brand]))[brand]  # type: ignore[arg-type]
+    stats = (await repo.angle_stats(h.db.pool, [(brand, uuid.UUID(t.org))]))[brand]  # type: ignore[arg-type]
     assert stats[Angle.USER_BENEFIT].posts == 2
     picks = []
     for _ in range(6):

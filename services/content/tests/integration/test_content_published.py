@@ -1,7 +1,7 @@
 """What content does with PostPublished, on the real database: each one is a single
 statement that records the post, counts the material's use once per pending post (USED at
-max_uses), keeps the draft's embedding as the post's, and leaves another organization's
-pending post alone; the run's ScheduleRunCompleted is one statement too, and the two
+max_uses), keeps the draft's embedding as the post's, and refuses another organization's
+ids; the run's ScheduleRunCompleted is one statement too, and the two
 counting at once count one use."""
 
 from __future__ import annotations
@@ -177,21 +177,26 @@ async def test_post_published_on_two_platforms_counts_one_use_keeps_the_posts_in
     assert await content.send(again, "publisher.events") == ("handled", one_statement)
     assert await state(db) == before
 
-    # Another organization naming this pending post: its own post is recorded (as before),
-    # and nothing of the pending post's organization changes.
+    # Another organization naming this pending post (and its material, brand, schedule and
+    # run) is refused: nothing of the pending post's organization changes, nor is a post of
+    # the other recorded against them.
     other, other_post = str(uuid.uuid4()), uuid.uuid4()
     assert (await content.send(example_event("OrganizationCreated", organization_id=other)))[0] == "handled"
     foreign = published("MASTODON", other_post, other)
-    assert await content.send(foreign, "publisher.events") == ("handled", one_statement)
-    after = await state(db)
-    assert {k: v for k, v in after.items() if k != "posts"} == {k: v for k, v in before.items() if k != "posts"}
-    [recorded] = [p for p in after["posts"] if p["post_id"] == other_post]
-    assert recorded["organization_id"] == uuid.UUID(other)
-    assert [p for p in after["posts"] if p["post_id"] != other_post] == before["posts"]
+    assert await content.consumer.handle_record(as_record(foreign, topic="publisher.events")) == "dead_lettered"
+    assert await state(db) == before
     # Nor may it take over one of the organization's posts.
     stolen = published("TWITTER", post_ids["TWITTER"], other, pending_post_id=str(uuid.uuid4()))
-    assert await content.send(stolen, "publisher.events") == ("handled", one_statement)
-    assert await state(db) == after
+    assert await content.consumer.handle_record(as_record(stolen, topic="publisher.events")) == "dead_lettered"
+    assert await state(db) == before
+    errors = [
+        json.loads(r["payload"])["error"]
+        for r in await db.pool.fetch("SELECT payload FROM outbox WHERE topic = 't.content.dlq' ORDER BY id")
+    ]
+    assert errors == [
+        f"PermanentError: pending post {pending_id} belongs to another organization",
+        f"PermanentError: post {post_ids['TWITTER']} belongs to another organization",
+    ]
 
     # ScheduleRunCompleted: the use was counted already; one statement too.
     completed = example_event(
@@ -293,7 +298,7 @@ async def test_a_post_published_and_the_runs_end_at_the_same_time_count_one_use(
     )
 
     async def publish(conn: Any) -> None:
-        assert await repo.publish_post(conn, org, post)
+        assert await repo.publish_post(conn, org, post) == repo.Published(known=True, of_another=None)
 
     async def end(conn: Any) -> None:
         assert await repo.end_run(conn, run_id, org, "PUBLISHED", published_at, published=True)

@@ -191,10 +191,12 @@ async def link_account(
             """
             UPDATE brand_accounts SET is_default = false
             WHERE brand_profile_id = $1 AND platform = $2 AND is_default AND social_account_id <> $3
+              AND organization_id = $4
             """,
             brand_id,
             platform,
             account_id,
+            org_id,
         )
     await conn.execute(
         """
@@ -210,13 +212,15 @@ async def link_account(
     )
 
 
-async def unlink_account(conn: Conn, brand_id: uuid.UUID, account_id: uuid.UUID, org_id: uuid.UUID) -> None:
-    await conn.execute(
+async def unlink_account(conn: Conn, brand_id: uuid.UUID, account_id: uuid.UUID, org_id: uuid.UUID) -> bool:
+    """False when the organization has no such link."""
+    status = await conn.execute(
         "DELETE FROM brand_accounts WHERE brand_profile_id = $1 AND social_account_id = $2 AND organization_id = $3",
         brand_id,
         account_id,
         org_id,
     )
+    return bool(status != "DELETE 0")
 
 
 async def linked_accounts(conn: Conn, brand_id: uuid.UUID, org_id: uuid.UUID) -> list[LinkedAccount]:

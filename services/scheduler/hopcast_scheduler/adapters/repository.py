@@ -202,21 +202,33 @@ async def insert_trigger_run(
     return status == "INSERT 0 1"
 
 
-async def complete_run(conn: Conn, run_id: uuid.UUID, outcome: str, completed_at: datetime) -> asyncpg.Record | None:
-    """Record a run's outcome once; returns the run's schedule, locked, or None when the run is
-    unknown or already completed (or its schedule is gone). One statement."""
+async def complete_run(
+    conn: Conn, run_id: uuid.UUID, org_id: uuid.UUID, outcome: str, completed_at: datetime
+) -> asyncpg.Record | None:
+    """Record the outcome of the organization's run once; returns the run's schedule, locked,
+    or None when the organization has no such run, it is already completed (or its schedule
+    is gone). One statement."""
     return await conn.fetchrow(
         """
         WITH done AS (
-            UPDATE schedule_runs SET outcome = $2, completed_at = $3
-            WHERE run_id = $1 AND outcome IS NULL
+            UPDATE schedule_runs SET outcome = $3, completed_at = $4
+            WHERE run_id = $1 AND organization_id = $2 AND outcome IS NULL
             RETURNING schedule_id
         )
         SELECT s.* FROM schedules s WHERE s.id = (SELECT schedule_id FROM done) FOR UPDATE
         """,
         run_id,
+        org_id,
         outcome,
         completed_at,
+    )
+
+
+async def run_owned_by_another(conn: Conn, run_id: uuid.UUID, org_id: uuid.UUID) -> bool:
+    return bool(
+        await conn.fetchval(
+            "SELECT true FROM schedule_runs WHERE run_id = $1 AND organization_id <> $2", run_id, org_id
+        )
     )
 
 
