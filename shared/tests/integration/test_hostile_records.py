@@ -856,3 +856,32 @@ async def test_json_nested_deeper_than_the_dead_letter_can_hold_is_dead_lettered
     fate, letter = await hostile_then_good(kafka, database_url, tmp_path, nested(301).encode(), org=org)
     assert fate == "dead_lettered" and letter is not None
     assert letter["error_kind"] == "decode", letter["error"]
+
+
+class _RawHeaderName(str):
+    """A header name as a librdkafka producer may send it: bytes that are not UTF-8 (Kafka's
+    brokers take them; aiokafka's producer would encode a str)."""
+
+    def encode(self, encoding: str = "utf-8", errors: str = "strict") -> bytes:
+        return b"\xff\xfe" + str(self).encode(encoding, errors)
+
+
+async def test_a_header_name_that_is_not_utf8_does_not_stop_the_partition(
+    kafka: KafkaSettings, database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # aiokafka's record decoder reads header names as strict UTF-8: the fetch itself fails, before
+    # FastStream or the kernel see the record. The producer side is aiokafka's pure-Python record
+    # builder, which writes the name's bytes as they are.
+    from aiokafka.producer import message_accumulator
+    from aiokafka.producer import producer as aiokafka_producer
+    from aiokafka.record import default_records
+
+    builder = default_records._DefaultRecordBatchBuilderPy
+    monkeypatch.setattr(message_accumulator, "DefaultRecordBatchBuilder", builder)
+    monkeypatch.setattr(aiokafka_producer, "DefaultRecordBatchBuilder", builder)
+    org = uuid.uuid4()
+    value = envelope_value("OrganizationCreated", org, uuid.uuid4())
+    fate, letter = await hostile_then_good(
+        kafka, database_url, tmp_path, encode(value, ascii_only=True), org=org, headers=[(_RawHeaderName("x"), b"v")]
+    )
+    assert fate in ("applied", "dead_lettered"), letter
