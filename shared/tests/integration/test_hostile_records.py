@@ -46,7 +46,7 @@ from hopcast_shared.kafka import connection_kwargs, make_broker, make_producer
 from hopcast_shared.migrations import load_migrations
 from hopcast_shared.outbox import OutboxRelay
 from hopcast_shared.settings import KafkaSettings, ServiceSettings
-from hopcast_shared.testing import topic_partitions
+from hopcast_shared.testing import eventually, topic_partitions
 from hopcast_shared.topics import UPSTREAM, TopicSpec, dlq_topic, ensure_topics
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
@@ -189,12 +189,28 @@ async def running_service(kafka: KafkaSettings, database_url: str, migrations_di
     try:
         await broker.start()
         try:
-            yield Running(kafka, db, consumer, calls, service_settings)
+            running = Running(kafka, db, consumer, calls, service_settings)
+            await warm_up(running)
+            yield running
         finally:
             await broker.stop()
     finally:
         await relay.stop()
         await db.close()
+
+
+async def warm_up(service: Running) -> None:
+    """Wait until the consumer has joined its group and handles events, so that the times measured
+    after are the consumer's and not the group join's."""
+    org = uuid.uuid4()
+    event = example_event("OrganizationCreated", organization_id=org, time=datetime.now(UTC))
+    producer = make_producer(service.kafka, "hostile-warm-up")
+    await producer.start()
+    try:
+        await producer.send_and_wait(service.topic, event.to_json(), key=str(org).encode())
+    finally:
+        await producer.stop()
+    await eventually(lambda: service.db.pool.fetchval("SELECT count(*) FROM applied WHERE event_id = $1", event.id))
 
 
 class DeadLetters:
