@@ -14,6 +14,7 @@ from aiokafka import AIOKafkaProducer
 from faststream.kafka import KafkaBroker
 from faststream.security import BaseSecurity, SASLPlaintext, SASLScram256, SASLScram512
 
+from hopcast_shared import kafka_records
 from hopcast_shared.settings import KafkaSettings
 
 
@@ -90,3 +91,7 @@ def make_broker(kafka: KafkaSettings, service: str, **overrides: Any) -> KafkaBr
     }
     options.update(overrides)
     return KafkaBroker(kafka.bootstrap_servers, **options)
+
+
+# Every consumer of a Hopcast process reads past a header key that is not UTF-8 (see kafka_records).
+kafka_records.install()

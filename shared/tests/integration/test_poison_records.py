@@ -276,3 +276,56 @@ async def test_the_commands_show_every_dead_letter_and_release_parked_outbox_row
     retried = await asyncio.to_thread(runner.invoke, outbox_app, ["retry", "billing"])
     assert retried.output.strip() == "retrying 1 parked row(s) of billing"
     assert await db.pool.fetchval("SELECT count(*) FROM outbox WHERE parked_at IS NOT NULL") == 0
+
+
+class _NotUtf8(str):
+    """A header key that a producer writes as bytes that are not UTF-8 (the broker takes them)."""
+
+    def encode(self, encoding: str = "utf-8", errors: str = "strict") -> bytes:
+        return b"x-\xff\xfe"
+
+
+async def test_a_header_key_that_is_not_utf8_is_read_and_dead_lettered_verbatim(
+    consumer: EventConsumer,
+    db: Database,
+    kafka: KafkaSettings,
+    producer: AIOKafkaProducer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # aiokafka's own Python builder writes the key's bytes as `encode` gives them.
+    from aiokafka.producer import message_accumulator
+    from aiokafka.producer import producer as producer_module
+    from aiokafka.record.default_records import _DefaultRecordBatchBuilderPy
+
+    org = uuid.uuid4()
+    good = json.dumps(_created(org, "Good")).encode()
+    odd = json.dumps(_created(org, "x")).encode()
+    for module in (message_accumulator, producer_module):
+        monkeypatch.setattr(module, "DefaultRecordBatchBuilder", _DefaultRecordBatchBuilderPy)
+    raw_producer = AIOKafkaProducer(bootstrap_servers=kafka.bootstrap_servers)
+    await raw_producer.start()
+    try:
+        await raw_producer.send_and_wait(
+            kafka.topic(UPSTREAM),
+            odd,
+            key=str(org).encode(),
+            headers=[(_NotUtf8("k"), b"v")],
+        )
+    finally:
+        await raw_producer.stop()
+    monkeypatch.undo()
+    await producer.send_and_wait(kafka.topic(UPSTREAM), good, key=str(org).encode())
+
+    # aiokafka alone raised UnicodeDecodeError on every fetch of this partition, for good.
+    records = await read_topic(kafka, kafka.topic(UPSTREAM), expect=2)
+    assert [r.value for r in records] == [odd, good]
+    first = records[0]
+    assert first.headers[0][0].encode("utf-8", "surrogateescape") == b"x-\xff\xfe"
+    # The header is not the contract's business: the event itself is valid and handled.
+    assert await consumer.handle_batch([first]) == ["handled"]
+    # Dead-lettered (say, by a handler's refusal), its header key is kept as the bytes it was.
+    await consumer._dead_letter(first, None, None, "rejected", "e", attempts=1)
+    [stored] = await stored_dead_letters(db.pool)  # type: ignore[arg-type]
+    assert stored.headers == [("x-\udcff\udcfe", b"v")]
+    row = await db.pool.fetchrow("SELECT header_keys FROM dead_letters")
+    assert row is not None and row["header_keys"] == [b"x-\xff\xfe"]
