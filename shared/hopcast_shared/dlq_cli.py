@@ -61,7 +61,7 @@ def list_(
     )
     if as_json:
         for letter in letters:
-            typer.echo(json.dumps(letter.summary(), ensure_ascii=False))
+            typer.echo(json.dumps(letter.summary()))  # ASCII: an original may hold lone surrogates
         return
     table = Table(title=f"{service}: {len(letters)} dead letter(s)")
     for column in ("when", "event type", "event id", "kind", "attempts", "error", "from", "size", "replays"):
