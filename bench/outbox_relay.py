@@ -31,12 +31,12 @@ from typing import Any
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from common import drop_database, fresh_database
 
-from hopcast_shared.contract.examples import example_event
+from hopcast_shared.contract.examples import example_model
 from hopcast_shared.db import Database
 from hopcast_shared.kafka import connection_kwargs, make_producer
-from hopcast_shared.outbox import OutboxRelay, OutboxRow, outbox_row, write_outbox
+from hopcast_shared.outbox import OutboxRelay, OutboxRow, event_rows, write_outbox
 from hopcast_shared.settings import KafkaSettings, ServiceSettings, default_database_url
-from hopcast_shared.telemetry import setup_tracing, tracer
+from hopcast_shared.telemetry import inject_headers, setup_tracing, tracer
 
 PARTITIONS = 6
 
@@ -53,14 +53,26 @@ async def _topic(kafka: KafkaSettings, name: str, *, delete: bool = False) -> No
         await admin.close()
 
 
+KAFKA_UNPREFIXED = KafkaSettings(topic_prefix="")  # the topic is given whole
+
+
 def _rows(n: int, topic: str) -> list[OutboxRow]:
     """What handlers write: contract events, each made inside its handler's span."""
     orgs = [str(uuid.uuid4()) for _ in range(1000)]
     rows = []
     for i in range(n):
-        event = example_event("CreditsDebited", organization_id=orgs[i % len(orgs)], run_id=str(uuid.uuid4()))
+        data = example_model("CreditsDebited", run_id=str(uuid.uuid4()))
         with tracer.start_as_current_span("bench handler"):
-            rows.append(outbox_row(event, topic))
+            rows += event_rows(
+                KAFKA_UNPREFIXED,
+                [data],
+                organization_id=orgs[i % len(orgs)],
+                source="hopcast/bench",
+                correlation_id=None,
+                causation_id=None,
+                trace=inject_headers(),
+                topics=[topic],
+            )
     return rows
 
 

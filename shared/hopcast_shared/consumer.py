@@ -38,7 +38,7 @@ from hopcast_shared.contract import EVENT_TYPES, ContractError, Envelope, parse_
 from hopcast_shared.db import Conn, Database, is_infrastructure_error
 from hopcast_shared.dlq import REPLAY_HEADER, DeadLetter, dead_letter_message, safe_text, store_dead_letter
 from hopcast_shared.inbox import DEAD_LETTERED, HANDLED, NO_ORGANIZATION, record_handled, record_many_handled
-from hopcast_shared.outbox import OutboxRow, add_raw_to_outbox, event_rows, write_outbox
+from hopcast_shared.outbox import OutboxRow, event_rows, write_outbox
 from hopcast_shared.redact import redact_text
 from hopcast_shared.settings import KafkaSettings, ServiceSettings
 from hopcast_shared.telemetry import extract_context, inject_headers, tracer
@@ -461,8 +461,7 @@ class EventConsumer:
             )
             if fresh:
                 await store_dead_letter(conn, letter, record, organization_id=organization_id)
-                await add_raw_to_outbox(
-                    conn,
+                row = OutboxRow(
                     event_id=letter.dead_letter_id,
                     event_type=safe_text(f"DeadLetter:{letter.event_type or letter.error_kind}", 200) or "DeadLetter",
                     topic=self._kafka.topic(dlq_topic(self.group_id)),
@@ -470,6 +469,7 @@ class EventConsumer:
                     payload=payload,
                     headers=headers,
                 )
+                await write_outbox(conn, [row])
         log.error(
             "dead-lettered %s %s: %s",
             letter.event_type or "message",

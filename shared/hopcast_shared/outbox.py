@@ -18,7 +18,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any
 
 import asyncpg
 import pydantic_core
@@ -37,7 +37,7 @@ from hopcast_shared import metrics
 from hopcast_shared.contract import event_json, new_event_ids, topics_for, type_name_of, utc_text
 from hopcast_shared.db import Conn, Database
 from hopcast_shared.settings import KafkaSettings, TelemetrySettings
-from hopcast_shared.telemetry import TRACE_HEADERS, extract_context, inject_headers, tracer
+from hopcast_shared.telemetry import TRACE_HEADERS, extract_context, tracer
 
 log = logging.getLogger(__name__)
 
@@ -46,18 +46,6 @@ NOTIFY_CHANNEL = "hopcast_outbox"
 # One relay at a time per database keeps per-key order across replicas.
 _RELAY_LOCK_KEY = 0x686F7063_6F757478  # "hopcoutx"
 _PERMANENT_ERRORS = (MessageSizeTooLargeError, InvalidTopicError, TopicAuthorizationFailedError)
-
-
-class OutboundEvent(Protocol):
-    """What the outbox needs of an event (the contract's Envelope satisfies it)."""
-
-    @property
-    def id(self) -> Any: ...
-    @property
-    def type(self) -> str: ...
-    @property
-    def organizationid(self) -> Any: ...
-    def to_json(self) -> bytes: ...
 
 
 @dataclass(frozen=True)
@@ -70,19 +58,6 @@ class OutboxRow:
     key: bytes | None
     payload: bytes
     headers: list[tuple[str, str]]
-
-
-def outbox_row(event: OutboundEvent, topic: str, *, extra_headers: Sequence[tuple[str, str]] = ()) -> OutboxRow:
-    """The row for an event, carrying the current trace context; keyed by organization id,
-    so one organization's events keep their order."""
-    headers = [
-        *inject_headers(),
-        ("content-type", CONTENT_TYPE),
-        ("ce_type", event.type),
-        ("ce_id", str(event.id)),
-        *extra_headers,
-    ]
-    return OutboxRow(event.id, event.type, topic, str(event.organizationid).encode(), event.to_json(), headers)
 
 
 _TOPICS: dict[tuple[str, str], list[str]] = {}
@@ -110,8 +85,10 @@ def event_rows(
 ) -> list[OutboxRow]:
     """Outbox rows of new events about one organization (their key): fresh ids, the current
     time, the trace context `trace`, each to its type's topics unless `topics` (unprefixed) are
-    given. What `outbox_row(new_event(...), topic)` makes, with the trace context, the time and
-    the ids worked out once and each payload serialized once (`event_json`)."""
+    given, with the trace context, the time and
+    the ids worked out once and each payload serialized once (`event_json`). With
+    `write_outbox`, the one way every producer (handlers, the scheduler's tick, the publisher's
+    loop, dead letters) emits."""
     rows: list[OutboxRow] = []
     key = str(organization_id).encode()
     time = utc_text(datetime.now(UTC))
@@ -154,25 +131,6 @@ async def write_outbox(conn: Conn, rows: Sequence[OutboxRow]) -> None:
         [r.payload for r in rows],
         [pydantic_core.to_json(r.headers).decode() for r in rows],
     )
-
-
-async def add_to_outbox(conn: Conn, events: Sequence[tuple[OutboundEvent, str]]) -> None:
-    """Write (event, topic) pairs in the caller's transaction, with the current trace context."""
-    await write_outbox(conn, [outbox_row(event, topic) for event, topic in events])
-
-
-async def add_raw_to_outbox(
-    conn: Conn,
-    *,
-    event_id: Any,
-    event_type: str,
-    topic: str,
-    key: bytes | None,
-    payload: bytes,
-    headers: Sequence[tuple[str, str]] = (),
-) -> None:
-    """Write an already-serialized message (a dead letter) in the caller's transaction."""
-    await write_outbox(conn, [OutboxRow(event_id, event_type, topic, key, payload, list(headers))])
 
 
 ProducerFactory = Callable[[], Awaitable[AIOKafkaProducer]]

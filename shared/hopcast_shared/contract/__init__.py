@@ -12,8 +12,6 @@ from hopcast_shared.contract.envelope import (
     MAX_EVENT_BYTES,
     SPEC_VERSION,
     Envelope,
-    event_json,
-    new_event,
     new_event_ids,
     utc_text,
 )
@@ -85,6 +83,7 @@ from hopcast_shared.contract.fields import (
     TokenCiphertext,
     UtcDatetime,
 )
+from hopcast_shared.contract.making import event_json, new_event
 from hopcast_shared.contract.registry import (
     EVENT_TYPES,
     EventSpec,

@@ -1,8 +1,8 @@
 """The one envelope of every message: CloudEvents 1.0 in structured JSON mode.
 
-`Envelope` holds the CloudEvents attributes and the data as a JSON object; `new_event`
-wraps a data model in a fresh envelope; `Envelope.parse` reads one from a message value;
-`to_json` writes it with ids as strings and times as UTC RFC 3339 (`...Z`).
+`Envelope` holds the CloudEvents attributes and the data as a JSON object; `Envelope.parse`
+reads one from a message value; `to_json` writes it with ids as strings and times as UTC RFC
+3339 (`...Z`). New events are made in `making.py`.
 """
 
 from __future__ import annotations
@@ -97,70 +97,6 @@ class Envelope(ContractModel):
                 event_type=self.type,
                 problems=problems,
             ) from None
-
-
-def new_event(
-    data_model: BaseModel,
-    *,
-    organization_id: uuid.UUID | str,
-    source: str,
-    correlation_id: str | None = None,
-    causation_id: str | None = None,
-    time: datetime | None = None,
-    event_id: uuid.UUID | None = None,
-) -> Envelope:
-    """Wrap an event's data in a new envelope: a fresh uuid4 id and the current UTC time
-    unless given. The type is the data model's registered name; `time` must be aware."""
-    # Imported here: the registry imports this module to parse events.
-    from hopcast_shared.contract.registry import type_name_of
-
-    if time is not None and time.utcoffset() is None:
-        raise ValueError("time must be timezone-aware")
-    org = organization_id if isinstance(organization_id, uuid.UUID) else uuid.UUID(organization_id)
-    return Envelope(
-        specversion=SPEC_VERSION,
-        id=event_id or uuid.uuid4(),
-        source=source,
-        type=type_name_of(data_model),
-        time=time or datetime.now(UTC),
-        organizationid=org,
-        correlationid=correlation_id,
-        causationid=causation_id,
-        data=data_model.model_dump(mode="json"),
-    )
-
-
-def event_json(
-    data: BaseModel,
-    *,
-    event_id: uuid.UUID | str,
-    organization_id: uuid.UUID | str,
-    source: str,
-    correlation_id: str | None,
-    causation_id: str | None,
-    time: datetime | str,
-) -> bytes:
-    """The message value `new_event(data, ...).to_json()` makes, byte for byte (a unit test
-    holds them equal), without building and serializing the envelope model: the data was
-    validated when its model was built and is serialized once by pydantic; ids and the time
-    (or its text, `utc_text`) need no escaping, the other texts are written as JSON strings.
-    For producers that emit many events; `organization_id` must be a UUID (or its text)."""
-    from hopcast_shared.contract.registry import type_name_of
-
-    when = time if isinstance(time, str) else utc_text(time)
-    head = (
-        f'{{"specversion":"1.0","id":"{event_id}","source":{_json_text(source)},"type":"{type_name_of(data)}",'
-        f'"time":"{when}","datacontenttype":"application/json","organizationid":"{organization_id}"'
-    )
-    if correlation_id is not None:
-        head += f',"correlationid":{_json_text(correlation_id)}'
-    if causation_id is not None:
-        head += f',"causationid":{_json_text(causation_id)}'
-    return (head + ',"data":').encode() + data.__pydantic_serializer__.to_json(data) + b"}"
-
-
-def _json_text(text: str) -> str:
-    return pydantic_core.to_json(text).decode()
 
 
 def utc_text(time: datetime) -> str:

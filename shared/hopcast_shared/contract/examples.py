@@ -16,8 +16,9 @@ from datetime import datetime
 from types import MappingProxyType
 from typing import Any
 
-from hopcast_shared.contract.envelope import Envelope, new_event
+from hopcast_shared.contract.envelope import Envelope
 from hopcast_shared.contract.events import EventData
+from hopcast_shared.contract.making import new_event
 from hopcast_shared.contract.registry import model_for
 
 

@@ -25,7 +25,7 @@ from hopcast_shared.contract import OrganizationCreated, OrganizationRestored, S
 from hopcast_shared.contract.examples import example_event
 from hopcast_shared.db import Database
 from hopcast_shared.dlq import read_dead_letters, replay_dead_letters
-from hopcast_shared.outbox import OutboxRelay, add_to_outbox
+from hopcast_shared.outbox import OutboxRelay, OutboxRow, event_rows, write_outbox
 from hopcast_shared.service import ServiceDefinition, ServiceRuntime
 from hopcast_shared.settings import KafkaSettings, ServiceSettings
 from hopcast_shared.testing import as_record, eventually, read_topic
@@ -106,6 +106,20 @@ async def service(
         yield runtime
 
 
+def _restored(kafka: KafkaSettings, org: uuid.UUID) -> list[OutboxRow]:
+    """The outbox row of an OrganizationRestored on analytics.events, as a handler writes it."""
+    return event_rows(
+        kafka,
+        [OrganizationRestored(organization_id=org)],
+        organization_id=org,
+        source="hopcast/test",
+        correlation_id=None,
+        causation_id=None,
+        trace=[],
+        topics=[ANALYTICS],
+    )
+
+
 def _created(org: uuid.UUID, name: str) -> Any:
     return new_event(OrganizationCreated(organization_id=org, name=name), organization_id=org, source="upstream/test")
 
@@ -172,9 +186,9 @@ async def test_a_crash_after_commit_and_before_publish_loses_nothing(
     # The business transaction commits its outbox row; the process dies before any relay ran.
     db = await Database.open(database_url)
     org = uuid.uuid4()
-    event = new_event(OrganizationRestored(organization_id=org), organization_id=org, source="hopcast/test")
     async with db.transaction() as conn:
-        await add_to_outbox(conn, [(event, kafka.topic(ANALYTICS))])
+        [row] = _restored(kafka, org)
+        await write_outbox(conn, [row])
     await db.close()
 
     # A new process starts: its relay finds the row and publishes it, once.
@@ -191,7 +205,7 @@ async def test_a_crash_after_commit_and_before_publish_loses_nothing(
     await relay.start()
     try:
         out = await read_topic(kafka, kafka.topic(ANALYTICS), expect=1)
-        assert [json.loads(r.value)["id"] for r in out] == [str(event.id)]
+        assert [json.loads(r.value)["id"] for r in out] == [str(row.event_id)]
         assert await eventually(lambda: _outbox_empty(db))
     finally:
         await relay.stop()
@@ -333,13 +347,9 @@ async def test_two_relays_publish_each_row_once(database_url: str, kafka: KafkaS
     from hopcast_shared.kafka import make_producer
 
     db = await Database.open(database_url)
-    events = []
+    rows = [row for i in range(200) for row in _restored(kafka, uuid.UUID(int=i + 1))]
     async with db.transaction() as conn:
-        for i in range(200):
-            org = uuid.UUID(int=i + 1)
-            event = new_event(OrganizationRestored(organization_id=org), organization_id=org, source="hopcast/test")
-            events.append(event)
-        await add_to_outbox(conn, [(e, kafka.topic(ANALYTICS)) for e in events])
+        await write_outbox(conn, rows)
 
     async def producer_factory() -> AIOKafkaProducer:
         p = make_producer(kafka, "test-relay")
@@ -353,7 +363,7 @@ async def test_two_relays_publish_each_row_once(database_url: str, kafka: KafkaS
         assert await eventually(lambda: _outbox_empty(db))
         out = await read_topic(kafka, kafka.topic(ANALYTICS), expect=200)
         ids = [json.loads(r.value)["id"] for r in out]
-        assert sorted(ids) == sorted(str(e.id) for e in events)
+        assert sorted(ids) == sorted(str(r.event_id) for r in rows)
         assert sum(r.published for r in relays) == 200
     finally:
         for relay in relays:
@@ -365,21 +375,12 @@ async def test_a_row_kafka_refuses_for_good_is_parked_and_the_rest_flows(
     database_url: str, kafka: KafkaSettings
 ) -> None:
     from hopcast_shared.kafka import make_producer
-    from hopcast_shared.outbox import add_raw_to_outbox
 
     db = await Database.open(database_url)
-    org = uuid.uuid4()
-    good = new_event(OrganizationRestored(organization_id=org), organization_id=org, source="hopcast/test")
+    [good] = _restored(kafka, uuid.uuid4())
+    huge = OutboxRow(uuid.uuid4(), "Huge", kafka.topic(ANALYTICS), b"k", b"x" * (3 * 1024 * 1024), [])
     async with db.transaction() as conn:
-        await add_raw_to_outbox(
-            conn,
-            event_id=uuid.uuid4(),
-            event_type="Huge",
-            topic=kafka.topic(ANALYTICS),
-            key=b"k",
-            payload=b"x" * (3 * 1024 * 1024),
-        )
-        await add_to_outbox(conn, [(good, kafka.topic(ANALYTICS))])
+        await write_outbox(conn, [huge, good])
 
     async def producer_factory() -> AIOKafkaProducer:
         p = make_producer(kafka, "test-relay")
@@ -390,7 +391,7 @@ async def test_a_row_kafka_refuses_for_good_is_parked_and_the_rest_flows(
     await relay.start()
     try:
         out = await read_topic(kafka, kafka.topic(ANALYTICS), expect=1)
-        assert [json.loads(r.value)["id"] for r in out] == [str(good.id)]
+        assert [json.loads(r.value)["id"] for r in out] == [str(good.event_id)]
         parked = await eventually(
             lambda: db.pool.fetch("SELECT event_type, last_error FROM outbox WHERE parked_at IS NOT NULL")
         )

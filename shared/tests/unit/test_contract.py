@@ -445,7 +445,7 @@ def test_new_event_defaults_and_checks() -> None:
             source="x",
             time=datetime(2027, 1, 1),
         )
-    with pytest.raises(ValidationError):
+    with pytest.raises(ContractError, match="source"):
         new_event(example_model("ScheduleDue"), organization_id=ORGANIZATION_ID, source="")
 
     class NotAnEvent(BaseModel):
