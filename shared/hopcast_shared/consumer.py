@@ -24,8 +24,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
-from aiokafka import ConsumerRecord
-from faststream import AckPolicy
+from aiokafka import ConsumerRecord, TopicPartition
+from faststream import AckPolicy, Context
 from faststream.kafka import KafkaBroker
 from opentelemetry import trace
 from opentelemetry.trace import Span, SpanKind
@@ -35,6 +35,7 @@ from hopcast_shared import metrics
 from hopcast_shared.contract import EVENT_TYPES, ContractError, Envelope, parse_event
 from hopcast_shared.db import INFRASTRUCTURE_ERRORS, Conn, Database
 from hopcast_shared.dlq import REPLAY_HEADER, DeadLetter, dead_letter_message
+from hopcast_shared.fairness import round_robin_transactions
 from hopcast_shared.inbox import DEAD_LETTERED, HANDLED, record_handled, record_many_handled
 from hopcast_shared.outbox import OutboxRow, add_raw_to_outbox, event_rows, write_outbox
 from hopcast_shared.redact import redact_text
@@ -43,6 +44,10 @@ from hopcast_shared.telemetry import extract_context, inject_headers, tracer
 from hopcast_shared.topics import dlq_topic
 
 log = logging.getLogger(__name__)
+
+
+# The outcome of a record a time-bounded window did not start: it is to be delivered again.
+DEFERRED = "deferred"
 
 
 class PermanentError(Exception):
@@ -158,18 +163,36 @@ class EventConsumer:
         """Handle one record; returns the outcome. Raises only when the database is unreachable."""
         return await self._process(record, self._classify(record))
 
-    async def handle_batch(self, records: Sequence[ConsumerRecord[Any, Any]]) -> list[str]:
-        """Handle records in order, as many as possible in one transaction; returns their outcomes.
+    async def handle_batch(
+        self, records: Sequence[ConsumerRecord[Any, Any]], *, time_budget_s: float | None = None
+    ) -> list[str]:
+        """Handle a read-ahead window of records, fairly between organizations; returns their outcomes.
 
-        Consecutive records this service handles share one transaction (one inbox statement,
-        one commit): a batch costs one commit instead of one per event. Should anything in
-        that transaction fail, it is rolled back as a whole and its records are handled one
-        by one, each with its own retries and dead letter, as `handle_record` does. Records
-        that cannot be batched (invalid, unknown types, DLQ replays) are handled on their own
-        where they stand, so the order of the partition is kept. With `consumer_lanes` > 1,
-        records of different keys (organizations) are handled in that many lanes at once.
+        The window can hold thousands of one organization's records ahead of another's (up to
+        `consumer_window_max_records`). Its records are put in queues by key (organization), the
+        queues in `consumer_lanes` lanes by crc32(key), and each lane runs transactions of at
+        most `consumer_batch_max` records taken round robin from its queues
+        (`fairness.round_robin_transactions`): every organization of the window has records in
+        its lane's first transaction, an organization's records are handled in their order, and
+        an organization never has two transactions at once. Lanes run at the same time.
 
-        Kafka orders records only within a partition, so a batch's records are first put
+        With `time_budget_s`, a lane starts no transaction after that long (each runs at least
+        one): the records it did not start come back as "deferred", for the caller to have
+        delivered again (`subscribe` seeks each partition back to its first deferred record).
+        Those handled behind that point come again too, and are duplicates to the inbox. So a
+        window takes about that long whatever its size, and an organization whose records
+        arrive while another's backlog is being handled waits about that long, not the backlog.
+
+        In a transaction, consecutive records this service handles share one inbox statement and
+        one commit. Should anything in it fail, it is rolled back as a whole and its records are
+        handled one by one, each with its own retries and dead letter, as `handle_record` does.
+        Records that cannot be batched (invalid, unknown types, DLQ replays) are handled on their
+        own where they stand, so an organization's order is kept. An infrastructure failure
+        stops every lane after its current transaction and raises: the whole window comes again
+        (its offsets are committed only when this returns), and the inbox makes the records
+        already handled duplicates.
+
+        Kafka orders records only within a partition, so a window's records are first put
         together by topic and partition (each partition's in its order): a batched handler
         then gets its type's events as one group, not as many groups as the fetch interleaved
         them with other topics' records.
@@ -177,32 +200,59 @@ class EventConsumer:
         order = sorted(range(len(records)), key=lambda i: (records[i].topic, records[i].partition))
         grouped = [records[i] for i in order]
         lanes = self._settings.consumer_lanes
-        by_lane: dict[int, list[int]] = {}
-        if lanes > 1 and len(grouped) > 1:
-            for i, record in enumerate(grouped):
-                by_lane.setdefault(zlib.crc32(record.key or b"") % lanes, []).append(i)
-        if len(by_lane) > 1:
-            outcomes = await self._handle_lanes(grouped, list(by_lane.values()))
-        else:
-            outcomes = await self._handle_in_order(grouped)
+        by_key: dict[bytes, list[int]] = {}
+        head: dict[bytes, int] = {}  # how deep in its partition an organization's first record is
+        first_of_partition = 0
+        for i, record in enumerate(grouped):
+            if i and (record.topic, record.partition) != (grouped[i - 1].topic, grouped[i - 1].partition):
+                first_of_partition = i
+            key = record.key or b""
+            if key not in by_key:
+                by_key[key] = []
+                head[key] = i - first_of_partition
+            by_key[key].append(i)
+        # Every partition's first organizations are served first: each window moves every
+        # partition's committed offset on, however many organizations it holds.
+        by_lane: dict[int, list[list[int]]] = {}
+        for key in sorted(by_key, key=head.__getitem__):
+            by_lane.setdefault(zlib.crc32(key) % lanes if lanes > 1 else 0, []).append(by_key[key])
+        deadline = None if time_budget_s is None else time.monotonic() + time_budget_s
+        outcomes = await self._handle_lanes(grouped, list(by_lane.values()), deadline)
         in_given_order = [""] * len(records)
         for position, i in enumerate(order):
             in_given_order[i] = outcomes[position]
         return in_given_order
 
-    async def _handle_lanes(self, records: Sequence[ConsumerRecord[Any, Any]], lanes: list[list[int]]) -> list[str]:
-        """Records of different keys (organizations) in lanes of their own, at the same time, each
-        lane in order in its own transactions: a key's records keep their order, and the batch
-        waits on the database once per lane instead of once per record."""
-        results = await asyncio.gather(
-            *(self._handle_in_order([records[i] for i in lane]) for lane in lanes), return_exceptions=True
-        )
-        outcomes = [""] * len(records)
-        for lane, result in zip(lanes, results, strict=True):
+    async def _handle_lanes(
+        self, records: Sequence[ConsumerRecord[Any, Any]], lanes: list[list[list[int]]], deadline: float | None
+    ) -> list[str]:
+        """Each lane's organizations' queues (positions in `records`) in transactions taken round
+        robin, the lanes at the same time: the window waits on the database once per transaction
+        of its busiest lane, not once per record. A lane starts no transaction after `deadline`
+        (its records left are "deferred"). If a lane fails, the others stop after their current
+        transaction and the failure is raised."""
+        outcomes = [DEFERRED] * len(records)
+        failed = asyncio.Event()
+
+        async def run_lane(queues: list[list[int]]) -> None:
+            try:
+                for n, positions in enumerate(round_robin_transactions(queues, self._settings.consumer_batch_max)):
+                    if failed.is_set() or (n and deadline is not None and time.monotonic() >= deadline):
+                        return
+                    done = await self._handle_in_order([records[i] for i in positions])
+                    for i, outcome in zip(positions, done, strict=True):
+                        outcomes[i] = outcome
+            except BaseException:
+                failed.set()
+                raise
+
+        if len(lanes) == 1:
+            await run_lane(lanes[0])
+            return outcomes
+        results = await asyncio.gather(*(run_lane(queues) for queues in lanes), return_exceptions=True)
+        for result in results:
             if isinstance(result, BaseException):
-                raise result  # every lane has finished; what they committed, the inbox remembers
-            for i, outcome in zip(lane, result, strict=True):
-                outcomes[i] = outcome
+                raise result  # every lane has stopped; what they committed, the inbox remembers
         return outcomes
 
     async def _handle_in_order(self, records: Sequence[ConsumerRecord[Any, Any]]) -> list[str]:
@@ -212,6 +262,9 @@ class EventConsumer:
             ready = self._classify(record)
             if isinstance(ready, _Ready) and _replayed_from(record) is None:
                 run.append(ready)
+                if len(run) >= self._settings.consumer_batch_max:  # a transaction's size stays bounded
+                    outcomes += await self._handle_together(run)
+                    run = []
                 continue
             outcomes += await self._handle_together(run)
             run = []
@@ -483,6 +536,9 @@ def subscribe(
     workers_per_topic: int = 1,
     batch_max: int = 1,
     batch_timeout_ms: int = 20,
+    window_max_records: int | None = None,
+    window_max_bytes: int = 1024 * 1024,
+    window_max_s: float | None = None,
 ) -> None:
     """Register the FastStream subscriber(s) of the consumer.
 
@@ -490,9 +546,16 @@ def subscribe(
     its transaction(s) committed; if it raises, the consumer seeks back to the first record
     it was given on each partition and they come again.
 
-    With `batch_max` > 1 the subscriber takes what Kafka has ready, up to `batch_max`
-    records (waiting at most `batch_timeout_ms` when nothing is), and hands them to
-    `handle_batch`: one commit per batch under load, one record at a time when idle.
+    With `batch_max` > 1 the subscriber takes what Kafka has ready as one read-ahead window,
+    up to `window_max_records` records (`batch_max` when not given) and about
+    `window_max_bytes` per fetch (waiting at most `batch_timeout_ms` when nothing is ready),
+    and hands it to `handle_batch`, which shares it between organizations in transactions of
+    up to `batch_max` records: one commit per transaction under load, one record at a time
+    when idle. aiokafka keeps one fetch per partition ahead of what it has handed out, and a
+    fetch answer holds at most `window_max_bytes` whatever the partitions: about twice that
+    per broker, raw, is what the window costs in memory. With `window_max_s`, what a window
+    has not started after that long is delivered again from the first such record of each
+    partition (`handle_batch`'s "deferred"): the offsets committed when it returns are those.
     """
     if batch_max > 1:
         batches = broker.subscriber(
@@ -501,15 +564,26 @@ def subscribe(
             ack_policy=AckPolicy.NACK_ON_ERROR,
             auto_offset_reset="earliest",
             batch=True,
-            max_records=batch_max,
+            max_records=max(batch_max, window_max_records or batch_max),
             batch_timeout_ms=batch_timeout_ms,
+            max_partition_fetch_bytes=window_max_bytes,
+            fetch_max_bytes=window_max_bytes,
             title=f"{consumer.service}:{'+'.join(topics)}",
         )
 
-        # The body is the raw records (the broker's decoder, kafka.make_broker): taking it rather
-        # than the message object spares FastStream a context lookup per batch.
-        async def on_batch(records: Any) -> None:
-            await _unacknowledged_on_error(consumer.handle_batch(records if isinstance(records, tuple) else (records,)))
+        # The body is the raw records (the broker's decoder, kafka.make_broker); the message is
+        # taken for its consumer, to seek back to what a window deferred.
+        the_message = Context("message")
+
+        async def on_batch(records: Any, message: Any = the_message) -> None:
+            window = records if isinstance(records, tuple) else (records,)
+            outcomes: list[str] = []
+
+            async def handle() -> None:
+                outcomes[:] = await consumer.handle_batch(window, time_budget_s=window_max_s)
+
+            await _unacknowledged_on_error(handle())
+            _deliver_deferred_again(message.consumer, window, outcomes)
 
         batches(on_batch)
         return
@@ -531,6 +605,22 @@ def subscribe(
             await _unacknowledged_on_error(consumer.handle_record(record))
 
         subscriber(on_message)
+
+
+def _deliver_deferred_again(
+    kafka_consumer: Any, window: Sequence[ConsumerRecord[Any, Any]], outcomes: Sequence[str]
+) -> None:
+    """Seek each partition back to the first record of the window left unhandled, so that the
+    offsets committed next stop there and those records are fetched again."""
+    first: dict[TopicPartition, int] = {}
+    for record, outcome in zip(window, outcomes, strict=True):
+        if outcome == DEFERRED:
+            tp = TopicPartition(record.topic, record.partition)
+            first[tp] = min(first.get(tp, record.offset), record.offset)
+    assigned = kafka_consumer.assignment() if first else set()
+    for tp, offset in first.items():
+        if tp in assigned:  # a partition revoked meanwhile is its new owner's, from its committed offset
+            kafka_consumer.seek(tp, offset)
 
 
 async def _unacknowledged_on_error(handling: Awaitable[object]) -> None:
