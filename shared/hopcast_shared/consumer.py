@@ -176,9 +176,10 @@ class EventConsumer:
         its lane's first transaction, an organization's records are handled in their order, and
         an organization never has two transactions at once. Lanes run at the same time.
 
-        With `time_budget_s`, a lane starts no transaction after that long (each runs at least
-        one): the records it did not start come back as "deferred", for the caller to have
-        delivered again (`subscribe` seeks each partition back to its first deferred record).
+        With `time_budget_s`, a lane starts no transaction after that long (nor one that would end
+        after it, were it as long as its last; each runs at least one): the records it did not
+        start come back as "deferred", for the caller to have delivered again (`subscribe` seeks
+        each partition back to its first deferred record).
         Those handled behind that point come again too, and are duplicates to the inbox. So a
         window takes about that long whatever its size, and an organization whose records
         arrive while another's backlog is being handled waits about that long, not the backlog.
@@ -235,11 +236,14 @@ class EventConsumer:
         failed = asyncio.Event()
 
         async def run_lane(queues: list[list[int]]) -> None:
+            last_s = 0.0  # how long the lane's last transaction took: one that would end past the deadline waits
             try:
                 for n, positions in enumerate(round_robin_transactions(queues, self._settings.consumer_batch_max)):
-                    if failed.is_set() or (n and deadline is not None and time.monotonic() >= deadline):
+                    if failed.is_set() or (n and deadline is not None and time.monotonic() + last_s >= deadline):
                         return
+                    started = time.monotonic()
                     done = await self._handle_in_order([records[i] for i in positions])
+                    last_s = time.monotonic() - started
                     for i, outcome in zip(positions, done, strict=True):
                         outcomes[i] = outcome
             except BaseException:
