@@ -169,29 +169,30 @@ class EventConsumer:
         """Handle a read-ahead window of records, fairly between organizations; returns their outcomes.
 
         The window can hold thousands of one organization's records ahead of another's (up to
-        `consumer_window_max_records`). Its records are put in queues by key (organization), the
-        queues in `consumer_lanes` lanes by crc32(key), and each lane runs transactions of at
-        most `consumer_batch_max` records taken round robin from its queues
-        (`fairness.round_robin_transactions`): every organization of the window has records in
-        its lane's first transaction, an organization's records are handled in their order, and
-        an organization never has two transactions at once. Lanes run at the same time.
+        `consumer_window_max_records`). Its records are put in queues by key (organization) and
+        handled in rounds of at most `consumer_batch_max` records taken round robin from the
+        queues (`fairness.round_robin_transactions`): every organization of the window has
+        records in the first round, and an organization's records are handled in their order.
+        A round is what a fetched batch was before: its records of different keys go in
+        `consumer_lanes` lanes at once, each lane in order in its own transaction(s), and the
+        next round starts when they all ended, so an organization never has two at once.
 
-        With `time_budget_s`, a lane starts no transaction after that long (nor one that would end
-        after it, were it as long as its last; each runs at least one): the records it did not
-        start come back as "deferred", for the caller to have delivered again (`subscribe` seeks
-        each partition back to its first deferred record).
-        Those handled behind that point come again too, and are duplicates to the inbox. So a
-        window takes about that long whatever its size, and an organization whose records
-        arrive while another's backlog is being handled waits about that long, not the backlog.
+        With `time_budget_s`, no round starts after that long (nor one that would end after it,
+        were it as long as the last; the first always runs): the records not started come back
+        as "deferred", for the caller to have delivered again (`subscribe` seeks each partition
+        back to its first deferred record). Those handled behind that point come again too, and
+        are duplicates to the inbox. So a window takes about that long whatever its size, and
+        an organization whose records arrive while another's backlog is being handled waits
+        about that long, not the backlog.
 
         In a transaction, consecutive records this service handles share one inbox statement and
         one commit. Should anything in it fail, it is rolled back as a whole and its records are
         handled one by one, each with its own retries and dead letter, as `handle_record` does.
         Records that cannot be batched (invalid, unknown types, DLQ replays) are handled on their
         own where they stand, so an organization's order is kept. An infrastructure failure
-        stops every lane after its current transaction and raises: the whole window comes again
-        (its offsets are committed only when this returns), and the inbox makes the records
-        already handled duplicates.
+        raises once the round's lanes ended: the whole window comes again (its offsets are
+        committed only when this returns), and the inbox makes the records already handled
+        duplicates.
 
         Kafka orders records only within a partition, so a window's records are first put
         together by topic and partition (each partition's in its order): a batched handler
@@ -200,7 +201,6 @@ class EventConsumer:
         """
         order = sorted(range(len(records)), key=lambda i: (records[i].topic, records[i].partition))
         grouped = [records[i] for i in order]
-        lanes = self._settings.consumer_lanes
         by_key: dict[bytes, list[int]] = {}
         head: dict[bytes, int] = {}  # how deep in its partition an organization's first record is
         first_of_partition = 0
@@ -214,49 +214,48 @@ class EventConsumer:
             by_key[key].append(i)
         # Every partition's first organizations are served first: each window moves every
         # partition's committed offset on, however many organizations it holds.
-        by_lane: dict[int, list[list[int]]] = {}
-        for key in sorted(by_key, key=head.__getitem__):
-            by_lane.setdefault(zlib.crc32(key) % lanes if lanes > 1 else 0, []).append(by_key[key])
+        queues = [by_key[key] for key in sorted(by_key, key=head.__getitem__)]
         deadline = None if time_budget_s is None else time.monotonic() + time_budget_s
-        outcomes = await self._handle_lanes(grouped, list(by_lane.values()), deadline)
+        outcomes = [DEFERRED] * len(grouped)
+        last_s = 0.0  # how long the last round took: one that would end past the deadline waits
+        for n, positions in enumerate(round_robin_transactions(queues, self._settings.consumer_batch_max)):
+            if n and deadline is not None and time.monotonic() + last_s >= deadline:
+                break
+            started = time.monotonic()
+            done = await self._handle_round([grouped[i] for i in positions])
+            last_s = time.monotonic() - started
+            for i, outcome in zip(positions, done, strict=True):
+                outcomes[i] = outcome
         in_given_order = [""] * len(records)
         for position, i in enumerate(order):
             in_given_order[i] = outcomes[position]
         return in_given_order
 
-    async def _handle_lanes(
-        self, records: Sequence[ConsumerRecord[Any, Any]], lanes: list[list[list[int]]], deadline: float | None
-    ) -> list[str]:
-        """Each lane's organizations' queues (positions in `records`) in transactions taken round
-        robin, the lanes at the same time: the window waits on the database once per transaction
-        of its busiest lane, not once per record. A lane starts no transaction after `deadline`
-        (its records left are "deferred"). If a lane fails, the others stop after their current
-        transaction and the failure is raised."""
-        outcomes = [DEFERRED] * len(records)
-        failed = asyncio.Event()
+    async def _handle_round(self, records: Sequence[ConsumerRecord[Any, Any]]) -> list[str]:
+        """One round of a window (at most `consumer_batch_max` records, in the window's order):
+        its records of different keys in `consumer_lanes` lanes at once."""
+        lanes = self._settings.consumer_lanes
+        by_lane: dict[int, list[int]] = {}
+        if lanes > 1 and len(records) > 1:
+            for i, record in enumerate(records):
+                by_lane.setdefault(zlib.crc32(record.key or b"") % lanes, []).append(i)
+        if len(by_lane) > 1:
+            return await self._handle_lanes(records, list(by_lane.values()))
+        return await self._handle_in_order(records)
 
-        async def run_lane(queues: list[list[int]]) -> None:
-            last_s = 0.0  # how long the lane's last transaction took: one that would end past the deadline waits
-            try:
-                for n, positions in enumerate(round_robin_transactions(queues, self._settings.consumer_batch_max)):
-                    if failed.is_set() or (n and deadline is not None and time.monotonic() + last_s >= deadline):
-                        return
-                    started = time.monotonic()
-                    done = await self._handle_in_order([records[i] for i in positions])
-                    last_s = time.monotonic() - started
-                    for i, outcome in zip(positions, done, strict=True):
-                        outcomes[i] = outcome
-            except BaseException:
-                failed.set()
-                raise
-
-        if len(lanes) == 1:
-            await run_lane(lanes[0])
-            return outcomes
-        results = await asyncio.gather(*(run_lane(queues) for queues in lanes), return_exceptions=True)
-        for result in results:
+    async def _handle_lanes(self, records: Sequence[ConsumerRecord[Any, Any]], lanes: list[list[int]]) -> list[str]:
+        """Records of different keys (organizations) in lanes of their own, at the same time, each
+        lane in order in its own transactions: a key's records keep their order, and the batch
+        waits on the database once per lane instead of once per record."""
+        results = await asyncio.gather(
+            *(self._handle_in_order([records[i] for i in lane]) for lane in lanes), return_exceptions=True
+        )
+        outcomes = [""] * len(records)
+        for lane, result in zip(lanes, results, strict=True):
             if isinstance(result, BaseException):
-                raise result  # every lane has stopped; what they committed, the inbox remembers
+                raise result  # every lane has finished; what they committed, the inbox remembers
+            for i, outcome in zip(lane, result, strict=True):
+                outcomes[i] = outcome
         return outcomes
 
     async def _handle_in_order(self, records: Sequence[ConsumerRecord[Any, Any]]) -> list[str]:
@@ -578,16 +577,22 @@ def subscribe(
         # The body is the raw records (the broker's decoder, kafka.make_broker); the message is
         # taken for its consumer, to seek back to what a window deferred.
         the_message = Context("message")
+        # Records a window handled behind the point it was sought back to: when they come again
+        # in the next window they are skipped here, instead of taking a round's place to be found
+        # duplicates by the inbox (which still catches them after a restart or a rebalance).
+        handled_ahead: set[tuple[str, int, int]] = set()
 
         async def on_batch(records: Any, message: Any = the_message) -> None:
-            window = records if isinstance(records, tuple) else (records,)
+            fetched = records if isinstance(records, tuple) else (records,)
+            window = [r for r in fetched if (r.topic, r.partition, r.offset) not in handled_ahead]
+            handled_ahead.clear()
             outcomes: list[str] = []
 
             async def handle() -> None:
                 outcomes[:] = await consumer.handle_batch(window, time_budget_s=window_max_s)
 
             await _unacknowledged_on_error(handle())
-            _deliver_deferred_again(message.consumer, window, outcomes)
+            handled_ahead.update(_deliver_deferred_again(message.consumer, window, outcomes))
 
         batches(on_batch)
         return
@@ -613,18 +618,26 @@ def subscribe(
 
 def _deliver_deferred_again(
     kafka_consumer: Any, window: Sequence[ConsumerRecord[Any, Any]], outcomes: Sequence[str]
-) -> None:
+) -> set[tuple[str, int, int]]:
     """Seek each partition back to the first record of the window left unhandled, so that the
-    offsets committed next stop there and those records are fetched again."""
+    offsets committed next stop there and those records are fetched again; returns the records
+    behind that point that were handled, (topic, partition, offset)."""
     first: dict[TopicPartition, int] = {}
     for record, outcome in zip(window, outcomes, strict=True):
         if outcome == DEFERRED:
             tp = TopicPartition(record.topic, record.partition)
             first[tp] = min(first.get(tp, record.offset), record.offset)
-    assigned = kafka_consumer.assignment() if first else set()
+    if not first:
+        return set()
+    assigned = kafka_consumer.assignment()
     for tp, offset in first.items():
         if tp in assigned:  # a partition revoked meanwhile is its new owner's, from its committed offset
             kafka_consumer.seek(tp, offset)
+    return {
+        (r.topic, r.partition, r.offset)
+        for r, outcome in zip(window, outcomes, strict=True)
+        if outcome != DEFERRED and r.offset > first.get(TopicPartition(r.topic, r.partition), r.offset)
+    }
 
 
 async def _unacknowledged_on_error(handling: Awaitable[object]) -> None:
