@@ -26,8 +26,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
-from aiokafka import ConsumerRecord
-from faststream import AckPolicy
+from aiokafka import ConsumerRecord, TopicPartition
+from faststream import AckPolicy, Context
 from faststream.kafka import KafkaBroker
 from opentelemetry import trace
 from opentelemetry.trace import Span, SpanKind
@@ -37,6 +37,7 @@ from hopcast_shared import metrics
 from hopcast_shared.contract import EVENT_TYPES, ContractError, Envelope, parse_event
 from hopcast_shared.db import Conn, Database, is_infrastructure_error
 from hopcast_shared.dlq import REPLAY_HEADER, DeadLetter, dead_letter_message, safe_text, store_dead_letter
+from hopcast_shared.fairness import round_robin_transactions
 from hopcast_shared.inbox import DEAD_LETTERED, HANDLED, NO_ORGANIZATION, record_handled, record_many_handled
 from hopcast_shared.outbox import OutboxRow, event_rows, write_outbox
 from hopcast_shared.redact import redact_text
@@ -45,6 +46,10 @@ from hopcast_shared.telemetry import extract_context, inject_headers, tracer
 from hopcast_shared.topics import dlq_topic
 
 log = logging.getLogger(__name__)
+
+
+# The outcome of a record a time-bounded window did not start: it is to be delivered again.
+DEFERRED = "deferred"
 
 
 class PermanentError(Exception):
@@ -160,37 +165,85 @@ class EventConsumer:
         """Handle one record; returns the outcome. Raises only when the database is unreachable."""
         return await self._process(record, self._classify(record))
 
-    async def handle_batch(self, records: Sequence[ConsumerRecord[Any, Any]]) -> list[str]:
-        """Handle records in order, as many as possible in one transaction; returns their outcomes.
+    async def handle_batch(
+        self, records: Sequence[ConsumerRecord[Any, Any]], *, time_budget_s: float | None = None
+    ) -> list[str]:
+        """Handle a read-ahead window of records, fairly between organizations; returns their outcomes.
 
-        Consecutive records this service handles share one transaction (one inbox statement,
-        one commit): a batch costs one commit instead of one per event. Should anything in
-        that transaction fail, it is rolled back as a whole and its records are handled one
-        by one, each with its own retries and dead letter, as `handle_record` does. Records
-        that cannot be batched (invalid, unknown types, DLQ replays) are handled on their own
-        where they stand, so the order of the partition is kept. With `consumer_lanes` > 1,
-        records of different keys (organizations) are handled in that many lanes at once.
+        The window can hold thousands of one organization's records ahead of another's (up to
+        `consumer_window_max_records`). Its records are put in queues by key (organization) and
+        handled in rounds of at most `consumer_batch_max` records taken round robin from the
+        queues (`fairness.round_robin_transactions`): every organization of the window has
+        records in the first round, and an organization's records are handled in their order.
+        A round is what a fetched batch was before: its records of different keys go in
+        `consumer_lanes` lanes at once, each lane in order in its own transaction(s), and the
+        next round starts when they all ended, so an organization never has two at once.
 
-        Kafka orders records only within a partition, so a batch's records are first put
+        With `time_budget_s`, no round starts after that long (nor one that would end after it,
+        were it as long as the last; the first always runs): the records not started come back
+        as "deferred", for the caller to have delivered again (`subscribe` seeks each partition
+        back to its first deferred record). Those handled behind that point come again too, and
+        are duplicates to the inbox. So a window takes about that long whatever its size, and
+        an organization whose records arrive while another's backlog is being handled waits
+        about that long, not the backlog.
+
+        In a transaction, consecutive records this service handles share one inbox statement and
+        one commit. Should anything in it fail, it is rolled back as a whole and its records are
+        handled one by one, each with its own retries and dead letter, as `handle_record` does.
+        Records that cannot be batched (invalid, unknown types, DLQ replays) are handled on their
+        own where they stand, so an organization's order is kept. An infrastructure failure
+        raises once the round's lanes ended: the whole window comes again (its offsets are
+        committed only when this returns), and the inbox makes the records already handled
+        duplicates.
+
+        Kafka orders records only within a partition, so a window's records are first put
         together by topic and partition (each partition's in its order): a batched handler
         then gets its type's events as one group, not as many groups as the fetch interleaved
         them with other topics' records.
         """
         order = sorted(range(len(records)), key=lambda i: (records[i].topic, records[i].partition))
         grouped = [records[i] for i in order]
-        lanes = self._settings.consumer_lanes
-        by_lane: dict[int, list[int]] = {}
-        if lanes > 1 and len(grouped) > 1:
-            for i, record in enumerate(grouped):
-                by_lane.setdefault(zlib.crc32(record.key or b"") % lanes, []).append(i)
-        if len(by_lane) > 1:
-            outcomes = await self._handle_lanes(grouped, list(by_lane.values()))
-        else:
-            outcomes = await self._handle_in_order(grouped)
+        by_key: dict[bytes, list[int]] = {}
+        head: dict[bytes, int] = {}  # how deep in its partition an organization's first record is
+        first_of_partition = 0
+        for i, record in enumerate(grouped):
+            if i and (record.topic, record.partition) != (grouped[i - 1].topic, grouped[i - 1].partition):
+                first_of_partition = i
+            key = record.key or b""
+            if key not in by_key:
+                by_key[key] = []
+                head[key] = i - first_of_partition
+            by_key[key].append(i)
+        # Every partition's first organizations are served first: each window moves every
+        # partition's committed offset on, however many organizations it holds.
+        queues = [by_key[key] for key in sorted(by_key, key=head.__getitem__)]
+        deadline = None if time_budget_s is None else time.monotonic() + time_budget_s
+        outcomes = [DEFERRED] * len(grouped)
+        last_s = 0.0  # how long the last round took: one that would end past the deadline waits
+        for n, positions in enumerate(round_robin_transactions(queues, self._settings.consumer_batch_max)):
+            if n and deadline is not None and time.monotonic() + last_s >= deadline:
+                break
+            started = time.monotonic()
+            done = await self._handle_round([grouped[i] for i in positions])
+            last_s = time.monotonic() - started
+            for i, outcome in zip(positions, done, strict=True):
+                outcomes[i] = outcome
         in_given_order = [""] * len(records)
         for position, i in enumerate(order):
             in_given_order[i] = outcomes[position]
         return in_given_order
+
+    async def _handle_round(self, records: Sequence[ConsumerRecord[Any, Any]]) -> list[str]:
+        """One round of a window (at most `consumer_batch_max` records, in the window's order):
+        its records of different keys in `consumer_lanes` lanes at once."""
+        lanes = self._settings.consumer_lanes
+        by_lane: dict[int, list[int]] = {}
+        if lanes > 1 and len(records) > 1:
+            for i, record in enumerate(records):
+                by_lane.setdefault(zlib.crc32(record.key or b"") % lanes, []).append(i)
+        if len(by_lane) > 1:
+            return await self._handle_lanes(records, list(by_lane.values()))
+        return await self._handle_in_order(records)
 
     async def _handle_lanes(self, records: Sequence[ConsumerRecord[Any, Any]], lanes: list[list[int]]) -> list[str]:
         """Records of different keys (organizations) in lanes of their own, at the same time, each
@@ -214,6 +267,9 @@ class EventConsumer:
             ready = self._classify(record)
             if isinstance(ready, _Ready) and _replayed_from(record) is None:
                 run.append(ready)
+                if len(run) >= self._settings.consumer_batch_max:  # a transaction's size stays bounded
+                    outcomes += await self._handle_together(run)
+                    run = []
                 continue
             outcomes += await self._handle_together(run)
             run = []
@@ -544,6 +600,9 @@ def subscribe(
     workers_per_topic: int = 1,
     batch_max: int = 1,
     batch_timeout_ms: int = 20,
+    window_max_records: int | None = None,
+    window_max_bytes: int = 1024 * 1024,
+    window_max_s: float | None = None,
 ) -> None:
     """Register the FastStream subscriber(s) of the consumer.
 
@@ -551,9 +610,16 @@ def subscribe(
     its transaction(s) committed; if it raises, the consumer seeks back to the first record
     it was given on each partition and they come again.
 
-    With `batch_max` > 1 the subscriber takes what Kafka has ready, up to `batch_max`
-    records (waiting at most `batch_timeout_ms` when nothing is), and hands them to
-    `handle_batch`: one commit per batch under load, one record at a time when idle.
+    With `batch_max` > 1 the subscriber takes what Kafka has ready as one read-ahead window,
+    up to `window_max_records` records (`batch_max` when not given) and about
+    `window_max_bytes` per fetch (waiting at most `batch_timeout_ms` when nothing is ready),
+    and hands it to `handle_batch`, which shares it between organizations in transactions of
+    up to `batch_max` records: one commit per transaction under load, one record at a time
+    when idle. aiokafka keeps one fetch per partition ahead of what it has handed out, and a
+    fetch answer holds at most `window_max_bytes` whatever the partitions: about twice that
+    per broker, raw, is what the window costs in memory. With `window_max_s`, what a window
+    has not started after that long is delivered again from the first such record of each
+    partition (`handle_batch`'s "deferred"): the offsets committed when it returns are those.
     """
     if batch_max > 1:
         batches = broker.subscriber(
@@ -562,15 +628,32 @@ def subscribe(
             ack_policy=AckPolicy.NACK_ON_ERROR,
             auto_offset_reset="earliest",
             batch=True,
-            max_records=batch_max,
+            max_records=max(batch_max, window_max_records or batch_max),
             batch_timeout_ms=batch_timeout_ms,
+            max_partition_fetch_bytes=window_max_bytes,
+            fetch_max_bytes=window_max_bytes,
             title=f"{consumer.service}:{'+'.join(topics)}",
         )
 
-        # The body is the raw records (the broker's decoder, kafka.make_broker): taking it rather
-        # than the message object spares FastStream a context lookup per batch.
-        async def on_batch(records: Any) -> None:
-            await _unacknowledged_on_error(consumer.handle_batch(records if isinstance(records, tuple) else (records,)))
+        # The body is the raw records (the broker's decoder, kafka.make_broker); the message is
+        # taken for its consumer, to seek back to what a window deferred.
+        the_message = Context("message")
+        # Records a window handled behind the point it was sought back to: when they come again
+        # in the next window they are skipped here, instead of taking a round's place to be found
+        # duplicates by the inbox (which still catches them after a restart or a rebalance).
+        handled_ahead: set[tuple[str, int, int]] = set()
+
+        async def on_batch(records: Any, message: Any = the_message) -> None:
+            fetched = records if isinstance(records, tuple) else (records,)
+            window = [r for r in fetched if (r.topic, r.partition, r.offset) not in handled_ahead]
+            handled_ahead.clear()
+            outcomes: list[str] = []
+
+            async def handle() -> None:
+                outcomes[:] = await consumer.handle_batch(window, time_budget_s=window_max_s)
+
+            await _unacknowledged_on_error(handle())
+            handled_ahead.update(_deliver_deferred_again(message.consumer, window, outcomes))
 
         batches(on_batch)
         return
@@ -592,6 +675,30 @@ def subscribe(
             await _unacknowledged_on_error(consumer.handle_record(record))
 
         subscriber(on_message)
+
+
+def _deliver_deferred_again(
+    kafka_consumer: Any, window: Sequence[ConsumerRecord[Any, Any]], outcomes: Sequence[str]
+) -> set[tuple[str, int, int]]:
+    """Seek each partition back to the first record of the window left unhandled, so that the
+    offsets committed next stop there and those records are fetched again; returns the records
+    behind that point that were handled, (topic, partition, offset)."""
+    first: dict[TopicPartition, int] = {}
+    for record, outcome in zip(window, outcomes, strict=True):
+        if outcome == DEFERRED:
+            tp = TopicPartition(record.topic, record.partition)
+            first[tp] = min(first.get(tp, record.offset), record.offset)
+    if not first:
+        return set()
+    assigned = kafka_consumer.assignment()
+    for tp, offset in first.items():
+        if tp in assigned:  # a partition revoked meanwhile is its new owner's, from its committed offset
+            kafka_consumer.seek(tp, offset)
+    return {
+        (r.topic, r.partition, r.offset)
+        for r, outcome in zip(window, outcomes, strict=True)
+        if outcome != DEFERRED and r.offset > first.get(TopicPartition(r.topic, r.partition), r.offset)
+    }
 
 
 async def _unacknowledged_on_error(handling: Awaitable[object]) -> None:

@@ -108,6 +108,9 @@ class ServiceRuntime:
                 workers_per_topic=self.definition.workers_per_topic,
                 batch_max=self.settings.consumer_batch_max,
                 batch_timeout_ms=self.settings.consumer_batch_timeout_ms,
+                window_max_records=self.settings.consumer_window_max_records,
+                window_max_bytes=self.settings.consumer_window_max_bytes,
+                window_max_s=self.settings.consumer_window_max_s,
             )
         self.relay = OutboxRelay(
             self._db,

@@ -117,10 +117,27 @@ class ServiceSettings(BaseSettings):
     consumer_batch_timeout_ms: int = Field(default=20, ge=1, le=10_000)
     # Records of different keys (organizations) in a batch are handled in this many lanes at once.
     consumer_lanes: int = Field(default=4, ge=1, le=64)
+    # The consumer's read-ahead window: up to this many records (and about this many bytes per
+    # fetch) are taken at once and shared round robin between their organizations, so that one
+    # organization's backlog of up to this size does not hold up another's event on its
+    # partition. A window starts no transaction after consumer_window_max_s; what it left is
+    # fetched again, and the offsets before it are committed.
+    consumer_window_max_records: int = Field(default=20_000, ge=1, le=1_000_000)
+    consumer_window_max_bytes: int = Field(default=16 * 1024 * 1024, ge=1024 * 1024, le=512 * 1024 * 1024)
+    consumer_window_max_s: float = Field(default=0.75, gt=0, le=60)
     # Outbox relay.
     outbox_batch_size: int = Field(default=500, ge=1, le=10_000)
     outbox_poll_interval_s: float = Field(default=1.0, gt=0)
     retention_days: int = Field(default=30, ge=1)
+
+    @model_validator(mode="after")
+    def _window_holds_a_batch(self) -> ServiceSettings:
+        if self.consumer_window_max_records < self.consumer_batch_max:
+            raise ValueError(
+                f"consumer_window_max_records ({self.consumer_window_max_records}) must be at least"
+                f" consumer_batch_max ({self.consumer_batch_max})"
+            )
+        return self
 
     @field_validator("database_url", "migrations_database_url")
     @classmethod
