@@ -646,7 +646,14 @@ def subscribe(
         async def on_batch(records: Any, message: Any = the_message) -> None:
             fetched = records if isinstance(records, tuple) else (records,)
             window = [r for r in fetched if (r.topic, r.partition, r.offset) not in handled_ahead]
-            handled_ahead.clear()
+            # A record skipped now is not fetched again (unless a failure or a rebalance sends the
+            # partition back, and then the inbox knows it); one not reached yet stays remembered
+            # while it is ahead of where its partition's fetch began.
+            began: dict[tuple[str, int], int] = {}
+            for r in fetched:
+                began.setdefault((r.topic, r.partition), r.offset)
+            handled_ahead.difference_update((r.topic, r.partition, r.offset) for r in fetched)
+            handled_ahead.difference_update([x for x in handled_ahead if x[2] < began.get((x[0], x[1]), -1)])
             outcomes: list[str] = []
 
             async def handle() -> None:
