@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
+from typing import Any
 
 import asyncpg
 
@@ -353,20 +354,13 @@ class Ledger:
         )
 
 
+_DEBIT_COLUMNS = tuple(f.name for f in fields(Debit))
+
+
 def _debit(row: asyncpg.Record) -> Debit:
-    return Debit(
-        organization_id=row["organization_id"],
-        pending_post_id=row["pending_post_id"],
-        run_id=row["run_id"],
-        status=row["status"],
-        platforms=tuple(row["platforms"]),
-        failed_platforms=tuple(row["failed_platforms"]),
-        from_period=row["from_period"],
-        from_topup=row["from_topup"],
-        refunded_period=row["refunded_period"],
-        refunded_topup=row["refunded_topup"],
-        rejected_at=row["rejected_at"],
-    )
+    """The debits row as the domain's Debit (its text[] columns as tuples)."""
+    values: dict[str, Any] = {name: row[name] for name in _DEBIT_COLUMNS}
+    return Debit(**values | {"platforms": tuple(row["platforms"]), "failed_platforms": tuple(row["failed_platforms"])})
 
 
 async def verify_all(conn: Conn) -> list[asyncpg.Record]:

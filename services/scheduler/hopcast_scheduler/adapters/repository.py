@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from dataclasses import fields
 from datetime import datetime
 from typing import Any
 
@@ -35,25 +36,15 @@ FOR UPDATE OF s SKIP LOCKED
 """
 
 
+_SCHEDULE_COLUMNS = tuple(f.name for f in fields(Schedule))
+
+
 def schedule_of(row: asyncpg.Record) -> Schedule:
-    return Schedule(
-        id=row["id"],
-        organization_id=row["organization_id"],
-        brand_profile_id=row["brand_profile_id"],
-        timezone=row["timezone"],
-        times=tuple(row["times"]),
-        days_of_week=tuple(row["days_of_week"]),
-        platforms=tuple(row["platforms"]),
-        missed_run_policy=row["missed_run_policy"],
-        is_active=row["is_active"],
-        status=row["status"],
-        next_run_at=row["next_run_at"],
-        consecutive_errors=row["consecutive_errors"],
-        missed_runs=row["missed_runs"],
-        last_outcome=row["last_outcome"],
-        last_run_at=row["last_run_at"],
-        deleted_at=row["deleted_at"],
-    )
+    """A schedules row (any extra columns aside) as the domain's Schedule, arrays as tuples."""
+    values: dict[str, Any] = {name: row[name] for name in _SCHEDULE_COLUMNS}
+    for array in ("times", "days_of_week", "platforms"):
+        values[array] = tuple(values[array])
+    return Schedule(**values)
 
 
 class ScheduleRepository:
