@@ -28,7 +28,7 @@ import asyncpg
 from common import drop_database, fresh_database
 
 from hopcast_scheduler.bootstrap import MIGRATIONS
-from hopcast_scheduler.handlers import claim_and_emit
+from hopcast_scheduler.service_layer.handlers import SchedulerDeps, claim_and_emit
 from hopcast_shared.db import Database
 from hopcast_shared.migrations import load_migrations
 from hopcast_shared.settings import KafkaSettings, default_database_url
@@ -88,7 +88,7 @@ def _replica(url: str, mode: str, batch: int, start_at: float) -> tuple[int, flo
             while True:
                 async with conn.transaction():
                     if mode == "full":
-                        n = await claim_and_emit(conn, kafka, now=NOW, limit=batch)
+                        n = await claim_and_emit(SchedulerDeps(), conn, kafka, now=NOW, limit=batch)
                     else:
                         n = int((await conn.execute(BARE_CLAIM, NOW, later, batch)).split()[-1])
                 if n == 0:

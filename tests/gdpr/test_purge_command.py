@@ -17,7 +17,7 @@ from typing import Any
 import asyncpg
 import pytest
 
-from hopcast_billing.adapters import ledger
+from hopcast_billing.adapters.ledger import Ledger
 from hopcast_billing.bootstrap import MIGRATIONS as BILLING_MIGRATIONS
 from hopcast_content.bootstrap import render_migrations
 from hopcast_publisher.bootstrap import MIGRATIONS as PUBLISHER_MIGRATIONS
@@ -43,10 +43,10 @@ class Tenants:
             for org in (self.old, self.recent, self.live):
                 await projections.upsert_organization(conn, org, "Roastery")
                 if service == "billing":
-                    await ledger.ensure_balance_row(conn, org)
-                    await ledger.credit_balance(conn, org, 0, 50)
-                    await ledger.append_ledger(
-                        conn,
+                    book = Ledger(conn)
+                    await book.ensure_balance_row(org)
+                    await book.credit_balance(org, 0, 50)
+                    await book.append_ledger(
                         org=org,
                         action="TOPUP",
                         period_amount=0,

@@ -1,5 +1,6 @@
 """What billing exchanges over Kafka; its AsyncAPI document (docs/asyncapi) is made from this."""
 
+from hopcast_billing.service_layer.handlers import DISPATCH
 from hopcast_shared.contract.asyncapi import ServiceInterface
 from hopcast_shared.topics import ANALYTICS, CONTENT, PUBLISHER, UPSTREAM
 
@@ -7,15 +8,6 @@ INTERFACE = ServiceInterface(
     name="billing",
     summary="Keeps the credit ledger: debits each pending post once, refunds failures and rejections, grants credits.",
     consumes=(UPSTREAM, CONTENT, PUBLISHER, ANALYTICS),
-    handles=(
-        "OrganizationCreated",
-        "OrganizationDeleted",
-        "OrganizationRestored",
-        "SubscriptionActivated",
-        "CreditsGranted",
-        "PendingPostCreated",
-        "PostPublishFailed",
-        "ScheduleRunCompleted",
-    ),
+    handles=tuple(DISPATCH),
     emits=("CreditsDebited", "CreditsDebitRejected", "CreditsRefunded", "CreditsUsage", "ScheduleRunCompleted"),
 )

@@ -8,20 +8,39 @@ then `take_credits`, the one statement that takes credits: a conditional UPDATE 
 re-checks each bucket on the row it changes, so no balance can go below zero at any
 isolation level (stricter levels raise a serialization failure, which the consumer
 retries), and `record_debits` (statuses and ledger rows). CHECK constraints back it.
+
+`Ledger` is what the service layer uses, bound to the consumer's transaction; unit tests
+subclass it with an in-memory fake. `verify_all` and `purge` are the operators' tools.
 """
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
 
 import asyncpg
 
 from hopcast_billing.domain.debits import Balance, Part
+from hopcast_billing.domain.refunds import Debit
 from hopcast_shared.db import Conn
+
+
+@dataclass(frozen=True)
+class DebitClaim:
+    """A pending post to decide, with its price: what `claim_debits` records first."""
+
+    pending_post_id: uuid.UUID
+    organization_id: uuid.UUID
+    run_id: uuid.UUID
+    schedule_id: uuid.UUID
+    brand_profile_id: uuid.UUID
+    due_at: datetime | None
+    platforms: list[str]
+    generate: int
+    publish: int
 
 
 @dataclass(frozen=True)
@@ -36,224 +55,312 @@ class DebitRow:
     parts: tuple[Part, ...]
 
 
-async def ensure_balance_row(conn: Conn, org: uuid.UUID) -> None:
-    await conn.execute("INSERT INTO balances (organization_id) VALUES ($1) ON CONFLICT DO NOTHING", org)
-
-
-async def lock_balance(conn: Conn, org: uuid.UUID) -> Balance:
-    """The organization's balance, locked for this transaction (created empty if new)."""
-    await ensure_balance_row(conn, org)
-    row = await conn.fetchrow(
-        "SELECT period_credits, topup_credits FROM balances WHERE organization_id = $1 FOR UPDATE", org
-    )
-    assert row is not None
-    return Balance(row["period_credits"], row["topup_credits"])
-
-
 async def balance_of(conn: Conn, org: uuid.UUID) -> Balance:
     row = await conn.fetchrow("SELECT period_credits, topup_credits FROM balances WHERE organization_id = $1", org)
     return Balance(0, 0) if row is None else Balance(row["period_credits"], row["topup_credits"])
 
 
-async def claim_debits(conn: Conn, rows: Sequence[tuple[Any, ...]]) -> dict[tuple[uuid.UUID, uuid.UUID], bool]:
-    """Claim the decision for each pending post (pending_post_id, organization_id, run_id,
-    schedule_id, brand_profile_id, due_at, platforms, generate, publish): the ones its
-    organization had not decided before, by (organization_id, pending_post_id), each with
-    whether its organization is deleted. One statement.
+class Ledger:
+    """Billing's state in one transaction: balances, the ledger, debits and subscriptions."""
 
-    A pending post is its organization's: another organization's post with the same id is
-    another debit, never a duplicate of it."""
-    columns = list(zip(*rows, strict=True))
-    claimed = await conn.fetch(
-        """
-        INSERT INTO debits (pending_post_id, organization_id, run_id, schedule_id, brand_profile_id, due_at,
-                            platforms, status, generate_amount, publish_amount)
-        SELECT p, o, r, s, b, d, string_to_array(pl, ','), 'DECIDING', g, pu
-        FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[], $5::uuid[], $6::timestamptz[], $7::text[],
-                    $8::int[], $9::int[]) AS u(p, o, r, s, b, d, pl, g, pu)
-        ON CONFLICT (organization_id, pending_post_id) DO NOTHING
-        RETURNING organization_id, pending_post_id,
-            (SELECT deleted_at IS NOT NULL FROM organizations WHERE id = organization_id) AS organization_deleted
-        """,
-        *(list(c) for c in columns[:6]),
-        [",".join(platforms) for platforms in columns[6]],
-        list(columns[7]),
-        list(columns[8]),
-    )
-    return {(r["organization_id"], r["pending_post_id"]): bool(r["organization_deleted"]) for r in claimed}
+    def __init__(self, conn: Conn) -> None:
+        self.conn = conn
 
+    # --- balances and the ledger ---------------------------------------------------------
 
-async def locked_debit(conn: Conn, org: uuid.UUID, pending_post_id: uuid.UUID) -> asyncpg.Record | None:
-    """The organization's debit for this pending post, locked for this transaction."""
-    return await conn.fetchrow(
-        "SELECT * FROM debits WHERE organization_id = $1 AND pending_post_id = $2 FOR UPDATE", org, pending_post_id
-    )
+    async def ensure_balance_row(self, org: uuid.UUID) -> None:
+        await self.conn.execute("INSERT INTO balances (organization_id) VALUES ($1) ON CONFLICT DO NOTHING", org)
 
+    async def lock_balance(self, org: uuid.UUID) -> Balance:
+        """The organization's balance, locked for this transaction (created empty if new)."""
+        await self.ensure_balance_row(org)
+        row = await self.conn.fetchrow(
+            "SELECT period_credits, topup_credits FROM balances WHERE organization_id = $1 FOR UPDATE", org
+        )
+        assert row is not None
+        return Balance(row["period_credits"], row["topup_credits"])
 
-async def debit_of_run(conn: Conn, org: uuid.UUID, run_id: uuid.UUID) -> uuid.UUID | None:
-    """The pending post the organization's debit for this run is for."""
-    pending_post_id: uuid.UUID | None = await conn.fetchval(
-        "SELECT pending_post_id FROM debits WHERE organization_id = $1 AND run_id = $2", org, run_id
-    )
-    return pending_post_id
+    async def balance_of(self, org: uuid.UUID) -> Balance:
+        return await balance_of(self.conn, org)
 
-
-async def debited_elsewhere(
-    conn: Conn, org: uuid.UUID, *, pending_post_id: uuid.UUID | None = None, run_id: uuid.UUID | None = None
-) -> bool:
-    """Whether another organization than `org` has a debit for this pending post or run."""
-    return bool(
-        await conn.fetchval(
+    async def lock_balances(self, orgs: Sequence[uuid.UUID]) -> dict[uuid.UUID, tuple[Balance, datetime | None]]:
+        """The balances (and subscription period ends) of these organizations, locked in id order."""
+        rows = await self.conn.fetch(
             """
-            SELECT true FROM debits
-            WHERE organization_id <> $1 AND (pending_post_id = $2 OR run_id = $3) LIMIT 1
+            SELECT b.organization_id, b.period_credits, b.topup_credits, s.period_end
+            FROM balances b LEFT JOIN subscriptions s USING (organization_id)
+            WHERE b.organization_id = ANY($1::uuid[])
+            ORDER BY b.organization_id
+            FOR UPDATE OF b
+            """,
+            sorted(orgs),
+        )
+        return {r["organization_id"]: (Balance(r["period_credits"], r["topup_credits"]), r["period_end"]) for r in rows}
+
+    async def take_credits(self, taken: Mapping[uuid.UUID, tuple[int, int]]) -> None:
+        """Take (from period, from top-up) of each organization's balance: one conditional UPDATE
+        whose WHERE re-checks each bucket on the row it changes, so it can never go below zero
+        (at any isolation level); raises, taking nothing, if a balance no longer covers it."""
+        if not taken:
+            return
+        orgs = sorted(taken)
+        changed = await self.conn.fetch(
+            """
+            UPDATE balances b SET period_credits = b.period_credits - u.p, topup_credits = b.topup_credits - u.t,
+                updated_at = now()
+            FROM unnest($1::uuid[], $2::bigint[], $3::bigint[]) AS u(org, p, t)
+            WHERE b.organization_id = u.org AND b.period_credits >= u.p AND b.topup_credits >= u.t
+            RETURNING b.organization_id
+            """,
+            orgs,
+            [taken[o][0] for o in orgs],
+            [taken[o][1] for o in orgs],
+        )
+        if len(changed) != len(orgs):
+            raise RuntimeError("a balance changed under its lock; nothing was taken")
+
+    async def credit_balance(self, org: uuid.UUID, period: int, topup: int) -> Balance:
+        """Add credits to the buckets (a negative period amount expires period credits)."""
+        await self.ensure_balance_row(org)
+        row = await self.conn.fetchrow(
+            """
+            UPDATE balances SET period_credits = period_credits + $2, topup_credits = topup_credits + $3,
+                updated_at = now()
+            WHERE organization_id = $1
+            RETURNING period_credits, topup_credits
             """,
             org,
+            period,
+            topup,
+        )
+        assert row is not None
+        return Balance(row["period_credits"], row["topup_credits"])
+
+    async def append_ledger(
+        self,
+        *,
+        org: uuid.UUID,
+        action: str,
+        period_amount: int,
+        topup_amount: int,
+        key: str,
+        balance_after: int,
+        pending_post_id: uuid.UUID | None = None,
+        run_id: uuid.UUID | None = None,
+        platform: str | None = None,
+    ) -> None:
+        await self.conn.execute(
+            """
+            INSERT INTO ledger (organization_id, action, period_amount, topup_amount, idempotency_key,
+                                balance_after, pending_post_id, run_id, platform)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+            """,
+            org,
+            action,
+            period_amount,
+            topup_amount,
+            key,
+            balance_after,
             pending_post_id,
             run_id,
+            platform,
         )
-    )
 
-
-async def lock_balances(conn: Conn, orgs: Sequence[uuid.UUID]) -> dict[uuid.UUID, tuple[Balance, datetime | None]]:
-    """The balances (and subscription period ends) of these organizations, locked in id order."""
-    rows = await conn.fetch(
-        """
-        SELECT b.organization_id, b.period_credits, b.topup_credits, s.period_end
-        FROM balances b LEFT JOIN subscriptions s USING (organization_id)
-        WHERE b.organization_id = ANY($1::uuid[])
-        ORDER BY b.organization_id
-        FOR UPDATE OF b
-        """,
-        sorted(orgs),
-    )
-    return {r["organization_id"]: (Balance(r["period_credits"], r["topup_credits"]), r["period_end"]) for r in rows}
-
-
-async def take_credits(conn: Conn, taken: Mapping[uuid.UUID, tuple[int, int]]) -> None:
-    """Take (from period, from top-up) of each organization's balance: one conditional UPDATE
-    whose WHERE re-checks each bucket on the row it changes, so it can never go below zero
-    (at any isolation level); raises, taking nothing, if a balance no longer covers it."""
-    if not taken:
-        return
-    orgs = sorted(taken)
-    changed = await conn.fetch(
-        """
-        UPDATE balances b SET period_credits = b.period_credits - u.p, topup_credits = b.topup_credits - u.t,
-            updated_at = now()
-        FROM unnest($1::uuid[], $2::bigint[], $3::bigint[]) AS u(org, p, t)
-        WHERE b.organization_id = u.org AND b.period_credits >= u.p AND b.topup_credits >= u.t
-        RETURNING b.organization_id
-        """,
-        orgs,
-        [taken[o][0] for o in orgs],
-        [taken[o][1] for o in orgs],
-    )
-    if len(changed) != len(orgs):
-        raise RuntimeError("a balance changed under its lock; nothing was taken")
-
-
-async def record_debits(conn: Conn, debits: Sequence[DebitRow]) -> None:
-    """Mark the debits DEBITED with their split and append their ledger rows: one statement."""
-    if not debits:
-        return
-    parts = [(d, part) for d in debits for part in d.parts]
-    await conn.execute(
-        """
-        WITH decided AS (
-            UPDATE debits SET status = 'DEBITED', from_period = d.p, from_topup = d.t
-            FROM unnest($1::uuid[], $2::bigint[], $3::bigint[], $11::uuid[]) AS d(id, p, t, o)
-            WHERE organization_id = d.o AND pending_post_id = d.id
+    async def ledger_has(self, org: uuid.UUID, key: str) -> bool:
+        """Whether the organization's ledger has a row with this idempotency key (the keys are
+        each organization's own: another's grant_id or subscription_id is not ours)."""
+        return bool(
+            await self.conn.fetchval(
+                "SELECT true FROM ledger WHERE organization_id = $1 AND idempotency_key = $2", org, key
+            )
         )
-        INSERT INTO ledger (organization_id, action, period_amount, topup_amount, idempotency_key,
-                            balance_after, pending_post_id, run_id)
-        SELECT o, a, -p, -t, 'debit:' || pp || ':' || a, b, pp, r
-        FROM unnest($4::uuid[], $5::text[], $6::bigint[], $7::bigint[], $8::bigint[], $9::uuid[], $10::uuid[])
-            WITH ORDINALITY AS u(o, a, p, t, b, pp, r, n)
-        ORDER BY n
-        """,
-        [d.pending_post_id for d in debits],
-        [d.from_period for d in debits],
-        [d.from_topup for d in debits],
-        [d.organization_id for d, _ in parts],
-        [part.action.value for _, part in parts],
-        [part.from_period for _, part in parts],
-        [part.from_topup for _, part in parts],
-        [part.balance_after for _, part in parts],
-        [d.pending_post_id for d, _ in parts],
-        [d.run_id for d, _ in parts],
-        [d.organization_id for d in debits],
-    )
+
+    async def has_entries(self, org: uuid.UUID) -> bool:
+        return bool(await self.conn.fetchval("SELECT true FROM ledger WHERE organization_id = $1 LIMIT 1", org))
+
+    # --- debits ------------------------------------------------------------------------------
+
+    async def claim_debits(self, claims: Sequence[DebitClaim]) -> dict[tuple[uuid.UUID, uuid.UUID], bool]:
+        """Claim the decision for each pending post: the ones its organization had not decided
+        before, by (organization_id, pending_post_id), each with whether its organization is
+        deleted. One statement.
+
+        A pending post is its organization's: another organization's post with the same id is
+        another debit, never a duplicate of it."""
+        claimed = await self.conn.fetch(
+            """
+            INSERT INTO debits (pending_post_id, organization_id, run_id, schedule_id, brand_profile_id, due_at,
+                                platforms, status, generate_amount, publish_amount)
+            SELECT p, o, r, s, b, d, string_to_array(pl, ','), 'DECIDING', g, pu
+            FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[], $5::uuid[], $6::timestamptz[], $7::text[],
+                        $8::int[], $9::int[]) AS u(p, o, r, s, b, d, pl, g, pu)
+            ON CONFLICT (organization_id, pending_post_id) DO NOTHING
+            RETURNING organization_id, pending_post_id,
+                (SELECT deleted_at IS NOT NULL FROM organizations WHERE id = organization_id) AS organization_deleted
+            """,
+            [c.pending_post_id for c in claims],
+            [c.organization_id for c in claims],
+            [c.run_id for c in claims],
+            [c.schedule_id for c in claims],
+            [c.brand_profile_id for c in claims],
+            [c.due_at for c in claims],
+            [",".join(c.platforms) for c in claims],
+            [c.generate for c in claims],
+            [c.publish for c in claims],
+        )
+        return {(r["organization_id"], r["pending_post_id"]): bool(r["organization_deleted"]) for r in claimed}
+
+    async def record_debits(self, debits: Sequence[DebitRow]) -> None:
+        """Mark the debits DEBITED with their split and append their ledger rows: one statement."""
+        if not debits:
+            return
+        parts = [(d, part) for d in debits for part in d.parts]
+        await self.conn.execute(
+            """
+            WITH decided AS (
+                UPDATE debits SET status = 'DEBITED', from_period = d.p, from_topup = d.t
+                FROM unnest($1::uuid[], $2::bigint[], $3::bigint[], $11::uuid[]) AS d(id, p, t, o)
+                WHERE organization_id = d.o AND pending_post_id = d.id
+            )
+            INSERT INTO ledger (organization_id, action, period_amount, topup_amount, idempotency_key,
+                                balance_after, pending_post_id, run_id)
+            SELECT o, a, -p, -t, 'debit:' || pp || ':' || a, b, pp, r
+            FROM unnest($4::uuid[], $5::text[], $6::bigint[], $7::bigint[], $8::bigint[], $9::uuid[], $10::uuid[])
+                WITH ORDINALITY AS u(o, a, p, t, b, pp, r, n)
+            ORDER BY n
+            """,
+            [d.pending_post_id for d in debits],
+            [d.from_period for d in debits],
+            [d.from_topup for d in debits],
+            [d.organization_id for d, _ in parts],
+            [part.action.value for _, part in parts],
+            [part.from_period for _, part in parts],
+            [part.from_topup for _, part in parts],
+            [part.balance_after for _, part in parts],
+            [d.pending_post_id for d, _ in parts],
+            [d.run_id for d, _ in parts],
+            [d.organization_id for d in debits],
+        )
+
+    async def mark_debit_rejected(self, org: uuid.UUID, pending_post_id: uuid.UUID) -> None:
+        """The claimed debit took nothing: its run ends here."""
+        await self.conn.execute(
+            "UPDATE debits SET status = 'REJECTED' WHERE organization_id = $1 AND pending_post_id = $2",
+            org,
+            pending_post_id,
+        )
+
+    async def locked_debit(self, org: uuid.UUID, pending_post_id: uuid.UUID) -> Debit | None:
+        """The organization's debit for this pending post, locked for this transaction."""
+        row = await self.conn.fetchrow(
+            "SELECT * FROM debits WHERE organization_id = $1 AND pending_post_id = $2 FOR UPDATE", org, pending_post_id
+        )
+        return None if row is None else _debit(row)
+
+    async def debit_of_run(self, org: uuid.UUID, run_id: uuid.UUID) -> uuid.UUID | None:
+        """The pending post the organization's debit for this run is for."""
+        pending_post_id: uuid.UUID | None = await self.conn.fetchval(
+            "SELECT pending_post_id FROM debits WHERE organization_id = $1 AND run_id = $2", org, run_id
+        )
+        return pending_post_id
+
+    async def debited_elsewhere(
+        self, org: uuid.UUID, *, pending_post_id: uuid.UUID | None = None, run_id: uuid.UUID | None = None
+    ) -> bool:
+        """Whether another organization than `org` has a debit for this pending post or run."""
+        return bool(
+            await self.conn.fetchval(
+                """
+                SELECT true FROM debits
+                WHERE organization_id <> $1 AND (pending_post_id = $2 OR run_id = $3) LIMIT 1
+                """,
+                org,
+                pending_post_id,
+                run_id,
+            )
+        )
+
+    async def record_failed_platforms(self, debit: Debit, failed: Sequence[str]) -> None:
+        """The platforms of the debit's post that failed so far: each is refunded once."""
+        await self.conn.execute(
+            "UPDATE debits SET failed_platforms = $3 WHERE organization_id = $1 AND pending_post_id = $2",
+            debit.organization_id,
+            debit.pending_post_id,
+            list(failed),
+        )
+
+    async def mark_rejection_refunded(self, debit: Debit) -> None:
+        """The debit is given back whole, once: a second rejection finds rejected_at set."""
+        await self.conn.execute(
+            "UPDATE debits SET rejected_at = now() WHERE organization_id = $1 AND pending_post_id = $2",
+            debit.organization_id,
+            debit.pending_post_id,
+        )
+
+    async def record_refund(self, debit: Debit, to_period: int, to_topup: int) -> None:
+        """What the debit gave back to each bucket so far: never more than it took."""
+        await self.conn.execute(
+            """
+            UPDATE debits SET refunded_period = refunded_period + $3, refunded_topup = refunded_topup + $4
+            WHERE organization_id = $1 AND pending_post_id = $2
+            """,
+            debit.organization_id,
+            debit.pending_post_id,
+            to_period,
+            to_topup,
+        )
+
+    # --- subscriptions -----------------------------------------------------------------------
+
+    async def period_start_of(self, org: uuid.UUID) -> datetime | None:
+        value: datetime | None = await self.conn.fetchval(
+            "SELECT period_start FROM subscriptions WHERE organization_id = $1", org
+        )
+        return value
+
+    async def period_end_of(self, org: uuid.UUID) -> datetime | None:
+        value: datetime | None = await self.conn.fetchval(
+            "SELECT period_end FROM subscriptions WHERE organization_id = $1", org
+        )
+        return value
+
+    async def has_subscription(self, org: uuid.UUID) -> bool:
+        return bool(await self.conn.fetchval("SELECT true FROM subscriptions WHERE organization_id = $1", org))
+
+    async def start_period(
+        self,
+        org: uuid.UUID,
+        subscription_id: uuid.UUID,
+        plan: str,
+        credits_total: int,
+        period_start: datetime,
+        period_end: datetime,
+    ) -> None:
+        """The organization's one subscription is now this one, in this period."""
+        await self.conn.execute(
+            """
+            INSERT INTO subscriptions (organization_id, subscription_id, plan, credits_total, period_start, period_end)
+            VALUES ($1, $2, $3, $4, $5, $6)
+            ON CONFLICT (organization_id) DO UPDATE SET subscription_id = EXCLUDED.subscription_id,
+                plan = EXCLUDED.plan, credits_total = EXCLUDED.credits_total,
+                period_start = EXCLUDED.period_start, period_end = EXCLUDED.period_end, updated_at = now()
+            """,
+            org,
+            subscription_id,
+            plan,
+            credits_total,
+            period_start,
+            period_end,
+        )
 
 
-async def credit_balance(conn: Conn, org: uuid.UUID, period: int, topup: int) -> Balance:
-    """Add credits to the buckets (a negative period amount expires period credits)."""
-    await ensure_balance_row(conn, org)
-    row = await conn.fetchrow(
-        """
-        UPDATE balances SET period_credits = period_credits + $2, topup_credits = topup_credits + $3,
-            updated_at = now()
-        WHERE organization_id = $1
-        RETURNING period_credits, topup_credits
-        """,
-        org,
-        period,
-        topup,
-    )
-    assert row is not None
-    return Balance(row["period_credits"], row["topup_credits"])
+_DEBIT_COLUMNS = tuple(f.name for f in fields(Debit))
 
 
-async def append_ledger(
-    conn: Conn,
-    *,
-    org: uuid.UUID,
-    action: str,
-    period_amount: int,
-    topup_amount: int,
-    key: str,
-    balance_after: int,
-    pending_post_id: uuid.UUID | None = None,
-    run_id: uuid.UUID | None = None,
-    platform: str | None = None,
-) -> None:
-    await conn.execute(
-        """
-        INSERT INTO ledger (organization_id, action, period_amount, topup_amount, idempotency_key,
-                            balance_after, pending_post_id, run_id, platform)
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-        """,
-        org,
-        action,
-        period_amount,
-        topup_amount,
-        key,
-        balance_after,
-        pending_post_id,
-        run_id,
-        platform,
-    )
-
-
-async def ledger_has(conn: Conn, org: uuid.UUID, key: str) -> bool:
-    """Whether the organization's ledger has a row with this idempotency key (the keys are
-    each organization's own: another's grant_id or subscription_id is not ours)."""
-    return bool(
-        await conn.fetchval("SELECT true FROM ledger WHERE organization_id = $1 AND idempotency_key = $2", org, key)
-    )
-
-
-async def period_end_of(conn: Conn, org: uuid.UUID) -> datetime | None:
-    value: datetime | None = await conn.fetchval("SELECT period_end FROM subscriptions WHERE organization_id = $1", org)
-    return value
-
-
-async def has_subscription(conn: Conn, org: uuid.UUID) -> bool:
-    return bool(await conn.fetchval("SELECT true FROM subscriptions WHERE organization_id = $1", org))
-
-
-async def has_entries(conn: Conn, org: uuid.UUID) -> bool:
-    return bool(await conn.fetchval("SELECT true FROM ledger WHERE organization_id = $1 LIMIT 1", org))
+def _debit(row: asyncpg.Record) -> Debit:
+    """The debits row as the domain's Debit (its text[] columns as tuples)."""
+    values: dict[str, Any] = {name: row[name] for name in _DEBIT_COLUMNS}
+    return Debit(**values | {"platforms": tuple(row["platforms"]), "failed_platforms": tuple(row["failed_platforms"])})
 
 
 async def verify_all(conn: Conn) -> list[asyncpg.Record]:

@@ -9,19 +9,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
 
+@dataclass(frozen=True)
+class Prices:
+    """The defaults are the contract's; config.PriceSettings reads other ones from the
+    environment (BILLING_PRICE_*) and validates them."""
 
-class Prices(BaseSettings):
-    """Configurable through BILLING_PRICE_* variables; the defaults are the contract's."""
-
-    model_config = SettingsConfigDict(env_prefix="BILLING_PRICE_", extra="ignore", frozen=True)
-
-    generate: int = Field(default=1, ge=0)
-    publish_per_platform: int = Field(default=1, ge=0)
-    publish_cap_platforms: int = Field(default=3, ge=1)
-    publish_cap: int = Field(default=2, ge=0)
+    generate: int = 1
+    publish_per_platform: int = 1
+    publish_cap_platforms: int = 3
+    publish_cap: int = 2
 
     def publish(self, platforms: int) -> int:
         if platforms <= 0:

@@ -8,6 +8,7 @@ import asyncpg
 import typer
 
 from hopcast_billing.adapters.ledger import verify_all
+from hopcast_billing.adapters.reads import organizations_with_balance
 from hopcast_shared.settings import ServiceSettings
 
 app = typer.Typer(no_args_is_help=True, help="Billing's tools.")
@@ -21,7 +22,7 @@ def billing() -> None:
 async def _verify(url: str) -> tuple[int, list[asyncpg.Record]]:
     conn = await asyncpg.connect(url)
     try:
-        organizations = int(await conn.fetchval("SELECT count(*) FROM balances"))
+        organizations = await organizations_with_balance(conn)
         return organizations, await verify_all(conn)
     finally:
         await conn.close()

@@ -6,6 +6,7 @@ import uuid
 from collections.abc import Sequence
 
 from hopcast_billing.adapters.ledger import balance_of
+from hopcast_billing.adapters.reads import ledger_page, subscription_of
 from hopcast_shared.http import JsonResponse, JsonRoute
 from hopcast_shared.service import ServiceRuntime
 
@@ -22,9 +23,7 @@ def routes(runtime: ServiceRuntime) -> Sequence[JsonRoute]:
         org = _org(path)
         async with runtime.db.pool.acquire() as conn:
             balance = await balance_of(conn, org)
-            sub = await conn.fetchrow(
-                "SELECT plan, period_start, period_end FROM subscriptions WHERE organization_id = $1", org
-            )
+            sub = await subscription_of(conn, org)
         return JsonResponse(
             200,
             {
@@ -38,7 +37,7 @@ def routes(runtime: ServiceRuntime) -> Sequence[JsonRoute]:
             },
         )
 
-    async def ledger_page(path: dict[str, str], query: dict[str, str]) -> JsonResponse:
+    async def ledger_entries(path: dict[str, str], query: dict[str, str]) -> JsonResponse:
         org = _org(path)
         try:
             limit = min(max(int(query.get("limit", "50")), 1), 500)
@@ -46,17 +45,7 @@ def routes(runtime: ServiceRuntime) -> Sequence[JsonRoute]:
         except ValueError:
             raise ValueError("limit and before are integers") from None
         async with runtime.db.pool.acquire() as conn:
-            rows = await conn.fetch(
-                """
-                SELECT id, action, amount, period_amount, topup_amount, balance_after, idempotency_key,
-                       pending_post_id, run_id, platform, created_at
-                FROM ledger WHERE organization_id = $1 AND ($2::bigint IS NULL OR id < $2)
-                ORDER BY id DESC LIMIT $3
-                """,
-                org,
-                before,
-                limit,
-            )
+            rows = await ledger_page(conn, org, before=before, limit=limit)
         entries = [
             {
                 "id": r["id"],
@@ -78,5 +67,5 @@ def routes(runtime: ServiceRuntime) -> Sequence[JsonRoute]:
 
     return [
         JsonRoute("/organizations/{id}/credits", credits),
-        JsonRoute("/organizations/{id}/ledger", ledger_page),
+        JsonRoute("/organizations/{id}/ledger", ledger_entries),
     ]

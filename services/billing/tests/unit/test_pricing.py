@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from hopcast_billing.config import PriceSettings
 from hopcast_billing.domain.pricing import Prices, price_of_post, publish_refund_due
 
 PRICES = Prices()
@@ -33,9 +34,9 @@ def test_refunds_over_all_failures_add_up_to_the_publish_price(platforms: int) -
     assert refunded == PRICES.publish(platforms)
 
 
-def test_prices_are_configurable(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_prices_are_read_from_the_environment_by_config_not_by_the_domain(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("BILLING_PRICE_GENERATE", "2")
     monkeypatch.setenv("BILLING_PRICE_PUBLISH_CAP", "5")
-    prices = Prices()
+    prices = PriceSettings().prices()
     assert price_of_post(prices, 1).total == 3
     assert price_of_post(prices, 4).total == 7

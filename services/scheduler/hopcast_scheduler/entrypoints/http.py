@@ -5,9 +5,9 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 
-from hopcast_scheduler.adapters.repository import recurrence_of, schedule
+from hopcast_scheduler.adapters.repository import ScheduleRepository
 from hopcast_scheduler.domain.recurrence import format_utc, next_runs
-from hopcast_scheduler.handlers import now_utc
+from hopcast_scheduler.service_layer.handlers import now_utc
 from hopcast_shared.http import JsonResponse, JsonRoute
 from hopcast_shared.service import ServiceRuntime
 
@@ -19,27 +19,27 @@ def routes(runtime: ServiceRuntime) -> Sequence[JsonRoute]:
         except ValueError:
             return JsonResponse(400, {"error": "schedule id must be a UUID"})
         async with runtime.db.pool.acquire() as conn:
-            row = await schedule(conn, schedule_id)
-        if row is None or row["deleted_at"] is not None:
+            schedule = await ScheduleRepository(conn).schedule(schedule_id)
+        if schedule is None or schedule.deleted_at is not None:
             return JsonResponse(404, {"error": "no such schedule"})
-        upcoming = next_runs(recurrence_of(row), now_utc(), 5)
+        upcoming = next_runs(schedule.recurrence(), now_utc(), 5)
         return JsonResponse(
             200,
             {
-                "schedule_id": str(row["id"]),
-                "organization_id": str(row["organization_id"]),
-                "brand_profile_id": str(row["brand_profile_id"]),
-                "status": row["status"],
-                "is_active": row["is_active"],
-                "timezone": row["timezone"],
-                "times": list(row["times"]),
-                "days_of_week": list(row["days_of_week"]),
-                "next_run_at": format_utc(row["next_run_at"]) if row["next_run_at"] else None,
+                "schedule_id": str(schedule.id),
+                "organization_id": str(schedule.organization_id),
+                "brand_profile_id": str(schedule.brand_profile_id),
+                "status": schedule.status,
+                "is_active": schedule.is_active,
+                "timezone": schedule.timezone,
+                "times": list(schedule.times),
+                "days_of_week": list(schedule.days_of_week),
+                "next_run_at": format_utc(schedule.next_run_at) if schedule.next_run_at else None,
                 "next_run_times": [format_utc(t) for t in upcoming],
-                "last_outcome": row["last_outcome"],
-                "last_run_at": format_utc(row["last_run_at"]) if row["last_run_at"] else None,
-                "consecutive_errors": row["consecutive_errors"],
-                "missed_runs": row["missed_runs"],
+                "last_outcome": schedule.last_outcome,
+                "last_run_at": format_utc(schedule.last_run_at) if schedule.last_run_at else None,
+                "consecutive_errors": schedule.consecutive_errors,
+                "missed_runs": schedule.missed_runs,
             },
         )
 

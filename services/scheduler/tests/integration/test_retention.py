@@ -12,7 +12,7 @@ import pytest
 
 from hopcast_scheduler.adapters.repository import purge
 from hopcast_scheduler.bootstrap import MIGRATIONS
-from hopcast_scheduler.handlers import claim_and_emit
+from hopcast_scheduler.service_layer.handlers import SchedulerDeps, claim_and_emit
 from hopcast_shared.db import Database
 from hopcast_shared.migrations import load_migrations
 from hopcast_shared.settings import KafkaSettings
@@ -135,7 +135,9 @@ async def test_purge_deletes_what_was_soft_deleted_longer_ago_than_the_retention
     async with db.transaction() as conn:
         assert set((await purge(conn, 30)).values()) == {0}
     async with db.transaction() as conn:
-        assert await claim_and_emit(conn, kafka, now=NOW + timedelta(hours=1, seconds=1), limit=10) == 1
+        assert (
+            await claim_and_emit(SchedulerDeps(), conn, kafka, now=NOW + timedelta(hours=1, seconds=1), limit=10) == 1
+        )
     assert await db.pool.fetchval("SELECT count(*) FROM schedule_runs WHERE schedule_id = $1", schedule) == 3
 
 

@@ -12,8 +12,8 @@ from typing import Any
 import asyncpg
 import pytest
 
-from hopcast_scheduler.bootstrap import MIGRATIONS
-from hopcast_scheduler.handlers import HANDLERS, trigger_requested
+from hopcast_scheduler.bootstrap import MIGRATIONS, definition
+from hopcast_scheduler.service_layer.handlers import SchedulerDeps, trigger_requested
 from hopcast_shared.consumer import EventConsumer, EventContext
 from hopcast_shared.contract import ScheduleTriggerRequested
 from hopcast_shared.contract.examples import example_event
@@ -78,7 +78,7 @@ def consumer(db: Database, database_url: str, stack: Any) -> EventConsumer:
     settings = ServiceSettings(
         name="scheduler", database_url=database_url, http_port=18081, handler_backoff_initial_s=0.01
     )
-    return EventConsumer("scheduler", db, HANDLERS, kafka=stack.kafka_settings, settings=settings)
+    return EventConsumer("scheduler", db, definition().handlers, kafka=stack.kafka_settings, settings=settings)
 
 
 async def _dead_letter_errors(db: Database) -> list[str]:
@@ -139,7 +139,7 @@ async def test_a_trigger_reusing_another_organizations_event_id_is_its_own_run(
     second = other.event("ScheduleTriggerRequested", schedule_id=other.schedule_id, event_id=event_id)
     async with db.transaction() as conn:
         ctx = EventContext(conn, second, "scheduler", stack.kafka_settings)
-        await trigger_requested(ctx, ScheduleTriggerRequested.model_validate(second.data))
+        await trigger_requested(SchedulerDeps(), ctx, ScheduleTriggerRequested.model_validate(second.data))
     [due] = [json.loads(row.payload) for row in ctx.outbox]
     assert (due["organizationid"], due["data"]["schedule_id"]) == (other.org, other.schedule_id)
     runs = await db.pool.fetch(
@@ -152,7 +152,7 @@ async def test_a_trigger_reusing_another_organizations_event_id_is_its_own_run(
     # Within one organization it is still once.
     async with db.transaction() as conn:
         again = EventContext(conn, second, "scheduler", stack.kafka_settings)
-        await trigger_requested(again, ScheduleTriggerRequested.model_validate(second.data))
+        await trigger_requested(SchedulerDeps(), again, ScheduleTriggerRequested.model_validate(second.data))
     assert again.outbox == []
 
 

@@ -15,8 +15,9 @@ from aiokafka import AIOKafkaProducer
 from prometheus_client import REGISTRY
 
 from hopcast_scheduler.adapters.repository import due_backlog
-from hopcast_scheduler.bootstrap import MIGRATIONS, claim_once, definition
-from hopcast_scheduler.handlers import claim_and_emit
+from hopcast_scheduler.bootstrap import MIGRATIONS, definition
+from hopcast_scheduler.entrypoints.tick import claim_once
+from hopcast_scheduler.service_layer.handlers import SchedulerDeps, claim_and_emit
 from hopcast_shared.contract.examples import example_event
 from hopcast_shared.db import Database
 from hopcast_shared.dlq import read_dead_letters
@@ -27,6 +28,7 @@ from hopcast_shared.testing import eventually, read_events, send_event
 from hopcast_shared.topics import ANALYTICS, SCHEDULER, UPSTREAM
 
 pytestmark = pytest.mark.integration
+DEPS = SchedulerDeps()
 
 
 def _settings(database_url: str) -> ServiceSettings:
@@ -268,7 +270,7 @@ async def test_two_replicas_racing_over_1000_due_schedules_fire_each_exactly_onc
         fired = 0
         while True:
             async with db.transaction() as conn:
-                n = await claim_and_emit(conn, kafka, now=now, limit=50)
+                n = await claim_and_emit(DEPS, conn, kafka, now=now, limit=50)
             if n == 0:
                 return fired
             fired += n
@@ -302,7 +304,7 @@ async def test_missed_runs_follow_the_policy(
     async with db.pool.acquire() as conn:
         assert await due_backlog(conn, now) == 1
     async with db.transaction() as conn:
-        assert await claim_and_emit(conn, kafka, now=now, limit=10) == fired
+        assert await claim_and_emit(DEPS, conn, kafka, now=now, limit=10) == fired
     async with db.pool.acquire() as conn:
         assert await due_backlog(conn, now) == 0
     assert REGISTRY.get_sample_value(MISSED_RUNS, {"missed_run_policy": policy}) == missed_before + missed
@@ -333,7 +335,7 @@ async def test_deleted_brands_and_organizations_produce_no_runs(db: Database, ka
         org_gone[0],
     )
     async with db.transaction() as conn:
-        assert await claim_and_emit(conn, kafka, now=now, limit=100) == 1
+        assert await claim_and_emit(DEPS, conn, kafka, now=now, limit=100) == 1
     fired = [r["schedule_id"] for r in await db.pool.fetch("SELECT schedule_id FROM schedule_runs")]
     assert fired == alive
 
@@ -345,18 +347,19 @@ async def test_claim_once_uses_the_runtime_transaction(db: Database, kafka: Kafk
             self.kafka = kafka
 
     await _seed(db, 3, next_run_at=datetime.now(UTC) - timedelta(seconds=1))
-    assert await claim_once(Runtime(), 10) == 3  # type: ignore[arg-type]
-    assert await claim_once(Runtime(), 10) == 0
+    assert await claim_once(DEPS, Runtime(), 10) == 3  # type: ignore[arg-type]
+    assert await claim_once(DEPS, Runtime(), 10) == 0
 
 
 async def test_restoring_a_brand_or_organization_brings_its_schedules_back_from_now(
     db: Database, database_url: str, stack: Any
 ) -> None:
-    from hopcast_scheduler.handlers import HANDLERS
     from hopcast_shared.consumer import EventConsumer
     from hopcast_shared.testing import as_record
 
-    consumer = EventConsumer("scheduler", db, HANDLERS, kafka=stack.kafka_settings, settings=_settings(database_url))
+    consumer = EventConsumer(
+        "scheduler", db, definition().handlers, kafka=stack.kafka_settings, settings=_settings(database_url)
+    )
     tenant = Tenant()
     for event in (
         tenant.event("OrganizationCreated"),
@@ -369,7 +372,7 @@ async def test_restoring_a_brand_or_organization_brings_its_schedules_back_from_
 
     await consumer.handle_record(as_record(tenant.event("BrandProfileDeleted", brand_profile_id=tenant.brand)))
     async with db.transaction() as conn:
-        assert await claim_and_emit(conn, stack.kafka_settings, now=datetime.now(UTC), limit=10) == 0
+        assert await claim_and_emit(DEPS, conn, stack.kafka_settings, now=datetime.now(UTC), limit=10) == 0
     await consumer.handle_record(as_record(tenant.event("BrandProfileRestored", brand_profile_id=tenant.brand)))
     row = await _schedule_row(db, schedule_id)
     assert row is not None and row["next_run_at"] > datetime.now(UTC)  # missed time while deleted is not owed
@@ -377,7 +380,7 @@ async def test_restoring_a_brand_or_organization_brings_its_schedules_back_from_
     await consumer.handle_record(as_record(tenant.event("OrganizationDeleted")))
     await db.pool.execute("UPDATE schedules SET next_run_at = $1", long_ago)
     async with db.transaction() as conn:
-        assert await claim_and_emit(conn, stack.kafka_settings, now=datetime.now(UTC), limit=10) == 0
+        assert await claim_and_emit(DEPS, conn, stack.kafka_settings, now=datetime.now(UTC), limit=10) == 0
     await consumer.handle_record(as_record(tenant.event("OrganizationRestored")))
     row = await _schedule_row(db, schedule_id)
     assert row is not None and row["next_run_at"] > datetime.now(UTC)
@@ -388,7 +391,7 @@ async def test_get_schedule_shows_status_next_runs_and_missed_count(db: Database
 
     (schedule_id,) = await _seed(db, 1, next_run_at=datetime(2027, 6, 1, 6, 0, tzinfo=UTC), policy="SKIP")
     async with db.transaction() as conn:
-        await claim_and_emit(conn, kafka, now=datetime(2027, 6, 2, 7, 0, tzinfo=UTC), limit=10)
+        await claim_and_emit(DEPS, conn, kafka, now=datetime(2027, 6, 2, 7, 0, tzinfo=UTC), limit=10)
 
     class Runtime:
         def __init__(self) -> None:
@@ -405,11 +408,12 @@ async def test_get_schedule_shows_status_next_runs_and_missed_count(db: Database
 
 
 async def test_a_paused_schedule_does_not_run_until_resumed(db: Database, database_url: str, stack: Any) -> None:
-    from hopcast_scheduler.handlers import HANDLERS
     from hopcast_shared.consumer import EventConsumer
     from hopcast_shared.testing import as_record
 
-    consumer = EventConsumer("scheduler", db, HANDLERS, kafka=stack.kafka_settings, settings=_settings(database_url))
+    consumer = EventConsumer(
+        "scheduler", db, definition().handlers, kafka=stack.kafka_settings, settings=_settings(database_url)
+    )
     tenant = Tenant()
     schedule_id = str(uuid.uuid4())
     for event in (
@@ -421,7 +425,7 @@ async def test_a_paused_schedule_does_not_run_until_resumed(db: Database, databa
         assert await consumer.handle_record(as_record(event)) == "handled"
     await db.pool.execute("UPDATE schedules SET next_run_at = now() - interval '1 minute'")
     async with db.transaction() as conn:
-        assert await claim_and_emit(conn, stack.kafka_settings, now=datetime.now(UTC), limit=10) == 0
+        assert await claim_and_emit(DEPS, conn, stack.kafka_settings, now=datetime.now(UTC), limit=10) == 0
     assert (await _schedule_row(db, schedule_id))["status"] == "PAUSED"
     await consumer.handle_record(as_record(tenant.event("ScheduleResumed", schedule_id=schedule_id)))
     row = await _schedule_row(db, schedule_id)

@@ -1,5 +1,7 @@
 """Billing's service layer: debits, refunds, grants and subscription periods, each in the
-consumer's transaction together with its ledger rows and outbox events.
+consumer's transaction together with its ledger rows and outbox events. Every handler loads
+through `deps.ledger` (adapters/ledger.py), decides in domain/ and writes through the ledger
+again; `DISPATCH` says which event each one handles.
 
 Idempotency: the inbox stops a redelivered event; beyond it, a debit is decided once per
 pending post (the debits row), a grant once per grant_id and a period once per
@@ -14,18 +16,18 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal
 
-import asyncpg
-
 from hopcast_billing import metrics
-from hopcast_billing.adapters import ledger
+from hopcast_billing.adapters.ledger import DebitClaim, DebitRow, Ledger
 from hopcast_billing.domain.debits import Balance, DebitRequest, Refused, Taken, decide
 from hopcast_billing.domain.pricing import PostPrice, Prices, price_of_post, publish_refund_due
+from hopcast_billing.domain.refunds import Debit, refund_of
 from hopcast_shared import projections
-from hopcast_shared.consumer import BatchedHandler, EventContext, Handler, PermanentError
+from hopcast_shared.consumer import EventContext, PermanentError
 from hopcast_shared.contract import (
     CreditsDebited,
     CreditsDebitRejected,
@@ -44,12 +46,23 @@ from hopcast_shared.contract import (
     ScheduleRunCompleted,
     SubscriptionActivated,
 )
+from hopcast_shared.db import Conn
+from hopcast_shared.dispatch import Dispatch, batched
 
 log = logging.getLogger(__name__)
-PRICES = Prices()
+
+
+@dataclass(frozen=True)
+class BillingDeps:
+    """What billing's handlers need besides the event: built in bootstrap.py."""
+
+    prices: Prices
+    # Billing's state in the event's transaction; unit tests give an in-memory fake.
+    ledger: Callable[[Conn], Ledger] = Ledger
 
 
 async def _usage(
+    book: Ledger,
     ctx: EventContext,
     action: LedgerAction,
     amount: int,
@@ -61,7 +74,7 @@ async def _usage(
     if amount == 0:
         return
     if period_end == "unknown":
-        period_end = await ledger.period_end_of(ctx.conn, ctx.envelope.organizationid)
+        period_end = await book.period_end_of(ctx.envelope.organizationid)
     await ctx.emit(
         CreditsUsage(action=action, amount=abs(amount), balance_after=balance_after, period_end=period_end),
         correlation_id=correlation,
@@ -71,105 +84,82 @@ async def _usage(
 # --- organizations ---------------------------------------------------------------------------
 
 
-async def organization_created(ctx: EventContext, data: OrganizationCreated) -> None:
+async def organization_created(deps: BillingDeps, ctx: EventContext, data: OrganizationCreated) -> None:
     await projections.upsert_organization(ctx.conn, data.organization_id, data.name)
-    await ledger.ensure_balance_row(ctx.conn, data.organization_id)
+    await deps.ledger(ctx.conn).ensure_balance_row(data.organization_id)
 
 
-async def organization_deleted(ctx: EventContext, data: OrganizationDeleted) -> None:
+async def organization_deleted(deps: BillingDeps, ctx: EventContext, data: OrganizationDeleted) -> None:
     await projections.set_organization_deleted(ctx.conn, data.organization_id, True)
 
 
-async def organization_restored(ctx: EventContext, data: OrganizationRestored) -> None:
+async def organization_restored(deps: BillingDeps, ctx: EventContext, data: OrganizationRestored) -> None:
     await projections.set_organization_deleted(ctx.conn, data.organization_id, False)
 
 
 # --- credits in ------------------------------------------------------------------------------
 
 
-async def subscription_activated(ctx: EventContext, data: SubscriptionActivated) -> None:
+async def subscription_activated(deps: BillingDeps, ctx: EventContext, data: SubscriptionActivated) -> None:
     """A new period: the previous period's unused credits expire and the plan's credits arrive,
     both as ledger rows. A period older than the current one changes nothing."""
+    book = deps.ledger(ctx.conn)
     org = ctx.envelope.organizationid
     start = data.period_start.astimezone(UTC).isoformat()
     key = f"period:{data.subscription_id}:{start}"
-    balance = await ledger.lock_balance(ctx.conn, org)
-    if await ledger.ledger_has(ctx.conn, org, key):
+    balance = await book.lock_balance(org)
+    if await book.ledger_has(org, key):
         return
-    current = await ctx.conn.fetchrow("SELECT period_start FROM subscriptions WHERE organization_id = $1", org)
-    if current is not None and current["period_start"] > data.period_start:
+    current_start = await book.period_start_of(org)
+    if current_start is not None and current_start > data.period_start:
         log.info("subscription period starting %s is older than the current one; ignored", start)
         return
-    await ctx.conn.execute(
-        """
-        INSERT INTO subscriptions (organization_id, subscription_id, plan, credits_total, period_start, period_end)
-        VALUES ($1, $2, $3, $4, $5, $6)
-        ON CONFLICT (organization_id) DO UPDATE SET subscription_id = EXCLUDED.subscription_id,
-            plan = EXCLUDED.plan, credits_total = EXCLUDED.credits_total,
-            period_start = EXCLUDED.period_start, period_end = EXCLUDED.period_end, updated_at = now()
-        """,
-        org,
-        data.subscription_id,
-        data.plan.value,
-        data.credits_total,
-        data.period_start,
-        data.period_end,
+    await book.start_period(
+        org, data.subscription_id, data.plan.value, data.credits_total, data.period_start, data.period_end
     )
     if balance.period:
-        after = await ledger.credit_balance(ctx.conn, org, -balance.period, 0)
-        await ledger.append_ledger(
-            ctx.conn,
-            org=org,
-            action=LedgerAction.SUBSCRIPTION.value,
-            period_amount=-balance.period,
-            topup_amount=0,
-            key=f"expire:{data.subscription_id}:{start}",
-            balance_after=after.total,
-        )
-    after = await ledger.credit_balance(ctx.conn, org, data.credits_total, 0)
-    await ledger.append_ledger(
-        ctx.conn,
-        org=org,
-        action=LedgerAction.SUBSCRIPTION.value,
-        period_amount=data.credits_total,
-        topup_amount=0,
-        key=key,
-        balance_after=after.total,
-    )
-    await _usage(ctx, LedgerAction.SUBSCRIPTION, data.credits_total - balance.period, after.total)
+        expire = f"expire:{data.subscription_id}:{start}"
+        await _credit(book, org, LedgerAction.SUBSCRIPTION, -balance.period, 0, expire)
+    after = await _credit(book, org, LedgerAction.SUBSCRIPTION, data.credits_total, 0, key)
+    await _usage(book, ctx, LedgerAction.SUBSCRIPTION, data.credits_total - balance.period, after.total)
 
 
-async def credits_granted(ctx: EventContext, data: CreditsGranted) -> None:
+async def credits_granted(deps: BillingDeps, ctx: EventContext, data: CreditsGranted) -> None:
+    book = deps.ledger(ctx.conn)
     org = ctx.envelope.organizationid
     key = f"grant:{data.grant_id}"
-    await ledger.lock_balance(ctx.conn, org)
-    if await ledger.ledger_has(ctx.conn, org, key):
+    await book.lock_balance(org)
+    if await book.ledger_has(org, key):
         return
-    after = await ledger.credit_balance(ctx.conn, org, 0, data.amount)
-    await ledger.append_ledger(
-        ctx.conn,
+    after = await _credit(book, org, LedgerAction.TOPUP, 0, data.amount, key)
+    await _usage(book, ctx, LedgerAction.TOPUP, data.amount, after.total)
+
+
+async def _credit(book: Ledger, org: uuid.UUID, action: LedgerAction, period: int, topup: int, key: str) -> Balance:
+    """Credit the buckets and write its ledger row, keyed once per organization."""
+    after = await book.credit_balance(org, period, topup)
+    await book.append_ledger(
         org=org,
-        action=LedgerAction.TOPUP.value,
-        period_amount=0,
-        topup_amount=data.amount,
+        action=action.value,
+        period_amount=period,
+        topup_amount=topup,
         key=key,
         balance_after=after.total,
     )
-    await _usage(ctx, LedgerAction.TOPUP, data.amount, after.total)
+    return after
 
 
 # --- the debit -------------------------------------------------------------------------------
 
 
-async def debit_for_pending_posts(items: Sequence[tuple[EventContext, PendingPostCreated]]) -> None:
+async def debit_for_pending_posts(deps: BillingDeps, items: Sequence[tuple[EventContext, PendingPostCreated]]) -> None:
     """GENERATE plus PUBLISH for each post's platforms, taken once or rejected once, in the
     order the posts came; for a batch of them, the same few statements as for one."""
-    conn = items[0][0].conn
-    prices = [price_of_post(PRICES, len(data.platforms)) for _, data in items]
-    claimed = await ledger.claim_debits(
-        conn,
+    book = deps.ledger(items[0][0].conn)
+    prices = [price_of_post(deps.prices, len(data.platforms)) for _, data in items]
+    claimed = await book.claim_debits(
         [
-            (
+            DebitClaim(
                 data.pending_post_id,
                 ctx.envelope.organizationid,
                 data.run_id,
@@ -193,37 +183,37 @@ async def debit_for_pending_posts(items: Sequence[tuple[EventContext, PendingPos
         deciding.append((ctx, data, price, organization_deleted))
     live = [(ctx.envelope.organizationid, price) for ctx, _, price, deleted in deciding if not deleted]
     # Locked in id order, so concurrent batches cannot deadlock.
-    locked = await ledger.lock_balances(conn, list({org for org, _ in live}))
+    locked = await book.lock_balances(list({org for org, _ in live}))
     decided = iter(
         decide({org: balance for org, (balance, _) in locked.items()}, [DebitRequest(o, p) for o, p in live])
     )
     decisions = [None if deleted else next(decided) for _, _, _, deleted in deciding]
     taken: dict[uuid.UUID, tuple[int, int]] = {}
-    rows: list[ledger.DebitRow] = []
+    rows: list[DebitRow] = []
     for (ctx, data, _, _), decision in zip(deciding, decisions, strict=True):
         if isinstance(decision, Taken):
             org = ctx.envelope.organizationid
             period, topup = taken.get(org, (0, 0))
             taken[org] = (period + decision.from_period, topup + decision.from_topup)
             rows.append(
-                ledger.DebitRow(
+                DebitRow(
                     data.pending_post_id, org, data.run_id, decision.from_period, decision.from_topup, decision.parts
                 )
             )
-    await ledger.take_credits(conn, taken)
-    await ledger.record_debits(conn, rows)
+    await book.take_credits(taken)
+    await book.record_debits(rows)
     for (ctx, data, price, _), decision in zip(deciding, decisions, strict=True):
         if decision is None:
             # Drafted before content learnt of the deletion (the topics are not ordered between
             # them): nothing is taken, and the run ends here as ORGANIZATION_INACTIVE.
-            await _reject(ctx, data, price.total, DebitRejectionReason.ORGANIZATION_INACTIVE)
+            await _reject(book, ctx, data, price.total, DebitRejectionReason.ORGANIZATION_INACTIVE)
         elif isinstance(decision, Refused):
-            await _reject(ctx, data, price.total, available=decision.available)
+            await _reject(book, ctx, data, price.total, available=decision.available)
         else:
             period_end = locked[ctx.envelope.organizationid][1]
             for part in decision.parts:
                 amount = part.from_period + part.from_topup
-                await _usage(ctx, part.action, amount, part.balance_after, period_end=period_end)
+                await _usage(book, ctx, part.action, amount, part.balance_after, period_end=period_end)
             await ctx.emit(
                 CreditsDebited(
                     pending_post_id=data.pending_post_id,
@@ -242,6 +232,7 @@ def _due_at(data: PendingPostCreated) -> datetime | None:
 
 
 async def _reject(
+    book: Ledger,
     ctx: EventContext,
     data: PendingPostCreated,
     requested: int,
@@ -253,20 +244,16 @@ async def _reject(
     (the organization never had credits of any kind) or ORGANIZATION_INACTIVE."""
     org = ctx.envelope.organizationid
     if available is None:
-        available = (await ledger.balance_of(ctx.conn, org)).total
+        available = (await book.balance_of(org)).total
     if reason is None:
-        ever_had_credits = await ledger.has_subscription(ctx.conn, org) or await ledger.has_entries(ctx.conn, org)
+        ever_had_credits = await book.has_subscription(org) or await book.has_entries(org)
         reason = DebitRejectionReason.INSUFFICIENT_CREDITS if ever_had_credits else DebitRejectionReason.NO_SUBSCRIPTION
     outcome = (
         RunOutcome.ORGANIZATION_INACTIVE
         if reason is DebitRejectionReason.ORGANIZATION_INACTIVE
         else RunOutcome.INSUFFICIENT_CREDITS
     )
-    await ctx.conn.execute(
-        "UPDATE debits SET status = 'REJECTED' WHERE organization_id = $1 AND pending_post_id = $2",
-        org,
-        data.pending_post_id,
-    )
+    await book.mark_debit_rejected(org, data.pending_post_id)
     await ctx.emit(
         CreditsDebitRejected(
             pending_post_id=data.pending_post_id,
@@ -293,91 +280,74 @@ async def _reject(
 # --- refunds ---------------------------------------------------------------------------------
 
 
-async def _locked_debit(ctx: EventContext, pending_post_id: uuid.UUID) -> asyncpg.Record | None:
+async def _locked_debit(book: Ledger, ctx: EventContext, pending_post_id: uuid.UUID) -> Debit | None:
     """The event's organization's debit for the pending post, locked; None when it has none.
     Refused when only another organization has one: never refunded to either."""
     org = ctx.envelope.organizationid
-    row = await ledger.locked_debit(ctx.conn, org, pending_post_id)
-    if row is None and await ledger.debited_elsewhere(ctx.conn, org, pending_post_id=pending_post_id):
+    debit = await book.locked_debit(org, pending_post_id)
+    if debit is None and await book.debited_elsewhere(org, pending_post_id=pending_post_id):
         raise PermanentError(f"pending post {pending_post_id} belongs to another organization")
-    return row
+    return debit
 
 
 async def _refund(
+    book: Ledger,
     ctx: EventContext,
-    debit: asyncpg.Record,
+    debit: Debit,
     amount: int,
     reason: RefundReason,
     key: str,
     platform: str | None,
 ) -> Balance | None:
-    """Give back `amount`: to the period bucket up to what it gave, then to top-ups."""
-    org = debit["organization_id"]
-    left_period = debit["from_period"] - debit["refunded_period"]
-    left_topup = debit["from_topup"] - debit["refunded_topup"]
-    amount = min(amount, left_period + left_topup)  # never more than was debited
-    if amount <= 0:
+    """Give back `amount` (domain/refunds.py says from which bucket), with its ledger row."""
+    refund = refund_of(debit, amount)
+    if refund is None:
         return None
-    to_period = min(amount, left_period)
-    to_topup = amount - to_period
-    await ledger.lock_balance(ctx.conn, org)
-    after = await ledger.credit_balance(ctx.conn, org, to_period, to_topup)
-    await ctx.conn.execute(
-        """
-        UPDATE debits SET refunded_period = refunded_period + $3, refunded_topup = refunded_topup + $4
-        WHERE organization_id = $1 AND pending_post_id = $2
-        """,
-        org,
-        debit["pending_post_id"],
-        to_period,
-        to_topup,
-    )
-    await ledger.append_ledger(
-        ctx.conn,
+    org = debit.organization_id
+    await book.lock_balance(org)
+    after = await book.credit_balance(org, refund.to_period, refund.to_topup)
+    await book.record_refund(debit, refund.to_period, refund.to_topup)
+    await book.append_ledger(
         org=org,
         action=LedgerAction.REFUND.value,
-        period_amount=to_period,
-        topup_amount=to_topup,
+        period_amount=refund.to_period,
+        topup_amount=refund.to_topup,
         key=key,
         balance_after=after.total,
-        pending_post_id=debit["pending_post_id"],
-        run_id=debit["run_id"],
+        pending_post_id=debit.pending_post_id,
+        run_id=debit.run_id,
         platform=platform,
     )
     await ctx.emit(
         CreditsRefunded(
-            pending_post_id=debit["pending_post_id"],
-            run_id=debit["run_id"],
-            amount=amount,
+            pending_post_id=debit.pending_post_id,
+            run_id=debit.run_id,
+            amount=refund.amount,
             balance_after=after.total,
             reason=reason,
         ),
-        correlation_id=str(debit["run_id"]),
+        correlation_id=str(debit.run_id),
     )
-    await _usage(ctx, LedgerAction.REFUND, amount, after.total, correlation=str(debit["run_id"]))
+    await _usage(book, ctx, LedgerAction.REFUND, refund.amount, after.total, correlation=str(debit.run_id))
     return after
 
 
-async def refund_failed_platform(ctx: EventContext, data: PostPublishFailed) -> None:
-    debit = await _locked_debit(ctx, data.pending_post_id)
+async def refund_failed_platform(deps: BillingDeps, ctx: EventContext, data: PostPublishFailed) -> None:
+    book = deps.ledger(ctx.conn)
+    debit = await _locked_debit(book, ctx, data.pending_post_id)
     platform = data.platform.value
-    if debit is None or debit["status"] != "DEBITED" or debit["rejected_at"] is not None:
+    if debit is None or not debit.refundable:
         return
-    if platform not in debit["platforms"] or platform in debit["failed_platforms"]:
+    if platform not in debit.platforms or platform in debit.failed_platforms:
         return  # not a platform of this post, or already refunded
-    failed = [*debit["failed_platforms"], platform]
-    await ctx.conn.execute(
-        "UPDATE debits SET failed_platforms = $3 WHERE organization_id = $1 AND pending_post_id = $2",
-        debit["organization_id"],
-        data.pending_post_id,
-        failed,
-    )
-    refunded_publish = debit["refunded_period"] + debit["refunded_topup"]
-    due = publish_refund_due(PRICES, len(debit["platforms"]), len(failed), refunded_publish)
-    await _refund(ctx, debit, due, RefundReason.PUBLISH_FAILED, f"refund:{data.pending_post_id}:{platform}", platform)
+    failed = [*debit.failed_platforms, platform]
+    await book.record_failed_platforms(debit, failed)
+    due = publish_refund_due(deps.prices, len(debit.platforms), len(failed), debit.refunded)
+    key = f"refund:{data.pending_post_id}:{platform}"
+    await _refund(book, ctx, debit, due, RefundReason.PUBLISH_FAILED, key, platform)
 
 
-async def refund_rejected_run(ctx: EventContext, data: ScheduleRunCompleted) -> None:
+async def refund_rejected_run(deps: BillingDeps, ctx: EventContext, data: ScheduleRunCompleted) -> None:
     """The whole debit, once, when the publisher ended the run REJECTED.
 
     Not on PendingPostRejected itself (docs/contract.md): the publisher decides whether a
@@ -387,38 +357,29 @@ async def refund_rejected_run(ctx: EventContext, data: ScheduleRunCompleted) -> 
     """
     if data.outcome is not RunOutcome.REJECTED:
         return
+    book = deps.ledger(ctx.conn)
     org = ctx.envelope.organizationid
-    pending_post_id = await ledger.debit_of_run(ctx.conn, org, data.run_id)
+    pending_post_id = await book.debit_of_run(org, data.run_id)
     if pending_post_id is None:
-        if await ledger.debited_elsewhere(ctx.conn, org, run_id=data.run_id):
+        if await book.debited_elsewhere(org, run_id=data.run_id):
             raise PermanentError(f"run {data.run_id} belongs to another organization")
         log.warning("run %s ended REJECTED but billing has no debit for it; nothing to refund", data.run_id)
         return
-    debit = await _locked_debit(ctx, pending_post_id)
-    if debit is None or debit["status"] != "DEBITED" or debit["rejected_at"] is not None:
+    debit = await _locked_debit(book, ctx, pending_post_id)
+    if debit is None or not debit.refundable:
         return
-    await ctx.conn.execute(
-        "UPDATE debits SET rejected_at = now() WHERE organization_id = $1 AND pending_post_id = $2",
-        org,
-        pending_post_id,
-    )
-    await _refund(
-        ctx,
-        debit,
-        debit["from_period"] + debit["from_topup"],
-        RefundReason.PENDING_POST_REJECTED,
-        f"reject:{debit['pending_post_id']}",
-        None,
-    )
+    await book.mark_rejection_refunded(debit)
+    key = f"reject:{debit.pending_post_id}"
+    await _refund(book, ctx, debit, debit.taken, RefundReason.PENDING_POST_REJECTED, key, None)
 
 
-HANDLERS: dict[str, Handler] = {
+DISPATCH: Dispatch = {
     "OrganizationCreated": organization_created,
     "OrganizationDeleted": organization_deleted,
     "OrganizationRestored": organization_restored,
     "SubscriptionActivated": subscription_activated,
     "CreditsGranted": credits_granted,
-    "PendingPostCreated": BatchedHandler(debit_for_pending_posts),
+    "PendingPostCreated": batched(debit_for_pending_posts),
     "PostPublishFailed": refund_failed_platform,
     "ScheduleRunCompleted": refund_rejected_run,
 }

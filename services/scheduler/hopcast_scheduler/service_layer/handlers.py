@@ -1,5 +1,7 @@
 """The scheduler's service layer: each inbound event loads, decides and writes in the
-consumer's transaction; `claim_and_emit` fires due schedules.
+consumer's transaction through `deps.repository` (adapters/repository.py); `claim_and_emit`
+fires due schedules, called by the tick loop (entrypoints/tick.py). `DISPATCH` says which
+event each handler takes.
 
 Every ScheduleDue starts a run: it gets a fresh run_id (the saga's correlation id) and a
 trace of its own, and is written to the outbox in the transaction that records the run.
@@ -9,21 +11,23 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import Enum
-from typing import Any
+from typing import Any, cast
 
-import asyncpg
 from opentelemetry.context import Context
 from opentelemetry.trace import SpanKind
 
 from hopcast_scheduler import metrics
-from hopcast_scheduler.adapters import repository as repo
+from hopcast_scheduler.adapters.repository import ScheduleRepository
 from hopcast_scheduler.domain.due import MISSED_AFTER, MissedRunPolicy, plan_due
 from hopcast_scheduler.domain.recurrence import Recurrence, next_run
 from hopcast_scheduler.domain.rules import ScheduleStatus, schedule_problems, status_after_outcome
+from hopcast_scheduler.domain.schedules import Schedule
 from hopcast_shared import projections
-from hopcast_shared.consumer import EventContext, Handler, PermanentError
+from hopcast_shared.consumer import EventContext, PermanentError
 from hopcast_shared.contract import (
     BrandProfileCreated,
     BrandProfileDeleted,
@@ -43,7 +47,8 @@ from hopcast_shared.contract import (
     ScheduleUpdated,
 )
 from hopcast_shared.db import Conn
-from hopcast_shared.outbox import OutboxRow, event_rows, write_outbox
+from hopcast_shared.dispatch import Dispatch
+from hopcast_shared.outbox import OutboxRow, event_rows
 from hopcast_shared.settings import KafkaSettings
 from hopcast_shared.telemetry import inject_headers, tracer
 
@@ -51,35 +56,46 @@ log = logging.getLogger(__name__)
 SOURCE = "hopcast/scheduler"
 
 
-def _value(item: Any) -> Any:
-    return item.value if isinstance(item, Enum) else item
-
-
 def now_utc() -> datetime:
     return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class SchedulerDeps:
+    """What the scheduler's handlers need besides the event: built in bootstrap.py."""
+
+    # The scheduler's state in the event's transaction; unit tests give an in-memory fake.
+    repository: Callable[[Conn], ScheduleRepository] = ScheduleRepository
+    clock: Callable[[], datetime] = now_utc
+
+
+def _value(item: Any) -> Any:
+    return item.value if isinstance(item, Enum) else item
 
 
 # --- organizations and brands (the local projection) -------------------------------------
 
 
-async def organization_created(ctx: EventContext, data: OrganizationCreated) -> None:
+async def organization_created(deps: SchedulerDeps, ctx: EventContext, data: OrganizationCreated) -> None:
     await projections.upsert_organization(ctx.conn, data.organization_id, data.name)
 
 
-async def organization_deleted(ctx: EventContext, data: OrganizationDeleted) -> None:
+async def organization_deleted(deps: SchedulerDeps, ctx: EventContext, data: OrganizationDeleted) -> None:
     await projections.set_organization_deleted(ctx.conn, data.organization_id, True)
 
 
-async def organization_restored(ctx: EventContext, data: OrganizationRestored) -> None:
+async def organization_restored(deps: SchedulerDeps, ctx: EventContext, data: OrganizationRestored) -> None:
     await projections.set_organization_deleted(ctx.conn, data.organization_id, False)
     # Runs that fell due while it was deleted are not owed: start again from now.
-    await _reschedule_from_now(
-        ctx.conn, await repo.schedules_to_reschedule(ctx.conn, organization_id=data.organization_id)
-    )
+    repo = deps.repository(ctx.conn)
+    await _reschedule_from_now(deps, repo, await repo.schedules_to_reschedule(organization_id=data.organization_id))
 
 
-async def brand_upserted(ctx: EventContext, data: BrandProfileCreated | BrandProfileUpdated) -> None:
-    ok = await repo.upsert_brand(ctx.conn, data.brand_profile_id, ctx.envelope.organizationid, data.name, data.timezone)
+async def brand_upserted(
+    deps: SchedulerDeps, ctx: EventContext, data: BrandProfileCreated | BrandProfileUpdated
+) -> None:
+    repo = deps.repository(ctx.conn)
+    ok = await repo.upsert_brand(data.brand_profile_id, ctx.envelope.organizationid, data.name, data.timezone)
     if not ok:
         raise PermanentError(f"brand {data.brand_profile_id} belongs to another organization")
 
@@ -95,47 +111,46 @@ async def _set_brand_deleted(ctx: EventContext, brand_id: uuid.UUID, deleted: bo
     return False
 
 
-async def brand_deleted(ctx: EventContext, data: BrandProfileDeleted) -> None:
+async def brand_deleted(deps: SchedulerDeps, ctx: EventContext, data: BrandProfileDeleted) -> None:
     await _set_brand_deleted(ctx, data.brand_profile_id, True)
 
 
-async def brand_restored(ctx: EventContext, data: BrandProfileRestored) -> None:
+async def brand_restored(deps: SchedulerDeps, ctx: EventContext, data: BrandProfileRestored) -> None:
     if await _set_brand_deleted(ctx, data.brand_profile_id, False):
-        await _reschedule_from_now(
-            ctx.conn,
-            await repo.schedules_to_reschedule(
-                ctx.conn, organization_id=ctx.envelope.organizationid, brand_id=data.brand_profile_id
-            ),
+        repo = deps.repository(ctx.conn)
+        schedules = await repo.schedules_to_reschedule(
+            organization_id=ctx.envelope.organizationid, brand_id=data.brand_profile_id
         )
+        await _reschedule_from_now(deps, repo, schedules)
 
 
-async def _reschedule_from_now(conn: Conn, rows: list[asyncpg.Record]) -> None:
-    now = now_utc()
-    for row in rows:
-        await repo.update_schedule(conn, row["id"], next_run_at=next_run(repo.recurrence_of(row), now))
+async def _reschedule_from_now(deps: SchedulerDeps, repo: ScheduleRepository, schedules: list[Schedule]) -> None:
+    now = deps.clock()
+    for schedule in schedules:
+        await repo.update_schedule(schedule.id, next_run_at=next_run(schedule.recurrence(), now))
 
 
 # --- schedules -------------------------------------------------------------------------------
 
 
-async def schedule_upserted(ctx: EventContext, data: ScheduleCreated | ScheduleUpdated) -> None:
+async def schedule_upserted(deps: SchedulerDeps, ctx: EventContext, data: ScheduleCreated | ScheduleUpdated) -> None:
+    repo = deps.repository(ctx.conn)
     org = ctx.envelope.organizationid
     times = list(data.times)
     days = [int(d) for d in data.days_of_week]
     problems = schedule_problems(times, days)
-    brand = await repo.brand_of(ctx.conn, data.brand_profile_id)
-    if brand is None:
+    brand_owner = await repo.brand_owner(data.brand_profile_id)
+    if brand_owner is None:
         problems.append(f"unknown brand_profile_id {data.brand_profile_id} for this organization")
-    elif brand["organization_id"] != org:
+    elif brand_owner != org:
         problems.append(f"brand {data.brand_profile_id} belongs to another organization")
-    existing = await repo.schedule(ctx.conn, data.schedule_id, lock=True)
-    if existing is not None and existing["organization_id"] != org:
+    existing = await repo.schedule(data.schedule_id, lock=True)
+    if existing is not None and existing.organization_id != org:
         problems.append(f"schedule {data.schedule_id} belongs to another organization")
     if problems:
         raise PermanentError("invalid schedule: " + "; ".join(problems))
     rule = Recurrence.parse(data.timezone, times, days)
     await repo.upsert_schedule(
-        ctx.conn,
         {
             "id": data.schedule_id,
             "organization_id": org,
@@ -148,99 +163,103 @@ async def schedule_upserted(ctx: EventContext, data: ScheduleCreated | ScheduleU
             "generation_mode": _value(data.generation_mode),
             "missed_run_policy": _value(data.missed_run_policy),
             "is_active": data.is_active,
-            "next_run_at": next_run(rule, now_utc()),
+            "next_run_at": next_run(rule, deps.clock()),
         },
     )
 
 
-async def _owned_schedule(ctx: EventContext, schedule_id: uuid.UUID) -> asyncpg.Record:
-    return _owned(ctx, schedule_id, await repo.schedule(ctx.conn, schedule_id, lock=True))
+async def _owned_schedule(repo: ScheduleRepository, ctx: EventContext, schedule_id: uuid.UUID) -> Schedule:
+    return _owned(ctx, schedule_id, await repo.schedule(schedule_id, lock=True))
 
 
-def _owned(ctx: EventContext, schedule_id: uuid.UUID, row: asyncpg.Record | None) -> asyncpg.Record:
-    """The schedule row, when it is the event's organization's; PermanentError otherwise."""
-    if row is None:
+def _owned(ctx: EventContext, schedule_id: uuid.UUID, schedule: Schedule | None) -> Schedule:
+    """The schedule, when it is the event's organization's; PermanentError otherwise."""
+    if schedule is None:
         raise PermanentError(f"unknown schedule {schedule_id} for this organization")
-    if row["organization_id"] != ctx.envelope.organizationid:
+    if schedule.organization_id != ctx.envelope.organizationid:
         raise PermanentError(f"schedule {schedule_id} belongs to another organization")
-    return row
+    return schedule
 
 
-async def schedule_paused(ctx: EventContext, data: SchedulePaused) -> None:
-    await _owned_schedule(ctx, data.schedule_id)
-    await repo.update_schedule(ctx.conn, data.schedule_id, status=ScheduleStatus.PAUSED.value)
+async def schedule_paused(deps: SchedulerDeps, ctx: EventContext, data: SchedulePaused) -> None:
+    repo = deps.repository(ctx.conn)
+    await _owned_schedule(repo, ctx, data.schedule_id)
+    await repo.update_schedule(data.schedule_id, status=ScheduleStatus.PAUSED.value)
 
 
-async def schedule_resumed(ctx: EventContext, data: ScheduleResumed) -> None:
-    row = await _owned_schedule(ctx, data.schedule_id)
+async def schedule_resumed(deps: SchedulerDeps, ctx: EventContext, data: ScheduleResumed) -> None:
+    repo = deps.repository(ctx.conn)
+    schedule = await _owned_schedule(repo, ctx, data.schedule_id)
     await repo.update_schedule(
-        ctx.conn,
         data.schedule_id,
         status=ScheduleStatus.ACTIVE.value,
         consecutive_errors=0,
-        next_run_at=next_run(repo.recurrence_of(row), now_utc()),
+        next_run_at=next_run(schedule.recurrence(), deps.clock()),
     )
 
 
-async def schedule_deleted(ctx: EventContext, data: ScheduleDeleted) -> None:
-    row = await _owned_schedule(ctx, data.schedule_id)
-    if row["deleted_at"] is None:
-        await repo.update_schedule(ctx.conn, data.schedule_id, deleted_at=now_utc())
+async def schedule_deleted(deps: SchedulerDeps, ctx: EventContext, data: ScheduleDeleted) -> None:
+    repo = deps.repository(ctx.conn)
+    schedule = await _owned_schedule(repo, ctx, data.schedule_id)
+    if schedule.deleted_at is None:
+        await repo.update_schedule(data.schedule_id, deleted_at=deps.clock())
 
 
-async def material_submitted(ctx: EventContext, data: MaterialSubmitted) -> None:
+async def material_submitted(deps: SchedulerDeps, ctx: EventContext, data: MaterialSubmitted) -> None:
     """A new material lifts EXHAUSTED from the brand's schedules (another organization's
     brand is refused: its schedules are not this organization's to wake)."""
     org = ctx.envelope.organizationid
     if await projections.owned_by_another(ctx.conn, "brands", data.brand_profile_id, org):
         raise PermanentError(f"brand {data.brand_profile_id} belongs to another organization")
-    for row in await repo.schedules_to_reschedule(ctx.conn, organization_id=org, brand_id=data.brand_profile_id):
-        if row["status"] == ScheduleStatus.EXHAUSTED.value:
+    repo = deps.repository(ctx.conn)
+    for schedule in await repo.schedules_to_reschedule(organization_id=org, brand_id=data.brand_profile_id):
+        if schedule.status == ScheduleStatus.EXHAUSTED.value:
             await repo.update_schedule(
-                ctx.conn,
-                row["id"],
+                schedule.id,
                 status=ScheduleStatus.ACTIVE.value,
-                next_run_at=next_run(repo.recurrence_of(row), now_utc()),
+                next_run_at=next_run(schedule.recurrence(), deps.clock()),
             )
 
 
-async def trigger_requested(ctx: EventContext, data: ScheduleTriggerRequested) -> None:
+async def trigger_requested(deps: SchedulerDeps, ctx: EventContext, data: ScheduleTriggerRequested) -> None:
     """Post now: one run at once. The inbox makes it once per trigger event; the run row's
     unique trigger_event_id makes it once even if the inbox were bypassed."""
-    row = _owned(ctx, data.schedule_id, await repo.trigger_target(ctx.conn, data.schedule_id))
-    if row["deleted_at"] is not None:
+    repo = deps.repository(ctx.conn)
+    target = await repo.trigger_target(data.schedule_id)
+    schedule = _owned(ctx, data.schedule_id, None if target is None else target[0])
+    if schedule.deleted_at is not None:
         log.info("trigger for deleted schedule %s ignored", data.schedule_id)
         return
-    if not row["active"]:
+    if target is None or not target[1]:
         log.info("trigger for schedule %s of an inactive brand or organization ignored", data.schedule_id)
         return
     run_id = uuid.uuid4()
-    due_at = now_utc()
-    if await repo.insert_trigger_run(ctx.conn, run_id, row, due_at, ctx.envelope.id):
-        await ctx.emit(_schedule_due(row, run_id, due_at), correlation_id=str(run_id))
+    due_at = deps.clock()
+    if await repo.insert_trigger_run(run_id, schedule, due_at, ctx.envelope.id):
+        await ctx.emit(_schedule_due(schedule, run_id, due_at), correlation_id=str(run_id))
 
 
 # --- outcomes --------------------------------------------------------------------------------
 
 
-async def run_completed(ctx: EventContext, data: ScheduleRunCompleted) -> None:
+async def run_completed(deps: SchedulerDeps, ctx: EventContext, data: ScheduleRunCompleted) -> None:
+    repo = deps.repository(ctx.conn)
     outcome = _value(data.outcome)
     org = ctx.envelope.organizationid
-    row = await repo.complete_run(ctx.conn, data.run_id, org, outcome, data.completed_at)
-    if row is None:
-        if await repo.run_owned_by_another(ctx.conn, data.run_id, org):
+    schedule = await repo.complete_run(data.run_id, org, outcome, data.completed_at)
+    if schedule is None:
+        if await repo.run_owned_by_another(data.run_id, org):
             # Never ends, nor counts against the schedule of, another organization's run.
             raise PermanentError(f"run {data.run_id} belongs to another organization")
         return  # not one of ours, or already recorded
-    status, streak = status_after_outcome(ScheduleStatus(row["status"]), row["consecutive_errors"], outcome)
-    await repo.update_schedule(
-        ctx.conn, row["id"], status=status.value, consecutive_errors=streak, last_outcome=outcome
-    )
-    if status is not ScheduleStatus(row["status"]):
-        log.info("schedule %s is now %s after %s", row["id"], status.value, outcome)
+    before = ScheduleStatus(schedule.status)
+    status, streak = status_after_outcome(before, schedule.consecutive_errors, outcome)
+    await repo.update_schedule(schedule.id, status=status.value, consecutive_errors=streak, last_outcome=outcome)
+    if status is not before:
+        log.info("schedule %s is now %s after %s", schedule.id, status.value, outcome)
 
 
-HANDLERS: dict[str, Handler] = {
+DISPATCH: Dispatch = {
     "OrganizationCreated": organization_created,
     "OrganizationDeleted": organization_deleted,
     "OrganizationRestored": organization_restored,
@@ -262,46 +281,44 @@ HANDLERS: dict[str, Handler] = {
 # --- claiming due schedules ------------------------------------------------------------------
 
 
-def _schedule_due(row: asyncpg.Record, run_id: uuid.UUID, due_at: datetime) -> ScheduleDue:
+def _schedule_due(schedule: Schedule, run_id: uuid.UUID, due_at: datetime) -> ScheduleDue:
     return ScheduleDue(
         run_id=run_id,
-        schedule_id=row["id"],
-        brand_profile_id=row["brand_profile_id"],
+        schedule_id=schedule.id,
+        brand_profile_id=schedule.brand_profile_id,
         due_at=due_at,
-        platforms=list(row["platforms"]),
+        platforms=cast(Any, list(schedule.platforms)),  # the contract validates the names
         target_pillar=None,
     )
 
 
-async def claim_and_emit(conn: Conn, kafka: KafkaSettings, *, now: datetime, limit: int) -> int:
+async def claim_and_emit(deps: SchedulerDeps, conn: Conn, kafka: KafkaSettings, *, now: datetime, limit: int) -> int:
     """In the caller's transaction: claim due schedules, record their runs, write their
     ScheduleDue events to the outbox and advance next_run_at. Returns the runs fired."""
-    claimed = await repo.claim_due_schedules(conn, now, limit)
+    repo = deps.repository(conn)
+    claimed = await repo.claim_due_schedules(now, limit)
     if not claimed:
         return 0
-    planned: list[tuple[asyncpg.Record, uuid.UUID, datetime, str]] = []
+    planned: list[tuple[Schedule, uuid.UUID, datetime, str]] = []
     updates = []
-    for row in claimed:
-        plan = plan_due(repo.recurrence_of(row), row["next_run_at"], now, MissedRunPolicy(row["missed_run_policy"]))
+    for schedule in claimed:
+        assert schedule.next_run_at is not None  # the claim takes only due schedules
+        policy = schedule.missed_run_policy
+        plan = plan_due(schedule.recurrence(), schedule.next_run_at, now, MissedRunPolicy(policy))
         if plan.missed:
-            metrics.MISSED_RUNS.labels(row["missed_run_policy"]).inc(plan.missed)
+            metrics.MISSED_RUNS.labels(policy).inc(plan.missed)
             log.warning(
-                "schedule %s missed %d run(s); policy %s fires %d",
-                row["id"],
-                plan.missed,
-                row["missed_run_policy"],
-                len(plan.fire),
+                "schedule %s missed %d run(s); policy %s fires %d", schedule.id, plan.missed, policy, len(plan.fire)
             )
         for due_at in plan.fire:
             kind = "SCHEDULED" if now - due_at <= MISSED_AFTER else "CATCH_UP"
-            planned.append((row, uuid.uuid4(), due_at, kind))
-        updates.append((row["id"], plan.next_run_at, plan.missed, plan.fire[-1] if plan.fire else None))
+            planned.append((schedule, uuid.uuid4(), due_at, kind))
+        updates.append((schedule.id, plan.next_run_at, plan.missed, plan.fire[-1] if plan.fire else None))
     inserted = await repo.insert_runs(
-        conn,
-        [(run_id, row["id"], row["organization_id"], due_at, kind) for row, run_id, due_at, kind in planned],
+        [(run_id, s.id, s.organization_id, due_at, kind) for s, run_id, due_at, kind in planned],
     )
     rows: list[OutboxRow] = []
-    for row, run_id, due_at, _kind in planned:
+    for schedule, run_id, due_at, _kind in planned:
         if run_id not in inserted:
             continue
         # Each run is the root of its own trace: everything the saga does joins it.
@@ -314,14 +331,14 @@ async def claim_and_emit(conn: Conn, kafka: KafkaSettings, *, now: datetime, lim
             trace = inject_headers()
         rows += event_rows(
             kafka,
-            [_schedule_due(row, run_id, due_at)],
-            organization_id=row["organization_id"],
+            [_schedule_due(schedule, run_id, due_at)],
+            organization_id=schedule.organization_id,
             source=SOURCE,
             correlation_id=str(run_id),
             causation_id=None,
             trace=trace,
         )
-    await write_outbox(conn, rows)
-    await repo.advance_schedules(conn, updates)
+    await repo.write_outbox(rows)
+    await repo.advance_schedules(updates)
     metrics.RUNS_FIRED.inc(len(rows))
     return len(rows)

@@ -1,0 +1,1 @@
+"""Billing's service layer: each event loads, decides (domain/) and writes through adapters/."""
