@@ -1,6 +1,7 @@
-"""The near-duplicate check: how close a draft (and its material) comes to what the same
-organization drafted or published in the window. Never across organizations: every
-statement filters on organization_id.
+"""The content_embeddings table: the vectors kept, and the near-duplicate check over them:
+how close a draft (and its material) comes to what the same organization drafted or
+published in the window. Never across organizations: every statement filters on
+organization_id.
 
 Three steps, cheapest first:
 
@@ -28,9 +29,38 @@ from datetime import datetime
 from enum import StrEnum
 
 from hopcast_content.domain.duplicates import Verdict
+from hopcast_content.domain.embedding import Embedding
 from hopcast_shared.db import Conn
 
 DRAFT_KINDS = ("PENDING_POST", "POST")
+
+
+async def insert_embeddings(conn: Conn, rows: Sequence[Embedding]) -> None:
+    """Insert embeddings (one kept per kind and source): one pipelined round trip for all."""
+    if not rows:
+        return
+    await conn.executemany(
+        """
+        INSERT INTO content_embeddings (organization_id, brand_profile_id, kind, source_id, material_id,
+                                        content_hash, material_hash, embedding, created_at)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, coalesce($9, now()))
+        ON CONFLICT (kind, source_id) DO NOTHING
+        """,
+        [
+            (
+                r.organization_id,
+                r.brand_profile_id,
+                r.kind,
+                r.source_id,
+                r.material_id,
+                r.content_hash,
+                r.material_hash,
+                list(r.embedding),
+                r.created_at,
+            )
+            for r in rows
+        ],
+    )
 
 
 class SearchMode(StrEnum):
