@@ -28,7 +28,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
-from hopcast_content.domain.duplicates import Verdict
+from hopcast_content.adapters.sql import Repository
+from hopcast_content.config import ContentSettings
+from hopcast_content.domain.duplicates import DraftToCheck, Verdict
 from hopcast_content.domain.embedding import Embedding
 from hopcast_shared.db import Conn
 
@@ -230,3 +232,24 @@ async def check(
         material_similarity=max(0.0, float(value)) if value is not None else 0.0,
         exact_copy=bool(row["exact_copy"]),
     )
+
+
+class Duplicates(Repository):
+    """The check as a run makes it, with content's search settings."""
+
+    async def check(
+        self, org_id: uuid.UUID, since: datetime, draft: DraftToCheck, settings: ContentSettings
+    ) -> Verdict:
+        return await check(
+            self.conn,
+            org_id,
+            since,
+            draft_vector=draft.draft_vector,
+            draft_hash=draft.draft_hash,
+            material_id=draft.material_id,
+            material_vector=draft.material_vector,
+            material_hash=draft.material_hash,
+            exact_max_rows=settings.dedup_exact_max_rows,
+            ef_search=settings.hnsw_ef_search,
+            max_scan_tuples=settings.hnsw_max_scan_tuples,
+        )

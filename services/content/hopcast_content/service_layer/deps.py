@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from hopcast_content.adapters.dedup import Duplicates
 from hopcast_content.adapters.materials import Materials
 from hopcast_content.adapters.posts import Posts
 from hopcast_content.adapters.projections import Projections
@@ -26,6 +27,7 @@ class ContentDeps:
     materials: Callable[[Conn], Materials] = Materials
     runs: Callable[[Conn], Runs] = Runs
     posts: Callable[[Conn], Posts] = Posts
+    duplicates: Callable[[Conn], Duplicates] = Duplicates
 
     def __post_init__(self) -> None:
         if self.embedder.dim != self.settings.embedding_dim:

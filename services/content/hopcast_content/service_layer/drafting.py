@@ -9,10 +9,9 @@ import time
 import uuid
 
 from hopcast_content import metrics
-from hopcast_content.adapters import dedup
 from hopcast_content.domain.angles import choose_angle
 from hopcast_content.domain.drafting import DraftRequest, finalise
-from hopcast_content.domain.duplicates import band
+from hopcast_content.domain.duplicates import DraftToCheck, band
 from hopcast_content.domain.embedding import Embedding, EmbeddingError, content_hash
 from hopcast_content.domain.materials import embedding_text, run_rng
 from hopcast_content.domain.selection import Strategy, order_candidates, pillar_named
@@ -57,7 +56,7 @@ async def draft_run(deps: ContentDeps, ctx: EventContext, data: ScheduleDue, bat
     choice = choose_angle(batch.angle_stats[data.brand_profile_id], rng)
     voice = brand.voice()
     platforms = tuple(Platform(p) for p in data.platforms)
-    materials = deps.materials(conn)
+    materials, duplicates = deps.materials(conn), deps.duplicates(conn)
 
     for candidate in ordered[: settings.max_candidates]:
         material = await materials.to_draft(candidate.material_id, org)
@@ -74,19 +73,8 @@ async def draft_run(deps: ContentDeps, ctx: EventContext, data: ScheduleDue, bat
         # The check must see the drafts the batch's earlier runs made in this organization.
         await batch.write_drafts(org)
         checked = time.perf_counter()
-        verdict = await dedup.check(
-            conn,
-            org,
-            batch.since,
-            draft_vector=vector,
-            draft_hash=draft_hash,
-            material_id=material.id,
-            material_vector=material.embedding,
-            material_hash=material_hash,
-            exact_max_rows=settings.dedup_exact_max_rows,
-            ef_search=settings.hnsw_ef_search,
-            max_scan_tuples=settings.hnsw_max_scan_tuples,
-        )
+        draft_check = DraftToCheck(material.id, vector, draft_hash, material_hash, material.embedding)
+        verdict = await duplicates.check(org, batch.since, draft_check, settings)
         metrics.DEDUP_SECONDS.observe(time.perf_counter() - checked)
         metrics.SIMILARITY.labels(band(verdict.draft_similarity, settings.similarity_threshold).value).inc()
         if verdict.too_similar(settings.similarity_threshold):
