@@ -1,6 +1,6 @@
-"""Content's service layer on the real database: events handled as the consumer does (inbox,
+"""Runs and materials on the real database: events handled as the consumer does (inbox,
 outbox, dead letters). Given these events, expect those rows and those events in the outbox
-(the relay is not running here; the Kafka path is in test_content_kafka.py)."""
+(the relay is not running here; the Kafka path is in test_runs_through_kafka.py)."""
 
 from __future__ import annotations
 
