@@ -1,24 +1,27 @@
-"""Wiring: settings, the embedder and the generator, content's handlers, consumed topics,
-background loops and HTTP routes; and the migrations rendered for the configured dimension."""
+"""Wiring: settings, the embedder and the generator into content's dependencies, its dispatch
+map bound to them, consumed topics, background loops and HTTP routes; and the migrations
+rendered for the configured dimension."""
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import tempfile
 from pathlib import Path
 
-from hopcast_content.adapters import repository as repo
 from hopcast_content.adapters.embedders import make_embedder
 from hopcast_content.adapters.generators import make_generator
+from hopcast_content.adapters.purge import purge as purge_content
 from hopcast_content.config import ContentSettings
 from hopcast_content.domain.drafting import Generator
 from hopcast_content.domain.embedding import Embedder
 from hopcast_content.entrypoints.http import routes
-from hopcast_content.handlers import ContentService
+from hopcast_content.entrypoints.processing import material_processing_loop
+from hopcast_content.service_layer.deps import ContentDeps
+from hopcast_content.service_layer.dispatch import DISPATCH
 from hopcast_shared.db import Conn
+from hopcast_shared.dispatch import bind
 from hopcast_shared.retention import Purge, purge_loop
-from hopcast_shared.service import ServiceDefinition, ServiceRuntime
+from hopcast_shared.service import ServiceDefinition
 from hopcast_shared.settings import load
 from hopcast_shared.topics import ANALYTICS, PUBLISHER, SCHEDULER, UPSTREAM
 
@@ -51,42 +54,31 @@ def purge_for(settings: ContentSettings) -> Purge:
     """Content's purge at a retention, keeping drafts and embeddings for the duplicate window too."""
 
     async def purge(conn: Conn, older_than_days: int) -> dict[str, int]:
-        return await repo.purge(conn, older_than_days, window_days=settings.dedup_window_days)
+        return await purge_content(conn, older_than_days, window_days=settings.dedup_window_days)
 
     return purge
 
 
 async def purge(conn: Conn, older_than_days: int) -> dict[str, int]:
     """Content's purge under the configured settings (entry-point group `hopcast.purge`)."""
-    return await repo.purge(conn, older_than_days, window_days=load(ContentSettings).dedup_window_days)
+    return await purge_content(conn, older_than_days, window_days=load(ContentSettings).dedup_window_days)
 
 
-def build_service(
+def build_deps(
     settings: ContentSettings | None = None, *, embedder: Embedder | None = None, generator: Generator | None = None
-) -> ContentService:
+) -> ContentDeps:
     settings = settings or load(ContentSettings)
-    return ContentService(settings, embedder or make_embedder(settings), generator or make_generator(settings))
+    return ContentDeps(settings, embedder or make_embedder(settings), generator or make_generator(settings))
 
 
-def definition(service: ContentService | None = None) -> ServiceDefinition:
-    content = service or build_service()
-    settings = content.settings
-
-    async def processing_loop(runtime: ServiceRuntime) -> None:
-        """Materials left UPLOADED (inline processing off, or a crash): processed here."""
-        while True:
-            async with runtime.db.transaction() as conn:
-                rows = await repo.claim_waiting_materials(conn, 50)
-                for row in rows:
-                    await content.process_material(conn, row)
-            if not rows:
-                await asyncio.sleep(settings.process_interval_s)
-
+def definition(deps: ContentDeps | None = None) -> ServiceDefinition:
+    deps = deps or build_deps()
+    settings = deps.settings
     return ServiceDefinition(
         name="content",
         consumes=CONSUMES,
-        handlers=content.handlers(),
+        handlers=bind(DISPATCH, deps),
         migrations_dir=render_migrations(settings.embedding_dim),
-        background=[processing_loop, purge_loop(purge_for(settings), settings.purge_interval_s)],
+        background=[material_processing_loop(deps), purge_loop(purge_for(settings), settings.purge_interval_s)],
         http_routes=lambda runtime: routes(runtime, settings),
     )

@@ -1,5 +1,7 @@
-"""What content exchanges over Kafka; its AsyncAPI document (docs/asyncapi) is made from this."""
+"""What content exchanges over Kafka; its AsyncAPI document (docs/asyncapi) is made from this.
+The types it handles are its dispatch map's."""
 
+from hopcast_content.service_layer.dispatch import DISPATCH
 from hopcast_shared.contract.asyncapi import ServiceInterface
 from hopcast_shared.topics import ANALYTICS, PUBLISHER, SCHEDULER, UPSTREAM
 
@@ -10,25 +12,6 @@ INTERFACE = ServiceInterface(
         "skips near-duplicates (pgvector)."
     ),
     consumes=(UPSTREAM, SCHEDULER, PUBLISHER, ANALYTICS),
-    handles=(
-        "OrganizationCreated",
-        "OrganizationDeleted",
-        "OrganizationRestored",
-        "BrandProfileCreated",
-        "BrandProfileUpdated",
-        "BrandProfileDeleted",
-        "BrandProfileRestored",
-        "ScheduleCreated",
-        "ScheduleUpdated",
-        "ScheduleDeleted",
-        "MaterialSubmitted",
-        "MaterialArchived",
-        "MaterialDeleted",
-        "MaterialRestored",
-        "ScheduleDue",
-        "PostPublished",
-        "ScheduleRunCompleted",
-        "EngagementUpdated",
-    ),
+    handles=tuple(DISPATCH),
     emits=("PendingPostCreated", "ScheduleRunSkipped", "ScheduleRunCompleted"),
 )

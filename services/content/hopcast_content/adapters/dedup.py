@@ -1,6 +1,7 @@
-"""The near-duplicate check: how close a draft (and its material) comes to what the same
-organization drafted or published in the window. Never across organizations: every
-statement filters on organization_id.
+"""The content_embeddings table: the vectors kept, and the near-duplicate check over them:
+how close a draft (and its material) comes to what the same organization drafted or
+published in the window. Never across organizations: every statement filters on
+organization_id.
 
 Three steps, cheapest first:
 
@@ -27,10 +28,41 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
-from hopcast_content.domain.duplicates import Verdict
+from hopcast_content.adapters.sql import Repository
+from hopcast_content.config import ContentSettings
+from hopcast_content.domain.duplicates import DraftToCheck, Verdict
+from hopcast_content.domain.embedding import Embedding
 from hopcast_shared.db import Conn
 
 DRAFT_KINDS = ("PENDING_POST", "POST")
+
+
+async def insert_embeddings(conn: Conn, rows: Sequence[Embedding]) -> None:
+    """Insert embeddings (one kept per kind and source): one pipelined round trip for all."""
+    if not rows:
+        return
+    await conn.executemany(
+        """
+        INSERT INTO content_embeddings (organization_id, brand_profile_id, kind, source_id, material_id,
+                                        content_hash, material_hash, embedding, created_at)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, coalesce($9, now()))
+        ON CONFLICT (kind, source_id) DO NOTHING
+        """,
+        [
+            (
+                r.organization_id,
+                r.brand_profile_id,
+                r.kind,
+                r.source_id,
+                r.material_id,
+                r.content_hash,
+                r.material_hash,
+                list(r.embedding),
+                r.created_at,
+            )
+            for r in rows
+        ],
+    )
 
 
 class SearchMode(StrEnum):
@@ -200,3 +232,24 @@ async def check(
         material_similarity=max(0.0, float(value)) if value is not None else 0.0,
         exact_copy=bool(row["exact_copy"]),
     )
+
+
+class Duplicates(Repository):
+    """The check as a run makes it, with content's search settings."""
+
+    async def check(
+        self, org_id: uuid.UUID, since: datetime, draft: DraftToCheck, settings: ContentSettings
+    ) -> Verdict:
+        return await check(
+            self.conn,
+            org_id,
+            since,
+            draft_vector=draft.draft_vector,
+            draft_hash=draft.draft_hash,
+            material_id=draft.material_id,
+            material_vector=draft.material_vector,
+            material_hash=draft.material_hash,
+            exact_max_rows=settings.dedup_exact_max_rows,
+            ef_search=settings.hnsw_ef_search,
+            max_scan_tuples=settings.hnsw_max_scan_tuples,
+        )

@@ -4,6 +4,8 @@ tries the next material; below it the draft proceeds, its score recorded."""
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -25,6 +27,17 @@ def band(similarity: float, threshold: float = THRESHOLD) -> Band:
     if similarity > 0.5:
         return Band.DIFFERENT_ENOUGH
     return Band.UNIQUE
+
+
+@dataclass(frozen=True)
+class DraftToCheck:
+    """A draft to check, with its material: their vectors and the hashes of their texts."""
+
+    material_id: uuid.UUID
+    draft_vector: Sequence[float]
+    draft_hash: str
+    material_hash: str
+    material_vector: Sequence[float] | None = None
 
 
 @dataclass(frozen=True)

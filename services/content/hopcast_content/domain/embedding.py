@@ -8,7 +8,10 @@ import hashlib
 import math
 import re
 import unicodedata
+import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Protocol
 
 _SPACE = re.compile(r"\s+")
@@ -24,6 +27,22 @@ class Embedder(Protocol):
     def dim(self) -> int: ...
 
     async def embed(self, texts: Sequence[str]) -> list[list[float]]: ...
+
+
+@dataclass(frozen=True)
+class Embedding:
+    """A vector content keeps for the duplicate check: a material's, a draft's (PENDING_POST)
+    or a published POST's, with the hashes of its text and of its material's."""
+
+    organization_id: uuid.UUID
+    brand_profile_id: uuid.UUID
+    kind: str
+    source_id: uuid.UUID
+    material_id: uuid.UUID
+    content_hash: str
+    material_hash: str
+    embedding: Sequence[float]
+    created_at: datetime | None = None
 
 
 class EmbeddingError(RuntimeError):

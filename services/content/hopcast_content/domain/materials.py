@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import random
 import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
 from enum import StrEnum
 
 from hopcast_content.domain.drafting import MaterialText
@@ -22,6 +24,21 @@ class MaterialStatus(StrEnum):
     FAILED = "FAILED"
     USED = "USED"
     ARCHIVED = "ARCHIVED"
+
+
+@dataclass(frozen=True)
+class Material:
+    """A material as content keeps it: its text, whose it is, and its own embedding once it
+    has one (when it is read to draft from)."""
+
+    text: MaterialText
+    organization_id: uuid.UUID
+    brand_profile_id: uuid.UUID
+    embedding: Sequence[float] | None = None
+
+    @property
+    def id(self) -> uuid.UUID:
+        return self.text.material_id
 
 
 def processing_problem(material: MaterialText) -> str | None:

@@ -9,7 +9,7 @@ from typing import Annotated
 import asyncpg
 import typer
 
-from hopcast_content.adapters import repository as repo
+from hopcast_content.adapters.purge import purge as purge_content
 from hopcast_content.config import ContentSettings
 from hopcast_shared.settings import ServiceSettings, load
 
@@ -35,7 +35,7 @@ def purge(
         conn = await asyncpg.connect(settings.database_url)
         try:
             async with conn.transaction():
-                return await repo.purge(conn, retention, window_days=window)
+                return await purge_content(conn, retention, window_days=window)
         finally:
             await conn.close()
 

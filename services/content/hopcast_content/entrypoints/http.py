@@ -7,9 +7,10 @@ import random
 import uuid
 from collections.abc import Sequence
 
-from hopcast_content.adapters import repository as repo
+from hopcast_content.adapters.materials import Materials
+from hopcast_content.adapters.projections import Projections
 from hopcast_content.config import ContentSettings
-from hopcast_content.domain.selection import PillarTarget, Strategy, order_candidates
+from hopcast_content.domain.selection import Strategy, order_candidates
 from hopcast_shared.http import JsonResponse, JsonRoute
 from hopcast_shared.service import ServiceRuntime
 
@@ -25,32 +26,25 @@ def routes(runtime: ServiceRuntime, settings: ContentSettings) -> Sequence[JsonR
         except ValueError:
             return JsonResponse(400, {"error": f"strategy is one of {', '.join(s.value for s in Strategy)}"})
         async with runtime.db.pool.acquire() as conn:
-            brand = await repo.brand(conn, brand_id)
+            brand = await Projections(conn).brand(brand_id)
             if brand is None:
                 return JsonResponse(404, {"error": "no such brand"})
-            counts = await repo.material_counts(conn, brand_id)
-            selectable = await repo.selectable_candidates(
-                conn, [(brand_id, brand["organization_id"])], in_flight_hours=settings.in_flight_hours
+            materials = Materials(conn)
+            counts = await materials.counts(brand_id)
+            selectable = await materials.selectable_candidates(
+                [(brand_id, brand.organization_id)], in_flight_hours=settings.in_flight_hours
             )
             candidates = selectable.get(brand_id, [])
-            targets = [
-                PillarTarget(p["name"], float(p["percentage"])) for p in brand["profile"].get("content_pillars") or ()
-            ]
-            ordered = order_candidates(strategy, candidates, random.Random(0), targets=targets)[
+            ordered = order_candidates(strategy, candidates, random.Random(0), targets=brand.pillar_targets())[
                 : settings.max_candidates
             ]
-            titles = {
-                r["id"]: r["title"]
-                for r in await conn.fetch(
-                    "SELECT id, title FROM materials WHERE id = ANY($1)", [c.material_id for c in ordered]
-                )
-            }
+            titles = await materials.titles([c.material_id for c in ordered])
         return JsonResponse(
             200,
             {
                 "brand_profile_id": str(brand_id),
-                "organization_id": str(brand["organization_id"]),
-                "active": brand["deleted_at"] is None,
+                "organization_id": str(brand.organization_id),
+                "active": not brand.deleted,
                 "counts": counts,
                 "strategy": strategy.value,
                 "next_candidates": [

@@ -11,12 +11,15 @@ from typing import Any
 
 import pytest
 
-from hopcast_content.adapters import repository as repo
-from hopcast_content.bootstrap import build_service, render_migrations
+from hopcast_content.adapters.materials import Materials
+from hopcast_content.adapters.posts import Posts
+from hopcast_content.bootstrap import build_deps, render_migrations
 from hopcast_content.config import ContentSettings
+from hopcast_content.service_layer.dispatch import DISPATCH
 from hopcast_shared.consumer import EventConsumer
 from hopcast_shared.contract.examples import example_event
 from hopcast_shared.db import Database
+from hopcast_shared.dispatch import bind
 from hopcast_shared.migrations import load_migrations
 from hopcast_shared.settings import KafkaSettings, ServiceSettings
 from hopcast_shared.testing import as_record
@@ -38,7 +41,7 @@ def consumer(db: Database) -> EventConsumer:
     return EventConsumer(
         "content",
         db,
-        build_service(ContentSettings()).handlers(),
+        bind(DISPATCH, build_deps(ContentSettings())),
         kafka=KafkaSettings(topic_prefix="t."),
         settings=ServiceSettings(name="content", database_url=db.url, http_port=18082, handler_backoff_initial_s=0.01),
     )
@@ -218,9 +221,9 @@ async def test_another_organizations_posts_never_weigh_in_this_ones_selection_or
         material,
     )
     async with db.pool.acquire() as conn:
-        [candidate] = (await repo.selectable_candidates(conn, {(brand, owner_org)}))[brand]
+        [candidate] = (await Materials(conn).selectable_candidates({(brand, owner_org)}))[brand]
         assert candidate.material_id == material and candidate.engagement is None
-        assert await repo.angle_stats(conn, {(brand, owner_org)}) == {brand: {}}
+        assert await Posts(conn).angle_stats({(brand, owner_org)}) == {brand: {}}
         # The organization's own post does count.
         await conn.execute(
             "INSERT INTO posts (post_id, organization_id, brand_profile_id, material_id, platform, angle, "
@@ -230,7 +233,7 @@ async def test_another_organizations_posts_never_weigh_in_this_ones_selection_or
             brand,
             material,
         )
-        [candidate] = (await repo.selectable_candidates(conn, {(brand, owner_org)}))[brand]
+        [candidate] = (await Materials(conn).selectable_candidates({(brand, owner_org)}))[brand]
         assert candidate.engagement == pytest.approx(0.2)
-        assert list(await repo.angle_stats(conn, {(brand, owner_org)})) == [brand]
-        assert [a.value for a in (await repo.angle_stats(conn, {(brand, owner_org)}))[brand]] == ["EDUCATIONAL"]
+        assert list(await Posts(conn).angle_stats({(brand, owner_org)})) == [brand]
+        assert [a.value for a in (await Posts(conn).angle_stats({(brand, owner_org)}))[brand]] == ["EDUCATIONAL"]

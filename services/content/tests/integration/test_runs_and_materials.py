@@ -1,6 +1,6 @@
-"""Content's service layer on the real database: events handled as the consumer does (inbox,
+"""Runs and materials on the real database: events handled as the consumer does (inbox,
 outbox, dead letters). Given these events, expect those rows and those events in the outbox
-(the relay is not running here; the Kafka path is in test_content_kafka.py)."""
+(the relay is not running here; the Kafka path is in test_runs_through_kafka.py)."""
 
 from __future__ import annotations
 
@@ -17,18 +17,23 @@ import pytest
 from typer.testing import CliRunner
 
 from hopcast_content.adapters import dedup
-from hopcast_content.adapters import repository as repo
 from hopcast_content.adapters.embedders import HashingEmbedder
-from hopcast_content.bootstrap import build_service, definition, render_migrations
+from hopcast_content.adapters.materials import Materials
+from hopcast_content.adapters.posts import Posts
+from hopcast_content.adapters.purge import purge
+from hopcast_content.bootstrap import build_deps, definition, render_migrations
 from hopcast_content.config import ContentSettings
-from hopcast_content.domain.embedding import EmbeddingError
+from hopcast_content.domain.embedding import Embedder, EmbeddingError
 from hopcast_content.domain.materials import MaterialStatus
 from hopcast_content.entrypoints import cli
 from hopcast_content.entrypoints.http import routes
+from hopcast_content.service_layer.dispatch import DISPATCH
+from hopcast_content.service_layer.materials import process_material
 from hopcast_shared.consumer import EventConsumer
 from hopcast_shared.contract import Angle
 from hopcast_shared.contract.examples import example_event
 from hopcast_shared.db import Database
+from hopcast_shared.dispatch import bind
 from hopcast_shared.migrations import MigrationError, load_migrations
 from hopcast_shared.settings import KafkaSettings, ServiceSettings
 from hopcast_shared.testing import CountingDatabase, as_record
@@ -48,14 +53,21 @@ async def open_db(url: str, dim: int = 384, tmp: Path | None = None) -> Database
 class Harness:
     """Content on one database: `send` handles an event as the consumer would."""
 
-    def __init__(self, db: Database, settings: ContentSettings | None = None, *, consumer_lanes: int = 4) -> None:
+    def __init__(
+        self,
+        db: Database,
+        settings: ContentSettings | None = None,
+        *,
+        consumer_lanes: int = 4,
+        embedder: Embedder | None = None,
+    ) -> None:
         self.db = db
         self.settings = settings or ContentSettings()
-        self.service = build_service(self.settings)
+        self.deps = build_deps(self.settings, embedder=embedder)
         self.consumer = EventConsumer(
             "content",
             db,
-            self.service.handlers(),
+            bind(DISPATCH, self.deps),
             kafka=KAFKA,
             settings=ServiceSettings(
                 name="content",
@@ -392,10 +404,10 @@ async def test_engagement_steers_weighted_selection_and_angles(h: Harness) -> No
         )
         assert await h.send(engagement, "analytics.events") == "handled"
     brand = uuid.UUID(t.brand)
-    selectable = await repo.selectable_candidates(h.db.pool, [(brand, uuid.UUID(t.org))])  # type: ignore[arg-type]
+    selectable = await Materials(h.db.pool).selectable_candidates([(brand, uuid.UUID(t.org))])  # type: ignore[arg-type]
     candidates = {c.material_id: c for c in selectable[brand]}
     assert candidates[uuid.UUID(hot)].engagement == pytest.approx(0.2)
-    stats = (await repo.angle_stats(h.db.pool, [(brand, uuid.UUID(t.org))]))[brand]  # type: ignore[arg-type]
+    stats = (await Posts(h.db.pool).angle_stats([(brand, uuid.UUID(t.org))]))[brand]  # type: ignore[arg-type]
     assert stats[Angle.USER_BENEFIT].posts == 2
     picks = []
     for _ in range(6):
@@ -694,11 +706,12 @@ async def test_materials_left_uploaded_are_processed_later(db: Database) -> None
     skipped(await t.run(), "NO_READY_MATERIAL", "NO_MATERIAL")  # not READY yet
     broken = await t.material(TEXT_B)
     async with db.transaction() as conn:
-        claimed = await repo.claim_waiting_materials(conn, 10)
-        assert [str(r["id"]) for r in claimed] == [waiting, broken]
-        assert await h.service.process_material(conn, claimed[0]) == MaterialStatus.READY
-        failing = build_service(ContentSettings(), embedder=BrokenEmbedder())
-        assert await failing.process_material(conn, claimed[1]) == MaterialStatus.FAILED
+        materials = Materials(conn)
+        claimed = await materials.claim_waiting(10)
+        assert [str(m.id) for m in claimed] == [waiting, broken]
+        assert await process_material(h.deps, materials, claimed[0]) == MaterialStatus.READY
+        failing = build_deps(ContentSettings(), embedder=BrokenEmbedder())
+        assert await process_material(failing, materials, claimed[1]) == MaterialStatus.FAILED
     row = await db.pool.fetchrow("SELECT status, failure_reason FROM materials WHERE id = $1", uuid.UUID(broken))
     assert row["status"] == "FAILED" and "503" in row["failure_reason"]
     assert drafted(await t.run())["data"]["material_id"] == waiting
@@ -708,8 +721,7 @@ async def test_an_embedder_outage_while_drafting_is_not_dead_lettered(db: Databa
     h = Harness(db)
     t = await Tenant(h).create()
     await t.material(TEXT_A)
-    down = Harness(db, ContentSettings())
-    down.service.embedder = BrokenEmbedder()
+    down = Harness(db, ContentSettings(), embedder=BrokenEmbedder())
     event = t.due()
     with pytest.raises(ConnectionError):  # left unacknowledged: Kafka delivers it again
         await down.send(event, "scheduler.events")
@@ -745,7 +757,7 @@ async def test_purge_deletes_what_was_deleted_long_ago(h: Harness) -> None:
         "UPDATE organizations SET deleted_at = now() - interval '40 days' WHERE id = $1", uuid.UUID(gone.org)
     )
     async with h.db.transaction() as conn:
-        counts = await repo.purge(conn, 30)
+        counts = await purge(conn, 30)
     assert counts["materials"] == 2 and counts["organizations"] == 1 and counts["brands"] == 1
     left = {str(r["id"]) for r in await h.db.pool.fetch("SELECT id FROM materials")}
     assert left == {recent, keep}
@@ -775,7 +787,7 @@ async def test_http_brand_materials(h: Harness) -> None:
 
 
 def test_the_definition_consumes_what_content_needs() -> None:
-    d = definition(build_service(ContentSettings(), embedder=HashingEmbedder(384)))
+    d = definition(build_deps(ContentSettings(), embedder=HashingEmbedder(384)))
     assert d.name == "content" and set(d.consumes) == {
         "upstream.events",
         "scheduler.events",

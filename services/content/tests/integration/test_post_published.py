@@ -15,13 +15,17 @@ from typing import Any
 
 import pytest
 
-from hopcast_content.adapters import repository as repo
-from hopcast_content.bootstrap import build_service, render_migrations
+from hopcast_content.adapters.materials import Materials
+from hopcast_content.adapters.posts import Posts, Published
+from hopcast_content.adapters.runs import Runs
+from hopcast_content.bootstrap import build_deps, render_migrations
 from hopcast_content.config import ContentSettings
 from hopcast_content.domain.materials import MaterialStatus, status_after_use
+from hopcast_content.service_layer.dispatch import DISPATCH
 from hopcast_shared.consumer import EventConsumer
 from hopcast_shared.contract.examples import example_event, example_model
 from hopcast_shared.db import Database
+from hopcast_shared.dispatch import bind
 from hopcast_shared.migrations import load_migrations
 from hopcast_shared.settings import KafkaSettings, ServiceSettings
 from hopcast_shared.testing import CountingDatabase, as_record
@@ -46,7 +50,7 @@ class Content:
         self.consumer = EventConsumer(
             "content",
             db,
-            build_service(ContentSettings()).handlers(),
+            bind(DISPATCH, build_deps(ContentSettings())),
             kafka=KafkaSettings(topic_prefix="t."),
             settings=ServiceSettings(
                 name="content", database_url=db.url, http_port=18082, handler_backoff_initial_s=0.01
@@ -224,8 +228,7 @@ async def test_a_counted_use_changes_the_status_as_status_after_use_decides(
     for max_uses in (None, 1, 2, 3):
         for uses in (0, 1, 2):
             material_id = uuid.uuid4()
-            await repo.insert_material(
-                db.pool,  # type: ignore[arg-type]
+            await Materials(db.pool).insert(  # type: ignore[arg-type]
                 {
                     "id": material_id,
                     "organization_id": org,
@@ -242,8 +245,7 @@ async def test_a_counted_use_changes_the_status_as_status_after_use_decides(
                 "UPDATE materials SET status = $2, usage_count = $3 WHERE id = $1", material_id, status.value, uses
             )
             pending_id, run_id = uuid.uuid4(), uuid.uuid4()
-            await repo.insert_pending_posts(
-                db.pool,  # type: ignore[arg-type]
+            await Runs(db.pool).insert_pending_posts(  # type: ignore[arg-type]
                 [
                     {
                         "id": pending_id,
@@ -266,7 +268,7 @@ async def test_a_counted_use_changes_the_status_as_status_after_use_decides(
                 ],
             )
             for _ in range(2):  # counted once
-                ended = await repo.end_run(db.pool, run_id, org, "PUBLISHED", used_at, published=True)  # type: ignore[arg-type]
+                ended = await Runs(db.pool).end(run_id, org, "PUBLISHED", used_at, published=True)  # type: ignore[arg-type]
                 assert ended
             row = await db.pool.fetchrow("SELECT * FROM materials WHERE id = $1", material_id)
             expected = status_after_use(uses + 1, max_uses) if status is MaterialStatus.READY else status
@@ -298,10 +300,10 @@ async def test_a_post_published_and_the_runs_end_at_the_same_time_count_one_use(
     )
 
     async def publish(conn: Any) -> None:
-        assert await repo.publish_post(conn, org, post) == repo.Published(known=True, of_another=None)
+        assert await Posts(conn).publish(org, post) == Published(known=True, of_another=None)
 
     async def end(conn: Any) -> None:
-        assert await repo.end_run(conn, run_id, org, "PUBLISHED", published_at, published=True)
+        assert await Runs(conn).end(run_id, org, "PUBLISHED", published_at, published=True)
 
     steps = [publish, end] if first == "PostPublished" else [end, publish]
     async with db.pool.acquire() as one, db.pool.acquire() as two:

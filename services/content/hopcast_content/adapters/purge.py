@@ -1,0 +1,50 @@
+"""Content's retention: what was soft-deleted long ago is deleted for good, and drafts, runs
+and embeddings once past both the retention and the duplicate window."""
+
+from __future__ import annotations
+
+from hopcast_shared.db import Conn
+
+
+async def purge(conn: Conn, older_than_days: int, *, window_days: int = 30) -> dict[str, int]:
+    """Delete for good what was soft-deleted more than `older_than_days` ago (organizations
+    with all their data, brands with their materials, materials), runs and ended drafts
+    past both the retention and the duplicate window, and their embeddings."""
+    keep_days = max(older_than_days, window_days)
+    counts: dict[str, int] = {}
+
+    async def run(name: str, sql: str, days: int) -> None:
+        status = await conn.execute(sql, days)
+        counts[name] = counts.get(name, 0) + int(status.split()[-1])
+
+    cutoff = "now() - make_interval(days => $1)"
+    for table in ("content_embeddings", "pending_posts", "materials", "posts", "runs", "schedules", "brands"):
+        await run(
+            table,
+            f"DELETE FROM {table} WHERE organization_id IN (SELECT id FROM organizations WHERE deleted_at < {cutoff})",
+            older_than_days,
+        )
+    await run("organizations", f"DELETE FROM organizations WHERE deleted_at < {cutoff}", older_than_days)
+    await run(
+        "content_embeddings",
+        f"""DELETE FROM content_embeddings WHERE kind = 'MATERIAL' AND source_id IN (
+                SELECT id FROM materials WHERE deleted_at < {cutoff}
+                   OR brand_profile_id IN (SELECT id FROM brands WHERE deleted_at < {cutoff}))""",
+        older_than_days,
+    )
+    await run(
+        "materials",
+        f"""DELETE FROM materials WHERE deleted_at < {cutoff}
+               OR brand_profile_id IN (SELECT id FROM brands WHERE deleted_at < {cutoff})""",
+        older_than_days,
+    )
+    await run("brands", f"DELETE FROM brands WHERE deleted_at < {cutoff}", older_than_days)
+    await run("schedules", f"DELETE FROM schedules WHERE deleted_at < {cutoff}", older_than_days)
+    await run(
+        "content_embeddings",
+        f"DELETE FROM content_embeddings WHERE kind <> 'MATERIAL' AND created_at < {cutoff}",
+        keep_days,
+    )
+    await run("pending_posts", f"DELETE FROM pending_posts WHERE ended_at < {cutoff}", keep_days)
+    await run("runs", f"DELETE FROM runs WHERE handled_at < {cutoff}", keep_days)
+    return counts

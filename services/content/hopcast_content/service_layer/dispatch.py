@@ -1,0 +1,45 @@
+"""Which handler takes each event type content handles: the consumer's handlers (bound to
+the dependencies in bootstrap.py) and the interface (interface.py) both come from this map."""
+
+from __future__ import annotations
+
+from hopcast_content.service_layer.materials import (
+    material_archived,
+    material_deleted,
+    material_restored,
+    material_submitted,
+)
+from hopcast_content.service_layer.outcomes import engagement_updated, post_published, run_completed
+from hopcast_content.service_layer.projections import (
+    brand_deleted,
+    brand_restored,
+    brand_upserted,
+    organization_created,
+    organization_deleted,
+    organization_restored,
+    schedule_deleted,
+    schedule_upserted,
+)
+from hopcast_content.service_layer.runs import schedule_due
+from hopcast_shared.dispatch import Dispatch, batched
+
+DISPATCH: Dispatch = {
+    "OrganizationCreated": organization_created,
+    "OrganizationDeleted": organization_deleted,
+    "OrganizationRestored": organization_restored,
+    "BrandProfileCreated": brand_upserted,
+    "BrandProfileUpdated": brand_upserted,
+    "BrandProfileDeleted": brand_deleted,
+    "BrandProfileRestored": brand_restored,
+    "ScheduleCreated": schedule_upserted,
+    "ScheduleUpdated": schedule_upserted,
+    "ScheduleDeleted": schedule_deleted,
+    "MaterialSubmitted": material_submitted,
+    "MaterialArchived": material_archived,
+    "MaterialDeleted": material_deleted,
+    "MaterialRestored": material_restored,
+    "ScheduleDue": batched(schedule_due),
+    "PostPublished": post_published,
+    "ScheduleRunCompleted": run_completed,
+    "EngagementUpdated": engagement_updated,
+}
