@@ -26,8 +26,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
-from aiokafka import ConsumerRecord, TopicPartition
-from faststream import AckPolicy, Context
+from aiokafka import ConsumerRecord
+from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from opentelemetry import trace
 from opentelemetry.trace import Span, SpanKind
@@ -46,10 +46,6 @@ from hopcast_shared.telemetry import extract_context, inject_headers, tracer
 from hopcast_shared.topics import dlq_topic
 
 log = logging.getLogger(__name__)
-
-
-# The outcome of a record a time-bounded window did not start: it is to be delivered again.
-DEFERRED = "deferred"
 
 
 class PermanentError(Exception):
@@ -165,9 +161,7 @@ class EventConsumer:
         """Handle one record; returns the outcome. Raises only when the database is unreachable."""
         return await self._process(record, self._classify(record))
 
-    async def handle_batch(
-        self, records: Sequence[ConsumerRecord[Any, Any]], *, time_budget_s: float | None = None
-    ) -> list[str]:
+    async def handle_batch(self, records: Sequence[ConsumerRecord[Any, Any]]) -> list[str]:
         """Handle a read-ahead window of records, fairly between organizations; returns their outcomes.
 
         The window can hold thousands of one organization's records ahead of another's (up to
@@ -179,13 +173,8 @@ class EventConsumer:
         `consumer_lanes` lanes at once, each lane in order in its own transaction(s), and the
         next round starts when they all ended, so an organization never has two at once.
 
-        With `time_budget_s`, no round starts after that long (nor one that would end after it,
-        were it as long as the last; the first always runs): the records not started come back
-        as "deferred", for the caller to have delivered again (`subscribe` seeks each partition
-        back to its first deferred record). Those handled behind that point come again too, and
-        are duplicates to the inbox. So a window takes about that long whatever its size, and
-        an organization whose records arrive while another's backlog is being handled waits
-        about that long, not the backlog.
+        A record that arrives while a window is being handled waits for the window to end (its
+        offsets are committed then): windows are bounded by records and bytes, not by time.
 
         In a transaction, consecutive records this service handles share one inbox statement and
         one commit. Should anything in it fail, it is rolled back as a whole and its records are
@@ -203,13 +192,15 @@ class EventConsumer:
         """
         order = sorted(range(len(records)), key=lambda i: (records[i].topic, records[i].partition))
         grouped = [records[i] for i in order]
-        by_key: dict[bytes, list[int]] = {}
-        head: dict[bytes, int] = {}  # how deep in its partition an organization's first record is
+        # One queue per organization and partition: order is Kafka's per partition, and a key
+        # found on several partitions (none, or a forged one) must not tie their records together.
+        by_key: dict[tuple[str, int, bytes], list[int]] = {}
+        head: dict[tuple[str, int, bytes], int] = {}  # how deep in its partition a queue's first record is
         first_of_partition = 0
         for i, record in enumerate(grouped):
             if i and (record.topic, record.partition) != (grouped[i - 1].topic, grouped[i - 1].partition):
                 first_of_partition = i
-            key = record.key or b""
+            key = (record.topic, record.partition, record.key or b"")
             if key not in by_key:
                 by_key[key] = []
                 head[key] = i - first_of_partition
@@ -217,15 +208,9 @@ class EventConsumer:
         # Every partition's first organizations are served first: each window moves every
         # partition's committed offset on, however many organizations it holds.
         queues = [by_key[key] for key in sorted(by_key, key=head.__getitem__)]
-        deadline = None if time_budget_s is None else time.monotonic() + time_budget_s
-        outcomes = [DEFERRED] * len(grouped)
-        last_s = 0.0  # how long the last round took: one that would end past the deadline waits
-        for n, positions in enumerate(round_robin_transactions(queues, self._settings.consumer_batch_max)):
-            if n and deadline is not None and time.monotonic() + last_s >= deadline:
-                break
-            started = time.monotonic()
+        outcomes = [""] * len(grouped)
+        for positions in round_robin_transactions(queues, self._settings.consumer_batch_max):
             done = await self._handle_round([grouped[i] for i in positions])
-            last_s = time.monotonic() - started
             for i, outcome in zip(positions, done, strict=True):
                 outcomes[i] = outcome
         in_given_order = [""] * len(records)
@@ -602,7 +587,6 @@ def subscribe(
     batch_timeout_ms: int = 20,
     window_max_records: int | None = None,
     window_max_bytes: int = 1024 * 1024,
-    window_max_s: float | None = None,
 ) -> None:
     """Register the FastStream subscriber(s) of the consumer.
 
@@ -617,9 +601,8 @@ def subscribe(
     up to `batch_max` records: one commit per transaction under load, one record at a time
     when idle. aiokafka keeps one fetch per partition ahead of what it has handed out, and a
     fetch answer holds at most `window_max_bytes` whatever the partitions: about twice that
-    per broker, raw, is what the window costs in memory. With `window_max_s`, what a window
-    has not started after that long is delivered again from the first such record of each
-    partition (`handle_batch`'s "deferred"): the offsets committed when it returns are those.
+    per broker, raw, is what the window costs in memory. The offsets are committed when the
+    whole window is handled.
     """
     if batch_max > 1:
         batches = broker.subscriber(
@@ -635,32 +618,10 @@ def subscribe(
             title=f"{consumer.service}:{'+'.join(topics)}",
         )
 
-        # The body is the raw records (the broker's decoder, kafka.make_broker); the message is
-        # taken for its consumer, to seek back to what a window deferred.
-        the_message = Context("message")
-        # Records a window handled behind the point it was sought back to: when they come again
-        # in the next window they are skipped here, instead of taking a round's place to be found
-        # duplicates by the inbox (which still catches them after a restart or a rebalance).
-        handled_ahead: set[tuple[str, int, int]] = set()
-
-        async def on_batch(records: Any, message: Any = the_message) -> None:
-            fetched = records if isinstance(records, tuple) else (records,)
-            window = [r for r in fetched if (r.topic, r.partition, r.offset) not in handled_ahead]
-            # A record skipped now is not fetched again (unless a failure or a rebalance sends the
-            # partition back, and then the inbox knows it); one not reached yet stays remembered
-            # while it is ahead of where its partition's fetch began.
-            began: dict[tuple[str, int], int] = {}
-            for r in fetched:
-                began.setdefault((r.topic, r.partition), r.offset)
-            handled_ahead.difference_update((r.topic, r.partition, r.offset) for r in fetched)
-            handled_ahead.difference_update([x for x in handled_ahead if x[2] < began.get((x[0], x[1]), -1)])
-            outcomes: list[str] = []
-
-            async def handle() -> None:
-                outcomes[:] = await consumer.handle_batch(window, time_budget_s=window_max_s)
-
-            await _unacknowledged_on_error(handle())
-            handled_ahead.update(_deliver_deferred_again(message.consumer, window, outcomes))
+        # The body is the raw records (the broker's decoder, kafka.make_broker): taking it rather
+        # than the message object spares FastStream a context lookup per batch.
+        async def on_batch(records: Any) -> None:
+            await _unacknowledged_on_error(consumer.handle_batch(records if isinstance(records, tuple) else (records,)))
 
         batches(on_batch)
         return
@@ -682,30 +643,6 @@ def subscribe(
             await _unacknowledged_on_error(consumer.handle_record(record))
 
         subscriber(on_message)
-
-
-def _deliver_deferred_again(
-    kafka_consumer: Any, window: Sequence[ConsumerRecord[Any, Any]], outcomes: Sequence[str]
-) -> set[tuple[str, int, int]]:
-    """Seek each partition back to the first record of the window left unhandled, so that the
-    offsets committed next stop there and those records are fetched again; returns the records
-    behind that point that were handled, (topic, partition, offset)."""
-    first: dict[TopicPartition, int] = {}
-    for record, outcome in zip(window, outcomes, strict=True):
-        if outcome == DEFERRED:
-            tp = TopicPartition(record.topic, record.partition)
-            first[tp] = min(first.get(tp, record.offset), record.offset)
-    if not first:
-        return set()
-    assigned = kafka_consumer.assignment()
-    for tp, offset in first.items():
-        if tp in assigned:  # a partition revoked meanwhile is its new owner's, from its committed offset
-            kafka_consumer.seek(tp, offset)
-    return {
-        (r.topic, r.partition, r.offset)
-        for r, outcome in zip(window, outcomes, strict=True)
-        if outcome != DEFERRED and r.offset > first.get(TopicPartition(r.topic, r.partition), r.offset)
-    }
 
 
 async def _unacknowledged_on_error(handling: Awaitable[object]) -> None:

@@ -110,7 +110,6 @@ class ServiceRuntime:
                 batch_timeout_ms=self.settings.consumer_batch_timeout_ms,
                 window_max_records=self.settings.consumer_window_max_records,
                 window_max_bytes=self.settings.consumer_window_max_bytes,
-                window_max_s=self.settings.consumer_window_max_s,
             )
         self.relay = OutboxRelay(
             self._db,

@@ -120,11 +120,9 @@ class ServiceSettings(BaseSettings):
     # The consumer's read-ahead window: up to this many records (and about this many bytes per
     # fetch) are taken at once and shared round robin between their organizations, so that one
     # organization's backlog of up to this size does not hold up another's event on its
-    # partition. A window starts no transaction after consumer_window_max_s; what it left is
-    # fetched again, and the offsets before it are committed.
+    # partition. Its offsets are committed when it is all handled.
     consumer_window_max_records: int = Field(default=20_000, ge=1, le=1_000_000)
     consumer_window_max_bytes: int = Field(default=16 * 1024 * 1024, ge=1024 * 1024, le=512 * 1024 * 1024)
-    consumer_window_max_s: float = Field(default=0.75, gt=0, le=60)
     # Outbox relay.
     outbox_batch_size: int = Field(default=500, ge=1, le=10_000)
     outbox_poll_interval_s: float = Field(default=1.0, gt=0)

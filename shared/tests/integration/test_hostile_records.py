@@ -38,7 +38,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import seed as hypothesis_seed
 from hypothesis import strategies as st
 
-from hopcast_shared.consumer import DEFERRED, BatchedHandler, EventConsumer, EventContext, Handler, subscribe
+from hopcast_shared.consumer import BatchedHandler, EventConsumer, EventContext, Handler, subscribe
 from hopcast_shared.contract import EVENT_TYPES, MAX_EVENT_BYTES
 from hopcast_shared.contract.examples import EXAMPLES, example_event
 from hopcast_shared.db import Database
@@ -82,26 +82,16 @@ TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 
 
 class CountingConsumer(EventConsumer):
-    """The kernel's consumer, counting how often each record is handed to it to be handled: a
-    record the consumer did not finish is handed over again (the batch is NACKed and fetched
-    anew). A record a read-ahead window deferred, unstarted, for lack of time is not counted."""
+    """The kernel's consumer, counting how often each record is handed to it: a record the
+    consumer did not finish is handed over again (the batch is NACKed and fetched anew)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.deliveries: Counter[tuple[str, int, int]] = Counter()
 
-    async def handle_batch(self, records: Sequence[ConsumerRecord[Any, Any]], **kwargs: Any) -> list[str]:
-        try:
-            outcomes = await super().handle_batch(records, **kwargs)
-        except Exception:
-            self.deliveries.update((r.topic, r.partition, r.offset) for r in records)
-            raise
-        self.deliveries.update(
-            (r.topic, r.partition, r.offset)
-            for r, outcome in zip(records, outcomes, strict=True)
-            if outcome != DEFERRED
-        )
-        return outcomes
+    async def handle_batch(self, records: Sequence[ConsumerRecord[Any, Any]]) -> list[str]:
+        self.deliveries.update((r.topic, r.partition, r.offset) for r in records)
+        return await super().handle_batch(records)
 
     async def handle_record(self, record: ConsumerRecord[Any, Any]) -> str:
         self.deliveries[(record.topic, record.partition, record.offset)] += 1
@@ -173,7 +163,6 @@ async def running_service(kafka: KafkaSettings, database_url: str, migrations_di
         handler_backoff_max_s=0.05,
         consumer_batch_max=200,
         consumer_lanes=4,
-        consumer_window_max_s=0.75,
         outbox_poll_interval_s=0.2,
     )
     assert service_settings.consumer_batch_max > 1 and service_settings.consumer_lanes > 1
@@ -190,7 +179,6 @@ async def running_service(kafka: KafkaSettings, database_url: str, migrations_di
         batch_timeout_ms=service_settings.consumer_batch_timeout_ms,
         window_max_records=service_settings.consumer_window_max_records,
         window_max_bytes=service_settings.consumer_window_max_bytes,
-        window_max_s=service_settings.consumer_window_max_s,
     )
 
     async def relay_producer() -> AIOKafkaProducer:
