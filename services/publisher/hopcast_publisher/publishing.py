@@ -70,7 +70,7 @@ from hopcast_publisher.config import PublisherSettings
 from hopcast_publisher.domain.accounts import pick_accounts
 from hopcast_publisher.domain.outcome import run_outcome
 from hopcast_publisher.domain.pending import Status
-from hopcast_publisher.domain.posts import idempotency_key, post_text
+from hopcast_publisher.domain.posts import idempotency_key, post_id_for, post_text
 from hopcast_shared import outbox
 from hopcast_shared.contract import (
     Angle,
@@ -90,14 +90,8 @@ from hopcast_shared.telemetry import extract_context, tracer
 
 log = logging.getLogger(__name__)
 SOURCE = "hopcast/publisher"
-_POST_IDS = uuid.UUID("8b0d5f43-2a1e-4c55-9a57-5e3f0c1d7b21")
 
 PENDING, PUBLISHED, FAILED = "PENDING", "PUBLISHED", "FAILED"
-
-
-def post_id_for(pending_post_id: uuid.UUID, platform: str) -> uuid.UUID:
-    """The post's id: the same for a pending post and platform, whoever completes it."""
-    return uuid.uuid5(_POST_IDS, f"{pending_post_id}:{platform}")
 
 
 def now_utc() -> datetime:
