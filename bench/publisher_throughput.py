@@ -36,8 +36,8 @@ from typing import Any
 
 from common import Meter, drop_database, fresh_database
 
+from hopcast_publisher.adapters.credentials import AccountTokens
 from hopcast_publisher.adapters.platforms.sandbox import SandboxAdapter
-from hopcast_publisher.adapters.tokens import AccountTokens
 from hopcast_publisher.bootstrap import MIGRATIONS, definition
 from hopcast_publisher.config import PublisherSettings
 from hopcast_publisher.publishing import PublishingLoop

@@ -8,9 +8,9 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from hopcast_publisher.adapters import repository as repo
+from hopcast_publisher.adapters.credentials import AccountTokens
 from hopcast_publisher.adapters.platforms.base import PlatformAdapter
 from hopcast_publisher.adapters.platforms.registry import build_adapters
-from hopcast_publisher.adapters.tokens import AccountTokens
 from hopcast_publisher.config import PublisherSettings
 from hopcast_publisher.entrypoints.http import routes
 from hopcast_publisher.handlers import PublisherHandlers

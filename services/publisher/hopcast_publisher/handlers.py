@@ -19,7 +19,7 @@ from opentelemetry import trace
 
 from hopcast_publisher import metrics
 from hopcast_publisher.adapters import repository as repo
-from hopcast_publisher.adapters.tokens import AccountTokens, TokenDecryptError
+from hopcast_publisher.adapters.credentials import AccountTokens, TokenDecryptError
 from hopcast_publisher.domain.engagement import engagement_rate
 from hopcast_publisher.domain.pending import Approval, Debit, Decision, Input, PendingPost, Status, step
 from hopcast_publisher.publishing import now_utc, start_publishing

@@ -57,6 +57,7 @@ from pydantic import ValidationError
 
 from hopcast_publisher import metrics
 from hopcast_publisher.adapters import repository as repo
+from hopcast_publisher.adapters.credentials import AccountTokens, TokenDecryptError
 from hopcast_publisher.adapters.platforms.base import (
     AccountCredentials,
     PlatformAdapter,
@@ -65,7 +66,6 @@ from hopcast_publisher.adapters.platforms.base import (
     PublishFailure,
     RefreshedTokens,
 )
-from hopcast_publisher.adapters.tokens import AccountTokens, TokenDecryptError
 from hopcast_publisher.config import PublisherSettings
 from hopcast_publisher.domain.accounts import pick_accounts
 from hopcast_publisher.domain.outcome import run_outcome

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from hopcast_publisher.adapters import repository as repo
-from hopcast_publisher.adapters.tokens import AccountTokens, TokenDecryptError
+from hopcast_publisher.adapters.credentials import AccountTokens, TokenDecryptError
 from hopcast_shared.db import Conn
 
 

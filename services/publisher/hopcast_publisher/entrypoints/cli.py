@@ -45,7 +45,7 @@ def rotate_tokens_command(
 
     Safe while the service runs: each row is replaced only if unchanged since it was read."""
     # Imported here: `hopcast` loads every part's commands at start, and only this one needs the keys.
-    from hopcast_publisher.adapters.tokens import AccountTokens
+    from hopcast_publisher.adapters.credentials import AccountTokens
     from hopcast_publisher.rotation import rotate_tokens
     from hopcast_shared.crypto import load_keyring
 

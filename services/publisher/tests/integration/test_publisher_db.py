@@ -19,11 +19,11 @@ import pytest
 from prometheus_client import REGISTRY
 
 from hopcast_publisher.adapters import repository as repo
+from hopcast_publisher.adapters.credentials import AccountTokens
 from hopcast_publisher.adapters.platforms.base import PlatformAdapter, RetryPolicy
 from hopcast_publisher.adapters.platforms.bluesky import BlueskyAdapter
 from hopcast_publisher.adapters.platforms.http import AdapterOptions, HttpSettings
 from hopcast_publisher.adapters.platforms.sandbox import SandboxAdapter
-from hopcast_publisher.adapters.tokens import AccountTokens
 from hopcast_publisher.bootstrap import MIGRATIONS, definition
 from hopcast_publisher.config import PublisherSettings
 from hopcast_publisher.entrypoints.http import routes

@@ -14,6 +14,7 @@ from urllib.parse import quote
 
 import httpx
 
+from hopcast_publisher.adapters.credentials import refresh_oauth_tokens
 from hopcast_publisher.adapters.platforms.base import (
     AccountCredentials,
     PostRequest,
@@ -30,7 +31,6 @@ from hopcast_publisher.adapters.platforms.http import (
     json_or_empty,
     now,
 )
-from hopcast_publisher.adapters.platforms.mastodon import oauth_tokens
 from hopcast_publisher.adapters.platforms.x import same_text
 from hopcast_shared.contract import PublishFailureReason
 
@@ -119,18 +119,12 @@ class LinkedInAdapter(HttpPlatformAdapter):
         return None
 
     async def _refresh(self, account: AccountCredentials) -> RefreshedTokens:
-        assert account.refresh_token is not None
-        if not self._client_id or not self._client_secret:
-            raise PublishFailure(
-                PublishFailureReason.TOKEN_INVALID, "LinkedIn token refresh needs PUBLISHER_LINKEDIN_CLIENT_ID/SECRET"
-            )
-        response = await self.client.post(
+        return await refresh_oauth_tokens(
+            self.client,
             f"{self._oauth}/oauth/v2/accessToken",
-            data={
-                "grant_type": "refresh_token",
-                "refresh_token": account.refresh_token,
-                "client_id": self._client_id,
-                "client_secret": self._client_secret,
-            },
+            account,
+            platform="LinkedIn",
+            client_id=self._client_id,
+            client_secret=self._client_secret,
+            needs="PUBLISHER_LINKEDIN_CLIENT_ID/SECRET",
         )
-        return oauth_tokens(response, "LinkedIn")

@@ -14,6 +14,7 @@ import time
 
 import httpx
 
+from hopcast_publisher.adapters.credentials import refresh_oauth_tokens
 from hopcast_publisher.adapters.platforms.base import AccountCredentials, PostRequest, Published, RefreshedTokens
 from hopcast_publisher.adapters.platforms.http import (
     AdapterOptions,
@@ -24,7 +25,6 @@ from hopcast_publisher.adapters.platforms.http import (
     json_or_empty,
     now,
 )
-from hopcast_publisher.adapters.platforms.mastodon import oauth_tokens
 
 
 def same_text(a: str, b: str) -> bool:
@@ -96,15 +96,12 @@ class XAdapter(HttpPlatformAdapter):
             return None
 
     async def _refresh(self, account: AccountCredentials) -> RefreshedTokens:
-        assert account.refresh_token is not None
-        auth = (self._client_id, self._client_secret) if self._client_id and self._client_secret else None
-        response = await self.client.post(
+        return await refresh_oauth_tokens(
+            self.client,
             f"{self._api}/2/oauth2/token",
-            data={
-                "grant_type": "refresh_token",
-                "refresh_token": account.refresh_token,
-                "client_id": self._client_id or "",
-            },
-            auth=auth or httpx.USE_CLIENT_DEFAULT,
+            account,
+            platform="X",
+            client_id=self._client_id,
+            client_secret=self._client_secret,
+            client_auth="basic",
         )
-        return oauth_tokens(response, "X")
