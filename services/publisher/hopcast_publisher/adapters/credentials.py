@@ -12,24 +12,33 @@ memory, for one call.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import uuid
-from datetime import timedelta
-from typing import Literal
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any, Literal
 
 import httpx
 
+from hopcast_publisher import metrics
+from hopcast_publisher.adapters.accounts import AccountRepository
 from hopcast_publisher.adapters.platforms.base import (
     AccountCredentials,
+    PlatformAdapter,
     PublishFailure,
     RefreshedTokens,
 )
 from hopcast_publisher.adapters.platforms.http import json_or_empty, now
 from hopcast_shared.contract import PublishFailureReason
 from hopcast_shared.crypto import TRANSPORT_AAD, Keyring, TokenDecryptError, owner_aad
+from hopcast_shared.db import Database
+
+log = logging.getLogger(__name__)
 
 OWNER_KIND = "social_account"
 
-__all__ = ["AccountTokens", "TokenDecryptError", "oauth_tokens", "refresh_oauth_tokens"]
+__all__ = ["AccountTokens", "OpenCredentials", "TokenDecryptError", "oauth_tokens", "refresh_oauth_tokens"]
 
 
 class AccountTokens:
@@ -64,6 +73,90 @@ class AccountTokens:
     def rotate(self, account_id: uuid.UUID, stored: str) -> str:
         """The stored token re-encrypted under the newest key."""
         return self.keyring.reencrypt(stored, associated_data=self.aad(account_id))
+
+
+# --- the credentials of a publishing round ---------------------------------------------------
+
+
+class OpenCredentials:
+    """The publishing loop's view of accounts' credentials: the stored tokens opened, refreshed
+    first when they expire within `refresh_margin_s` (once per account, however many of its
+    posts are being published), and refreshed tokens stored sealed at once."""
+
+    def __init__(
+        self,
+        db: Database,
+        tokens: AccountTokens,
+        *,
+        refresh_margin_s: float,
+        clock: Callable[[], datetime],
+        accounts: AccountRepository | None = None,
+    ) -> None:
+        self._db = db
+        self._tokens = tokens
+        self._margin = timedelta(seconds=refresh_margin_s)
+        self._clock = clock
+        self._accounts = accounts or AccountRepository()
+        self._refresh_locks: dict[uuid.UUID, asyncio.Lock] = {}
+
+    def open(self, row: Any) -> AccountCredentials:
+        """The credentials of a stored account; raises TokenDecryptError."""
+        account_id = row["id"]
+        return AccountCredentials(
+            social_account_id=account_id,
+            platform=row["platform"],
+            handle=row["handle"],
+            external_account_id=row["external_account_id"],
+            api_base_url=row["api_base_url"],
+            access_token=self._tokens.open(account_id, row["access_token"]),
+            refresh_token=self._tokens.open(account_id, row["refresh_token"]) if row["refresh_token"] else None,
+            token_expires_at=row["token_expires_at"],
+        )
+
+    async def fresh(
+        self,
+        adapter: PlatformAdapter,
+        credentials: AccountCredentials,
+        opened: dict[uuid.UUID, AccountCredentials | None],
+    ) -> AccountCredentials:
+        """The account's credentials, refreshed first when they expire soon: once per account,
+        however many of its posts are in the batch."""
+        account_id = credentials.social_account_id
+        async with self._refresh_locks.setdefault(account_id, asyncio.Lock()):
+            current = opened.get(account_id) or credentials
+            fresh = await self._refresh_if_expiring(adapter, current)
+            opened[account_id] = fresh
+            return fresh
+
+    async def _refresh_if_expiring(self, adapter: PlatformAdapter, account: AccountCredentials) -> AccountCredentials:
+        expires = account.token_expires_at
+        if expires is None or account.refresh_token is None:
+            return account
+        if expires - self._margin > self._clock():
+            return account
+        try:
+            tokens = await adapter.refresh(account)
+        except PublishFailure as failure:
+            # The current token may still work; a 401 will say otherwise.
+            log.warning("refreshing the token of account %s failed: %s", account.social_account_id, failure.detail)
+            return account
+        refreshed = account.with_tokens(tokens)
+        await self.store(refreshed, tokens)
+        return refreshed
+
+    async def store(self, account: AccountCredentials, tokens: RefreshedTokens) -> None:
+        """Store an account's refreshed tokens, sealed, in a transaction of their own."""
+        account_id = account.social_account_id
+        async with self._db.transaction() as conn:
+            await self._accounts.store_tokens(
+                conn,
+                account_id,
+                access_token=self._tokens.seal(account_id, account.access_token),
+                refresh_token=self._tokens.seal(account_id, account.refresh_token) if account.refresh_token else None,
+                expires_at=account.token_expires_at,
+            )
+        metrics.TOKENS_REFRESHED.labels(account.platform).inc()
+        log.info("stored refreshed tokens of account %s", account_id)
 
 
 # --- OAuth 2 refresh ------------------------------------------------------------------------

@@ -10,12 +10,15 @@ from typing import Any
 
 import asyncpg
 
-from hopcast_publisher.adapters import repository as repo
-from hopcast_publisher.publishing import now_utc
+from hopcast_publisher.adapters.pending_posts import PendingPostRepository
+from hopcast_publisher.adapters.posts import PostRepository
+from hopcast_publisher.service_layer.publishing import now_utc
 from hopcast_shared.http import JsonResponse, JsonRoute
 from hopcast_shared.service import ServiceRuntime
 
 DEFAULT_DAYS = 30
+_PENDING_POSTS = PendingPostRepository()
+_POSTS = PostRepository()
 
 
 def _id(path: dict[str, str], what: str) -> uuid.UUID:
@@ -89,14 +92,14 @@ def routes(runtime: ServiceRuntime) -> Sequence[JsonRoute]:
         brand = _id(path, "brand")
         days, since = _since(query)
         async with runtime.db.pool.acquire() as conn:
-            rows = await repo.angle_performance(conn, brand, since)
+            rows = await _POSTS.angle_performance(conn, brand, since)
         return JsonResponse(200, {"brand_profile_id": str(brand), "days": days, "angles": performance(rows, "angle")})
 
     async def platform_performance(path: dict[str, str], query: dict[str, str]) -> JsonResponse:
         org = _id(path, "organization")
         days, since = _since(query)
         async with runtime.db.pool.acquire() as conn:
-            rows = await repo.platform_performance(conn, org, since)
+            rows = await _POSTS.platform_performance(conn, org, since)
         return JsonResponse(
             200, {"organization_id": str(org), "days": days, "platforms": performance(rows, "platform")}
         )
@@ -104,7 +107,7 @@ def routes(runtime: ServiceRuntime) -> Sequence[JsonRoute]:
     async def get_post(path: dict[str, str], query: dict[str, str]) -> JsonResponse:
         post_id = _id(path, "post")
         async with runtime.db.pool.acquire() as conn:
-            row = await repo.post(conn, post_id)
+            row = await _POSTS.post(conn, post_id)
         if row is None:
             return JsonResponse(404, {"error": "no such post"})
         return JsonResponse(200, post_json(row))
@@ -112,11 +115,11 @@ def routes(runtime: ServiceRuntime) -> Sequence[JsonRoute]:
     async def get_pending_post(path: dict[str, str], query: dict[str, str]) -> JsonResponse:
         pending_id = _id(path, "pending post")
         async with runtime.db.pool.acquire() as conn:
-            row = await repo.pending_post(conn, pending_id)
+            row = await _PENDING_POSTS.pending_post(conn, pending_id)
             if row is None:
                 return JsonResponse(404, {"error": "no such pending post"})
-            attempts = await repo.attempts_of(conn, [pending_id])
-            posts = {p["platform"]: p for p in await repo.posts_of_pending_post(conn, pending_id)}
+            attempts = await _PENDING_POSTS.attempts_of(conn, [pending_id])
+            posts = {p["platform"]: p for p in await _POSTS.posts_of_pending_post(conn, pending_id)}
         return JsonResponse(
             200,
             {

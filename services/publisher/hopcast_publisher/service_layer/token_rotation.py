@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from hopcast_publisher.adapters import repository as repo
+from hopcast_publisher.adapters.accounts import AccountRepository
 from hopcast_publisher.adapters.credentials import AccountTokens, TokenDecryptError
 from hopcast_shared.db import Conn
 
@@ -24,12 +24,15 @@ class RotationReport:
     undecryptable: int = 0
 
 
-async def rotate_tokens(conn: Conn, tokens: AccountTokens, *, batch_size: int = 500) -> RotationReport:
+async def rotate_tokens(
+    conn: Conn, tokens: AccountTokens, *, batch_size: int = 500, accounts: AccountRepository | None = None
+) -> RotationReport:
+    accounts = accounts or AccountRepository()
     report = RotationReport()
     after = None
     while True:
         async with conn.transaction():
-            rows = await repo.accounts_to_rotate(conn, after, batch_size)
+            rows = await accounts.accounts_to_rotate(conn, after, batch_size)
             for row in rows:
                 report.checked += 1
                 old = (row["access_token"], row["refresh_token"])
@@ -43,7 +46,7 @@ async def rotate_tokens(conn: Conn, tokens: AccountTokens, *, batch_size: int = 
                 except TokenDecryptError:
                     report.undecryptable += 1
                     continue
-                if await repo.replace_tokens_if_unchanged(conn, row["id"], old, new):
+                if await accounts.replace_tokens_if_unchanged(conn, row["id"], old, new):
                     report.rotated += 1
                 else:
                     report.changed_meanwhile += 1
