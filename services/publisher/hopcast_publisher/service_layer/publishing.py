@@ -50,6 +50,7 @@ from typing import Any
 
 import asyncpg
 from opentelemetry import context as otel_context
+from opentelemetry import trace
 from opentelemetry.trace import SpanKind
 
 from hopcast_publisher import metrics
@@ -73,7 +74,7 @@ from hopcast_shared.contract.events import EventData
 from hopcast_shared.db import Conn
 from hopcast_shared.outbox import OutboxRow, write_outbox
 from hopcast_shared.settings import KafkaSettings
-from hopcast_shared.telemetry import extract_context, tracer
+from hopcast_shared.telemetry import extract_context, inject_headers, tracer
 
 log = logging.getLogger(__name__)
 SOURCE = "hopcast/publisher"
@@ -248,9 +249,9 @@ def _outbox_rows(
 
 def span_headers(pending: asyncpg.Record, outcome: RunOutcome) -> list[tuple[str, str]]:
     """The trace context of the events of a pending post's completion: a "publish pending
-    post" span, child of the input that started its publishing (so a run stays one trace).
-    The span is not made current and its context is written as W3C trace context directly:
-    attaching it and running the propagators would cost more than the span, per post."""
+    post" span, child of the input that started its publishing (so a run stays one trace),
+    written by the kernel's propagation (`inject_headers`: W3C traceparent and tracestate;
+    nothing when the span is not recording a valid context)."""
     stored = pending["trace_headers"] or []
     parent = extract_context((k, v.encode("latin-1")) for k, v in stored) if stored else otel_context.Context()
     span = tracer.start_span(
@@ -260,13 +261,8 @@ def span_headers(pending: asyncpg.Record, outcome: RunOutcome) -> list[tuple[str
         attributes={"hopcast.pending_post_id": str(pending["id"]), "hopcast.outcome": outcome.value},
     )
     span.end()
-    context = span.get_span_context()
-    if not context.is_valid:
-        return []
-    headers = [("traceparent", f"00-{context.trace_id:032x}-{context.span_id:016x}-{context.trace_flags:02x}")]
-    if context.trace_state:
-        headers.append(("tracestate", context.trace_state.to_header()))
-    return headers
+    with trace.use_span(span):
+        return inject_headers()
 
 
 @dataclass(frozen=True)
