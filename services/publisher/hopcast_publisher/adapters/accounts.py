@@ -14,7 +14,7 @@ from typing import Any
 
 import asyncpg
 
-from hopcast_publisher.domain.accounts import LinkedAccount
+from hopcast_publisher.domain.accounts import LinkedAccount, SocialAccount
 from hopcast_shared import projections
 from hopcast_shared.db import Conn
 
@@ -79,12 +79,10 @@ class AccountRepository:
                 )
         return contexts
 
-    async def account(self, conn: Conn, account_id: uuid.UUID, *, lock: bool = False) -> asyncpg.Record | None:
+    async def account(self, conn: Conn, account_id: uuid.UUID, *, lock: bool = False) -> SocialAccount | None:
         suffix = " FOR UPDATE" if lock else ""
-        row: asyncpg.Record | None = await conn.fetchrow(
-            f"SELECT * FROM social_accounts WHERE id = $1{suffix}", account_id
-        )
-        return row
+        row = await conn.fetchrow(f"SELECT * FROM social_accounts WHERE id = $1{suffix}", account_id)
+        return social_account(row) if row is not None else None
 
     async def upsert_account(self, conn: Conn, values: dict[str, Any]) -> None:
         """The whole new state of an account (tokens already sealed)."""
@@ -134,8 +132,11 @@ class AccountRepository:
             expires_at,
         )
 
-    async def accounts_to_rotate(self, conn: Conn, after: uuid.UUID | None, limit: int) -> list[asyncpg.Record]:
-        rows: list[asyncpg.Record] = await conn.fetch(
+    async def accounts_to_rotate(
+        self, conn: Conn, after: uuid.UUID | None, limit: int
+    ) -> list[tuple[uuid.UUID, str, str | None]]:
+        """(id, sealed access token, sealed refresh token) of accounts after `after`, in id order."""
+        rows = await conn.fetch(
             """
             SELECT id, access_token, refresh_token FROM social_accounts
             WHERE $1::uuid IS NULL OR id > $1 ORDER BY id LIMIT $2
@@ -143,7 +144,7 @@ class AccountRepository:
             after,
             limit,
         )
-        return rows
+        return [(r["id"], r["access_token"], r["refresh_token"]) for r in rows]
 
     async def replace_tokens_if_unchanged(
         self,
@@ -233,6 +234,22 @@ class AccountRepository:
             for r in rows
         ]
 
-    async def accounts_by_id(self, conn: Conn, account_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, asyncpg.Record]:
+    async def accounts_by_id(self, conn: Conn, account_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, SocialAccount]:
         rows = await conn.fetch("SELECT * FROM social_accounts WHERE id = ANY($1::uuid[])", list(account_ids))
-        return {r["id"]: r for r in rows}
+        return {r["id"]: social_account(r) for r in rows}
+
+
+def social_account(r: asyncpg.Record) -> SocialAccount:
+    return SocialAccount(
+        r["id"],
+        r["organization_id"],
+        r["platform"],
+        r["handle"],
+        r["external_account_id"],
+        r["api_base_url"],
+        r["access_token"],
+        r["refresh_token"],
+        r["token_expires_at"],
+        r["is_active"],
+        r["deleted_at"],
+    )

@@ -17,7 +17,7 @@ import logging
 import uuid
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Literal
 
 import httpx
 
@@ -30,6 +30,7 @@ from hopcast_publisher.adapters.platforms.base import (
     RefreshedTokens,
 )
 from hopcast_publisher.adapters.platforms.http import json_or_empty, now
+from hopcast_publisher.domain.accounts import SocialAccount
 from hopcast_shared.contract import PublishFailureReason
 from hopcast_shared.crypto import TRANSPORT_AAD, Keyring, TokenDecryptError, owner_aad
 from hopcast_shared.db import Database
@@ -99,18 +100,18 @@ class OpenCredentials:
         self._accounts = accounts or AccountRepository()
         self._refresh_locks: dict[uuid.UUID, asyncio.Lock] = {}
 
-    def open(self, row: Any) -> AccountCredentials:
+    def open(self, account: SocialAccount) -> AccountCredentials:
         """The credentials of a stored account; raises TokenDecryptError."""
-        account_id = row["id"]
+        account_id = account.id
         return AccountCredentials(
             social_account_id=account_id,
-            platform=row["platform"],
-            handle=row["handle"],
-            external_account_id=row["external_account_id"],
-            api_base_url=row["api_base_url"],
-            access_token=self._tokens.open(account_id, row["access_token"]),
-            refresh_token=self._tokens.open(account_id, row["refresh_token"]) if row["refresh_token"] else None,
-            token_expires_at=row["token_expires_at"],
+            platform=account.platform,
+            handle=account.handle,
+            external_account_id=account.external_account_id,
+            api_base_url=account.api_base_url,
+            access_token=self._tokens.open(account_id, account.access_token),
+            refresh_token=self._tokens.open(account_id, account.refresh_token) if account.refresh_token else None,
+            token_expires_at=account.token_expires_at,
         )
 
     async def fresh(

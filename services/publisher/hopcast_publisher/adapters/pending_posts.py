@@ -16,6 +16,7 @@ from typing import Any
 
 import asyncpg
 
+from hopcast_publisher.domain.publishing import PublishAttempt, PublishingPost
 from hopcast_shared.db import Conn
 
 # What the inputs of a pending post change (names are ours, never input); arrays and JSON
@@ -73,11 +74,12 @@ class PendingPostRepository:
 
     async def lock_pending_posts(
         self, conn: Conn, keys: Sequence[tuple[uuid.UUID, uuid.UUID]]
-    ) -> dict[uuid.UUID, asyncpg.Record]:
+    ) -> dict[uuid.UUID, dict[str, Any]]:
         """The pending posts (id, organization id), each created WAITING if this is its first
         input, locked for this transaction: one statement for all, in id order (so two batches
         that share pending posts wait for each other instead of deadlocking). A pending post
-        named twice is created with its first organization (the caller refuses the other)."""
+        named twice is created with its first organization (the caller refuses the other).
+        Each comes as its state, column by name, for the handler to change and save."""
         first: dict[uuid.UUID, uuid.UUID] = {}
         for pending_post_id, org_id in keys:
             first.setdefault(pending_post_id, org_id)
@@ -92,13 +94,13 @@ class PendingPostRepository:
             ids,
             [first[i] for i in ids],
         )
-        return {r["id"]: r for r in rows}
+        return {r["id"]: dict(r) for r in rows}
 
     async def save_pending_posts(
         self, conn: Conn, states: Sequence[Mapping[str, Any]]
-    ) -> dict[uuid.UUID, asyncpg.Record]:
+    ) -> dict[uuid.UUID, PublishingPost]:
         """Write the state of pending posts (every column of PENDING_POST_STATE, as the rows are
-        locked by this transaction) in one statement; returns the rows written."""
+        locked by this transaction) in one statement; returns the pending posts written."""
         if not states:
             return {}
         columns: list[list[Any]] = [[s["id"] for s in states]]
@@ -108,7 +110,7 @@ class PendingPostRepository:
             else:
                 columns.append([s[name] for s in states])
         rows = await conn.fetch(_SAVE_STATE, *columns)
-        return {r["id"]: r for r in rows}
+        return {r["id"]: publishing_post(r) for r in rows}
 
     async def insert_attempts(
         self, conn: Conn, rows: Sequence[tuple[uuid.UUID, str, str, uuid.UUID | None, str, str | None, str | None]]
@@ -128,10 +130,10 @@ class PendingPostRepository:
 
     async def claim_publishing(
         self, conn: Conn, *, lease_token: uuid.UUID, lease_s: float, limit: int
-    ) -> list[asyncpg.Record]:
+    ) -> list[PublishingPost]:
         """Lease up to `limit` PUBLISHING pending posts that no live worker holds (oldest first),
         each with whether its organization and its brand are still active (org_active, brand_active)."""
-        rows: list[asyncpg.Record] = await conn.fetch(
+        rows = await conn.fetch(
             """
             UPDATE pending_posts p
             SET lease_token = $1, lease_until = now() + make_interval(secs => $2), claims = claims + 1
@@ -150,14 +152,26 @@ class PendingPostRepository:
             lease_s,
             limit,
         )
-        return rows
+        return [publishing_post(r) for r in rows]
 
-    async def attempts_of(self, conn: Conn, pending_post_ids: Sequence[uuid.UUID]) -> list[asyncpg.Record]:
-        rows: list[asyncpg.Record] = await conn.fetch(
+    async def attempts_of(self, conn: Conn, pending_post_ids: Sequence[uuid.UUID]) -> list[PublishAttempt]:
+        rows = await conn.fetch(
             "SELECT * FROM publish_attempts WHERE pending_post_id = ANY($1::uuid[]) ORDER BY pending_post_id, platform",
             list(pending_post_ids),
         )
-        return rows
+        return [
+            PublishAttempt(
+                r["pending_post_id"],
+                r["platform"],
+                r["idempotency_key"],
+                r["social_account_id"],
+                r["status"],
+                r["failure_reason"],
+                r["failure_detail"],
+                r["created_at"],
+            )
+            for r in rows
+        ]
 
     async def finish_pending_posts(
         self, conn: Conn, outcomes: Sequence[tuple[uuid.UUID, str]], *, lease_token: uuid.UUID | None
@@ -260,3 +274,27 @@ class PendingPostRepository:
     async def pending_post(self, conn: Conn, pending_post_id: uuid.UUID) -> asyncpg.Record | None:
         row: asyncpg.Record | None = await conn.fetchrow("SELECT * FROM pending_posts WHERE id = $1", pending_post_id)
         return row
+
+
+def publishing_post(r: asyncpg.Record) -> PublishingPost:
+    """A pending_posts row (with org_active and brand_active when the claim read them)."""
+    return PublishingPost(
+        r["id"],
+        r["organization_id"],
+        r["run_id"],
+        r["schedule_id"],
+        r["brand_profile_id"],
+        r["material_id"],
+        r["due_at"],
+        r["content"],
+        r["hashtags"],
+        r["media_urls"],
+        r["platforms"],
+        r["angle"],
+        r["cause_event_id"],
+        r["trace_headers"],
+        r["claims"],
+        r["completion_failures"],
+        r.get("org_active", True),
+        r.get("brand_active", True),
+    )

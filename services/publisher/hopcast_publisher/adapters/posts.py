@@ -9,6 +9,7 @@ from typing import Any, Literal
 
 import asyncpg
 
+from hopcast_publisher.domain.posts import PublishedPost
 from hopcast_shared.db import Conn
 
 POST_COLUMNS = (
@@ -44,6 +45,8 @@ _POST_TYPES = (
     "timestamptz",
 )
 
+_PUBLISHED_POST_FIELDS = tuple(PublishedPost.__dataclass_fields__)
+
 
 class PostRepository:
     """Posts, one per pending post and platform, and what is read of them."""
@@ -62,10 +65,12 @@ class PostRepository:
             *([p[c] for p in posts] for c in POST_COLUMNS),
         )
 
-    async def post(self, conn: Conn, post_id: uuid.UUID, *, lock: bool = False) -> asyncpg.Record | None:
+    async def post(self, conn: Conn, post_id: uuid.UUID, *, lock: bool = False) -> PublishedPost | None:
         suffix = " FOR UPDATE" if lock else ""
-        row: asyncpg.Record | None = await conn.fetchrow(f"SELECT * FROM posts WHERE id = $1{suffix}", post_id)
-        return row
+        row = await conn.fetchrow(f"SELECT * FROM posts WHERE id = $1{suffix}", post_id)
+        if row is None:
+            return None
+        return PublishedPost(**{name: row[name] for name in _PUBLISHED_POST_FIELDS})
 
     async def posts_of_pending_post(self, conn: Conn, pending_post_id: uuid.UUID) -> list[asyncpg.Record]:
         rows: list[asyncpg.Record] = await conn.fetch(

@@ -39,8 +39,10 @@ from hopcast_publisher.adapters.platforms.base import (
     RefreshedTokens,
 )
 from hopcast_publisher.config import PublisherSettings
+from hopcast_publisher.domain.accounts import SocialAccount
 from hopcast_publisher.domain.outcome import run_outcome
 from hopcast_publisher.domain.posts import post_text
+from hopcast_publisher.domain.publishing import PublishAttempt, PublishingPost
 from hopcast_publisher.service_layer.deps import PublisherDeps
 from hopcast_publisher.service_layer.giving_up import complete_batch, completion_failed, stopped_before_publishing
 from hopcast_publisher.service_layer.publishing import (
@@ -122,14 +124,14 @@ class PublishingLoop:
             )
             if not claimed:
                 return 0
-            attempts = await self.deps.pending_posts.attempts_of(conn, [p["id"] for p in claimed])
+            attempts = await self.deps.pending_posts.attempts_of(conn, [p.id for p in claimed])
             accounts = await self.deps.accounts.accounts_by_id(
-                conn, list({a["social_account_id"] for a in attempts if a["social_account_id"] is not None})
+                conn, list({a.social_account_id for a in attempts if a.social_account_id is not None})
             )
         started = time.perf_counter()
-        by_post: dict[uuid.UUID, list[asyncpg.Record]] = {}
+        by_post: dict[uuid.UUID, list[PublishAttempt]] = {}
         for a in attempts:
-            by_post.setdefault(a["pending_post_id"], []).append(a)
+            by_post.setdefault(a.pending_post_id, []).append(a)
         outcomes = await self.publish_claimed(claimed, by_post, accounts)
         prepared: list[Completion] = []
         failed: list[Failed] = []
@@ -149,29 +151,29 @@ class PublishingLoop:
 
     async def publish_claimed(
         self,
-        claimed: Sequence[asyncpg.Record],
-        attempts: Mapping[uuid.UUID, Sequence[asyncpg.Record]],
-        accounts: Mapping[uuid.UUID, asyncpg.Record],
-    ) -> list[tuple[asyncpg.Record, list[PlatformResult], RunOutcome] | Failed]:
+        claimed: Sequence[PublishingPost],
+        attempts: Mapping[uuid.UUID, Sequence[PublishAttempt]],
+        accounts: Mapping[uuid.UUID, SocialAccount],
+    ) -> list[tuple[PublishingPost, list[PlatformResult], RunOutcome] | Failed]:
         """Publish leased pending posts (their attempts by pending post id): every platform of
         every post at once, one task per platform call (within publish_concurrency), tokens
         opened once per account. For each post, its results and outcome, or why it failed."""
-        outcomes: list[tuple[asyncpg.Record, list[PlatformResult], RunOutcome] | Failed | None] = []
+        outcomes: list[tuple[PublishingPost, list[PlatformResult], RunOutcome] | Failed | None] = []
         calls: list[Awaitable[PlatformResult]] = []
         owners: list[int] = []
         opened: dict[uuid.UUID, AccountCredentials | None] = {}
         for index, pending in enumerate(claimed):
-            mine = attempts.get(pending["id"], [])
+            mine = attempts.get(pending.id, [])
             try:
                 stopped = stopped_before_publishing(pending, mine)
                 if stopped is not None:
                     outcomes.append(stopped)
                     continue
-                resumed = pending["claims"] > 1
+                resumed = pending.claims > 1
                 if resumed:
-                    log.info("resuming publication of pending post %s (claim %d)", pending["id"], pending["claims"])
+                    log.info("resuming publication of pending post %s (claim %d)", pending.id, pending.claims)
                     metrics.RESUMED.inc()
-                text = post_text(pending["content"], pending["hashtags"] or [], pending["media_urls"] or [])
+                text = post_text(pending.content, pending.hashtags or [], pending.media_urls or [])
             except Exception as exc:
                 outcomes.append(Failed(pending, [], exc))
                 continue
@@ -184,7 +186,7 @@ class PublishingLoop:
             if isinstance(result, BaseException) and not isinstance(result, Exception):
                 raise result  # cancelled
             results.setdefault(index, []).append(result)
-        done: list[tuple[asyncpg.Record, list[PlatformResult], RunOutcome] | Failed] = []
+        done: list[tuple[PublishingPost, list[PlatformResult], RunOutcome] | Failed] = []
         for index, (pending, outcome) in enumerate(zip(claimed, outcomes, strict=True)):
             if outcome is not None:
                 done.append(outcome)
@@ -200,37 +202,37 @@ class PublishingLoop:
 
     async def _publish_pending(
         self,
-        pending: asyncpg.Record,
-        attempts: Sequence[asyncpg.Record],
-        accounts: Mapping[uuid.UUID, asyncpg.Record],
-    ) -> tuple[asyncpg.Record, list[PlatformResult], RunOutcome]:
+        pending: PublishingPost,
+        attempts: Sequence[PublishAttempt],
+        accounts: Mapping[uuid.UUID, SocialAccount],
+    ) -> tuple[PublishingPost, list[PlatformResult], RunOutcome]:
         """One leased pending post published (`publish_claimed` of one)."""
-        (outcome,) = await self.publish_claimed([pending], {pending["id"]: attempts}, accounts)
+        (outcome,) = await self.publish_claimed([pending], {pending.id: attempts}, accounts)
         if isinstance(outcome, Failed):
             raise outcome.error
         return outcome
 
     async def _publish_platform(
         self,
-        pending: asyncpg.Record,
-        attempt: asyncpg.Record,
-        accounts: Mapping[uuid.UUID, asyncpg.Record],
+        pending: PublishingPost,
+        attempt: PublishAttempt,
+        accounts: Mapping[uuid.UUID, SocialAccount],
         text: str,
         resumed: bool,
         opened: dict[uuid.UUID, AccountCredentials | None],
     ) -> PlatformResult:
-        platform = attempt["platform"]
-        account_id = attempt["social_account_id"]
-        if attempt["status"] == FAILED:
+        platform = attempt.platform
+        account_id = attempt.social_account_id
+        if attempt.status == FAILED:
             return PlatformResult(
                 platform,
                 account_id,
                 None,
-                PublishFailureReason(attempt["failure_reason"]),
-                attempt["failure_detail"] or "",
+                PublishFailureReason(attempt.recorded_failure),
+                attempt.failure_detail or "",
             )
-        row = accounts.get(account_id)
-        if row is None:
+        account = accounts.get(account_id) if account_id is not None else None
+        if account_id is None or account is None:
             return PlatformResult(
                 platform,
                 account_id,
@@ -246,7 +248,7 @@ class PublishingLoop:
         # Tokens are opened once per account and batch (the same account publishes many posts).
         if account_id not in opened:
             try:
-                opened[account_id] = self._credentials.open(row)
+                opened[account_id] = self._credentials.open(account)
             except TokenDecryptError:
                 log.error("stored token of account %s does not decrypt (tampered or key missing)", account_id)
                 opened[account_id] = None
@@ -255,7 +257,7 @@ class PublishingLoop:
             return PlatformResult(
                 platform, account_id, None, PublishFailureReason.TOKEN_INVALID, "the stored token cannot be decrypted"
             )
-        request = PostRequest(attempt["idempotency_key"], text, attempt["created_at"])
+        request = PostRequest(attempt.idempotency_key, text, attempt.created_at)
         async with self._semaphore:
             try:
                 credentials = await self._credentials.fresh(adapter, credentials, opened)
@@ -266,11 +268,11 @@ class PublishingLoop:
 
                 published = await adapter.publish(credentials, request, resumed=resumed, on_refreshed=refreshed)
             except PublishFailure as failure:
-                log.warning("publishing pending post %s on %s failed: %s", pending["id"], platform, failure)
+                log.warning("publishing pending post %s on %s failed: %s", pending.id, platform, failure)
                 return PlatformResult(platform, account_id, None, failure.reason, failure.detail)
             except Exception as exc:
                 # An adapter bug must not leave the run open forever: it fails this platform.
-                log.exception("adapter %s crashed on pending post %s", platform, pending["id"])
+                log.exception("adapter %s crashed on pending post %s", platform, pending.id)
                 return PlatformResult(
                     platform,
                     account_id,

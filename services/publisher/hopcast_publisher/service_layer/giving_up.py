@@ -11,11 +11,11 @@ import logging
 import uuid
 from collections.abc import Sequence
 
-import asyncpg
 from pydantic import ValidationError
 
 from hopcast_publisher import metrics
 from hopcast_publisher.domain.outcome import run_outcome
+from hopcast_publisher.domain.publishing import PublishAttempt, PublishingPost
 from hopcast_publisher.service_layer.deps import PublisherDeps
 from hopcast_publisher.service_layer.publishing import (
     FAILED,
@@ -35,20 +35,18 @@ log = logging.getLogger(__name__)
 
 
 def stopped_before_publishing(
-    pending: asyncpg.Record, attempts: Sequence[asyncpg.Record]
-) -> tuple[asyncpg.Record, list[PlatformResult], RunOutcome] | None:
+    pending: PublishingPost, attempts: Sequence[PublishAttempt]
+) -> tuple[PublishingPost, list[PlatformResult], RunOutcome] | None:
     """Deleted after publishing started and before any platform was called: none is. (A
     resumed post may be on a platform already; it is finished and recorded.)"""
-    org_active, brand_active = pending["org_active"], pending["brand_active"]
-    if pending["claims"] > 1 or (org_active and brand_active):
+    org_active, brand_active = pending.org_active, pending.brand_active
+    if pending.claims > 1 or (org_active and brand_active):
         return None
     detail = "the organization is deleted" if not org_active else "the brand is deleted"
     stopped = [
-        PlatformResult(a["platform"], None, None, PublishFailureReason.NO_ACCOUNT_FOR_PLATFORM, detail)
-        if a["status"] != FAILED
-        else PlatformResult(
-            a["platform"], None, None, PublishFailureReason(a["failure_reason"]), a["failure_detail"] or ""
-        )
+        PlatformResult(a.platform, None, None, PublishFailureReason.NO_ACCOUNT_FOR_PLATFORM, detail)
+        if a.status != FAILED
+        else PlatformResult(a.platform, None, None, PublishFailureReason(a.recorded_failure), a.failure_detail or "")
         for a in attempts
     ]
     return pending, stopped, run_outcome([], organization_active=org_active, brand_active=brand_active)
@@ -98,18 +96,18 @@ async def completion_failed(
     `completion_max_attempts` tries, end it PUBLISH_FAILED: PostPublishFailed
     RETRIES_EXHAUSTED per platform and its run's one ScheduleRunCompleted."""
     pending = failure.pending
-    attempts = pending["completion_failures"] + 1
+    attempts = pending.completion_failures + 1
     error = describe_failure(failure.error)
     settings = deps.settings
     if attempts < settings.completion_max_attempts:
         delay = min(settings.completion_backoff_s * 2 ** (attempts - 1), settings.completion_backoff_max_s)
         async with db.transaction() as conn:
             held = await deps.pending_posts.defer_completion(
-                conn, pending["id"], lease_token=lease, failures=attempts, error=error, retry_in_s=delay
+                conn, pending.id, lease_token=lease, failures=attempts, error=error, retry_in_s=delay
             )
         log.warning(
             "pending post %s could not be completed (attempt %d of %d, next in %.1f s): %s",
-            pending["id"],
+            pending.id,
             attempts,
             settings.completion_max_attempts,
             delay,
@@ -121,7 +119,7 @@ async def completion_failed(
         return
     log.error(
         "pending post %s could not be completed after %d attempts; ending it PUBLISH_FAILED: %s",
-        pending["id"],
+        pending.id,
         attempts,
         error,
         exc_info=failure.error,
@@ -132,7 +130,7 @@ async def completion_failed(
         )
         async with db.transaction() as conn:
             done = await write_completions(deps, conn, [ending], lease_token=lease)
-            await deps.pending_posts.record_completion_error(conn, pending["id"], failures=attempts, error=error)
+            await deps.pending_posts.record_completion_error(conn, pending.id, failures=attempts, error=error)
     except INFRASTRUCTURE_ERRORS:
         raise
     except Exception as exc:
@@ -141,9 +139,9 @@ async def completion_failed(
         both = f"{error}; ending it failed too: {describe_failure(exc)}"
         async with db.transaction() as conn:
             held = await deps.pending_posts.abandon_pending_post(
-                conn, pending["id"], lease_token=lease, failures=attempts, error=both
+                conn, pending.id, lease_token=lease, failures=attempts, error=both
             )
-        log.error("pending post %s ended PUBLISH_FAILED without events: %s", pending["id"], both, exc_info=exc)
+        log.error("pending post %s ended PUBLISH_FAILED without events: %s", pending.id, both, exc_info=exc)
         if held:
             metrics.COMPLETION_FAILURES.labels("abandoned").inc()
         return
@@ -153,12 +151,12 @@ async def completion_failed(
 
 
 def given_up(
-    pending: asyncpg.Record, results: Sequence[PlatformResult], attempts: int, error: str
+    pending: PublishingPost, results: Sequence[PlatformResult], attempts: int, error: str
 ) -> list[PlatformResult]:
     """Every platform of a pending post that could not be completed fails RETRIES_EXHAUSTED
     (so billing refunds it and the run ends), saying what went wrong and, where the platform
     took the post, that it may be live there."""
-    platforms = [r.platform for r in results] or list(pending["platforms"] or [])
+    platforms = [r.platform for r in results] or list(pending.platforms or [])
     by_platform = {r.platform: r for r in results}
     failed = []
     for platform in platforms:

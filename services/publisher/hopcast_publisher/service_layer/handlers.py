@@ -15,7 +15,7 @@ import logging
 import uuid
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from typing import Any, NoReturn
+from typing import Any, NoReturn, cast
 
 from opentelemetry import trace
 
@@ -28,6 +28,7 @@ from hopcast_publisher.service_layer.publishing import now_utc, start_publishing
 from hopcast_shared import projections
 from hopcast_shared.consumer import EventContext, PermanentError
 from hopcast_shared.contract import (
+    Angle,
     BrandAccountLinked,
     BrandAccountUnlinked,
     BrandProfileCreated,
@@ -44,6 +45,7 @@ from hopcast_shared.contract import (
     PendingPostApproved,
     PendingPostCreated,
     PendingPostRejected,
+    Platform,
     RunOutcome,
     ScheduleRunCompleted,
     SocialAccountConnected,
@@ -112,11 +114,11 @@ async def account_upserted(
     org = ctx.envelope.organizationid
     account_id = data.social_account_id
     existing = await deps.accounts.account(ctx.conn, account_id, lock=True)
-    if existing is not None and existing["organization_id"] != org:
+    if existing is not None and existing.organization_id != org:
         raise PermanentError(f"social account {account_id} belongs to another organization")
-    if existing is not None and existing["platform"] != data.platform.value:
+    if existing is not None and existing.platform != data.platform.value:
         raise PermanentError(
-            f"social account {account_id} is a {existing['platform']} account; its platform cannot change"
+            f"social account {account_id} is a {existing.platform} account; its platform cannot change"
         )
     try:
         access = deps.tokens.reseal_from_transport(account_id, data.access_token)
@@ -157,7 +159,7 @@ async def account_restored(deps: PublisherDeps, ctx: EventContext, data: SocialA
 async def account_linked(deps: PublisherDeps, ctx: EventContext, data: BrandAccountLinked) -> None:
     org = ctx.envelope.organizationid
     account = await deps.accounts.account(ctx.conn, data.social_account_id)
-    if account is None or account["organization_id"] != org:
+    if account is None or account.organization_id != org:
         await _refuse_unknown_account(ctx, data.social_account_id)
     await _refuse_if_another_organizations(ctx, "brands", data.brand_profile_id)
     await deps.accounts.link_account(
@@ -165,7 +167,7 @@ async def account_linked(deps: PublisherDeps, ctx: EventContext, data: BrandAcco
         brand_id=data.brand_profile_id,
         account_id=data.social_account_id,
         org_id=org,
-        platform=account["platform"],
+        platform=account.platform,
         is_default=data.is_default,
     )
 
@@ -233,9 +235,9 @@ async def engagement_reported(deps: PublisherDeps, ctx: EventContext, data: Enga
     post = await deps.posts.post(ctx.conn, data.post_id, lock=True)
     if post is None:
         raise PermanentError(f"unknown post {data.post_id} for this organization")
-    if post["organization_id"] != ctx.envelope.organizationid:
+    if post.organization_id != ctx.envelope.organizationid:
         raise PermanentError(f"post {data.post_id} belongs to another organization")
-    seen = post["engagement_observed_at"]
+    seen = post.engagement_observed_at
     if seen is not None and data.observed_at < seen:
         log.info("engagement of post %s observed at %s is older than what we have", data.post_id, data.observed_at)
         return
@@ -251,21 +253,21 @@ async def engagement_reported(deps: PublisherDeps, ctx: EventContext, data: Enga
         observed_at=data.observed_at,
     )
     metrics.ENGAGEMENT_UPDATES.inc()
-    if post["deleted_at"] is not None:
+    if post.deleted_at is not None:
         return  # kept up to date, but a deleted post is out of the dashboards
     await ctx.emit(
         EngagementUpdated(
             post_id=data.post_id,
-            brand_profile_id=post["brand_profile_id"],
-            platform=post["platform"],
-            angle=post["angle"],
+            brand_profile_id=post.brand_profile_id,
+            platform=cast(Platform, post.platform),  # a str, validated by the model
+            angle=cast(Angle, post.angle),
             likes=data.likes,
             comments=data.comments,
             shares=data.shares,
             impressions=data.impressions,
             engagement_rate=rate,
         ),
-        correlation_id=str(post["run_id"]),
+        correlation_id=str(post.run_id),
     )
 
 

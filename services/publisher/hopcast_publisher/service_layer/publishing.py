@@ -48,7 +48,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-import asyncpg
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind
@@ -59,6 +58,7 @@ from hopcast_publisher.domain.accounts import pick_accounts
 from hopcast_publisher.domain.outcome import run_outcome
 from hopcast_publisher.domain.pending import Status
 from hopcast_publisher.domain.posts import idempotency_key, post_id_for, post_text
+from hopcast_publisher.domain.publishing import PublishingPost
 from hopcast_publisher.service_layer.deps import PublisherDeps
 from hopcast_shared import outbox
 from hopcast_shared.contract import (
@@ -99,7 +99,7 @@ class PlatformResult:
 class Failed:
     """A pending post that could not be completed this round, and why."""
 
-    pending: asyncpg.Record
+    pending: PublishingPost
     results: Sequence[PlatformResult]
     error: BaseException
 
@@ -108,7 +108,7 @@ class Failed:
 
 
 async def start_publishing(
-    deps: PublisherDeps, conn: Conn, kafka: KafkaSettings, pending_posts: Sequence[asyncpg.Record]
+    deps: PublisherDeps, conn: Conn, kafka: KafkaSettings, pending_posts: Sequence[PublishingPost]
 ) -> dict[uuid.UUID, Status]:
     """In the caller's transaction, for pending posts it has just moved to PUBLISHING (the
     status change wakes the publishing loop at commit: migration 0002's trigger): choose the
@@ -119,14 +119,14 @@ async def start_publishing(
     if not pending_posts:
         return {}
     contexts = await deps.accounts.publishing_contexts(
-        conn, [(p["organization_id"], p["brand_profile_id"]) for p in pending_posts]
+        conn, [(p.organization_id, p.brand_profile_id) for p in pending_posts]
     )
     attempts: list[tuple[uuid.UUID, str, str, uuid.UUID | None, str, str | None, str | None]] = []
-    at_once: list[tuple[asyncpg.Record, Sequence[PlatformResult], RunOutcome]] = []
+    at_once: list[tuple[PublishingPost, Sequence[PlatformResult], RunOutcome]] = []
     statuses: dict[uuid.UUID, Status] = {}
     for pending in pending_posts:
-        org_active, brand_active, linked = contexts[(pending["organization_id"], pending["brand_profile_id"])]
-        platforms: list[str] = list(pending["platforms"])
+        org_active, brand_active, linked = contexts[(pending.organization_id, pending.brand_profile_id)]
+        platforms: list[str] = list(pending.platforms)
         results: list[PlatformResult] = []
         calls = 0
         if not (org_active and brand_active):
@@ -143,20 +143,20 @@ async def start_publishing(
                         PlatformResult(platform, None, None, PublishFailureReason.NO_ACCOUNT_FOR_PLATFORM, detail)
                     )
                 else:
-                    key = idempotency_key(pending["id"], platform)
-                    attempts.append((pending["id"], platform, key, chosen.social_account_id, PENDING, None, None))
+                    key = idempotency_key(pending.id, platform)
+                    attempts.append((pending.id, platform, key, chosen.social_account_id, PENDING, None, None))
                     calls += 1
         for r in results:
-            key = idempotency_key(pending["id"], r.platform)
+            key = idempotency_key(pending.id, r.platform)
             reason = r.reason.value if r.reason else None
-            attempts.append((pending["id"], r.platform, key, None, FAILED, reason, r.detail))
+            attempts.append((pending.id, r.platform, key, None, FAILED, reason, r.detail))
         if calls:
-            statuses[pending["id"]] = Status.PUBLISHING
+            statuses[pending.id] = Status.PUBLISHING
         else:
             # Nothing to call a platform for: end it now, in this transaction.
             outcome = run_outcome([], organization_active=org_active, brand_active=brand_active)
             at_once.append((pending, results, outcome))
-            statuses[pending["id"]] = Status(outcome.value)
+            statuses[pending.id] = Status(outcome.value)
     await deps.pending_posts.insert_attempts(conn, attempts)
     if at_once:
         await complete(deps, conn, kafka, at_once, lease_token=None)
@@ -167,24 +167,25 @@ async def start_publishing(
 
 
 def _completion_events(
-    pending: asyncpg.Record, results: Sequence[PlatformResult], outcome: RunOutcome
+    pending: PublishingPost, results: Sequence[PlatformResult], outcome: RunOutcome
 ) -> tuple[list[dict[str, Any]], list[EventData]]:
     posts: list[dict[str, Any]] = []
     events: list[EventData] = []
-    text = post_text(pending["content"], pending["hashtags"] or [], pending["media_urls"] or []) if results else ""
+    text = post_text(pending.content, pending.hashtags or [], pending.media_urls or []) if results else ""
     for r in results:
         if r.published is not None and r.social_account_id is not None:
+            post_id = post_id_for(pending.id, r.platform)
             post = {
-                "id": post_id_for(pending["id"], r.platform),
-                "organization_id": pending["organization_id"],
-                "pending_post_id": pending["id"],
-                "run_id": pending["run_id"],
-                "schedule_id": pending["schedule_id"],
-                "brand_profile_id": pending["brand_profile_id"],
-                "material_id": pending["material_id"],
+                "id": post_id,
+                "organization_id": pending.organization_id,
+                "pending_post_id": pending.id,
+                "run_id": pending.run_id,
+                "schedule_id": pending.schedule_id,
+                "brand_profile_id": pending.brand_profile_id,
+                "material_id": pending.material_id,
                 "social_account_id": r.social_account_id,
                 "platform": r.platform,
-                "angle": pending["angle"],
+                "angle": pending.angle,
                 "content": text,
                 "external_id": r.published.external_id,
                 "external_url": r.published.external_url,
@@ -193,15 +194,15 @@ def _completion_events(
             posts.append(post)
             events.append(
                 PostPublished(
-                    post_id=post["id"],
-                    pending_post_id=pending["id"],
-                    run_id=pending["run_id"],
-                    material_id=pending["material_id"],
-                    schedule_id=pending["schedule_id"],
-                    brand_profile_id=pending["brand_profile_id"],
+                    post_id=post_id,
+                    pending_post_id=pending.id,
+                    run_id=pending.run_id,
+                    material_id=pending.material_id,
+                    schedule_id=pending.schedule_id,
+                    brand_profile_id=pending.brand_profile_id,
                     social_account_id=r.social_account_id,
                     platform=Platform(r.platform),
-                    angle=Angle(pending["angle"]),
+                    angle=Angle(pending.angle),
                     external_id=r.published.external_id,
                     external_url=r.published.external_url,
                     published_at=r.published.published_at,
@@ -210,8 +211,8 @@ def _completion_events(
         else:
             events.append(
                 PostPublishFailed(
-                    pending_post_id=pending["id"],
-                    run_id=pending["run_id"],
+                    pending_post_id=pending.id,
+                    run_id=pending.run_id,
                     platform=Platform(r.platform),
                     reason=r.reason or PublishFailureReason.PLATFORM_REJECTED,
                     detail=r.detail[:2000],
@@ -219,11 +220,11 @@ def _completion_events(
             )
     events.append(
         ScheduleRunCompleted(
-            run_id=pending["run_id"],
-            schedule_id=pending["schedule_id"],
-            brand_profile_id=pending["brand_profile_id"],
+            run_id=pending.run_id,
+            schedule_id=pending.schedule_id,
+            brand_profile_id=pending.brand_profile_id,
             outcome=outcome,
-            due_at=pending["due_at"],
+            due_at=pending.due_at,
             completed_at=now_utc(),
         )
     )
@@ -231,34 +232,34 @@ def _completion_events(
 
 
 def _outbox_rows(
-    kafka: KafkaSettings, pending: asyncpg.Record, events: Sequence[EventData], trace: Sequence[tuple[str, str]]
+    kafka: KafkaSettings, pending: PublishingPost, events: Sequence[EventData], trace: Sequence[tuple[str, str]]
 ) -> list[OutboxRow]:
     """Outbox rows of events about a pending post: keyed by its organization, in its run's saga,
     caused by the input that started its publishing, carrying the trace context `trace`."""
-    cause = pending["cause_event_id"]
+    cause = pending.cause_event_id
     return outbox.event_rows(
         kafka,
         events,
-        organization_id=pending["organization_id"],
+        organization_id=pending.organization_id,
         source=SOURCE,
-        correlation_id=str(pending["run_id"]),
+        correlation_id=str(pending.run_id),
         causation_id=str(cause) if cause else None,
         trace=trace,
     )
 
 
-def span_headers(pending: asyncpg.Record, outcome: RunOutcome) -> list[tuple[str, str]]:
+def span_headers(pending: PublishingPost, outcome: RunOutcome) -> list[tuple[str, str]]:
     """The trace context of the events of a pending post's completion: a "publish pending
     post" span, child of the input that started its publishing (so a run stays one trace),
     written by the kernel's propagation (`inject_headers`: W3C traceparent and tracestate;
     nothing when the span is not recording a valid context)."""
-    stored = pending["trace_headers"] or []
+    stored = pending.trace_headers or []
     parent = extract_context((k, v.encode("latin-1")) for k, v in stored) if stored else otel_context.Context()
     span = tracer.start_span(
         "publish pending post",
         context=parent,
         kind=SpanKind.PRODUCER,
-        attributes={"hopcast.pending_post_id": str(pending["id"]), "hopcast.outcome": outcome.value},
+        attributes={"hopcast.pending_post_id": str(pending.id), "hopcast.outcome": outcome.value},
     )
     span.end()
     with trace.use_span(span):
@@ -270,7 +271,7 @@ class Completion:
     """What completing one pending post writes, made (and validated against the contract)
     before any of it is written: a post that cannot be completed is found here, alone."""
 
-    pending: asyncpg.Record
+    pending: PublishingPost
     results: Sequence[PlatformResult]
     outcome: RunOutcome
     posts: list[dict[str, Any]]
@@ -279,7 +280,7 @@ class Completion:
 
 
 def prepare_completion(
-    kafka: KafkaSettings, pending: asyncpg.Record, results: Sequence[PlatformResult], outcome: RunOutcome
+    kafka: KafkaSettings, pending: PublishingPost, results: Sequence[PlatformResult], outcome: RunOutcome
 ) -> Completion:
     """The posts, events and attempt results of one pending post; raises when its events
     break the contract (a platform's answer that is no URL, a corrupt row)."""
@@ -287,7 +288,7 @@ def prepare_completion(
     rows = _outbox_rows(kafka, pending, events, span_headers(pending, outcome))
     settled = [
         (
-            pending["id"],
+            pending.id,
             r.platform,
             PUBLISHED if r.published else FAILED,
             None if r.published else (r.reason.value if r.reason else None),
@@ -304,14 +305,14 @@ async def write_completions(
     """In the caller's transaction: finish the pending posts still held under `lease_token`
     and write their posts, attempt results and events. Returns those finished."""
     finished = await deps.pending_posts.finish_pending_posts(
-        conn, [(c.pending["id"], c.outcome.value) for c in completions], lease_token=lease_token
+        conn, [(c.pending.id, c.outcome.value) for c in completions], lease_token=lease_token
     )
     done: list[Completion] = []
     for c in completions:
-        if c.pending["id"] in finished:
+        if c.pending.id in finished:
             done.append(c)
         else:
-            log.warning("pending post %s was taken over by another worker; its results are dropped", c.pending["id"])
+            log.warning("pending post %s was taken over by another worker; its results are dropped", c.pending.id)
     await deps.posts.insert_posts(conn, [post for c in done for post in c.posts])
     await deps.pending_posts.settle_attempts(conn, [s for c in done for s in c.settled])
     await write_outbox(conn, [row for c in done for row in c.rows])
@@ -339,7 +340,7 @@ async def complete(
     deps: PublisherDeps,
     conn: Conn,
     kafka: KafkaSettings,
-    batch: Sequence[tuple[asyncpg.Record, Sequence[PlatformResult], RunOutcome]],
+    batch: Sequence[tuple[PublishingPost, Sequence[PlatformResult], RunOutcome]],
     *,
     lease_token: uuid.UUID | None,
 ) -> int:

@@ -33,23 +33,23 @@ async def rotate_tokens(
     while True:
         async with conn.transaction():
             rows = await accounts.accounts_to_rotate(conn, after, batch_size)
-            for row in rows:
+            for account_id, access_token, refresh_token in rows:
                 report.checked += 1
-                old = (row["access_token"], row["refresh_token"])
+                old = (access_token, refresh_token)
                 if not any(t is not None and tokens.needs_rotation(t) for t in old):
                     continue
                 try:
                     new = (
-                        tokens.rotate(row["id"], old[0]),
-                        tokens.rotate(row["id"], old[1]) if old[1] is not None else None,
+                        tokens.rotate(account_id, old[0]),
+                        tokens.rotate(account_id, old[1]) if old[1] is not None else None,
                     )
                 except TokenDecryptError:
                     report.undecryptable += 1
                     continue
-                if await accounts.replace_tokens_if_unchanged(conn, row["id"], old, new):
+                if await accounts.replace_tokens_if_unchanged(conn, account_id, old, new):
                     report.rotated += 1
                 else:
                     report.changed_meanwhile += 1
         if len(rows) < batch_size:
             return report
-        after = rows[-1]["id"]
+        after = rows[-1][0]

@@ -457,8 +457,8 @@ async def test_engagement_updates_the_post_and_is_announced(harness: Harness) ->
     data = updates[0]["data"]
     assert data["engagement_rate"] == pytest.approx(40 / 800)
     assert (data["brand_profile_id"], data["platform"], data["angle"]) == (tenant.brand, "BLUESKY", "USER_BENEFIT")
-    row = await PostRepository().post(harness.db.pool, uuid.UUID(post_id))  # type: ignore[arg-type]
-    assert (row["likes"], row["impressions"]) == (30, 800)
+    post = await PostRepository().post(harness.db.pool, uuid.UUID(post_id))  # type: ignore[arg-type]
+    assert post is not None and (post.likes, post.impressions) == (30, 800)
     unknown = tenant.event("EngagementReported", post_id=str(uuid.uuid4()))
     assert await harness.send(unknown) == "dead_lettered"
 
@@ -482,7 +482,7 @@ async def test_a_crash_after_posting_is_resumed_without_a_second_post(db: Databa
         lease = uuid.uuid4()
         async with db.transaction() as conn:
             claimed = await PendingPostRepository().claim_publishing(conn, lease_token=lease, lease_s=300, limit=10)
-            attempts = await PendingPostRepository().attempts_of(conn, [claimed[0]["id"]])
+            attempts = await PendingPostRepository().attempts_of(conn, [claimed[0].id])
             accounts = await AccountRepository().accounts_by_id(conn, [uuid.UUID(account)])
         await harness.loop._publish_pending(claimed[0], attempts, accounts)
         assert len(fake.posts) == 1
