@@ -1,6 +1,6 @@
-"""The publishing decisions of the service layer: start publishing a pending post, complete
-it, or give up on it. (The publishing loop that calls the platforms in between is
-`entrypoints/publishing_loop.py`.)
+"""The publishing decisions of the service layer: start publishing a pending post and complete
+it (giving up on one is `giving_up.py`; the loop that calls the platforms in between is
+`entrypoints/publishing_loop.py`).
 
 Three steps, each safe to crash after:
 
@@ -23,9 +23,9 @@ Three steps, each safe to crash after:
    validated first (`prepare_completion`): one that cannot be completed (its events break the
    contract, the database refuses its rows - then the batch is written one by one to find
    it) is left out, so it never holds up the others, and tried again alone with backoff
-   (`completion_backoff_s`, doubling); after `completion_max_attempts` it ends PUBLISH_FAILED
-   with PostPublishFailed RETRIES_EXHAUSTED per platform and its ScheduleRunCompleted, logged
-   and counted (hopcast_publisher_completion_failures_total).
+   (`giving_up.py`; `completion_backoff_s`, doubling); after `completion_max_attempts` it
+   ends PUBLISH_FAILED with PostPublishFailed RETRIES_EXHAUSTED per platform and its
+   ScheduleRunCompleted, logged and counted (hopcast_publisher_completion_failures_total).
 
 A crash between 1 and 3 leaves the pending post PUBLISHING; when its lease runs out, a
 loop (this replica after a restart, or another) claims it again, and since it was claimed
