@@ -65,7 +65,10 @@ PUBLISH_CHANNEL = "hopcast_publisher_publish"
 
 
 class PublishingLoop:
-    """Leases PUBLISHING pending posts, publishes them, completes them; woken by NOTIFY."""
+    """Leases PUBLISHING pending posts, publishes them, completes them; woken by NOTIFY.
+
+    `deps` are the service's (bootstrap passes the ones its handlers have); without them the
+    loop makes its own from `tokens` and `settings`, as tests and the benchmark do."""
 
     def __init__(
         self,
@@ -84,7 +87,7 @@ class PublishingLoop:
         self._settings = settings
         self.deps = deps or PublisherDeps(tokens=tokens, settings=settings)
         self._credentials = OpenCredentials(
-            db, tokens, refresh_margin_s=settings.refresh_margin_s, clock=clock, accounts=self.deps.accounts
+            db, self.deps.tokens, refresh_margin_s=settings.refresh_margin_s, clock=clock, accounts=self.deps.accounts
         )
         self._wake = asyncio.Event()
         self._semaphore = asyncio.Semaphore(settings.publish_concurrency)
