@@ -6,8 +6,9 @@ and sealed again bound to their account (associated data `social_account:<id>`),
 stored token copied onto another account's row does not decrypt. Plaintext lives only in
 memory, for one call.
 
-`refresh_oauth_tokens` is the one OAuth 2 refresh-token grant of the adapters that speak it
-(LinkedIn, Mastodon, X); Bluesky refreshes its own session instead.
+`refresh_oauth_tokens` is the one OAuth 2 refresh-token grant, and `OAuthPlatformAdapter` the
+base of the adapters that refresh with it (LinkedIn, Mastodon, X: each names only its token
+endpoint); Bluesky refreshes its own session instead.
 """
 
 from __future__ import annotations
@@ -15,9 +16,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from abc import abstractmethod
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Literal
+from typing import ClassVar, Literal
 
 import httpx
 
@@ -29,7 +31,7 @@ from hopcast_publisher.adapters.platforms.base import (
     PublishFailure,
     RefreshedTokens,
 )
-from hopcast_publisher.adapters.platforms.http import json_or_empty, now
+from hopcast_publisher.adapters.platforms.http import AdapterOptions, HttpPlatformAdapter, json_or_empty, now
 from hopcast_publisher.domain.accounts import SocialAccount
 from hopcast_shared.contract import PublishFailureReason
 from hopcast_shared.crypto import TRANSPORT_AAD, Keyring, TokenDecryptError, owner_aad
@@ -39,7 +41,14 @@ log = logging.getLogger(__name__)
 
 OWNER_KIND = "social_account"
 
-__all__ = ["AccountTokens", "OpenCredentials", "TokenDecryptError", "oauth_tokens", "refresh_oauth_tokens"]
+__all__ = [
+    "AccountTokens",
+    "OAuthPlatformAdapter",
+    "OpenCredentials",
+    "TokenDecryptError",
+    "oauth_tokens",
+    "refresh_oauth_tokens",
+]
 
 
 class AccountTokens:
@@ -161,6 +170,36 @@ class OpenCredentials:
 
 
 # --- OAuth 2 refresh ------------------------------------------------------------------------
+
+
+class OAuthPlatformAdapter(HttpPlatformAdapter):
+    """An HTTP adapter whose tokens are refreshed by the OAuth 2 refresh-token grant at its
+    token endpoint, with the app's client id and secret (from PUBLISHER_<PLATFORM>_CLIENT_*)."""
+
+    oauth_name: ClassVar[str] = ""
+    """The platform's name in failure details ("LinkedIn")."""
+    client_auth: ClassVar[Literal["body", "basic"]] = "body"
+
+    def __init__(self, *, client_id: str | None, client_secret: str | None, options: AdapterOptions | None) -> None:
+        super().__init__(options)
+        self._client_id = client_id
+        self._client_secret = client_secret
+
+    @abstractmethod
+    def _token_url(self, account: AccountCredentials) -> str:
+        """The endpoint that exchanges the account's refresh token."""
+
+    async def _refresh(self, account: AccountCredentials) -> RefreshedTokens:
+        return await refresh_oauth_tokens(
+            self.client,
+            self._token_url(account),
+            account,
+            platform=self.oauth_name,
+            client_id=self._client_id,
+            client_secret=self._client_secret,
+            client_auth=self.client_auth,
+            needs=f"PUBLISHER_{self.platform}_CLIENT_ID/SECRET",
+        )
 
 
 async def refresh_oauth_tokens(

@@ -13,17 +13,15 @@ from datetime import UTC, datetime
 
 import httpx
 
-from hopcast_publisher.adapters.credentials import refresh_oauth_tokens
+from hopcast_publisher.adapters.credentials import OAuthPlatformAdapter
 from hopcast_publisher.adapters.platforms.base import (
     AccountCredentials,
     PostRequest,
     Published,
     PublishFailure,
-    RefreshedTokens,
 )
 from hopcast_publisher.adapters.platforms.http import (
     AdapterOptions,
-    HttpPlatformAdapter,
     bearer,
     json_or_empty,
     now,
@@ -31,19 +29,14 @@ from hopcast_publisher.adapters.platforms.http import (
 from hopcast_shared.contract import PublishFailureReason
 
 
-class MastodonAdapter(HttpPlatformAdapter):
+class MastodonAdapter(OAuthPlatformAdapter):
     platform = "MASTODON"
+    oauth_name = "Mastodon"
 
     def __init__(
-        self,
-        *,
-        client_id: str | None = None,
-        client_secret: str | None = None,
-        options: AdapterOptions | None = None,
+        self, *, client_id: str | None = None, client_secret: str | None = None, options: AdapterOptions | None = None
     ) -> None:
-        super().__init__(options)
-        self._client_id = client_id
-        self._client_secret = client_secret
+        super().__init__(client_id=client_id, client_secret=client_secret, options=options)
 
     def _base(self, account: AccountCredentials) -> str:
         if not account.api_base_url:
@@ -84,16 +77,8 @@ class MastodonAdapter(HttpPlatformAdapter):
             when = when.replace(tzinfo=UTC)
         return max(0.0, (when - now()).total_seconds())
 
-    async def _refresh(self, account: AccountCredentials) -> RefreshedTokens:
-        return await refresh_oauth_tokens(
-            self.client,
-            f"{self._base(account)}/oauth/token",
-            account,
-            platform="Mastodon",
-            client_id=self._client_id,
-            client_secret=self._client_secret,
-            needs="PUBLISHER_MASTODON_CLIENT_ID/SECRET",
-        )
+    def _token_url(self, account: AccountCredentials) -> str:
+        return f"{self._base(account)}/oauth/token"
 
 
 def _created_at(value: object) -> datetime:

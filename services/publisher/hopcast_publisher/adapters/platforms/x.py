@@ -14,11 +14,10 @@ import time
 
 import httpx
 
-from hopcast_publisher.adapters.credentials import refresh_oauth_tokens
-from hopcast_publisher.adapters.platforms.base import AccountCredentials, PostRequest, Published, RefreshedTokens
+from hopcast_publisher.adapters.credentials import OAuthPlatformAdapter
+from hopcast_publisher.adapters.platforms.base import AccountCredentials, PostRequest, Published
 from hopcast_publisher.adapters.platforms.http import (
     AdapterOptions,
-    HttpPlatformAdapter,
     LookupFailed,
     bearer,
     items,
@@ -31,8 +30,10 @@ def same_text(a: str, b: str) -> bool:
     return " ".join(a.split()) == " ".join(b.split())
 
 
-class XAdapter(HttpPlatformAdapter):
+class XAdapter(OAuthPlatformAdapter):
     platform = "TWITTER"
+    oauth_name = "X"
+    client_auth = "basic"  # a public client (id only) or a confidential one (HTTP Basic)
 
     def __init__(
         self,
@@ -43,11 +44,9 @@ class XAdapter(HttpPlatformAdapter):
         client_secret: str | None = None,
         options: AdapterOptions | None = None,
     ) -> None:
-        super().__init__(options)
+        super().__init__(client_id=client_id, client_secret=client_secret, options=options)
         self._api = api_url.rstrip("/")
         self._web = web_url.rstrip("/")
-        self._client_id = client_id
-        self._client_secret = client_secret
 
     def _url(self, account: AccountCredentials, tweet_id: str) -> str:
         return f"{self._web}/{account.handle.lstrip('@')}/status/{tweet_id}"
@@ -95,13 +94,5 @@ class XAdapter(HttpPlatformAdapter):
         except (KeyError, ValueError):
             return None
 
-    async def _refresh(self, account: AccountCredentials) -> RefreshedTokens:
-        return await refresh_oauth_tokens(
-            self.client,
-            f"{self._api}/2/oauth2/token",
-            account,
-            platform="X",
-            client_id=self._client_id,
-            client_secret=self._client_secret,
-            client_auth="basic",
-        )
+    def _token_url(self, account: AccountCredentials) -> str:
+        return f"{self._api}/2/oauth2/token"
