@@ -36,11 +36,11 @@ from typing import Any
 
 from common import Meter, drop_database, fresh_database
 
+from hopcast_publisher.adapters.credentials import AccountTokens
 from hopcast_publisher.adapters.platforms.sandbox import SandboxAdapter
-from hopcast_publisher.adapters.tokens import AccountTokens
 from hopcast_publisher.bootstrap import MIGRATIONS, definition
 from hopcast_publisher.config import PublisherSettings
-from hopcast_publisher.publishing import PublishingLoop
+from hopcast_publisher.entrypoints.publishing_loop import PublishingLoop
 from hopcast_shared.consumer import EventConsumer
 from hopcast_shared.contract.examples import example_event
 from hopcast_shared.crypto import TRANSPORT_AAD, load_keyring

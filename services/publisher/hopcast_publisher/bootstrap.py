@@ -1,5 +1,6 @@
-"""Wiring: the publisher's keyring, adapters, handlers, consumed topics, background loops
-(publishing, purge) and HTTP routes."""
+"""Wiring: the publisher's dependencies (keyring, settings, repositories), adapters, handlers
+(the dispatch map bound to them), consumed topics, background loops (publishing, purge) and
+HTTP routes."""
 
 from __future__ import annotations
 
@@ -7,15 +8,17 @@ import asyncio
 from collections.abc import Mapping
 from pathlib import Path
 
-from hopcast_publisher.adapters import repository as repo
+from hopcast_publisher.adapters.credentials import AccountTokens
 from hopcast_publisher.adapters.platforms.base import PlatformAdapter
 from hopcast_publisher.adapters.platforms.registry import build_adapters
-from hopcast_publisher.adapters.tokens import AccountTokens
+from hopcast_publisher.adapters.retention import purge
 from hopcast_publisher.config import PublisherSettings
 from hopcast_publisher.entrypoints.http import routes
-from hopcast_publisher.handlers import PublisherHandlers
-from hopcast_publisher.publishing import PublishingLoop
+from hopcast_publisher.entrypoints.publishing_loop import PublishingLoop
+from hopcast_publisher.service_layer.deps import PublisherDeps
+from hopcast_publisher.service_layer.handlers import DISPATCH
 from hopcast_shared.crypto import Keyring, load_keyring
+from hopcast_shared.dispatch import bind
 from hopcast_shared.retention import purge_loop
 from hopcast_shared.service import ServiceDefinition, ServiceRuntime
 from hopcast_shared.settings import load
@@ -32,12 +35,11 @@ def definition(
 ) -> ServiceDefinition:
     """The publisher; tests pass their own settings, adapters (fakes) or keyring."""
     settings = settings or load(PublisherSettings)
-    tokens = AccountTokens(keyring or load_keyring())
+    deps = PublisherDeps(tokens=AccountTokens(keyring or load_keyring()), settings=settings)
     platform_adapters = adapters if adapters is not None else build_adapters(settings)
-    handlers = PublisherHandlers(tokens)
 
     async def publishing_loop(runtime: ServiceRuntime) -> None:
-        loop = PublishingLoop(runtime.db, runtime.kafka, platform_adapters, tokens, settings)
+        loop = PublishingLoop(runtime.db, runtime.kafka, platform_adapters, deps.tokens, settings, deps=deps)
         try:
             await loop.run()
         except asyncio.CancelledError:
@@ -48,8 +50,8 @@ def definition(
     return ServiceDefinition(
         name="publisher",
         consumes=[UPSTREAM, CONTENT, BILLING],
-        handlers=handlers.handlers(),
+        handlers=bind(DISPATCH, deps),
         migrations_dir=MIGRATIONS,
-        background=[publishing_loop, purge_loop(repo.purge, settings.purge_interval_s)],
+        background=[publishing_loop, purge_loop(purge, settings.purge_interval_s)],
         http_routes=routes,
     )

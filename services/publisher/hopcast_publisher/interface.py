@@ -1,5 +1,6 @@
 """What the publisher exchanges over Kafka; its AsyncAPI document (docs/asyncapi) is made from this."""
 
+from hopcast_publisher.service_layer.handlers import DISPATCH
 from hopcast_shared.contract.asyncapi import ServiceInterface
 from hopcast_shared.topics import BILLING, CONTENT, UPSTREAM
 
@@ -10,26 +11,6 @@ INTERFACE = ServiceInterface(
         "through each platform's adapter; keeps accounts (tokens encrypted), posts and engagement."
     ),
     consumes=(UPSTREAM, CONTENT, BILLING),
-    handles=(
-        "OrganizationCreated",
-        "OrganizationDeleted",
-        "OrganizationRestored",
-        "BrandProfileCreated",
-        "BrandProfileUpdated",
-        "BrandProfileDeleted",
-        "BrandProfileRestored",
-        "SocialAccountConnected",
-        "SocialAccountUpdated",
-        "SocialAccountDeleted",
-        "SocialAccountRestored",
-        "BrandAccountLinked",
-        "BrandAccountUnlinked",
-        "PendingPostCreated",
-        "CreditsDebited",
-        "CreditsDebitRejected",
-        "PendingPostApproved",
-        "PendingPostRejected",
-        "EngagementReported",
-    ),
+    handles=tuple(DISPATCH),
     emits=("PostPublished", "PostPublishFailed", "ScheduleRunCompleted", "EngagementUpdated"),
 )

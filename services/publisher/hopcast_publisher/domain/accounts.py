@@ -43,3 +43,20 @@ def pick_publishing_account(linked: Iterable[LinkedAccount], platform: str) -> L
 def pick_accounts(linked: Sequence[LinkedAccount], platforms: Iterable[str]) -> dict[str, LinkedAccount | None]:
     """The choice for each platform of a post."""
     return {platform: pick_publishing_account(linked, platform) for platform in platforms}
+
+
+@dataclass(frozen=True, slots=True)
+class SocialAccount:
+    """A social account as stored: its tokens are ciphertexts bound to it (never plaintext)."""
+
+    id: uuid.UUID
+    organization_id: uuid.UUID
+    platform: str
+    handle: str
+    external_account_id: str | None
+    api_base_url: str | None
+    access_token: str
+    refresh_token: str | None
+    token_expires_at: datetime | None
+    is_active: bool
+    deleted_at: datetime | None

@@ -12,7 +12,8 @@ from typing import Annotated, TypeVar
 import asyncpg
 import typer
 
-from hopcast_publisher.adapters import repository as repo
+from hopcast_publisher.adapters.posts import PostRepository
+from hopcast_publisher.adapters.retention import purge as purge_older_than
 from hopcast_shared.settings import ServiceSettings
 
 app = typer.Typer(no_args_is_help=True, help="The publisher's tools.")
@@ -45,8 +46,8 @@ def rotate_tokens_command(
 
     Safe while the service runs: each row is replaced only if unchanged since it was read."""
     # Imported here: `hopcast` loads every part's commands at start, and only this one needs the keys.
-    from hopcast_publisher.adapters.tokens import AccountTokens
-    from hopcast_publisher.rotation import rotate_tokens
+    from hopcast_publisher.adapters.credentials import AccountTokens
+    from hopcast_publisher.service_layer.token_rotation import rotate_tokens
     from hopcast_shared.crypto import load_keyring
 
     tokens = AccountTokens(load_keyring())
@@ -69,7 +70,7 @@ def purge(
 
     async def work(conn: asyncpg.Connection) -> dict[str, int]:
         async with conn.transaction():
-            return await repo.purge(conn, retention)
+            return await purge_older_than(conn, retention)
 
     typer.echo(json.dumps(_run(work)))
 
@@ -79,7 +80,7 @@ def _set_post_deleted(post_id: str, deleted: bool) -> None:
         pid = uuid.UUID(post_id)
     except ValueError:
         raise typer.BadParameter("expected a post id (UUID)", param_hint="POST_ID") from None
-    if not _run(lambda conn: repo.set_post_deleted(conn, pid, deleted)):
+    if not _run(lambda conn: PostRepository().set_post_deleted(conn, pid, deleted)):
         typer.echo(f"no post {pid}", err=True)
         raise typer.Exit(1)
     typer.echo(f"post {pid} {'deleted' if deleted else 'restored'}")

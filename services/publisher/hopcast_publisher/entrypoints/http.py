@@ -10,12 +10,16 @@ from typing import Any
 
 import asyncpg
 
-from hopcast_publisher.adapters import repository as repo
-from hopcast_publisher.publishing import now_utc
+from hopcast_publisher.adapters.pending_posts import PendingPostRepository
+from hopcast_publisher.adapters.posts import PostRepository
+from hopcast_publisher.domain.posts import PublishedPost
+from hopcast_publisher.service_layer.publishing import now_utc
 from hopcast_shared.http import JsonResponse, JsonRoute
 from hopcast_shared.service import ServiceRuntime
 
 DEFAULT_DAYS = 30
+_PENDING_POSTS = PendingPostRepository()
+_POSTS = PostRepository()
 
 
 def _id(path: dict[str, str], what: str) -> uuid.UUID:
@@ -61,26 +65,26 @@ def performance(rows: Sequence[asyncpg.Record], key: str) -> list[dict[str, Any]
     return out
 
 
-def post_json(row: asyncpg.Record) -> dict[str, Any]:
+def post_json(post: PublishedPost) -> dict[str, Any]:
     return {
-        "post_id": str(row["id"]),
-        "organization_id": str(row["organization_id"]),
-        "pending_post_id": str(row["pending_post_id"]),
-        "run_id": str(row["run_id"]),
-        "brand_profile_id": str(row["brand_profile_id"]),
-        "social_account_id": str(row["social_account_id"]),
-        "platform": row["platform"],
-        "angle": row["angle"],
-        "content": row["content"],
-        "external_id": row["external_id"],
-        "external_url": row["external_url"],
-        "published_at": _time(row["published_at"]),
-        "likes": row["likes"],
-        "comments": row["comments"],
-        "shares": row["shares"],
-        "impressions": row["impressions"],
-        "engagement_rate": row["engagement_rate"],
-        "deleted_at": _time(row["deleted_at"]),
+        "post_id": str(post.id),
+        "organization_id": str(post.organization_id),
+        "pending_post_id": str(post.pending_post_id),
+        "run_id": str(post.run_id),
+        "brand_profile_id": str(post.brand_profile_id),
+        "social_account_id": str(post.social_account_id),
+        "platform": post.platform,
+        "angle": post.angle,
+        "content": post.content,
+        "external_id": post.external_id,
+        "external_url": post.external_url,
+        "published_at": _time(post.published_at),
+        "likes": post.likes,
+        "comments": post.comments,
+        "shares": post.shares,
+        "impressions": post.impressions,
+        "engagement_rate": post.engagement_rate,
+        "deleted_at": _time(post.deleted_at),
     }
 
 
@@ -89,14 +93,14 @@ def routes(runtime: ServiceRuntime) -> Sequence[JsonRoute]:
         brand = _id(path, "brand")
         days, since = _since(query)
         async with runtime.db.pool.acquire() as conn:
-            rows = await repo.angle_performance(conn, brand, since)
+            rows = await _POSTS.angle_performance(conn, brand, since)
         return JsonResponse(200, {"brand_profile_id": str(brand), "days": days, "angles": performance(rows, "angle")})
 
     async def platform_performance(path: dict[str, str], query: dict[str, str]) -> JsonResponse:
         org = _id(path, "organization")
         days, since = _since(query)
         async with runtime.db.pool.acquire() as conn:
-            rows = await repo.platform_performance(conn, org, since)
+            rows = await _POSTS.platform_performance(conn, org, since)
         return JsonResponse(
             200, {"organization_id": str(org), "days": days, "platforms": performance(rows, "platform")}
         )
@@ -104,7 +108,7 @@ def routes(runtime: ServiceRuntime) -> Sequence[JsonRoute]:
     async def get_post(path: dict[str, str], query: dict[str, str]) -> JsonResponse:
         post_id = _id(path, "post")
         async with runtime.db.pool.acquire() as conn:
-            row = await repo.post(conn, post_id)
+            row = await _POSTS.post(conn, post_id)
         if row is None:
             return JsonResponse(404, {"error": "no such post"})
         return JsonResponse(200, post_json(row))
@@ -112,11 +116,11 @@ def routes(runtime: ServiceRuntime) -> Sequence[JsonRoute]:
     async def get_pending_post(path: dict[str, str], query: dict[str, str]) -> JsonResponse:
         pending_id = _id(path, "pending post")
         async with runtime.db.pool.acquire() as conn:
-            row = await repo.pending_post(conn, pending_id)
+            row = await _PENDING_POSTS.pending_post(conn, pending_id)
             if row is None:
                 return JsonResponse(404, {"error": "no such pending post"})
-            attempts = await repo.attempts_of(conn, [pending_id])
-            posts = {p["platform"]: p for p in await repo.posts_of_pending_post(conn, pending_id)}
+            attempts = await _PENDING_POSTS.attempts_of(conn, [pending_id])
+            posts = {p["platform"]: p for p in await _POSTS.posts_of_pending_post(conn, pending_id)}
         return JsonResponse(
             200,
             {
@@ -137,13 +141,13 @@ def routes(runtime: ServiceRuntime) -> Sequence[JsonRoute]:
                 "completion_error": row["completion_error"],
                 "platform_results": [
                     {
-                        "platform": a["platform"],
-                        "status": a["status"],
-                        "social_account_id": str(a["social_account_id"]) if a["social_account_id"] else None,
-                        "failure_reason": a["failure_reason"],
-                        "failure_detail": a["failure_detail"],
-                        "post_id": str(posts[a["platform"]]["id"]) if a["platform"] in posts else None,
-                        "external_url": posts[a["platform"]]["external_url"] if a["platform"] in posts else None,
+                        "platform": a.platform,
+                        "status": a.status,
+                        "social_account_id": str(a.social_account_id) if a.social_account_id else None,
+                        "failure_reason": a.failure_reason,
+                        "failure_detail": a.failure_detail,
+                        "post_id": str(posts[a.platform]["id"]) if a.platform in posts else None,
+                        "external_url": posts[a.platform]["external_url"] if a.platform in posts else None,
                     }
                     for a in attempts
                 ],

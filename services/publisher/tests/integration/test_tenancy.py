@@ -1,7 +1,7 @@
 """No organization touches another's through the ids its events name: each case is either
 applied to the sender alone or dead-lettered saying the id is another organization's; never
 ignored, and never a change of the owner's rows. On the real database, through the consumer.
-(Pending post inputs naming another organization's pending post: test_publisher_db.py.)"""
+(Pending post inputs naming another organization's pending post: test_publishing_from_events.py.)"""
 
 from __future__ import annotations
 

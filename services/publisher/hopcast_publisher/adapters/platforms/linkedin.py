@@ -14,23 +14,21 @@ from urllib.parse import quote
 
 import httpx
 
+from hopcast_publisher.adapters.credentials import OAuthPlatformAdapter
 from hopcast_publisher.adapters.platforms.base import (
     AccountCredentials,
     PostRequest,
     Published,
     PublishFailure,
-    RefreshedTokens,
 )
 from hopcast_publisher.adapters.platforms.http import (
     AdapterOptions,
-    HttpPlatformAdapter,
     LookupFailed,
     bearer,
     items,
     json_or_empty,
     now,
 )
-from hopcast_publisher.adapters.platforms.mastodon import oauth_tokens
 from hopcast_publisher.adapters.platforms.x import same_text
 from hopcast_shared.contract import PublishFailureReason
 
@@ -42,8 +40,9 @@ def little_text(text: str) -> str:
     return _RESERVED.sub(r"\\\1", text)
 
 
-class LinkedInAdapter(HttpPlatformAdapter):
+class LinkedInAdapter(OAuthPlatformAdapter):
     platform = "LINKEDIN"
+    oauth_name = "LinkedIn"
 
     def __init__(
         self,
@@ -55,12 +54,10 @@ class LinkedInAdapter(HttpPlatformAdapter):
         client_secret: str | None = None,
         options: AdapterOptions | None = None,
     ) -> None:
-        super().__init__(options)
+        super().__init__(client_id=client_id, client_secret=client_secret, options=options)
         self._api = api_url.rstrip("/")
         self._oauth = oauth_url.rstrip("/")
         self._version = version
-        self._client_id = client_id
-        self._client_secret = client_secret
 
     def _headers(self, account: AccountCredentials) -> dict[str, str]:
         return {
@@ -118,19 +115,5 @@ class LinkedInAdapter(HttpPlatformAdapter):
                 return Published(str(post["id"]), self._url(str(post["id"])), now())
         return None
 
-    async def _refresh(self, account: AccountCredentials) -> RefreshedTokens:
-        assert account.refresh_token is not None
-        if not self._client_id or not self._client_secret:
-            raise PublishFailure(
-                PublishFailureReason.TOKEN_INVALID, "LinkedIn token refresh needs PUBLISHER_LINKEDIN_CLIENT_ID/SECRET"
-            )
-        response = await self.client.post(
-            f"{self._oauth}/oauth/v2/accessToken",
-            data={
-                "grant_type": "refresh_token",
-                "refresh_token": account.refresh_token,
-                "client_id": self._client_id,
-                "client_secret": self._client_secret,
-            },
-        )
-        return oauth_tokens(response, "LinkedIn")
+    def _token_url(self, account: AccountCredentials) -> str:
+        return f"{self._oauth}/oauth/v2/accessToken"

@@ -9,20 +9,19 @@ X-RateLimit-Remaining / X-RateLimit-Reset (an ISO 8601 time). Tokens: refreshed 
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import httpx
 
+from hopcast_publisher.adapters.credentials import OAuthPlatformAdapter
 from hopcast_publisher.adapters.platforms.base import (
     AccountCredentials,
     PostRequest,
     Published,
     PublishFailure,
-    RefreshedTokens,
 )
 from hopcast_publisher.adapters.platforms.http import (
     AdapterOptions,
-    HttpPlatformAdapter,
     bearer,
     json_or_empty,
     now,
@@ -30,19 +29,14 @@ from hopcast_publisher.adapters.platforms.http import (
 from hopcast_shared.contract import PublishFailureReason
 
 
-class MastodonAdapter(HttpPlatformAdapter):
+class MastodonAdapter(OAuthPlatformAdapter):
     platform = "MASTODON"
+    oauth_name = "Mastodon"
 
     def __init__(
-        self,
-        *,
-        client_id: str | None = None,
-        client_secret: str | None = None,
-        options: AdapterOptions | None = None,
+        self, *, client_id: str | None = None, client_secret: str | None = None, options: AdapterOptions | None = None
     ) -> None:
-        super().__init__(options)
-        self._client_id = client_id
-        self._client_secret = client_secret
+        super().__init__(client_id=client_id, client_secret=client_secret, options=options)
 
     def _base(self, account: AccountCredentials) -> str:
         if not account.api_base_url:
@@ -83,22 +77,8 @@ class MastodonAdapter(HttpPlatformAdapter):
             when = when.replace(tzinfo=UTC)
         return max(0.0, (when - now()).total_seconds())
 
-    async def _refresh(self, account: AccountCredentials) -> RefreshedTokens:
-        assert account.refresh_token is not None
-        if not self._client_id or not self._client_secret:
-            raise PublishFailure(
-                PublishFailureReason.TOKEN_INVALID, "Mastodon token refresh needs PUBLISHER_MASTODON_CLIENT_ID/SECRET"
-            )
-        response = await self.client.post(
-            f"{self._base(account)}/oauth/token",
-            data={
-                "grant_type": "refresh_token",
-                "refresh_token": account.refresh_token,
-                "client_id": self._client_id,
-                "client_secret": self._client_secret,
-            },
-        )
-        return oauth_tokens(response, "Mastodon")
+    def _token_url(self, account: AccountCredentials) -> str:
+        return f"{self._base(account)}/oauth/token"
 
 
 def _created_at(value: object) -> datetime:
@@ -108,17 +88,3 @@ def _created_at(value: object) -> datetime:
         except ValueError:
             pass
     return now()
-
-
-def oauth_tokens(response: httpx.Response, platform: str) -> RefreshedTokens:
-    """Tokens from an OAuth 2 token endpoint's answer (access_token, refresh_token, expires_in)."""
-    body = json_or_empty(response)
-    access = body.get("access_token")
-    if response.status_code != 200 or not isinstance(access, str):
-        raise PublishFailure(
-            PublishFailureReason.TOKEN_INVALID, f"{platform} refused to refresh the token ({response.status_code})"
-        )
-    refresh = body.get("refresh_token")
-    expires_in = body.get("expires_in")
-    expires_at = now() + timedelta(seconds=int(expires_in)) if isinstance(expires_in, int | float) else None
-    return RefreshedTokens(access, refresh if isinstance(refresh, str) else None, expires_at)

@@ -14,25 +14,26 @@ import time
 
 import httpx
 
-from hopcast_publisher.adapters.platforms.base import AccountCredentials, PostRequest, Published, RefreshedTokens
+from hopcast_publisher.adapters.credentials import OAuthPlatformAdapter
+from hopcast_publisher.adapters.platforms.base import AccountCredentials, PostRequest, Published
 from hopcast_publisher.adapters.platforms.http import (
     AdapterOptions,
-    HttpPlatformAdapter,
     LookupFailed,
     bearer,
     items,
     json_or_empty,
     now,
 )
-from hopcast_publisher.adapters.platforms.mastodon import oauth_tokens
 
 
 def same_text(a: str, b: str) -> bool:
     return " ".join(a.split()) == " ".join(b.split())
 
 
-class XAdapter(HttpPlatformAdapter):
+class XAdapter(OAuthPlatformAdapter):
     platform = "TWITTER"
+    oauth_name = "X"
+    client_auth = "basic"  # a public client (id only) or a confidential one (HTTP Basic)
 
     def __init__(
         self,
@@ -43,11 +44,9 @@ class XAdapter(HttpPlatformAdapter):
         client_secret: str | None = None,
         options: AdapterOptions | None = None,
     ) -> None:
-        super().__init__(options)
+        super().__init__(client_id=client_id, client_secret=client_secret, options=options)
         self._api = api_url.rstrip("/")
         self._web = web_url.rstrip("/")
-        self._client_id = client_id
-        self._client_secret = client_secret
 
     def _url(self, account: AccountCredentials, tweet_id: str) -> str:
         return f"{self._web}/{account.handle.lstrip('@')}/status/{tweet_id}"
@@ -95,16 +94,5 @@ class XAdapter(HttpPlatformAdapter):
         except (KeyError, ValueError):
             return None
 
-    async def _refresh(self, account: AccountCredentials) -> RefreshedTokens:
-        assert account.refresh_token is not None
-        auth = (self._client_id, self._client_secret) if self._client_id and self._client_secret else None
-        response = await self.client.post(
-            f"{self._api}/2/oauth2/token",
-            data={
-                "grant_type": "refresh_token",
-                "refresh_token": account.refresh_token,
-                "client_id": self._client_id or "",
-            },
-            auth=auth or httpx.USE_CLIENT_DEFAULT,
-        )
-        return oauth_tokens(response, "X")
+    def _token_url(self, account: AccountCredentials) -> str:
+        return f"{self._api}/2/oauth2/token"

@@ -18,17 +18,20 @@ from typing import Any
 import pytest
 from prometheus_client import REGISTRY
 
-from hopcast_publisher.adapters import repository as repo
+from hopcast_publisher.adapters.accounts import AccountRepository
+from hopcast_publisher.adapters.credentials import AccountTokens
+from hopcast_publisher.adapters.pending_posts import PendingPostRepository
 from hopcast_publisher.adapters.platforms.base import PlatformAdapter, RetryPolicy
 from hopcast_publisher.adapters.platforms.bluesky import BlueskyAdapter
 from hopcast_publisher.adapters.platforms.http import AdapterOptions, HttpSettings
 from hopcast_publisher.adapters.platforms.sandbox import SandboxAdapter
-from hopcast_publisher.adapters.tokens import AccountTokens
+from hopcast_publisher.adapters.posts import PostRepository
+from hopcast_publisher.adapters.retention import purge
 from hopcast_publisher.bootstrap import MIGRATIONS, definition
 from hopcast_publisher.config import PublisherSettings
 from hopcast_publisher.entrypoints.http import routes
-from hopcast_publisher.publishing import PublishingLoop
-from hopcast_publisher.rotation import rotate_tokens
+from hopcast_publisher.entrypoints.publishing_loop import PUBLISH_CHANNEL, PublishingLoop
+from hopcast_publisher.service_layer.token_rotation import rotate_tokens
 from hopcast_publisher.testing import FakeBluesky, serve
 from hopcast_shared.consumer import EventConsumer
 from hopcast_shared.contract import Platform
@@ -217,7 +220,7 @@ async def test_inputs_in_every_order_publish_once_per_platform(harness: Harness)
         assert outcome[0]["correlationid"] == post["run_id"]
         assert outcome[0]["data"]["due_at"] == post["post"].data["due_at"]
     assert of_run(published, waiting["run_id"]) == [] and of_run(completed, waiting["run_id"]) == []
-    row = await repo.pending_post(harness.db.pool, uuid.UUID(waiting["pending_post_id"]))  # type: ignore[arg-type]
+    row = await PendingPostRepository().pending_post(harness.db.pool, uuid.UUID(waiting["pending_post_id"]))  # type: ignore[arg-type]
     assert row["status"] == "WAITING"
     assert await harness.db.pool.fetchval("SELECT count(*) FROM posts") == 2 * len(runs)
     assert await harness.publish() == 0  # nothing left, nothing published twice
@@ -454,8 +457,8 @@ async def test_engagement_updates_the_post_and_is_announced(harness: Harness) ->
     data = updates[0]["data"]
     assert data["engagement_rate"] == pytest.approx(40 / 800)
     assert (data["brand_profile_id"], data["platform"], data["angle"]) == (tenant.brand, "BLUESKY", "USER_BENEFIT")
-    row = await repo.post(harness.db.pool, uuid.UUID(post_id))  # type: ignore[arg-type]
-    assert (row["likes"], row["impressions"]) == (30, 800)
+    post = await PostRepository().post(harness.db.pool, uuid.UUID(post_id))  # type: ignore[arg-type]
+    assert post is not None and (post.likes, post.impressions) == (30, 800)
     unknown = tenant.event("EngagementReported", post_id=str(uuid.uuid4()))
     assert await harness.send(unknown) == "dead_lettered"
 
@@ -478,9 +481,9 @@ async def test_a_crash_after_posting_is_resumed_without_a_second_post(db: Databa
         # Worker 1 leases the post and publishes it on the platform, then dies before step 3.
         lease = uuid.uuid4()
         async with db.transaction() as conn:
-            claimed = await repo.claim_publishing(conn, lease_token=lease, lease_s=300, limit=10)
-            attempts = await repo.attempts_of(conn, [claimed[0]["id"]])
-            accounts = await repo.accounts_by_id(conn, [uuid.UUID(account)])
+            claimed = await PendingPostRepository().claim_publishing(conn, lease_token=lease, lease_s=300, limit=10)
+            attempts = await PendingPostRepository().attempts_of(conn, [claimed[0].id])
+            accounts = await AccountRepository().accounts_by_id(conn, [uuid.UUID(account)])
         await harness.loop._publish_pending(claimed[0], attempts, accounts)
         assert len(fake.posts) == 1
         assert await harness.publish() == 0  # still leased: nobody else touches it
@@ -494,13 +497,18 @@ async def test_a_crash_after_posting_is_resumed_without_a_second_post(db: Databa
         assert published[0]["data"]["external_id"] == fake.posts[0]["uri"]
 
         # Worker 1 comes back and tries to complete: its lease is gone, nothing is written.
-        from hopcast_publisher.publishing import complete
+        from hopcast_publisher.service_layer.publishing import complete
 
         async with db.transaction() as conn:
             results = (await harness.loop._publish_pending(claimed[0], attempts, accounts))[1]
             from hopcast_shared.contract import RunOutcome
 
-            assert await complete(conn, KAFKA, [(claimed[0], results, RunOutcome.PUBLISHED)], lease_token=lease) == 0
+            assert (
+                await complete(
+                    harness.loop.deps, conn, KAFKA, [(claimed[0], results, RunOutcome.PUBLISHED)], lease_token=lease
+                )
+                == 0
+            )
         assert len(await harness.events("PostPublished", "t.publisher.events")) == 1
         assert len(await harness.events("ScheduleRunCompleted")) == 1
         await adapter.close()
@@ -593,16 +601,16 @@ async def test_soft_delete_restore_and_purge(harness: Harness, db: Database) -> 
     await harness.publish()
     post_id = uuid.UUID((await harness.events("PostPublished"))[0]["data"]["post_id"])
     async with db.transaction() as conn:
-        assert await repo.set_post_deleted(conn, post_id, True)
-        assert await repo.set_post_deleted(conn, post_id, False)
-        assert await repo.set_post_deleted(conn, post_id, True)
+        assert await PostRepository().set_post_deleted(conn, post_id, True)
+        assert await PostRepository().set_post_deleted(conn, post_id, False)
+        assert await PostRepository().set_post_deleted(conn, post_id, True)
     await harness.send(tenant.event("SocialAccountDeleted", social_account_id=account))
     async with db.transaction() as conn:
-        assert set((await repo.purge(conn, 30)).values()) == {0}
+        assert set((await purge(conn, 30)).values()) == {0}
     await db.pool.execute("UPDATE posts SET deleted_at = now() - interval '31 days'")
     await db.pool.execute("UPDATE social_accounts SET deleted_at = now() - interval '31 days'")
     async with db.transaction() as conn:
-        counts = await repo.purge(conn, 30)
+        counts = await purge(conn, 30)
     assert counts == {
         "posts": 1,
         "pending_posts": 0,
@@ -637,7 +645,7 @@ async def test_purge_deletes_an_organization_deleted_longer_ago_than_the_retenti
 
     async with db.transaction() as conn:
         # The service's purge with the kernel's housekeeping, as the purge job runs it.
-        counts = await purge_database(conn, repo.purge, older_than_days=30, inbox_days=30)
+        counts = await purge_database(conn, purge, older_than_days=30, inbox_days=30)
     assert counts is not None
     assert counts["organizations"] == 1 and counts["brands"] == 2  # the old organization's and the live one's
     assert counts["posts"] == 2 and counts["pending_posts"] == 2 and counts["social_accounts"] == 1
@@ -707,7 +715,7 @@ async def test_the_publishing_loop_is_woken_when_a_post_starts_publishing(harnes
 
     woken = asyncio.Event()
     listener = await asyncpg.connect(db.url)
-    await listener.add_listener(repo.PUBLISH_CHANNEL, lambda *_: woken.set())
+    await listener.add_listener(PUBLISH_CHANNEL, lambda *_: woken.set())
     try:
         tenant = await Tenant(harness).create()
         await tenant.account("BLUESKY", default=True)
@@ -779,12 +787,12 @@ async def test_a_post_that_cannot_be_completed_does_not_hold_up_the_others(db: D
         assert sorted(e["data"]["platform"] for e in of_run(published, post["run_id"])) == ["BLUESKY", "MASTODON"]
         assert [e["data"]["outcome"] for e in of_run(completed, post["run_id"])] == ["PUBLISHED"]
     for post in poisoned:
-        row = await repo.pending_post(db.pool, uuid.UUID(post["pending_post_id"]))  # type: ignore[arg-type]
+        row = await PendingPostRepository().pending_post(db.pool, uuid.UUID(post["pending_post_id"]))  # type: ignore[arg-type]
         assert row["status"] == "PUBLISHING" and row["completion_failures"] == 1
         assert row["lease_until"] > datetime.now(UTC) + timedelta(seconds=50)  # backing off
     assert (
         "external_url"
-        in (await repo.pending_post(db.pool, uuid.UUID(invalid_event["pending_post_id"])))[  # type: ignore[arg-type,index]
+        in (await PendingPostRepository().pending_post(db.pool, uuid.UUID(invalid_event["pending_post_id"])))[  # type: ignore[arg-type,index]
             "completion_error"
         ]
     )
@@ -814,13 +822,13 @@ async def test_a_post_that_cannot_be_completed_does_not_hold_up_the_others(db: D
         ]
         assert all("could not complete this post after 3 attempts" in e["data"]["detail"] for e in mine)
         assert [e["data"]["outcome"] for e in of_run(completed, post["run_id"])] == ["PUBLISH_FAILED"]
-        row = await repo.pending_post(db.pool, uuid.UUID(post["pending_post_id"]))  # type: ignore[arg-type]
+        row = await PendingPostRepository().pending_post(db.pool, uuid.UUID(post["pending_post_id"]))  # type: ignore[arg-type]
         assert row["status"] == "PUBLISH_FAILED" and row["completion_failures"] == 3
     # The platform did take them: the detail says where, so no one has to guess.
     (on_bluesky,) = [e for e in of_run(failed, invalid_event["run_id"]) if e["data"]["platform"] == "BLUESKY"]
     assert on_bluesky["data"]["detail"].startswith("published on BLUESKY as sandbox-bluesky-")
     # The corrupt row ends without events (it has no run to end), loudly.
-    row = await repo.pending_post(db.pool, uuid.UUID(corrupt["pending_post_id"]))  # type: ignore[arg-type]
+    row = await PendingPostRepository().pending_post(db.pool, uuid.UUID(corrupt["pending_post_id"]))  # type: ignore[arg-type]
     assert row["status"] == "PUBLISH_FAILED" and "ending it failed too" in row["completion_error"]
     # Every run with a run id ended exactly once, and nothing was posted twice.
     assert len(completed) == len(posts) - 1
@@ -863,7 +871,7 @@ async def test_a_consumer_batch_of_inputs_in_any_order_decides_as_one_at_a_time(
         published = await harness.events("PostPublished", "t.publisher.events")
         seen = []
         for post in posts:
-            row = await repo.pending_post(harness.db.pool, uuid.UUID(post["pending_post_id"]))  # type: ignore[arg-type]
+            row = await PendingPostRepository().pending_post(harness.db.pool, uuid.UUID(post["pending_post_id"]))  # type: ignore[arg-type]
             outcomes = [e["data"]["outcome"] for e in of_run(completed, post["run_id"])]
             seen.append((row["status"], outcomes, len(of_run(published, post["run_id"]))))
         return seen

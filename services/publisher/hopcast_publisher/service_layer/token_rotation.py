@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from hopcast_publisher.adapters import repository as repo
-from hopcast_publisher.adapters.tokens import AccountTokens, TokenDecryptError
+from hopcast_publisher.adapters.accounts import AccountRepository
+from hopcast_publisher.adapters.credentials import AccountTokens, TokenDecryptError
 from hopcast_shared.db import Conn
 
 
@@ -24,29 +24,32 @@ class RotationReport:
     undecryptable: int = 0
 
 
-async def rotate_tokens(conn: Conn, tokens: AccountTokens, *, batch_size: int = 500) -> RotationReport:
+async def rotate_tokens(
+    conn: Conn, tokens: AccountTokens, *, batch_size: int = 500, accounts: AccountRepository | None = None
+) -> RotationReport:
+    accounts = accounts or AccountRepository()
     report = RotationReport()
     after = None
     while True:
         async with conn.transaction():
-            rows = await repo.accounts_to_rotate(conn, after, batch_size)
-            for row in rows:
+            rows = await accounts.accounts_to_rotate(conn, after, batch_size)
+            for account_id, access_token, refresh_token in rows:
                 report.checked += 1
-                old = (row["access_token"], row["refresh_token"])
+                old = (access_token, refresh_token)
                 if not any(t is not None and tokens.needs_rotation(t) for t in old):
                     continue
                 try:
                     new = (
-                        tokens.rotate(row["id"], old[0]),
-                        tokens.rotate(row["id"], old[1]) if old[1] is not None else None,
+                        tokens.rotate(account_id, old[0]),
+                        tokens.rotate(account_id, old[1]) if old[1] is not None else None,
                     )
                 except TokenDecryptError:
                     report.undecryptable += 1
                     continue
-                if await repo.replace_tokens_if_unchanged(conn, row["id"], old, new):
+                if await accounts.replace_tokens_if_unchanged(conn, account_id, old, new):
                     report.rotated += 1
                 else:
                     report.changed_meanwhile += 1
         if len(rows) < batch_size:
             return report
-        after = rows[-1]["id"]
+        after = rows[-1][0]

@@ -1,0 +1,247 @@
+"""The credentials of social accounts, in one place: their tokens' encryption and their OAuth
+refresh.
+
+Tokens arrive as ciphertext under the transport associated data, are decrypted on receipt
+and sealed again bound to their account (associated data `social_account:<id>`), so a
+stored token copied onto another account's row does not decrypt. Plaintext lives only in
+memory, for one call.
+
+`refresh_oauth_tokens` is the one OAuth 2 refresh-token grant, and `OAuthPlatformAdapter` the
+base of the adapters that refresh with it (LinkedIn, Mastodon, X: each names only its token
+endpoint); Bluesky refreshes its own session instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from abc import abstractmethod
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import ClassVar, Literal
+
+import httpx
+
+from hopcast_publisher import metrics
+from hopcast_publisher.adapters.accounts import AccountRepository
+from hopcast_publisher.adapters.platforms.base import (
+    AccountCredentials,
+    PlatformAdapter,
+    PublishFailure,
+    RefreshedTokens,
+)
+from hopcast_publisher.adapters.platforms.http import AdapterOptions, HttpPlatformAdapter, json_or_empty, now
+from hopcast_publisher.domain.accounts import SocialAccount
+from hopcast_shared.contract import PublishFailureReason
+from hopcast_shared.crypto import TRANSPORT_AAD, Keyring, TokenDecryptError, owner_aad
+from hopcast_shared.db import Database
+
+log = logging.getLogger(__name__)
+
+OWNER_KIND = "social_account"
+
+__all__ = [
+    "AccountTokens",
+    "OAuthPlatformAdapter",
+    "OpenCredentials",
+    "TokenDecryptError",
+    "oauth_tokens",
+    "refresh_oauth_tokens",
+]
+
+
+class AccountTokens:
+    """Seal and open the tokens of social accounts with the service's keyring."""
+
+    def __init__(self, keyring: Keyring) -> None:
+        self.keyring = keyring
+
+    @staticmethod
+    def aad(account_id: uuid.UUID) -> bytes:
+        return owner_aad(OWNER_KIND, str(account_id))
+
+    def from_transport(self, ciphertext: str) -> str:
+        """The plaintext of a token as upstream sent it; raises TokenDecryptError."""
+        return self.keyring.decrypt(ciphertext, associated_data=TRANSPORT_AAD)
+
+    def seal(self, account_id: uuid.UUID, plaintext: str) -> str:
+        """The ciphertext to store, under the newest key, bound to the account."""
+        return self.keyring.encrypt(plaintext, associated_data=self.aad(account_id))
+
+    def reseal_from_transport(self, account_id: uuid.UUID, ciphertext: str) -> str:
+        """Transport ciphertext in, stored ciphertext out: the plaintext never leaves here."""
+        return self.seal(account_id, self.from_transport(ciphertext))
+
+    def open(self, account_id: uuid.UUID, stored: str) -> str:
+        """The plaintext of a stored token; raises TokenDecryptError (tampered, swapped, unknown key)."""
+        return self.keyring.decrypt(stored, associated_data=self.aad(account_id))
+
+    def needs_rotation(self, stored: str) -> bool:
+        return bool(self.keyring.needs_rotation(stored))
+
+    def rotate(self, account_id: uuid.UUID, stored: str) -> str:
+        """The stored token re-encrypted under the newest key."""
+        return self.keyring.reencrypt(stored, associated_data=self.aad(account_id))
+
+
+# --- the credentials of a publishing round ---------------------------------------------------
+
+
+class OpenCredentials:
+    """The publishing loop's view of accounts' credentials: the stored tokens opened, refreshed
+    first when they expire within `refresh_margin_s` (once per account, however many of its
+    posts are being published), and refreshed tokens stored sealed at once."""
+
+    def __init__(
+        self,
+        db: Database,
+        tokens: AccountTokens,
+        *,
+        refresh_margin_s: float,
+        clock: Callable[[], datetime],
+        accounts: AccountRepository | None = None,
+    ) -> None:
+        self._db = db
+        self._tokens = tokens
+        self._margin = timedelta(seconds=refresh_margin_s)
+        self._clock = clock
+        self._accounts = accounts or AccountRepository()
+        self._refresh_locks: dict[uuid.UUID, asyncio.Lock] = {}
+
+    def open(self, account: SocialAccount) -> AccountCredentials:
+        """The credentials of a stored account; raises TokenDecryptError."""
+        account_id = account.id
+        return AccountCredentials(
+            social_account_id=account_id,
+            platform=account.platform,
+            handle=account.handle,
+            external_account_id=account.external_account_id,
+            api_base_url=account.api_base_url,
+            access_token=self._tokens.open(account_id, account.access_token),
+            refresh_token=self._tokens.open(account_id, account.refresh_token) if account.refresh_token else None,
+            token_expires_at=account.token_expires_at,
+        )
+
+    async def fresh(
+        self,
+        adapter: PlatformAdapter,
+        credentials: AccountCredentials,
+        opened: dict[uuid.UUID, AccountCredentials | None],
+    ) -> AccountCredentials:
+        """The account's credentials, refreshed first when they expire soon: once per account,
+        however many of its posts are in the batch."""
+        account_id = credentials.social_account_id
+        async with self._refresh_locks.setdefault(account_id, asyncio.Lock()):
+            current = opened.get(account_id) or credentials
+            fresh = await self._refresh_if_expiring(adapter, current)
+            opened[account_id] = fresh
+            return fresh
+
+    async def _refresh_if_expiring(self, adapter: PlatformAdapter, account: AccountCredentials) -> AccountCredentials:
+        expires = account.token_expires_at
+        if expires is None or account.refresh_token is None:
+            return account
+        if expires - self._margin > self._clock():
+            return account
+        try:
+            tokens = await adapter.refresh(account)
+        except PublishFailure as failure:
+            # The current token may still work; a 401 will say otherwise.
+            log.warning("refreshing the token of account %s failed: %s", account.social_account_id, failure.detail)
+            return account
+        refreshed = account.with_tokens(tokens)
+        await self.store(refreshed, tokens)
+        return refreshed
+
+    async def store(self, account: AccountCredentials, tokens: RefreshedTokens) -> None:
+        """Store an account's refreshed tokens, sealed, in a transaction of their own."""
+        account_id = account.social_account_id
+        async with self._db.transaction() as conn:
+            await self._accounts.store_tokens(
+                conn,
+                account_id,
+                access_token=self._tokens.seal(account_id, account.access_token),
+                refresh_token=self._tokens.seal(account_id, account.refresh_token) if account.refresh_token else None,
+                expires_at=account.token_expires_at,
+            )
+        metrics.TOKENS_REFRESHED.labels(account.platform).inc()
+        log.info("stored refreshed tokens of account %s", account_id)
+
+
+# --- OAuth 2 refresh ------------------------------------------------------------------------
+
+
+class OAuthPlatformAdapter(HttpPlatformAdapter):
+    """An HTTP adapter whose tokens are refreshed by the OAuth 2 refresh-token grant at its
+    token endpoint, with the app's client id and secret (from PUBLISHER_<PLATFORM>_CLIENT_*)."""
+
+    oauth_name: ClassVar[str] = ""
+    """The platform's name in failure details ("LinkedIn")."""
+    client_auth: ClassVar[Literal["body", "basic"]] = "body"
+
+    def __init__(self, *, client_id: str | None, client_secret: str | None, options: AdapterOptions | None) -> None:
+        super().__init__(options)
+        self._client_id = client_id
+        self._client_secret = client_secret
+
+    @abstractmethod
+    def _token_url(self, account: AccountCredentials) -> str:
+        """The endpoint that exchanges the account's refresh token."""
+
+    async def _refresh(self, account: AccountCredentials) -> RefreshedTokens:
+        return await refresh_oauth_tokens(
+            self.client,
+            self._token_url(account),
+            account,
+            platform=self.oauth_name,
+            client_id=self._client_id,
+            client_secret=self._client_secret,
+            client_auth=self.client_auth,
+            needs=f"PUBLISHER_{self.platform}_CLIENT_ID/SECRET",
+        )
+
+
+async def refresh_oauth_tokens(
+    client: httpx.AsyncClient,
+    token_url: str,
+    account: AccountCredentials,
+    *,
+    platform: str,
+    client_id: str | None,
+    client_secret: str | None,
+    client_auth: Literal["body", "basic"] = "body",
+    needs: str = "",
+) -> RefreshedTokens:
+    """Exchange the account's refresh token at `token_url` (grant_type=refresh_token).
+
+    The app's client id and secret go in the form (`client_auth="body"`: both are required,
+    `needs` names the settings that hold them), or, for a public or confidential client, the
+    id in the form and the secret as HTTP Basic when there is one (`"basic"`). Raises
+    PublishFailure(TOKEN_INVALID) when refused."""
+    assert account.refresh_token is not None
+    form = {"grant_type": "refresh_token", "refresh_token": account.refresh_token}
+    if client_auth == "body":
+        if not client_id or not client_secret:
+            raise PublishFailure(PublishFailureReason.TOKEN_INVALID, f"{platform} token refresh needs {needs}")
+        response = await client.post(token_url, data={**form, "client_id": client_id, "client_secret": client_secret})
+    else:
+        auth = (client_id, client_secret) if client_id and client_secret else None
+        response = await client.post(
+            token_url, data={**form, "client_id": client_id or ""}, auth=auth or httpx.USE_CLIENT_DEFAULT
+        )
+    return oauth_tokens(response, platform)
+
+
+def oauth_tokens(response: httpx.Response, platform: str) -> RefreshedTokens:
+    """Tokens from an OAuth 2 token endpoint's answer (access_token, refresh_token, expires_in)."""
+    body = json_or_empty(response)
+    access = body.get("access_token")
+    if response.status_code != 200 or not isinstance(access, str):
+        raise PublishFailure(
+            PublishFailureReason.TOKEN_INVALID, f"{platform} refused to refresh the token ({response.status_code})"
+        )
+    refresh = body.get("refresh_token")
+    expires_in = body.get("expires_in")
+    expires_at = now() + timedelta(seconds=int(expires_in)) if isinstance(expires_in, int | float) else None
+    return RefreshedTokens(access, refresh if isinstance(refresh, str) else None, expires_at)

@@ -1,0 +1,60 @@
+"""A pending post as the publishing steps see it, and its attempt on each platform: plain
+values, read from the database by the adapters, that the service layer decides on."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import cast
+
+
+@dataclass(frozen=True, slots=True)
+class PublishingPost:
+    """A pending post with all its inputs, being published (or just completed).
+
+    Its drafted fields (run_id to angle) are set once PendingPostCreated arrived, before
+    publishing starts; only a corrupt row lacks one, and completing that post then fails on
+    the contract, alone (`giving_up`)."""
+
+    id: uuid.UUID
+    organization_id: uuid.UUID
+    run_id: uuid.UUID
+    schedule_id: uuid.UUID
+    brand_profile_id: uuid.UUID
+    material_id: uuid.UUID
+    due_at: datetime
+    content: str
+    hashtags: Sequence[str] | None
+    media_urls: Sequence[str] | None
+    platforms: Sequence[str]
+    angle: str
+    cause_event_id: uuid.UUID | None
+    trace_headers: Sequence[Sequence[str]] | None
+    """The W3C trace context of the input that started its publishing, as (name, value) pairs."""
+    claims: int = 0
+    """How often the publishing loop leased it: more than once means it is resumed."""
+    completion_failures: int = 0
+    org_active: bool = True
+    brand_active: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class PublishAttempt:
+    """The publication of a pending post on one platform: with which account, under which
+    idempotency key, and how it ended (PENDING, PUBLISHED or FAILED with a reason)."""
+
+    pending_post_id: uuid.UUID
+    platform: str
+    idempotency_key: str
+    social_account_id: uuid.UUID | None
+    status: str
+    failure_reason: str | None
+    failure_detail: str | None
+    created_at: datetime
+
+    @property
+    def recorded_failure(self) -> str:
+        """The reason recorded on a FAILED attempt (whoever writes FAILED writes a reason)."""
+        return cast(str, self.failure_reason)

@@ -1,0 +1,286 @@
+"""The publishing loop: leases PUBLISHING pending posts, calls the platforms with no
+transaction open, and completes them (step 2 of three; steps 1 and 3, the decisions, are
+`service_layer/publishing.py`, giving up is `service_layer/giving_up.py`).
+
+How it wakes: the database trigger `pending_post_publishing_notify` (migration
+0002_publishing_notify.sql) runs `pg_notify('hopcast_publisher_publish')` whenever a pending
+post's status becomes PUBLISHING, which the pending-post handler writes in the consumer's
+transaction together with `start_publishing`'s attempts. PostgreSQL delivers a NOTIFY only
+when that transaction commits, so the loop never looks before the pending post and its
+attempts are visible, and a rolled-back start wakes nobody. That is why it is a trigger and
+not a call from the handler: the wake-up is tied to the commit, whoever writes the status.
+The loop LISTENs on a connection of its own (`run`); a missed notification costs at most
+`poll_interval_s`, since a round that finds less than a full batch sleeps no longer than that.
+
+The lease (`lease_s`, FOR UPDATE SKIP LOCKED in `PendingPostRepository.claim_publishing`) lets
+any number of replicas and rounds share the posts; a crashed worker's posts are resumed when
+its lease runs out, and each adapter first asks the platform whether the post already exists.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from datetime import datetime
+
+import asyncpg
+
+from hopcast_publisher import metrics
+from hopcast_publisher.adapters.credentials import AccountTokens, OpenCredentials, TokenDecryptError
+from hopcast_publisher.adapters.platforms.base import (
+    AccountCredentials,
+    PlatformAdapter,
+    PostRequest,
+    PublishFailure,
+    RefreshedTokens,
+)
+from hopcast_publisher.config import PublisherSettings
+from hopcast_publisher.domain.accounts import SocialAccount
+from hopcast_publisher.domain.outcome import run_outcome
+from hopcast_publisher.domain.posts import post_text
+from hopcast_publisher.domain.publishing import PublishAttempt, PublishingPost
+from hopcast_publisher.service_layer.deps import PublisherDeps
+from hopcast_publisher.service_layer.giving_up import complete_batch, completion_failed, stopped_before_publishing
+from hopcast_publisher.service_layer.publishing import (
+    FAILED,
+    Completion,
+    Failed,
+    PlatformResult,
+    now_utc,
+    prepare_completion,
+)
+from hopcast_shared.contract import PublishFailureReason, RunOutcome
+from hopcast_shared.db import Database
+from hopcast_shared.settings import KafkaSettings
+
+log = logging.getLogger(__name__)
+
+# The channel of the trigger `pending_post_publishing_notify` (migration 0002): a pending post
+# started publishing.
+PUBLISH_CHANNEL = "hopcast_publisher_publish"
+
+
+class PublishingLoop:
+    """Leases PUBLISHING pending posts, publishes them, completes them; woken by NOTIFY.
+
+    `deps` are the service's (bootstrap passes the ones its handlers have); without them the
+    loop makes its own from `tokens` and `settings`, as tests and the benchmark do."""
+
+    def __init__(
+        self,
+        db: Database,
+        kafka: KafkaSettings,
+        adapters: Mapping[str, PlatformAdapter],
+        tokens: AccountTokens,
+        settings: PublisherSettings,
+        *,
+        clock: Callable[[], datetime] = now_utc,
+        deps: PublisherDeps | None = None,
+    ) -> None:
+        self._db = db
+        self._kafka = kafka
+        self._adapters = adapters
+        self._settings = settings
+        self.deps = deps or PublisherDeps(tokens=tokens, settings=settings)
+        self._credentials = OpenCredentials(
+            db, self.deps.tokens, refresh_margin_s=settings.refresh_margin_s, clock=clock, accounts=self.deps.accounts
+        )
+        self._wake = asyncio.Event()
+        self._semaphore = asyncio.Semaphore(settings.publish_concurrency)
+
+    def wake(self, *_: object) -> None:
+        self._wake.set()
+
+    async def run(self) -> None:
+        """Until cancelled: `publish_workers` rounds at once (their leases never overlap), each
+        publishing what is waiting, then sleeping until NOTIFY or the poll interval."""
+        listener = await asyncpg.connect(self._db.url)
+        try:
+            await listener.add_listener(PUBLISH_CHANNEL, self.wake)
+            await asyncio.gather(*(self._rounds() for _ in range(self._settings.publish_workers)))
+        finally:
+            await listener.close()
+
+    async def _rounds(self) -> None:
+        while True:
+            self._wake.clear()
+            done = await self.publish_batch()
+            if done >= self._settings.publish_batch_size:
+                continue
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=self._settings.poll_interval_s)
+
+    async def publish_batch(self) -> int:
+        """One round: lease, publish, complete. Returns how many pending posts were leased.
+
+        A pending post that cannot be completed (its publication or its events raise, or the
+        database refuses its rows) never holds up the others: the batch is completed without
+        it, and it is retried alone later (`giving_up.completion_failed`)."""
+        lease = uuid.uuid4()
+        async with self._db.transaction() as conn:
+            claimed = await self.deps.pending_posts.claim_publishing(
+                conn, lease_token=lease, lease_s=self._settings.lease_s, limit=self._settings.publish_batch_size
+            )
+            if not claimed:
+                return 0
+            attempts = await self.deps.pending_posts.attempts_of(conn, [p.id for p in claimed])
+            accounts = await self.deps.accounts.accounts_by_id(
+                conn, list({a.social_account_id for a in attempts if a.social_account_id is not None})
+            )
+        started = time.perf_counter()
+        by_post: dict[uuid.UUID, list[PublishAttempt]] = {}
+        for a in attempts:
+            by_post.setdefault(a.pending_post_id, []).append(a)
+        outcomes = await self.publish_claimed(claimed, by_post, accounts)
+        prepared: list[Completion] = []
+        failed: list[Failed] = []
+        for pending, outcome in zip(claimed, outcomes, strict=True):
+            if isinstance(outcome, Failed):
+                failed.append(outcome)
+                continue
+            try:
+                prepared.append(prepare_completion(self._kafka, *outcome))
+            except Exception as exc:
+                failed.append(Failed(pending, outcome[1], exc))
+        failed += await complete_batch(self.deps, self._db, prepared, lease)
+        for failure in failed:
+            await completion_failed(self.deps, self._db, self._kafka, failure, lease)
+        metrics.PUBLISH_SECONDS.observe(time.perf_counter() - started)
+        return len(claimed)
+
+    async def publish_claimed(
+        self,
+        claimed: Sequence[PublishingPost],
+        attempts: Mapping[uuid.UUID, Sequence[PublishAttempt]],
+        accounts: Mapping[uuid.UUID, SocialAccount],
+    ) -> list[tuple[PublishingPost, list[PlatformResult], RunOutcome] | Failed]:
+        """Publish leased pending posts (their attempts by pending post id): every platform of
+        every post at once, one task per platform call (within publish_concurrency), tokens
+        opened once per account. For each post, its results and outcome, or why it failed."""
+        outcomes: list[tuple[PublishingPost, list[PlatformResult], RunOutcome] | Failed | None] = []
+        calls: list[Awaitable[PlatformResult]] = []
+        owners: list[int] = []
+        opened: dict[uuid.UUID, AccountCredentials | None] = {}
+        for index, pending in enumerate(claimed):
+            mine = attempts.get(pending.id, [])
+            try:
+                stopped = stopped_before_publishing(pending, mine)
+                if stopped is not None:
+                    outcomes.append(stopped)
+                    continue
+                resumed = pending.claims > 1
+                if resumed:
+                    log.info("resuming publication of pending post %s (claim %d)", pending.id, pending.claims)
+                    metrics.RESUMED.inc()
+                text = post_text(pending.content, pending.hashtags or [], pending.media_urls or [])
+            except Exception as exc:
+                outcomes.append(Failed(pending, [], exc))
+                continue
+            outcomes.append(None)
+            for attempt in mine:
+                calls.append(self._publish_platform(pending, attempt, accounts, text, resumed, opened))
+                owners.append(index)
+        results: dict[int, list[PlatformResult | BaseException]] = {}
+        for index, result in zip(owners, await asyncio.gather(*calls, return_exceptions=True), strict=True):
+            if isinstance(result, BaseException) and not isinstance(result, Exception):
+                raise result  # cancelled
+            results.setdefault(index, []).append(result)
+        done: list[tuple[PublishingPost, list[PlatformResult], RunOutcome] | Failed] = []
+        for index, (pending, outcome) in enumerate(zip(claimed, outcomes, strict=True)):
+            if outcome is not None:
+                done.append(outcome)
+                continue
+            mine_results = results.get(index, [])
+            errors = [r for r in mine_results if isinstance(r, BaseException)]
+            if errors:
+                done.append(Failed(pending, [], errors[0]))
+                continue
+            published = [r for r in mine_results if isinstance(r, PlatformResult)]
+            done.append((pending, published, run_outcome([r.published is not None for r in published])))
+        return done
+
+    async def _publish_pending(
+        self,
+        pending: PublishingPost,
+        attempts: Sequence[PublishAttempt],
+        accounts: Mapping[uuid.UUID, SocialAccount],
+    ) -> tuple[PublishingPost, list[PlatformResult], RunOutcome]:
+        """One leased pending post published (`publish_claimed` of one)."""
+        (outcome,) = await self.publish_claimed([pending], {pending.id: attempts}, accounts)
+        if isinstance(outcome, Failed):
+            raise outcome.error
+        return outcome
+
+    async def _publish_platform(
+        self,
+        pending: PublishingPost,
+        attempt: PublishAttempt,
+        accounts: Mapping[uuid.UUID, SocialAccount],
+        text: str,
+        resumed: bool,
+        opened: dict[uuid.UUID, AccountCredentials | None],
+    ) -> PlatformResult:
+        platform = attempt.platform
+        account_id = attempt.social_account_id
+        if attempt.status == FAILED:
+            return PlatformResult(
+                platform,
+                account_id,
+                None,
+                PublishFailureReason(attempt.recorded_failure),
+                attempt.failure_detail or "",
+            )
+        account = accounts.get(account_id) if account_id is not None else None
+        if account_id is None or account is None:
+            return PlatformResult(
+                platform,
+                account_id,
+                None,
+                PublishFailureReason.NO_ACCOUNT_FOR_PLATFORM,
+                "the chosen account was purged",
+            )
+        adapter = self._adapters.get(platform)
+        if adapter is None:
+            return PlatformResult(
+                platform, account_id, None, PublishFailureReason.PLATFORM_REJECTED, f"no live adapter for {platform}"
+            )
+        # Tokens are opened once per account and batch (the same account publishes many posts).
+        if account_id not in opened:
+            try:
+                opened[account_id] = self._credentials.open(account)
+            except TokenDecryptError:
+                log.error("stored token of account %s does not decrypt (tampered or key missing)", account_id)
+                opened[account_id] = None
+        credentials = opened[account_id]
+        if credentials is None:
+            return PlatformResult(
+                platform, account_id, None, PublishFailureReason.TOKEN_INVALID, "the stored token cannot be decrypted"
+            )
+        request = PostRequest(attempt.idempotency_key, text, attempt.created_at)
+        async with self._semaphore:
+            try:
+                credentials = await self._credentials.fresh(adapter, credentials, opened)
+
+                async def refreshed(account: AccountCredentials, tokens: RefreshedTokens) -> None:
+                    opened[account.social_account_id] = account
+                    await self._credentials.store(account, tokens)
+
+                published = await adapter.publish(credentials, request, resumed=resumed, on_refreshed=refreshed)
+            except PublishFailure as failure:
+                log.warning("publishing pending post %s on %s failed: %s", pending.id, platform, failure)
+                return PlatformResult(platform, account_id, None, failure.reason, failure.detail)
+            except Exception as exc:
+                # An adapter bug must not leave the run open forever: it fails this platform.
+                log.exception("adapter %s crashed on pending post %s", platform, pending.id)
+                return PlatformResult(
+                    platform,
+                    account_id,
+                    None,
+                    PublishFailureReason.RETRIES_EXHAUSTED,
+                    f"adapter error: {type(exc).__name__}",
+                )
+        return PlatformResult(platform, account_id, published)

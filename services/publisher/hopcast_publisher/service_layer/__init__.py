@@ -1,0 +1,3 @@
+"""The publisher's service layer: the handlers of its inbound events (`handlers.DISPATCH`) and
+the publishing decisions (start, complete, give up), each loading, deciding and writing in
+one transaction."""

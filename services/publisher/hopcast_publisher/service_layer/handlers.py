@@ -1,0 +1,387 @@
+"""The publisher's handlers: each inbound event loads, decides and writes in the consumer's
+transaction (with its inbox row and the events it emits). `DISPATCH` maps each event type
+the publisher handles to its handler; the interface (and AsyncAPI document) is derived from it.
+
+Pending posts: every input (PendingPostCreated, CreditsDebited, CreditsDebitRejected,
+PendingPostApproved, PendingPostRejected) locks the pending post, records the input and
+asks the state machine (`domain.pending`) what follows; publishing itself starts in this
+transaction (`service_layer/publishing.py`) and goes on in the publishing loop
+(`entrypoints/publishing_loop.py`).
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from typing import Any, NoReturn, cast
+
+from opentelemetry import trace
+
+from hopcast_publisher import metrics
+from hopcast_publisher.adapters.credentials import TokenDecryptError
+from hopcast_publisher.domain.engagement import engagement_rate
+from hopcast_publisher.domain.pending import Approval, Debit, Decision, Input, PendingPost, Status, step
+from hopcast_publisher.service_layer.deps import PublisherDeps
+from hopcast_publisher.service_layer.publishing import now_utc, start_publishing
+from hopcast_shared import projections
+from hopcast_shared.consumer import EventContext, PermanentError
+from hopcast_shared.contract import (
+    Angle,
+    BrandAccountLinked,
+    BrandAccountUnlinked,
+    BrandProfileCreated,
+    BrandProfileDeleted,
+    BrandProfileRestored,
+    BrandProfileUpdated,
+    CreditsDebited,
+    CreditsDebitRejected,
+    EngagementReported,
+    EngagementUpdated,
+    OrganizationCreated,
+    OrganizationDeleted,
+    OrganizationRestored,
+    PendingPostApproved,
+    PendingPostCreated,
+    PendingPostRejected,
+    Platform,
+    RunOutcome,
+    ScheduleRunCompleted,
+    SocialAccountConnected,
+    SocialAccountDeleted,
+    SocialAccountRestored,
+    SocialAccountUpdated,
+)
+from hopcast_shared.dispatch import Dispatch, batched
+from hopcast_shared.telemetry import inject_headers
+
+log = logging.getLogger(__name__)
+
+
+def state_of(row: Mapping[str, Any]) -> PendingPost:
+    """The state machine's view of a pending_posts row."""
+    return PendingPost(
+        status=Status(row["status"]),
+        has_post=row["has_post"],
+        requires_approval=bool(row["requires_approval"]),
+        debit=Debit(row["debit"]) if row["debit"] else None,
+        approval=Approval(row["approval"]) if row["approval"] else None,
+    )
+
+
+# --- organizations and brands --------------------------------------------------------------
+
+
+async def organization_created(deps: PublisherDeps, ctx: EventContext, data: OrganizationCreated) -> None:
+    await projections.upsert_organization(ctx.conn, data.organization_id, data.name)
+
+
+async def organization_deleted(deps: PublisherDeps, ctx: EventContext, data: OrganizationDeleted) -> None:
+    await projections.set_organization_deleted(ctx.conn, data.organization_id, True)
+
+
+async def organization_restored(deps: PublisherDeps, ctx: EventContext, data: OrganizationRestored) -> None:
+    await projections.set_organization_deleted(ctx.conn, data.organization_id, False)
+
+
+async def brand_upserted(
+    deps: PublisherDeps, ctx: EventContext, data: BrandProfileCreated | BrandProfileUpdated
+) -> None:
+    owner = await deps.accounts.brand_owner(ctx.conn, data.brand_profile_id)
+    if owner is not None and owner != ctx.envelope.organizationid:
+        raise PermanentError(f"brand {data.brand_profile_id} belongs to another organization")
+    await deps.accounts.upsert_brand(ctx.conn, data.brand_profile_id, ctx.envelope.organizationid, data.name)
+
+
+async def brand_deleted(deps: PublisherDeps, ctx: EventContext, data: BrandProfileDeleted) -> None:
+    if not await projections.set_brand_deleted(ctx.conn, data.brand_profile_id, ctx.envelope.organizationid, True):
+        await _refuse_if_another_organizations(ctx, "brands", data.brand_profile_id)
+
+
+async def brand_restored(deps: PublisherDeps, ctx: EventContext, data: BrandProfileRestored) -> None:
+    if not await projections.set_brand_deleted(ctx.conn, data.brand_profile_id, ctx.envelope.organizationid, False):
+        await _refuse_if_another_organizations(ctx, "brands", data.brand_profile_id)
+
+
+# --- social accounts and links ---------------------------------------------------------------
+
+
+async def account_upserted(
+    deps: PublisherDeps, ctx: EventContext, data: SocialAccountConnected | SocialAccountUpdated
+) -> None:
+    """Tokens arrive under the transport associated data; they are stored sealed to the account."""
+    org = ctx.envelope.organizationid
+    account_id = data.social_account_id
+    existing = await deps.accounts.account(ctx.conn, account_id, lock=True)
+    if existing is not None and existing.organization_id != org:
+        raise PermanentError(f"social account {account_id} belongs to another organization")
+    if existing is not None and existing.platform != data.platform.value:
+        raise PermanentError(
+            f"social account {account_id} is a {existing.platform} account; its platform cannot change"
+        )
+    try:
+        access = deps.tokens.reseal_from_transport(account_id, data.access_token)
+        refresh = deps.tokens.reseal_from_transport(account_id, data.refresh_token) if data.refresh_token else None
+    except TokenDecryptError:
+        raise PermanentError(
+            "access_token or refresh_token does not decrypt: tampered with, or made under a key this service lacks"
+        ) from None
+    await deps.accounts.upsert_account(
+        ctx.conn,
+        {
+            "id": account_id,
+            "organization_id": org,
+            "platform": data.platform.value,
+            "handle": data.handle,
+            "external_account_id": data.external_account_id,
+            "api_base_url": data.api_base_url,
+            "access_token": access,
+            "refresh_token": refresh,
+            "token_expires_at": data.token_expires_at,
+            "is_active": data.is_active,
+        },
+    )
+
+
+async def account_deleted(deps: PublisherDeps, ctx: EventContext, data: SocialAccountDeleted) -> None:
+    if not await deps.accounts.set_account_deleted(ctx.conn, data.social_account_id, ctx.envelope.organizationid, True):
+        await _refuse_unknown_account(ctx, data.social_account_id)
+
+
+async def account_restored(deps: PublisherDeps, ctx: EventContext, data: SocialAccountRestored) -> None:
+    if not await deps.accounts.set_account_deleted(
+        ctx.conn, data.social_account_id, ctx.envelope.organizationid, False
+    ):
+        await _refuse_unknown_account(ctx, data.social_account_id)
+
+
+async def account_linked(deps: PublisherDeps, ctx: EventContext, data: BrandAccountLinked) -> None:
+    org = ctx.envelope.organizationid
+    account = await deps.accounts.account(ctx.conn, data.social_account_id)
+    if account is None or account.organization_id != org:
+        await _refuse_unknown_account(ctx, data.social_account_id)
+    await _refuse_if_another_organizations(ctx, "brands", data.brand_profile_id)
+    await deps.accounts.link_account(
+        ctx.conn,
+        brand_id=data.brand_profile_id,
+        account_id=data.social_account_id,
+        org_id=org,
+        platform=account.platform,
+        is_default=data.is_default,
+    )
+
+
+async def account_unlinked(deps: PublisherDeps, ctx: EventContext, data: BrandAccountUnlinked) -> None:
+    org = ctx.envelope.organizationid
+    if not await deps.accounts.unlink_account(ctx.conn, data.brand_profile_id, data.social_account_id, org):
+        await _refuse_if_another_organizations(ctx, "brands", data.brand_profile_id)
+        await _refuse_if_another_organizations(ctx, "social_accounts", data.social_account_id)
+
+
+# --- pending posts ---------------------------------------------------------------------------
+
+
+async def pending_post_inputs(deps: PublisherDeps, items: Sequence[tuple[EventContext, PendingPostInput]]) -> None:
+    """The inputs of pending posts (drafts, debits, approvals, rejections, in any order and
+    mix), a consumer batch of them at once: lock every pending post named (one statement,
+    in id order), apply each input in order to its post's state machine, write the posts
+    that changed (one statement), start publishing those now complete (accounts and
+    attempts: one statement each). The same as one input at a time, in fewer statements."""
+    conn = items[0][0].conn
+    locked = await deps.pending_posts.lock_pending_posts(
+        conn, [(_pending_post_id(data), ctx.envelope.organizationid) for ctx, data in items]
+    )
+    states = {pending_post_id: dict(row) for pending_post_id, row in locked.items()}
+    changed: dict[uuid.UUID, dict[str, Any]] = {}
+    starting: list[uuid.UUID] = []
+    for ctx, data in items:
+        pending_post_id = _pending_post_id(data)
+        state = states[pending_post_id]
+        if state["organization_id"] != ctx.envelope.organizationid:
+            raise PermanentError(f"pending post {pending_post_id} belongs to another organization")
+        decision, changes = _receive(state, ctx, data)
+        if changes:
+            changed[pending_post_id] = state
+        if decision is Decision.PUBLISH:
+            starting.append(pending_post_id)
+        elif decision is Decision.END_REJECTED:
+            await ctx.emit(
+                ScheduleRunCompleted(
+                    run_id=state["run_id"],
+                    schedule_id=state["schedule_id"],
+                    brand_profile_id=state["brand_profile_id"],
+                    outcome=RunOutcome.REJECTED,
+                    due_at=state["due_at"],
+                    completed_at=now_utc(),
+                ),
+                correlation_id=str(state["run_id"]),
+            )
+            metrics.RUNS_COMPLETED.labels(RunOutcome.REJECTED.value).inc()
+    saved = await deps.pending_posts.save_pending_posts(conn, list(changed.values()))
+    statuses = await start_publishing(deps, conn, items[0][0].kafka, [saved[i] for i in starting])
+    if statuses:
+        # One line per batch (a line per post would cost more than its handling).
+        counts = Counter(status.value for status in statuses.values())
+        log.info("pending posts with all their inputs: %s", ", ".join(f"{n} {s}" for s, n in sorted(counts.items())))
+        for pending_post_id, status in statuses.items():
+            log.debug("pending post %s: all inputs here; %s", pending_post_id, status.value)
+
+
+# --- engagement ------------------------------------------------------------------------------
+
+
+async def engagement_reported(deps: PublisherDeps, ctx: EventContext, data: EngagementReported) -> None:
+    post = await deps.posts.post(ctx.conn, data.post_id, lock=True)
+    if post is None:
+        raise PermanentError(f"unknown post {data.post_id} for this organization")
+    if post.organization_id != ctx.envelope.organizationid:
+        raise PermanentError(f"post {data.post_id} belongs to another organization")
+    seen = post.engagement_observed_at
+    if seen is not None and data.observed_at < seen:
+        log.info("engagement of post %s observed at %s is older than what we have", data.post_id, data.observed_at)
+        return
+    rate = engagement_rate(data.likes, data.comments, data.shares, data.impressions)
+    await deps.posts.record_engagement(
+        ctx.conn,
+        data.post_id,
+        likes=data.likes,
+        comments=data.comments,
+        shares=data.shares,
+        impressions=data.impressions,
+        rate=rate,
+        observed_at=data.observed_at,
+    )
+    metrics.ENGAGEMENT_UPDATES.inc()
+    if post.deleted_at is not None:
+        return  # kept up to date, but a deleted post is out of the dashboards
+    await ctx.emit(
+        EngagementUpdated(
+            post_id=data.post_id,
+            brand_profile_id=post.brand_profile_id,
+            platform=cast(Platform, post.platform),  # a str, validated by the model
+            angle=cast(Angle, post.angle),
+            likes=data.likes,
+            comments=data.comments,
+            shares=data.shares,
+            impressions=data.impressions,
+            engagement_rate=rate,
+        ),
+        correlation_id=str(post.run_id),
+    )
+
+
+# --- ids of another organization ----------------------------------------------------------------
+# An event naming an id another organization has is refused (a dead letter saying so): never
+# applied to that organization's rows, and never ignored as if the id were unknown.
+
+_KIND = {"brands": "brand", "social_accounts": "social account"}
+
+
+async def _refuse_if_another_organizations(ctx: EventContext, table: projections.Owned, named: uuid.UUID) -> None:
+    if await projections.owned_by_another(ctx.conn, table, named, ctx.envelope.organizationid):
+        raise PermanentError(f"{_KIND[table]} {named} belongs to another organization")
+
+
+async def _refuse_unknown_account(ctx: EventContext, account_id: uuid.UUID) -> NoReturn:
+    await _refuse_if_another_organizations(ctx, "social_accounts", account_id)
+    raise PermanentError(f"unknown social account {account_id} for this organization")
+
+
+PendingPostInput = (
+    PendingPostCreated | CreditsDebited | CreditsDebitRejected | PendingPostApproved | PendingPostRejected
+)
+_INPUT_OF: dict[type[Any], Input] = {
+    PendingPostCreated: Input.POST,
+    CreditsDebited: Input.DEBITED,
+    CreditsDebitRejected: Input.DEBIT_REJECTED,
+    PendingPostApproved: Input.APPROVED,
+    PendingPostRejected: Input.REJECTED,
+}
+
+
+def _pending_post_id(data: PendingPostInput) -> uuid.UUID:
+    return data.pending_post_id
+
+
+def _receive(state: dict[str, Any], ctx: EventContext, data: PendingPostInput) -> tuple[Decision, bool]:
+    """Apply one input to a pending post's state (the row as a dict, updated in place): what
+    follows (the state machine of domain.pending decides), and whether the state changed."""
+    item = _INPUT_OF[type(data)]
+    post = data if isinstance(data, PendingPostCreated) else None
+    before = state_of(state)
+    after, decision = step(before, item, requires_approval=post.requires_approval if post else False)
+    if post is not None and not before.has_post:
+        state.update(_post_columns(post))
+    if after.debit is not before.debit and after.debit is not None:
+        state["debit"] = after.debit.value
+    if after.approval is not before.approval and after.approval is not None:
+        state["approval"] = after.approval.value
+    if decision in (Decision.END_REJECTED, Decision.END_SILENTLY):
+        state.update(status=after.status.value, completed_at=now_utc(), cause_event_id=ctx.envelope.id)
+    if decision is Decision.PUBLISH:
+        state.update(
+            status=Status.PUBLISHING.value,
+            publishing_at=now_utc(),
+            cause_event_id=ctx.envelope.id,
+            trace_headers=_trace_of(ctx),
+        )
+    if decision is Decision.END_SILENTLY:
+        log.info("pending post %s: debit rejected; billing ended the run", data.pending_post_id)
+    elif decision is Decision.NOTHING and after == before:
+        log.info("pending post %s is %s; %s changes nothing", data.pending_post_id, before.status.value, item.value)
+    # A late input (after publishing started) decides nothing but is recorded all the same.
+    return decision, after != before
+
+
+def _trace_of(ctx: EventContext) -> list[tuple[str, str]]:
+    """The trace context of the event being handled (its own span, in a batch), stored with
+    the pending post for the events its publishing emits."""
+    if ctx.span is None:
+        return inject_headers()
+    with trace.use_span(ctx.span):
+        return inject_headers()
+
+
+def _post_columns(post: PendingPostCreated) -> dict[str, Any]:
+    return {
+        "has_post": True,
+        "run_id": post.run_id,
+        "schedule_id": post.schedule_id,
+        "brand_profile_id": post.brand_profile_id,
+        "material_id": post.material_id,
+        "due_at": post.due_at,
+        "content": post.content,
+        "hashtags": list(post.hashtags),
+        "media_urls": list(post.media_urls),
+        "platforms": [p.value for p in post.platforms],
+        "angle": post.angle.value,
+        "requires_approval": post.requires_approval,
+    }
+
+
+_inputs = batched(pending_post_inputs)
+
+DISPATCH: Dispatch = {
+    "OrganizationCreated": organization_created,
+    "OrganizationDeleted": organization_deleted,
+    "OrganizationRestored": organization_restored,
+    "BrandProfileCreated": brand_upserted,
+    "BrandProfileUpdated": brand_upserted,
+    "BrandProfileDeleted": brand_deleted,
+    "BrandProfileRestored": brand_restored,
+    "SocialAccountConnected": account_upserted,
+    "SocialAccountUpdated": account_upserted,
+    "SocialAccountDeleted": account_deleted,
+    "SocialAccountRestored": account_restored,
+    "BrandAccountLinked": account_linked,
+    "BrandAccountUnlinked": account_unlinked,
+    # One handler for every input of a pending post, so a consumer batch that mixes them is
+    # handled in one call.
+    "PendingPostCreated": _inputs,
+    "CreditsDebited": _inputs,
+    "CreditsDebitRejected": _inputs,
+    "PendingPostApproved": _inputs,
+    "PendingPostRejected": _inputs,
+    "EngagementReported": engagement_reported,
+}
