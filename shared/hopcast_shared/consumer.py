@@ -12,7 +12,6 @@ after one of those transactions committed.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import hashlib
 import itertools
@@ -20,108 +19,29 @@ import logging
 import time
 import uuid
 import zlib
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-import asyncpg
 from aiokafka import ConsumerRecord
-from faststream import AckPolicy
-from faststream.kafka import KafkaBroker
-from opentelemetry import trace
 from opentelemetry.trace import Span, SpanKind
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
 from hopcast_shared import metrics
 from hopcast_shared.contract import EVENT_TYPES, ContractError, Envelope, parse_event
 from hopcast_shared.db import Conn, Database, is_infrastructure_error
 from hopcast_shared.dlq import REPLAY_HEADER, DeadLetter, dead_letter_message, safe_text, store_dead_letter
 from hopcast_shared.fairness import round_robin_transactions
+from hopcast_shared.handling import BatchedHandler, EventContext, Handler, is_permanent
 from hopcast_shared.inbox import DEAD_LETTERED, HANDLED, NO_ORGANIZATION, record_handled, record_many_handled
-from hopcast_shared.outbox import OutboxRow, event_rows, write_outbox
+from hopcast_shared.outbox import OutboxRow, write_outbox
 from hopcast_shared.redact import redact_text
 from hopcast_shared.settings import KafkaSettings, ServiceSettings
-from hopcast_shared.telemetry import extract_context, inject_headers, tracer
+from hopcast_shared.telemetry import extract_context, tracer
 from hopcast_shared.topics import dlq_topic
 
 log = logging.getLogger(__name__)
-
-
-class PermanentError(Exception):
-    """The event breaks a rule it always will (another tenant's id, an impossible state):
-    dead-letter it now, retrying cannot help."""
-
-
-# Failures of the infrastructure, not of the message (db.is_infrastructure_error): never
-# dead-letter for these; retry, and if they persist leave the message unacknowledged so Kafka
-# delivers it again.
-_PERMANENT_ERRORS: tuple[type[BaseException], ...] = (
-    PermanentError,
-    ValidationError,
-    asyncpg.DataError,
-    asyncpg.IntegrityConstraintViolationError,
-)
-
-
-@dataclass
-class EventContext:
-    """What a handler gets: the transaction's connection, the event, and a way to emit events.
-
-    Emitted events are written to the outbox by the consumer when the handler returns, in the
-    same transaction (for a batch, all of its events in one statement).
-    """
-
-    conn: Conn
-    envelope: Envelope
-    service: str
-    kafka: KafkaSettings
-    outbox: list[OutboxRow] = field(default_factory=list)
-    span: Span | None = None  # the event's span, when it is handled in a batch outside it
-    _trace: list[tuple[str, str]] | None = None
-
-    async def emit(
-        self,
-        data: BaseModel,
-        *,
-        organization_id: Any = None,
-        correlation_id: str | None = None,
-        topics: Sequence[str] | None = None,
-    ) -> None:
-        """Emit an event in this transaction; it is caused by the event being handled and
-        carries its trace (the trace context is read once per handled event)."""
-        if self._trace is None:
-            with contextlib.nullcontext() if self.span is None else trace.use_span(self.span):
-                self._trace = inject_headers()
-        org = organization_id or self.envelope.organizationid
-        self.outbox += event_rows(
-            self.kafka,
-            [data],
-            organization_id=org if isinstance(org, uuid.UUID) else uuid.UUID(str(org)),
-            source=f"hopcast/{self.service}",
-            correlation_id=correlation_id or self.envelope.correlationid,
-            causation_id=str(self.envelope.id),
-            trace=self._trace,
-            topics=topics,
-        )
-
-
-Handler = Callable[[EventContext, Any], Awaitable[None]]
-ManyHandler = Callable[[Sequence[tuple[EventContext, Any]]], Awaitable[None]]
-
-
-class BatchedHandler:
-    """A handler that can take consecutive events of its type at once, in the batch's
-    transaction, with set-based SQL (one statement for all instead of one each); called
-    with a single event otherwise. Each event has its own context: its emitted events are
-    caused by it and carry its trace."""
-
-    def __init__(self, many: ManyHandler) -> None:
-        self.many = many
-        self.__name__ = getattr(many, "__name__", "batched")
-
-    async def __call__(self, ctx: EventContext, data: Any) -> None:
-        await self.many([(ctx, data)])
 
 
 @dataclass(frozen=True)
@@ -428,7 +348,7 @@ class EventConsumer:
                 metrics.HANDLER_SECONDS.labels(self.service, envelope.type).observe(time.perf_counter() - started)
                 return "handled", envelope.type
             except Exception as exc:
-                if _is_permanent(exc):
+                if is_permanent(exc):
                     await self._dead_letter(
                         record, str(envelope.id), envelope.type, "rejected", _describe(exc), attempts=attempt
                     )
@@ -551,17 +471,6 @@ def _last_resort_letter(
     )
 
 
-def _is_permanent(exc: BaseException) -> bool:
-    # A unique violation is a race with a concurrent transaction: a retry sees its row.
-    if isinstance(exc, asyncpg.UniqueViolationError):
-        return False
-    # asyncpg's own "invalid input for query argument" (an int beyond bigint, a NUL in text) is
-    # an InterfaceError as well as a ValueError: it is the event's data, never the connection.
-    return isinstance(exc, _PERMANENT_ERRORS) or (
-        isinstance(exc, asyncpg.InterfaceError) and isinstance(exc, ValueError)
-    )
-
-
 def _replayed_from(record: ConsumerRecord[Any, Any]) -> str | None:
     for key, value in record.headers or ():
         if key == REPLAY_HEADER and value is not None:
@@ -574,82 +483,3 @@ def _describe(exc: BaseException) -> str:
         # pydantic's text includes the input values; keep only where and what.
         return "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())[:2000]
     return f"{type(exc).__name__}: {exc}"[:2000]
-
-
-def subscribe(
-    broker: KafkaBroker,
-    consumer: EventConsumer,
-    topics: Sequence[str],
-    *,
-    kafka: KafkaSettings,
-    workers_per_topic: int = 1,
-    batch_max: int = 1,
-    batch_timeout_ms: int = 20,
-    window_max_records: int | None = None,
-    window_max_bytes: int = 1024 * 1024,
-) -> None:
-    """Register the FastStream subscriber(s) of the consumer.
-
-    NACK_ON_ERROR: the offsets are committed after `handle_record` (or `handle_batch`) returns,
-    its transaction(s) committed; if it raises, the consumer seeks back to the first record
-    it was given on each partition and they come again.
-
-    With `batch_max` > 1 the subscriber takes what Kafka has ready as one read-ahead window,
-    up to `window_max_records` records (`batch_max` when not given) and about
-    `window_max_bytes` per fetch (waiting at most `batch_timeout_ms` when nothing is ready),
-    and hands it to `handle_batch`, which shares it between organizations in transactions of
-    up to `batch_max` records: one commit per transaction under load, one record at a time
-    when idle. aiokafka keeps one fetch per partition ahead of what it has handed out, and a
-    fetch answer holds at most `window_max_bytes` whatever the partitions: about twice that
-    per broker, raw, is what the window costs in memory. The offsets are committed when the
-    whole window is handled.
-    """
-    if batch_max > 1:
-        batches = broker.subscriber(
-            *(kafka.topic(name) for name in topics),
-            group_id=consumer.group_id,
-            ack_policy=AckPolicy.NACK_ON_ERROR,
-            auto_offset_reset="earliest",
-            batch=True,
-            max_records=max(batch_max, window_max_records or batch_max),
-            batch_timeout_ms=batch_timeout_ms,
-            max_partition_fetch_bytes=window_max_bytes,
-            fetch_max_bytes=window_max_bytes,
-            title=f"{consumer.service}:{'+'.join(topics)}",
-        )
-
-        # The body is the raw records (the broker's decoder, kafka.make_broker): taking it rather
-        # than the message object spares FastStream a context lookup per batch.
-        async def on_batch(records: Any) -> None:
-            await _unacknowledged_on_error(consumer.handle_batch(records if isinstance(records, tuple) else (records,)))
-
-        batches(on_batch)
-        return
-
-    # One consumer for all topics (one group join); with more workers, one per topic, since
-    # FastStream's per-partition concurrency takes a single topic.
-    groups = [list(topics)] if workers_per_topic == 1 else [[name] for name in topics]
-    for names in groups:
-        subscriber = broker.subscriber(
-            *(kafka.topic(name) for name in names),
-            group_id=consumer.group_id,
-            ack_policy=AckPolicy.NACK_ON_ERROR,
-            auto_offset_reset="earliest",
-            max_workers=workers_per_topic,
-            title=f"{consumer.service}:{'+'.join(names)}",
-        )
-
-        async def on_message(record: Any) -> None:
-            await _unacknowledged_on_error(consumer.handle_record(record))
-
-        subscriber(on_message)
-
-
-async def _unacknowledged_on_error(handling: Awaitable[object]) -> None:
-    try:
-        await handling
-    except Exception:
-        log.exception("message(s) left unacknowledged; Kafka will deliver them again")
-        # Back off before Kafka redelivers, so an outage is not a hot loop.
-        await asyncio.sleep(1.0)
-        raise

@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from hopcast_shared.consumer import BatchedHandler, EventContext, Handler
+from hopcast_shared.handling import BatchedHandler, EventContext, Handler
 
 D = TypeVar("D")
 

@@ -23,8 +23,9 @@ from faststream.kafka import KafkaBroker
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from hopcast_shared import metrics
-from hopcast_shared.consumer import EventConsumer, Handler, subscribe
+from hopcast_shared.consumer import EventConsumer
 from hopcast_shared.db import Database
+from hopcast_shared.handling import Handler
 from hopcast_shared.http import JsonRoute, JsonRouter
 from hopcast_shared.kafka import make_broker, make_producer
 from hopcast_shared.lag import lag_loop
@@ -32,6 +33,7 @@ from hopcast_shared.logs import setup_logging
 from hopcast_shared.migrations import load_migrations
 from hopcast_shared.outbox import OutboxRelay
 from hopcast_shared.settings import KafkaSettings, ServiceSettings, TelemetrySettings, load
+from hopcast_shared.subscription import subscribe
 from hopcast_shared.telemetry import setup_tracing
 
 log = logging.getLogger(__name__)

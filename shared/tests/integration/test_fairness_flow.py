@@ -19,9 +19,9 @@ import pytest
 from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
-from hopcast_shared.consumer import EventContext
 from hopcast_shared.contract import OrganizationCreated, new_event
 from hopcast_shared.db import Database
+from hopcast_shared.handling import EventContext
 from hopcast_shared.kafka import connection_kwargs
 from hopcast_shared.service import ServiceDefinition, ServiceRuntime
 from hopcast_shared.settings import KafkaSettings, ServiceSettings

@@ -38,14 +38,16 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import seed as hypothesis_seed
 from hypothesis import strategies as st
 
-from hopcast_shared.consumer import BatchedHandler, EventConsumer, EventContext, Handler, subscribe
+from hopcast_shared.consumer import EventConsumer
 from hopcast_shared.contract import EVENT_TYPES, MAX_EVENT_BYTES
 from hopcast_shared.contract.examples import EXAMPLES, example_event
 from hopcast_shared.db import Database
+from hopcast_shared.handling import BatchedHandler, EventContext, Handler
 from hopcast_shared.kafka import connection_kwargs, make_broker, make_producer
 from hopcast_shared.migrations import load_migrations
 from hopcast_shared.outbox import OutboxRelay
 from hopcast_shared.settings import KafkaSettings, ServiceSettings
+from hopcast_shared.subscription import subscribe
 from hopcast_shared.testing import eventually, topic_partitions
 from hopcast_shared.topics import UPSTREAM, TopicSpec, dlq_topic, ensure_topics
 

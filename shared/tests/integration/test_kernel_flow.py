@@ -20,11 +20,12 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from opentelemetry import trace
 
-from hopcast_shared.consumer import BatchedHandler, EventConsumer, EventContext, PermanentError
+from hopcast_shared.consumer import EventConsumer
 from hopcast_shared.contract import OrganizationCreated, OrganizationRestored, ScheduleRunCompleted, new_event
 from hopcast_shared.contract.examples import example_event
 from hopcast_shared.db import Database
 from hopcast_shared.dlq import read_dead_letters, replay_dead_letters
+from hopcast_shared.handling import BatchedHandler, EventContext, PermanentError
 from hopcast_shared.outbox import OutboxRelay, OutboxRow, event_rows, write_outbox
 from hopcast_shared.service import ServiceDefinition, ServiceRuntime
 from hopcast_shared.settings import KafkaSettings, ServiceSettings

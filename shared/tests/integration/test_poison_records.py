@@ -15,11 +15,12 @@ from typing import Any
 import pytest
 from aiokafka import AIOKafkaProducer, ConsumerRecord
 
-from hopcast_shared.consumer import EventConsumer, EventContext
+from hopcast_shared.consumer import EventConsumer
 from hopcast_shared.contract import OrganizationCreated, new_event
 from hopcast_shared.contract.examples import example_event
 from hopcast_shared.db import Database
 from hopcast_shared.dlq import DLQ_MAX_MESSAGE_BYTES, DeadLetter, replay_stored, stored_dead_letters
+from hopcast_shared.handling import EventContext
 from hopcast_shared.settings import KafkaSettings, ServiceSettings
 from hopcast_shared.testing import as_record, read_topic
 from hopcast_shared.topics import UPSTREAM, TopicSpec, dlq_topic, ensure_topics

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from hopcast_shared.consumer import BatchedHandler, EventContext
 from hopcast_shared.dispatch import batched, bind
+from hopcast_shared.handling import BatchedHandler, EventContext
 
 
 async def test_bound_handlers_get_the_dependencies_and_batched_ones_a_batch() -> None:

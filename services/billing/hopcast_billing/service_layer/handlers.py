@@ -27,7 +27,6 @@ from hopcast_billing.domain.debits import Balance, DebitRequest, Refused, Taken,
 from hopcast_billing.domain.pricing import PostPrice, Prices, price_of_post, publish_refund_due
 from hopcast_billing.domain.refunds import Debit, refund_of
 from hopcast_shared import projections
-from hopcast_shared.consumer import EventContext, PermanentError
 from hopcast_shared.contract import (
     CreditsDebited,
     CreditsDebitRejected,
@@ -48,6 +47,7 @@ from hopcast_shared.contract import (
 )
 from hopcast_shared.db import Conn
 from hopcast_shared.dispatch import Dispatch, batched
+from hopcast_shared.handling import EventContext, PermanentError
 
 log = logging.getLogger(__name__)
 

@@ -20,9 +20,9 @@ from hopcast_billing.service_layer.handlers import (
     debit_for_pending_posts,
     refund_failed_platform,
 )
-from hopcast_shared.consumer import EventContext
 from hopcast_shared.contract import CreditsGranted, PendingPostCreated, PostPublishFailed
 from hopcast_shared.contract.examples import example_event
+from hopcast_shared.handling import EventContext
 from hopcast_shared.settings import KafkaSettings
 
 ORG = uuid.uuid4()

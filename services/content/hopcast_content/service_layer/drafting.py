@@ -17,8 +17,8 @@ from hopcast_content.domain.materials import embedding_text, run_rng
 from hopcast_content.domain.selection import Strategy, order_candidates, pillar_named
 from hopcast_content.service_layer.deps import ContentDeps
 from hopcast_content.service_layer.run_batch import RunBatch
-from hopcast_shared.consumer import EventContext
 from hopcast_shared.contract import PendingPostCreated, Platform, ScheduleDue, SkipReason
+from hopcast_shared.handling import EventContext
 from hopcast_shared.topics import CONTENT
 
 log = logging.getLogger(__name__)

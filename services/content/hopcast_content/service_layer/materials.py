@@ -11,8 +11,8 @@ from hopcast_content.domain.embedding import Embedding, EmbeddingError, content_
 from hopcast_content.domain.materials import Material, MaterialStatus, embedding_text, processing_problem
 from hopcast_content.service_layer.deps import ContentDeps
 from hopcast_content.service_layer.tenancy import refuse_another_organizations, refuse_unknown_material
-from hopcast_shared.consumer import EventContext
 from hopcast_shared.contract import MaterialArchived, MaterialDeleted, MaterialRestored, MaterialSubmitted
+from hopcast_shared.handling import EventContext
 
 log = logging.getLogger(__name__)
 

@@ -12,8 +12,8 @@ from hopcast_content.service_layer.tenancy import (
     refuse_another_organizations,
     refuse_if_another_organizations,
 )
-from hopcast_shared.consumer import EventContext
 from hopcast_shared.contract import EngagementUpdated, PostPublished, RunOutcome, ScheduleRunCompleted
+from hopcast_shared.handling import EventContext
 
 log = logging.getLogger(__name__)
 

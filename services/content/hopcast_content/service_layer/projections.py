@@ -6,7 +6,6 @@ from __future__ import annotations
 from hopcast_content.service_layer.deps import ContentDeps
 from hopcast_content.service_layer.tenancy import refuse_another_organizations, refuse_if_another_organizations
 from hopcast_shared import projections
-from hopcast_shared.consumer import EventContext
 from hopcast_shared.contract import (
     BrandProfileCreated,
     BrandProfileDeleted,
@@ -19,6 +18,7 @@ from hopcast_shared.contract import (
     ScheduleDeleted,
     ScheduleUpdated,
 )
+from hopcast_shared.handling import EventContext
 
 
 async def organization_created(deps: ContentDeps, ctx: EventContext, data: OrganizationCreated) -> None:

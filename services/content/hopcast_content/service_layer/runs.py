@@ -27,9 +27,9 @@ from hopcast_content.service_layer.deps import ContentDeps
 from hopcast_content.service_layer.drafting import draft_run
 from hopcast_content.service_layer.run_batch import RunBatch
 from hopcast_content.service_layer.tenancy import refuse_another_organizations
-from hopcast_shared.consumer import EventContext
 from hopcast_shared.contract import ScheduleDue, ScheduleRunCompleted, ScheduleRunSkipped, SkipReason
 from hopcast_shared.db import Conn
+from hopcast_shared.handling import EventContext
 from hopcast_shared.topics import ANALYTICS, CONTENT
 
 log = logging.getLogger(__name__)

@@ -8,8 +8,8 @@ import uuid
 from typing import NoReturn
 
 from hopcast_content.adapters.sql import Repository
-from hopcast_shared.consumer import EventContext, PermanentError
 from hopcast_shared.contract import EngagementUpdated, PostPublished
+from hopcast_shared.handling import EventContext, PermanentError
 
 
 def refuse_another_organizations(kind: str, named: uuid.UUID) -> NoReturn:

@@ -29,11 +29,11 @@ from hopcast_content.domain.embedding import Embedding, cosine
 from hopcast_content.domain.materials import Material, MaterialStatus
 from hopcast_content.domain.selection import Candidate, Strategy
 from hopcast_content.service_layer.deps import ContentDeps
-from hopcast_shared.consumer import EventContext
 from hopcast_shared.contract import Angle
 from hopcast_shared.contract.examples import example_event
 from hopcast_shared.contract.registry import model_for
 from hopcast_shared.db import Conn
+from hopcast_shared.handling import EventContext
 from hopcast_shared.settings import KafkaSettings
 
 NO_CONNECTION = cast(Conn, None)

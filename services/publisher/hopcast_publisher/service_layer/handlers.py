@@ -26,7 +26,6 @@ from hopcast_publisher.domain.pending import Approval, Debit, Decision, Input, P
 from hopcast_publisher.service_layer.deps import PublisherDeps
 from hopcast_publisher.service_layer.publishing import now_utc, start_publishing
 from hopcast_shared import projections
-from hopcast_shared.consumer import EventContext, PermanentError
 from hopcast_shared.contract import (
     Angle,
     BrandAccountLinked,
@@ -54,6 +53,7 @@ from hopcast_shared.contract import (
     SocialAccountUpdated,
 )
 from hopcast_shared.dispatch import Dispatch, batched
+from hopcast_shared.handling import EventContext, PermanentError
 from hopcast_shared.telemetry import inject_headers
 
 log = logging.getLogger(__name__)

@@ -23,12 +23,12 @@ from hopcast_publisher.domain.accounts import SocialAccount
 from hopcast_publisher.domain.posts import PublishedPost
 from hopcast_publisher.service_layer.deps import PublisherDeps
 from hopcast_publisher.service_layer.handlers import DISPATCH, account_upserted, engagement_reported
-from hopcast_shared.consumer import EventContext, PermanentError
 from hopcast_shared.contract import EngagementReported, SocialAccountConnected
 from hopcast_shared.contract.envelope import Envelope
 from hopcast_shared.contract.examples import example_event
 from hopcast_shared.crypto import TRANSPORT_AAD, load_keyring
 from hopcast_shared.db import Conn
+from hopcast_shared.handling import EventContext, PermanentError
 from hopcast_shared.settings import CryptoSettings, KafkaSettings
 
 ORG = uuid.uuid4()

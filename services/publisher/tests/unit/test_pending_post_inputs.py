@@ -25,13 +25,13 @@ from hopcast_publisher.domain.accounts import LinkedAccount
 from hopcast_publisher.domain.publishing import PublishingPost
 from hopcast_publisher.service_layer.deps import PublisherDeps
 from hopcast_publisher.service_layer.handlers import DISPATCH, pending_post_inputs
-from hopcast_shared.consumer import EventContext, PermanentError
 from hopcast_shared.contract.envelope import Envelope
 from hopcast_shared.contract.examples import example_event
 from hopcast_shared.contract.registry import model_for
 from hopcast_shared.crypto import load_keyring
 from hopcast_shared.db import Conn
 from hopcast_shared.dispatch import Batched
+from hopcast_shared.handling import EventContext, PermanentError
 from hopcast_shared.settings import CryptoSettings, KafkaSettings
 
 ORG = uuid.uuid4()

@@ -27,7 +27,6 @@ from hopcast_scheduler.domain.recurrence import Recurrence, next_run
 from hopcast_scheduler.domain.rules import ScheduleStatus, schedule_problems, status_after_outcome
 from hopcast_scheduler.domain.schedules import Schedule
 from hopcast_shared import projections
-from hopcast_shared.consumer import EventContext, PermanentError
 from hopcast_shared.contract import (
     BrandProfileCreated,
     BrandProfileDeleted,
@@ -48,6 +47,7 @@ from hopcast_shared.contract import (
 )
 from hopcast_shared.db import Conn
 from hopcast_shared.dispatch import Dispatch
+from hopcast_shared.handling import EventContext, PermanentError
 from hopcast_shared.outbox import OutboxRow, event_rows
 from hopcast_shared.settings import KafkaSettings
 from hopcast_shared.telemetry import inject_headers, tracer

@@ -14,10 +14,11 @@ import pytest
 
 from hopcast_scheduler.bootstrap import MIGRATIONS, definition
 from hopcast_scheduler.service_layer.handlers import SchedulerDeps, trigger_requested
-from hopcast_shared.consumer import EventConsumer, EventContext
+from hopcast_shared.consumer import EventConsumer
 from hopcast_shared.contract import ScheduleTriggerRequested
 from hopcast_shared.contract.examples import example_event
 from hopcast_shared.db import Database
+from hopcast_shared.handling import EventContext
 from hopcast_shared.migrations import load_migrations
 from hopcast_shared.settings import ServiceSettings
 from hopcast_shared.testing import as_record

@@ -22,9 +22,9 @@ from hopcast_scheduler.service_layer.handlers import (
     schedule_paused,
     trigger_requested,
 )
-from hopcast_shared.consumer import EventContext, PermanentError
 from hopcast_shared.contract import SchedulePaused, ScheduleRunCompleted, ScheduleTriggerRequested
 from hopcast_shared.contract.examples import example_event
+from hopcast_shared.handling import EventContext, PermanentError
 from hopcast_shared.outbox import OutboxRow
 from hopcast_shared.settings import KafkaSettings
 
