@@ -300,6 +300,28 @@ async def store_dead_letter(
     )
 
 
+_STORED_AS_IS = (
+    "id",
+    "consumer",
+    "organization_id",
+    "event_id",
+    "event_type",
+    "error_kind",
+    "error",
+    "attempts",
+    "source_topic",
+    "source_partition",
+    "source_offset",
+    "key",
+    "value",
+    "value_size",
+    "redacted",
+    "dead_lettered_at",
+    "replayed_at",
+    "replays",
+)
+
+
 @dataclass(frozen=True)
 class StoredDeadLetter:
     """A row of `dead_letters`: the dead letter and its original, whole."""
@@ -327,31 +349,12 @@ class StoredDeadLetter:
 
     @classmethod
     def from_row(cls, row: Any) -> StoredDeadLetter:
-        return cls(
-            id=row["id"],
-            consumer=row["consumer"],
-            organization_id=row["organization_id"],
-            event_id=row["event_id"],
-            event_type=row["event_type"],
-            error_kind=row["error_kind"],
-            error=row["error"],
-            attempts=row["attempts"],
-            source_topic=row["source_topic"],
-            source_partition=row["source_partition"],
-            source_offset=row["source_offset"],
-            key=row["key"],
-            value=row["value"],
-            headers=[
-                (k.decode("utf-8", "surrogateescape"), v)
-                for k, v in zip(row["header_keys"], row["header_values"], strict=True)
-            ],
-            value_size=row["value_size"],
-            value_sha256=bytes(row["value_sha256"]).hex(),
-            redacted=row["redacted"],
-            dead_lettered_at=row["dead_lettered_at"],
-            replayed_at=row["replayed_at"],
-            replays=row["replays"],
-        )
+        as_stored = {name: row[name] for name in _STORED_AS_IS}
+        headers = [
+            (k.decode("utf-8", "surrogateescape"), v)
+            for k, v in zip(row["header_keys"], row["header_values"], strict=True)
+        ]
+        return cls(**as_stored, headers=headers, value_sha256=bytes(row["value_sha256"]).hex())
 
     def summary(self) -> dict[str, Any]:
         """What `hopcast dlq list --json` prints: the dead letter, with a preview of its original."""
