@@ -130,7 +130,7 @@ class EventConsumer:
         queues = [by_key[key] for key in sorted(by_key, key=head.__getitem__)]
         outcomes = [""] * len(grouped)
         for positions in round_robin_transactions(queues, self._settings.consumer_batch_max):
-            done = await self._handle_round([grouped[i] for i in positions])
+            done = await self.handle_round([grouped[i] for i in positions])
             for i, outcome in zip(positions, done, strict=True):
                 outcomes[i] = outcome
         in_given_order = [""] * len(records)
@@ -138,9 +138,10 @@ class EventConsumer:
             in_given_order[i] = outcomes[position]
         return in_given_order
 
-    async def _handle_round(self, records: Sequence[ConsumerRecord[Any, Any]]) -> list[str]:
-        """One round of a window (at most `consumer_batch_max` records, in the window's order):
-        its records of different keys in `consumer_lanes` lanes at once."""
+    async def handle_round(self, records: Sequence[ConsumerRecord[Any, Any]]) -> list[str]:
+        """One round (at most `consumer_batch_max` records, in their partitions' order): its
+        records of different keys in `consumer_lanes` lanes at once; returns their outcomes.
+        Raises, once every lane ended, when the database is unreachable."""
         lanes = self._settings.consumer_lanes
         by_lane: dict[int, list[int]] = {}
         if lanes > 1 and len(records) > 1:

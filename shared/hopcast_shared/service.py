@@ -25,6 +25,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from hopcast_shared import metrics
 from hopcast_shared.consumer import EventConsumer
 from hopcast_shared.db import Database
+from hopcast_shared.fair_feed import FairFeed
 from hopcast_shared.handling import Handler
 from hopcast_shared.http import JsonRoute, JsonRouter
 from hopcast_shared.kafka import make_broker, make_producer
@@ -73,6 +74,7 @@ class ServiceRuntime:
         self.relay: OutboxRelay | None = None
         self.consumer: EventConsumer | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        self.feed: FairFeed | None = None
         self._started = False
 
     @property
@@ -102,7 +104,7 @@ class ServiceRuntime:
             self.name, self._db, self.definition.handlers, kafka=self.kafka, settings=self.settings
         )
         if self.definition.consumes:
-            subscribe(
+            self.feed = subscribe(
                 self.broker,
                 self.consumer,
                 self.definition.consumes,
@@ -143,6 +145,8 @@ class ServiceRuntime:
                 await asyncio.sleep(1.0)
 
     async def stop_background(self) -> None:
+        if self.feed is not None:
+            await self.feed.stop()
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)

@@ -9,10 +9,11 @@ import logging
 from collections.abc import Awaitable, Sequence
 from typing import Any
 
-from faststream import AckPolicy
+from faststream import AckPolicy, Context
 from faststream.kafka import KafkaBroker
 
 from hopcast_shared.consumer import EventConsumer
+from hopcast_shared.fair_feed import FairFeed
 from hopcast_shared.settings import KafkaSettings
 
 log = logging.getLogger(__name__)
@@ -29,28 +30,28 @@ def subscribe(
     batch_timeout_ms: int = 20,
     window_max_records: int | None = None,
     window_max_bytes: int = 1024 * 1024,
-) -> None:
-    """Register the FastStream subscriber(s) of the consumer.
+) -> FairFeed | None:
+    """Register the FastStream subscriber(s) of the consumer; returns the fair feed of a
+    batched one (for the runtime to stop), None otherwise.
 
-    NACK_ON_ERROR: the offsets are committed after `handle_record` (or `handle_batch`) returns,
-    its transaction(s) committed; if it raises, the consumer seeks back to the first record
-    it was given on each partition and they come again.
+    With `batch_max` > 1 the subscriber reads ahead: what Kafka has ready, about
+    `window_max_bytes` per fetch (waiting at most `batch_timeout_ms` when nothing is), goes to a
+    `FairFeed`, which queues up to `window_max_records` records (`batch_max` when not given) by
+    partition and organization and has the consumer handle them in fair rounds of up to
+    `batch_max` records, committing each partition's offset up to its first record not yet
+    handled after each round (the fetch waits while the feed is full). aiokafka keeps one fetch
+    per partition ahead of what it has handed out: about twice `window_max_bytes` per broker,
+    raw, plus what is queued, is what reading ahead costs in memory.
 
-    With `batch_max` > 1 the subscriber takes what Kafka has ready as one read-ahead window,
-    up to `window_max_records` records (`batch_max` when not given) and about
-    `window_max_bytes` per fetch (waiting at most `batch_timeout_ms` when nothing is ready),
-    and hands it to `handle_batch`, which shares it between organizations in transactions of
-    up to `batch_max` records: one commit per transaction under load, one record at a time
-    when idle. aiokafka keeps one fetch per partition ahead of what it has handed out, and a
-    fetch answer holds at most `window_max_bytes` whatever the partitions: about twice that
-    per broker, raw, is what the window costs in memory. The offsets are committed when the
-    whole window is handled.
+    Otherwise NACK_ON_ERROR: the offset is committed after `handle_record` returns, its
+    transaction committed; if it raises, the consumer seeks back and the record comes again.
     """
     if batch_max > 1:
+        feed = FairFeed(consumer, round_max=batch_max, max_records=window_max_records or batch_max)
         batches = broker.subscriber(
             *(kafka.topic(name) for name in topics),
             group_id=consumer.group_id,
-            ack_policy=AckPolicy.NACK_ON_ERROR,
+            ack_policy=AckPolicy.MANUAL,
             auto_offset_reset="earliest",
             batch=True,
             max_records=max(batch_max, window_max_records or batch_max),
@@ -60,13 +61,15 @@ def subscribe(
             title=f"{consumer.service}:{'+'.join(topics)}",
         )
 
-        # The body is the raw records (the broker's decoder, kafka.make_broker): taking it rather
-        # than the message object spares FastStream a context lookup per batch.
-        async def on_batch(records: Any) -> None:
-            await _unacknowledged_on_error(consumer.handle_batch(records if isinstance(records, tuple) else (records,)))
+        # The body is the raw records (the broker's decoder, kafka.make_broker); the message is
+        # taken for its consumer, through which the feed commits and seeks.
+        the_message = Context("message")
+
+        async def on_batch(records: Any, message: Any = the_message) -> None:
+            await feed.put(records if isinstance(records, tuple) else (records,), message.consumer)
 
         batches(on_batch)
-        return
+        return feed
 
     # One consumer for all topics (one group join); with more workers, one per topic, since
     # FastStream's per-partition concurrency takes a single topic.
@@ -85,6 +88,7 @@ def subscribe(
             await _unacknowledged_on_error(consumer.handle_record(record))
 
         subscriber(on_message)
+    return None
 
 
 async def _unacknowledged_on_error(handling: Awaitable[object]) -> None:

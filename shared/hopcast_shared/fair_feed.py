@@ -1,0 +1,182 @@
+"""A consumer's read-ahead, shared fairly between organizations while it is being read.
+
+FastStream hands the fetched records to `FairFeed.put`, which only queues them: one queue per
+partition and organization (the record's key). A worker takes rounds of at most
+`consumer_batch_max` records round robin from the queues and has the consumer handle each
+round (lanes and transactions as a fetched batch had). An organization whose event arrives
+behind another's backlog is in the next round, whatever the backlog; each queue keeps its
+order, and rounds run one after another, so an organization never has two at once.
+
+Offsets: after each round, each partition's offset is committed up to its first record not
+handled yet (offset-after-commit holds per record). When the queues hold `max_records`, `put`
+waits: the fetch loop stops reading until the worker has caught up. An infrastructure failure
+(the consumer raises) drops the queues and seeks every partition back to its committed offset,
+so the records come again (the inbox makes those already handled duplicates); a record that
+does not follow the last one taken of its partition (one fetched before that seek, or again
+after a rebalance) is dropped, so a partition's records are queued once and in order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import heapq
+import logging
+from collections import OrderedDict, deque
+from collections.abc import Sequence
+from typing import Any
+
+from aiokafka import ConsumerRecord, TopicPartition
+
+from hopcast_shared.consumer import EventConsumer
+
+log = logging.getLogger(__name__)
+
+QueueKey = tuple[str, int, bytes]
+
+
+class FairFeed:
+    """Fetched records in fair rounds, committed as they are handled (see the module's doc)."""
+
+    def __init__(self, consumer: EventConsumer, *, round_max: int, max_records: int) -> None:
+        self._consumer = consumer
+        self._round_max = round_max
+        self._max_records = max(max_records, round_max)
+        self._queues: OrderedDict[QueueKey, deque[ConsumerRecord[Any, Any]]] = OrderedDict()
+        self._queued = 0
+        # Per partition: offsets queued or being handled (a heap, with those done removed
+        # lazily), the next offset expected from the fetch, and the offset last committed.
+        self._pending: dict[TopicPartition, list[int]] = {}
+        self._done: dict[TopicPartition, set[int]] = {}
+        self._next: dict[TopicPartition, int] = {}
+        self._committed: dict[TopicPartition, int] = {}
+        self._kafka: Any = None  # the AIOKafkaConsumer, known from the first message
+        self._arrived = asyncio.Event()
+        self._room = asyncio.Event()
+        self._room.set()
+        self._worker: asyncio.Task[None] | None = None
+
+    async def put(self, records: Sequence[ConsumerRecord[Any, Any]], kafka_consumer: Any) -> None:
+        """Queue fetched records; wait while the queues are full."""
+        self._kafka = kafka_consumer
+        if self._worker is None or self._worker.done():
+            self._worker = asyncio.create_task(self._work(), name=f"fair-feed-{self._consumer.service}")
+        for record in records:
+            tp = TopicPartition(record.topic, record.partition)
+            expected = self._next.get(tp)
+            if expected is not None and record.offset != expected:
+                continue  # fetched before a seek back, or already queued
+            self._next[tp] = record.offset + 1
+            key = (record.topic, record.partition, record.key or b"")
+            queue = self._queues.get(key)
+            if queue is None:
+                queue = self._queues[key] = deque()
+            queue.append(record)
+            heapq.heappush(self._pending.setdefault(tp, []), record.offset)
+            self._queued += 1
+        if self._queued:
+            self._arrived.set()
+        if self._queued >= self._max_records:
+            self._room.clear()
+        await self._room.wait()
+
+    async def stop(self) -> None:
+        if self._worker is not None:
+            self._worker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._worker
+
+    def take_round(self) -> list[ConsumerRecord[Any, Any]]:
+        """The next round: up to `round_max` records, shared equally between the queues waiting,
+        starting with those served longest ago; in the queues' order within each partition."""
+        taken: list[ConsumerRecord[Any, Any]] = []
+        while self._queues and len(taken) < self._round_max:
+            share = max(1, (self._round_max - len(taken)) // len(self._queues))
+            for key in list(self._queues):
+                if len(taken) >= self._round_max:
+                    break
+                queue = self._queues[key]
+                for _ in range(min(share, self._round_max - len(taken), len(queue))):
+                    taken.append(queue.popleft())
+                if queue:
+                    self._queues.move_to_end(key)  # served: the others go first next time
+                else:
+                    del self._queues[key]
+        self._queued -= len(taken)
+        if self._queued < self._max_records:
+            self._room.set()
+        # Window order: a batched handler gets its type's consecutive events together.
+        taken.sort(key=lambda r: (r.topic, r.partition, r.offset))
+        return taken
+
+    async def _work(self) -> None:
+        while True:
+            if not self._queues:
+                self._arrived.clear()
+                await self._arrived.wait()
+                continue
+            self._drop_revoked()
+            records = self.take_round()
+            if not records:
+                continue
+            try:
+                await self._consumer.handle_round(records)
+            except Exception:
+                log.exception("a round failed; its partitions are read again from their committed offsets")
+                await self._start_again()
+                await asyncio.sleep(1.0)  # not a hot loop while the database is away
+                continue
+            await self._commit(records)
+
+    async def _commit(self, records: Sequence[ConsumerRecord[Any, Any]]) -> None:
+        offsets: dict[TopicPartition, int] = {}
+        for record in records:
+            tp = TopicPartition(record.topic, record.partition)
+            self._done.setdefault(tp, set()).add(record.offset)
+            offsets[tp] = 0
+        for tp in offsets:
+            offsets[tp] = self._first_not_done(tp)
+        due = {tp: offset for tp, offset in offsets.items() if self._committed.get(tp) != offset}
+        if not due:
+            return
+        try:
+            await self._kafka.commit(due)
+        except Exception:  # a rebalance took the partition: its new owner reads from what was committed
+            log.warning("committing offsets failed; the records come again to whoever owns them", exc_info=True)
+            return
+        self._committed.update(due)
+
+    def _drop_revoked(self) -> None:
+        """Forget what was queued of partitions this consumer no longer owns."""
+        assigned = self._kafka.assignment() if self._kafka is not None else set()
+        revoked = {tp for tp in self._next if tp not in assigned}
+        if revoked:
+            self._forget(revoked)
+
+    async def _start_again(self) -> None:
+        """Drop what is queued and read every owned partition again from its first record not
+        handled yet (what its committed offset is, or is about to be)."""
+        first = {tp: self._first_not_done(tp) for tp in self._next}
+        self._forget(set(first))
+        assigned = self._kafka.assignment()
+        for tp, offset in first.items():
+            if tp in assigned:
+                self._kafka.seek(tp, offset)
+                self._next[tp] = offset
+
+    def _first_not_done(self, tp: TopicPartition) -> int:
+        pending, done = self._pending.get(tp, []), self._done.get(tp, set())
+        while pending and pending[0] in done:
+            done.discard(heapq.heappop(pending))
+        return pending[0] if pending else self._next[tp]
+
+    def _forget(self, partitions: set[TopicPartition]) -> None:
+        for key in [k for k in self._queues if TopicPartition(k[0], k[1]) in partitions]:
+            self._queued -= len(self._queues.pop(key))
+        for tp in partitions:
+            self._pending.pop(tp, None)
+            self._done.pop(tp, None)
+            self._next.pop(tp, None)
+            self._committed.pop(tp, None)
+        if self._queued < self._max_records:
+            self._room.set()
