@@ -61,6 +61,10 @@ class FairFeed:
         self._kafka = kafka_consumer
         if self._worker is None or self._worker.done():
             self._worker = asyncio.create_task(self._work(), name=f"fair-feed-{self._consumer.service}")
+        self._queue(records)
+        await self._room.wait()
+
+    def _queue(self, records: Sequence[ConsumerRecord[Any, Any]]) -> None:
         for record in records:
             tp = TopicPartition(record.topic, record.partition)
             expected = self._next.get(tp)
@@ -78,7 +82,6 @@ class FairFeed:
             self._arrived.set()
         if self._queued >= self._max_records:
             self._room.clear()
-        await self._room.wait()
 
     async def stop(self) -> None:
         if self._worker is not None:
