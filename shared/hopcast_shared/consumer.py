@@ -32,7 +32,7 @@ from hopcast_shared import metrics
 from hopcast_shared.contract import EVENT_TYPES, ContractError, Envelope, parse_event
 from hopcast_shared.db import Conn, Database, is_infrastructure_error
 from hopcast_shared.dlq import REPLAY_HEADER, DeadLetter, dead_letter_message, safe_text, store_dead_letter
-from hopcast_shared.fairness import round_robin_transactions
+from hopcast_shared.fairness import FairQueues
 from hopcast_shared.handling import BatchedHandler, EventContext, Handler, is_permanent
 from hopcast_shared.inbox import DEAD_LETTERED, HANDLED, NO_ORGANIZATION, record_handled, record_many_handled
 from hopcast_shared.outbox import OutboxRow, write_outbox
@@ -82,66 +82,27 @@ class EventConsumer:
         return await self._process(record, self._classify(record))
 
     async def handle_batch(self, records: Sequence[ConsumerRecord[Any, Any]]) -> list[str]:
-        """Handle a read-ahead window of records, fairly between organizations; returns their outcomes.
-
-        The window can hold thousands of one organization's records ahead of another's (up to
-        `consumer_window_max_records`). Its records are put in queues by key (organization) and
-        handled in rounds of at most `consumer_batch_max` records taken round robin from the
-        queues (`fairness.round_robin_transactions`): every organization of the window has
-        records in the first round, and an organization's records are handled in their order.
-        A round is what a fetched batch was before: its records of different keys go in
-        `consumer_lanes` lanes at once, each lane in order in its own transaction(s), and the
-        next round starts when they all ended, so an organization never has two at once.
-
-        A record that arrives while a window is being handled waits for the window to end (its
-        offsets are committed then): windows are bounded by records and bytes, not by time.
-
-        In a transaction, consecutive records this service handles share one inbox statement and
-        one commit. Should anything in it fail, it is rolled back as a whole and its records are
-        handled one by one, each with its own retries and dead letter, as `handle_record` does.
-        Records that cannot be batched (invalid, unknown types, DLQ replays) are handled on their
-        own where they stand, so an organization's order is kept. An infrastructure failure
-        raises once the round's lanes ended: the whole window comes again (its offsets are
-        committed only when this returns), and the inbox makes the records already handled
-        duplicates.
-
-        Kafka orders records only within a partition, so a window's records are first put
-        together by topic and partition (each partition's in its order): a batched handler
-        then gets its type's events as one group, not as many groups as the fetch interleaved
-        them with other topics' records.
-        """
-        order = sorted(range(len(records)), key=lambda i: (records[i].topic, records[i].partition))
-        grouped = [records[i] for i in order]
-        # One queue per organization and partition: order is Kafka's per partition, and a key
-        # found on several partitions (none, or a forged one) must not tie their records together.
-        by_key: dict[tuple[str, int, bytes], list[int]] = {}
-        head: dict[tuple[str, int, bytes], int] = {}  # how deep in its partition a queue's first record is
-        first_of_partition = 0
-        for i, record in enumerate(grouped):
-            if i and (record.topic, record.partition) != (grouped[i - 1].topic, grouped[i - 1].partition):
-                first_of_partition = i
-            key = (record.topic, record.partition, record.key or b"")
-            if key not in by_key:
-                by_key[key] = []
-                head[key] = i - first_of_partition
-            by_key[key].append(i)
-        # Every partition's first organizations are served first: each window moves every
-        # partition's committed offset on, however many organizations it holds.
-        queues = [by_key[key] for key in sorted(by_key, key=head.__getitem__)]
-        outcomes = [""] * len(grouped)
-        for positions in round_robin_transactions(queues, self._settings.consumer_batch_max):
-            done = await self.handle_round([grouped[i] for i in positions])
-            for i, outcome in zip(positions, done, strict=True):
-                outcomes[i] = outcome
-        in_given_order = [""] * len(records)
-        for position, i in enumerate(order):
-            in_given_order[i] = outcomes[position]
-        return in_given_order
+        """Handle records read ahead, in fair rounds between organizations (`fairness.FairQueues`,
+        as the fair feed does while it reads); returns their outcomes in the given order. An
+        organization's records keep their order, and one behind thousands of another's is in
+        the first round. Raises, once a round's lanes ended, when the database is unreachable:
+        the inbox makes the records already handled duplicates when they come again."""
+        queues = FairQueues(self._settings.consumer_batch_max)
+        queues.extend(records)
+        outcome_of: dict[int, str] = {}
+        while queues:
+            round_ = queues.take_round()
+            for record, outcome in zip(round_, await self.handle_round(round_), strict=True):
+                outcome_of[id(record)] = outcome
+        return [outcome_of[id(r)] for r in records]
 
     async def handle_round(self, records: Sequence[ConsumerRecord[Any, Any]]) -> list[str]:
         """One round (at most `consumer_batch_max` records, in their partitions' order): its
-        records of different keys in `consumer_lanes` lanes at once; returns their outcomes.
-        Raises, once every lane ended, when the database is unreachable."""
+        records of different keys in `consumer_lanes` lanes at once, each lane in order in its
+        transactions (consecutive records this service handles share one; should it fail, it is
+        rolled back and its records handled one by one, each with its retries and dead letter;
+        records that cannot be batched are handled alone where they stand); returns their
+        outcomes. Raises, once every lane ended, when the database is unreachable."""
         lanes = self._settings.consumer_lanes
         by_lane: dict[int, list[int]] = {}
         if lanes > 1 and len(records) > 1:

@@ -2,7 +2,7 @@
 
 FastStream hands the fetched records to `FairFeed.put`, which only queues them: one queue per
 partition and organization (the record's key). A worker takes rounds of at most
-`consumer_batch_max` records round robin from the queues and has the consumer handle each
+`consumer_batch_max` records from the queues (`fairness.FairQueues`) and has the consumer handle each
 round (lanes and transactions as a fetched batch had). An organization whose event arrives
 behind another's backlog is in the next round, whatever the backlog; each queue keeps its
 order, and rounds run one after another, so an organization never has two at once.
@@ -22,17 +22,15 @@ import asyncio
 import contextlib
 import heapq
 import logging
-from collections import OrderedDict, deque
 from collections.abc import Sequence
 from typing import Any
 
 from aiokafka import ConsumerRecord, TopicPartition
 
 from hopcast_shared.consumer import EventConsumer
+from hopcast_shared.fairness import FairQueues
 
 log = logging.getLogger(__name__)
-
-QueueKey = tuple[str, int, bytes]
 
 
 class FairFeed:
@@ -40,10 +38,8 @@ class FairFeed:
 
     def __init__(self, consumer: EventConsumer, *, round_max: int, max_records: int) -> None:
         self._consumer = consumer
-        self._round_max = round_max
         self._max_records = max(max_records, round_max)
-        self._queues: OrderedDict[QueueKey, deque[ConsumerRecord[Any, Any]]] = OrderedDict()
-        self._queued = 0
+        self._queues = FairQueues(round_max)
         # Per partition: offsets queued or being handled (a heap, with those done removed
         # lazily), the next offset expected from the fetch, and the offset last committed.
         self._pending: dict[TopicPartition, list[int]] = {}
@@ -65,22 +61,19 @@ class FairFeed:
         await self._room.wait()
 
     def _queue(self, records: Sequence[ConsumerRecord[Any, Any]]) -> None:
+        accepted = []
         for record in records:
             tp = TopicPartition(record.topic, record.partition)
             expected = self._next.get(tp)
             if expected is not None and record.offset != expected:
                 continue  # fetched before a seek back, or already queued
             self._next[tp] = record.offset + 1
-            key = (record.topic, record.partition, record.key or b"")
-            queue = self._queues.get(key)
-            if queue is None:
-                queue = self._queues[key] = deque()
-            queue.append(record)
             heapq.heappush(self._pending.setdefault(tp, []), record.offset)
-            self._queued += 1
-        if self._queued:
+            accepted.append(record)
+        self._queues.extend(accepted)
+        if self._queues:
             self._arrived.set()
-        if self._queued >= self._max_records:
+        if len(self._queues) >= self._max_records:
             self._room.clear()
 
     async def stop(self) -> None:
@@ -90,26 +83,10 @@ class FairFeed:
                 await self._worker
 
     def take_round(self) -> list[ConsumerRecord[Any, Any]]:
-        """The next round: up to `round_max` records, shared equally between the queues waiting,
-        starting with those served longest ago; in the queues' order within each partition."""
-        taken: list[ConsumerRecord[Any, Any]] = []
-        while self._queues and len(taken) < self._round_max:
-            share = max(1, (self._round_max - len(taken)) // len(self._queues))
-            for key in list(self._queues):
-                if len(taken) >= self._round_max:
-                    break
-                queue = self._queues[key]
-                for _ in range(min(share, self._round_max - len(taken), len(queue))):
-                    taken.append(queue.popleft())
-                if queue:
-                    self._queues.move_to_end(key)  # served: the others go first next time
-                else:
-                    del self._queues[key]
-        self._queued -= len(taken)
-        if self._queued < self._max_records:
+        """The next fair round (`fairness.FairQueues`); makes room for the fetch."""
+        taken = self._queues.take_round()
+        if len(self._queues) < self._max_records:
             self._room.set()
-        # Window order: a batched handler gets its type's consecutive events together.
-        taken.sort(key=lambda r: (r.topic, r.partition, r.offset))
         return taken
 
     async def _work(self) -> None:
@@ -174,12 +151,11 @@ class FairFeed:
         return pending[0] if pending else self._next[tp]
 
     def _forget(self, partitions: set[TopicPartition]) -> None:
-        for key in [k for k in self._queues if TopicPartition(k[0], k[1]) in partitions]:
-            self._queued -= len(self._queues.pop(key))
+        self._queues.forget({(tp.topic, tp.partition) for tp in partitions})
         for tp in partitions:
             self._pending.pop(tp, None)
             self._done.pop(tp, None)
             self._next.pop(tp, None)
             self._committed.pop(tp, None)
-        if self._queued < self._max_records:
+        if len(self._queues) < self._max_records:
             self._room.set()

@@ -1,42 +1,69 @@
-"""Fair shares of a consumer's read-ahead window: which records go in each transaction.
+"""Fair rounds between organizations: which records a consumer handles together next.
 
-A window can hold thousands of one organization's records ahead of another's on the same
-partition. Handled in partition order, the other organization would wait for all of them;
-here each transaction takes its records round robin from the organizations' queues, so every
-organization in the window has records in the first transaction of its lane. Pure: no I/O.
+Records are queued per partition and organization (the record's key): a key found on several
+partitions (none, or a forged one) ties nothing together, and Kafka's order is per partition.
+A round takes at most `round_max` records, shared equally between the queues waiting (what one
+cannot use goes to the others), starting with the queues served longest ago: an organization
+whose record arrives behind thousands of another's is in the next round, and more
+organizations than a round holds are all served in turn. Each queue gives its records in
+order, each once; a round's records are in their partitions' order, so consecutive events of
+a type stay together for a batched handler. Pure: no I/O.
 """
 
 from __future__ import annotations
 
-from collections import deque
-from collections.abc import Iterator, Sequence
+from collections import OrderedDict, deque
+from collections.abc import Iterable
+from typing import Any
+
+from aiokafka import ConsumerRecord
+
+QueueKey = tuple[str, int, bytes]
 
 
-def round_robin_transactions(queues: Sequence[Sequence[int]], limit: int) -> Iterator[list[int]]:
-    """The transactions, in the order to run them, for organizations' queues of positions.
+class FairQueues:
+    """Records waiting to be handled, by partition and organization, taken in fair rounds."""
 
-    Each queue holds one organization's positions in the window, in their order. A transaction
-    holds at most `limit` positions: the organizations waiting share it equally (what one cannot
-    use goes to the others), and the next transaction starts with the organization after the
-    last one served, so that more organizations than `limit` are all served in turn. An
-    organization's positions come out in their order, each in one transaction; a transaction's
-    positions are sorted, so records keep the window's order (consecutive events of a type stay
-    together for a batched handler).
-    """
-    if limit < 1:
-        raise ValueError("limit must be at least 1")
-    waiting: deque[tuple[Sequence[int], int]] = deque((queue, 0) for queue in queues if queue)
-    while waiting:
-        transaction: list[int] = []
-        while waiting and len(transaction) < limit:
-            share = max(1, (limit - len(transaction)) // len(waiting))
-            for _ in range(len(waiting)):
-                if len(transaction) >= limit:
+    def __init__(self, round_max: int) -> None:
+        if round_max < 1:
+            raise ValueError("a round must hold at least one record")
+        self.round_max = round_max
+        self._queues: OrderedDict[QueueKey, deque[ConsumerRecord[Any, Any]]] = OrderedDict()
+        self._count = 0
+
+    def __len__(self) -> int:
+        return self._count
+
+    def extend(self, records: Iterable[ConsumerRecord[Any, Any]]) -> None:
+        """Queue records, each behind those of its partition and key queued before."""
+        for record in records:
+            key = (record.topic, record.partition, record.key or b"")
+            queue = self._queues.get(key)
+            if queue is None:
+                queue = self._queues[key] = deque()
+            queue.append(record)
+            self._count += 1
+
+    def take_round(self) -> list[ConsumerRecord[Any, Any]]:
+        """The next round (empty when nothing waits)."""
+        taken: list[ConsumerRecord[Any, Any]] = []
+        while self._queues and len(taken) < self.round_max:
+            share = max(1, (self.round_max - len(taken)) // len(self._queues))
+            for key in list(self._queues):
+                if len(taken) >= self.round_max:
                     break
-                queue, taken = waiting.popleft()
-                end = min(len(queue), taken + share, taken + limit - len(transaction))
-                transaction += queue[taken:end]
-                if end < len(queue):
-                    waiting.append((queue, end))
-        transaction.sort()
-        yield transaction
+                queue = self._queues[key]
+                for _ in range(min(share, self.round_max - len(taken), len(queue))):
+                    taken.append(queue.popleft())
+                if queue:
+                    self._queues.move_to_end(key)  # served: the others go first next time
+                else:
+                    del self._queues[key]
+        self._count -= len(taken)
+        taken.sort(key=lambda r: (r.topic, r.partition, r.offset))
+        return taken
+
+    def forget(self, partitions: set[tuple[str, int]]) -> None:
+        """Drop what is queued of these (topic, partition)s."""
+        for key in [k for k in self._queues if (k[0], k[1]) in partitions]:
+            self._count -= len(self._queues.pop(key))

@@ -430,10 +430,12 @@ async def test_a_batch_shares_one_transaction_and_keeps_the_partition_order(
         settings=service_settings.model_copy(update={"consumer_lanes": 1}),
     )
     events = [_created(uuid.uuid4(), f"org-{i:02d}") for i in range(6)]
-    records = [as_record(e) for e in events]
-    seen = as_record(events[0])  # the first event again, in the batch
+    # In the partition's order (as_record gives each record the next offset).
+    first = [as_record(e) for e in events[:3]]
     bad = as_record(b"not json")
-    outcomes = await consumer.handle_batch([*records[:3], bad, *records[3:], seen])
+    rest = [as_record(e) for e in events[3:]]
+    seen = as_record(events[0])  # the first event again, in the batch
+    outcomes = await consumer.handle_batch([*first, bad, *rest, seen])
 
     assert outcomes == ["handled"] * 3 + ["dead_lettered"] + ["handled"] * 3 + ["duplicate"]
     assert await _orgs(service.db) == [f"org-{i:02d}" for i in range(6)]
