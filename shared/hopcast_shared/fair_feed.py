@@ -10,10 +10,12 @@ order, and rounds run one after another, so an organization never has two at onc
 Offsets: after each round, each partition's offset is committed up to its first record not
 handled yet (offset-after-commit holds per record). When the queues hold `max_records`, `put`
 waits: the fetch loop stops reading until the worker has caught up. An infrastructure failure
-(the consumer raises) drops the queues and seeks every partition back to its committed offset,
-so the records come again (the inbox makes those already handled duplicates); a record that
-does not follow the last one taken of its partition (one fetched before that seek, or again
-after a rebalance) is dropped, so a partition's records are queued once and in order.
+(the consumer raises) drops the queues and seeks every partition back to its first record not
+handled, so the records come again (the inbox makes those already handled duplicates); until
+that record comes, what was fetched before the seek is dropped, and a record behind the last
+one queued of its partition (a fetch restarted after a rebalance) too: a partition's records
+are queued once and in order. Partitions this consumer no longer owns are forgotten before each
+round.
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ class FairFeed:
         self._pending: dict[TopicPartition, list[int]] = {}
         self._done: dict[TopicPartition, set[int]] = {}
         self._next: dict[TopicPartition, int] = {}
+        self._sought: dict[TopicPartition, int] = {}  # where a partition was sought back to
         self._committed: dict[TopicPartition, int] = {}
         self._kafka: Any = None  # the AIOKafkaConsumer, known from the first message
         self._arrived = asyncio.Event()
@@ -64,9 +67,15 @@ class FairFeed:
         accepted = []
         for record in records:
             tp = TopicPartition(record.topic, record.partition)
-            expected = self._next.get(tp)
-            if expected is not None and record.offset != expected:
-                continue  # fetched before a seek back, or already queued
+            sought = self._sought.get(tp)
+            if sought is not None:
+                if record.offset != sought:
+                    continue  # fetched before the seek back
+                del self._sought[tp]
+            elif record.offset < self._next.get(tp, record.offset):
+                continue  # queued already (the fetch restarted behind what was queued)
+            # A gap is no loss: a transaction's markers take offsets, and a partition that
+            # came back after another consumer read it starts where that one committed.
             self._next[tp] = record.offset + 1
             heapq.heappush(self._pending.setdefault(tp, []), record.offset)
             accepted.append(record)
@@ -95,18 +104,25 @@ class FairFeed:
                 self._arrived.clear()
                 await self._arrived.wait()
                 continue
-            self._drop_revoked()
-            records = self.take_round()
-            if not records:
-                continue
             try:
-                await self._consumer.handle_round(records)
-            except Exception:
-                log.exception("a round failed; its partitions are read again from their committed offsets")
-                await self._start_again()
-                await asyncio.sleep(1.0)  # not a hot loop while the database is away
-                continue
-            await self._commit(records)
+                await self._one_round()
+            except Exception:  # the feed must go on whatever happens, or the fetch waits for ever
+                log.exception("the fair feed failed; going on in a second")
+                await asyncio.sleep(1.0)
+
+    async def _one_round(self) -> None:
+        self._drop_revoked()
+        records = self.take_round()
+        if not records:
+            return
+        try:
+            await self._consumer.handle_round(records)
+        except Exception:
+            log.exception("a round failed; its partitions are read again from their committed offsets")
+            await self._start_again()
+            await asyncio.sleep(1.0)  # not a hot loop while the database is away
+            return
+        await self._commit(records)
 
     async def _commit(self, records: Sequence[ConsumerRecord[Any, Any]]) -> None:
         offsets: dict[TopicPartition, int] = {}
@@ -142,7 +158,7 @@ class FairFeed:
         for tp, offset in first.items():
             if tp in assigned:
                 self._kafka.seek(tp, offset)
-                self._next[tp] = offset
+                self._sought[tp] = offset
 
     def _first_not_done(self, tp: TopicPartition) -> int:
         pending, done = self._pending.get(tp, []), self._done.get(tp, set())
@@ -156,6 +172,7 @@ class FairFeed:
             self._pending.pop(tp, None)
             self._done.pop(tp, None)
             self._next.pop(tp, None)
+            self._sought.pop(tp, None)
             self._committed.pop(tp, None)
         if len(self._queues) < self._max_records:
             self._room.set()

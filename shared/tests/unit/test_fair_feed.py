@@ -108,3 +108,16 @@ async def test_a_failed_round_is_read_again_from_the_first_record_not_handled() 
     await feed.stop()
     assert consumer.rounds[-1] == [(1, 5, b"A"), (1, 6, b"A"), (1, 7, b"A")]
     assert kafka.commits[-1] == {TopicPartition("t", 1): 8}
+
+
+def test_a_partition_that_comes_back_further_on_is_taken_where_it_starts() -> None:
+    # Another consumer read it meanwhile and committed further: its records are queued from there.
+    feed = FairFeed(FakeConsumer(), round_max=10, max_records=100)  # type: ignore[arg-type]
+    feed._queue([_record(0, 0, b"A"), _record(0, 1, b"A")])
+    assert _taken(feed) == [(0, 0), (0, 1)]
+    feed._queue([_record(0, 0, b"A"), _record(0, 900, b"A"), _record(0, 901, b"A")])  # 0: a fetch restarted behind
+    assert _taken(feed) == [(0, 900), (0, 901)]
+
+
+def _taken(feed: FairFeed) -> list[tuple[int, int]]:
+    return [(r.partition, r.offset) for r in feed.take_round()]
