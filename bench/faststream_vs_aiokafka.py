@@ -1,7 +1,7 @@
 """FastStream against raw aiokafka: the same handler over the same messages on the same topic,
-through a FastStream subscriber wired as the kernel wires a service's (`hopcast_shared.consumer.
-subscribe`: a consumer group, NACK_ON_ERROR, batches of up to --batch records, commit after each)
-and through a bare aiokafka consumer loop (getmany, handle, commit).
+through the kernel's own wiring (`hopcast_shared.subscription.subscribe`: a FastStream batch
+subscriber reading ahead into the fair feed, rounds of up to --batch records, each partition
+committed after each round) and through a bare aiokafka consumer loop (getmany, handle, commit).
 
 - faststream_vs_aiokafka_ratio: handler throughput through FastStream divided by that of the raw
   loop (1.0: FastStream costs nothing). Rounds alternate raw and FastStream, each with a fresh
@@ -28,11 +28,11 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from faststream import AckPolicy
 
 from hopcast_shared.contract.examples import example_event
 from hopcast_shared.kafka import connection_kwargs, make_broker, make_producer
-from hopcast_shared.settings import KafkaSettings
+from hopcast_shared.settings import KafkaSettings, ServiceSettings
+from hopcast_shared.subscription import subscribe
 
 PARTITIONS = 6
 
@@ -105,27 +105,39 @@ async def _raw(kafka: KafkaSettings, topic: str, n: int, batch: int) -> float:
     return meter.per_s
 
 
+class _CountingConsumer:
+    """What the fair feed needs of the kernel's EventConsumer: its rounds go to the meter."""
+
+    def __init__(self, meter: Meter) -> None:
+        self.meter = meter
+        self.service = "bench-fs"
+        self.group_id = f"bench-fs-{uuid.uuid4().hex[:8]}"
+
+    async def handle_round(self, records: Sequence[Any]) -> list[str]:
+        self.meter.handle([r.value for r in records])
+        return ["handled"] * len(records)
+
+
 async def _faststream(kafka: KafkaSettings, topic: str, n: int, batch: int) -> float:
     meter = Meter(n)
     broker = make_broker(kafka, "bench-fs")
-    subscriber = broker.subscriber(
-        topic,
-        group_id=f"bench-fs-{uuid.uuid4().hex[:8]}",
-        ack_policy=AckPolicy.NACK_ON_ERROR,
-        auto_offset_reset="earliest",
-        batch=True,
-        max_records=batch,
+    settings = ServiceSettings(name="bench", database_url="postgresql://unused/bench", http_port=1)
+    feed = subscribe(
+        broker,
+        _CountingConsumer(meter),  # type: ignore[arg-type]
+        [topic],
+        kafka=kafka,
+        batch_max=batch,
         batch_timeout_ms=20,
+        window_max_records=settings.consumer_window_max_records,
+        window_max_bytes=settings.consumer_window_max_bytes,
     )
-
-    async def on_batch(records: Any) -> None:  # the body: the raw records (kafka.make_broker)
-        meter.handle([r.value for r in (records if isinstance(records, tuple) else (records,))])
-
-    subscriber(on_batch)
     await broker.start()
     try:
         await meter.done.wait()
     finally:
+        if feed is not None:
+            await feed.stop()
         await broker.stop()
     return meter.per_s
 
