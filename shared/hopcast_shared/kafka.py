@@ -2,7 +2,7 @@
 
 Producers are idempotent (acks=all, no duplicates on retry); consumers join the group named
 after the service, start from the earliest offset and commit only after our own handler
-has committed its database transaction (see `consumer.py`).
+has committed its database transaction (see `subscription.py` and `fair_feed.py`).
 """
 
 from __future__ import annotations
