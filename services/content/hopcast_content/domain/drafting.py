@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from hopcast_shared.contract import Angle, Platform
+from hopcast_shared.contract.text import post_text
 
 # Characters a post may have on each platform (the platforms' documented limits for a
 # post's text; media links count as written).
@@ -127,23 +128,6 @@ def char_limit(platforms: Sequence[Platform]) -> int:
 
 def hashtag_limit(platforms: Sequence[Platform]) -> int:
     return min(HASHTAG_LIMITS[p] for p in platforms) if platforms else 3
-
-
-def post_text(content: str, hashtags: Sequence[str], media_urls: Sequence[str] = ()) -> str:
-    """The post as the publisher composes it: the content, its hashtags not already in it,
-    then media links, separated by blank lines."""
-    present = {w.casefold() for w in re.findall(r"#[^\s#]+", content)}
-    tags: list[str] = []
-    for tag in hashtags:
-        word = "#" + tag.lstrip("#")
-        if word.casefold() not in present:
-            present.add(word.casefold())
-            tags.append(word)
-    parts = [content.rstrip()]
-    if tags:
-        parts.append(" ".join(tags))
-    parts.extend(media_urls)
-    return "\n\n".join(p for p in parts if p)
 
 
 def _words_pattern(words: Sequence[str]) -> re.Pattern[str] | None:

@@ -19,12 +19,12 @@ from hopcast_content.domain.drafting import (
     char_limit,
     contains_avoided,
     finalise,
-    post_text,
     remove_avoided,
     style_hashtag,
 )
 from hopcast_shared.contract import Angle, Platform
 from hopcast_shared.contract.examples import example_data
+from hopcast_shared.contract.text import post_text
 
 PROFILE = example_data("BrandProfileCreated")
 VOICE = BrandVoice.from_profile(PROFILE["name"], PROFILE)

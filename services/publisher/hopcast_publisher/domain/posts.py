@@ -3,30 +3,12 @@ idempotent, and the id of the post it becomes."""
 
 from __future__ import annotations
 
-import re
 import uuid
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 # The namespace of post ids (uuid5): never change it, ids already given out are derived from it.
 _POST_IDS = uuid.UUID("8b0d5f43-2a1e-4c55-9a57-5e3f0c1d7b21")
-
-
-def post_text(content: str, hashtags: Sequence[str], media_urls: Sequence[str] = ()) -> str:
-    """The content, then its hashtags (each with one `#`) not already in it, then media links."""
-    present = {w.casefold() for w in re.findall(r"#[^\s#]+", content)}
-    tags: list[str] = []
-    for tag in hashtags:
-        word = "#" + tag.lstrip("#")
-        if word.casefold() not in present:
-            present.add(word.casefold())
-            tags.append(word)
-    parts = [content.rstrip()]
-    if tags:
-        parts.append(" ".join(tags))
-    parts.extend(media_urls)
-    return "\n\n".join(p for p in parts if p)
 
 
 def idempotency_key(pending_post_id: uuid.UUID, platform: str) -> str:

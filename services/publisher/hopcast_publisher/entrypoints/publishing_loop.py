@@ -41,7 +41,6 @@ from hopcast_publisher.adapters.platforms.base import (
 from hopcast_publisher.config import PublisherSettings
 from hopcast_publisher.domain.accounts import SocialAccount
 from hopcast_publisher.domain.outcome import run_outcome
-from hopcast_publisher.domain.posts import post_text
 from hopcast_publisher.domain.publishing import PublishAttempt, PublishingPost
 from hopcast_publisher.service_layer.deps import PublisherDeps
 from hopcast_publisher.service_layer.giving_up import complete_batch, completion_failed, stopped_before_publishing
@@ -54,6 +53,7 @@ from hopcast_publisher.service_layer.publishing import (
     prepare_completion,
 )
 from hopcast_shared.contract import PublishFailureReason, RunOutcome
+from hopcast_shared.contract.text import post_text
 from hopcast_shared.db import Database
 from hopcast_shared.settings import KafkaSettings
 

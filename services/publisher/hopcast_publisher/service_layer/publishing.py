@@ -57,7 +57,7 @@ from hopcast_publisher.adapters.platforms.base import Published
 from hopcast_publisher.domain.accounts import pick_accounts
 from hopcast_publisher.domain.outcome import run_outcome
 from hopcast_publisher.domain.pending import Status
-from hopcast_publisher.domain.posts import idempotency_key, post_id_for, post_text
+from hopcast_publisher.domain.posts import idempotency_key, post_id_for
 from hopcast_publisher.domain.publishing import PublishingPost
 from hopcast_publisher.service_layer.deps import PublisherDeps
 from hopcast_shared import outbox
@@ -71,6 +71,7 @@ from hopcast_shared.contract import (
     ScheduleRunCompleted,
 )
 from hopcast_shared.contract.events import EventData
+from hopcast_shared.contract.text import post_text
 from hopcast_shared.db import Conn
 from hopcast_shared.outbox import OutboxRow, write_outbox
 from hopcast_shared.settings import KafkaSettings

@@ -8,8 +8,9 @@ from datetime import UTC, datetime, timedelta
 from hopcast_publisher.domain.accounts import LinkedAccount, pick_accounts, pick_publishing_account
 from hopcast_publisher.domain.engagement import engagement_rate
 from hopcast_publisher.domain.outcome import run_outcome
-from hopcast_publisher.domain.posts import idempotency_key, post_id_for, post_text
+from hopcast_publisher.domain.posts import idempotency_key, post_id_for
 from hopcast_shared.contract import RunOutcome
+from hopcast_shared.contract.text import post_text
 
 T0 = datetime(2027, 3, 1, tzinfo=UTC)
 
