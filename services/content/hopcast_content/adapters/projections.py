@@ -11,8 +11,7 @@ import asyncpg
 
 from hopcast_content.adapters.sql import Repository, columns
 from hopcast_content.domain.brands import Brand, ScheduleSettings
-from hopcast_content.domain.selection import Strategy
-from hopcast_shared.contract import GenerationMode
+from hopcast_shared.contract import GenerationMode, MaterialStrategy
 
 
 def _brand(row: asyncpg.Record) -> Brand:
@@ -108,7 +107,7 @@ class Projections(Repository):
         )
         return {
             (r["id"], r["organization_id"]): ScheduleSettings(
-                Strategy(r["material_strategy"]), r["generation_mode"] == GenerationMode.MANUAL.value
+                MaterialStrategy(r["material_strategy"]), r["generation_mode"] == GenerationMode.MANUAL.value
             )
             for r in rows
         }

@@ -10,7 +10,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from hopcast_content.domain.drafting import BrandVoice
-from hopcast_content.domain.selection import PillarTarget, Strategy
+from hopcast_content.domain.selection import PillarTarget
+from hopcast_shared.contract import MaterialStrategy
 
 
 @dataclass(frozen=True)
@@ -38,5 +39,5 @@ class ScheduleSettings:
     """What a run reads of its schedule (a schedule content does not know runs round-robin,
     autopilot)."""
 
-    strategy: Strategy = Strategy.ROUND_ROBIN
+    strategy: MaterialStrategy = MaterialStrategy.ROUND_ROBIN
     manual: bool = False

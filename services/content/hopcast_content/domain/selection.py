@@ -21,19 +21,13 @@ import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from enum import StrEnum
+
+from hopcast_shared.contract import MaterialStrategy
 
 # Materials without a pillar (or with one the brand does not list) share what the brand's
 # percentages leave unassigned.
 UNASSIGNED = ""
 _NEVER = datetime.min
-
-
-class Strategy(StrEnum):
-    ROUND_ROBIN = "round_robin"
-    RANDOM = "random"
-    WEIGHTED = "weighted"
-    PILLAR_BALANCED = "pillar_balanced"
 
 
 @dataclass(frozen=True)
@@ -144,7 +138,7 @@ def pillar_balanced(
 
 
 def order_candidates(
-    strategy: Strategy,
+    strategy: MaterialStrategy,
     candidates: Sequence[Candidate],
     rng: random.Random,
     *,
@@ -154,11 +148,11 @@ def order_candidates(
 ) -> list[Candidate]:
     """The order in which a run tries the candidates under `strategy`; whatever the strategy,
     materials of ScheduleDue's target_pillar (when set) come first."""
-    if strategy is Strategy.PILLAR_BALANCED:
+    if strategy is MaterialStrategy.PILLAR_BALANCED:
         return pillar_balanced(candidates, targets, recent_pillars or {}, target_pillar)
-    if strategy is Strategy.ROUND_ROBIN:
+    if strategy is MaterialStrategy.ROUND_ROBIN:
         ordered = round_robin(candidates)
-    elif strategy is Strategy.RANDOM:
+    elif strategy is MaterialStrategy.RANDOM:
         ordered = shuffled(candidates, rng)
     else:
         ordered = weighted(candidates, rng)

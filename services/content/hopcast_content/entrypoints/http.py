@@ -10,7 +10,8 @@ from collections.abc import Sequence
 from hopcast_content.adapters.materials import Materials
 from hopcast_content.adapters.projections import Projections
 from hopcast_content.config import ContentSettings
-from hopcast_content.domain.selection import Strategy, order_candidates
+from hopcast_content.domain.selection import order_candidates
+from hopcast_shared.contract import MaterialStrategy
 from hopcast_shared.http import JsonResponse, JsonRoute
 from hopcast_shared.service import ServiceRuntime
 
@@ -22,9 +23,9 @@ def routes(runtime: ServiceRuntime, settings: ContentSettings) -> Sequence[JsonR
         except ValueError:
             return JsonResponse(400, {"error": "brand id must be a UUID"})
         try:
-            strategy = Strategy(query.get("strategy", Strategy.ROUND_ROBIN.value))
+            strategy = MaterialStrategy(query.get("strategy", MaterialStrategy.ROUND_ROBIN.value))
         except ValueError:
-            return JsonResponse(400, {"error": f"strategy is one of {', '.join(s.value for s in Strategy)}"})
+            return JsonResponse(400, {"error": f"strategy is one of {', '.join(s.value for s in MaterialStrategy)}"})
         async with runtime.db.pool.acquire() as conn:
             brand = await Projections(conn).brand(brand_id)
             if brand is None:

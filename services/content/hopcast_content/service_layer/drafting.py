@@ -14,10 +14,10 @@ from hopcast_content.domain.drafting import DraftRequest, finalise
 from hopcast_content.domain.duplicates import DraftToCheck, band
 from hopcast_content.domain.embedding import Embedding, EmbeddingError, content_hash
 from hopcast_content.domain.materials import embedding_text, run_rng
-from hopcast_content.domain.selection import Strategy, order_candidates, pillar_named
+from hopcast_content.domain.selection import order_candidates, pillar_named
 from hopcast_content.service_layer.deps import ContentDeps
 from hopcast_content.service_layer.run_batch import RunBatch
-from hopcast_shared.contract import PendingPostCreated, Platform, ScheduleDue, SkipReason
+from hopcast_shared.contract import MaterialStrategy, PendingPostCreated, Platform, ScheduleDue, SkipReason
 from hopcast_shared.handling import EventContext
 from hopcast_shared.topics import CONTENT
 
@@ -45,7 +45,7 @@ async def draft_run(deps: ContentDeps, ctx: EventContext, data: ScheduleDue, bat
     schedule = batch.schedule(data.schedule_id, org)
     targets = brand.pillar_targets()
     recent: dict[str, int] = {}
-    if schedule.strategy is Strategy.PILLAR_BALANCED:
+    if schedule.strategy is MaterialStrategy.PILLAR_BALANCED:
         for pillar, n in batch.recent_pillars[data.brand_profile_id].items():
             key = pillar_named(pillar, targets)
             recent[key] = recent.get(key, 0) + n

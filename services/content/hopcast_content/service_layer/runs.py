@@ -22,12 +22,11 @@ from hopcast_content import metrics
 from hopcast_content.adapters.runs import Run
 from hopcast_content.domain.brands import ScheduleSettings
 from hopcast_content.domain.materials import SKIP_OUTCOMES
-from hopcast_content.domain.selection import Strategy
 from hopcast_content.service_layer.deps import ContentDeps
 from hopcast_content.service_layer.drafting import draft_run
 from hopcast_content.service_layer.run_batch import RunBatch
 from hopcast_content.service_layer.tenancy import refuse_another_organizations
-from hopcast_shared.contract import ScheduleDue, ScheduleRunCompleted, ScheduleRunSkipped, SkipReason
+from hopcast_shared.contract import MaterialStrategy, ScheduleDue, ScheduleRunCompleted, ScheduleRunSkipped, SkipReason
 from hopcast_shared.db import Conn
 from hopcast_shared.handling import EventContext
 from hopcast_shared.topics import ANALYTICS, CONTENT
@@ -100,7 +99,7 @@ async def load_runs(deps: ContentDeps, conn: Conn, runs: Sequence[tuple[EventCon
     balanced = {
         data.brand_profile_id
         for org, data in drafting
-        if schedules.get((data.schedule_id, org), default).strategy is Strategy.PILLAR_BALANCED
+        if schedules.get((data.schedule_id, org), default).strategy is MaterialStrategy.PILLAR_BALANCED
     }
     since = now_utc() - timedelta(days=deps.settings.dedup_window_days)
     runs_repo = deps.runs(conn)

@@ -27,9 +27,9 @@ from hopcast_content.domain.drafting import MaterialText, TemplateGenerator
 from hopcast_content.domain.duplicates import DraftToCheck, Verdict
 from hopcast_content.domain.embedding import Embedding, cosine
 from hopcast_content.domain.materials import Material, MaterialStatus
-from hopcast_content.domain.selection import Candidate, Strategy
+from hopcast_content.domain.selection import Candidate
 from hopcast_content.service_layer.deps import ContentDeps
-from hopcast_shared.contract import Angle
+from hopcast_shared.contract import Angle, MaterialStrategy
 from hopcast_shared.contract.examples import example_event
 from hopcast_shared.contract.registry import model_for
 from hopcast_shared.db import Conn
@@ -105,7 +105,7 @@ class FakeProjections(InMemory, Projections):
     ) -> bool:
         if await self.owned_by_another("schedule", schedule_id, org_id):
             return False
-        self.world.schedules[(schedule_id, org_id)] = ScheduleSettings(Strategy(strategy), mode == "manual")
+        self.world.schedules[(schedule_id, org_id)] = ScheduleSettings(MaterialStrategy(strategy), mode == "manual")
         return True
 
     async def schedules(

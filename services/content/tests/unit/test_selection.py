@@ -10,8 +10,8 @@ from datetime import UTC, datetime, timedelta
 from hopcast_content.domain.selection import (
     UNASSIGNED,
     Candidate,
+    MaterialStrategy,
     PillarTarget,
-    Strategy,
     order_candidates,
     pillar_deficits,
     pillar_named,
@@ -38,14 +38,14 @@ def ids(candidates: list[Candidate]) -> list[int]:
 def test_round_robin_takes_fewest_uses_then_least_recently_used_then_oldest() -> None:
     pool = [material(1, uses=2, last=1), material(2, uses=1, last=5), material(3, uses=1, last=2), material(4)]
     pool.append(material(5))  # never used, newer than 4
-    assert ids(order_candidates(Strategy.ROUND_ROBIN, pool, random.Random(1))) == [4, 5, 3, 2, 1]
+    assert ids(order_candidates(MaterialStrategy.ROUND_ROBIN, pool, random.Random(1))) == [4, 5, 3, 2, 1]
 
 
 def test_round_robin_cycles_through_every_material_before_repeating() -> None:
     pool = {n: material(n) for n in range(1, 6)}
     picks = []
     for hour in range(10):
-        first = order_candidates(Strategy.ROUND_ROBIN, list(pool.values()), random.Random(0))[0]
+        first = order_candidates(MaterialStrategy.ROUND_ROBIN, list(pool.values()), random.Random(0))[0]
         picks.append(first.material_id.int)
         n = first.material_id.int
         pool[n] = material(n, uses=pool[n].usage_count + 1, last=hour)
@@ -54,19 +54,22 @@ def test_round_robin_cycles_through_every_material_before_repeating() -> None:
 
 def test_random_is_a_permutation_that_depends_only_on_the_seed() -> None:
     pool = [material(n) for n in range(1, 21)]
-    a = order_candidates(Strategy.RANDOM, pool, random.Random(42))
-    b = order_candidates(Strategy.RANDOM, list(reversed(pool)), random.Random(42))
-    c = order_candidates(Strategy.RANDOM, pool, random.Random(43))
+    a = order_candidates(MaterialStrategy.RANDOM, pool, random.Random(42))
+    b = order_candidates(MaterialStrategy.RANDOM, list(reversed(pool)), random.Random(42))
+    c = order_candidates(MaterialStrategy.RANDOM, pool, random.Random(43))
     assert ids(a) == ids(b)  # the order the rows came in does not matter
     assert sorted(ids(a)) == list(range(1, 21)) and ids(a) != ids(c)
-    firsts = Counter(order_candidates(Strategy.RANDOM, pool, random.Random(s))[0].material_id.int for s in range(4000))
+    firsts = Counter(
+        order_candidates(MaterialStrategy.RANDOM, pool, random.Random(s))[0].material_id.int for s in range(4000)
+    )
     assert len(firsts) == 20 and max(firsts.values()) < 2.0 * 4000 / 20  # roughly uniform
 
 
 def test_weighted_picks_materials_in_proportion_to_their_engagement() -> None:
     pool = [material(1, rate=0.06), material(2, rate=0.03), material(3, rate=0.01), material(4)]
     firsts = Counter(
-        order_candidates(Strategy.WEIGHTED, pool, random.Random(seed))[0].material_id.int for seed in range(20_000)
+        order_candidates(MaterialStrategy.WEIGHTED, pool, random.Random(seed))[0].material_id.int
+        for seed in range(20_000)
     )
     # Weights 0.06, 0.03, 0.01 and the mean 0.0333 for the unrated one: total 0.1333.
     assert abs(firsts[1] / 20_000 - 0.45) < 0.02
@@ -78,7 +81,7 @@ def test_weighted_picks_materials_in_proportion_to_their_engagement() -> None:
 
 def test_target_pillar_comes_first_whatever_the_strategy() -> None:
     pool = [material(1, pillar="offers"), material(2, pillar="Brewing tips", uses=5), material(3)]
-    for strategy in Strategy:
+    for strategy in MaterialStrategy:
         ordered = order_candidates(
             strategy,
             pool,
@@ -96,7 +99,7 @@ def test_pillar_balanced_takes_the_pillar_furthest_below_its_target() -> None:
     pool = [material(1, pillar="brewing tips"), material(2, pillar="behind the scenes"), material(3, pillar="offers")]
     recent = {"brewing tips": 5, "behind the scenes": 1, "offers": 2}  # 62%, 12%, 25% of 8
     ordered = order_candidates(
-        Strategy.PILLAR_BALANCED, pool, random.Random(0), targets=BRAND_TARGETS, recent_pillars=recent
+        MaterialStrategy.PILLAR_BALANCED, pool, random.Random(0), targets=BRAND_TARGETS, recent_pillars=recent
     )
     assert ids(ordered) == [2, 3, 1]
     deficits = pillar_deficits(BRAND_TARGETS, recent)
@@ -108,7 +111,7 @@ def test_pillar_balance_converges_on_the_targets() -> None:
     counts: Counter[str] = Counter()
     for run in range(200):
         first = order_candidates(
-            Strategy.PILLAR_BALANCED, pool, random.Random(run), targets=BRAND_TARGETS, recent_pillars=counts
+            MaterialStrategy.PILLAR_BALANCED, pool, random.Random(run), targets=BRAND_TARGETS, recent_pillars=counts
         )[0]
         counts[pillar_named(first.content_pillar, BRAND_TARGETS)] += 1
         if run in (9, 49, 199):
@@ -124,7 +127,7 @@ def test_unassigned_share_and_materials_without_pillar() -> None:
     counts: Counter[str] = Counter()
     for run in range(100):
         first = order_candidates(
-            Strategy.PILLAR_BALANCED, pool, random.Random(run), targets=targets, recent_pillars=counts
+            MaterialStrategy.PILLAR_BALANCED, pool, random.Random(run), targets=targets, recent_pillars=counts
         )[0]
         counts[pillar_named(first.content_pillar, targets)] += 1
     assert counts["tips"] == 60 and counts[UNASSIGNED] == 40
@@ -134,6 +137,6 @@ def test_pillar_balanced_falls_back_to_other_pillars_when_the_wanted_one_has_not
     pool = [material(1, pillar="offers"), material(2, pillar="brewing tips")]
     recent = {"brewing tips": 0, "behind the scenes": 0, "offers": 0}
     ordered = order_candidates(
-        Strategy.PILLAR_BALANCED, pool, random.Random(0), targets=BRAND_TARGETS, recent_pillars=recent
+        MaterialStrategy.PILLAR_BALANCED, pool, random.Random(0), targets=BRAND_TARGETS, recent_pillars=recent
     )
     assert ids(ordered) == [2, 1]  # behind the scenes is furthest below but has no material
