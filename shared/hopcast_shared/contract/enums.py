@@ -1,0 +1,127 @@
+"""The contract's enumerations (DESIGN.md): platforms, angles, strategies, plans, reasons and
+outcomes, each value the text it travels as."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Platform(StrEnum):
+    FACEBOOK = "FACEBOOK"
+    TWITTER = "TWITTER"
+    LINKEDIN = "LINKEDIN"
+    INSTAGRAM = "INSTAGRAM"
+    YOUTUBE = "YOUTUBE"
+    REDDIT = "REDDIT"
+    TIKTOK = "TIKTOK"
+    THREADS = "THREADS"
+    BLUESKY = "BLUESKY"
+    MASTODON = "MASTODON"
+
+
+class Angle(StrEnum):
+    PRODUCT_FOCUS = "PRODUCT_FOCUS"
+    USER_BENEFIT = "USER_BENEFIT"
+    STORYTELLING = "STORYTELLING"
+    EDUCATIONAL = "EDUCATIONAL"
+    SOCIAL_PROOF = "SOCIAL_PROOF"
+    PROMOTIONAL = "PROMOTIONAL"
+
+
+class MaterialType(StrEnum):
+    TEXT = "TEXT"
+    URL = "URL"
+    FILE = "FILE"
+    IMAGE = "IMAGE"
+    VIDEO = "VIDEO"
+
+
+class MaterialStrategy(StrEnum):
+    """How content picks a brand's next material."""
+
+    ROUND_ROBIN = "round_robin"  # fewest uses, then least recently used
+    RANDOM = "random"
+    WEIGHTED = "weighted"  # weighted by engagement
+    PILLAR_BALANCED = "pillar_balanced"  # toward the brand's pillar percentages
+
+
+class GenerationMode(StrEnum):
+    AUTOPILOT = "autopilot"
+    MANUAL = "manual"  # nothing is published before PendingPostApproved
+
+
+class MissedRunPolicy(StrEnum):
+    """What the scheduler does with runs more than 10 minutes late."""
+
+    SKIP = "SKIP"  # drop them
+    ONCE = "ONCE"  # run once for all of them
+    ALL = "ALL"  # run each of them, at most 3
+
+
+class Plan(StrEnum):
+    STARTER = "STARTER"
+    GROWTH = "GROWTH"
+    BUSINESS = "BUSINESS"
+
+
+class LedgerAction(StrEnum):
+    """What a row of the credit ledger is for."""
+
+    GENERATE = "GENERATE"
+    GENERATE_TRENDING = "GENERATE_TRENDING"
+    REWRITE = "REWRITE"
+    PUBLISH = "PUBLISH"
+    ANALYTICS = "ANALYTICS"
+    TOPUP = "TOPUP"
+    SUBSCRIPTION = "SUBSCRIPTION"
+    REFUND = "REFUND"
+
+    @property
+    def adds_credits(self) -> bool:
+        """True for the actions that raise the balance (TOPUP, SUBSCRIPTION, REFUND)."""
+        return self in _CREDITING_ACTIONS
+
+
+_CREDITING_ACTIONS = frozenset({LedgerAction.TOPUP, LedgerAction.SUBSCRIPTION, LedgerAction.REFUND})
+
+
+class SkipReason(StrEnum):
+    NO_READY_MATERIAL = "NO_READY_MATERIAL"
+    ALL_CANDIDATES_DUPLICATE = "ALL_CANDIDATES_DUPLICATE"
+    BRAND_INACTIVE = "BRAND_INACTIVE"
+    ORGANIZATION_INACTIVE = "ORGANIZATION_INACTIVE"
+
+
+class DebitRejectionReason(StrEnum):
+    INSUFFICIENT_CREDITS = "INSUFFICIENT_CREDITS"
+    NO_SUBSCRIPTION = "NO_SUBSCRIPTION"
+    # An addition to the contract (docs/contract.md): the organization is deleted; nothing is debited.
+    ORGANIZATION_INACTIVE = "ORGANIZATION_INACTIVE"
+
+
+class RefundReason(StrEnum):
+    """Why credits came back (the contract leaves this open; these are the two refunds it describes)."""
+
+    PUBLISH_FAILED = "PUBLISH_FAILED"  # the failed platforms' share, on PostPublishFailed
+    PENDING_POST_REJECTED = "PENDING_POST_REJECTED"  # the whole debit, on PendingPostRejected
+
+
+class PublishFailureReason(StrEnum):
+    NO_ACCOUNT_FOR_PLATFORM = "NO_ACCOUNT_FOR_PLATFORM"
+    TOKEN_INVALID = "TOKEN_INVALID"  # noqa: S105 (a reason, not a password)
+    PLATFORM_REJECTED = "PLATFORM_REJECTED"
+    RETRIES_EXHAUSTED = "RETRIES_EXHAUSTED"
+
+
+class RunOutcome(StrEnum):
+    """How a schedule run ended; exactly one per run, on ScheduleRunCompleted."""
+
+    PUBLISHED = "PUBLISHED"
+    PARTIALLY_PUBLISHED = "PARTIALLY_PUBLISHED"
+    SKIPPED_DUPLICATE = "SKIPPED_DUPLICATE"
+    NO_MATERIAL = "NO_MATERIAL"
+    INSUFFICIENT_CREDITS = "INSUFFICIENT_CREDITS"
+    PUBLISH_FAILED = "PUBLISH_FAILED"
+    REJECTED = "REJECTED"
+    BRAND_INACTIVE = "BRAND_INACTIVE"
+    ORGANIZATION_INACTIVE = "ORGANIZATION_INACTIVE"
