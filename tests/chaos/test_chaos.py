@@ -23,10 +23,11 @@ import pytest
 from hopcast_shared.settings import state_dir
 from hopcast_shared.topics import CONTENT, SCHEDULER
 from hopcast_stack import faults
-from hopcast_stack.faults import Fault, Recorder, ResilientProducer, Workload
+from hopcast_stack.faults import Fault
 from hopcast_stack.pytest_plugin import TestStack
 from hopcast_stack.services import ServiceSet
 from hopcast_stack.upstream import Upstream
+from hopcast_stack.workload import OWN_TOPIC, Recorder, ResilientProducer, Workload, new_orgs, seed_events
 
 FULL = os.environ.get("HOPCAST_CHAOS") == "full"
 
@@ -61,12 +62,12 @@ async def test_every_run_ends_once_through_kills_restarts_and_replays(chaos_stac
     producer = ResilientProducer(services.kafka)
     try:
         async with Recorder(services.kafka) as recorder:
-            orgs = faults.new_orgs(PLAN.orgs, credits=1000)
+            orgs = new_orgs(PLAN.orgs, credits=1000)
             rng = random.Random(9)
             materials = PLAN.wave * (9 if PLAN.replays else 7) * PLAN.rounds // PLAN.orgs + 4
             async with Upstream(services.kafka) as upstream:
                 for org in orgs:
-                    await upstream.send_all(faults.seed_events(services, org, materials, rng))
+                    await upstream.send_all(seed_events(services, org, materials, rng))
                 await upstream.wait_consumed(within=180)
 
             steps: list[Callable[[], Awaitable[Fault]]] = [
@@ -127,4 +128,4 @@ async def test_every_run_ends_once_through_kills_restarts_and_replays(chaos_stac
     # The flow came back after every fault: a run started after it completed.
     assert [f.name for f in injected if f.flow_s is None] == []
     # Every relay published again after each broker restart.
-    assert all(set(r) == set(faults.OWN_TOPIC) for r in relays), relays
+    assert all(set(r) == set(OWN_TOPIC) for r in relays), relays

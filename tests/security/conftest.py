@@ -10,10 +10,10 @@ import pytest_asyncio
 from aiokafka import AIOKafkaProducer
 
 from hopcast_shared.kafka import connection_kwargs
-from hopcast_stack.faults import RECORDED, Recorder
 from hopcast_stack.probe import World
 from hopcast_stack.pytest_plugin import TestStack
 from hopcast_stack.upstream import Upstream
+from hopcast_stack.workload import RECORDED, Recorder
 
 
 @pytest_asyncio.fixture(scope="session", loop_scope="session")

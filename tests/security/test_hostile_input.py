@@ -31,8 +31,9 @@ from hopcast_shared.contract import EVENT_TYPES, ContractError, parse_event
 from hopcast_shared.contract.examples import example_event
 from hopcast_shared.crypto import TRANSPORT_AAD, Keyring, owner_aad
 from hopcast_shared.topics import CONTENT, UPSTREAM
-from hopcast_stack.faults import Org, consumed_topics, service_definition
+from hopcast_stack.faults import consumed_topics, service_definition
 from hopcast_stack.probe import World
+from hopcast_stack.workload import Org
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
 

@@ -15,10 +15,10 @@ from aiokafka import AIOKafkaProducer
 
 from hopcast_shared.contract import Envelope
 from hopcast_shared.topics import ANALYTICS
-from hopcast_stack import faults
-from hopcast_stack.faults import Org, Recorder
+from hopcast_stack import faults, workload
 from hopcast_stack.services import ServiceSet
 from hopcast_stack.upstream import Upstream
+from hopcast_stack.workload import Org, Recorder
 
 
 @dataclass
@@ -43,8 +43,8 @@ class World:
     async def org(self, *, credits: int = 300, materials: int = 4) -> Org:
         """A new organization with a brand, two accounts, materials and an autopilot schedule,
         landed in every service."""
-        [org] = faults.new_orgs(1, credits)
-        await self.upstream.send_all(faults.seed_events(self.services, org, materials, self.rng))
+        [org] = workload.new_orgs(1, credits)
+        await self.upstream.send_all(workload.seed_events(self.services, org, materials, self.rng))
         self.plaintexts += org.tokens
         await self.upstream.wait_consumed(within=120)
         return org
