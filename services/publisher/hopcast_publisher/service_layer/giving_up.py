@@ -27,7 +27,7 @@ from hopcast_publisher.service_layer.publishing import (
     write_completions,
 )
 from hopcast_shared.contract import PublishFailureReason, RunOutcome
-from hopcast_shared.db import INFRASTRUCTURE_ERRORS, Database
+from hopcast_shared.db import Database, is_infrastructure_error
 from hopcast_shared.redact import redact_text
 from hopcast_shared.settings import KafkaSettings
 
@@ -62,9 +62,9 @@ async def complete_batch(
     try:
         async with db.transaction() as conn:
             done = await write_completions(deps, conn, prepared, lease_token=lease)
-    except INFRASTRUCTURE_ERRORS:
-        raise  # not the posts' fault: the loop stops, the leases run out, they are resumed
     except Exception as exc:
+        if is_infrastructure_error(exc):
+            raise  # not the posts' fault: the loop stops, the leases run out, they are resumed
         if len(prepared) == 1:
             return [Failed(prepared[0].pending, prepared[0].results, exc)]
         log.warning(
@@ -80,9 +80,9 @@ async def complete_batch(
         try:
             async with db.transaction() as conn:
                 done = await write_completions(deps, conn, [completion], lease_token=lease)
-        except INFRASTRUCTURE_ERRORS:
-            raise
         except Exception as exc:
+            if is_infrastructure_error(exc):
+                raise
             failed.append(Failed(completion.pending, completion.results, exc))
         else:
             count_completed(done)
@@ -131,9 +131,9 @@ async def completion_failed(
         async with db.transaction() as conn:
             done = await write_completions(deps, conn, [ending], lease_token=lease)
             await deps.pending_posts.record_completion_error(conn, pending.id, failures=attempts, error=error)
-    except INFRASTRUCTURE_ERRORS:
-        raise
     except Exception as exc:
+        if is_infrastructure_error(exc):
+            raise
         # Not even its failure can be written as events (a corrupt row): end it without
         # them, loudly; the error stays on the row (GET /pending-posts/{id}).
         both = f"{error}; ending it failed too: {describe_failure(exc)}"
