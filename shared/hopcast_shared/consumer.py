@@ -31,7 +31,7 @@ from pydantic import ValidationError
 from hopcast_shared import metrics
 from hopcast_shared.contract import EVENT_TYPES, ContractError, Envelope, parse_event
 from hopcast_shared.db import Conn, Database, is_infrastructure_error
-from hopcast_shared.dlq import REPLAY_HEADER, DeadLetter, dead_letter_message, safe_text, store_dead_letter
+from hopcast_shared.dlq import DeadLetter, dead_letter_message, safe_text, store_dead_letter
 from hopcast_shared.fairness import FairQueues
 from hopcast_shared.handling import BatchedHandler, EventContext, Handler, is_permanent
 from hopcast_shared.inbox import DEAD_LETTERED, HANDLED, NO_ORGANIZATION, record_handled, record_many_handled
@@ -132,7 +132,7 @@ class EventConsumer:
         run: list[_Ready] = []
         for record in records:
             ready = self._classify(record)
-            if isinstance(ready, _Ready) and _replayed_from(record) is None:
+            if isinstance(ready, _Ready):
                 run.append(ready)
                 if len(run) >= self._settings.consumer_batch_max:  # a transaction's size stays bounded
                     outcomes += await self._handle_together(run)
@@ -431,13 +431,6 @@ def _last_resort_letter(
             "original_sha256": hashlib.sha256(value).hexdigest(),
         }
     )
-
-
-def _replayed_from(record: ConsumerRecord[Any, Any]) -> str | None:
-    for key, value in record.headers or ():
-        if key == REPLAY_HEADER and value is not None:
-            return bytes(value).decode("ascii", "replace")
-    return None
 
 
 def _describe(exc: BaseException) -> str:
