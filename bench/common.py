@@ -62,6 +62,16 @@ async def delete_topic(kafka: KafkaSettings, name: str) -> None:
 _TICK = os.sysconf("SC_CLK_TCK")
 
 
+def percentile(values: list[float], p: float) -> float:
+    """The p-th percentile (0-100) by linear interpolation between the closest ranks; NaN when empty."""
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    k = (len(ordered) - 1) * p / 100
+    lo, hi = int(k), min(int(k) + 1, len(ordered) - 1)
+    return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
+
+
 def cpu_of(pids: list[int]) -> dict[int, float]:
     """utime + stime of each process that /proc shows (a remote server's show none)."""
     cpu: dict[int, float] = {}

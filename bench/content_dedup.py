@@ -41,7 +41,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from common import drop_database, fresh_database
+from common import drop_database, fresh_database, percentile
 
 from hopcast_content.adapters import dedup
 from hopcast_content.bootstrap import render_migrations
@@ -67,17 +67,10 @@ JOIN centres c ON c.n = g.i % (SELECT count(*) FROM centres)
 """
 
 
-def percentile(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    k = (len(ordered) - 1) * p
-    lo, hi = int(k), min(int(k) + 1, len(ordered) - 1)
-    return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
-
-
 def ms(values: list[float]) -> dict[str, float]:
     return {
-        "p50": round(percentile(values, 0.50) * 1000, 3),
-        "p95": round(percentile(values, 0.95) * 1000, 3),
+        "p50": round(percentile(values, 50) * 1000, 3),
+        "p95": round(percentile(values, 95) * 1000, 3),
         "mean": round(statistics.fmean(values) * 1000, 3),
     }
 

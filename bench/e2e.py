@@ -38,8 +38,6 @@ import json
 import os
 import random
 import shutil
-import subprocess
-import sys
 import tempfile
 import time
 import uuid
@@ -48,9 +46,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from common import cpu_of, create_topic, delete_topic, drop_database, fresh_database, with_database
+from common import create_topic, delete_topic, drop_database, percentile
+from stack_stats import cpu_seconds, fresh_service_databases, postgres_cpu, py_spy, rss_mb
 
 from hopcast_shared.contract import Envelope
 from hopcast_shared.contract.examples import example_event
@@ -218,7 +216,7 @@ class Runs:
                     break
                 gaps[stage].append(1000 * (seen[stage] - previous))
                 previous = seen[stage]
-        return {stage: round(_percentile(values, p), 1) for stage, values in gaps.items() if values}
+        return {stage: round(percentile(values, p), 1) for stage, values in gaps.items() if values}
 
 
 async def _trigger(upstream: Upstream, o: Org) -> tuple[str, float]:
@@ -301,89 +299,17 @@ async def _broker_baselines(kafka: KafkaSettings, rate: float, n_rate: int, n_bu
         await producer.stop()
         await delete_topic(kafka, topic)
     return {
-        "p50_ms": _percentile(latencies, 50),
-        "p99_ms": _percentile(latencies, 99),
+        "p50_ms": percentile(latencies, 50),
+        "p99_ms": percentile(latencies, 99),
         "burst_per_s": n_burst / burst_s,
     }
-
-
-def _percentile(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    if not ordered:
-        return float("nan")
-    k = (len(ordered) - 1) * p / 100
-    lo, hi = int(k), min(int(k) + 1, len(ordered) - 1)
-    return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
-
-
-async def _databases(server_url: str) -> dict[str, tuple[str, str]]:
-    made = {}
-    for name in installed_services():
-        db_name, url = await fresh_database(server_url, f"bench_e2e_{name}")
-        conn = await asyncpg.connect(url)
-        try:
-            await conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
-        finally:
-            await conn.close()
-        made[name] = (db_name, url)
-    return made
-
-
-def _cpu_seconds(services: ServiceSet) -> dict[str, float]:
-    out = {}
-    for p in services.processes:
-        proc = p.process()
-        if proc is not None:
-            times = proc.cpu_times()
-            out[p.name] = times.user + times.system
-    return out
-
-
-async def _postgres_cpu(server_url: str, databases: dict[str, tuple[str, str]]) -> dict[str, float]:
-    """CPU seconds of the backends serving each service's database (`postgres_<service>`; none
-    when the server is not on this machine). The services' pools keep their connections, so the
-    difference over a phase is what the phase cost PostgreSQL."""
-    conn = await asyncpg.connect(with_database(server_url, "postgres"))
-    try:
-        rows = await conn.fetch(
-            "SELECT datname, pid FROM pg_stat_activity WHERE datname = ANY($1)", [db for db, _ in databases.values()]
-        )
-    finally:
-        await conn.close()
-    cpu = cpu_of([r["pid"] for r in rows])
-    by_db = {db: name for name, (db, _) in databases.items()}
-    out: dict[str, float] = {}
-    for r in rows:
-        if r["pid"] in cpu:
-            key = f"postgres_{by_db[r['datname']]}"
-            out[key] = out.get(key, 0.0) + cpu[r["pid"]]
-    return out
-
-
-def _rss_mb(services: ServiceSet) -> dict[str, float]:
-    out = {}
-    for p in services.processes:
-        proc = p.process()
-        if proc is not None:
-            out[p.name] = proc.memory_info().rss / 2**20
-    return out
-
-
-def _py_spy(services: ServiceSet, name: str, seconds: float, output: Path) -> subprocess.Popen[bytes] | None:
-    proc = next(p for p in services.processes if p.name == name).process()
-    py_spy = Path(sys.executable).with_name("py-spy")
-    if proc is None or not py_spy.exists():
-        return None
-    command = [str(py_spy), "record", "--pid", str(proc.pid), "--duration", str(int(seconds)), "--rate", "100"]
-    command += ["--format", "raw", "--output", str(output), "--nonblocking"]
-    return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 async def run(args: argparse.Namespace) -> list[dict[str, Any]]:
     base = KafkaSettings(bootstrap_servers=args.bootstrap)
     kafka = base.model_copy(update={"topic_prefix": f"b{uuid.uuid4().hex[:8]}.", "partitions": args.partitions})
     await ensure_topics(kafka)
-    databases = await _databases(args.database_url)
+    databases = await fresh_service_databases(args.database_url)
     state_dir = Path(tempfile.mkdtemp(prefix="hopcast-bench-e2e-"))
     services = ServiceSet(
         kafka=kafka,
@@ -398,7 +324,7 @@ async def run(args: argparse.Namespace) -> list[dict[str, Any]]:
     follower: asyncio.Task[None] | None = None
     try:
         await services.start()
-        rss_ready = _rss_mb(services)
+        rss_ready = rss_mb(services)
         follower = asyncio.create_task(runs.follow())
         await asyncio.wait_for(runs.ready.wait(), timeout=30)
         async with Upstream(kafka, keyring=services.keyring) as upstream:
@@ -417,21 +343,21 @@ async def run(args: argparse.Namespace) -> list[dict[str, Any]]:
             stages = {f"stages_p{p}_ms": runs.stage_percentiles(sent, p) for p in (50, 99)}
             outcomes_rate = [outcome for _, _, outcome in done.values()]
 
-            cpu_before = {**_cpu_seconds(services), **await _postgres_cpu(args.database_url, databases)}
+            cpu_before = {**cpu_seconds(services), **await postgres_cpu(args.database_url, databases)}
             profiler = None
             if args.profile:
-                profiler = _py_spy(services, args.profile, max(10, args.burst / 20), args.profile_output)
+                profiler = py_spy(services, args.profile, max(10, args.burst / 20), args.profile_output)
             burst_sent, burst_started = await _burst(upstream, world, warm + n_rate, args.burst)
             burst_done = await runs.wait_for(burst_sent, within=120 + args.burst / 5)
             finished = max((end for _, end, _ in burst_done.values()), default=time.perf_counter())
             burst_s = finished - burst_started
-            cpu_after = {**_cpu_seconds(services), **await _postgres_cpu(args.database_url, databases)}
+            cpu_after = {**cpu_seconds(services), **await postgres_cpu(args.database_url, databases)}
             cpu = {k: round(v - cpu_before.get(k, 0.0), 1) for k, v in cpu_after.items()}
             if profiler is not None:
                 profiler.wait(timeout=120)
             completions = sorted(end - burst_started for _, end, _ in burst_done.values())
             outcomes_burst = [outcome for _, _, outcome in burst_done.values()]
-        rss = _rss_mb(services)
+        rss = rss_mb(services)
         baseline = await _broker_baselines(kafka, args.rate, min(n_rate, 500), args.burst)
     finally:
         if follower is not None:
@@ -445,7 +371,7 @@ async def run(args: argparse.Namespace) -> list[dict[str, Any]]:
             shutil.rmtree(state_dir, ignore_errors=True)
 
     common = {"orgs": args.orgs, "platforms": PLATFORMS, "partitions": args.partitions, "seed_s": round(seed_s, 1)}
-    p50, p99 = _percentile(latencies, 50), _percentile(latencies, 99)
+    p50, p99 = percentile(latencies, 50), percentile(latencies, 99)
     rate_common = {
         "offered_runs_per_s": args.rate,
         "runs": n_rate,
