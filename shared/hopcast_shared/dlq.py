@@ -468,28 +468,3 @@ async def read_dead_letters(
     finally:
         await consumer.stop()
     return letters
-
-
-async def replay_dead_letters(
-    kafka: KafkaSettings,
-    letters: Sequence[DeadLetter],
-    producer: AIOKafkaProducer | None = None,
-) -> int:
-    """Send each original back to its source topic with its key and headers; returns how many."""
-    own = producer is None
-    producer = producer or make_producer(kafka, "dlq-replay")
-    if own:
-        await producer.start()
-    try:
-        futures = []
-        for letter in letters:
-            headers = [(k, (v or "").encode()) for k, v in letter.source.headers]
-            headers.append((REPLAY_HEADER, str(letter.dead_letter_id).encode()))
-            key = letter.source.key.encode() if letter.source.key is not None else None
-            futures.append(await producer.send(letter.source.topic, letter.original_bytes(), key=key, headers=headers))
-        for fut in futures:
-            await fut
-    finally:
-        if own:
-            await producer.stop()
-    return len(letters)

@@ -24,7 +24,7 @@ from hopcast_shared.consumer import EventConsumer
 from hopcast_shared.contract import OrganizationCreated, OrganizationRestored, ScheduleRunCompleted, new_event
 from hopcast_shared.contract.examples import example_event
 from hopcast_shared.db import Database
-from hopcast_shared.dlq import read_dead_letters, replay_dead_letters
+from hopcast_shared.dlq import read_dead_letters, replay_stored, stored_dead_letters
 from hopcast_shared.handling import BatchedHandler, EventContext, PermanentError
 from hopcast_shared.outbox import OutboxRelay, OutboxRow, event_rows, write_outbox
 from hopcast_shared.service import ServiceDefinition, ServiceRuntime
@@ -265,10 +265,15 @@ async def test_a_handler_that_keeps_failing_dead_letters_and_replay_after_a_fix_
     assert "induced failure" in letters[0].error
     assert await _orgs(service.db) == []
 
-    # The "fix" is in (the handler no longer fails): replaying handles it, once.
-    assert await replay_dead_letters(kafka, letters) == 1
+    # The "fix" is in (the handler no longer fails): replaying what the database kept (as
+    # `hopcast dlq replay` does) handles it, once.
+    stored = await stored_dead_letters(service.db.pool)  # type: ignore[arg-type]
+    assert [s.event_id for s in stored] == [str(event.id)]
+    async with service.db.transaction() as conn:
+        assert await replay_stored(kafka, conn, stored) == 1
     assert await eventually(lambda: _orgs(service.db)) == ["Stubborn"]
-    assert await replay_dead_letters(kafka, letters) == 1  # a second replay changes nothing
+    async with service.db.transaction() as conn:
+        assert await replay_stored(kafka, conn, stored) == 1  # a second replay changes nothing
     marker_org = uuid.uuid4()
     await _send(producer, kafka, _created(marker_org, "Zmarker").to_json(), str(marker_org).encode(), partition)
     await eventually(lambda: _has(service.db, "Zmarker"))
