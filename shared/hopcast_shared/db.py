@@ -11,7 +11,7 @@ import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 from pgvector.asyncpg import register_vector
 
-from hopcast_shared.migrations import Migration, apply_migrations, kernel_migrations
+from hopcast_shared.migrations import Migration, apply_migrations, kernel_migrations, tenant_migrations
 
 # Failures of the infrastructure (the database or the network), not of the data being handled:
 # whoever meets one retries later rather than blaming the event or the post in hand.
@@ -65,14 +65,14 @@ class Database:
         max_size: int = 10,
         migrations_url: str | None = None,
     ) -> Database:
-        """Apply the kernel's and the service's migrations (as `migrations_url`'s role when
+        """Apply the kernel's, the service's and the tenant projection's migrations (as `migrations_url`'s role when
         given: the schema's owner), then open the pool (as `url`'s).
 
         Migrations come first because the vector codec needs the extension to exist.
         """
         conn = await asyncpg.connect(migrations_url or url)
         try:
-            await apply_migrations(conn, kernel_migrations() + list(migrations or []))
+            await apply_migrations(conn, kernel_migrations() + list(migrations or []) + tenant_migrations())
         finally:
             await conn.close()
         pool = await asyncpg.create_pool(url, min_size=min_size, max_size=max_size, init=_init_connection)

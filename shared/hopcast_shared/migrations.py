@@ -58,6 +58,14 @@ def kernel_migrations() -> list[Migration]:
     return load_migrations("kernel", directory)
 
 
+def tenant_migrations() -> list[Migration]:
+    """The organization and brand projection's tables (hopcast_shared.tenants), applied after the
+    service's own migrations: the services' first migrations made these tables before the kernel
+    owned them, and these bring them to the kernel's shape."""
+    directory = Path(str(resources.files("hopcast_shared") / "migrations" / "tenants"))
+    return load_migrations("tenants", directory)
+
+
 async def apply_migrations(conn: asyncpg.Connection, migrations: list[Migration]) -> list[Migration]:
     """Apply what is not applied yet; returns the migrations applied now."""
     applied_now: list[Migration] = []

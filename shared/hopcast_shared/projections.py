@@ -1,15 +1,13 @@
-"""The organization and brand projections every service keeps of upstream's tenants.
-
-Each service's own migrations create `organizations (id uuid PRIMARY KEY, name text NOT NULL
-DEFAULT '', deleted_at timestamptz, updated_at timestamptz NOT NULL DEFAULT now())`; these
-are the statements that keep it, written once. Also the tenant-scoped soft delete and the
-purge's locking that every service's own tables share.
+"""The statements of the organization and brand projection every service keeps of upstream's
+tenants (its handlers are hopcast_shared.tenants; its tables `organizations` and `brands`, in
+the shape of migrations/tenants/). Also the tenant-scoped soft delete and the purge's locking
+that every service's own tables share.
 """
 
 from __future__ import annotations
 
 import uuid
-from typing import Literal
+from typing import Any, Literal
 
 from hopcast_shared.db import Conn
 
@@ -40,6 +38,26 @@ async def set_organization_deleted(conn: Conn, org_id: uuid.UUID, deleted: bool)
 
 async def organization_is_deleted(conn: Conn, org_id: uuid.UUID) -> bool:
     return await conn.fetchval("SELECT deleted_at IS NOT NULL FROM organizations WHERE id = $1", org_id) is True
+
+
+async def upsert_brand(
+    conn: Conn, brand_id: uuid.UUID, org_id: uuid.UUID, name: str, timezone: str, profile: dict[str, Any]
+) -> bool:
+    """Record a brand's whole state; False (nothing written) when the id is another organization's."""
+    status = await conn.execute(
+        """
+        INSERT INTO brands (id, organization_id, name, timezone, profile) VALUES ($1, $2, $3, $4, $5)
+        ON CONFLICT (id) DO UPDATE
+        SET name = EXCLUDED.name, timezone = EXCLUDED.timezone, profile = EXCLUDED.profile, updated_at = now()
+        WHERE brands.organization_id = EXCLUDED.organization_id
+        """,
+        brand_id,
+        org_id,
+        name,
+        timezone,
+        profile,
+    )
+    return bool(status != "INSERT 0 0")
 
 
 async def set_brand_deleted(conn: Conn, brand_id: uuid.UUID, org_id: uuid.UUID, deleted: bool) -> bool:
@@ -99,3 +117,29 @@ async def lock_purgeable(conn: Conn, older_than_days: int) -> tuple[list[uuid.UU
         )
     ]
     return orgs, brands
+
+
+class TenantProjection:
+    """The projection's rows in one transaction, as the kernel's handlers (hopcast_shared.tenants)
+    use them. A service's dependencies may carry `tenants`, a factory of something with these
+    methods from a connection; its unit tests give an in-memory one."""
+
+    def __init__(self, conn: Conn) -> None:
+        self.conn = conn
+
+    async def upsert_organization(self, org_id: uuid.UUID, name: str) -> None:
+        await upsert_organization(self.conn, org_id, name)
+
+    async def set_organization_deleted(self, org_id: uuid.UUID, deleted: bool) -> None:
+        await set_organization_deleted(self.conn, org_id, deleted)
+
+    async def upsert_brand(
+        self, brand_id: uuid.UUID, org_id: uuid.UUID, name: str, timezone: str, profile: dict[str, Any]
+    ) -> bool:
+        return await upsert_brand(self.conn, brand_id, org_id, name, timezone, profile)
+
+    async def set_brand_deleted(self, brand_id: uuid.UUID, org_id: uuid.UUID, deleted: bool) -> bool:
+        return await set_brand_deleted(self.conn, brand_id, org_id, deleted)
+
+    async def brand_of_another(self, brand_id: uuid.UUID, org_id: uuid.UUID) -> bool:
+        return await owned_by_another(self.conn, "brands", brand_id, org_id)

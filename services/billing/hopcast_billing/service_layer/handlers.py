@@ -26,7 +26,6 @@ from hopcast_billing.adapters.ledger import DebitClaim, DebitRow, Ledger
 from hopcast_billing.domain.debits import Balance, DebitRequest, Refused, Taken, decide
 from hopcast_billing.domain.pricing import PostPrice, Prices, price_of_post, publish_refund_due
 from hopcast_billing.domain.refunds import Debit, refund_of
-from hopcast_shared import projections
 from hopcast_shared.contract import (
     CreditsDebited,
     CreditsDebitRejected,
@@ -36,8 +35,6 @@ from hopcast_shared.contract import (
     DebitRejectionReason,
     LedgerAction,
     OrganizationCreated,
-    OrganizationDeleted,
-    OrganizationRestored,
     PendingPostCreated,
     PostPublishFailed,
     RefundReason,
@@ -48,6 +45,7 @@ from hopcast_shared.contract import (
 from hopcast_shared.db import Conn
 from hopcast_shared.dispatch import Dispatch, batched
 from hopcast_shared.handling import EventContext, PermanentError
+from hopcast_shared.tenants import tenant_dispatch
 
 log = logging.getLogger(__name__)
 
@@ -84,17 +82,9 @@ async def _usage(
 # --- organizations ---------------------------------------------------------------------------
 
 
-async def organization_created(deps: BillingDeps, ctx: EventContext, data: OrganizationCreated) -> None:
-    await projections.upsert_organization(ctx.conn, data.organization_id, data.name)
+async def open_balance(deps: BillingDeps, ctx: EventContext, data: OrganizationCreated) -> None:
+    """After the kernel's projection records a new organization: its balance, at zero."""
     await deps.ledger(ctx.conn).ensure_balance_row(data.organization_id)
-
-
-async def organization_deleted(deps: BillingDeps, ctx: EventContext, data: OrganizationDeleted) -> None:
-    await projections.set_organization_deleted(ctx.conn, data.organization_id, True)
-
-
-async def organization_restored(deps: BillingDeps, ctx: EventContext, data: OrganizationRestored) -> None:
-    await projections.set_organization_deleted(ctx.conn, data.organization_id, False)
 
 
 # --- credits in ------------------------------------------------------------------------------
@@ -374,9 +364,7 @@ async def refund_rejected_run(deps: BillingDeps, ctx: EventContext, data: Schedu
 
 
 DISPATCH: Dispatch = {
-    "OrganizationCreated": organization_created,
-    "OrganizationDeleted": organization_deleted,
-    "OrganizationRestored": organization_restored,
+    **tenant_dispatch(brands=False, after={"OrganizationCreated": open_balance}),
     "SubscriptionActivated": subscription_activated,
     "CreditsGranted": credits_granted,
     "PendingPostCreated": batched(debit_for_pending_posts),

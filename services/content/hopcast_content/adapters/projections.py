@@ -1,11 +1,10 @@
-"""SQL of the brands and schedules content keeps of upstream's (organizations are the
-kernel's `hopcast_shared.projections`)."""
+"""SQL of what content reads of the brands and organizations the kernel's projection keeps
+(hopcast_shared.tenants writes them), and of the schedules content keeps of the scheduler's."""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Collection
-from typing import Any
 
 import asyncpg
 
@@ -19,23 +18,6 @@ def _brand(row: asyncpg.Record) -> Brand:
 
 
 class Projections(Repository):
-    async def upsert_brand(self, brand_id: uuid.UUID, org_id: uuid.UUID, name: str, profile: dict[str, Any]) -> bool:
-        """False when the brand id belongs to another organization (refused)."""
-        owner = await self.conn.fetchval("SELECT organization_id FROM brands WHERE id = $1", brand_id)
-        if owner is not None and owner != org_id:
-            return False
-        await self.conn.execute(
-            """
-            INSERT INTO brands (id, organization_id, name, profile) VALUES ($1, $2, $3, $4)
-            ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, profile = EXCLUDED.profile, updated_at = now()
-            """,
-            brand_id,
-            org_id,
-            name,
-            profile,
-        )
-        return True
-
     async def brand(self, brand_id: uuid.UUID) -> Brand | None:
         return (await self.brands([brand_id])).get(brand_id)
 

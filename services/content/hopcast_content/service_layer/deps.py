@@ -16,6 +16,7 @@ from hopcast_content.config import ContentSettings
 from hopcast_content.domain.drafting import Generator
 from hopcast_content.domain.embedding import Embedder
 from hopcast_shared.db import Conn
+from hopcast_shared.projections import TenantProjection
 
 
 @dataclass(frozen=True)
@@ -28,6 +29,8 @@ class ContentDeps:
     runs: Callable[[Conn], Runs] = Runs
     posts: Callable[[Conn], Posts] = Posts
     duplicates: Callable[[Conn], Duplicates] = Duplicates
+    # The kernel's organization and brand projection (hopcast_shared.tenants).
+    tenants: Callable[[Conn], TenantProjection] = TenantProjection
 
     def __post_init__(self) -> None:
         if self.embedder.dim != self.settings.embedding_dim:

@@ -11,26 +11,15 @@ from hopcast_content.service_layer.materials import (
 )
 from hopcast_content.service_layer.outcomes import engagement_updated, post_published, run_completed
 from hopcast_content.service_layer.projections import (
-    brand_deleted,
-    brand_restored,
-    brand_upserted,
-    organization_created,
-    organization_deleted,
-    organization_restored,
     schedule_deleted,
     schedule_upserted,
 )
 from hopcast_content.service_layer.runs import schedule_due
 from hopcast_shared.dispatch import Dispatch, batched
+from hopcast_shared.tenants import tenant_dispatch
 
 DISPATCH: Dispatch = {
-    "OrganizationCreated": organization_created,
-    "OrganizationDeleted": organization_deleted,
-    "OrganizationRestored": organization_restored,
-    "BrandProfileCreated": brand_upserted,
-    "BrandProfileUpdated": brand_upserted,
-    "BrandProfileDeleted": brand_deleted,
-    "BrandProfileRestored": brand_restored,
+    **tenant_dispatch(),
     "ScheduleCreated": schedule_upserted,
     "ScheduleUpdated": schedule_upserted,
     "ScheduleDeleted": schedule_deleted,

@@ -34,6 +34,7 @@ from hopcast_shared.contract.examples import example_event
 from hopcast_shared.contract.registry import model_for
 from hopcast_shared.db import Conn
 from hopcast_shared.handling import EventContext
+from hopcast_shared.projections import TenantProjection
 from hopcast_shared.settings import KafkaSettings
 
 NO_CONNECTION = cast(Conn, None)
@@ -87,13 +88,35 @@ class InMemory:
         return owner is not None and owner != org_id
 
 
-class FakeProjections(InMemory, Projections):
-    async def upsert_brand(self, brand_id: uuid.UUID, org_id: uuid.UUID, name: str, profile: dict[str, Any]) -> bool:
-        if await self.owned_by_another("brand", brand_id, org_id):
+class FakeTenants(InMemory, TenantProjection):
+    """The kernel's organization and brand projection, in the world."""
+
+    async def upsert_organization(self, org_id: uuid.UUID, name: str) -> None:
+        """The world keeps no organization names."""
+
+    async def set_organization_deleted(self, org_id: uuid.UUID, deleted: bool) -> None:
+        (self.world.deleted_organizations.add if deleted else self.world.deleted_organizations.discard)(org_id)
+
+    async def upsert_brand(
+        self, brand_id: uuid.UUID, org_id: uuid.UUID, name: str, timezone: str, profile: dict[str, Any]
+    ) -> bool:
+        if await self.brand_of_another(brand_id, org_id):
             return False
         self.world.brands[brand_id] = Brand(brand_id, org_id, name, profile)
         return True
 
+    async def set_brand_deleted(self, brand_id: uuid.UUID, org_id: uuid.UUID, deleted: bool) -> bool:
+        brand = self.world.brands.get(brand_id)
+        if brand is None or brand.organization_id != org_id:
+            return False
+        self.world.brands[brand_id] = replace(brand, deleted=deleted)
+        return True
+
+    async def brand_of_another(self, brand_id: uuid.UUID, org_id: uuid.UUID) -> bool:
+        return await self.owned_by_another("brand", brand_id, org_id)
+
+
+class FakeProjections(InMemory, Projections):
     async def brands(self, brand_ids: Collection[uuid.UUID]) -> dict[uuid.UUID, Brand]:
         return {b: self.world.brands[b] for b in brand_ids if b in self.world.brands}
 
@@ -263,6 +286,7 @@ def in_memory(settings: ContentSettings | None = None, **deps: Any) -> Content:
             deps.pop("embedder", HashingEmbedder(settings.embedding_dim)),
             TemplateGenerator(),
             projections=lambda conn: FakeProjections(world),
+            tenants=lambda conn: FakeTenants(world),
             materials=lambda conn: FakeMaterials(world),
             runs=lambda conn: FakeRuns(world),
             posts=lambda conn: FakePosts(world),

@@ -20,8 +20,8 @@ from hopcast_content.service_layer.materials import (
     material_restored,
     material_submitted,
 )
-from hopcast_content.service_layer.projections import brand_upserted
 from hopcast_shared.handling import PermanentError
+from hopcast_shared.tenants import brand_upserted
 
 TEXT = "We roast every Tuesday so that every bag you get is less than a week old. Ana checks every batch by hand."
 

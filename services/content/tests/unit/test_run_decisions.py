@@ -11,9 +11,10 @@ import pytest
 
 from hopcast_content.service_layer.materials import material_submitted
 from hopcast_content.service_layer.outcomes import run_completed
-from hopcast_content.service_layer.projections import brand_upserted, schedule_upserted
+from hopcast_content.service_layer.projections import schedule_upserted
 from hopcast_content.service_layer.runs import schedule_due
 from hopcast_shared.handling import PermanentError
+from hopcast_shared.tenants import brand_upserted
 
 TEXT = "We roast every Tuesday so that every bag you get is less than a week old. Ana checks every batch by hand."
 OTHER = "Grind finer for espresso and coarser for a French press. Change one step at a time and taste the difference."

@@ -1,5 +1,5 @@
-"""SQL of social accounts, their links to brands and the local brand projection: what the
-publisher knows of who may publish for whom, and with which (sealed) tokens.
+"""SQL of social accounts, their links to brands (the kernel's projection, hopcast_shared.tenants,
+keeps the brands themselves): what the publisher knows of who may publish for whom, and with which (sealed) tokens.
 
 `publishing_contexts` reads, in one statement for a batch of pending posts, whether each
 organization and brand is still active and which accounts the brand has linked.
@@ -23,22 +23,7 @@ PublishingContext = tuple[bool, bool, list[LinkedAccount]]
 
 
 class AccountRepository:
-    """Brands, social accounts and their links."""
-
-    async def brand_owner(self, conn: Conn, brand_id: uuid.UUID) -> uuid.UUID | None:
-        owner: uuid.UUID | None = await conn.fetchval("SELECT organization_id FROM brands WHERE id = $1", brand_id)
-        return owner
-
-    async def upsert_brand(self, conn: Conn, brand_id: uuid.UUID, org_id: uuid.UUID, name: str) -> None:
-        await conn.execute(
-            """
-            INSERT INTO brands (id, organization_id, name) VALUES ($1, $2, $3)
-            ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, updated_at = now()
-            """,
-            brand_id,
-            org_id,
-            name,
-        )
+    """Social accounts and their links to brands."""
 
     async def publishing_contexts(
         self, conn: Conn, keys: Sequence[tuple[uuid.UUID, uuid.UUID]]

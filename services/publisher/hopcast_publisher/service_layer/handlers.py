@@ -30,17 +30,10 @@ from hopcast_shared.contract import (
     Angle,
     BrandAccountLinked,
     BrandAccountUnlinked,
-    BrandProfileCreated,
-    BrandProfileDeleted,
-    BrandProfileRestored,
-    BrandProfileUpdated,
     CreditsDebited,
     CreditsDebitRejected,
     EngagementReported,
     EngagementUpdated,
-    OrganizationCreated,
-    OrganizationDeleted,
-    OrganizationRestored,
     PendingPostApproved,
     PendingPostCreated,
     PendingPostRejected,
@@ -55,6 +48,7 @@ from hopcast_shared.contract import (
 from hopcast_shared.dispatch import Dispatch, batched
 from hopcast_shared.handling import EventContext, PermanentError
 from hopcast_shared.telemetry import inject_headers
+from hopcast_shared.tenants import tenant_dispatch
 
 log = logging.getLogger(__name__)
 
@@ -68,40 +62,6 @@ def state_of(row: Mapping[str, Any]) -> PendingPost:
         debit=Debit(row["debit"]) if row["debit"] else None,
         approval=Approval(row["approval"]) if row["approval"] else None,
     )
-
-
-# --- organizations and brands --------------------------------------------------------------
-
-
-async def organization_created(deps: PublisherDeps, ctx: EventContext, data: OrganizationCreated) -> None:
-    await projections.upsert_organization(ctx.conn, data.organization_id, data.name)
-
-
-async def organization_deleted(deps: PublisherDeps, ctx: EventContext, data: OrganizationDeleted) -> None:
-    await projections.set_organization_deleted(ctx.conn, data.organization_id, True)
-
-
-async def organization_restored(deps: PublisherDeps, ctx: EventContext, data: OrganizationRestored) -> None:
-    await projections.set_organization_deleted(ctx.conn, data.organization_id, False)
-
-
-async def brand_upserted(
-    deps: PublisherDeps, ctx: EventContext, data: BrandProfileCreated | BrandProfileUpdated
-) -> None:
-    owner = await deps.accounts.brand_owner(ctx.conn, data.brand_profile_id)
-    if owner is not None and owner != ctx.envelope.organizationid:
-        raise PermanentError(f"brand {data.brand_profile_id} belongs to another organization")
-    await deps.accounts.upsert_brand(ctx.conn, data.brand_profile_id, ctx.envelope.organizationid, data.name)
-
-
-async def brand_deleted(deps: PublisherDeps, ctx: EventContext, data: BrandProfileDeleted) -> None:
-    if not await projections.set_brand_deleted(ctx.conn, data.brand_profile_id, ctx.envelope.organizationid, True):
-        await _refuse_if_another_organizations(ctx, "brands", data.brand_profile_id)
-
-
-async def brand_restored(deps: PublisherDeps, ctx: EventContext, data: BrandProfileRestored) -> None:
-    if not await projections.set_brand_deleted(ctx.conn, data.brand_profile_id, ctx.envelope.organizationid, False):
-        await _refuse_if_another_organizations(ctx, "brands", data.brand_profile_id)
 
 
 # --- social accounts and links ---------------------------------------------------------------
@@ -363,13 +323,7 @@ def _post_columns(post: PendingPostCreated) -> dict[str, Any]:
 _inputs = batched(pending_post_inputs)
 
 DISPATCH: Dispatch = {
-    "OrganizationCreated": organization_created,
-    "OrganizationDeleted": organization_deleted,
-    "OrganizationRestored": organization_restored,
-    "BrandProfileCreated": brand_upserted,
-    "BrandProfileUpdated": brand_upserted,
-    "BrandProfileDeleted": brand_deleted,
-    "BrandProfileRestored": brand_restored,
+    **tenant_dispatch(),
     "SocialAccountConnected": account_upserted,
     "SocialAccountUpdated": account_upserted,
     "SocialAccountDeleted": account_deleted,

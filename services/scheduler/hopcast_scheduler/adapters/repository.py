@@ -55,23 +55,6 @@ class ScheduleRepository:
 
     # --- brands ------------------------------------------------------------------------------
 
-    async def upsert_brand(self, brand_id: uuid.UUID, org_id: uuid.UUID, name: str, timezone: str) -> bool:
-        """False when the brand id belongs to another organization (refused)."""
-        owner = await self.brand_owner(brand_id)
-        if owner is not None and owner != org_id:
-            return False
-        await self.conn.execute(
-            """
-            INSERT INTO brands (id, organization_id, name, timezone) VALUES ($1, $2, $3, $4)
-            ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, timezone = EXCLUDED.timezone, updated_at = now()
-            """,
-            brand_id,
-            org_id,
-            name,
-            timezone,
-        )
-        return True
-
     async def brand_owner(self, brand_id: uuid.UUID) -> uuid.UUID | None:
         """The organization the brand belongs to; None when no organization has it (yet)."""
         owner: uuid.UUID | None = await self.conn.fetchval("SELECT organization_id FROM brands WHERE id = $1", brand_id)

@@ -28,13 +28,8 @@ from hopcast_scheduler.domain.rules import ScheduleStatus, schedule_problems, st
 from hopcast_scheduler.domain.schedules import Schedule
 from hopcast_shared import projections
 from hopcast_shared.contract import (
-    BrandProfileCreated,
-    BrandProfileDeleted,
     BrandProfileRestored,
-    BrandProfileUpdated,
     MaterialSubmitted,
-    OrganizationCreated,
-    OrganizationDeleted,
     OrganizationRestored,
     ScheduleCreated,
     ScheduleDeleted,
@@ -51,6 +46,7 @@ from hopcast_shared.handling import EventContext, PermanentError
 from hopcast_shared.outbox import OutboxRow, event_rows
 from hopcast_shared.settings import KafkaSettings
 from hopcast_shared.telemetry import inject_headers, tracer
+from hopcast_shared.tenants import tenant_dispatch
 
 log = logging.getLogger(__name__)
 SOURCE = "hopcast/scheduler"
@@ -73,55 +69,22 @@ def _value(item: Any) -> Any:
     return item.value if isinstance(item, Enum) else item
 
 
-# --- organizations and brands (the local projection) -------------------------------------
+# --- organizations and brands: the kernel's projection, then rescheduling -------------------
 
 
-async def organization_created(deps: SchedulerDeps, ctx: EventContext, data: OrganizationCreated) -> None:
-    await projections.upsert_organization(ctx.conn, data.organization_id, data.name)
-
-
-async def organization_deleted(deps: SchedulerDeps, ctx: EventContext, data: OrganizationDeleted) -> None:
-    await projections.set_organization_deleted(ctx.conn, data.organization_id, True)
-
-
-async def organization_restored(deps: SchedulerDeps, ctx: EventContext, data: OrganizationRestored) -> None:
-    await projections.set_organization_deleted(ctx.conn, data.organization_id, False)
-    # Runs that fell due while it was deleted are not owed: start again from now.
+async def reschedule_organization(deps: SchedulerDeps, ctx: EventContext, data: OrganizationRestored) -> None:
+    """Runs that fell due while the organization was deleted are not owed: start again from now."""
     repo = deps.repository(ctx.conn)
     await _reschedule_from_now(deps, repo, await repo.schedules_to_reschedule(organization_id=data.organization_id))
 
 
-async def brand_upserted(
-    deps: SchedulerDeps, ctx: EventContext, data: BrandProfileCreated | BrandProfileUpdated
-) -> None:
+async def reschedule_brand(deps: SchedulerDeps, ctx: EventContext, data: BrandProfileRestored) -> None:
+    """The same for a restored brand's schedules."""
     repo = deps.repository(ctx.conn)
-    ok = await repo.upsert_brand(data.brand_profile_id, ctx.envelope.organizationid, data.name, data.timezone)
-    if not ok:
-        raise PermanentError(f"brand {data.brand_profile_id} belongs to another organization")
-
-
-async def _set_brand_deleted(ctx: EventContext, brand_id: uuid.UUID, deleted: bool) -> bool:
-    """Soft delete or restore the organization's brand; False when no organization has it (it
-    may come later); refused when another organization has it."""
-    org = ctx.envelope.organizationid
-    if await projections.set_brand_deleted(ctx.conn, brand_id, org, deleted):
-        return True
-    if await projections.owned_by_another(ctx.conn, "brands", brand_id, org):
-        raise PermanentError(f"brand {brand_id} belongs to another organization")
-    return False
-
-
-async def brand_deleted(deps: SchedulerDeps, ctx: EventContext, data: BrandProfileDeleted) -> None:
-    await _set_brand_deleted(ctx, data.brand_profile_id, True)
-
-
-async def brand_restored(deps: SchedulerDeps, ctx: EventContext, data: BrandProfileRestored) -> None:
-    if await _set_brand_deleted(ctx, data.brand_profile_id, False):
-        repo = deps.repository(ctx.conn)
-        schedules = await repo.schedules_to_reschedule(
-            organization_id=ctx.envelope.organizationid, brand_id=data.brand_profile_id
-        )
-        await _reschedule_from_now(deps, repo, schedules)
+    schedules = await repo.schedules_to_reschedule(
+        organization_id=ctx.envelope.organizationid, brand_id=data.brand_profile_id
+    )
+    await _reschedule_from_now(deps, repo, schedules)
 
 
 async def _reschedule_from_now(deps: SchedulerDeps, repo: ScheduleRepository, schedules: list[Schedule]) -> None:
@@ -260,13 +223,9 @@ async def run_completed(deps: SchedulerDeps, ctx: EventContext, data: ScheduleRu
 
 
 DISPATCH: Dispatch = {
-    "OrganizationCreated": organization_created,
-    "OrganizationDeleted": organization_deleted,
-    "OrganizationRestored": organization_restored,
-    "BrandProfileCreated": brand_upserted,
-    "BrandProfileUpdated": brand_upserted,
-    "BrandProfileDeleted": brand_deleted,
-    "BrandProfileRestored": brand_restored,
+    **tenant_dispatch(
+        after={"OrganizationRestored": reschedule_organization, "BrandProfileRestored": reschedule_brand}
+    ),
     "ScheduleCreated": schedule_upserted,
     "ScheduleUpdated": schedule_upserted,
     "SchedulePaused": schedule_paused,
