@@ -32,7 +32,7 @@ from hopcast_publisher.config import PublisherSettings
 from hopcast_publisher.entrypoints.http import routes
 from hopcast_publisher.entrypoints.publishing_loop import PUBLISH_CHANNEL, PublishingLoop
 from hopcast_publisher.service_layer.token_rotation import rotate_tokens
-from hopcast_publisher.testing import FakeBluesky, serve
+from hopcast_publisher.testing import LOOPBACK_EGRESS, FakeBluesky, serve
 from hopcast_shared.consumer import EventConsumer
 from hopcast_shared.contract import Platform
 from hopcast_shared.contract.examples import example_event
@@ -469,7 +469,9 @@ async def test_a_crash_after_posting_is_resumed_without_a_second_post(db: Databa
         adapter = BlueskyAdapter(
             pds_url=base_url,
             options=AdapterOptions(
-                policy=RetryPolicy(base_delay_s=0.01, max_delay_s=0.05), http=HttpSettings(read_timeout_s=2)
+                policy=RetryPolicy(base_delay_s=0.01, max_delay_s=0.05),
+                http=HttpSettings(read_timeout_s=2),
+                egress=LOOPBACK_EGRESS,
             ),
         )
         harness = Harness(db, {"BLUESKY": adapter}, keyring(KEY_1))
@@ -517,7 +519,7 @@ async def test_a_crash_after_posting_is_resumed_without_a_second_post(db: Databa
 async def test_an_expiring_token_is_refreshed_and_stored_sealed(db: Database) -> None:
     fake = FakeBluesky()
     async with serve(fake) as base_url:
-        adapter = BlueskyAdapter(pds_url=base_url)
+        adapter = BlueskyAdapter(pds_url=base_url, options=AdapterOptions(egress=LOOPBACK_EGRESS))
         harness = Harness(db, {"BLUESKY": adapter}, keyring(KEY_1))
         tenant = await Tenant(harness).create()
         account_id = str(uuid.uuid4())
