@@ -16,8 +16,16 @@ from urllib.parse import urlsplit
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
-_CGNAT: Final = ipaddress.IPv4Network("100.64.0.0/10")
-_BENCHMARKING: Final = ipaddress.IPv4Network("198.18.0.0/15")
+# Not public, though some Python versions' `is_global` says so: IANA's special-purpose
+# registries, checked by hand so the verdict does not depend on the patch release.
+_NOT_PUBLIC_NETWORKS: Final[tuple[tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, str], ...]] = (
+    (ipaddress.IPv4Network("100.64.0.0/10"), "shared (CGNAT)"),
+    (ipaddress.IPv4Network("192.0.0.0/24"), "an IETF protocol assignment"),
+    (ipaddress.IPv4Network("192.88.99.0/24"), "a 6to4 relay anycast"),
+    (ipaddress.IPv4Network("198.18.0.0/15"), "benchmarking"),
+    (ipaddress.IPv6Network("3fff::/20"), "documentation"),
+    (ipaddress.IPv6Network("5f00::/16"), "segment routing"),
+)
 _NAT64: Final = (ipaddress.IPv6Network("64:ff9b::/96"), ipaddress.IPv6Network("64:ff9b:1::/48"))
 # What inet_aton reads as an IPv4 address: `2130706433`, `0x7f.1`, `0177.0.0.1`, `127.1`.
 # The resolver of the system reads them the same way, so they are addresses, not names.
@@ -64,8 +72,7 @@ def _why_not_public_plain(address: IPAddress) -> str | None:
         (address.is_unspecified, "unspecified"),
         (address.is_link_local, "link-local"),
         (address.is_multicast, "multicast"),
-        (isinstance(address, ipaddress.IPv4Address) and address in _CGNAT, "shared (CGNAT)"),
-        (isinstance(address, ipaddress.IPv4Address) and address in _BENCHMARKING, "benchmarking"),
+        *((address.version == net.version and address in net, why) for net, why in _NOT_PUBLIC_NETWORKS),
         (address.is_reserved, "reserved"),
         (address.is_private, "private"),
     )

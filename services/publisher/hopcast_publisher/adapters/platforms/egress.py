@@ -67,11 +67,13 @@ async def system_resolver(host: str, port: int) -> list[str]:
 class EgressPolicy:
     """Where platform calls may go. `allowlists` maps a platform (BLUESKY, MASTODON, TWITTER,
     LINKEDIN) to the only hosts it may call; a platform missing from it may call any public
-    host."""
+    host. `resolver` and `network` (what opens the sockets, given judged addresses only) are
+    the system's unless a test routes them."""
 
     allow_loopback: bool = False
     allowlists: Mapping[str, frozenset[str]] = field(default_factory=dict)
     resolver: Resolver = system_resolver
+    network: httpcore.AsyncNetworkBackend | None = None
 
     def hosts_for(self, platform: str) -> frozenset[str]:
         return frozenset(h.lower().rstrip(".") for h in self.allowlists.get(platform, frozenset()))
@@ -84,7 +86,7 @@ class EgressPolicy:
         ):
             return None
         why = why_not_public(address)
-        return f"{address} is {why}" if why else None
+        return f"{address} ({why})" if why else None
 
     def check_url(self, url: httpx.URL, allowlist: frozenset[str]) -> None:
         """Raise EgressRefused for a URL no connection may be opened for."""
@@ -176,7 +178,7 @@ class GuardedTransport(httpx.AsyncHTTPTransport):
             max_connections=limits.max_connections,
             max_keepalive_connections=limits.max_keepalive_connections,
             keepalive_expiry=limits.keepalive_expiry,
-            network_backend=GuardedNetworkBackend(policy),
+            network_backend=GuardedNetworkBackend(policy, policy.network),
         )
         self._policy = policy
         self._allowlist = policy.hosts_for(platform)

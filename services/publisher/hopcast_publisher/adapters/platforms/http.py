@@ -136,6 +136,10 @@ class HttpPlatformAdapter(PlatformAdapter):
             return await self._refresh(account)
         except EgressRefused as exc:
             raise PublishFailure(PublishFailureReason.EGRESS_REFUSED, f"{self.platform}: {exc.detail}") from None
+        except httpx.InvalidURL:
+            raise PublishFailure(
+                PublishFailureReason.EGRESS_REFUSED, f"{self.platform}: egress refused: not a valid URL"
+            ) from None
         except httpx.HTTPError as exc:
             raise PublishFailure(
                 PublishFailureReason.TOKEN_INVALID, f"{self.platform}: token refresh failed ({type(exc).__name__})"
@@ -155,6 +159,11 @@ class HttpPlatformAdapter(PlatformAdapter):
             except EgressRefused as exc:
                 # Refused before a connection was opened: nothing was sent, nothing to retry.
                 raise PublishFailure(PublishFailureReason.EGRESS_REFUSED, f"{self.platform}: {exc.detail}") from None
+            except httpx.InvalidURL:
+                # e.g. `0177.0.0.1`, which httpx will not parse but a resolver would read.
+                raise PublishFailure(
+                    PublishFailureReason.EGRESS_REFUSED, f"{self.platform}: egress refused: not a valid URL"
+                ) from None
 
     async def _publish(
         self,
