@@ -46,6 +46,7 @@ HHMM_PATTERN = r"^([01][0-9]|2[0-3]):[0-5][0-9]$"
 HASHTAG_PATTERN = r"^#?[^\s#]{1,99}$"
 URL_PATTERN = r"^https?://[^\s/?#]+[^\s]*$"
 PLATFORM_URL_PATTERN = r"^https://[^\s/?#]+[^\s]*$"
+_PLATFORM_URL_RE = re.compile(PLATFORM_URL_PATTERN)
 
 # Upper bounds that keep every value inside a Postgres bigint and every text reasonable.
 MAX_BIGINT = 2**63 - 1
@@ -157,6 +158,8 @@ Url = Annotated[str, StringConstraints(max_length=MAX_URL, pattern=URL_PATTERN)]
 
 def _platform_url(value: str) -> str:
     why = why_not_public_url(value)
+    if why is None and not _PLATFORM_URL_RE.fullmatch(value):
+        why = "not a valid URL"
     if why is not None:
         # The reason is one of a few fixed phrases; the URL itself is not shown.
         raise PydanticCustomError("egress_refused", "must be an https URL of a public host: {why}", {"why": why})
@@ -164,7 +167,10 @@ def _platform_url(value: str) -> str:
 
 
 PlatformUrl = Annotated[
-    str, StringConstraints(max_length=MAX_URL, pattern=PLATFORM_URL_PATTERN), AfterValidator(_platform_url)
+    str,
+    StringConstraints(max_length=MAX_URL),
+    AfterValidator(_platform_url),
+    Field(json_schema_extra={"pattern": PLATFORM_URL_PATTERN}),
 ]
 """A URL the publisher calls with an account's token: https, no credentials in it, and not
 a local name or a literal address that is not public (names are judged when they resolve,
