@@ -172,7 +172,9 @@ class GuardedTransport(httpx.AsyncHTTPTransport):
     def __init__(self, platform: str, policy: EgressPolicy, *, limits: httpx.Limits | None = None) -> None:
         limits = limits or httpx.Limits()
         super().__init__(trust_env=False, limits=limits)
-        ssl_context = httpx.create_ssl_context(trust_env=False)
+        # Trust roots may still come from SSL_CERT_FILE/SSL_CERT_DIR (an operator's choice);
+        # proxies and .netrc credentials from the environment may not (see platform_client).
+        ssl_context = httpx.create_ssl_context()
         self._pool = httpcore.AsyncConnectionPool(
             ssl_context=ssl_context,
             max_connections=limits.max_connections,
