@@ -4,9 +4,19 @@ PUBLISHER_* environment variables with safe local defaults."""
 from __future__ import annotations
 
 from typing import Literal, Self
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from hopcast_shared.public_address import is_loopback_host, why_not_public_url
+
+# The platform URLs of the settings, by the platform whose egress allowlist they fall under.
+_PLATFORM_URLS = {
+    "BLUESKY": ("bluesky_pds_url",),
+    "TWITTER": ("x_api_url",),
+    "LINKEDIN": ("linkedin_api_url", "linkedin_oauth_url"),
+}
 
 
 class PublisherSettings(BaseSettings):
@@ -62,6 +72,48 @@ class PublisherSettings(BaseSettings):
     linkedin_client_secret: SecretStr | None = None
     mastodon_client_id: str | None = None
     mastodon_client_secret: SecretStr | None = None
+
+    # Where platform calls may go (adapters/platforms/egress.py): https hosts that resolve to
+    # public addresses only, checked at connect time.
+    egress_allowlist_bluesky: str = ""
+    """Comma-separated hosts Bluesky calls may go to (PDSes); empty: any public host."""
+    egress_allowlist_mastodon: str = ""
+    """Comma-separated Mastodon instances accounts may use; empty: any public host."""
+    egress_allowlist_x: str = ""
+    egress_allowlist_linkedin: str = ""
+    egress_allow_loopback: bool = False
+    """Tests and local trials only: platform calls may reach 127.0.0.0/8 and ::1 (over plain
+    http too), e.g. fake platforms or a local Bluesky PDS. Refused with HOPCAST_ENV=production."""
+    hopcast_env: Literal["local", "test", "production"] = Field(default="local", validation_alias="HOPCAST_ENV")
+
+    def egress_allowlists(self) -> dict[str, frozenset[str]]:
+        """The allowlist of each platform that has one, by platform (BLUESKY, MASTODON...)."""
+        lists = {
+            "BLUESKY": self.egress_allowlist_bluesky,
+            "MASTODON": self.egress_allowlist_mastodon,
+            "TWITTER": self.egress_allowlist_x,
+            "LINKEDIN": self.egress_allowlist_linkedin,
+        }
+        hosts = {p: frozenset(h.strip().lower().rstrip(".") for h in v.split(",")) - {""} for p, v in lists.items()}
+        return {p: h for p, h in hosts.items() if h}
+
+    @model_validator(mode="after")
+    def _egress_is_safe(self) -> Self:
+        if self.egress_allow_loopback and self.hopcast_env == "production":
+            raise ValueError("PUBLISHER_EGRESS_ALLOW_LOOPBACK is for tests and local trials, not production")
+        allowlists = self.egress_allowlists()
+        for platform, names in _PLATFORM_URLS.items():
+            for name in names:
+                url = str(getattr(self, name))
+                host = (urlsplit(url).hostname or "").lower().rstrip(".")
+                if self.egress_allow_loopback and is_loopback_host(host) and urlsplit(url).scheme in ("http", "https"):
+                    continue
+                why = why_not_public_url(url)
+                if why is not None:
+                    raise ValueError(f"{name}: must be an https URL of a public host ({why})")
+                if platform in allowlists and host not in allowlists[platform]:
+                    raise ValueError(f"{name}: its host is not on the {platform} egress allowlist")
+        return self
 
     @model_validator(mode="after")
     def _lease_covers_publication(self) -> Self:

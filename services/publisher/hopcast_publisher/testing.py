@@ -2,6 +2,9 @@
 Bluesky, Mastodon, X and LinkedIn document (paths, status codes, rate-limit headers,
 expired tokens), served by uvicorn on 127.0.0.1 only.
 
+They live on loopback, which the egress guard refuses unless told otherwise: adapters
+pointed at them take `LOOPBACK_EGRESS`, the explicit setting of tests and local trials.
+
 Each fake keeps the posts it accepted (`posts`), the tokens it accepts, and a queue of
 faults the next create calls meet (`fail_next`): an HTTP status with headers, or a
 timeout that happens before or after the post is created, the case where a client cannot
@@ -23,6 +26,11 @@ from typing import Any
 from urllib.parse import parse_qs
 
 import uvicorn
+
+from hopcast_publisher.adapters.platforms.egress import EgressPolicy
+
+LOOPBACK_EGRESS = EgressPolicy(allow_loopback=True)
+"""Platform calls may reach 127.0.0.0/8 and ::1 (and plain http there): the fakes below."""
 
 
 @dataclass

@@ -111,6 +111,7 @@ class PublishFailureReason(StrEnum):
     TOKEN_INVALID = "TOKEN_INVALID"  # noqa: S105 (a reason, not a password)
     PLATFORM_REJECTED = "PLATFORM_REJECTED"
     RETRIES_EXHAUSTED = "RETRIES_EXHAUSTED"
+    EGRESS_REFUSED = "EGRESS_REFUSED"  # the platform URL is not https or not public: nothing was sent
 
 
 class RunOutcome(StrEnum):

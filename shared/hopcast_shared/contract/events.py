@@ -55,6 +55,7 @@ from hopcast_shared.contract.fields import (
     Id,
     LocalTimeOfDay,
     Name,
+    PlatformUrl,
     ShortText,
     TokenCiphertext,
     Url,
@@ -166,8 +167,9 @@ class _SocialAccountState(EventData):
     handle: Name
     external_account_id: Annotated[str, StringConstraints(min_length=1, max_length=500)] | None = None
     """The platform's own id (a DID on Bluesky); null when unknown."""
-    api_base_url: Url | None = None
-    """The instance (MASTODON, required there) or PDS (BLUESKY, optional); null elsewhere."""
+    api_base_url: PlatformUrl | None = None
+    """The instance (MASTODON, required there) or PDS (BLUESKY, optional); null elsewhere.
+    https and public addresses only: anything else is refused (dead-lettered)."""
     access_token: TokenCiphertext = Field(repr=False)
     refresh_token: TokenCiphertext | None = Field(default=None, repr=False)
     token_expires_at: UtcDatetime | None = None

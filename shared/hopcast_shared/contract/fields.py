@@ -28,6 +28,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from hopcast_shared.crypto import CIPHERTEXT_PATTERN
+from hopcast_shared.public_address import why_not_public_url
 
 # A token ciphertext of the shared token-encryption module (AES-256-GCM):
 # `v<key id>:<nonce>:<ciphertext+tag>`, the nonce 12 bytes and the ciphertext at least the
@@ -44,6 +45,8 @@ _RFC3339_RE = re.compile(RFC3339_PATTERN)
 HHMM_PATTERN = r"^([01][0-9]|2[0-3]):[0-5][0-9]$"
 HASHTAG_PATTERN = r"^#?[^\s#]{1,99}$"
 URL_PATTERN = r"^https?://[^\s/?#]+[^\s]*$"
+PLATFORM_URL_PATTERN = r"^https://[^\s/?#]+[^\s]*$"
+_PLATFORM_URL_RE = re.compile(PLATFORM_URL_PATTERN)
 
 # Upper bounds that keep every value inside a Postgres bigint and every text reasonable.
 MAX_BIGINT = 2**63 - 1
@@ -151,6 +154,27 @@ Name = Annotated[str, StringConstraints(min_length=1, max_length=MAX_NAME)]
 ShortText = Annotated[str, StringConstraints(max_length=MAX_SHORT_TEXT)]
 Hashtag = Annotated[str, StringConstraints(pattern=HASHTAG_PATTERN)]
 Url = Annotated[str, StringConstraints(max_length=MAX_URL, pattern=URL_PATTERN)]
+
+
+def _platform_url(value: str) -> str:
+    why = why_not_public_url(value)
+    if why is None and not _PLATFORM_URL_RE.fullmatch(value):
+        why = "not a valid URL"
+    if why is not None:
+        # The reason is one of a few fixed phrases; the URL itself is not shown.
+        raise PydanticCustomError("egress_refused", "must be an https URL of a public host: {why}", {"why": why})
+    return value
+
+
+PlatformUrl = Annotated[
+    str,
+    StringConstraints(max_length=MAX_URL),
+    AfterValidator(_platform_url),
+    Field(json_schema_extra={"pattern": PLATFORM_URL_PATTERN}),
+]
+"""A URL the publisher calls with an account's token: https, no credentials in it, and not
+a local name or a literal address that is not public (names are judged when they resolve,
+at connect time, by the publisher's egress guard)."""
 Count = Annotated[int, Field(ge=0, le=MAX_BIGINT)]
 """A non-negative count (likes, impressions)."""
 Credits = Annotated[int, Field(ge=1, le=MAX_CREDITS)]

@@ -23,7 +23,9 @@ from hopcast_publisher.adapters.credentials import AccountTokens
 from hopcast_publisher.adapters.pending_posts import PendingPostRepository
 from hopcast_publisher.adapters.platforms.base import PlatformAdapter, RetryPolicy
 from hopcast_publisher.adapters.platforms.bluesky import BlueskyAdapter
+from hopcast_publisher.adapters.platforms.egress import EgressPolicy
 from hopcast_publisher.adapters.platforms.http import AdapterOptions, HttpSettings
+from hopcast_publisher.adapters.platforms.mastodon import MastodonAdapter
 from hopcast_publisher.adapters.platforms.sandbox import SandboxAdapter
 from hopcast_publisher.adapters.posts import PostRepository
 from hopcast_publisher.adapters.retention import purge
@@ -32,7 +34,7 @@ from hopcast_publisher.config import PublisherSettings
 from hopcast_publisher.entrypoints.http import routes
 from hopcast_publisher.entrypoints.publishing_loop import PUBLISH_CHANNEL, PublishingLoop
 from hopcast_publisher.service_layer.token_rotation import rotate_tokens
-from hopcast_publisher.testing import FakeBluesky, serve
+from hopcast_publisher.testing import LOOPBACK_EGRESS, FakeBluesky, FakeMastodon, serve
 from hopcast_shared.consumer import EventConsumer
 from hopcast_shared.contract import Platform
 from hopcast_shared.contract.examples import example_event
@@ -469,7 +471,9 @@ async def test_a_crash_after_posting_is_resumed_without_a_second_post(db: Databa
         adapter = BlueskyAdapter(
             pds_url=base_url,
             options=AdapterOptions(
-                policy=RetryPolicy(base_delay_s=0.01, max_delay_s=0.05), http=HttpSettings(read_timeout_s=2)
+                policy=RetryPolicy(base_delay_s=0.01, max_delay_s=0.05),
+                http=HttpSettings(read_timeout_s=2),
+                egress=LOOPBACK_EGRESS,
             ),
         )
         harness = Harness(db, {"BLUESKY": adapter}, keyring(KEY_1))
@@ -514,10 +518,66 @@ async def test_a_crash_after_posting_is_resumed_without_a_second_post(db: Databa
         await adapter.close()
 
 
+@pytest.mark.parametrize(
+    "url", ["http://mastodon.example", "https://10.0.0.1", "https://169.254.169.254", "https://2130706433"]
+)
+async def test_an_account_url_that_is_not_public_https_is_dead_lettered(harness: Harness, url: str) -> None:
+    tenant = await Tenant(harness).create()
+    event = tenant.event(
+        "SocialAccountConnected",
+        social_account_id=str(uuid.uuid4()),
+        platform="MASTODON",
+        access_token=tenant.transport("plain-access"),
+        api_base_url="https://mastodon.example",
+    )
+    raw = json.loads(event.to_json())
+    raw["data"]["api_base_url"] = url
+    assert await harness.consumer.handle_record(as_record(json.dumps(raw).encode())) == "dead_lettered"
+    (letter,) = await harness.dead_letters()
+    assert "api_base_url" in letter["error"] and "public host" in letter["error"]
+    assert await harness.db.pool.fetchval("SELECT count(*) FROM social_accounts") == 0
+
+
+async def test_an_instance_resolving_to_a_private_address_fails_egress_refused(db: Database) -> None:
+    """The name passes the contract; at connect time it resolves to loopback: the platform
+    fails EGRESS_REFUSED, the post's other platform still goes out, and the server on that
+    address (a real one) receives nothing."""
+    fake = FakeMastodon()
+    async with serve(fake) as base_url:
+        port = base_url.rsplit(":", 1)[1]
+
+        async def to_loopback(host: str, port: int) -> list[str]:
+            return ["127.0.0.1"]
+
+        adapter = MastodonAdapter(
+            client_id="app",
+            client_secret="app-secret",  # noqa: S106
+            options=AdapterOptions(egress=EgressPolicy(resolver=to_loopback)),
+        )
+        harness = Harness(db, {"MASTODON": adapter, "BLUESKY": SandboxAdapter("BLUESKY")}, keyring(KEY_1))
+        tenant = await Tenant(harness).create()
+        instance = f"https://mastodon.example:{port}"
+        await tenant.account("MASTODON", default=True, token="good-access", api_base_url=instance)  # noqa: S106
+        await tenant.account("BLUESKY", default=True)
+        post = tenant.post_events(platforms=["MASTODON", "BLUESKY"])
+        await deliver(harness, post, "post", "debit")
+        assert await harness.publish() == 1
+        (failed,) = await harness.events("PostPublishFailed", "t.publisher.events")
+        assert failed["data"]["reason"] == "EGRESS_REFUSED"
+        assert failed["data"]["detail"] == (
+            "MASTODON: egress to mastodon.example refused: resolves to 127.0.0.1 (loopback)"
+        )
+        assert [e["data"]["platform"] for e in await harness.events("PostPublished", "t.publisher.events")] == [
+            "BLUESKY"
+        ]
+        assert fake.calls == [] and fake.posts == []
+        await adapter.close()
+
+
 async def test_an_expiring_token_is_refreshed_and_stored_sealed(db: Database) -> None:
     fake = FakeBluesky()
     async with serve(fake) as base_url:
-        adapter = BlueskyAdapter(pds_url=base_url)
+        adapter = BlueskyAdapter(pds_url=base_url, options=AdapterOptions(egress=LOOPBACK_EGRESS))
         harness = Harness(db, {"BLUESKY": adapter}, keyring(KEY_1))
         tenant = await Tenant(harness).create()
         account_id = str(uuid.uuid4())

@@ -28,7 +28,16 @@ from hopcast_publisher.adapters.platforms.http import AdapterOptions, HttpSettin
 from hopcast_publisher.adapters.platforms.linkedin import LinkedInAdapter, little_text
 from hopcast_publisher.adapters.platforms.mastodon import MastodonAdapter
 from hopcast_publisher.adapters.platforms.x import XAdapter
-from hopcast_publisher.testing import FakeBluesky, FakeLinkedIn, FakeMastodon, FakePlatform, FakeX, Fault, serve
+from hopcast_publisher.testing import (
+    LOOPBACK_EGRESS,
+    FakeBluesky,
+    FakeLinkedIn,
+    FakeMastodon,
+    FakePlatform,
+    FakeX,
+    Fault,
+    serve,
+)
 from hopcast_shared.contract import PublishFailureReason
 
 POLICY = RetryPolicy(max_attempts=4, base_delay_s=0.01, max_delay_s=0.05, deadline_s=10.0)
@@ -39,6 +48,7 @@ def _options(limiter: AccountRateLimiter | None = None) -> AdapterOptions:
     return AdapterOptions(
         policy=POLICY,
         http=HttpSettings(connect_timeout_s=1.0, read_timeout_s=TIMEOUT_S),
+        egress=LOOPBACK_EGRESS,
         limiter=limiter,
         rng=random.Random(7),
     )
@@ -168,12 +178,51 @@ async def test_a_timeout_before_the_post_was_made_posts_it_on_the_retry(platform
 
 
 async def test_a_4xx_is_a_rejection_and_never_retried(platform: Platform) -> None:
-    platform.fake.fail_next(Fault(422 if platform.name != "BLUESKY" else 400, body={"error": "InvalidRequest"}))
+    status = 422 if platform.name != "BLUESKY" else 400
+    platform.fake.fail_next(Fault(status, body={"error": "InvalidRequest"}))
     with pytest.raises(PublishFailure) as failure:
         await publish(platform, post_request())
     assert failure.value.reason is PublishFailureReason.PLATFORM_REJECTED
     assert platform.fake.creates() == 1
     assert platform.fake.posts == []
+    assert failure.value.detail.startswith(f"{platform.name} answered {status}")
+
+
+# What each platform's error field looks like, with what answered around it: internal data,
+# the account's own token, a URL with a secret. The detail keeps the status and the code.
+_HOSTILE = "root:x:0:0 internal-db.corp:5432 good-access https://u:pw@internal/?token=t0ps3cret"
+_ERROR_BODIES: dict[str, tuple[dict[str, Any], str]] = {
+    "BLUESKY": ({"error": "InvalidRequest", "message": _HOSTILE}, "(InvalidRequest)"),
+    "MASTODON": ({"error": "Validation failed", "details": _HOSTILE}, "(Validation failed)"),
+    "TWITTER": ({"errors": [{"code": 187, "message": _HOSTILE}], "detail": _HOSTILE}, "(187)"),
+    "LINKEDIN": (
+        {"status": 422, "code": "UNPROCESSABLE_ENTITY", "serviceErrorCode": 100, "message": _HOSTILE},
+        "(UNPROCESSABLE_ENTITY 100)",
+    ),
+}
+
+
+async def test_a_rejection_detail_is_the_status_and_the_error_code_never_the_body(platform: Platform) -> None:
+    body, code = _ERROR_BODIES[platform.name]
+    platform.fake.fail_next(Fault(422, body=body))
+    with pytest.raises(PublishFailure) as failure:
+        await publish(platform, post_request())
+    assert failure.value.detail == f"{platform.name} answered 422 {code}"
+
+
+async def test_an_error_field_that_echoes_a_token_is_scrubbed(platform: Platform) -> None:
+    field = {
+        "BLUESKY": "error",
+        "MASTODON": "error",
+        "TWITTER": "title",
+        "LINKEDIN": "code",
+    }[platform.name]
+    platform.fake.fail_next(Fault(400, body={field: "bad token good-access <script>" + "x" * 500}))
+    with pytest.raises(PublishFailure) as failure:
+        await publish(platform, post_request())
+    detail = failure.value.detail
+    assert "good-access" not in detail and "<" not in detail and "script>" not in detail
+    assert len(detail) < 120
 
 
 async def test_retries_run_out(platform: Platform) -> None:

@@ -116,6 +116,9 @@ class BlueskyAdapter(HttpPlatformAdapter):
             return None
         raise LookupFailed(self.platform, response)
 
+    def _error_code(self, body: dict[str, object]) -> object:
+        return body.get("error")  # XRPC: {"error": "InvalidRequest", "message": "..."}
+
     def _token_expired(self, response: httpx.Response) -> bool:
         if response.status_code == 401:
             return True

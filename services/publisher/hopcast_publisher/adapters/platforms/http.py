@@ -1,11 +1,13 @@
-"""The base of the real platform adapters: one httpx client, the retry loop of `base.py`,
-and the hooks each platform fills in (create, find existing, refresh, rate-limit headers)."""
+"""The base of the real platform adapters: one guarded httpx client (`egress.py`), the retry
+loop of `base.py`, and the hooks each platform fills in (create, find existing, refresh,
+rate-limit headers, the error code of a refusal)."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import random
+import re
 import time
 from abc import abstractmethod
 from dataclasses import dataclass, field
@@ -25,8 +27,9 @@ from hopcast_publisher.adapters.platforms.base import (
     TokensRefreshed,
     parse_retry_after,
 )
+from hopcast_publisher.adapters.platforms.egress import EgressPolicy, EgressRefused, platform_client
 from hopcast_shared.contract import PublishFailureReason
-from hopcast_shared.redact import redact_text
+from hopcast_shared.redact import REDACTED, redact_text
 
 log = logging.getLogger(__name__)
 
@@ -54,13 +57,14 @@ class HttpSettings:
 
 @dataclass(frozen=True)
 class AdapterOptions:
-    """What every HTTP adapter takes: the retry policy, timeouts, the per-account limiter
-    (shared by the adapters of one process), and optionally a client or a seeded random."""
+    """What every HTTP adapter takes: the retry policy, timeouts, where calls may go (the
+    egress policy: public https hosts only unless it says otherwise), the per-account limiter
+    (shared by the adapters of one process), and optionally a seeded random."""
 
     policy: RetryPolicy = field(default_factory=RetryPolicy)
     http: HttpSettings = field(default_factory=HttpSettings)
+    egress: EgressPolicy = field(default_factory=EgressPolicy)
     limiter: AccountRateLimiter | None = None
-    client: httpx.AsyncClient | None = None
     rng: random.Random | None = None
 
 
@@ -75,10 +79,12 @@ class HttpPlatformAdapter(PlatformAdapter):
         self.policy = options.policy
         self.limiter = options.limiter or AccountRateLimiter()
         settings = options.http
-        self.client = options.client or httpx.AsyncClient(
-            timeout=httpx.Timeout(settings.read_timeout_s, connect=settings.connect_timeout_s),
-            headers={"User-Agent": settings.user_agent},
-            follow_redirects=False,
+        self.client = platform_client(
+            self.platform,
+            options.egress,
+            connect_timeout_s=settings.connect_timeout_s,
+            read_timeout_s=settings.read_timeout_s,
+            user_agent=settings.user_agent,
         )
         self._rng = options.rng or random.Random()
 
@@ -111,9 +117,15 @@ class HttpPlatformAdapter(PlatformAdapter):
         """Seconds until the account may call again, from the platform's rate-limit headers."""
         return None
 
-    def _rejection(self, response: httpx.Response) -> str:
-        """What the platform said, for PostPublishFailed.detail (short, tokens redacted)."""
-        return f"{self.platform} answered {response.status_code}: {redact_text(response.text[:300])}"
+    def _error_code(self, body: dict[str, object]) -> object:
+        """The platform's own error code in a refusal's JSON body (its error field), if any."""
+        return None
+
+    def _rejection(self, response: httpx.Response, account: AccountCredentials) -> str:
+        """What the platform said, for PostPublishFailed.detail: the status and the platform's
+        error code, scrubbed; never the body, which reaches publisher.events and the HTTP reads."""
+        code = error_code(self._error_code(json_or_empty(response)), account.access_token, account.refresh_token)
+        return f"{self.platform} answered {response.status_code}" + (f" ({code})" if code else "")
 
     # --- the loop ----------------------------------------------------------------------------
 
@@ -122,6 +134,12 @@ class HttpPlatformAdapter(PlatformAdapter):
             raise PublishFailure(PublishFailureReason.TOKEN_INVALID, f"{self.platform}: no refresh token")
         try:
             return await self._refresh(account)
+        except EgressRefused as exc:
+            raise PublishFailure(PublishFailureReason.EGRESS_REFUSED, f"{self.platform}: {exc.detail}") from None
+        except httpx.InvalidURL:
+            raise PublishFailure(
+                PublishFailureReason.EGRESS_REFUSED, f"{self.platform}: egress refused: not a valid URL"
+            ) from None
         except httpx.HTTPError as exc:
             raise PublishFailure(
                 PublishFailureReason.TOKEN_INVALID, f"{self.platform}: token refresh failed ({type(exc).__name__})"
@@ -136,7 +154,16 @@ class HttpPlatformAdapter(PlatformAdapter):
         on_refreshed: TokensRefreshed,
     ) -> Published:
         async with self.limiter.lock(account.social_account_id):
-            return await self._publish(account, request, resumed=resumed, on_refreshed=on_refreshed)
+            try:
+                return await self._publish(account, request, resumed=resumed, on_refreshed=on_refreshed)
+            except EgressRefused as exc:
+                # Refused before a connection was opened: nothing was sent, nothing to retry.
+                raise PublishFailure(PublishFailureReason.EGRESS_REFUSED, f"{self.platform}: {exc.detail}") from None
+            except httpx.InvalidURL:
+                # e.g. `0177.0.0.1`, which httpx will not parse but a resolver would read.
+                raise PublishFailure(
+                    PublishFailureReason.EGRESS_REFUSED, f"{self.platform}: egress refused: not a valid URL"
+                ) from None
 
     async def _publish(
         self,
@@ -214,7 +241,7 @@ class HttpPlatformAdapter(PlatformAdapter):
                         existing = await self._find_quietly(account, request)
                         if existing is not None:
                             return existing
-                    raise PublishFailure(PublishFailureReason.PLATFORM_REJECTED, self._rejection(response))
+                    raise PublishFailure(PublishFailureReason.PLATFORM_REJECTED, self._rejection(response, account))
             if attempt >= policy.max_attempts or time.monotonic() + delay > deadline:
                 raise PublishFailure(
                     PublishFailureReason.RETRIES_EXHAUSTED, f"{last_problem}; gave up after {attempt} tries"
@@ -261,6 +288,26 @@ class HttpPlatformAdapter(PlatformAdapter):
                 f"{self.platform} rate limit of the account resets in {wait:.0f}s, past the deadline",
             )
         await asyncio.sleep(wait)
+
+
+_CODE_UNSAFE = re.compile(r"[^A-Za-z0-9 _.:'-]+")
+_MAX_CODE = 80
+
+
+def error_code(value: object, *secrets: str | None) -> str | None:
+    """A platform's error code, safe to publish: a string or number, with the account's own
+    tokens (`secrets`) and anything token-like masked, other characters than letters, digits
+    and a little punctuation replaced, and short."""
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        return None
+    text = str(value)
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, REDACTED)
+    text = " ".join(_CODE_UNSAFE.sub(" ", redact_text(text)).split())
+    if len(text) > _MAX_CODE:
+        text = text[: _MAX_CODE - 1].rstrip() + "…"
+    return text or None
 
 
 def bearer(token: str) -> dict[str, str]:

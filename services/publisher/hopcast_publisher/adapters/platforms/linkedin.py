@@ -115,5 +115,10 @@ class LinkedInAdapter(OAuthPlatformAdapter):
                 return Published(str(post["id"]), self._url(str(post["id"])), now())
         return None
 
+    def _error_code(self, body: dict[str, object]) -> object:
+        # {"status": 422, "code": "UNPROCESSABLE_ENTITY", "serviceErrorCode": 100, "message": ...}
+        parts = [str(v) for v in (body.get("code"), body.get("serviceErrorCode")) if isinstance(v, str | int)]
+        return " ".join(parts) or None
+
     def _token_url(self, account: AccountCredentials) -> str:
         return f"{self._oauth}/oauth/v2/accessToken"

@@ -63,6 +63,11 @@ class MastodonAdapter(OAuthPlatformAdapter):
         # with the status made by an earlier try instead of making a second one.
         return None
 
+    def _error_code(self, body: dict[str, object]) -> object:
+        # Mastodon has no codes: `error` is a short message ("Validation failed: ..."), kept
+        # only once scrubbed and shortened.
+        return body.get("error")
+
     def _rate_limit_wait_s(self, response: httpx.Response) -> float | None:
         if response.headers.get("x-ratelimit-remaining") != "0":
             return None

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 
 from hopcast_publisher.adapters.platforms.base import AccountRateLimiter, PlatformAdapter, RetryPolicy
 from hopcast_publisher.adapters.platforms.bluesky import BlueskyAdapter
+from hopcast_publisher.adapters.platforms.egress import EgressPolicy
 from hopcast_publisher.adapters.platforms.http import AdapterOptions, HttpSettings
 from hopcast_publisher.adapters.platforms.linkedin import LinkedInAdapter
 from hopcast_publisher.adapters.platforms.mastodon import MastodonAdapter
@@ -36,6 +37,7 @@ def build_adapters(settings: PublisherSettings) -> Mapping[str, PlatformAdapter]
         http=HttpSettings(
             connect_timeout_s=settings.http_connect_timeout_s, read_timeout_s=settings.http_read_timeout_s
         ),
+        egress=EgressPolicy(allow_loopback=settings.egress_allow_loopback, allowlists=settings.egress_allowlists()),
         limiter=AccountRateLimiter(settings.account_min_interval_s),
     )
     return {

@@ -86,6 +86,14 @@ class XAdapter(OAuthPlatformAdapter):
                 return Published(str(tweet["id"]), self._url(account, str(tweet["id"])), now())
         return None
 
+    def _error_code(self, body: dict[str, object]) -> object:
+        # v2 answers a problem ({"title": "Forbidden", "type": ..., "detail": ...}), older
+        # endpoints {"errors": [{"code": 187, "message": ...}]}: the code, else the title.
+        for error in items(body.get("errors"))[:1]:
+            if isinstance(error, dict) and (error.get("code") or error.get("title")):
+                return error.get("code") or error.get("title")
+        return body.get("title")
+
     def _rate_limit_wait_s(self, response: httpx.Response) -> float | None:
         if response.headers.get("x-rate-limit-remaining") != "0":
             return None
