@@ -237,6 +237,7 @@ class TokenVerifier:
                 cache_keys=True,
                 lifespan=settings.jwks_cache_s,
                 timeout=settings.jwks_timeout_s,
+                cooldown_duration=settings.jwks_refresh_cooldown_s,
             )
             return cls(issuer=issuer, audience=audience, algorithms=allowed, leeway_s=settings.leeway_s, jwks=client)
         if settings.public_key is not None:

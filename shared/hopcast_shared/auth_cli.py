@@ -12,10 +12,15 @@ from typing import Annotated
 
 import typer
 
-from hopcast_shared.auth import DEV_AUDIENCE, DEV_ISSUER, dev_key_files, ensure_dev_key_pair, issue_dev_token
+from hopcast_shared.auth import DEV_AUDIENCE, DEV_ISSUER, dev_key_files, issue_dev_token
 from hopcast_shared.settings import HttpAuthSettings, SettingsError, load
 
 app = typer.Typer(no_args_is_help=True, help="Bearer tokens for the services' HTTP reads (development).")
+
+
+@app.callback()
+def auth() -> None:
+    """Bearer tokens for the services' HTTP reads (development)."""
 
 
 def _organization(value: str) -> str:
@@ -36,17 +41,15 @@ def dev_token(
 ) -> None:
     """Print a development token for the organizations, e.g.
     `curl -H "Authorization: Bearer $(hopcast auth dev-token -o ID)" 127.0.0.1:8083/organizations/ID/credits`."""
+    organizations = [_organization(o) for o in organization]
     settings = load(HttpAuthSettings)
     if settings.production:
         raise SettingsError("development tokens are not issued with HOPCAST_ENV=production")
-    _, public = ensure_dev_key_pair()
     if settings.jwks_url is not None or settings.public_key is not None:
         raise SettingsError("HTTP_AUTH_JWKS_URL or HTTP_AUTH_PUBLIC_KEY is set: the services would refuse a dev token")
+    public = dev_key_files()[1]
     if settings.public_key_file is not None and settings.public_key_file.resolve() != public.resolve():
-        raise SettingsError(
-            f"HTTP_AUTH_PUBLIC_KEY_FILE={settings.public_key_file} is not the development key {dev_key_files()[1]}"
-        )
-    organizations = [_organization(o) for o in organization]
+        raise SettingsError(f"HTTP_AUTH_PUBLIC_KEY_FILE={settings.public_key_file} is not the development key {public}")
     token = issue_dev_token(
         organizations,
         ttl_s=ttl,

@@ -213,6 +213,8 @@ class HttpAuthSettings(BaseSettings):
     # How long a fetched key set is kept (a token with an unknown key id refetches it sooner).
     jwks_cache_s: float = Field(default=300.0, gt=0, le=86_400)
     jwks_timeout_s: float = Field(default=5.0, gt=0, le=60)
+    # At most one extra fetch per this many seconds for tokens naming a key id the set lacks.
+    jwks_refresh_cooldown_s: float = Field(default=30.0, ge=0, le=3600)
     hopcast_env: Literal["local", "test", "production"] = Field(default="local", validation_alias="HOPCAST_ENV")
 
     @field_validator("jwks_url", "public_key", "issuer", "audience", mode="before")
