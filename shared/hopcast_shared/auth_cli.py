@@ -1,8 +1,8 @@
 """`hopcast auth dev-token`: a bearer token for the local services' HTTP reads, signed with the
 development key pair in the state folder (created on first use), naming the organizations given.
 
-Refused with HOPCAST_ENV=production, and when the services are configured to trust another key:
-such a token would only be refused by them.
+Refused with HOPCAST_ENV=production, and when HTTP_AUTH_* names another key than the development
+one (the services would refuse its tokens); a configured issuer and audience are signed for.
 """
 
 from __future__ import annotations
@@ -11,8 +11,9 @@ import uuid
 from typing import Annotated
 
 import typer
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from hopcast_shared.auth import DEV_AUDIENCE, DEV_ISSUER, dev_key_files, issue_dev_token
+from hopcast_shared.auth import DEV_AUDIENCE, DEV_ISSUER, ensure_dev_key_pair, issue_dev_token, load_public_key
 from hopcast_shared.settings import HttpAuthSettings, SettingsError, load
 
 app = typer.Typer(no_args_is_help=True, help="Bearer tokens for the services' HTTP reads (development).")
@@ -30,6 +31,10 @@ def _organization(value: str) -> str:
         raise typer.BadParameter(f"{value!r} is not an organization id (a UUID)") from None
 
 
+def _der(pem: str, where: str) -> bytes:
+    return load_public_key(pem, where).public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
+
+
 @app.command("dev-token")
 def dev_token(
     organization: Annotated[
@@ -45,11 +50,14 @@ def dev_token(
     settings = load(HttpAuthSettings)
     if settings.production:
         raise SettingsError("development tokens are not issued with HOPCAST_ENV=production")
-    if settings.jwks_url is not None or settings.public_key is not None:
-        raise SettingsError("HTTP_AUTH_JWKS_URL or HTTP_AUTH_PUBLIC_KEY is set: the services would refuse a dev token")
-    public = dev_key_files()[1]
-    if settings.public_key_file is not None and settings.public_key_file.resolve() != public.resolve():
-        raise SettingsError(f"HTTP_AUTH_PUBLIC_KEY_FILE={settings.public_key_file} is not the development key {public}")
+    if settings.jwks_url is not None:
+        raise SettingsError("HTTP_AUTH_JWKS_URL is set: the services would refuse a development token")
+    _, public = ensure_dev_key_pair()
+    configured = settings.public_key or (settings.public_key_file.read_text() if settings.public_key_file else None)
+    if configured is not None and _der(configured, "the configured key") != _der(public.read_text(), str(public)):
+        raise SettingsError(
+            f"HTTP_AUTH_PUBLIC_KEY(_FILE) is not the development key {public}: the services would refuse its tokens"
+        )
     token = issue_dev_token(
         organizations,
         ttl_s=ttl,

@@ -359,6 +359,22 @@ def test_dev_token_is_accepted_by_a_service_with_no_auth_settings_locally() -> N
     assert (claims_["iss"], claims_["aud"], claims_["exp"] - claims_["iat"]) == (DEV_ISSUER, DEV_AUDIENCE, 60)
 
 
+def test_dev_token_follows_a_configured_key_only_when_it_is_the_dev_key(
+    monkeypatch: pytest.MonkeyPatch, ec_key: ec.EllipticCurvePrivateKey
+) -> None:
+    _, public = ensure_dev_key_pair()
+    monkeypatch.setenv("HTTP_AUTH_PUBLIC_KEY", public.read_text())
+    monkeypatch.setenv("HTTP_AUTH_ISSUER", ISSUER)
+    monkeypatch.setenv("HTTP_AUTH_AUDIENCE", AUDIENCE)
+    result = CliRunner().invoke(auth_app, ["dev-token", "-o", str(ORG)])
+    assert result.exit_code == 0, result.output
+    # Signed for the configured issuer and audience, so the services configured so accept it.
+    assert TokenVerifier.from_settings(load(HttpAuthSettings)).verify(result.output.strip()).organizations == {ORG}
+    monkeypatch.setenv("HTTP_AUTH_PUBLIC_KEY", pem_public(ec_key))
+    result = CliRunner().invoke(auth_app, ["dev-token", "-o", str(ORG)])
+    assert isinstance(result.exception, SettingsError) and "not the development key" in str(result.exception)
+
+
 def test_dev_token_is_refused_in_production_and_for_a_bad_organization(monkeypatch: pytest.MonkeyPatch) -> None:
     result = CliRunner().invoke(auth_app, ["dev-token", "-o", "acme"])
     assert result.exit_code == 2 and "not an organization id" in result.output
