@@ -125,11 +125,12 @@ def installed_services() -> dict[str, str]:
 
 def local_auth_env(base: Mapping[str, str], state_dir: Path) -> dict[str, str]:
     """The HTTP_AUTH_* settings of locally run services: the state folder's development key (what
-    `hopcast auth dev-token` signs with), unless a key source is configured already."""
+    `hopcast auth dev-token` signs with), unless a key source is configured already; what the
+    caller set (an issuer, say) is kept. Never in production, which must name its own key."""
     configured = ("HTTP_AUTH_JWKS_URL", "HTTP_AUTH_PUBLIC_KEY", "HTTP_AUTH_PUBLIC_KEY_FILE")
-    if any(base.get(name) for name in configured):
+    if base.get("HOPCAST_ENV") == "production" or any(base.get(name) for name in configured):
         return {}
-    return dev_auth_env(state_dir)
+    return {name: value for name, value in dev_auth_env(state_dir).items() if not base.get(name)}
 
 
 def service_env(base: Mapping[str, str], overrides: Mapping[str, str]) -> dict[str, str]:
