@@ -86,24 +86,26 @@ async def test_make_run_plays_the_demo_and_ctrl_c_stops_everything(stack: TestSt
                 return line
         raise AssertionError(f"no {pattern!r} within {within}s; output:\n" + "\n".join(lines[-40:]))
 
+    # Whatever fails before the Ctrl-C below stops the stack too: left running, it would outlive
+    # the session's folder and leave its services behind.
     try:
         done = await read_until("runs it fired all have an outcome", within=150)
+        assert "the 15 runs it fired" in done
+        assert first_outcome_after is not None and first_outcome_after < 60, first_outcome_after
+        assert len(outcomes) >= 15
+        assert {o for _, o in outcomes} >= {"PUBLISHED", "PARTIALLY_PUBLISHED", "SKIPPED_DUPLICATE", "REJECTED"}
+        assert "Lumen Yoga: Daily inspiration" in {s for s, _ in outcomes}
+
+        # The reads are authenticated with nothing set up by hand: the hint's development token
+        # reads the demo organization's credits, and no token reads nothing.
+        [hint] = [m for m in map(READ_HINT.search, lines) if m]
+        token = await _dev_token(hopcast, hint["org"], env)
+        assert await asyncio.to_thread(_status, f"http://{hint['url']}", None) == 401
+        assert await asyncio.to_thread(_status, f"http://{hint['url']}", token) == 200
     except BaseException:
         proc.send_signal(signal.SIGINT)
-        await asyncio.wait_for(proc.wait(), timeout=60)
+        await asyncio.wait_for(proc.wait(), timeout=90)
         raise
-    assert "the 15 runs it fired" in done
-    assert first_outcome_after is not None and first_outcome_after < 60, first_outcome_after
-    assert len(outcomes) >= 15
-    assert {o for _, o in outcomes} >= {"PUBLISHED", "PARTIALLY_PUBLISHED", "SKIPPED_DUPLICATE", "REJECTED"}
-    assert "Lumen Yoga: Daily inspiration" in {s for s, _ in outcomes}
-
-    # The reads are authenticated with nothing set up by hand: the hint's development token
-    # reads the demo organization's credits, and no token reads nothing.
-    [hint] = [m for m in map(READ_HINT.search, lines) if m]
-    token = await _dev_token(hopcast, hint["org"], env)
-    assert await asyncio.to_thread(_status, f"http://{hint['url']}", None) == 401
-    assert await asyncio.to_thread(_status, f"http://{hint['url']}", token) == 200
 
     # Ctrl-C: the demo, the services, Kafka and PostgreSQL stop, and nothing is left running.
     pids = [procs.read_pid(p) for p in (state / "run").glob("*.pid")]
