@@ -1,5 +1,6 @@
 """The one way a Hopcast service runs: its database (migrated), its consumers, its outbox
-relay, its background loops, and HTTP /health, /ready and /metrics.
+relay, its background loops, and HTTP /health, /ready and /metrics (open: the metrics' labels
+carry no organization) beside its JSON read routes (bearer token required, hopcast_shared/http.py).
 
 A service describes itself with a `ServiceDefinition`; `ServiceRuntime` wires it to the
 settings. `serve(definition)` runs it under uvicorn (what `python -m hopcast_<name>` does);
@@ -23,6 +24,7 @@ from faststream.kafka import KafkaBroker
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from hopcast_shared import metrics
+from hopcast_shared.auth import TokenVerifier
 from hopcast_shared.consumer import EventConsumer
 from hopcast_shared.db import Database
 from hopcast_shared.fair_feed import FairFeed
@@ -189,8 +191,11 @@ class ServiceRuntime:
             metrics.OUTBOX_BACKLOG.labels(self.name).set(backlog)
             metrics.OUTBOX_OLDEST_AGE.labels(self.name).set(age)
 
-    def asgi(self) -> JsonRouter:
-        """The ASGI application: FastStream's lifecycle plus the HTTP routes."""
+    def asgi(self, verifier: TokenVerifier | None = None) -> JsonRouter:
+        """The ASGI application: FastStream's lifecycle plus the HTTP routes, which answer only
+        a bearer token `verifier` accepts (by default from HTTP_AUTH_*: missing settings in
+        production stop the service here, before it serves anything)."""
+        verifier = verifier or TokenVerifier.from_settings()
         runtime = self
 
         @get(include_in_schema=False)
@@ -223,7 +228,7 @@ class ServiceRuntime:
             logger=None,
         )
         json_routes = self.definition.http_routes(runtime) if self.definition.http_routes else []
-        return JsonRouter(json_routes, app)
+        return JsonRouter(json_routes, app, verifier=verifier)
 
 
 def serve(definition: ServiceDefinition) -> None:

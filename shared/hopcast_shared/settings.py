@@ -182,6 +182,100 @@ class CryptoSettings(BaseSettings):
     hopcast_env: Literal["local", "test", "production"] = "local"
 
 
+# What a token may be signed with: asymmetric algorithms only, so a verifier holds no secret
+# and a public key can never be taken for an HMAC secret; "none" is never accepted.
+ASYMMETRIC_ALGORITHMS: frozenset[str] = frozenset(
+    {"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
+)
+
+
+class HttpAuthSettings(BaseSettings):
+    """How the services verify the bearer JWT of an HTTP read (HTTP_AUTH_*).
+
+    The signature is checked against HTTP_AUTH_JWKS_URL (an identity provider's key set) or a
+    PEM public key (HTTP_AUTH_PUBLIC_KEY, or HTTP_AUTH_PUBLIC_KEY_FILE); issuer, audience and
+    expiry are required claims. Outside production, with no key configured, the local
+    development key pair in the state folder is used (`hopcast auth dev-token` signs with it);
+    with HOPCAST_ENV=production a key source, the issuer and the audience are required.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="HTTP_AUTH_", extra="ignore", populate_by_name=True)
+
+    jwks_url: str | None = None
+    public_key: str | None = None
+    public_key_file: Path | None = None
+    issuer: str | None = None
+    audience: str | None = None
+    # Comma-separated; each must be asymmetric (ASYMMETRIC_ALGORITHMS).
+    algorithms: str = "RS256,ES256,EdDSA"
+    # Clock skew allowed on exp, nbf and iat.
+    leeway_s: float = Field(default=30.0, ge=0, le=300)
+    # How long a fetched key set is kept (a token with an unknown key id refetches it sooner).
+    jwks_cache_s: float = Field(default=300.0, gt=0, le=86_400)
+    jwks_timeout_s: float = Field(default=5.0, gt=0, le=60)
+    # At most one extra fetch per this many seconds for tokens naming a key id the set lacks.
+    jwks_refresh_cooldown_s: float = Field(default=30.0, ge=0, le=3600)
+    hopcast_env: Literal["local", "test", "production"] = Field(default="local", validation_alias="HOPCAST_ENV")
+
+    @field_validator("jwks_url", "public_key", "issuer", "audience", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("algorithms")
+    @classmethod
+    def _asymmetric_only(cls, value: str) -> str:
+        names = [a.strip() for a in value.split(",") if a.strip()]
+        refused = [a for a in names if a not in ASYMMETRIC_ALGORITHMS]
+        if not names or refused:
+            raise ValueError(
+                f"expected a comma-separated list of {', '.join(sorted(ASYMMETRIC_ALGORITHMS))}"
+                + (f" (refused: {', '.join(refused)})" if refused else "")
+            )
+        return ",".join(names)
+
+    @model_validator(mode="after")
+    def _one_key_source(self) -> HttpAuthSettings:
+        problems = []
+        sources = [
+            n
+            for n, v in (
+                ("JWKS_URL", self.jwks_url),
+                ("PUBLIC_KEY", self.public_key),
+                ("PUBLIC_KEY_FILE", self.public_key_file),
+            )
+            if v is not None
+        ]
+        if len(sources) > 1:
+            problems.append(f"set one of HTTP_AUTH_{', HTTP_AUTH_'.join(sources)}, not several")
+        if self.jwks_url is not None:
+            https = self.jwks_url.startswith("https://")
+            if not https and not self.jwks_url.startswith("http://"):
+                problems.append("HTTP_AUTH_JWKS_URL must be an http(s) URL")
+            elif not https and self.production:
+                problems.append("HTTP_AUTH_JWKS_URL must be https in production")
+        if self.public_key_file is not None and not self.public_key_file.is_file():
+            problems.append(f"HTTP_AUTH_PUBLIC_KEY_FILE: no file at {self.public_key_file}")
+        if self.production:
+            if not sources:
+                problems.append("HTTP_AUTH_JWKS_URL or HTTP_AUTH_PUBLIC_KEY(_FILE) is required in production")
+            if self.issuer is None:
+                problems.append("HTTP_AUTH_ISSUER is required in production")
+            if self.audience is None:
+                problems.append("HTTP_AUTH_AUDIENCE is required in production")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    @property
+    def production(self) -> bool:
+        return self.hopcast_env == "production"
+
+    @property
+    def allowed_algorithms(self) -> tuple[str, ...]:
+        return tuple(self.algorithms.split(","))
+
+
 S = TypeVar("S", bound=BaseSettings)
 
 

@@ -131,7 +131,7 @@ async def test_with_5_credits_ten_2_credit_posts_give_two_debits_and_eight_rejec
     assert await t.credits() == 5
 
     # The balance is where the ledger says.
-    status, page = await t.hopcast.get_json("billing", f"/organizations/{t.org}/ledger?limit=100")
+    status, page = await t.hopcast.get_json("billing", f"/organizations/{t.org}/ledger?limit=100", organization=t.org)
     assert status == 200, page
     entries = page["entries"]
     assert sum(int(e["amount"]) for e in entries) == 5

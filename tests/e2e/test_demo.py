@@ -63,7 +63,7 @@ async def test_the_demo_seeds_fires_and_every_run_reaches_an_outcome(hopcast: Se
     # The board's credits are billing's.
     roasters, yoga = demo.plan.organizations
     for org in (roasters, yoga):
-        status, body = await hopcast.get_json("billing", f"/organizations/{org}/credits")
+        status, body = await hopcast.get_json("billing", f"/organizations/{org}/credits", organization=org)
         assert status == 200 and board.organizations[org].credits == body["balance"], (org, body)
     assert board.organizations[yoga].credits is not None and board.organizations[yoga].credits < 3
     assert board.dead_letters == []

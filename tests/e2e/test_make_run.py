@@ -10,6 +10,8 @@ import re
 import signal
 import sys
 import time
+import urllib.error
+import urllib.request
 import uuid
 from pathlib import Path
 
@@ -24,7 +26,13 @@ from hopcast_stack.pytest_plugin import TestStack
 pytestmark = pytest.mark.e2e
 
 # Settings of the caller's own stack that must not leak into this one.
-ISOLATE = {"KAFKA_BOOTSTRAP_SERVERS", "TOKEN_KEYS", *(f"{s.upper()}_DATABASE_URL" for s in SERVICES)}
+ISOLATE = {
+    "KAFKA_BOOTSTRAP_SERVERS",
+    "TOKEN_KEYS",
+    *(f"{s.upper()}_DATABASE_URL" for s in SERVICES),
+    *(name for name in os.environ if name.startswith("HTTP_AUTH_")),
+}
+READ_HINT = re.compile(r"dev-token -o (?P<org>[0-9a-f-]{36})\)\" (?P<url>127\.0\.0\.1:\d+/organizations/\S+/credits)")
 RUN_LINE = re.compile(r"^run [0-9a-f]{8} (?P<org>.+?) / (?P<schedule>.+?): (?P<outcome>[A-Z_]+) in ")
 
 
@@ -81,17 +89,26 @@ async def test_make_run_plays_the_demo_and_ctrl_c_stops_everything(stack: TestSt
                 return line
         raise AssertionError(f"no {pattern!r} within {within}s; output:\n" + "\n".join(lines[-40:]))
 
+    # Whatever fails before the Ctrl-C below stops the stack too: left running, it would outlive
+    # the session's folder and leave its services behind.
     try:
         done = await read_until("runs it fired all have an outcome", within=150)
+        assert "the 15 runs it fired" in done
+        assert first_outcome_after is not None and first_outcome_after < 60, first_outcome_after
+        assert len(outcomes) >= 15
+        assert {o for _, o in outcomes} >= {"PUBLISHED", "PARTIALLY_PUBLISHED", "SKIPPED_DUPLICATE", "REJECTED"}
+        assert "Lumen Yoga: Daily inspiration" in {s for s, _ in outcomes}
+
+        # The reads are authenticated with nothing set up by hand: the hint's development token
+        # reads the demo organization's credits, and no token reads nothing.
+        [hint] = [m for m in map(READ_HINT.search, lines) if m]
+        token = await _dev_token(hopcast, hint["org"], env)
+        assert await asyncio.to_thread(_status, f"http://{hint['url']}", None) == 401
+        assert await asyncio.to_thread(_status, f"http://{hint['url']}", token) == 200
     except BaseException:
         proc.send_signal(signal.SIGINT)
-        await asyncio.wait_for(proc.wait(), timeout=60)
+        await asyncio.wait_for(proc.wait(), timeout=90)
         raise
-    assert "the 15 runs it fired" in done
-    assert first_outcome_after is not None and first_outcome_after < 60, first_outcome_after
-    assert len(outcomes) >= 15
-    assert {o for _, o in outcomes} >= {"PUBLISHED", "PARTIALLY_PUBLISHED", "SKIPPED_DUPLICATE", "REJECTED"}
-    assert "Lumen Yoga: Daily inspiration" in {s for s, _ in outcomes}
 
     # Ctrl-C: the demo, the services, Kafka and PostgreSQL stop, and nothing is left running.
     pids = [procs.read_pid(p) for p in (state / "run").glob("*.pid")]
@@ -108,3 +125,21 @@ def _alive(pid: int) -> bool:
         return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
     except psutil.Error:
         return False
+
+
+async def _dev_token(hopcast: Path, org: str, env: dict[str, str]) -> str:
+    made = await asyncio.create_subprocess_exec(
+        str(hopcast), "auth", "dev-token", "-o", org, env=env, stdout=asyncio.subprocess.PIPE
+    )
+    out, _ = await made.communicate()
+    assert made.returncode == 0
+    return out.decode().strip()
+
+
+def _status(url: str, token: str | None) -> int:
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"} if token else {})  # noqa: S310
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:  # noqa: S310 (http://127.0.0.1)
+            return int(response.status)
+    except urllib.error.HTTPError as exc:
+        return exc.code

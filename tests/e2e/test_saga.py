@@ -100,7 +100,7 @@ async def test_manual_mode_publishes_nothing_before_approval(
 
     # The publisher holds the draft and its debit and waits for the approval alone.
     async def waiting_for_approval() -> bool:
-        status, body = await t.hopcast.get_json("publisher", f"/pending-posts/{pending}")
+        status, body = await t.hopcast.get_json("publisher", f"/pending-posts/{pending}", organization=t.org)
         return status == 200 and body["waiting_for"] == ["PendingPostApproved"]
 
     for _ in range(300):

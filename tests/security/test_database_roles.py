@@ -41,7 +41,7 @@ async def apply_roles(admin_url: str, service: str) -> None:
 
 
 async def credits(services: ServiceSet, org: str) -> int | None:
-    status, body = await services.get_json("billing", f"/organizations/{org}/credits")
+    status, body = await services.get_json("billing", f"/organizations/{org}/credits", organization=org)
     return int(body["balance"]) if status == 200 else None
 
 

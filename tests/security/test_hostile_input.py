@@ -337,7 +337,7 @@ async def test_hand_made_hostile_input_is_dead_lettered_with_its_reason_and_good
     assert sorted(d["organizationid"] for d in debits) == sorted([a.id, b.id])
     assert [d["data"]["amount"] for d in debits if d["organizationid"] == b.id] == [2]
     assert world.events("CreditsDebitRejected", pending_post_id=pending) == []
-    status, body = await world.services.get_json("billing", f"/organizations/{b.id}/credits")
+    status, body = await world.services.get_json("billing", f"/organizations/{b.id}/credits", organization=b.id)
     assert (status, body["balance"]) == (200, 298)
     # Every dead letter carries a reason and the original's id where it had one.
     for letter in world.recorder.dead_letters():

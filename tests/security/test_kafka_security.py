@@ -180,10 +180,13 @@ async def test_billing_runs_over_sasl_ssl_configured_by_the_environment_alone(st
                 )
                 await upstream.wait_consumed(["billing"], within=120)
             deadline = time.monotonic() + 60
-            while (await services.get_json("billing", f"/organizations/{org}/credits"))[1] in (None, {}):
+            while (await services.get_json("billing", f"/organizations/{org}/credits", organization=org))[1] in (
+                None,
+                {},
+            ):
                 assert time.monotonic() < deadline
                 await asyncio.sleep(0.2)
-            status, body = await services.get_json("billing", f"/organizations/{org}/credits")
+            status, body = await services.get_json("billing", f"/organizations/{org}/credits", organization=org)
             assert (status, body["balance"]) == (200, 300)
         finally:
             services.stop()

@@ -136,6 +136,8 @@ def run(
         console.print("[bold]Connection settings[/] (also `make env`):")
         for key, value in stack.env().items():
             console.print(f"  {key}={value}", highlight=False, soft_wrap=True)
+        if not demo:
+            console.print(f"[bold]HTTP reads[/] need a bearer token: {_read_hint(stack, 'ORG')}", highlight=False)
         _run_async(lambda: _live(stack, demo=demo and not missing))
     finally:
         console.print("stopping...")
@@ -145,6 +147,14 @@ def run(
             except StackError as exc:
                 raise _fail(exc) from None
         console.print(f"stopped {', '.join(stopped)}" if stopped else "nothing was running")
+
+
+def _read_hint(stack: Stack, org: str) -> str:
+    """How to read an organization's credits over HTTP with a development token."""
+    return (
+        f'curl -H "Authorization: Bearer $(.venv/bin/hopcast auth dev-token -o {org})" '
+        f"127.0.0.1:{stack.settings.http_port('billing')}/organizations/{org}/credits"
+    )
 
 
 async def _live(stack: Stack, *, demo: bool, refresh_s: float = 0.25) -> None:
@@ -177,6 +187,10 @@ async def _live(stack: Stack, *, demo: bool, refresh_s: float = 0.25) -> None:
         os.environ.setdefault("HOPCAST_STATE_DIR", str(stack.state_dir))
         async with Upstream(stack.kafka_settings, keyring=load_keyring()) as upstream:
             demo_run = Demo(upstream, board)
+            org = demo_run.plan.organizations[0]
+            console.print(
+                f"read {board.label(org)} over HTTP: {_read_hint(stack, org)}", highlight=False, soft_wrap=True
+            )
             await demo_run.run(stop)
 
     tasks = [asyncio.create_task(read(), name="reading the topics")]

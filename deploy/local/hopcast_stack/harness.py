@@ -214,6 +214,8 @@ class Tenant:
 
     async def credits(self) -> int:
         """The balance, as billing's HTTP route tells."""
-        status, body = await self.hopcast.get_json("billing", f"/organizations/{self.org}/credits")
+        status, body = await self.hopcast.get_json(
+            "billing", f"/organizations/{self.org}/credits", organization=self.org
+        )
         assert status == 200, body
         return int(body["balance"])

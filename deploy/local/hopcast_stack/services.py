@@ -27,6 +27,7 @@ from typing import Any
 
 import psutil
 
+from hopcast_shared.auth import dev_auth_env, issue_dev_token
 from hopcast_shared.crypto import Keyring, new_key_entry
 from hopcast_shared.settings import SERVICES, KafkaSettings
 from hopcast_stack import procs
@@ -103,9 +104,11 @@ class ServiceProcess:
         return True
 
 
-def _get(url: str, limit: int = 200) -> tuple[int, str]:
+def _get(url: str, limit: int = 200, token: str | None = None) -> tuple[int, str]:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    request = urllib.request.Request(url, headers=headers)  # noqa: S310 (a fixed http://127.0.0.1 URL)
     try:
-        with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 (a fixed http://127.0.0.1 URL)
+        with urllib.request.urlopen(request, timeout=2) as response:  # noqa: S310 (a fixed http://127.0.0.1 URL)
             return response.status, response.read(limit).decode("utf-8", "replace")
     except urllib.error.HTTPError as exc:
         return exc.code, exc.read(limit).decode("utf-8", "replace")
@@ -118,6 +121,16 @@ def installed_services() -> dict[str, str]:
     found = {ep.name: ep.value for ep in entry_points(group="hopcast.services")}
     order = {name: i for i, name in enumerate(SERVICES)}
     return dict(sorted(found.items(), key=lambda item: (order.get(item[0], len(order)), item[0])))
+
+
+def local_auth_env(base: Mapping[str, str], state_dir: Path) -> dict[str, str]:
+    """The HTTP_AUTH_* settings of locally run services: the state folder's development key (what
+    `hopcast auth dev-token` signs with), unless a key source is configured already; what the
+    caller set (an issuer, say) is kept. Never in production, which must name its own key."""
+    configured = ("HTTP_AUTH_JWKS_URL", "HTTP_AUTH_PUBLIC_KEY", "HTTP_AUTH_PUBLIC_KEY_FILE")
+    if base.get("HOPCAST_ENV") == "production" or any(base.get(name) for name in configured):
+        return {}
+    return {name: value for name, value in dev_auth_env(state_dir).items() if not base.get(name)}
 
 
 def service_env(base: Mapping[str, str], overrides: Mapping[str, str]) -> dict[str, str]:
@@ -202,9 +215,10 @@ FAST_SERVICE_ENV: dict[str, str] = {
 class ServiceSet:
     """The installed services as processes of one configuration of their own: a Kafka (with its
     topic prefix), a database per service, free HTTP ports, a state folder (logs, pid files) and
-    token keys (`keyring` encrypts what an upstream producer puts in events).
+    token keys (`keyring` encrypts what an upstream producer puts in events); their HTTP reads
+    trust the state folder's development key (`token(organizations)` signs with it).
 
-    `await start()`, `stop()`, `url(name, path)`, `await get_json(name, path)`.
+    `await start()`, `stop()`, `url(name, path)`, `await get_json(name, path, organization=...)`.
     """
 
     kafka: KafkaSettings
@@ -233,6 +247,7 @@ class ServiceSet:
             **kafka_env(self.kafka),
             "HOPCAST_STATE_DIR": str(self.state_dir),
             "TOKEN_KEYS": self.token_keys,
+            **dev_auth_env(self.state_dir),
             **{f"{name.upper()}_DATABASE_URL": url for name, url in self.database_urls.items()},
             **self.extra_env,
         }
@@ -244,9 +259,18 @@ class ServiceSet:
     def url(self, name: str, path: str = "") -> str:
         return f"http://127.0.0.1:{self.port(name)}{path}"
 
-    async def get_json(self, name: str, path: str) -> tuple[int, Any]:
-        """GET a service's JSON route: (status, parsed body or None)."""
-        status, text = await asyncio.to_thread(_get, self.url(name, path), 64 * 1024)
+    def token(self, organizations: Sequence[str], *, ttl_s: int = 600) -> str:
+        """A bearer token these services accept, for reading `organizations`."""
+        return issue_dev_token(organizations, ttl_s=ttl_s, folder=self.state_dir)
+
+    async def get_json(
+        self, name: str, path: str, *, organization: str | None = None, token: str | None = None
+    ) -> tuple[int, Any]:
+        """GET a service's JSON route as a reader of `organization` (or with `token`; neither:
+        no Authorization header): (status, parsed body or None)."""
+        if token is None and organization is not None:
+            token = self.token([organization])
+        status, text = await asyncio.to_thread(_get, self.url(name, path), 64 * 1024, token)
         try:
             return status, json.loads(text)
         except ValueError:

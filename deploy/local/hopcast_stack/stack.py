@@ -19,7 +19,14 @@ from hopcast_stack.config import StackSettings
 from hopcast_stack.errors import StackError
 from hopcast_stack.kafka import KafkaServer
 from hopcast_stack.postgres import PostgresServer
-from hopcast_stack.services import ServiceProcess, current_env, installed_services, service_env, start_services
+from hopcast_stack.services import (
+    ServiceProcess,
+    current_env,
+    installed_services,
+    local_auth_env,
+    service_env,
+    start_services,
+)
 
 
 @dataclass(frozen=True)
@@ -157,7 +164,11 @@ class Stack:
 
     async def up(self) -> StartReport:
         report = await self.infra_up()
-        env = service_env(current_env(), {**self.env(), "HOPCAST_STATE_DIR": str(self.state_dir)})
+        base = current_env()
+        env = service_env(
+            base,
+            {**self.env(), "HOPCAST_STATE_DIR": str(self.state_dir), **local_auth_env(base, self.state_dir)},
+        )
         pending = []
         for service in self.services:
             if service.is_running():

@@ -1,4 +1,6 @@
-"""GET /organizations/{id}/credits and GET /organizations/{id}/ledger (paged, newest first)."""
+"""GET /organizations/{id}/credits and GET /organizations/{id}/ledger (paged, newest first).
+
+Each answer names its organization; the kernel's router sends it only to a token that may read it."""
 
 from __future__ import annotations
 
@@ -35,6 +37,7 @@ def routes(runtime: ServiceRuntime) -> Sequence[JsonRoute]:
                 "period_start": sub["period_start"].isoformat() if sub else None,
                 "period_end": sub["period_end"].isoformat() if sub else None,
             },
+            organization=org,
         )
 
     async def ledger_entries(path: dict[str, str], query: dict[str, str]) -> JsonResponse:
@@ -63,7 +66,9 @@ def routes(runtime: ServiceRuntime) -> Sequence[JsonRoute]:
             for r in rows
         ]
         next_before = entries[-1]["id"] if len(entries) == limit else None
-        return JsonResponse(200, {"organization_id": str(org), "entries": entries, "next_before": next_before})
+        return JsonResponse(
+            200, {"organization_id": str(org), "entries": entries, "next_before": next_before}, organization=org
+        )
 
     return [
         JsonRoute("/organizations/{id}/credits", credits),

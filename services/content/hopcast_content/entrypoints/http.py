@@ -60,6 +60,7 @@ def routes(runtime: ServiceRuntime, settings: ContentSettings) -> Sequence[JsonR
                     for c in ordered
                 ],
             },
+            organization=brand.organization_id,
         )
 
     return [JsonRoute("/brands/{id}/materials", brand_materials)]

@@ -1,5 +1,8 @@
 """GET /brands/{id}/angle-performance, /organizations/{id}/platform-performance (both over
-the last 30 days, or ?days=N), /posts/{id} and /pending-posts/{id}."""
+the last 30 days, or ?days=N), /posts/{id} and /pending-posts/{id}.
+
+Each answer names its organization (a brand's is its owner in the brand projection, so an unknown
+brand is 404); the kernel's router sends it only to a token that may read it."""
 
 from __future__ import annotations
 
@@ -10,6 +13,7 @@ from typing import Any
 
 import asyncpg
 
+from hopcast_publisher.adapters.accounts import AccountRepository
 from hopcast_publisher.adapters.pending_posts import PendingPostRepository
 from hopcast_publisher.adapters.posts import PostRepository
 from hopcast_publisher.domain.posts import PublishedPost
@@ -18,6 +22,7 @@ from hopcast_shared.http import JsonResponse, JsonRoute
 from hopcast_shared.service import ServiceRuntime
 
 DEFAULT_DAYS = 30
+_ACCOUNTS = AccountRepository()
 _PENDING_POSTS = PendingPostRepository()
 _POSTS = PostRepository()
 
@@ -93,8 +98,15 @@ def routes(runtime: ServiceRuntime) -> Sequence[JsonRoute]:
         brand = _id(path, "brand")
         days, since = _since(query)
         async with runtime.db.pool.acquire() as conn:
+            owner = await _ACCOUNTS.brand_owner(conn, brand)
+            if owner is None:
+                return JsonResponse(404, {"error": "no such brand"})
             rows = await _POSTS.angle_performance(conn, brand, since)
-        return JsonResponse(200, {"brand_profile_id": str(brand), "days": days, "angles": performance(rows, "angle")})
+        return JsonResponse(
+            200,
+            {"brand_profile_id": str(brand), "days": days, "angles": performance(rows, "angle")},
+            organization=owner,
+        )
 
     async def platform_performance(path: dict[str, str], query: dict[str, str]) -> JsonResponse:
         org = _id(path, "organization")
@@ -102,7 +114,9 @@ def routes(runtime: ServiceRuntime) -> Sequence[JsonRoute]:
         async with runtime.db.pool.acquire() as conn:
             rows = await _POSTS.platform_performance(conn, org, since)
         return JsonResponse(
-            200, {"organization_id": str(org), "days": days, "platforms": performance(rows, "platform")}
+            200,
+            {"organization_id": str(org), "days": days, "platforms": performance(rows, "platform")},
+            organization=org,
         )
 
     async def get_post(path: dict[str, str], query: dict[str, str]) -> JsonResponse:
@@ -111,7 +125,7 @@ def routes(runtime: ServiceRuntime) -> Sequence[JsonRoute]:
             row = await _POSTS.post(conn, post_id)
         if row is None:
             return JsonResponse(404, {"error": "no such post"})
-        return JsonResponse(200, post_json(row))
+        return JsonResponse(200, post_json(row), organization=row.organization_id)
 
     async def get_pending_post(path: dict[str, str], query: dict[str, str]) -> JsonResponse:
         pending_id = _id(path, "pending post")
@@ -152,6 +166,7 @@ def routes(runtime: ServiceRuntime) -> Sequence[JsonRoute]:
                     for a in attempts
                 ],
             },
+            organization=row["organization_id"],
         )
 
     return [

@@ -41,6 +41,7 @@ def routes(runtime: ServiceRuntime) -> Sequence[JsonRoute]:
                 "consecutive_errors": schedule.consecutive_errors,
                 "missed_runs": schedule.missed_runs,
             },
+            organization=schedule.organization_id,
         )
 
     return [JsonRoute("/schedules/{id}", get_schedule)]
