@@ -19,7 +19,7 @@ from hopcast_publisher.bootstrap import definition
 from hopcast_publisher.config import PublisherSettings
 from hopcast_shared.contract import Platform
 from hopcast_shared.contract.examples import example_event
-from hopcast_shared.crypto import TRANSPORT_AAD, load_keyring
+from hopcast_shared.crypto import account_transit_aad, load_keyring
 from hopcast_shared.dlq import read_dead_letters
 from hopcast_shared.service import ServiceRuntime
 from hopcast_shared.settings import CryptoSettings, KafkaSettings, ServiceSettings
@@ -49,8 +49,8 @@ async def publisher(database_url: str, kafka: KafkaSettings) -> AsyncIterator[Se
         yield runtime
 
 
-def _transport(plaintext: str) -> str:
-    return str(KEYRING.encrypt(plaintext, associated_data=TRANSPORT_AAD))
+def _transport(plaintext: str, org: str, account: str) -> str:
+    return str(KEYRING.encrypt(plaintext, associated_data=account_transit_aad(org, account)))
 
 
 async def test_through_kafka_default_then_fallback_partial_runs_and_no_plaintext_anywhere(
@@ -76,7 +76,7 @@ async def test_through_kafka_default_then_fallback_partial_runs_and_no_plaintext
                 "SocialAccountConnected",
                 social_account_id=account,
                 platform="MASTODON",
-                access_token=_transport(secrets[name]),
+                access_token=_transport(secrets[name], org, account),
                 refresh_token=None,
             )
             for account, name in ((default, "a"), (other, "b"))
