@@ -26,6 +26,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime
+from typing import Any
 
 import asyncpg
 
@@ -38,6 +39,7 @@ from hopcast_publisher.adapters.platforms.base import (
     PublishFailure,
     RefreshedTokens,
 )
+from hopcast_publisher.adapters.platforms.http import HttpPlatformAdapter
 from hopcast_publisher.adapters.platforms.reauth import NeedsReauth
 from hopcast_publisher.config import PublisherSettings
 from hopcast_publisher.domain.accounts import SocialAccount
@@ -171,7 +173,7 @@ class PublishingLoop:
         calls: list[Awaitable[PlatformResult]] = []
         owners: list[int] = []
         opened: dict[uuid.UUID, AccountCredentials | None] = {}
-        refused: dict[uuid.UUID, str] = {}  # accounts found needing re-authorization this round
+        refused = _Refusals()
         for index, pending in enumerate(claimed):
             mine = attempts.get(pending.id, [])
             try:
@@ -230,7 +232,7 @@ class PublishingLoop:
         text: str,
         resumed: bool,
         opened: dict[uuid.UUID, AccountCredentials | None],
-        refused: dict[uuid.UUID, str],
+        refused: _Refusals,
     ) -> PlatformResult:
         platform = attempt.platform
         account_id = attempt.social_account_id
@@ -256,9 +258,9 @@ class PublishingLoop:
             return PlatformResult(
                 platform, account_id, None, PublishFailureReason.PLATFORM_REJECTED, f"no live adapter for {platform}"
             )
-        if account.needs_reauth is not None or account_id in refused:
+        if account.needs_reauth is not None:
             # Its refresh failed for good: no platform call until upstream sends a newer pair.
-            return _needs_reauth(platform, account_id, account.needs_reauth or refused[account_id])
+            return _needs_reauth(platform, account_id, account.needs_reauth)
         # Tokens are opened once per account and batch (the same account publishes many posts).
         if account_id not in opened:
             try:
@@ -272,9 +274,9 @@ class PublishingLoop:
                 platform, account_id, None, PublishFailureReason.TOKEN_INVALID, "the stored token cannot be decrypted"
             )
         request = PostRequest(attempt.idempotency_key, text, attempt.created_at)
-        async with self._semaphore:
-            if account_id in refused:  # found while this call waited its turn
-                return _needs_reauth(platform, account_id, refused[account_id])
+        async with self._semaphore, refused.turn(account_id, adapter):
+            if account_id in refused.reasons:  # found by another post of this round
+                return _needs_reauth(platform, account_id, refused.reasons[account_id])
             try:
                 credentials = await self._credentials.fresh(adapter, credentials, opened)
 
@@ -286,7 +288,7 @@ class PublishingLoop:
             except PublishFailure as failure:
                 log.warning("publishing pending post %s on %s failed: %s", pending.id, platform, failure)
                 if isinstance(failure, NeedsReauth):
-                    refused[account_id] = failure.reauth.value
+                    refused.reasons[account_id] = failure.reauth.value
                     await self.health.mark_needs_reauth(account_id, failure.reauth)
                 return PlatformResult(platform, account_id, None, failure.reason, failure.detail)
             except Exception as exc:
@@ -300,6 +302,22 @@ class PublishingLoop:
                     f"adapter error: {type(exc).__name__}",
                 )
         return PlatformResult(platform, account_id, published)
+
+
+class _Refusals:
+    """The accounts of one round found needing re-authorization, and one turn at a time per
+    account on a real platform, so that no post of the round calls it for an account another
+    post has just found refused. (HTTP adapters already call one at a time per account, so
+    this costs them no concurrency; the sandbox, which never refuses, is not held up.)"""
+
+    def __init__(self) -> None:
+        self.reasons: dict[uuid.UUID, str] = {}
+        self._turns: dict[uuid.UUID, asyncio.Lock] = {}
+
+    def turn(self, account_id: uuid.UUID, adapter: PlatformAdapter) -> contextlib.AbstractAsyncContextManager[Any]:
+        if not isinstance(adapter, HttpPlatformAdapter):
+            return contextlib.nullcontext()
+        return self._turns.setdefault(account_id, asyncio.Lock())
 
 
 def _needs_reauth(platform: str, account_id: uuid.UUID, reason: str) -> PlatformResult:

@@ -453,3 +453,30 @@ async def test_a_token_refused_after_a_refresh_marks_the_account_unauthorized(db
         [failed] = await world.events("PostPublishFailed")
         assert failed["data"]["reason"] == "TOKEN_INVALID" and fake.posts == []
         await adapter.close()
+
+
+async def test_posts_of_a_refused_account_in_the_same_round_call_the_platform_once(db: Database) -> None:
+    fake = FakeLinkedIn()
+    async with serve(fake) as base_url:
+        adapter = _adapter("LINKEDIN", base_url)
+        world = World(db, {"LINKEDIN": adapter})
+        org = await Org(world).create()
+        account = str(uuid.uuid4())
+        connected = org.account_event(
+            account,
+            platform="LINKEDIN",
+            external_account_id=EXTERNAL["LINKEDIN"],
+            access=org.seal("expired-access", account),
+            refresh=org.seal("revoked-refresh", account),
+            issued_at=T0,
+        )
+        assert await world.send(connected) == "handled"
+        await org.link(account)
+        runs = {await org.post("LINKEDIN") for _ in range(4)}
+        assert await world.publish() == 4  # one round for all four
+        assert fake.creates() == 1 and fake.calls.count(("POST", "/oauth/v2/accessToken")) == 1
+        failed = await world.events("PostPublishFailed")
+        assert {e["data"]["run_id"] for e in failed} == runs
+        assert {e["data"]["reason"] for e in failed} == {"TOKEN_INVALID"}
+        assert len(await world.events("SocialAccountNeedsReauth")) == 1
+        await adapter.close()
