@@ -107,7 +107,9 @@ def _world(orgs: int, materials_each: int, seed: int, upstream: Upstream) -> lis
                     social_account_id=account,
                     platform=platform,
                     handle=f"@bench-{platform.lower()}",
-                    access_token=upstream.encrypt_token(f"token-{uuid.uuid4().hex}"),
+                    access_token=upstream.encrypt_token(
+                        f"token-{uuid.uuid4().hex}", organization_id=o.org, social_account_id=account
+                    ),
                     refresh_token=None,
                     token_expires_at=(now + timedelta(days=30)).isoformat(),
                 ),

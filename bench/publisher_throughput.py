@@ -43,7 +43,7 @@ from hopcast_publisher.config import PublisherSettings
 from hopcast_publisher.entrypoints.publishing_loop import PublishingLoop
 from hopcast_shared.consumer import EventConsumer
 from hopcast_shared.contract.examples import example_event
-from hopcast_shared.crypto import TRANSPORT_AAD, load_keyring
+from hopcast_shared.crypto import account_transit_aad, load_keyring
 from hopcast_shared.db import Database
 from hopcast_shared.migrations import load_migrations
 from hopcast_shared.settings import CryptoSettings, KafkaSettings, ServiceSettings
@@ -79,7 +79,7 @@ async def run(
         await consumer.handle_record(as_record(event("BrandProfileCreated", brand_profile_id=brand)))
         for platform in PLATFORMS:
             account = str(uuid.uuid4())
-            token = keyring.encrypt(f"plain-{platform}", associated_data=TRANSPORT_AAD)
+            token = keyring.encrypt(f"plain-{platform}", associated_data=account_transit_aad(org, account))
             await consumer.handle_record(
                 as_record(
                     event(

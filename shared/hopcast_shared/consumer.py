@@ -33,7 +33,7 @@ from hopcast_shared.contract import EVENT_TYPES, ContractError, Envelope, parse_
 from hopcast_shared.db import Conn, Database, is_infrastructure_error
 from hopcast_shared.dlq import DeadLetter, dead_letter_message, safe_text, store_dead_letter
 from hopcast_shared.fairness import FairQueues
-from hopcast_shared.handling import BatchedHandler, EventContext, Handler, is_permanent
+from hopcast_shared.handling import BatchedHandler, EventContext, Handler, PermanentError, is_permanent
 from hopcast_shared.inbox import DEAD_LETTERED, HANDLED, NO_ORGANIZATION, record_handled, record_many_handled
 from hopcast_shared.outbox import OutboxRow, write_outbox
 from hopcast_shared.redact import redact_text
@@ -311,8 +311,9 @@ class EventConsumer:
                 return "handled", envelope.type
             except Exception as exc:
                 if is_permanent(exc):
+                    kind = exc.kind if isinstance(exc, PermanentError) else "rejected"
                     await self._dead_letter(
-                        record, str(envelope.id), envelope.type, "rejected", _describe(exc), attempts=attempt
+                        record, str(envelope.id), envelope.type, kind, _describe(exc), attempts=attempt
                     )
                     return "dead_lettered", envelope.type
                 infrastructure = is_infrastructure_error(exc)

@@ -17,6 +17,7 @@ import os
 import re
 import secrets
 import tempfile
+import uuid
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Final
@@ -38,8 +39,6 @@ MAX_KEY_ID: Final = 999_999_999
 CIPHERTEXT_PATTERN: Final = r"^v[1-9][0-9]{0,8}:[A-Za-z0-9_-]{16}:[A-Za-z0-9_-]{22,}$"
 _CIPHERTEXT_RE: Final = re.compile(CIPHERTEXT_PATTERN)
 
-# What `hopcast tokens encrypt` binds to by default: a token in transit from upstream.
-TRANSPORT_AAD: Final = b"hopcast:token:v1"
 
 _OWNER_KIND_RE: Final = re.compile(r"[a-z][a-z0-9_]*")
 _KEY_ID_RE: Final = re.compile(r"[0-9]+")
@@ -62,6 +61,19 @@ def owner_aad(kind: str, owner_id: str) -> bytes:
     if not owner_id:
         raise ValueError("owner id must not be empty")
     return f"hopcast:{kind}:{owner_id}".encode()
+
+
+def account_transit_aad(organization_id: object, social_account_id: object) -> bytes:
+    """Associated data of a social account's token in transit (SocialAccountConnected and
+    ...Updated from upstream, SocialAccountTokensRefreshed back to it): bound to the
+    organization and the account, so a ciphertext moved to another account or another
+    organization does not open. Ids are UUIDs (str or uuid.UUID), written canonically so every
+    producer binds to the same bytes; the hyphenated kind cannot be an `owner_aad` kind, so a
+    token in transit never opens as a stored one, nor the other way round.
+    """
+    organization = uuid.UUID(str(organization_id))
+    account = uuid.UUID(str(social_account_id))
+    return f"hopcast:token-transit:v2:organization:{organization}:social_account:{account}".encode()
 
 
 def _b64encode(data: bytes) -> str:

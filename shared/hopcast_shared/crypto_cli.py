@@ -1,17 +1,20 @@
 """`hopcast tokens encrypt` (plaintext on stdin, ciphertext on stdout) and `hopcast tokens new-key`.
 
-There is deliberately no command that prints a plaintext.
+A token for an event is bound to its organization and social account
+(`--organization ID --account ID`); there is no unbound form. There is deliberately no
+command that prints a plaintext.
 """
 
 from __future__ import annotations
 
 import getpass
 import sys
+import uuid
 from typing import Annotated
 
 import typer
 
-from hopcast_shared.crypto import TRANSPORT_AAD, load_keyring, new_key_entry, owner_aad
+from hopcast_shared.crypto import account_transit_aad, load_keyring, new_key_entry, owner_aad
 from hopcast_shared.settings import CryptoSettings, load
 
 app = typer.Typer(no_args_is_help=True, help="Token encryption (no command ever prints a plaintext).")
@@ -41,18 +44,40 @@ def _owner_aad(owner: str) -> bytes:
         ) from None
 
 
+def _uuid(value: str | None, option: str) -> uuid.UUID | None:
+    if value is None:
+        return None
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        raise typer.BadParameter("expected a UUID", param_hint=option) from None
+
+
 @app.command()
 def encrypt(
+    organization: Annotated[
+        str | None, typer.Option(metavar="ID", help="the organization the social account belongs to")
+    ] = None,
+    account: Annotated[str | None, typer.Option(metavar="ID", help="the social account the token is for")] = None,
     owner: Annotated[
         str | None,
-        typer.Option(
-            metavar="KIND:ID",
-            help="bind to an owner, e.g. social_account:<uuid> (default: the transport binding upstream events use)",
-        ),
+        typer.Option(metavar="KIND:ID", help="instead: bind to a stored owner, e.g. social_account:<uuid>"),
     ] = None,
 ) -> None:
-    """Read a token on stdin; print its ciphertext under the active key."""
-    aad = TRANSPORT_AAD if owner is None else _owner_aad(owner)
+    """Read a token on stdin; print its ciphertext under the active key, bound to its
+    organization and social account (what SocialAccountConnected/Updated carry)."""
+    organization_id, account_id = _uuid(organization, "--organization"), _uuid(account, "--account")
+    if owner is not None:
+        if organization_id is not None or account_id is not None:
+            raise typer.BadParameter("give either --owner or --organization and --account", param_hint="--owner")
+        aad = _owner_aad(owner)
+    elif organization_id is None or account_id is None:
+        raise typer.BadParameter(
+            "a token in an event is bound to its owner: give --organization ID and --account ID",
+            param_hint="--organization/--account",
+        )
+    else:
+        aad = account_transit_aad(organization_id, account_id)
     token = _read_token()
     if not token:
         raise typer.BadParameter("no token on stdin")

@@ -25,7 +25,12 @@ from hopcast_shared.telemetry import inject_headers
 
 class PermanentError(Exception):
     """The event breaks a rule it always will (another tenant's id, an impossible state):
-    dead-letter it now, retrying cannot help."""
+    dead-letter it now, retrying cannot help. `kind` is the dead letter's `error_kind`:
+    `rejected` unless a rule has a name of its own (`token_not_for_account`)."""
+
+    def __init__(self, message: str, *, kind: str = "rejected") -> None:
+        super().__init__(message)
+        self.kind = kind
 
 
 @dataclass

@@ -60,6 +60,12 @@ async def upsert_brand(
     return bool(status != "INSERT 0 0")
 
 
+async def brand_owner(conn: Conn, brand_id: uuid.UUID) -> uuid.UUID | None:
+    """The organization a brand belongs to; None when no organization has it (yet)."""
+    owner: uuid.UUID | None = await conn.fetchval("SELECT organization_id FROM brands WHERE id = $1", brand_id)
+    return owner
+
+
 async def set_brand_deleted(conn: Conn, brand_id: uuid.UUID, org_id: uuid.UUID, deleted: bool) -> bool:
     """Soft delete or restore a brand of `brands (id, organization_id, deleted_at, updated_at, ...)`;
     False when the organization has no such brand (another tenant's id changes nothing)."""

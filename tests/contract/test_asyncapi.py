@@ -67,8 +67,15 @@ def test_every_internal_event_has_a_producer_and_a_reader() -> None:
     internal = {t for t, spec in EVENT_TYPES.items() if spec.topic != UPSTREAM}
     assert internal <= emitted
     # Read by no service today: facts for dashboards and upstream systems (a run's end is
-    # ScheduleRunCompleted, which content emits beside ScheduleRunSkipped).
-    assert internal - handled == {"CreditsUsage", "CreditsRefunded", "ScheduleRunSkipped"}
+    # ScheduleRunCompleted, which content emits beside ScheduleRunSkipped; an account's
+    # refreshed tokens and lost authorization are for upstream).
+    assert internal - handled == {
+        "CreditsUsage",
+        "CreditsRefunded",
+        "ScheduleRunSkipped",
+        "SocialAccountTokensRefreshed",
+        "SocialAccountNeedsReauth",
+    }
 
 
 def test_an_interface_must_name_contract_types_on_topics_it_reads() -> None:

@@ -150,7 +150,9 @@ async def test_publisher_default_account_then_fallback_once_per_debit_and_no_pla
         social_account_id=spare,
         platform="MASTODON",
         handle="@spare",
-        access_token=t.upstream.encrypt_token(f"token-{uuid.uuid4().hex}"),
+        access_token=t.upstream.encrypt_token(
+            f"token-{uuid.uuid4().hex}", organization_id=t.org, social_account_id=spare
+        ),
         refresh_token=None,
     )
     linked = t.event("BrandAccountLinked", brand_profile_id=t.brand, social_account_id=spare, is_default=False)
@@ -181,12 +183,13 @@ async def test_publisher_default_account_then_fallback_once_per_debit_and_no_pla
 
     # A plaintext token is refused (publisher.dlq) and is in no event or dead letter.
     secret = f"plaintext-secret-{uuid.uuid4().hex}"
+    leaky = str(uuid.uuid4())
     leaked = t.event(
         "SocialAccountConnected",
-        social_account_id=str(uuid.uuid4()),
+        social_account_id=leaky,
         platform="BLUESKY",
         handle="@leaky",
-        access_token=t.upstream.encrypt_token("placeholder"),
+        access_token=t.upstream.encrypt_token("placeholder", organization_id=t.org, social_account_id=leaky),
         refresh_token=None,
     )
     value = json.loads(leaked.to_json())

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from hopcast_shared.crypto import TRANSPORT_AAD
+from hopcast_shared.crypto import account_transit_aad
 from hopcast_shared.topics import PUBLISHER
 from hopcast_stack.probe import World
 
@@ -65,7 +65,7 @@ async def test_a_dead_lettered_link_is_listed_and_replayed_after_the_fix(world: 
             social_account_id=account,
             platform="LINKEDIN",
             handle="@replayed",
-            access_token=world.services.keyring.encrypt(token, associated_data=TRANSPORT_AAD),
+            access_token=world.services.keyring.encrypt(token, associated_data=account_transit_aad(org.id, account)),
             refresh_token=None,
         ),
         org.event(

@@ -14,7 +14,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from hopcast_shared.crypto import TRANSPORT_AAD, Keyring, TokenDecryptError, owner_aad
+from hopcast_shared.crypto import Keyring, TokenDecryptError, account_transit_aad, owner_aad
 from hopcast_shared.topics import UPSTREAM
 from hopcast_stack.probe import World
 from hopcast_stack.pytest_plugin import TestStack
@@ -45,12 +45,13 @@ async def test_no_plaintext_token_in_any_table_log_event_or_dead_letter(world: W
     # A plaintext where a ciphertext belongs, and a refresh token: both must stay out of sight.
     leaked = f"plain-secret-{uuid.uuid4().hex}"
     world.plaintexts.append(leaked)
+    leaky = str(uuid.uuid4())
     bad = org.event(
         "SocialAccountConnected",
-        social_account_id=str(uuid.uuid4()),
+        social_account_id=leaky,
         platform="BLUESKY",
         handle="@leaky",
-        access_token=world.services.keyring.encrypt("placeholder", associated_data=TRANSPORT_AAD),
+        access_token=world.services.keyring.encrypt("placeholder", associated_data=account_transit_aad(org.id, leaky)),
     )
     value = json.loads(bad.to_json())
     value["data"].update(access_token=leaked, refresh_token=leaked)
@@ -113,7 +114,9 @@ async def test_stored_tokens_are_sealed_to_their_account(world: World) -> None:
     with pytest.raises(TokenDecryptError):
         keyring.decrypt(token, associated_data=owner_aad("social_account", str(rows[1]["id"])))
     with pytest.raises(TokenDecryptError):
-        keyring.decrypt(token, associated_data=TRANSPORT_AAD)
+        keyring.decrypt(
+            token, associated_data=account_transit_aad(org.id, owner)
+        )  # the stored form is not the transit one
     version, nonce, body = token.split(":")
     flipped = body[:10] + ("A" if body[10] != "A" else "B") + body[11:]
     with pytest.raises(TokenDecryptError):

@@ -319,9 +319,16 @@ def build_plan(upstream: Upstream, *, now: datetime | None = None) -> DemoPlan:
                     handle=account["handle"],
                     external_account_id=account.get("external_account_id"),
                     api_base_url=account.get("api_base_url"),
-                    access_token=upstream.encrypt_token(f"demo-{account['platform'].lower()}-{uuid.uuid4().hex}"),
-                    refresh_token=upstream.encrypt_token(f"demo-refresh-{uuid.uuid4().hex}"),
+                    access_token=upstream.encrypt_token(
+                        f"demo-{account['platform'].lower()}-{uuid.uuid4().hex}",
+                        organization_id=org,
+                        social_account_id=account_id,
+                    ),
+                    refresh_token=upstream.encrypt_token(
+                        f"demo-refresh-{uuid.uuid4().hex}", organization_id=org, social_account_id=account_id
+                    ),
                     token_expires_at=_rfc3339(now + timedelta(days=60)),
+                    tokens_issued_at=_rfc3339(now),
                     is_active=True,
                 )
             )

@@ -154,7 +154,9 @@ class Tenant:
                     social_account_id=account,
                     platform=platform,
                     handle=f"@e2e-{platform.lower()}",
-                    access_token=self.upstream.encrypt_token(f"token-{uuid.uuid4().hex}"),
+                    access_token=self.upstream.encrypt_token(
+                        f"token-{uuid.uuid4().hex}", organization_id=self.org, social_account_id=account
+                    ),
                     refresh_token=None,
                     token_expires_at=(now + timedelta(days=30)).isoformat(),
                 )

@@ -23,7 +23,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from hopcast_shared.contract import Envelope, new_event
 from hopcast_shared.contract.envelope import CONTENT_TYPE
 from hopcast_shared.contract.registry import model_for
-from hopcast_shared.crypto import TRANSPORT_AAD, Keyring
+from hopcast_shared.crypto import Keyring, account_transit_aad
 from hopcast_shared.kafka import connection_kwargs
 from hopcast_shared.settings import SERVICES, KafkaSettings
 from hopcast_shared.topics import UPSTREAM
@@ -72,11 +72,12 @@ class Upstream:
             raise RuntimeError("use `async with Upstream(...)` to start the producer first")
         return self._started
 
-    def encrypt_token(self, plaintext: str) -> str:
-        """A token as upstream producers put it in events: ciphertext under the transport data."""
+    def encrypt_token(self, plaintext: str, *, organization_id: object, social_account_id: object) -> str:
+        """A token as upstream producers put it in events: ciphertext bound to its organization
+        and social account (`hopcast tokens encrypt --organization ID --account ID`)."""
         if self.keyring is None:
             raise RuntimeError("this Upstream has no keyring to encrypt tokens with")
-        return self.keyring.encrypt(plaintext, associated_data=TRANSPORT_AAD)
+        return self.keyring.encrypt(plaintext, associated_data=account_transit_aad(organization_id, social_account_id))
 
     async def send(self, event: Envelope, *, headers: Mapping[str, str] | None = None) -> None:
         """Publish one event to upstream.events (keyed by its organization) and wait for the ack."""

@@ -23,7 +23,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from hopcast_shared.contract import Envelope
 from hopcast_shared.contract.envelope import CONTENT_TYPE
 from hopcast_shared.contract.examples import example_event
-from hopcast_shared.crypto import TRANSPORT_AAD
+from hopcast_shared.crypto import account_transit_aad
 from hopcast_shared.kafka import connection_kwargs
 from hopcast_shared.settings import KafkaSettings
 from hopcast_shared.topics import ANALYTICS, BILLING, CONTENT, DLQ_TOPICS, PUBLISHER, SCHEDULER, UPSTREAM
@@ -335,7 +335,9 @@ def seed_events(services: ServiceSet, org: Org, materials: int, rng: random.Rand
                 social_account_id=org.accounts[platform],
                 platform=platform,
                 handle=f"@chaos-{platform.lower()}",
-                access_token=services.keyring.encrypt(token, associated_data=TRANSPORT_AAD),
+                access_token=services.keyring.encrypt(
+                    token, associated_data=account_transit_aad(org.id, org.accounts[platform])
+                ),
                 refresh_token=None,
                 token_expires_at=(now + timedelta(days=30)).isoformat(),
             ),

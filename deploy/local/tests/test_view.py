@@ -12,7 +12,7 @@ from rich.console import Console
 
 from hopcast_shared.contract import Envelope
 from hopcast_shared.contract.examples import example_event
-from hopcast_shared.crypto import TRANSPORT_AAD, Keyring, is_ciphertext
+from hopcast_shared.crypto import Keyring, account_transit_aad, is_ciphertext
 from hopcast_shared.settings import KafkaSettings
 from hopcast_stack.demo import Demo, build_plan
 from hopcast_stack.upstream import Upstream
@@ -173,7 +173,8 @@ def test_the_demo_plan_is_two_organizations_of_valid_upstream_events_with_encryp
         assert str(event.organizationid) in plan.organizations
         if event.type == "SocialAccountConnected":
             token = event.data["access_token"]
-            assert is_ciphertext(token) and keyring.decrypt(token, associated_data=TRANSPORT_AAD).startswith("demo-")
+            bound = account_transit_aad(event.organizationid, event.data["social_account_id"])
+            assert is_ciphertext(token) and keyring.decrypt(token, associated_data=bound).startswith("demo-")
     # Each organization's events come in an order its consumers can follow: the organization
     # first, a brand before what refers to it.
     for org in plan.organizations:

@@ -12,5 +12,12 @@ INTERFACE = ServiceInterface(
     ),
     consumes=(UPSTREAM, CONTENT, BILLING),
     handles=tuple(DISPATCH),
-    emits=("PostPublished", "PostPublishFailed", "ScheduleRunCompleted", "EngagementUpdated"),
+    emits=(
+        "PostPublished",
+        "PostPublishFailed",
+        "ScheduleRunCompleted",
+        "EngagementUpdated",
+        "SocialAccountTokensRefreshed",
+        "SocialAccountNeedsReauth",
+    ),
 )

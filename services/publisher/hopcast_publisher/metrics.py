@@ -23,3 +23,8 @@ COMPLETION_FAILURES = Counter(
     " PUBLISH_FAILED with its events), abandoned (ended PUBLISH_FAILED without events: see the logs)",
     ["result"],
 )
+ACCOUNTS_NEEDING_REAUTH = Counter(
+    "hopcast_publisher_accounts_needing_reauth_total",
+    "Accounts marked as needing re-authorization (refresh failed for good), by reason",
+    ["reason"],
+)

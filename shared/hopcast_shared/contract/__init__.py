@@ -6,6 +6,7 @@ Produce with `new_event(data, organization_id=..., source=...)` and `Envelope.to
 consume with `parse_event(raw)`, which raises `ContractError` for anything off-contract.
 """
 
+from hopcast_shared.contract.account_health import SocialAccountNeedsReauth, SocialAccountTokensRefreshed
 from hopcast_shared.contract.enums import (
     Angle,
     DebitRejectionReason,
@@ -17,6 +18,7 @@ from hopcast_shared.contract.enums import (
     Plan,
     Platform,
     PublishFailureReason,
+    ReauthReason,
     RefundReason,
     RunOutcome,
     SkipReason,
@@ -154,6 +156,7 @@ __all__ = [
     "PostPublishFailed",
     "PostPublished",
     "PublishFailureReason",
+    "ReauthReason",
     "RefundReason",
     "RunOutcome",
     "ScheduleCreated",
@@ -168,7 +171,9 @@ __all__ = [
     "SkipReason",
     "SocialAccountConnected",
     "SocialAccountDeleted",
+    "SocialAccountNeedsReauth",
     "SocialAccountRestored",
+    "SocialAccountTokensRefreshed",
     "SocialAccountUpdated",
     "SubscriptionActivated",
     "TokenCiphertext",

@@ -126,3 +126,14 @@ class RunOutcome(StrEnum):
     REJECTED = "REJECTED"
     BRAND_INACTIVE = "BRAND_INACTIVE"
     ORGANIZATION_INACTIVE = "ORGANIZATION_INACTIVE"
+
+
+class ReauthReason(StrEnum):
+    """Why a social account needs its owner to connect it again (SocialAccountNeedsReauth)."""
+
+    REFRESH_REJECTED = "REFRESH_REJECTED"
+    """The platform refused the refresh token (OAuth `invalid_grant`: expired, revoked or reused)."""
+    REVOKED = "REVOKED"
+    """The platform refused the app itself (OAuth `invalid_client`, `unauthorized_client`)."""
+    UNAUTHORIZED = "UNAUTHORIZED"
+    """The platform refused the access token (401) after a refresh, or with no refresh token."""

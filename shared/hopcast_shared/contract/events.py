@@ -173,6 +173,8 @@ class _SocialAccountState(EventData):
     access_token: TokenCiphertext = Field(repr=False)
     refresh_token: TokenCiphertext | None = Field(default=None, repr=False)
     token_expires_at: UtcDatetime | None = None
+    tokens_issued_at: UtcDatetime | None = None
+    """When the pair was issued; a pair older than the stored one never replaces it."""
     is_active: bool = True
     """Defaults to true: a connected account is usable unless said otherwise."""
 

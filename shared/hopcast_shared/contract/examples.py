@@ -3,7 +3,8 @@
 Tests, fixtures and the docs start from these and change what they need. The ids are
 fixed (so examples are reproducible and consistent with each other: the PostPublished
 refers to the PendingPostCreated's pending post); the token is a well-formed ciphertext
-that no key decrypts.
+that no key decrypts (a real one is bound to its organization and account:
+`crypto.account_transit_aad`, `hopcast tokens encrypt --organization ID --account ID`).
 """
 
 from __future__ import annotations
@@ -76,6 +77,7 @@ _SOCIAL_ACCOUNT: dict[str, Any] = {
     "access_token": EXAMPLE_TOKEN_CIPHERTEXT,
     "refresh_token": None,
     "token_expires_at": "2027-06-01T00:00:00Z",
+    "tokens_issued_at": "2026-03-01T00:00:00Z",
     "is_active": True,
 }
 
@@ -218,6 +220,18 @@ _EXAMPLES: dict[str, dict[str, Any]] = {
         "platform": "BLUESKY",
         "reason": "TOKEN_INVALID",
         "detail": "the platform answered 401 after a token refresh",
+    },
+    "SocialAccountTokensRefreshed": {
+        "social_account_id": SOCIAL_ACCOUNT_ID,
+        "access_token": EXAMPLE_TOKEN_CIPHERTEXT,
+        "refresh_token": EXAMPLE_TOKEN_CIPHERTEXT,
+        "token_expires_at": "2027-03-14T09:00:05Z",
+        "tokens_issued_at": "2027-03-14T07:00:05Z",
+    },
+    "SocialAccountNeedsReauth": {
+        "social_account_id": SOCIAL_ACCOUNT_ID,
+        "platform": "TWITTER",
+        "reason": "REFRESH_REJECTED",
     },
     "ScheduleRunCompleted": {
         "run_id": RUN_ID,

@@ -25,6 +25,7 @@ from hopcast_shared.contract import (
     PostPublished,
     ScheduleCreated,
     SocialAccountConnected,
+    account_health,
     model_for,
     new_event,
     parse_event,
@@ -89,6 +90,8 @@ EXPECTED_TOPICS: dict[str, tuple[str, ...]] = {
     "CreditsRefunded": (topics.BILLING,),
     "PostPublished": (topics.PUBLISHER, topics.ANALYTICS),
     "PostPublishFailed": (topics.PUBLISHER,),
+    "SocialAccountTokensRefreshed": (topics.PUBLISHER,),
+    "SocialAccountNeedsReauth": (topics.PUBLISHER,),
     "ScheduleRunCompleted": (topics.ANALYTICS,),
     "EngagementUpdated": (topics.ANALYTICS,),
     "CreditsUsage": (topics.ANALYTICS,),
@@ -609,7 +612,8 @@ def test_registry_matches_design_topics() -> None:
 def test_every_event_model_is_registered_under_its_class_name() -> None:
     defined = {
         obj
-        for obj in vars(ev).values()
+        for module in (ev, account_health)
+        for obj in vars(module).values()
         if isinstance(obj, type)
         and issubclass(obj, EventData)
         and obj is not EventData
@@ -629,7 +633,12 @@ def test_topic_lookups() -> None:
         "EngagementUpdated",
         "CreditsUsage",
     }
-    assert set(types_on(topics.PUBLISHER)) == {"PostPublished", "PostPublishFailed"}
+    assert set(types_on(topics.PUBLISHER)) == {
+        "PostPublished",
+        "PostPublishFailed",
+        "SocialAccountTokensRefreshed",
+        "SocialAccountNeedsReauth",
+    }
     assert type_name_of(example_model("PostPublished")) == "PostPublished"
     assert isinstance(example_model("PostPublished"), PostPublished)
     with pytest.raises(KeyError, match="Nope"):

@@ -16,9 +16,9 @@ from typer.testing import CliRunner
 
 from hopcast_shared.crypto import (
     CIPHERTEXT_PATTERN,
-    TRANSPORT_AAD,
     Keyring,
     TokenDecryptError,
+    account_transit_aad,
     is_ciphertext,
     key_id_of,
     load_keyring,
@@ -32,6 +32,9 @@ KEY_2 = base64.urlsafe_b64encode(os.urandom(32)).decode().rstrip("=")
 KEYS = Keyring.parse(f"1:{KEY_1},2:{KEY_2}")
 ALICE = owner_aad("social_account", "alice")
 BOB = owner_aad("social_account", "bob")
+ORG_A, ORG_B = "5b9c7a8e-1f0d-4c2b-9a3e-000000000001", "5b9c7a8e-1f0d-4c2b-9a3e-000000000002"
+ACCOUNT_1, ACCOUNT_2 = "0d6f3c1a-8b2e-4f7a-9c5d-000000000001", "0d6f3c1a-8b2e-4f7a-9c5d-000000000002"
+IN_TRANSIT = account_transit_aad(ORG_A, ACCOUNT_1)
 TOKEN = "EAAGm0PX4ZCpsBAKZCZBqQ-very-secret"  # noqa: S105 (made up)
 SPEC_PATTERN = r"^v[1-9][0-9]{0,8}:[A-Za-z0-9_-]{16}:[A-Za-z0-9_-]{22,}$"
 
@@ -121,7 +124,7 @@ def test_the_wrong_key_an_unknown_key_and_the_wrong_owner_are_refused() -> None:
     _refused(sealed, keyring=Keyring.generate((2,)))  # same id, another key
     assert "key 2" in str(_refused(sealed, keyring=Keyring.parse(f"1:{KEY_1}")))
     _refused(sealed, aad=BOB)  # a token copied onto another account's row
-    _refused(sealed, aad=TRANSPORT_AAD)
+    _refused(sealed, aad=IN_TRANSIT)  # a stored token is no token in transit
     assert KEYS.decrypt(sealed, associated_data=ALICE) == TOKEN
 
 
@@ -275,14 +278,30 @@ def test_a_damaged_local_key_file_is_named_without_its_content(state: Path) -> N
     assert KEY_1[:20] not in str(caught.value)
 
 
-def test_the_cli_encrypts_stdin_for_upstream_producers(state: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_cli_encrypts_stdin_bound_to_the_organization_and_account(
+    state: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("TOKEN_KEYS", f"1:{KEY_1},2:{KEY_2}")
-    result = CliRunner().invoke(app, ["encrypt"], input=TOKEN + "\n")
+    args = ["encrypt", "--organization", ORG_A.upper(), "--account", ACCOUNT_1]
+    result = CliRunner().invoke(app, args, input=TOKEN + "\n")
     assert result.exit_code == 0, result.output
     sealed = result.output.strip()
     assert sealed.startswith("v2:") and TOKEN not in result.output
-    assert KEYS.decrypt(sealed, associated_data=TRANSPORT_AAD) == TOKEN
-    _refused(sealed, aad=ALICE)  # transport-bound, not owner-bound
+    assert KEYS.decrypt(sealed, associated_data=IN_TRANSIT) == TOKEN  # ids read canonically
+    # Moved to another account, or the same account id in another organization: dead.
+    _refused(sealed, aad=account_transit_aad(ORG_A, ACCOUNT_2))
+    _refused(sealed, aad=account_transit_aad(ORG_B, ACCOUNT_1))
+    _refused(sealed, aad=owner_aad("social_account", ACCOUNT_1))  # nor is it a stored token
+
+
+def test_transit_binding_is_canonical_and_unlike_any_owner_binding() -> None:
+    assert account_transit_aad(ORG_A.upper(), "{" + ACCOUNT_1 + "}") == IN_TRANSIT
+    assert account_transit_aad(ORG_A, ACCOUNT_1) != account_transit_aad(ACCOUNT_1, ORG_A)
+    assert IN_TRANSIT.startswith(b"hopcast:token-transit:v2:")
+    with pytest.raises(ValueError, match="lowercase identifier"):
+        owner_aad("token-transit", "x")  # so no stored owner's binding can equal a transit binding
+    with pytest.raises(ValueError, match=r"UUID|badly formed"):
+        account_transit_aad("not-a-uuid", ACCOUNT_1)
 
 
 @pytest.mark.parametrize(
@@ -299,8 +318,12 @@ def test_the_cli_strips_one_line_ending_only(monkeypatch: pytest.MonkeyPatch, st
 @pytest.mark.parametrize(
     ("args", "stdin", "complaint"),
     [
-        (["encrypt"], "", "no token on stdin"),
-        (["encrypt"], "\n", "no token on stdin"),
+        (["encrypt", "--organization", ORG_A, "--account", ACCOUNT_1], "", "no token on stdin"),
+        (["encrypt", "--owner", "social_account:alice"], "\n", "no token on stdin"),
+        (["encrypt"], TOKEN, "--organization ID and --account ID"),
+        (["encrypt", "--organization", ORG_A], TOKEN, "--organization ID and --account ID"),
+        (["encrypt", "--organization", "acme", "--account", ACCOUNT_1], TOKEN, "expected a UUID"),
+        (["encrypt", "--owner", "social_account:a", "--account", ACCOUNT_1], TOKEN, "either --owner"),
         (["encrypt", "--owner", "alice"], TOKEN, "KIND:ID"),
         (["encrypt", "--owner", "Social Account:alice"], TOKEN, "KIND:ID"),
         (["encrypt", "--owner", "social_account:"], TOKEN, "KIND:ID"),

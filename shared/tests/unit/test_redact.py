@@ -9,13 +9,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from hopcast_shared.crypto import TRANSPORT_AAD, Keyring
+from hopcast_shared.crypto import Keyring, owner_aad
 from hopcast_shared.redact import REDACTED, is_secret_key, redact_secrets, redact_text
 
 SECRET = "ghp_16C7e42F292c6912E7710c838347Ae178B4a"  # noqa: S105 (made up)
 JWT = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJkaWQ6cGxjOmFiYyJ9.c2lnbmF0dXJlLXNpZ25hdHVyZQ"
 EXPIRES_AT = "2027-01-01T00:00:00Z"
-SEALED = Keyring.generate().encrypt(SECRET, associated_data=TRANSPORT_AAD)
+SEALED = Keyring.generate().encrypt(SECRET, associated_data=owner_aad("social_account", "alice"))
 
 
 def test_nested_secret_values_are_replaced_and_the_rest_kept() -> None:

@@ -70,16 +70,22 @@ class AccountRepository:
         return social_account(row) if row is not None else None
 
     async def upsert_account(self, conn: Conn, values: dict[str, Any]) -> None:
-        """The whole new state of an account (tokens already sealed)."""
+        """The whole new state of an account (tokens already sealed; the pair and its health as
+        the handler decided: `domain.token_pairs`)."""
         await conn.execute(
             """
             INSERT INTO social_accounts (id, organization_id, platform, handle, external_account_id, api_base_url,
-                                         access_token, refresh_token, token_expires_at, is_active)
-            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+                                         access_token, refresh_token, token_expires_at, is_active, tokens_issued_at,
+                                         needs_reauth)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
             ON CONFLICT (id) DO UPDATE SET handle = EXCLUDED.handle, external_account_id = EXCLUDED.external_account_id,
                 api_base_url = EXCLUDED.api_base_url, access_token = EXCLUDED.access_token,
                 refresh_token = EXCLUDED.refresh_token, token_expires_at = EXCLUDED.token_expires_at,
-                is_active = EXCLUDED.is_active, updated_at = now()
+                is_active = EXCLUDED.is_active, tokens_issued_at = EXCLUDED.tokens_issued_at,
+                needs_reauth = EXCLUDED.needs_reauth,
+                needs_reauth_since = CASE WHEN EXCLUDED.needs_reauth IS NULL THEN NULL
+                                          ELSE social_accounts.needs_reauth_since END,
+                updated_at = now()
             """,
             values["id"],
             values["organization_id"],
@@ -91,6 +97,8 @@ class AccountRepository:
             values["refresh_token"],
             values["token_expires_at"],
             values["is_active"],
+            values["tokens_issued_at"],
+            values["needs_reauth"],
         )
 
     async def set_account_deleted(self, conn: Conn, account_id: uuid.UUID, org_id: uuid.UUID, deleted: bool) -> bool:
@@ -104,18 +112,38 @@ class AccountRepository:
         access_token: str,
         refresh_token: str | None,
         expires_at: datetime | None,
-    ) -> None:
-        """Store refreshed tokens (sealed)."""
-        await conn.execute(
+        issued_at: datetime,
+    ) -> tuple[uuid.UUID, str] | None:
+        """Store refreshed tokens (sealed) issued at `issued_at`, unless the stored pair is newer
+        (upstream's, arrived meanwhile). The account's (organization, platform) when stored."""
+        row = await conn.fetchrow(
             """
-            UPDATE social_accounts SET access_token = $2, refresh_token = $3, token_expires_at = $4, updated_at = now()
-            WHERE id = $1
+            UPDATE social_accounts SET access_token = $2, refresh_token = $3, token_expires_at = $4,
+                tokens_issued_at = $5, updated_at = now()
+            WHERE id = $1 AND (tokens_issued_at IS NULL OR tokens_issued_at <= $5)
+            RETURNING organization_id, platform
             """,
             account_id,
             access_token,
             refresh_token,
             expires_at,
+            issued_at,
         )
+        return (row["organization_id"], row["platform"]) if row is not None else None
+
+    async def mark_needs_reauth(self, conn: Conn, account_id: uuid.UUID, reason: str) -> tuple[uuid.UUID, str] | None:
+        """Mark a healthy account as needing re-authorization; its (organization, platform) when
+        this call marked it, None when it was marked already (so the event is emitted once)."""
+        row = await conn.fetchrow(
+            """
+            UPDATE social_accounts SET needs_reauth = $2, needs_reauth_since = now(), updated_at = now()
+            WHERE id = $1 AND needs_reauth IS NULL
+            RETURNING organization_id, platform
+            """,
+            account_id,
+            reason,
+        )
+        return (row["organization_id"], row["platform"]) if row is not None else None
 
     async def accounts_to_rotate(
         self, conn: Conn, after: uuid.UUID | None, limit: int
@@ -237,4 +265,6 @@ def social_account(r: asyncpg.Record) -> SocialAccount:
         r["token_expires_at"],
         r["is_active"],
         r["deleted_at"],
+        r["tokens_issued_at"],
+        r["needs_reauth"],
     )

@@ -1,10 +1,11 @@
 """The credentials of social accounts, in one place: their tokens' encryption and their OAuth
 refresh.
 
-Tokens arrive as ciphertext under the transport associated data, are decrypted on receipt
-and sealed again bound to their account (associated data `social_account:<id>`), so a
-stored token copied onto another account's row does not decrypt. Plaintext lives only in
-memory, for one call.
+Tokens arrive as ciphertext bound to their organization and account (`account_transit_aad`:
+one moved to another account or organization does not open), are decrypted on receipt and
+sealed again bound to their account (associated data `social_account:<id>`), so a stored
+token copied onto another account's row does not decrypt either. Tokens leave (in
+SocialAccountTokensRefreshed) bound as they came. Plaintext lives only in memory, for one call.
 
 `refresh_oauth_tokens` is the one OAuth 2 refresh-token grant, and `OAuthPlatformAdapter` the
 base of the adapters that refresh with it (LinkedIn, Mastodon, X: each names only its token
@@ -17,14 +18,13 @@ import asyncio
 import logging
 import uuid
 from abc import abstractmethod
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import ClassVar, Literal
 
 import httpx
 
 from hopcast_publisher import metrics
-from hopcast_publisher.adapters.accounts import AccountRepository
 from hopcast_publisher.adapters.platforms.base import (
     AccountCredentials,
     PlatformAdapter,
@@ -32,10 +32,10 @@ from hopcast_publisher.adapters.platforms.base import (
     RefreshedTokens,
 )
 from hopcast_publisher.adapters.platforms.http import AdapterOptions, HttpPlatformAdapter, json_or_empty, now
+from hopcast_publisher.adapters.platforms.reauth import NeedsReauth, oauth_refusal
 from hopcast_publisher.domain.accounts import SocialAccount
 from hopcast_shared.contract import PublishFailureReason
-from hopcast_shared.crypto import TRANSPORT_AAD, Keyring, TokenDecryptError, owner_aad
-from hopcast_shared.db import Database
+from hopcast_shared.crypto import Keyring, TokenDecryptError, account_transit_aad, key_id_of, owner_aad
 
 log = logging.getLogger(__name__)
 
@@ -61,17 +61,30 @@ class AccountTokens:
     def aad(account_id: uuid.UUID) -> bytes:
         return owner_aad(OWNER_KIND, str(account_id))
 
-    def from_transport(self, ciphertext: str) -> str:
-        """The plaintext of a token as upstream sent it; raises TokenDecryptError."""
-        return self.keyring.decrypt(ciphertext, associated_data=TRANSPORT_AAD)
+    def from_transit(self, organization_id: uuid.UUID, account_id: uuid.UUID, ciphertext: str) -> str:
+        """The plaintext of a token as an event carried it, bound to this organization and
+        account; raises TokenDecryptError (another account's or organization's, tampered, or
+        under a key this service lacks: `holds_key` tells that one apart)."""
+        return self.keyring.decrypt(ciphertext, associated_data=account_transit_aad(organization_id, account_id))
+
+    def for_transit(self, organization_id: uuid.UUID, account_id: uuid.UUID, plaintext: str) -> str:
+        """A token as an event carries it: under the newest key, bound to its organization and account."""
+        return self.keyring.encrypt(plaintext, associated_data=account_transit_aad(organization_id, account_id))
+
+    def holds_key(self, ciphertext: str) -> bool:
+        """Whether the keyring has the key a ciphertext names."""
+        try:
+            return key_id_of(ciphertext) in self.keyring.key_ids
+        except TokenDecryptError:
+            return False
 
     def seal(self, account_id: uuid.UUID, plaintext: str) -> str:
         """The ciphertext to store, under the newest key, bound to the account."""
         return self.keyring.encrypt(plaintext, associated_data=self.aad(account_id))
 
-    def reseal_from_transport(self, account_id: uuid.UUID, ciphertext: str) -> str:
-        """Transport ciphertext in, stored ciphertext out: the plaintext never leaves here."""
-        return self.seal(account_id, self.from_transport(ciphertext))
+    def reseal_from_transit(self, organization_id: uuid.UUID, account_id: uuid.UUID, ciphertext: str) -> str:
+        """A token in transit in, stored ciphertext out: the plaintext never leaves here."""
+        return self.seal(account_id, self.from_transit(organization_id, account_id, ciphertext))
 
     def open(self, account_id: uuid.UUID, stored: str) -> str:
         """The plaintext of a stored token; raises TokenDecryptError (tampered, swapped, unknown key)."""
@@ -91,22 +104,21 @@ class AccountTokens:
 class OpenCredentials:
     """The publishing loop's view of accounts' credentials: the stored tokens opened, refreshed
     first when they expire within `refresh_margin_s` (once per account, however many of its
-    posts are being published), and refreshed tokens stored sealed at once."""
+    posts are being published), and refreshed tokens kept at once by `keep_refreshed` (the
+    service layer's: stored sealed, and told upstream, in one transaction)."""
 
     def __init__(
         self,
-        db: Database,
         tokens: AccountTokens,
         *,
         refresh_margin_s: float,
         clock: Callable[[], datetime],
-        accounts: AccountRepository | None = None,
+        keep_refreshed: Callable[[AccountCredentials], Awaitable[object]],
     ) -> None:
-        self._db = db
         self._tokens = tokens
         self._margin = timedelta(seconds=refresh_margin_s)
         self._clock = clock
-        self._accounts = accounts or AccountRepository()
+        self._keep_refreshed = keep_refreshed
         self._refresh_locks: dict[uuid.UUID, asyncio.Lock] = {}
 
     def open(self, account: SocialAccount) -> AccountCredentials:
@@ -146,6 +158,8 @@ class OpenCredentials:
             return account
         try:
             tokens = await adapter.refresh(account)
+        except NeedsReauth:
+            raise  # refused for good: the account is not used any more
         except PublishFailure as failure:
             # The current token may still work; a 401 will say otherwise.
             log.warning("refreshing the token of account %s failed: %s", account.social_account_id, failure.detail)
@@ -155,18 +169,10 @@ class OpenCredentials:
         return refreshed
 
     async def store(self, account: AccountCredentials, tokens: RefreshedTokens) -> None:
-        """Store an account's refreshed tokens, sealed, in a transaction of their own."""
-        account_id = account.social_account_id
-        async with self._db.transaction() as conn:
-            await self._accounts.store_tokens(
-                conn,
-                account_id,
-                access_token=self._tokens.seal(account_id, account.access_token),
-                refresh_token=self._tokens.seal(account_id, account.refresh_token) if account.refresh_token else None,
-                expires_at=account.token_expires_at,
-            )
+        """Keep an account's refreshed tokens (`keep_refreshed`: sealed, in a transaction of their own)."""
+        await self._keep_refreshed(account)
         metrics.TOKENS_REFRESHED.labels(account.platform).inc()
-        log.info("stored refreshed tokens of account %s", account_id)
+        log.info("stored refreshed tokens of account %s", account.social_account_id)
 
 
 # --- OAuth 2 refresh ------------------------------------------------------------------------
@@ -238,9 +244,11 @@ def oauth_tokens(response: httpx.Response, platform: str) -> RefreshedTokens:
     body = json_or_empty(response)
     access = body.get("access_token")
     if response.status_code != 200 or not isinstance(access, str):
-        raise PublishFailure(
-            PublishFailureReason.TOKEN_INVALID, f"{platform} refused to refresh the token ({response.status_code})"
-        )
+        detail = f"{platform} refused to refresh the token ({response.status_code})"
+        reauth = oauth_refusal(response.status_code, body.get("error"))
+        if reauth is not None:
+            raise NeedsReauth(reauth, detail)
+        raise PublishFailure(PublishFailureReason.TOKEN_INVALID, detail)
     refresh = body.get("refresh_token")
     expires_in = body.get("expires_in")
     expires_at = now() + timedelta(seconds=int(expires_in)) if isinstance(expires_in, int | float) else None

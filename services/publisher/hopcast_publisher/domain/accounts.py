@@ -60,3 +60,7 @@ class SocialAccount:
     token_expires_at: datetime | None
     is_active: bool
     deleted_at: datetime | None
+    tokens_issued_at: datetime | None = None
+    """When the stored pair was issued (None: unknown); an older pair never replaces it."""
+    needs_reauth: str | None = None
+    """Why refreshing failed for good (a ReauthReason), None while healthy: not used meanwhile."""

@@ -13,16 +13,15 @@ from typing import Any
 
 import asyncpg
 
-from hopcast_publisher.adapters.accounts import AccountRepository
 from hopcast_publisher.adapters.pending_posts import PendingPostRepository
 from hopcast_publisher.adapters.posts import PostRepository
 from hopcast_publisher.domain.posts import PublishedPost
 from hopcast_publisher.service_layer.publishing import now_utc
+from hopcast_shared import projections
 from hopcast_shared.http import JsonResponse, JsonRoute
 from hopcast_shared.service import ServiceRuntime
 
 DEFAULT_DAYS = 30
-_ACCOUNTS = AccountRepository()
 _PENDING_POSTS = PendingPostRepository()
 _POSTS = PostRepository()
 
@@ -98,7 +97,7 @@ def routes(runtime: ServiceRuntime) -> Sequence[JsonRoute]:
         brand = _id(path, "brand")
         days, since = _since(query)
         async with runtime.db.pool.acquire() as conn:
-            owner = await _ACCOUNTS.brand_owner(conn, brand)
+            owner = await projections.brand_owner(conn, brand)
             if owner is None:
                 return JsonResponse(404, {"error": "no such brand"})
             rows = await _POSTS.angle_performance(conn, brand, since)

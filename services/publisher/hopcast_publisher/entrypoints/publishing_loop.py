@@ -26,6 +26,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime
+from typing import Any
 
 import asyncpg
 
@@ -38,10 +39,13 @@ from hopcast_publisher.adapters.platforms.base import (
     PublishFailure,
     RefreshedTokens,
 )
+from hopcast_publisher.adapters.platforms.http import HttpPlatformAdapter
+from hopcast_publisher.adapters.platforms.reauth import NeedsReauth
 from hopcast_publisher.config import PublisherSettings
 from hopcast_publisher.domain.accounts import SocialAccount
 from hopcast_publisher.domain.outcome import run_outcome
 from hopcast_publisher.domain.publishing import PublishAttempt, PublishingPost
+from hopcast_publisher.service_layer.account_health import AccountHealth
 from hopcast_publisher.service_layer.deps import PublisherDeps
 from hopcast_publisher.service_layer.giving_up import complete_batch, completion_failed, stopped_before_publishing
 from hopcast_publisher.service_layer.publishing import (
@@ -52,7 +56,7 @@ from hopcast_publisher.service_layer.publishing import (
     now_utc,
     prepare_completion,
 )
-from hopcast_shared.contract import PublishFailureReason, RunOutcome
+from hopcast_shared.contract import PublishFailureReason, ReauthReason, RunOutcome
 from hopcast_shared.contract.text import post_text
 from hopcast_shared.db import Database
 from hopcast_shared.settings import KafkaSettings
@@ -86,8 +90,12 @@ class PublishingLoop:
         self._adapters = adapters
         self._settings = settings
         self.deps = deps or PublisherDeps(tokens=tokens, settings=settings)
+        self.health = AccountHealth(db, kafka, self.deps, clock=clock)
         self._credentials = OpenCredentials(
-            db, self.deps.tokens, refresh_margin_s=settings.refresh_margin_s, clock=clock, accounts=self.deps.accounts
+            self.deps.tokens,
+            refresh_margin_s=settings.refresh_margin_s,
+            clock=clock,
+            keep_refreshed=self.health.keep_refreshed,
         )
         self._wake = asyncio.Event()
         self._semaphore = asyncio.Semaphore(settings.publish_concurrency)
@@ -165,6 +173,7 @@ class PublishingLoop:
         calls: list[Awaitable[PlatformResult]] = []
         owners: list[int] = []
         opened: dict[uuid.UUID, AccountCredentials | None] = {}
+        refused = _Refusals()
         for index, pending in enumerate(claimed):
             mine = attempts.get(pending.id, [])
             try:
@@ -182,7 +191,7 @@ class PublishingLoop:
                 continue
             outcomes.append(None)
             for attempt in mine:
-                calls.append(self._publish_platform(pending, attempt, accounts, text, resumed, opened))
+                calls.append(self._publish_platform(pending, attempt, accounts, text, resumed, opened, refused))
                 owners.append(index)
         results: dict[int, list[PlatformResult | BaseException]] = {}
         for index, result in zip(owners, await asyncio.gather(*calls, return_exceptions=True), strict=True):
@@ -223,6 +232,7 @@ class PublishingLoop:
         text: str,
         resumed: bool,
         opened: dict[uuid.UUID, AccountCredentials | None],
+        refused: _Refusals,
     ) -> PlatformResult:
         platform = attempt.platform
         account_id = attempt.social_account_id
@@ -248,6 +258,9 @@ class PublishingLoop:
             return PlatformResult(
                 platform, account_id, None, PublishFailureReason.PLATFORM_REJECTED, f"no live adapter for {platform}"
             )
+        if account.needs_reauth is not None:
+            # Its refresh failed for good: no platform call until upstream sends a newer pair.
+            return _needs_reauth(platform, account_id, account.needs_reauth)
         # Tokens are opened once per account and batch (the same account publishes many posts).
         if account_id not in opened:
             try:
@@ -261,7 +274,9 @@ class PublishingLoop:
                 platform, account_id, None, PublishFailureReason.TOKEN_INVALID, "the stored token cannot be decrypted"
             )
         request = PostRequest(attempt.idempotency_key, text, attempt.created_at)
-        async with self._semaphore:
+        async with self._semaphore, refused.turn(account_id, adapter):
+            if account_id in refused.reasons:  # found by another post of this round
+                return _needs_reauth(platform, account_id, refused.reasons[account_id])
             try:
                 credentials = await self._credentials.fresh(adapter, credentials, opened)
 
@@ -272,6 +287,9 @@ class PublishingLoop:
                 published = await adapter.publish(credentials, request, resumed=resumed, on_refreshed=refreshed)
             except PublishFailure as failure:
                 log.warning("publishing pending post %s on %s failed: %s", pending.id, platform, failure)
+                if isinstance(failure, NeedsReauth):
+                    refused.reasons[account_id] = failure.reauth.value
+                    await self.health.mark_needs_reauth(account_id, failure.reauth)
                 return PlatformResult(platform, account_id, None, failure.reason, failure.detail)
             except Exception as exc:
                 # An adapter bug must not leave the run open forever: it fails this platform.
@@ -284,3 +302,29 @@ class PublishingLoop:
                     f"adapter error: {type(exc).__name__}",
                 )
         return PlatformResult(platform, account_id, published)
+
+
+class _Refusals:
+    """The accounts of one round found needing re-authorization, and one turn at a time per
+    account on a real platform, so that no post of the round calls it for an account another
+    post has just found refused. (HTTP adapters already call one at a time per account, so
+    this costs them no concurrency; the sandbox, which never refuses, is not held up.)"""
+
+    def __init__(self) -> None:
+        self.reasons: dict[uuid.UUID, str] = {}
+        self._turns: dict[uuid.UUID, asyncio.Lock] = {}
+
+    def turn(self, account_id: uuid.UUID, adapter: PlatformAdapter) -> contextlib.AbstractAsyncContextManager[Any]:
+        if not isinstance(adapter, HttpPlatformAdapter):
+            return contextlib.nullcontext()
+        return self._turns.setdefault(account_id, asyncio.Lock())
+
+
+def _needs_reauth(platform: str, account_id: uuid.UUID, reason: str) -> PlatformResult:
+    return PlatformResult(
+        platform,
+        account_id,
+        None,
+        PublishFailureReason.TOKEN_INVALID,
+        f"the account needs re-authorization ({ReauthReason(reason).value}): connect it again",
+    )

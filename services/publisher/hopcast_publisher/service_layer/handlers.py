@@ -20,9 +20,9 @@ from typing import Any, NoReturn, cast
 from opentelemetry import trace
 
 from hopcast_publisher import metrics
-from hopcast_publisher.adapters.credentials import TokenDecryptError
 from hopcast_publisher.domain.engagement import engagement_rate
 from hopcast_publisher.domain.pending import Approval, Debit, Decision, Input, PendingPost, Status, step
+from hopcast_publisher.service_layer.account_tokens import received_token_state
 from hopcast_publisher.service_layer.deps import PublisherDeps
 from hopcast_publisher.service_layer.publishing import now_utc, start_publishing
 from hopcast_shared import projections
@@ -70,7 +70,8 @@ def state_of(row: Mapping[str, Any]) -> PendingPost:
 async def account_upserted(
     deps: PublisherDeps, ctx: EventContext, data: SocialAccountConnected | SocialAccountUpdated
 ) -> None:
-    """Tokens arrive under the transport associated data; they are stored sealed to the account."""
+    """Tokens arrive bound to the organization and account; they are stored sealed to the
+    account, unless older than the stored pair (`account_tokens`)."""
     org = ctx.envelope.organizationid
     account_id = data.social_account_id
     existing = await deps.accounts.account(ctx.conn, account_id, lock=True)
@@ -80,13 +81,6 @@ async def account_upserted(
         raise PermanentError(
             f"social account {account_id} is a {existing.platform} account; its platform cannot change"
         )
-    try:
-        access = deps.tokens.reseal_from_transport(account_id, data.access_token)
-        refresh = deps.tokens.reseal_from_transport(account_id, data.refresh_token) if data.refresh_token else None
-    except TokenDecryptError:
-        raise PermanentError(
-            "access_token or refresh_token does not decrypt: tampered with, or made under a key this service lacks"
-        ) from None
     await deps.accounts.upsert_account(
         ctx.conn,
         {
@@ -96,10 +90,8 @@ async def account_upserted(
             "handle": data.handle,
             "external_account_id": data.external_account_id,
             "api_base_url": data.api_base_url,
-            "access_token": access,
-            "refresh_token": refresh,
-            "token_expires_at": data.token_expires_at,
             "is_active": data.is_active,
+            **received_token_state(deps.tokens, org, data, existing),
         },
     )
 

@@ -19,7 +19,7 @@ from hopcast_publisher.bootstrap import definition
 from hopcast_publisher.config import PublisherSettings
 from hopcast_shared.contract import Platform
 from hopcast_shared.contract.examples import example_event
-from hopcast_shared.crypto import TRANSPORT_AAD, load_keyring
+from hopcast_shared.crypto import account_transit_aad, load_keyring
 from hopcast_shared.dlq import read_dead_letters
 from hopcast_shared.service import ServiceRuntime
 from hopcast_shared.settings import CryptoSettings, KafkaSettings, ServiceSettings
@@ -49,8 +49,8 @@ async def publisher(database_url: str, kafka: KafkaSettings) -> AsyncIterator[Se
         yield runtime
 
 
-def _transport(plaintext: str) -> str:
-    return str(KEYRING.encrypt(plaintext, associated_data=TRANSPORT_AAD))
+def _transport(plaintext: str, org: str, account: str) -> str:
+    return str(KEYRING.encrypt(plaintext, associated_data=account_transit_aad(org, account)))
 
 
 async def test_through_kafka_default_then_fallback_partial_runs_and_no_plaintext_anywhere(
@@ -76,7 +76,7 @@ async def test_through_kafka_default_then_fallback_partial_runs_and_no_plaintext
                 "SocialAccountConnected",
                 social_account_id=account,
                 platform="MASTODON",
-                access_token=_transport(secrets[name]),
+                access_token=_transport(secrets[name], org, account),
                 refresh_token=None,
             )
             for account, name in ((default, "a"), (other, "b"))
@@ -134,6 +134,21 @@ async def test_through_kafka_default_then_fallback_partial_runs_and_no_plaintext
     assert [(d.event_id, d.event_type, d.error_kind) for d in letters] == [
         (leak["id"], "SocialAccountConnected", "data")
     ]
+    # 5. Account a's ciphertext sent for another account: dead-lettered as not that account's.
+    moved = event(
+        "SocialAccountConnected",
+        social_account_id=str(uuid.uuid4()),
+        platform="MASTODON",
+        access_token=_transport(secrets["a"], org, default),
+        refresh_token=None,
+    )
+    await upstream(moved)
+    letters = await eventually(lambda: _letters_beyond(kafka, 1))
+    assert {(d.event_id, d.error_kind) for d in letters} == {
+        (leak["id"], "data"),
+        (str(moved.id), "token_not_for_account"),
+    }
+    assert await _count(publisher, "SELECT count(*) FROM social_accounts", 2)
 
     everything = b""
     for topic in (UPSTREAM, CONTENT, BILLING, PUBLISHER, ANALYTICS, dlq_topic("publisher")):
@@ -160,6 +175,11 @@ async def _count(runtime: ServiceRuntime, sql: str, expected: int) -> bool:
 
 async def _letters(kafka: KafkaSettings) -> list[Any]:
     return await read_dead_letters(kafka, "publisher", timeout_s=0.5)
+
+
+async def _letters_beyond(kafka: KafkaSettings, count: int) -> list[Any]:
+    letters = await _letters(kafka)
+    return letters if len(letters) > count else []
 
 
 async def _all_text(runtime: ServiceRuntime) -> str:

@@ -38,7 +38,7 @@ from hopcast_publisher.testing import LOOPBACK_EGRESS, FakeBluesky, FakeMastodon
 from hopcast_shared.consumer import EventConsumer
 from hopcast_shared.contract import Platform
 from hopcast_shared.contract.examples import example_event
-from hopcast_shared.crypto import TRANSPORT_AAD, load_keyring
+from hopcast_shared.crypto import TokenDecryptError, account_transit_aad, load_keyring
 from hopcast_shared.db import Database
 from hopcast_shared.migrations import load_migrations
 from hopcast_shared.retention import purge_database
@@ -126,8 +126,9 @@ class Tenant:
         await self.h.send(self.event("BrandProfileCreated", brand_profile_id=self.brand))
         return self
 
-    def transport(self, plaintext: str) -> str:
-        return str(self.h.keyring.encrypt(plaintext, associated_data=TRANSPORT_AAD))
+    def transport(self, plaintext: str, account_id: str) -> str:
+        """A token as upstream sends it for one of this organization's accounts."""
+        return str(self.h.keyring.encrypt(plaintext, associated_data=account_transit_aad(self.org, account_id)))
 
     async def account(
         self, platform: str, *, default: bool = False, active: bool = True, token: str | None = None, **more: Any
@@ -141,7 +142,7 @@ class Tenant:
                 platform=platform,
                 handle=f"@{platform.lower()}-{account_id[:6]}",
                 api_base_url=more.pop("api_base_url", api),
-                access_token=self.transport(token or f"plain-access-{account_id}"),
+                access_token=self.transport(token or f"plain-access-{account_id}", account_id),
                 refresh_token=None,
                 token_expires_at=None,
                 is_active=active,
@@ -378,14 +379,16 @@ async def test_a_plaintext_token_is_refused_and_shows_nowhere(harness: Harness) 
 
 async def test_a_tampered_token_is_refused(harness: Harness) -> None:
     tenant = await Tenant(harness).create()
-    good = tenant.transport("plain-secret-token")
+    account_id = str(uuid.uuid4())
+    good = tenant.transport("plain-secret-token", account_id)
     version, nonce, body = good.split(":")
     tampered = f"{version}:{nonce}:{body[:-4]}{'AAAA' if body[-4:] != 'AAAA' else 'BBBB'}"
     event = tenant.event(
-        "SocialAccountConnected", social_account_id=str(uuid.uuid4()), access_token=tampered, refresh_token=None
+        "SocialAccountConnected", social_account_id=account_id, access_token=tampered, refresh_token=None
     )
     assert await harness.send(event) == "dead_lettered"
-    assert "does not decrypt" in (await harness.dead_letters())[0]["error"]
+    [letter] = await harness.dead_letters()
+    assert letter["error_kind"] == "token_not_for_account" and "tampered" in letter["error"]
     assert await harness.db.pool.fetchval("SELECT count(*) FROM social_accounts") == 0
 
 
@@ -425,6 +428,12 @@ async def test_rotation_reencrypts_every_token_under_the_newest_key(harness: Har
     }
     assert all(t.startswith("v2:") for t in rows.values())
     assert sorted(rotated.open(uuid.UUID(i), rows[i]) for i in ids) == [f"plain-{i}" for i in range(5)]
+    # Re-encrypted with the same binding: still the stored account's own, nobody else's, and
+    # not a token in transit either.
+    with pytest.raises(TokenDecryptError):
+        rotated.open(uuid.UUID(ids[1]), rows[ids[0]])
+    with pytest.raises(TokenDecryptError):
+        rotated.from_transit(uuid.UUID(tenant.org), uuid.UUID(ids[0]), rows[ids[0]])
 
 
 async def test_engagement_updates_the_post_and_is_announced(harness: Harness) -> None:
@@ -588,8 +597,8 @@ async def test_an_expiring_token_is_refreshed_and_stored_sealed(db: Database) ->
                 social_account_id=account_id,
                 platform="BLUESKY",
                 api_base_url=None,
-                access_token=tenant.transport("expired-access"),
-                refresh_token=tenant.transport("good-refresh"),
+                access_token=tenant.transport("expired-access", account_id),
+                refresh_token=tenant.transport("good-refresh", account_id),
                 token_expires_at=soon,
             )
         )

@@ -21,7 +21,7 @@ from hopcast_publisher.config import PublisherSettings
 from hopcast_shared.consumer import EventConsumer
 from hopcast_shared.contract import Platform
 from hopcast_shared.contract.examples import example_event
-from hopcast_shared.crypto import TRANSPORT_AAD, load_keyring
+from hopcast_shared.crypto import account_transit_aad, load_keyring
 from hopcast_shared.db import Database
 from hopcast_shared.migrations import load_migrations
 from hopcast_shared.settings import CryptoSettings, KafkaSettings, ServiceSettings
@@ -79,7 +79,9 @@ class Tenant:
             platform="TWITTER",
             handle=f"@{self.account[:8]}",
             api_base_url=None,
-            access_token=str(KEYRING.encrypt("plain-access", associated_data=TRANSPORT_AAD)),
+            access_token=str(
+                KEYRING.encrypt("plain-access", associated_data=account_transit_aad(self.org, self.account))
+            ),
             refresh_token=None,
             token_expires_at=None,
             is_active=True,

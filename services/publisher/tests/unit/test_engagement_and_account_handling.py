@@ -26,7 +26,7 @@ from hopcast_publisher.service_layer.handlers import DISPATCH, account_upserted,
 from hopcast_shared.contract import EngagementReported, SocialAccountConnected
 from hopcast_shared.contract.envelope import Envelope
 from hopcast_shared.contract.examples import example_event
-from hopcast_shared.crypto import TRANSPORT_AAD, load_keyring
+from hopcast_shared.crypto import account_transit_aad, load_keyring
 from hopcast_shared.db import Conn
 from hopcast_shared.handling import EventContext, PermanentError
 from hopcast_shared.settings import CryptoSettings, KafkaSettings
@@ -195,8 +195,8 @@ def connected(account_id: uuid.UUID, platform: str = "MASTODON", **changes: Any)
         organization_id=ORG,
         social_account_id=str(account_id),
         platform=platform,
-        access_token=KEYRING.encrypt("plain-access", associated_data=TRANSPORT_AAD),
-        refresh_token=KEYRING.encrypt("plain-refresh", associated_data=TRANSPORT_AAD),
+        access_token=KEYRING.encrypt("plain-access", associated_data=account_transit_aad(ORG, account_id)),
+        refresh_token=KEYRING.encrypt("plain-refresh", associated_data=account_transit_aad(ORG, account_id)),
         **changes,
     )
 
@@ -230,11 +230,12 @@ async def test_an_accounts_platform_cannot_change_nor_its_organization() -> None
         await account_upserted(
             deps(accounts=accounts), context(other_platform), other_platform.data_as(SocialAccountConnected)
         )
+    intruder = uuid.uuid4()
     other_org = example_event(
         "SocialAccountConnected",
-        organization_id=uuid.uuid4(),
+        organization_id=intruder,
         social_account_id=str(account_id),
-        access_token=KEYRING.encrypt("x", associated_data=TRANSPORT_AAD),
+        access_token=KEYRING.encrypt("x", associated_data=account_transit_aad(intruder, account_id)),
     )
     with pytest.raises(PermanentError, match="another organization"):
         await account_upserted(deps(accounts=accounts), context(other_org), other_org.data_as(SocialAccountConnected))

@@ -32,6 +32,7 @@ from hopcast_publisher.adapters.platforms.http import (
     json_or_empty,
     now,
 )
+from hopcast_publisher.adapters.platforms.reauth import NeedsReauth, atproto_refusal
 from hopcast_shared.contract import PublishFailureReason
 
 COLLECTION = "app.bsky.feed.post"
@@ -139,9 +140,11 @@ class BlueskyAdapter(HttpPlatformAdapter):
         )
         body = json_or_empty(response)
         if response.status_code != 200 or not isinstance(body.get("accessJwt"), str):
-            raise PublishFailure(
-                PublishFailureReason.TOKEN_INVALID, f"Bluesky refused to refresh the session ({response.status_code})"
-            )
+            detail = f"Bluesky refused to refresh the session ({response.status_code})"
+            reauth = atproto_refusal(response.status_code, body.get("error"))
+            if reauth is not None:
+                raise NeedsReauth(reauth, detail)
+            raise PublishFailure(PublishFailureReason.TOKEN_INVALID, detail)
         access = str(body["accessJwt"])
         refresh = body.get("refreshJwt")
         return RefreshedTokens(access, str(refresh) if isinstance(refresh, str) else None, jwt_expiry(access))

@@ -28,7 +28,8 @@ from hopcast_publisher.adapters.platforms.base import (
     parse_retry_after,
 )
 from hopcast_publisher.adapters.platforms.egress import EgressPolicy, EgressRefused, platform_client
-from hopcast_shared.contract import PublishFailureReason
+from hopcast_publisher.adapters.platforms.reauth import NeedsReauth
+from hopcast_shared.contract import PublishFailureReason, ReauthReason
 from hopcast_shared.redact import REDACTED, redact_text
 
 log = logging.getLogger(__name__)
@@ -261,8 +262,9 @@ class HttpPlatformAdapter(PlatformAdapter):
     ) -> AccountCredentials:
         """The account with fresh tokens (stored through `on_refreshed`), or TOKEN_INVALID."""
         if already or not account.refresh_token:
-            raise PublishFailure(
-                PublishFailureReason.TOKEN_INVALID,
+            # Refused after a refresh, or with nothing to refresh: only its owner can fix it.
+            raise NeedsReauth(
+                ReauthReason.UNAUTHORIZED,
                 f"{self.platform} refused the token ({status})"
                 + (" after a refresh" if already else ", and there is no refresh token"),
             )
