@@ -50,7 +50,16 @@ from typing import Any
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from common import cpu_of, create_topic, delete_topic, drop_database, fresh_database, with_database
+from common import (
+    bench_kafka,
+    cpu_of,
+    create_topic,
+    delete_topic,
+    drop_database,
+    fresh_database,
+    grant_services,
+    with_database,
+)
 
 from hopcast_shared.contract import Envelope
 from hopcast_shared.contract.examples import example_event
@@ -380,9 +389,10 @@ def _py_spy(services: ServiceSet, name: str, seconds: float, output: Path) -> su
 
 
 async def run(args: argparse.Namespace) -> list[dict[str, Any]]:
-    base = KafkaSettings(bootstrap_servers=args.bootstrap)
+    base, credentials = bench_kafka(args.bootstrap)
     kafka = base.model_copy(update={"topic_prefix": f"b{uuid.uuid4().hex[:8]}.", "partitions": args.partitions})
     await ensure_topics(kafka)
+    await grant_services(kafka, credentials)
     databases = await _databases(args.database_url)
     state_dir = Path(tempfile.mkdtemp(prefix="hopcast-bench-e2e-"))
     services = ServiceSet(
@@ -390,6 +400,7 @@ async def run(args: argparse.Namespace) -> list[dict[str, Any]]:
         database_urls={name: url for name, (_, url) in databases.items()},
         state_dir=state_dir,
         extra_env=FAST_SERVICE_ENV,
+        credentials=credentials,
     )
     n_rate = int(args.rate * args.seconds)
     warm = min(20, n_rate)
@@ -401,7 +412,7 @@ async def run(args: argparse.Namespace) -> list[dict[str, Any]]:
         rss_ready = _rss_mb(services)
         follower = asyncio.create_task(runs.follow())
         await asyncio.wait_for(runs.ready.wait(), timeout=30)
-        async with Upstream(kafka, keyring=services.keyring) as upstream:
+        async with Upstream(services.kafka_as("upstream"), keyring=services.keyring, observer=kafka) as upstream:
             world = _world(args.orgs, per_org, args.seed, upstream)
             seeded = time.perf_counter()
             await upstream.send_all(e for o in world for e in o.events)
