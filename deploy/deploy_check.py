@@ -40,6 +40,7 @@ from typing import Any
 
 import jsonschema
 import yaml
+from kafka_acls_check import KAFKA_USER_SCHEMA, check_kafka_acls
 from referencing import Registry, Resource
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -141,6 +142,8 @@ STRIMZI_SCHEMAS: dict[str, dict[str, Any]] = {
         },
     },
 }
+
+STRIMZI_SCHEMAS["KafkaUser"] = KAFKA_USER_SCHEMA
 
 
 @dataclass
@@ -557,10 +560,10 @@ def check_dashboard(report: Report, path: Path = DASHBOARD) -> None:
 
 def main() -> int:
     report = Report()
-    check_compose(report)
+    compose = check_compose(report)
     check_env_file(report)
     check_manifest_files(report)
-    check_overlays(report)
+    check_kafka_acls(report, check_overlays(report), compose)
     check_asyncapi(report)
     check_dashboard(report)
     for line in report.checked:
