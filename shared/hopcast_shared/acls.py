@@ -16,9 +16,10 @@ is enough, and no Hopcast client is transactional.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from hopcast_shared.settings import SERVICES, KafkaSettings
 from hopcast_shared.topics import ANALYTICS, DLQ_TOPICS, EVENT_TOPICS, UPSTREAM, dlq_topic
@@ -35,9 +36,9 @@ Pattern = Literal["literal", "prefixed"]
 Operation = Literal["read", "write", "describe", "create", "describe_configs", "alter", "alter_configs"]
 
 # Kafka's wire codes (org.apache.kafka.common.resource.ResourceType, PatternType, acl.AclOperation).
-_RESOURCE_CODE: dict[str, int] = {"topic": 2, "group": 3, "cluster": 4}
-_PATTERN_CODE: dict[str, int] = {"literal": 3, "prefixed": 4}
-_OPERATION_CODE: dict[str, int] = {
+_RESOURCE_CODE: dict[Resource, int] = {"topic": 2, "group": 3, "cluster": 4}
+_PATTERN_CODE: dict[Pattern, int] = {"literal": 3, "prefixed": 4}
+_OPERATION_CODE: dict[Operation, int] = {
     "read": 3,
     "write": 4,
     "create": 5,
@@ -153,9 +154,39 @@ def _create_acls_request(acls: Sequence[Acl]) -> object:
     return CreateManyAcls()
 
 
-async def apply_acls(kafka: KafkaSettings, acls: Sequence[Acl]) -> int:
+def _describe_all_acls_request() -> object:
+    """A DescribeAcls request (v1) matching every ACL: any resource, pattern, principal, operation."""
+    from aiokafka.protocol.admin import DescribeAclsRequest_v1
+    from aiokafka.protocol.api import Request
+
+    class DescribeAllAcls(Request[DescribeAclsRequest_v1]):  # type: ignore[misc]
+        API_KEY = 29
+
+        def build(self, request_struct_class: type[DescribeAclsRequest_v1]) -> DescribeAclsRequest_v1:
+            return request_struct_class(1, None, 1, None, None, 1, 1)  # ANY everywhere
+
+    return DescribeAllAcls()
+
+
+def _known(response: Any) -> set[Acl]:
+    """The ALLOW rules of a DescribeAcls response, in the table's terms (others skipped)."""
+    resources = {v: k for k, v in _RESOURCE_CODE.items()}
+    patterns = {v: k for k, v in _PATTERN_CODE.items()}
+    operations = {v: k for k, v in _OPERATION_CODE.items()}
+    found = set()
+    for resource_type, name, pattern, rules in response.resources:
+        for principal, _host, operation, permission in rules:
+            if permission == _ALLOW and resource_type in resources and operation in operations:
+                principal_name = principal.removeprefix("User:")
+                found.add(Acl(principal_name, resources[resource_type], name, operations[operation], patterns[pattern]))
+    return found
+
+
+async def apply_acls(kafka: KafkaSettings, acls: Sequence[Acl], *, visible_within_s: float = 30.0) -> int:
     """Create the ACLs on the broker `kafka` reaches (as a principal allowed to: the super user);
-    creating one that exists is a no-op. Returns how many were sent."""
+    creating one that exists is a no-op. Returns once the broker itself answers with them (the
+    controller commits them first; a client started right after the call must find them in
+    force). Returns how many were sent."""
     from aiokafka.admin import AIOKafkaAdminClient
 
     from hopcast_shared.kafka import connection_kwargs
@@ -165,14 +196,21 @@ async def apply_acls(kafka: KafkaSettings, acls: Sequence[Acl]) -> int:
     admin = AIOKafkaAdminClient(**connection_kwargs(kafka))
     await admin.start()
     try:
-        response = await admin._send_request(_create_acls_request(acls))
+        node = admin._client.get_random_node()
+        response = await admin._client.send(node, _create_acls_request(acls))
+        failures = [
+            f"{acl}: error {code} {message or ''}".strip()
+            for acl, (code, message) in zip(acls, response.creation_responses, strict=True)
+            if code != 0
+        ]
+        if failures:
+            raise AclError("creating ACLs failed: " + "; ".join(failures))
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + visible_within_s
+        while not set(acls) <= _known(await admin._client.send(node, _describe_all_acls_request())):
+            if loop.time() > deadline:
+                raise AclError(f"the broker did not show the ACLs within {visible_within_s:.0f}s of creating them")
+            await asyncio.sleep(0.05)
     finally:
         await admin.close()
-    failures = [
-        f"{acl}: error {code} {message or ''}".strip()
-        for acl, (code, message) in zip(acls, response.creation_responses, strict=True)
-        if code != 0
-    ]
-    if failures:
-        raise AclError("creating ACLs failed: " + "; ".join(failures))
     return len(acls)

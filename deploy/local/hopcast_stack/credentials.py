@@ -6,6 +6,7 @@ never committed. `client_settings(kafka, principal)` is what a client of that pr
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import secrets
@@ -35,16 +36,21 @@ class Credentials:
         passwords: dict[str, str] = {}
         if path.is_file():
             passwords = json.loads(path.read_text())
-        missing = [p for p in ALL_PRINCIPALS if p not in passwords]
-        if missing:
-            passwords.update({p: secrets.token_urlsafe(24) for p in missing})
+        if any(p not in passwords for p in ALL_PRINCIPALS):
             path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(".tmp")
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(fd, "w") as handle:
-                json.dump(passwords, handle, indent=1, sort_keys=True)
-            tmp.replace(path)
-        path.chmod(0o600)
+            # Two processes of one state folder (`make up` and `make env`) must not make two sets.
+            with path.with_suffix(".lock").open("a") as lock:
+                fcntl.flock(lock, fcntl.LOCK_EX)
+                if path.is_file():
+                    passwords = json.loads(path.read_text())
+                missing = [p for p in ALL_PRINCIPALS if p not in passwords]
+                if missing:
+                    passwords.update({p: secrets.token_urlsafe(24) for p in missing})
+                    tmp = path.with_suffix(".tmp")
+                    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+                    with os.fdopen(fd, "w") as handle:
+                        json.dump(passwords, handle, indent=1, sort_keys=True)
+                    tmp.replace(path)
         return cls(path, passwords)
 
     def password(self, principal: str) -> str:
