@@ -119,7 +119,7 @@ class TestStack:
         """Create the ACLs of every principal (hopcast_shared.acls) for the topics under the prefix."""
         from hopcast_shared.acls import acl_table, apply_acls
 
-        if topic_prefix not in self._granted:
+        if topic_prefix not in self._granted and self.kafka.secure:
             await apply_acls(self.kafka_settings, acl_table(topic_prefix))
             self._granted.add(topic_prefix)
 
