@@ -21,7 +21,7 @@ help:
 	@echo "make test        lint, type-check and run every test (starts its own broker and database)"
 	@echo "make up / down   start in the background whatever is not running / stop it all (data kept)"
 	@echo "make infra-up / infra-down   Kafka and PostgreSQL alone"
-	@echo "make env         print the connection settings of the local stack"
+	@echo "make env         print the connection settings of the local stack (ROLE=dashboard, admin, a service)"
 	@echo "make deploy-check   validate deploy/ (compose, Kubernetes, kustomize overlays) offline"
 	@echo "make bench       every benchmark on its own broker and database (~10 min): bench/results/latest.json"
 	@echo "make test-chaos  the full fault-injection suite (kills, restarts, replays under load)"
@@ -53,8 +53,9 @@ infra-up: venv
 infra-down: venv
 	$(HOPCAST) stack infra-down
 
+# ROLE=dashboard, admin or a service's name prints that principal's Kafka settings instead.
 env: venv
-	@$(HOPCAST) stack env
+	@$(HOPCAST) stack env $(if $(ROLE),--role $(ROLE),)
 
 status: venv
 	@$(HOPCAST) stack status

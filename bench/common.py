@@ -7,15 +7,38 @@ import gc
 import os
 import time
 import uuid
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
+from hopcast_shared.acls import acl_table, apply_acls
 from hopcast_shared.db import Database
 from hopcast_shared.kafka import connection_kwargs
 from hopcast_shared.settings import KafkaSettings
+from hopcast_stack.credentials import Credentials
+
+# The broker's credentials file (a local broker with SCRAM and ACLs: bench/run.py sets it): the
+# scripts then connect as `admin`, and the services they start each as its own principal.
+CREDENTIALS_ENV = "HOPCAST_KAFKA_CREDENTIALS"
+
+
+def bench_kafka(bootstrap: str) -> tuple[KafkaSettings, Credentials | None]:
+    """The scripts' own client settings for the Kafka at `bootstrap`, and its credentials if any."""
+    base = KafkaSettings(bootstrap_servers=bootstrap)
+    path = os.environ.get(CREDENTIALS_ENV)
+    if not path:
+        return base, None
+    credentials = Credentials.load_or_create(Path(path))
+    return credentials.client_settings(base, "admin"), credentials
+
+
+async def grant_services(kafka: KafkaSettings, credentials: Credentials | None) -> None:
+    """The principals' ACLs for the topics under `kafka`'s prefix (where the broker has ACLs)."""
+    if credentials is not None:
+        await apply_acls(kafka, acl_table(kafka.topic_prefix))
 
 
 def with_database(url: str, name: str) -> str:

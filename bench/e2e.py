@@ -47,7 +47,7 @@ from pathlib import Path
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from common import create_topic, delete_topic, drop_database, percentile
+from common import bench_kafka, create_topic, delete_topic, drop_database, grant_services, percentile
 from stack_stats import cpu_seconds, fresh_service_databases, postgres_cpu, py_spy, rss_mb
 
 from hopcast_shared.contract import Envelope
@@ -308,9 +308,10 @@ async def _broker_baselines(kafka: KafkaSettings, rate: float, n_rate: int, n_bu
 
 
 async def run(args: argparse.Namespace) -> list[dict[str, Any]]:
-    base = KafkaSettings(bootstrap_servers=args.bootstrap)
+    base, credentials = bench_kafka(args.bootstrap)
     kafka = base.model_copy(update={"topic_prefix": f"b{uuid.uuid4().hex[:8]}.", "partitions": args.partitions})
     await ensure_topics(kafka)
+    await grant_services(kafka, credentials)
     databases = await fresh_service_databases(args.database_url)
     state_dir = Path(tempfile.mkdtemp(prefix="hopcast-bench-e2e-"))
     services = ServiceSet(
@@ -318,6 +319,7 @@ async def run(args: argparse.Namespace) -> list[dict[str, Any]]:
         database_urls={name: url for name, (_, url) in databases.items()},
         state_dir=state_dir,
         extra_env=FAST_SERVICE_ENV,
+        credentials=credentials,
     )
     n_rate = int(args.rate * args.seconds)
     warm = min(20, n_rate)
@@ -329,7 +331,7 @@ async def run(args: argparse.Namespace) -> list[dict[str, Any]]:
         rss_ready = rss_mb(services)
         follower = asyncio.create_task(runs.follow())
         await asyncio.wait_for(runs.ready.wait(), timeout=30)
-        async with Upstream(kafka, keyring=services.keyring) as upstream:
+        async with Upstream(services.kafka_as("upstream"), keyring=services.keyring, observer=kafka) as upstream:
             world = _world(args.orgs, per_org, args.seed, upstream)
             seeded = time.perf_counter()
             await upstream.send_all(e for o in world for e in o.events)

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
-from common import drop_database, fresh_database
+from common import bench_kafka, drop_database, fresh_database, grant_services
 
 from hopcast_shared.contract.examples import example_event
 from hopcast_shared.db import Database
@@ -83,12 +83,19 @@ def _p(values: list[float], q: float) -> float:
 
 
 async def run(trials: int, burst: int, bootstrap: str, server_url: str) -> dict[str, Any]:
-    base = KafkaSettings(bootstrap_servers=bootstrap)
+    base, credentials = bench_kafka(bootstrap)
     kafka = base.model_copy(update={"topic_prefix": f"f{uuid.uuid4().hex[:8]}."})
     await ensure_topics(kafka)
+    await grant_services(kafka, credentials)
     name, url = await fresh_database(server_url, "bench_fairness")
     state_dir = Path(tempfile.mkdtemp(prefix="hopcast-bench-fairness-"))
-    services = ServiceSet(kafka=kafka, database_urls={"billing": url}, state_dir=state_dir, extra_env=FAST_SERVICE_ENV)
+    services = ServiceSet(
+        kafka=kafka,
+        database_urls={"billing": url},
+        state_dir=state_dir,
+        extra_env=FAST_SERVICE_ENV,
+        credentials=credentials,
+    )
     producer = AIOKafkaProducer(enable_idempotence=True, linger_ms=5, **connection_kwargs(kafka))
     db: Database | None = None
     latencies: list[float] = []

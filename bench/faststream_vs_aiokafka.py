@@ -28,6 +28,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from common import bench_kafka
 
 from hopcast_shared.contract.examples import example_event
 from hopcast_shared.kafka import connection_kwargs, make_broker, make_producer
@@ -143,7 +144,7 @@ async def _faststream(kafka: KafkaSettings, topic: str, n: int, batch: int) -> f
 
 
 async def run(messages: int, batch: int, rounds: int, bootstrap: str) -> dict[str, object]:
-    kafka = KafkaSettings(bootstrap_servers=bootstrap)
+    kafka, _ = bench_kafka(bootstrap)
     topic = f"bench.consume.{uuid.uuid4().hex[:8]}"
     await _produce(kafka, topic, messages)
     raw: list[float] = []

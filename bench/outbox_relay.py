@@ -29,7 +29,7 @@ import uuid
 from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from common import drop_database, fresh_database
+from common import bench_kafka, drop_database, fresh_database
 
 from hopcast_shared.contract.examples import example_model
 from hopcast_shared.db import Database
@@ -116,7 +116,7 @@ async def _raw(kafka: KafkaSettings, rows: list[OutboxRow]) -> float:
 
 async def run(events: int, batch: int, bootstrap: str, server_url: str) -> dict[str, object]:
     setup_tracing("bench")
-    kafka = KafkaSettings(bootstrap_servers=bootstrap)
+    kafka, _ = bench_kafka(bootstrap)
     topic = f"bench.outbox.{uuid.uuid4().hex[:8]}"
     await _topic(kafka, topic)
     name, url = await fresh_database(server_url, "bench_outbox")

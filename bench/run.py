@@ -182,6 +182,8 @@ class Harness:
     bootstrap: str
     database_url: str
     quick: bool
+    # The broker's credentials file where it has SCRAM and ACLs on (common.CREDENTIALS_ENV).
+    credentials: Path | None = None
     log: Callable[[str], None] = print
     failures: list[str] = field(default_factory=list)
 
@@ -194,9 +196,11 @@ class Harness:
             address += ["--bootstrap", self.bootstrap]
         started = time.monotonic()
         self.log(f"bench: {shlex.join(shown)}")
+        env = {**os.environ, **({"HOPCAST_KAFKA_CREDENTIALS": str(self.credentials)} if self.credentials else {})}
         done = subprocess.run(
             [sys.executable, str(BENCH / script), *args, *address],
             cwd=ROOT,
+            env=env,
             capture_output=True,
             text=True,
             timeout=timeout_s,
@@ -419,6 +423,9 @@ def main() -> int:
     parser.add_argument("--no-readme", action="store_true")
     parser.add_argument("--bootstrap", default=None, help="a Kafka to use instead of starting one")
     parser.add_argument("--database-url", default=None, help="a PostgreSQL server to use instead of starting one")
+    parser.add_argument(
+        "--credentials", type=Path, default=None, help="that Kafka's credentials.json (a broker with SCRAM and ACLs)"
+    )
     args = parser.parse_args()
     if (args.bootstrap is None) != (args.database_url is None):
         parser.error("give both --bootstrap and --database-url, or neither")
@@ -435,11 +442,14 @@ def main() -> int:
         print(f"bench: starting Kafka and PostgreSQL of its own in {stack.state_dir}", flush=True)
         asyncio.run(stack.start())
         bootstrap, database_url = stack.kafka_bootstrap, stack.database_url("postgres")
+        credentials: Path | None = stack.kafka.credentials.path
     else:
-        bootstrap, database_url = args.bootstrap, args.database_url
+        bootstrap, database_url, credentials = args.bootstrap, args.database_url, args.credentials
     try:
         began = time.monotonic()
-        harness = Harness(bootstrap, database_url, args.quick, log=lambda s: print(s, flush=True))
+        harness = Harness(
+            bootstrap, database_url, args.quick, log=lambda s: print(s, flush=True), credentials=credentials
+        )
         facts = machine(database_url)
         rows: list[dict[str, Any]] = []
         for fig in FIGURES:

@@ -32,6 +32,7 @@ from typing import Any
 
 import jsonschema
 import yaml
+from kafka_acls_check import check_kafka_acls
 from manifest_schemas import KUBERNETES_VERSION, compose_schema, describe, schema_errors
 from pinned_tools import ROOT, ensure_kubectl, npm_file, render
 
@@ -345,10 +346,10 @@ def check_dashboard(report: Report, path: Path = DASHBOARD) -> None:
 
 def main() -> int:
     report = Report()
-    check_compose(report)
+    compose = check_compose(report)
     check_env_file(report)
     check_manifest_files(report)
-    check_overlays(report)
+    check_kafka_acls(report, check_overlays(report), compose)
     check_asyncapi(report)
     check_dashboard(report)
     for line in report.checked:

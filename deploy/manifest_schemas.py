@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import jsonschema
+from kafka_acls_check import KAFKA_USER_SCHEMA
 from referencing import Registry, Resource
 
 KUBERNETES_VERSION = "1.32.0"
@@ -89,6 +90,7 @@ STRIMZI_SCHEMAS: dict[str, dict[str, Any]] = {
         },
     },
 }
+STRIMZI_SCHEMAS["KafkaUser"] = KAFKA_USER_SCHEMA
 
 
 @functools.cache

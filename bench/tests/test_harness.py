@@ -48,6 +48,8 @@ def test_quick_bench_writes_a_well_formed_row_and_a_plot_per_figure(stack: TestS
             str(output),
             "--bootstrap",
             stack.kafka_bootstrap,
+            "--credentials",
+            str(stack.kafka.credentials.path),
             "--database-url",
             stack.database_url("postgres"),
         ],

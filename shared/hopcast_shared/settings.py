@@ -46,6 +46,9 @@ class KafkaSettings(BaseSettings):
     sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
     sasl_username: str | None = None
     sasl_password: SecretStr | None = None
+    # The password from a file (a mounted secret: docker compose, Kubernetes) when
+    # KAFKA_SASL_PASSWORD is not set.
+    sasl_password_file: Path | None = None
     ssl_cafile: Path | None = None
     ssl_certfile: Path | None = None
     ssl_keyfile: Path | None = None
@@ -68,6 +71,11 @@ class KafkaSettings(BaseSettings):
         """A half-configured SASL or TLS fails at start with what is missing, not at the first
         connection with the broker's words."""
         problems = []
+        if self.sasl_password is None and self.sasl_password_file is not None:
+            try:
+                self.sasl_password = SecretStr(self.sasl_password_file.read_text().strip())
+            except OSError as exc:
+                problems.append(f"KAFKA_SASL_PASSWORD_FILE: cannot read {self.sasl_password_file} ({exc.strerror})")
         if self.security_protocol.startswith("SASL") and (not self.sasl_username or not self.sasl_password):
             problems.append(
                 f"KAFKA_SECURITY_PROTOCOL={self.security_protocol} needs KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD"

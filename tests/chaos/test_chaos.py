@@ -65,7 +65,7 @@ async def test_every_run_ends_once_through_kills_restarts_and_replays(chaos_stac
             orgs = new_orgs(PLAN.orgs, credits=1000)
             rng = random.Random(9)
             materials = PLAN.wave * (9 if PLAN.replays else 7) * PLAN.rounds // PLAN.orgs + 4
-            async with Upstream(services.kafka) as upstream:
+            async with Upstream(services.kafka_as("upstream"), observer=services.kafka) as upstream:
                 for org in orgs:
                     await upstream.send_all(seed_events(services, org, materials, rng))
                 await upstream.wait_consumed(within=180)

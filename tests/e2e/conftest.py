@@ -51,7 +51,7 @@ async def dashboard(hopcast: ServiceSet) -> AsyncIterator[Dashboard]:
 
 @pytest_asyncio.fixture(scope="session", loop_scope="session")
 async def upstream(hopcast: ServiceSet) -> AsyncIterator[Upstream]:
-    async with Upstream(hopcast.kafka, keyring=hopcast.keyring) as producer:
+    async with Upstream(hopcast.kafka_as("upstream"), keyring=hopcast.keyring, observer=hopcast.kafka) as producer:
         yield producer
 
 

@@ -29,7 +29,7 @@ async def test_the_demo_seeds_fires_and_every_run_reaches_an_outcome(hopcast: Se
     stop = asyncio.Event()
     try:
         await asyncio.wait_for(following.wait(), timeout=30)
-        async with Upstream(hopcast.kafka, keyring=hopcast.keyring) as upstream:
+        async with Upstream(hopcast.kafka_as("upstream"), keyring=hopcast.keyring, observer=hopcast.kafka) as upstream:
             demo = Demo(upstream, board, rounds=3, round_interval_s=2.0, review_delay_s=0.5)
             playing = asyncio.create_task(demo.run(stop))
 

@@ -22,7 +22,7 @@ async def world(stack: TestStack) -> AsyncIterator[World]:
     try:
         async with (
             Recorder(services.kafka, RECORDED) as recorder,
-            Upstream(services.kafka, keyring=services.keyring) as upstream,
+            Upstream(services.kafka_as("upstream"), keyring=services.keyring, observer=services.kafka) as upstream,
         ):
             producer = AIOKafkaProducer(
                 enable_idempotence=True, max_request_size=4 * 1024 * 1024, **connection_kwargs(services.kafka)

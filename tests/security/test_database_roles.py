@@ -13,9 +13,11 @@ from pathlib import Path
 
 import asyncpg
 import pytest
+from aiokafka import AIOKafkaProducer
 
 from hopcast_billing.adapters.ledger import verify_all
 from hopcast_shared.contract.examples import example_event
+from hopcast_shared.kafka import connection_kwargs
 from hopcast_shared.topics import CONTENT, ensure_topics
 from hopcast_stack.pytest_plugin import TestStack
 from hopcast_stack.services import FAST_SERVICE_ENV, ServiceSet
@@ -60,11 +62,13 @@ async def test_billing_runs_with_a_runtime_role_that_cannot_change_schema_histor
 
     kafka = stack.kafka_settings.model_copy(update={"topic_prefix": f"r{uuid.uuid4().hex[:10]}.", "partitions": 1})
     await ensure_topics(kafka)
+    await stack.grant(kafka.topic_prefix)
     services = ServiceSet(
         kafka=kafka,
         database_urls={"billing": app},
         state_dir=stack.state_dir / "services" / kafka.topic_prefix.rstrip("."),
         extra_env={**FAST_SERVICE_ENV, "BILLING_MIGRATIONS_DATABASE_URL": owner},
+        credentials=stack.kafka.credentials,
     )
     try:
         await services.start()  # migrates as the owner, runs as the app role
@@ -107,7 +111,7 @@ async def test_billing_runs_with_a_runtime_role_that_cannot_change_schema_histor
         # The service works under the narrowed role: a subscription, then a debit.
         org = str(uuid.uuid4())
         now = datetime.now(UTC)
-        async with Upstream(kafka) as upstream:
+        async with Upstream(services.kafka_as("upstream"), observer=kafka) as upstream:
             await upstream.send(example_event("OrganizationCreated", organization_id=org))
             await upstream.send(
                 example_event(
@@ -122,7 +126,13 @@ async def test_billing_runs_with_a_runtime_role_that_cannot_change_schema_histor
             )
             await wait_credits(services, org, 300)
             draft = example_event("PendingPostCreated", organization_id=org, platforms=["MASTODON", "BLUESKY"])
-            await upstream._producer.send_and_wait(kafka.topic(CONTENT), draft.to_json(), key=org.encode())
+            # A draft comes from content: upstream may not write content.events (the broker refuses).
+            content = AIOKafkaProducer(enable_idempotence=True, **connection_kwargs(services.kafka_as("content")))
+            await content.start()
+            try:
+                await content.send_and_wait(kafka.topic(CONTENT), draft.to_json(), key=org.encode())
+            finally:
+                await content.stop()
             await wait_credits(services, org, 297)
 
         # A restart under the runtime role: the migrations are checked, nothing to create.

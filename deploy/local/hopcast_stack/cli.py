@@ -96,9 +96,17 @@ def down() -> None:
 
 
 @app.command()
-def env() -> None:
+def env(
+    role: str = typer.Option(
+        "upstream", "--role", help="whose Kafka client settings: upstream, dashboard, admin or a service's name"
+    ),
+) -> None:
     """Print the connection settings of the local stack (KEY=value lines, ready for `export`)."""
-    for key, value in _stack().env().items():
+    try:
+        values = _stack().env(role)
+    except StackError as exc:
+        raise _fail(exc) from None
+    for key, value in values.items():
         # Plain print: no rich markup or wrapping, the output is meant for scripts.
         print(f"{key}={value}")
 
@@ -133,9 +141,10 @@ def run(
         missing = stack.not_installed()
         if missing:
             console.print(f"[yellow]Not built yet:[/] {', '.join(missing)}.")
-        console.print("[bold]Connection settings[/] (also `make env`):")
+        console.print("[bold]Connection settings[/] of an upstream producer (`make env` prints the password):")
         for key, value in stack.env().items():
-            console.print(f"  {key}={value}", highlight=False, soft_wrap=True)
+            shown = "…" if key == "KAFKA_SASL_PASSWORD" else value
+            console.print(f"  {key}={shown}", highlight=False, soft_wrap=True)
         if not demo:
             console.print(f"[bold]HTTP reads[/] need a bearer token: {_read_hint(stack, 'ORG')}", highlight=False)
         _run_async(lambda: _live(stack, demo=demo and not missing))
@@ -185,7 +194,8 @@ async def _live(stack: Stack, *, demo: bool, refresh_s: float = 0.25) -> None:
         nonlocal demo_run
         # The services read their local token key from the state folder: encrypt with the same one.
         os.environ.setdefault("HOPCAST_STATE_DIR", str(stack.state_dir))
-        async with Upstream(stack.kafka_settings, keyring=load_keyring()) as upstream:
+        upstream_kafka = stack.kafka_as("upstream")
+        async with Upstream(upstream_kafka, keyring=load_keyring(), observer=stack.kafka_settings) as upstream:
             demo_run = Demo(upstream, board)
             org = demo_run.plan.organizations[0]
             console.print(

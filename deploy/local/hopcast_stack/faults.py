@@ -98,7 +98,7 @@ async def kill_service(services: ServiceSet, name: str, *, within: float = 180) 
     proc.kill()
     proc.wait(10)
     fault.detail["service_starts"] = await _start_again(
-        lambda: start_services([process], services.env(), timeout_s=within), [process.http_port]
+        lambda: start_services([process], services.env, timeout_s=within), [process.http_port]
     )
     fault.down_s = time.time() - fault.at
     await wait_all_ready(services, within=within)
@@ -196,7 +196,7 @@ async def rewind_group(stack: TestStack, services: ServiceSet, name: str, *, wit
     finally:
         await consumer.stop()
     fault.detail["partitions"] = len(tps)
-    await start_services([process], services.env(), timeout_s=within)
+    await start_services([process], services.env, timeout_s=within)
     fault.down_s = time.time() - fault.at
     await wait_all_ready(services, within=within)
     fault.ready_s = time.time() - fault.at

@@ -4,7 +4,14 @@ ready when an aiokafka client gets its metadata, and the contract's topics creat
 
 Layout under the state folder: kafka/libs (jars, shared by every broker of the machine's
 checkout), kafka/server.properties, kafka/cluster-id, kafka/data (log dirs, kept across
-restarts), logs/kafka.log, run/kafka.pid.
+restarts), kafka/credentials.json (the principals' passwords, mode 0600), logs/kafka.log,
+run/kafka.pid.
+
+Security is on by default (`from_settings` and the test stack): one SASL_PLAINTEXT listener where
+every client authenticates with SCRAM-SHA-512 (the credentials are bootstrapped when the storage
+is formatted), the KRaft StandardAuthorizer with no access where no ACL grants it
+(hopcast_shared.acls holds the table), and the controller listener behind SASL/PLAIN for the
+broker's own identity.
 """
 
 from __future__ import annotations
@@ -14,6 +21,7 @@ import base64
 import contextlib
 import fcntl
 import hashlib
+import json
 import logging
 import os
 import re
@@ -30,6 +38,7 @@ from hopcast_shared.settings import KafkaSettings
 from hopcast_shared.topics import ensure_topics, topic_specs
 from hopcast_stack import procs
 from hopcast_stack.config import StackSettings
+from hopcast_stack.credentials import BROKER_PRINCIPAL, MECHANISM, Credentials
 from hopcast_stack.errors import StackError
 
 log = logging.getLogger(__name__)
@@ -177,6 +186,9 @@ class KafkaServer:
     ready_timeout_s: float = 60.0
     # Extra or overriding server.properties (the test stack uses it for speed over durability).
     overrides: Mapping[str, str] = field(default_factory=dict)
+    # SASL/SCRAM and ACLs on (the principals' passwords in home/credentials.json); False: an
+    # open PLAINTEXT broker, for a test that configures its own listeners.
+    secure: bool = False
 
     def __post_init__(self) -> None:
         self.home = self.home.resolve()
@@ -195,6 +207,7 @@ class KafkaServer:
             run_dir=state / "run",
             heap_opts=settings.kafka_heap_opts,
             ready_timeout_s=settings.kafka_ready_timeout_s,
+            secure=True,
         )
 
     # Paths -------------------------------------------------------------------------------------
@@ -229,6 +242,16 @@ class KafkaServer:
     @property
     def ports(self) -> tuple[int, int]:
         return (self.port, self.controller_port)
+
+    @property
+    def credentials(self) -> Credentials:
+        """The principals' passwords (made on first use)."""
+        return Credentials.load_or_create(self.home / "credentials.json")
+
+    def client_settings(self, principal: str = "admin", **updates: object) -> KafkaSettings:
+        """Settings of a client of this broker acting as `principal` (secure), or plain ones."""
+        kafka = KafkaSettings(bootstrap_servers=self.bootstrap).model_copy(update=updates)
+        return self.credentials.client_settings(kafka, principal) if self.secure else kafka
 
     def cluster_id(self) -> str:
         """Generated once and kept: the formatted log dirs carry it, and a different id would not start."""
@@ -283,8 +306,42 @@ class KafkaServer:
             "num.recovery.threads.per.data.dir": "2",
             "background.threads": "4",
         }
+        if self.secure:
+            props.update(self._security_properties())
         props.update(self.overrides)
         return props
+
+    def _security_properties(self) -> dict[str, str]:
+        """Clients on SASL_PLAINTEXT with SCRAM-SHA-512 (also the broker to itself); the controller
+        listener with SASL/PLAIN for the broker's identity alone; the StandardAuthorizer, denying
+        what no ACL allows. `admin` and `broker` are super users."""
+        broker_password = self.credentials.password(BROKER_PRINCIPAL)
+        listener = f"SASL_PLAINTEXT://127.0.0.1:{self.port}"
+        controller = f"CONTROLLER://127.0.0.1:{self.controller_port}"
+        plain = "org.apache.kafka.common.security.plain.PlainLoginModule"
+        scram = "org.apache.kafka.common.security.scram.ScramLoginModule"
+        return {
+            "listeners": f"{listener},{controller}",
+            "advertised.listeners": f"{listener},{controller}",
+            "listener.security.protocol.map": "SASL_PLAINTEXT:SASL_PLAINTEXT,CONTROLLER:SASL_PLAINTEXT",
+            "inter.broker.listener.name": "SASL_PLAINTEXT",
+            "sasl.enabled.mechanisms": MECHANISM,
+            "sasl.mechanism.inter.broker.protocol": MECHANISM,
+            "listener.name.sasl_plaintext.scram-sha-512.sasl.jaas.config": (
+                f'{scram} required username="{BROKER_PRINCIPAL}" password="{broker_password}";'
+            ),
+            # SCRAM credentials live in the metadata log, which the controller listener must not
+            # depend on: PLAIN, with the one user defined here.
+            "sasl.mechanism.controller.protocol": "PLAIN",
+            "listener.name.controller.sasl.enabled.mechanisms": "PLAIN",
+            "listener.name.controller.plain.sasl.jaas.config": (
+                f'{plain} required username="{BROKER_PRINCIPAL}" password="{broker_password}" '
+                f'user_{BROKER_PRINCIPAL}="{broker_password}";'
+            ),
+            "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+            "allow.everyone.if.no.acl.found": "false",
+            "super.users": f"User:admin;User:{BROKER_PRINCIPAL}",
+        }
 
     def write_properties(self) -> None:
         """Written at every start (ports may change); the cluster id and data stay."""
@@ -292,16 +349,34 @@ class KafkaServer:
         lines = ["# Written by hopcast_stack.kafka at every start; edits are overwritten."]
         lines += [f"{k}={v}" for k, v in self.properties().items()]
         tmp = self.properties_file.with_suffix(".tmp")
-        tmp.write_text("\n".join(lines) + "\n")
+        # It holds the broker's password: readable by us alone.
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write("\n".join(lines) + "\n")
         tmp.replace(self.properties_file)
 
     def _classpath(self) -> str:
         return f"{self.jars}/*"
 
+    @property
+    def _scram_marker(self) -> Path:
+        return self.data_dir / ".hopcast-scram"
+
+    def _scram_digest(self) -> str:
+        return hashlib.sha256(json.dumps(self.credentials.passwords, sort_keys=True).encode()).hexdigest()
+
     def format_storage(self, java: str) -> None:
-        """Format the log dir for this cluster once; the StorageTool is told to ignore a formatted dir,
-        and we skip the JVM entirely when meta.properties is already there."""
-        if (self.data_dir / "meta.properties").exists():
+        """Format the log dir for this cluster once (with every principal's SCRAM credentials
+        when secure); the StorageTool is told to ignore a formatted dir, and we skip the JVM
+        entirely when meta.properties is already there. A log dir formatted before security was
+        on (or with other passwords) has no usable credentials: it is moved aside, not deleted."""
+        formatted = (self.data_dir / "meta.properties").exists()
+        if formatted and self.secure and not self._current_scram():
+            aside = self.home / f"data.before-scram-{int(time.time())}"
+            log.warning("Kafka's log dir was formatted without these credentials: moved to %s, formatting anew", aside)
+            self.data_dir.replace(aside)
+            formatted = False
+        if formatted:
             return
         self.data_dir.mkdir(parents=True, exist_ok=True)
         result = subprocess.run(
@@ -319,6 +394,7 @@ class KafkaServer:
                 "-c",
                 str(self.properties_file),
                 "--ignore-formatted",
+                *(self.credentials.scram_arguments() if self.secure else []),
             ],
             capture_output=True,
             text=True,
@@ -327,6 +403,11 @@ class KafkaServer:
         if result.returncode != 0:
             output = "\n".join((result.stdout + result.stderr).splitlines()[-40:])
             raise StackError(f"formatting Kafka's storage in {self.data_dir} failed:\n{output}")
+        if self.secure:
+            self._scram_marker.write_text(self._scram_digest() + "\n")
+
+    def _current_scram(self) -> bool:
+        return self._scram_marker.is_file() and self._scram_marker.read_text().strip() == self._scram_digest()
 
     def command(self, java: str) -> list[str]:
         assert self.logs_dir is not None
@@ -392,7 +473,7 @@ class KafkaServer:
                     f"Kafka {how} during startup; the end of {self.log_file}:\n{procs.tail(self.log_file)}"
                 )
             try:
-                if await metadata_ok(self.bootstrap):
+                if await metadata_ok(self.client_settings()):
                     return
                 last_error = "metadata has no broker yet"
             except Exception as exc:  # any failure to connect means "not yet"
@@ -422,7 +503,7 @@ class KafkaServer:
     async def create_topics(self, kafka: KafkaSettings | None = None) -> list[str]:
         """Create the contract's topics that are missing (idempotent); returns the names created.
         Retried briefly: right after startup the controller may still be settling."""
-        settings = kafka or KafkaSettings(bootstrap_servers=self.bootstrap)
+        settings = kafka or self.client_settings()
         for attempt in range(20):
             try:
                 return await ensure_topics(settings, topic_specs(settings))
@@ -446,13 +527,15 @@ def _quiet_aiokafka() -> Iterator[None]:
         logger.setLevel(previous)
 
 
-async def metadata_ok(bootstrap: str, *, timeout_ms: int = 5000) -> bool:
-    """Whether a client can connect to `bootstrap` and gets metadata listing at least one broker."""
+async def metadata_ok(kafka: KafkaSettings, *, timeout_ms: int = 5000) -> bool:
+    """Whether a client of `kafka` can connect and gets metadata listing at least one broker."""
     from aiokafka.admin import AIOKafkaAdminClient
+
+    from hopcast_shared.kafka import connection_kwargs
 
     with _quiet_aiokafka():
         admin = AIOKafkaAdminClient(
-            bootstrap_servers=bootstrap, request_timeout_ms=timeout_ms, client_id="hopcast-stack"
+            request_timeout_ms=timeout_ms, client_id="hopcast-stack", **connection_kwargs(kafka)
         )
         try:
             await admin.start()

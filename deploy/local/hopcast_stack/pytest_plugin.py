@@ -44,6 +44,10 @@ class TestStack:
     """A Kafka broker and a PostgreSQL server of its own, for one test session (or one test module
     that needs to stop and restart them).
 
+    Its broker runs as `make up`'s does: SASL/SCRAM and ACLs on. `kafka_settings` is the
+    super user's (`admin`: what a test that sets up or observes uses), `kafka_as(principal, prefix)`
+    another principal's, after `await grant(prefix)` created the ACLs of topics under that prefix.
+
     `kafka_bootstrap`, `kafka_settings` (topics created), `database_url(name)`,
     `await new_database(prefix)`, `await start_services()` (the four services as processes of
     their own), `state_dir`; `kafka` and `postgres` are the servers themselves.
@@ -71,6 +75,7 @@ class TestStack:
             # a test session does not need.
             heap_opts="-Xms128m -Xmx512m -XX:TieredStopAtLevel=1",
             ready_timeout_s=settings.kafka_ready_timeout_s,
+            secure=True,
         )
         self.postgres: PostgresServer = PostgresServer(
             home=state_dir / "postgres",
@@ -85,6 +90,7 @@ class TestStack:
         )
         self._databases: dict[str, str] = {}
         self._service_sets: list[ServiceSet] = []
+        self._granted: set[str] = set()
 
     @classmethod
     def in_new_folder(cls, *, libs: Path | None = None) -> TestStack:
@@ -103,9 +109,19 @@ class TestStack:
 
     @property
     def kafka_settings(self) -> KafkaSettings:
-        from hopcast_shared.settings import KafkaSettings
+        return self.kafka.client_settings("admin")
 
-        return KafkaSettings(bootstrap_servers=self.kafka.bootstrap)
+    def kafka_as(self, principal: str, topic_prefix: str = "", **updates: object) -> KafkaSettings:
+        """Settings of a client acting as `principal` on the topics under `topic_prefix`."""
+        return self.kafka.client_settings(principal, topic_prefix=topic_prefix, **updates)
+
+    async def grant(self, topic_prefix: str = "") -> None:
+        """Create the ACLs of every principal (hopcast_shared.acls) for the topics under the prefix."""
+        from hopcast_shared.acls import acl_table, apply_acls
+
+        if topic_prefix not in self._granted and self.kafka.secure:
+            await apply_acls(self.kafka_settings, acl_table(topic_prefix))
+            self._granted.add(topic_prefix)
 
     def database_url(self, name: str) -> str:
         """The URL of database `name` on this server, created (with pgvector) on first use."""
@@ -134,12 +150,14 @@ class TestStack:
         prefix = topic_prefix or f"e{uuid.uuid4().hex[:10]}."
         kafka = self.kafka_settings.model_copy(update={"topic_prefix": prefix, "partitions": 3})
         await ensure_topics(kafka)
+        await self.grant(prefix)
         urls = {name: await self.new_database(name) for name in installed_services()}
         services = ServiceSet(
             kafka=kafka,
             database_urls=urls,
             state_dir=self.state_dir / "services" / prefix.rstrip("."),
             extra_env={**(FAST_SERVICE_ENV if fast else {"PUBLISHER_ADAPTER": "sandbox"}), **(env or {})},
+            credentials=self.kafka.credentials,
         )
         self._service_sets.append(services)
         try:
@@ -159,6 +177,8 @@ class TestStack:
         async def kafka() -> None:
             await self.kafka.start()
             await self.kafka.create_topics(self.kafka_settings)
+            # ACLs live in the metadata log: a restarted broker still has them.
+            await self.grant("")
 
         async def postgres() -> None:
             await self.postgres.start()

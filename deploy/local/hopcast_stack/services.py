@@ -19,7 +19,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -31,7 +31,11 @@ from hopcast_shared.auth import dev_auth_env, issue_dev_token
 from hopcast_shared.crypto import Keyring, new_key_entry
 from hopcast_shared.settings import SERVICES, KafkaSettings
 from hopcast_stack import procs
+from hopcast_stack.credentials import Credentials
 from hopcast_stack.errors import StackError
+
+# A service's environment: one for all, or each its own (its own Kafka principal).
+ServiceEnv = Mapping[str, str] | Callable[[str], Mapping[str, str]]
 
 
 @dataclass(frozen=True)
@@ -145,15 +149,18 @@ def current_env() -> dict[str, str]:
     return dict(os.environ)
 
 
-async def start_services(
-    services: Sequence[ServiceProcess], env: Mapping[str, str], *, timeout_s: float
-) -> dict[str, float]:
+async def start_services(services: Sequence[ServiceProcess], env: ServiceEnv, *, timeout_s: float) -> dict[str, float]:
     """Spawn every service, then wait for all their /ready at once; returns the seconds each took.
     A service that does not get ready is stopped (a half-started one would only confuse the next
     start) and the error names every failure with its log."""
     began = time.monotonic()
     children = {
-        service.name: service.spawn({**env, f"{service.name.upper()}_HTTP_PORT": str(service.http_port)})
+        service.name: service.spawn(
+            {
+                **(env(service.name) if callable(env) else env),
+                f"{service.name.upper()}_HTTP_PORT": str(service.http_port),
+            }
+        )
         for service in services
     }
     took: dict[str, float] = {}
@@ -216,7 +223,9 @@ class ServiceSet:
     """The installed services as processes of one configuration of their own: a Kafka (with its
     topic prefix), a database per service, free HTTP ports, a state folder (logs, pid files) and
     token keys (`keyring` encrypts what an upstream producer puts in events); their HTTP reads
-    trust the state folder's development key (`token(organizations)` signs with it).
+    trust the state folder's development key (`token(organizations)` signs with it). With
+    `credentials` (a broker with SASL/SCRAM and ACLs) each service connects as its own principal,
+    and `kafka` is the observer's (admin) settings; `kafka_as("upstream")` is an upstream producer's.
 
     `await start()`, `stop()`, `url(name, path)`, `await get_json(name, path, organization=...)`.
     """
@@ -225,6 +234,7 @@ class ServiceSet:
     database_urls: Mapping[str, str]
     state_dir: Path
     extra_env: Mapping[str, str] = field(default_factory=dict)
+    credentials: Credentials | None = None
     ready_timeout_s: float = 90.0
     processes: list[ServiceProcess] = field(init=False)
     token_keys: str = field(init=False)
@@ -242,9 +252,14 @@ class ServiceSet:
     def keyring(self) -> Keyring:
         return Keyring.parse(self.token_keys)
 
-    def env(self) -> dict[str, str]:
+    def kafka_as(self, principal: str) -> KafkaSettings:
+        """`kafka` as `principal` authenticates (unchanged without credentials)."""
+        return self.credentials.client_settings(self.kafka, principal) if self.credentials else self.kafka
+
+    def env(self, name: str | None = None) -> dict[str, str]:
+        """The environment of service `name` (connected as its own principal), or the common one."""
         values = {
-            **kafka_env(self.kafka),
+            **kafka_env(self.kafka_as(name) if name else self.kafka),
             "HOPCAST_STATE_DIR": str(self.state_dir),
             "TOKEN_KEYS": self.token_keys,
             **dev_auth_env(self.state_dir),
@@ -278,7 +293,7 @@ class ServiceSet:
 
     async def start(self) -> dict[str, float]:
         self.state_dir.mkdir(parents=True, exist_ok=True)
-        return await start_services(self.processes, self.env(), timeout_s=self.ready_timeout_s)
+        return await start_services(self.processes, self.env, timeout_s=self.ready_timeout_s)
 
     def running(self) -> list[str]:
         return [p.name for p in self.processes if p.is_running()]

@@ -13,9 +13,11 @@ from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from hopcast_shared.acls import PRINCIPALS, UPSTREAM_PRINCIPAL, acl_table, apply_acls
 from hopcast_shared.settings import SERVICES, KafkaSettings
 from hopcast_stack import procs
 from hopcast_stack.config import StackSettings
+from hopcast_stack.credentials import Credentials
 from hopcast_stack.errors import StackError
 from hopcast_stack.kafka import KafkaServer
 from hopcast_stack.postgres import PostgresServer
@@ -23,9 +25,21 @@ from hopcast_stack.services import (
     ServiceProcess,
     current_env,
     installed_services,
+    kafka_env,
     local_auth_env,
     service_env,
     start_services,
+)
+
+# What `make env` prints of a principal's client settings (the names the services read).
+CLIENT_VARIABLES = (
+    "KAFKA_BOOTSTRAP_SERVERS",
+    "KAFKA_TOPIC_PREFIX",
+    "KAFKA_SECURITY_PROTOCOL",
+    "KAFKA_SASL_MECHANISM",
+    "KAFKA_SASL_USERNAME",
+    "KAFKA_SASL_PASSWORD",
+    "KAFKA_SSL_CAFILE",
 )
 
 
@@ -92,9 +106,12 @@ class Stack:
     def __init__(self, settings: StackSettings) -> None:
         self.settings = settings
         self.state_dir = settings.state_dir
-        self.kafka_settings: KafkaSettings = settings.kafka
-        # An external Kafka (KAFKA_BOOTSTRAP_SERVERS elsewhere) is not ours to start or stop.
+        # An external Kafka (KAFKA_BOOTSTRAP_SERVERS elsewhere) is not ours to start or stop, and
+        # its credentials come from the KAFKA_* variables; ours has a principal per role.
         self.kafka: KafkaServer | None = None if settings.kafka_external else KafkaServer.from_settings(settings)
+        self.credentials: Credentials | None = self.kafka.credentials if self.kafka else None
+        # The stack's own client (topics, ACLs, the live view, the demo's fence): the admin.
+        self.kafka_settings: KafkaSettings = self.kafka_as("admin")
         self.postgres = PostgresServer.from_settings(settings)
         self.services = [
             ServiceProcess(name, module, settings.http_port(name), self.state_dir)
@@ -115,9 +132,20 @@ class Stack:
 
     # Connection settings -----------------------------------------------------------------------
 
-    def env(self) -> dict[str, str]:
-        """What a client of this stack sets: the bootstrap servers and each service's database URL."""
-        values = {"KAFKA_BOOTSTRAP_SERVERS": self.kafka_settings.bootstrap_servers}
+    def kafka_as(self, principal: str) -> KafkaSettings:
+        """The clients' settings of `principal` (one of hopcast_shared.acls.PRINCIPALS) on our broker;
+        an external broker's settings as the KAFKA_* variables give them."""
+        if self.credentials is None:
+            return self.settings.kafka
+        if principal not in PRINCIPALS:
+            raise StackError(f"no Kafka principal {principal!r}: one of {', '.join(PRINCIPALS)}")
+        return self.credentials.client_settings(self.settings.kafka, principal)
+
+    def env(self, role: str = UPSTREAM_PRINCIPAL) -> dict[str, str]:
+        """What a client of this stack sets: `role`'s Kafka client settings (the upstream producer's
+        by default) and each service's database URL."""
+        kafka = kafka_env(self.kafka_as(role))
+        values = {key: kafka[key] for key in CLIENT_VARIABLES if kafka.get(key)}
         for name in SERVICES:
             values[f"{name.upper()}_DATABASE_URL"] = self.settings.database_url(name)
         return values
@@ -139,6 +167,7 @@ class Stack:
                 return
             await _timed("kafka", self.kafka.start(), report)
             report.topics_created = await self.kafka.create_topics(self.kafka_settings)
+            await apply_acls(self.kafka_settings, acl_table(self.kafka_settings.topic_prefix))
 
         async def postgres() -> None:
             await _timed("postgres", self.postgres.start(), report)
@@ -165,10 +194,13 @@ class Stack:
     async def up(self) -> StartReport:
         report = await self.infra_up()
         base = current_env()
-        env = service_env(
-            base,
-            {**self.env(), "HOPCAST_STATE_DIR": str(self.state_dir), **local_auth_env(base, self.state_dir)},
-        )
+        auth = local_auth_env(base, self.state_dir)
+
+        def env(name: str) -> dict[str, str]:
+            """Each service connects as its own principal; its HTTP reads trust the local key."""
+            kafka = kafka_env(self.kafka_as(name)) if self.credentials else {}
+            return service_env(base, {**self.env(), **kafka, "HOPCAST_STATE_DIR": str(self.state_dir), **auth})
+
         pending = []
         for service in self.services:
             if service.is_running():

@@ -47,9 +47,14 @@ def upstream_event(
 class Upstream:
     """A producer of upstream.events. `async with Upstream(kafka) as up: await up.send(event)`."""
 
-    def __init__(self, kafka: KafkaSettings, *, keyring: Keyring | None = None) -> None:
+    def __init__(
+        self, kafka: KafkaSettings, *, keyring: Keyring | None = None, observer: KafkaSettings | None = None
+    ) -> None:
         self.kafka = kafka
         self.keyring = keyring
+        # Who reads the services' committed offsets in wait_consumed: the `upstream` principal
+        # may only write upstream.events, so an operator's (admin) settings where ACLs are on.
+        self.observer = observer or kafka
         self._started: AIOKafkaProducer | None = None
         # The highest offset this producer wrote, per partition of upstream.events.
         self.sent: dict[int, int] = {}
@@ -110,7 +115,7 @@ class Upstream:
         wanted = {TopicPartition(self.kafka.topic(UPSTREAM), p): offset + 1 for p, offset in self.sent.items()}
         if not wanted:
             return
-        admin = AIOKafkaAdminClient(**connection_kwargs(self.kafka))
+        admin = AIOKafkaAdminClient(**connection_kwargs(self.observer))
         await admin.start()
         try:
             pending = set(groups)

@@ -11,6 +11,8 @@ import pytest
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
+from hopcast_shared.kafka import connection_kwargs
+from hopcast_shared.settings import KafkaSettings
 from hopcast_stack.pytest_plugin import TestStack
 
 TopicFactory = Callable[..., Awaitable[str]]
@@ -18,7 +20,7 @@ TopicFactory = Callable[..., Awaitable[str]]
 
 @pytest.fixture
 async def admin(stack: TestStack) -> AsyncIterator[AIOKafkaAdminClient]:
-    client = AIOKafkaAdminClient(bootstrap_servers=stack.kafka_bootstrap)
+    client = AIOKafkaAdminClient(**connection_kwargs(stack.kafka_settings))
     await client.start()
     yield client
     await client.close()
@@ -38,16 +40,16 @@ def fresh_topic(admin: AIOKafkaAdminClient) -> TopicFactory:
 
 @pytest.fixture
 def read_all() -> Callable[..., Awaitable[list[ConsumerRecord[bytes, bytes]]]]:
-    """`await read_all(bootstrap, topic, expect=n, isolation_level=...)`: see `read_topic_from_start`."""
+    """`await read_all(kafka, topic, expect=n, isolation_level=...)`: see `read_topic_from_start`."""
     return read_topic_from_start
 
 
 async def read_topic_from_start(
-    bootstrap: str, topic: str, *, isolation_level: str = "read_uncommitted", expect: int, within: float = 20.0
+    kafka: KafkaSettings, topic: str, *, isolation_level: str = "read_uncommitted", expect: int, within: float = 20.0
 ) -> list[ConsumerRecord[bytes, bytes]]:
     """Every record of a topic from the start (all partitions), until `expect` arrived or time ran out,
     then a little longer so that unexpected extra records show too."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, isolation_level=isolation_level, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(isolation_level=isolation_level, enable_auto_commit=False, **connection_kwargs(kafka))
     await consumer.start()
     try:
         partitions = await _partitions(consumer, topic)

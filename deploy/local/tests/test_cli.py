@@ -3,7 +3,9 @@ infra-down end to end on a state folder and ports of the test's own (integration
 
 from __future__ import annotations
 
+import json
 import os
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -35,16 +37,32 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
     return monkeypatch
 
 
-def test_env_prints_the_defaults(clean_env: pytest.MonkeyPatch) -> None:
+def test_env_prints_the_defaults_as_the_upstream_principal(clean_env: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    clean_env.setenv("HOPCAST_STATE_DIR", str(tmp_path))
     result = CliRunner().invoke(app, ["env"])
     assert result.exit_code == 0, result.output
+    credentials = json.loads((tmp_path / "kafka" / "credentials.json").read_text())
+    assert stat.S_IMODE((tmp_path / "kafka" / "credentials.json").stat().st_mode) == 0o600
     assert result.output.splitlines() == [
         "KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:9092",
+        "KAFKA_SECURITY_PROTOCOL=SASL_PLAINTEXT",
+        "KAFKA_SASL_MECHANISM=SCRAM-SHA-512",
+        "KAFKA_SASL_USERNAME=upstream",
+        f"KAFKA_SASL_PASSWORD={credentials['upstream']}",
         "SCHEDULER_DATABASE_URL=postgresql://hopcast@127.0.0.1:55432/scheduler",
         "CONTENT_DATABASE_URL=postgresql://hopcast@127.0.0.1:55432/content",
         "BILLING_DATABASE_URL=postgresql://hopcast@127.0.0.1:55432/billing",
         "PUBLISHER_DATABASE_URL=postgresql://hopcast@127.0.0.1:55432/publisher",
     ]
+    # Another role, the same passwords (made once), each principal its own.
+    for role in ("dashboard", "admin", "billing"):
+        lines = dict(
+            line.split("=", 1) for line in CliRunner().invoke(app, ["env", "--role", role]).output.splitlines()
+        )
+        assert (lines["KAFKA_SASL_USERNAME"], lines["KAFKA_SASL_PASSWORD"]) == (role, credentials[role])
+    assert len(set(credentials.values())) == len(credentials)
+    refused = CliRunner().invoke(app, ["env", "--role", "mallory"])
+    assert refused.exit_code == 1 and "no Kafka principal 'mallory'" in refused.output
 
 
 def test_env_reflects_overrides(clean_env: pytest.MonkeyPatch) -> None:

@@ -13,7 +13,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import KafkaError
 
-from hopcast_shared.settings import KafkaSettings
+from hopcast_shared.kafka import connection_kwargs
 from hopcast_shared.topics import DLQ_TOPICS, EVENT_TOPICS, topic_specs
 from hopcast_stack.kafka import metadata_ok
 from hopcast_stack.pytest_plugin import TestStack
@@ -23,7 +23,7 @@ pytestmark = pytest.mark.integration
 
 async def test_broker_serves_metadata_and_logs_through_log4j(stack: TestStack) -> None:
     assert stack.kafka.is_running()
-    assert await metadata_ok(stack.kafka_bootstrap)
+    assert await metadata_ok(stack.kafka_settings)
     # The SLF4J binding works: without it the broker would log nothing at all.
     assert "Kafka Server started" in stack.kafka.log_file.read_text()
 
@@ -57,7 +57,7 @@ async def test_creating_topics_again_creates_nothing(stack: TestStack) -> None:
 
 
 async def test_a_prefixed_layout_is_created_on_demand(stack: TestStack, admin: AIOKafkaAdminClient) -> None:
-    prefixed = KafkaSettings(bootstrap_servers=stack.kafka_bootstrap, topic_prefix=f"p{uuid.uuid4().hex[:8]}.")
+    prefixed = stack.kafka_settings.model_copy(update={"topic_prefix": f"p{uuid.uuid4().hex[:8]}."})
     created = await stack.kafka.create_topics(prefixed)
     assert sorted(created) == sorted(prefixed.topic(name) for name in (*EVENT_TOPICS, *DLQ_TOPICS))
     # Metadata reaches the broker's cache a moment after the controller created the topics.
@@ -72,7 +72,7 @@ async def test_a_prefixed_layout_is_created_on_demand(stack: TestStack, admin: A
 
 async def test_topics_are_not_created_by_producing_to_them(stack: TestStack, admin: AIOKafkaAdminClient) -> None:
     name = f"typo.{uuid.uuid4().hex[:8]}"
-    producer = AIOKafkaProducer(bootstrap_servers=stack.kafka_bootstrap, request_timeout_ms=2000)
+    producer = AIOKafkaProducer(**connection_kwargs(stack.kafka_settings), request_timeout_ms=2000)
     await producer.start()
     try:
         with pytest.raises(KafkaError):
@@ -84,7 +84,7 @@ async def test_topics_are_not_created_by_producing_to_them(stack: TestStack, adm
 
 async def test_idempotent_producer_writes_each_record_once_in_order(stack: TestStack, fresh_topic, read_all) -> None:
     topic = await fresh_topic()
-    producer = AIOKafkaProducer(bootstrap_servers=stack.kafka_bootstrap, enable_idempotence=True)
+    producer = AIOKafkaProducer(**connection_kwargs(stack.kafka_settings), enable_idempotence=True)
     await producer.start()
     try:
         sent = [f"event-{i}".encode() for i in range(50)]
@@ -96,7 +96,7 @@ async def test_idempotent_producer_writes_each_record_once_in_order(stack: TestS
     finally:
         await producer.stop()
 
-    records = await read_all(stack.kafka_bootstrap, topic, expect=len(sent))
+    records = await read_all(stack.kafka_settings, topic, expect=len(sent))
     assert [r.value for r in records] == sent
     assert [r.offset for r in records] == list(range(len(sent)))
 
@@ -105,7 +105,7 @@ async def test_transactions_commit_and_abort_as_read_committed_consumers_see_the
     stack: TestStack, fresh_topic, read_all
 ) -> None:
     topic = await fresh_topic(partitions=2)
-    producer = AIOKafkaProducer(bootstrap_servers=stack.kafka_bootstrap, transactional_id=f"tx-{uuid.uuid4()}")
+    producer = AIOKafkaProducer(**connection_kwargs(stack.kafka_settings), transactional_id=f"tx-{uuid.uuid4()}")
     await producer.start()
     try:
         async with producer.transaction():
@@ -119,10 +119,10 @@ async def test_transactions_commit_and_abort_as_read_committed_consumers_see_the
     finally:
         await producer.stop()
 
-    committed = await read_all(stack.kafka_bootstrap, topic, isolation_level="read_committed", expect=3)
+    committed = await read_all(stack.kafka_settings, topic, isolation_level="read_committed", expect=3)
     assert sorted(r.value for r in committed) == [b"committed-1", b"committed-2", b"committed-3"]
     # The aborted record was written (a read_uncommitted consumer sees it): read_committed filtered it.
-    everything = await read_all(stack.kafka_bootstrap, topic, expect=4)
+    everything = await read_all(stack.kafka_settings, topic, expect=4)
     assert b"aborted" in {r.value for r in everything}
 
 
@@ -131,7 +131,7 @@ async def test_offsets_commit_inside_the_producers_transaction(
 ) -> None:
     source, target = await fresh_topic(), await fresh_topic()
     group = f"group-{uuid.uuid4().hex[:8]}"
-    producer = AIOKafkaProducer(bootstrap_servers=stack.kafka_bootstrap, transactional_id=f"tx-{uuid.uuid4()}")
+    producer = AIOKafkaProducer(**connection_kwargs(stack.kafka_settings), transactional_id=f"tx-{uuid.uuid4()}")
     await producer.start()
     try:
         async with producer.transaction():

@@ -16,6 +16,7 @@ import pytest_asyncio
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
+from hopcast_shared.kafka import connection_kwargs
 from hopcast_stack import procs
 from hopcast_stack.pytest_plugin import TestStack
 
@@ -43,13 +44,13 @@ async def test_start_is_idempotent(private: TestStack) -> None:
 
 async def test_restart_keeps_topics_messages_and_rows(private: TestStack, read_all) -> None:
     topic = f"survivor.{uuid.uuid4().hex[:8]}"
-    admin = AIOKafkaAdminClient(bootstrap_servers=private.kafka_bootstrap)
+    admin = AIOKafkaAdminClient(**connection_kwargs(private.kafka_settings))
     await admin.start()
     try:
         await admin.create_topics([NewTopic(topic, 2, 1)])
     finally:
         await admin.close()
-    producer = AIOKafkaProducer(bootstrap_servers=private.kafka_bootstrap, enable_idempotence=True)
+    producer = AIOKafkaProducer(**connection_kwargs(private.kafka_settings), enable_idempotence=True)
     await producer.start()
     try:
         await producer.send_and_wait(topic, b"kept", key=b"k")
@@ -67,9 +68,9 @@ async def test_restart_keeps_topics_messages_and_rows(private: TestStack, read_a
     await private.restart()
 
     assert private.kafka.process() != old_kafka
-    records = await read_all(private.kafka_bootstrap, topic, expect=1)
+    records = await read_all(private.kafka_settings, topic, expect=1)
     assert [r.value for r in records] == [b"kept"]
-    admin = AIOKafkaAdminClient(bootstrap_servers=private.kafka_bootstrap)
+    admin = AIOKafkaAdminClient(**connection_kwargs(private.kafka_settings))
     await admin.start()
     try:
         [described] = await admin.describe_topics([topic])

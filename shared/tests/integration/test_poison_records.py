@@ -21,6 +21,7 @@ from hopcast_shared.contract.examples import example_event
 from hopcast_shared.db import Database
 from hopcast_shared.dlq import DLQ_MAX_MESSAGE_BYTES, DeadLetter, replay_stored, stored_dead_letters
 from hopcast_shared.handling import EventContext
+from hopcast_shared.kafka import connection_kwargs
 from hopcast_shared.settings import KafkaSettings, ServiceSettings
 from hopcast_shared.testing import as_record, read_topic
 from hopcast_shared.topics import UPSTREAM, TopicSpec, dlq_topic, ensure_topics
@@ -303,7 +304,7 @@ async def test_a_header_key_that_is_not_utf8_is_read_and_dead_lettered_verbatim(
     odd = json.dumps(_created(org, "x")).encode()
     for module in (message_accumulator, producer_module):
         monkeypatch.setattr(module, "DefaultRecordBatchBuilder", _DefaultRecordBatchBuilderPy)
-    raw_producer = AIOKafkaProducer(bootstrap_servers=kafka.bootstrap_servers)
+    raw_producer = AIOKafkaProducer(**connection_kwargs(kafka))
     await raw_producer.start()
     try:
         await raw_producer.send_and_wait(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from hopcast_shared.settings import KafkaSettings, ServiceSettings, SettingsError, load
@@ -54,3 +56,21 @@ def test_every_contract_topic_is_specified_with_explicit_layout() -> None:
     assert all(s.partitions == 6 and s.replication_factor == 1 for s in specs.values())
     assert all("retention.ms" in s.config for s in specs.values())
     assert specs["x.billing.dlq"].config["retention.ms"] == str(kafka.dlq_retention_ms)
+
+
+def test_the_sasl_password_may_come_from_a_mounted_file(tmp_path: Path) -> None:
+    secret = tmp_path / "kafka-billing-password"
+    secret.write_text("s3cret-from-a-file\n")
+    kafka = load(
+        KafkaSettings,
+        security_protocol="SASL_PLAINTEXT",
+        sasl_mechanism="SCRAM-SHA-512",
+        sasl_username="billing",
+        sasl_password_file=secret,
+    )
+    assert kafka.sasl_password is not None and kafka.sasl_password.get_secret_value() == "s3cret-from-a-file"
+    # A value in the environment wins over the file; a missing file is named.
+    direct = load(KafkaSettings, sasl_password="direct", sasl_password_file=secret).sasl_password  # noqa: S106
+    assert direct is not None and direct.get_secret_value() == "direct"
+    with pytest.raises(SettingsError, match="KAFKA_SASL_PASSWORD_FILE: cannot read"):
+        load(KafkaSettings, security_protocol="SASL_PLAINTEXT", sasl_username="b", sasl_password_file=tmp_path / "none")
