@@ -46,9 +46,10 @@ $(STAMP): constraints.txt requirements-dev.txt requirements-models.txt $(PYPROJE
 	@touch $@
 
 # After adding or changing a pin (a merge included): the sha256 of every file of every pinned
-# release, from PyPI, written into constraints.txt and requirements-models.txt.
-pins: venv
-	$(BIN)/python deploy/pins.py
+# release, from PyPI, written into constraints.txt and requirements-models.txt. Plain python3,
+# no venv: `make venv` refuses a pin without hashes, so this must run before it can.
+pins:
+	$(PYTHON) deploy/pins.py
 
 # The dev overlay's token key: generated once into an ignored file that kustomize reads (never
 # committed; `make deploy-check` and the tests that render the overlay make it when missing).
