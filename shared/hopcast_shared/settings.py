@@ -181,7 +181,8 @@ class CryptoSettings(BaseSettings):
 
     TOKEN_KEYS is `id:base64key[,id:base64key...]` (32-byte keys, ids are positive
     integers; the highest id encrypts, every id decrypts). Locally, when it is unset,
-    a key is generated into the state folder; with HOPCAST_ENV=production it is required.
+    a key is generated into the state folder; with HOPCAST_ENV=production it is required, and
+    a guessable key in it (all-zero, repeated, documented: key_strength) is refused.
     """
 
     model_config = SettingsConfigDict(extra="ignore")
