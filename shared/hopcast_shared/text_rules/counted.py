@@ -13,7 +13,7 @@ from hopcast_shared.text_rules.graphemes import utf16_length
 @dataclass(frozen=True)
 class CharacterLimit(TextRule):
     limit: int
-    platform: str = ""  # type: ignore[misc]
+    platform: str = ""
 
     def measure(self, text: str) -> Measure:
         length = utf16_length(text)

@@ -24,7 +24,7 @@ _GTLD = "(?:(?:" + "|".join(GENERIC_TLDS) + ")" + _TLD_END + ")"
 _CCTLD = "(?:(?:" + "|".join(COUNTRY_TLDS) + ")" + _TLD_END + ")"
 _PUNYCODE = r"(?:xn--[\-0-9a-z]+)"
 
-_PRECEDING = rf"(?:[^A-Za-z0-9@＠$#＃{_INVALID}]|[{_DIRECTIONAL}]|^)"
+_PRECEDING = rf"(?:[^A-Za-z0-9@＠$#＃{_INVALID}]|[{_DIRECTIONAL}]|^)"  # noqa: RUF001 - the full-width signs count too
 _DOMAIN_CHAR = rf"[^/{_PUNCT}{_SPACES}{_INVALID}{_DIRECTIONAL}]"
 _SUBDOMAIN = rf"(?:(?:{_DOMAIN_CHAR}(?:[_-]|{_DOMAIN_CHAR})*)?{_DOMAIN_CHAR}\.)"
 _DOMAIN_NAME = rf"(?:(?:{_DOMAIN_CHAR}(?:-|{_DOMAIN_CHAR})*)?{_DOMAIN_CHAR}\.)"
@@ -47,9 +47,7 @@ _EXTRACT_URL = re.compile(
     r")",
     re.IGNORECASE,
 )
-_ASCII_DOMAIN = re.compile(
-    rf"(?:(?:[\-a-z0-9{_LATIN_ACCENTS}]+)\.)+(?:{_GTLD}|{_CCTLD}|{_PUNYCODE})", re.IGNORECASE
-)
+_ASCII_DOMAIN = re.compile(rf"(?:(?:[\-a-z0-9{_LATIN_ACCENTS}]+)\.)+(?:{_GTLD}|{_CCTLD}|{_PUNYCODE})", re.IGNORECASE)
 _TCO_URL = re.compile(rf"^https?://t\.co/([a-z0-9]+)(?:\?{_QUERY_CHAR}*{_QUERY_END})?", re.IGNORECASE)
 _NO_PROTOCOL_AFTER = re.compile(r"[-_./]$")
 _MAX_URL_LENGTH = 4096
@@ -57,9 +55,9 @@ _MAX_TCO_SLUG_LENGTH = 40
 _MAX_LABEL_LENGTH = 63
 
 # A mention: `@user` or a remote `@user@domain` (Mastodon), not inside a word or an address.
-MENTION = re.compile(r"(?<![\w@＠!#$%&*/])[@＠](\w{1,30})(?:@([a-z0-9](?:[a-z0-9.-]*[a-z0-9])?))?", re.IGNORECASE)
+MENTION = re.compile(r"(?<![\w@＠!#$%&*/])[@＠](\w{1,30})(?:@([a-z0-9](?:[a-z0-9.-]*[a-z0-9])?))?", re.IGNORECASE)  # noqa: RUF001 - the full-width signs count too
 # A hashtag: `#` then word characters with at least one that is not a digit.
-HASHTAG = re.compile(r"(?<![\w&#＃/])[#＃](?=\w*[^\W\d])\w+")
+HASHTAG = re.compile(r"(?<![\w&#＃/])[#＃](?=\w*[^\W\d])\w+")  # noqa: RUF001 - the full-width signs count too
 
 
 @dataclass(frozen=True)

@@ -9,11 +9,18 @@ from collections.abc import Iterator
 import regex
 
 _CLUSTER = regex.compile(r"\X")
-# An emoji cluster as twitter-text's emoji parser (twemoji) sees it: one that starts with an
-# extended pictographic code point (emoji, whatever their presentation), a pair of regional
-# indicators (a flag), or a keycap sequence (`1⃣`, `#️⃣`).
+# An emoji as twitter-text's emoji parser (twemoji) finds one: a pictograph in emoji style (by
+# default, or asked for with U+FE0F, or given a skin tone), with its skin tone, joined by ZWJ
+# to more of them (a family, a profession); a flag (two regional indicators); a subdivision
+# flag (black flag and tags); a keycap (`1⃣`, `#️⃣`). A lone pictograph in text style (`©`,
+# `®`, `‼`) is a character, weighed as such.
+_STYLED = r"(?:\p{Emoji_Presentation}|\p{Extended_Pictographic}(?:\uFE0F|(?=\p{Emoji_Modifier})))"
+_ELEMENT = rf"{_STYLED}\p{{Emoji_Modifier}}?\uFE0F?"
 _EMOJI = regex.compile(
-    r"\p{Extended_Pictographic}|[\U0001F1E6-\U0001F1FF]{2}|[0-9#*]\uFE0F?\u20E3",
+    r"[\U0001F1E6-\U0001F1FF]{2}"
+    r"|\U0001F3F4[\U000E0020-\U000E007E]+\U000E007F"
+    r"|[0-9#*]\uFE0F?\u20E3"
+    rf"|{_ELEMENT}(?:\u200D{_ELEMENT})*"
 )
 
 
@@ -37,15 +44,11 @@ def grapheme_length(text: str) -> int:
     return sum(1 for _ in _CLUSTER.finditer(text))
 
 
-def emoji_prefix(cluster: str) -> int:
-    """How many code points at the start of `cluster` form one emoji (0 when it is not one)."""
-    m = _EMOJI.match(cluster)
-    if m is None:
-        return 0
-    if m.group().startswith(tuple("0123456789#*")):
-        return m.end()
-    # An emoji sequence (modifiers, ZWJ sequences, tags, variation selectors) is the cluster.
-    return len(cluster)
+def emoji_spans(text: str) -> Iterator[tuple[int, int]]:
+    """(start, end) of each emoji of `text`, found as twemoji finds them: anywhere, one after
+    another."""
+    for m in _EMOJI.finditer(text):
+        yield m.start(), m.end()
 
 
 def utf16_length(text: str) -> int:

@@ -17,7 +17,9 @@ URL_LENGTH = 23
 
 def countable_text(text: str) -> str:
     """The text as Mastodon counts it: URLs replaced by 23 characters, remote mentions by local."""
-    entities: list[tuple[int, int, str]] = [(u.start, u.end, "x" * URL_LENGTH) for u in extract_urls(text, without_protocol=False)]
+    entities: list[tuple[int, int, str]] = [
+        (u.start, u.end, "x" * URL_LENGTH) for u in extract_urls(text, without_protocol=False)
+    ]
     for m in MENTION.finditer(text):
         if m.group(2) and not any(s < m.end() and m.start() < e for s, e, _ in entities):
             entities.append((m.start(), m.end(), "@" + m.group(1)))

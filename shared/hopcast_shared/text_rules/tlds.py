@@ -1,9 +1,9 @@
+# ruff: noqa: RUF001 - top-level domains in Cyrillic and other scripts are the point
 """Top-level domains twitter-text recognises (its `validGTLD` and `validCCTLD`, from the npm
 package twitter-text 3.1.0, Apache-2.0; see shared/tests/data/twitter-text/NOTICE), in its order:
 a longer alternative comes before its prefixes, which the URL pattern relies on."""
 
-GENERIC_TLDS: tuple[str, ...] = tuple(
-    """
+_GENERIC = """
 삼성 닷컴 닷넷 香格里拉 餐厅 食品 飞利浦 電訊盈科 集团 通販 购物 谷歌 诺基亚 联通 网络 网站 网店
 网址 组织机构 移动 珠宝 点看 游戏 淡马锡 机构 書籍 时尚 新闻 政府 政务 招聘 手表 手机 我爱你 慈善
 微博 广东 工行 家電 娱乐 天主教 大拿 大众汽车 在线 嘉里大酒店 嘉里 商标 商店 商城 公益 公司 八卦
@@ -90,11 +90,9 @@ analytics amsterdam amica amfam amex americanfamily americanexpress alstom alsac
 allfinanz alipay alibaba alfaromeo akdn airtel airforce airbus aigo aig agency agakhan africa afl
 afamilycompany aetna aero aeg adult ads adac actor active aco accountants accountant accenture
 academy abudhabi abogado able abc abbvie abbott abb abarth aarp aaa onion
-""".split()
-)
+"""
 
-COUNTRY_TLDS: tuple[str, ...] = tuple(
-    """
+_COUNTRY = """
 한국 香港 澳門 新加坡 台灣 台湾 中國 中国 გე ລາວ ไทย ලංකා ഭാരതം ಭಾರತ భారత్ சிங்கப்பூர் இலங்கை
 இந்தியா ଭାରତ ભારત ਭਾਰਤ ভাৰত ভারত বাংলা भारोत भारतम् भारत ڀارت پاکستان موريتانيا مليسيا مصر قطر
 فلسطين عمان عراق سورية سودان تونس بھارت بارت ایران امارات المغرب السعودية الجزائر البحرين الاردن հայ
@@ -107,5 +105,7 @@ hu ht hr hn hm hk gy gw gu gt gs gr gq gp gn gm gl gi gh gg gf ge gd gb ga fr fo
 es er eh eg ee ec dz do dm dk dj de cz cy cx cw cv cu cr co cn cm cl ck ci ch cg cf cd cc ca bz by
 bw bv bt bs br bq bo bn bm bl bj bi bh bg bf be bd bb ba az ax aw au at as ar aq ao an am al ai ag
 af ae ad ac
-""".split()
-)
+"""
+
+GENERIC_TLDS: tuple[str, ...] = tuple(_GENERIC.split())
+COUNTRY_TLDS: tuple[str, ...] = tuple(_COUNTRY.split())

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from hopcast_shared.text_rules.base import Measure, TextRule
 from hopcast_shared.text_rules.entities import extract_urls
-from hopcast_shared.text_rules.graphemes import cluster_spans, emoji_prefix
+from hopcast_shared.text_rules.graphemes import emoji_spans
 
 SCALE = 100
 DEFAULT_WEIGHT = 200
@@ -40,12 +40,7 @@ def parse_tweet(text: str, *, emoji_parsing: bool = True) -> Tweet:
     is v2, where every code point of an emoji is weighed on its own)."""
     normalized = unicodedata.normalize("NFC", text)
     url_at = {u.start: u.end for u in extract_urls(normalized)}
-    emoji_at: dict[int, int] = {}
-    if emoji_parsing:
-        for start, end in cluster_spans(normalized):
-            n = emoji_prefix(normalized[start:end])
-            if n:
-                emoji_at[start] = start + n
+    emoji_at = {start: end for start, end in emoji_spans(normalized)} if emoji_parsing else {}
     weight, i, invalid = 0, 0, False
     while i < len(normalized):
         if i in url_at:
@@ -72,7 +67,9 @@ class XRule(TextRule):
         tweet = parse_tweet(text)
         problems = []
         if tweet.weighted_length > MAX_WEIGHTED_LENGTH:
-            problems.append(f"weighs {tweet.weighted_length} of X's {MAX_WEIGHTED_LENGTH} (CJK and emoji weigh 2, URLs 23)")
+            problems.append(
+                f"weighs {tweet.weighted_length} of X's {MAX_WEIGHTED_LENGTH} (CJK and emoji weigh 2, URLs 23)"
+            )
         if tweet.has_invalid_characters:
             problems.append("holds U+FFFE, U+FEFF or U+FFFF, which X refuses")
         if not text.strip():
