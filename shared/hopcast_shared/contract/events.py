@@ -55,6 +55,7 @@ from hopcast_shared.contract.fields import (
     Id,
     LocalTimeOfDay,
     Name,
+    PlatformTexts,
     ShortText,
     TokenCiphertext,
     Url,
@@ -376,6 +377,8 @@ class PendingPostCreated(EventData):
     """The run's due time, from ScheduleDue (an addition to DESIGN.md: every service that
     ends a run emits ScheduleRunCompleted, which needs it; see docs/contract.md)."""
     content: Annotated[str, StringConstraints(min_length=1, max_length=MAX_BODY)]
+    texts: PlatformTexts = Field(default_factory=dict)
+    """The exact text to post per platform (docs/contract.md); absent in older events."""
     hashtags: Hashtags
     media_urls: MediaUrls
     platforms: Platforms

@@ -27,6 +27,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from hopcast_shared.contract.enums import Platform
 from hopcast_shared.crypto import CIPHERTEXT_PATTERN
 
 # A token ciphertext of the shared token-encryption module (AES-256-GCM):
@@ -170,3 +171,9 @@ def unique_items(values: list[H]) -> list[H]:
 
 UNIQUE: dict[str, Any] = {"uniqueItems": True}
 """JSON Schema marker for lists validated with `unique_items`."""
+
+
+PostText = Annotated[str, StringConstraints(min_length=1, max_length=MAX_BODY)]
+PlatformTexts = Annotated[dict[Annotated[Platform, LAX], PostText], Field(max_length=MAX_PLATFORMS)]
+"""The exact text to post on each platform, within that platform's own counting rule
+(`hopcast_shared.text_rules`); empty in events from before texts existed."""
