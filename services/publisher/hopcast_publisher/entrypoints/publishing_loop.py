@@ -41,7 +41,7 @@ from hopcast_publisher.adapters.platforms.base import (
 from hopcast_publisher.config import PublisherSettings
 from hopcast_publisher.domain.accounts import SocialAccount
 from hopcast_publisher.domain.outcome import run_outcome
-from hopcast_publisher.domain.publishing import PublishAttempt, PublishingPost
+from hopcast_publisher.domain.publishing import PublishAttempt, PublishingPost, text_refusal
 from hopcast_publisher.service_layer.deps import PublisherDeps
 from hopcast_publisher.service_layer.giving_up import complete_batch, completion_failed, stopped_before_publishing
 from hopcast_publisher.service_layer.publishing import (
@@ -53,7 +53,6 @@ from hopcast_publisher.service_layer.publishing import (
     prepare_completion,
 )
 from hopcast_shared.contract import PublishFailureReason, RunOutcome
-from hopcast_shared.contract.text import post_text
 from hopcast_shared.db import Database
 from hopcast_shared.settings import KafkaSettings
 
@@ -176,13 +175,12 @@ class PublishingLoop:
                 if resumed:
                     log.info("resuming publication of pending post %s (claim %d)", pending.id, pending.claims)
                     metrics.RESUMED.inc()
-                text = post_text(pending.content, pending.hashtags or [], pending.media_urls or [])
             except Exception as exc:
                 outcomes.append(Failed(pending, [], exc))
                 continue
             outcomes.append(None)
             for attempt in mine:
-                calls.append(self._publish_platform(pending, attempt, accounts, text, resumed, opened))
+                calls.append(self._publish_platform(pending, attempt, accounts, resumed, opened))
                 owners.append(index)
         results: dict[int, list[PlatformResult | BaseException]] = {}
         for index, result in zip(owners, await asyncio.gather(*calls, return_exceptions=True), strict=True):
@@ -220,7 +218,6 @@ class PublishingLoop:
         pending: PublishingPost,
         attempt: PublishAttempt,
         accounts: Mapping[uuid.UUID, SocialAccount],
-        text: str,
         resumed: bool,
         opened: dict[uuid.UUID, AccountCredentials | None],
     ) -> PlatformResult:
@@ -234,6 +231,12 @@ class PublishingLoop:
                 PublishFailureReason(attempt.recorded_failure),
                 attempt.failure_detail or "",
             )
+        # Exactly the drafted text, checked by the platform's own rule before any call.
+        text = pending.text_for(platform)
+        refusal = text_refusal(platform, text)
+        if refusal is not None:
+            log.warning("pending post %s: %s", pending.id, refusal)
+            return PlatformResult(platform, account_id, None, PublishFailureReason.PLATFORM_REJECTED, refusal)
         account = accounts.get(account_id) if account_id is not None else None
         if account_id is None or account is None:
             return PlatformResult(
