@@ -5,6 +5,7 @@ most symbols). A post may weigh 280 and must not be empty or hold U+FFFE, U+FEFF
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from dataclasses import dataclass
 
@@ -20,9 +21,13 @@ MAX_WEIGHTED_LENGTH = 280
 INVALID_CHARACTERS = frozenset("\ufffe\ufeff\uffff")
 
 
-def code_point_weight(ch: str) -> int:
-    cp = ord(ch)
-    return SCALE if any(lo <= cp <= hi for lo, hi in LIGHT_RANGES) else DEFAULT_WEIGHT
+# The code points outside LIGHT_RANGES: each weighs DEFAULT_WEIGHT instead of SCALE.
+_HEAVY = re.compile("[^" + "".join(f"\\U{lo:08x}-\\U{hi:08x}" for lo, hi in LIGHT_RANGES) + "]")
+
+
+def _plain_weight(text: str) -> int:
+    """The weight of text with no URL or emoji in it: code point by code point."""
+    return SCALE * len(text) + (DEFAULT_WEIGHT - SCALE) * len(_HEAVY.findall(text))
 
 
 @dataclass(frozen=True)
@@ -41,20 +46,22 @@ def parse_tweet(text: str, *, emoji_parsing: bool = True) -> Tweet:
     normalized = unicodedata.normalize("NFC", text)
     url_at = {u.start: u.end for u in extract_urls(normalized)}
     emoji_at = {start: end for start, end in emoji_spans(normalized)} if emoji_parsing else {}
-    weight, i, invalid = 0, 0, False
-    while i < len(normalized):
-        if i in url_at:
+    # As twitter-text walks the text: an entity starting where the walk is counts whole (a
+    # URL before an emoji), anything else code point by code point.
+    weight, i = 0, 0
+    for start in sorted(url_at.keys() | emoji_at.keys()):
+        if start < i:
+            continue
+        weight += _plain_weight(normalized[i:start])
+        if start in url_at:
             weight += TRANSFORMED_URL_LENGTH * SCALE
-            end = url_at[i]
-        elif i in emoji_at:
-            weight += DEFAULT_WEIGHT
-            end = emoji_at[i]
+            i = url_at[start]
         else:
-            weight += code_point_weight(normalized[i])
-            end = i + 1
-        # twitter-text checks only the first code point of an entity for invalid characters.
-        invalid = invalid or normalized[i] in INVALID_CHARACTERS
-        i = end
+            weight += DEFAULT_WEIGHT
+            i = emoji_at[start]
+    weight += _plain_weight(normalized[i:])
+    # No URL or emoji holds U+FFFE, U+FEFF or U+FFFF, so twitter-text meets each one it holds.
+    invalid = not INVALID_CHARACTERS.isdisjoint(normalized)
     length = weight // SCALE
     valid = not invalid and 0 < length <= MAX_WEIGHTED_LENGTH
     return Tweet(length, valid, length * 1000 // MAX_WEIGHTED_LENGTH, invalid)
