@@ -40,46 +40,32 @@ from hopcast_shared.contract.enums import (
 from hopcast_shared.contract.fields import (
     LAX,
     MAX_BODY,
-    MAX_HASHTAGS,
-    MAX_MEDIA_URLS,
-    MAX_PLATFORMS,
     MAX_SHORT_TEXT,
     MAX_TIMES_PER_DAY,
     UNIQUE,
     Balance,
+    Body,
     ContractModel,
     Count,
     Credits,
-    Hashtag,
+    Hashtags,
     IanaTimezone,
     Id,
     LocalTimeOfDay,
+    MediaUrls,
     Name,
+    Percentage,
+    Platforms,
+    PlatformTexts,
     PlatformUrl,
     ShortText,
+    Similarity,
     TokenCiphertext,
     Url,
     UtcDatetime,
+    Words,
     unique_items,
 )
-
-# --- Shared field shapes ----------------------------------------------------------------
-
-Platforms = Annotated[
-    list[Annotated[Platform, LAX]],
-    Field(min_length=1, max_length=MAX_PLATFORMS, json_schema_extra=UNIQUE),
-    AfterValidator(unique_items),
-]
-"""1 to 10 distinct platforms."""
-Hashtags = Annotated[list[Hashtag], Field(max_length=MAX_HASHTAGS)]
-"""At most 30 hashtags, each one word, with or without the leading `#`."""
-MediaUrls = Annotated[list[Url], Field(max_length=MAX_MEDIA_URLS)]
-"""At most 20 http(s) URLs."""
-Word = Annotated[str, StringConstraints(min_length=1, max_length=100)]
-Words = Annotated[list[Word], Field(max_length=200)]
-Body = Annotated[str, StringConstraints(max_length=MAX_BODY)]
-Similarity = Annotated[float, Field(ge=-1.0, le=1.0, allow_inf_nan=False)]
-Percentage = Annotated[float, Field(ge=0.0, le=100.0, allow_inf_nan=False)]
 
 
 class EventData(ContractModel):
@@ -380,6 +366,8 @@ class PendingPostCreated(EventData):
     """The run's due time, from ScheduleDue (an addition to DESIGN.md: every service that
     ends a run emits ScheduleRunCompleted, which needs it; see docs/contract.md)."""
     content: Annotated[str, StringConstraints(min_length=1, max_length=MAX_BODY)]
+    texts: PlatformTexts = Field(default_factory=dict)
+    """The exact text to post per platform (docs/contract.md); absent in older events."""
     hashtags: Hashtags
     media_urls: MediaUrls
     platforms: Platforms

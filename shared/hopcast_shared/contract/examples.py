@@ -165,6 +165,12 @@ _EXAMPLES: dict[str, dict[str, Any]] = {
         "material_id": MATERIAL_ID,
         "due_at": EVENT_TIME,
         "content": "Every bag we ship was roasted less than a week ago. Taste the difference.",
+        "texts": {
+            "MASTODON": "Every bag we ship was roasted less than a week ago. Taste the difference."
+            "\n\n#coffee #freshroast",
+            "BLUESKY": "Every bag we ship was roasted less than a week ago. Taste the difference."
+            "\n\n#coffee #freshroast",
+        },
         "hashtags": ["#coffee", "#freshroast"],
         "media_urls": [],
         "platforms": ["MASTODON", "BLUESKY"],

@@ -27,6 +27,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from hopcast_shared.contract.enums import Platform
 from hopcast_shared.crypto import CIPHERTEXT_PATTERN
 from hopcast_shared.public_address import why_not_public_url
 
@@ -194,3 +195,28 @@ def unique_items(values: list[H]) -> list[H]:
 
 UNIQUE: dict[str, Any] = {"uniqueItems": True}
 """JSON Schema marker for lists validated with `unique_items`."""
+
+
+PostText = Annotated[str, StringConstraints(min_length=1, max_length=MAX_BODY)]
+PlatformTexts = Annotated[dict[Annotated[Platform, LAX], PostText], Field(max_length=MAX_PLATFORMS)]
+"""The exact text to post on each platform, within that platform's own counting rule
+(`hopcast_shared.text_rules`); empty in events from before texts existed."""
+
+
+# --- Field shapes the events share ------------------------------------------------------
+
+Platforms = Annotated[
+    list[Annotated[Platform, LAX]],
+    Field(min_length=1, max_length=MAX_PLATFORMS, json_schema_extra=UNIQUE),
+    AfterValidator(unique_items),
+]
+"""1 to 10 distinct platforms."""
+Hashtags = Annotated[list[Hashtag], Field(max_length=MAX_HASHTAGS)]
+"""At most 30 hashtags, each one word, with or without the leading `#`."""
+MediaUrls = Annotated[list[Url], Field(max_length=MAX_MEDIA_URLS)]
+"""At most 20 http(s) URLs."""
+Word = Annotated[str, StringConstraints(min_length=1, max_length=100)]
+Words = Annotated[list[Word], Field(max_length=200)]
+Body = Annotated[str, StringConstraints(max_length=MAX_BODY)]
+Similarity = Annotated[float, Field(ge=-1.0, le=1.0, allow_inf_nan=False)]
+Percentage = Annotated[float, Field(ge=0.0, le=100.0, allow_inf_nan=False)]

@@ -14,6 +14,7 @@ from hopcast_content.domain.drafting import DraftRequest, finalise
 from hopcast_content.domain.duplicates import DraftToCheck, band
 from hopcast_content.domain.embedding import Embedding, EmbeddingError, content_hash
 from hopcast_content.domain.materials import embedding_text, run_rng
+from hopcast_content.domain.platform_texts import texts_for
 from hopcast_content.domain.selection import order_candidates, pillar_named
 from hopcast_content.service_layer.deps import ContentDeps
 from hopcast_content.service_layer.run_batch import RunBatch
@@ -128,6 +129,7 @@ async def draft_run(deps: ContentDeps, ctx: EventContext, data: ScheduleDue, bat
                 material_id=material.id,
                 due_at=data.due_at,
                 content=draft.content,
+                texts=texts_for(draft, platforms),
                 hashtags=list(draft.hashtags),
                 media_urls=list(draft.media_urls),
                 platforms=list(platforms),

@@ -31,6 +31,7 @@ PENDING_POST_STATE = (
     ("content", "text"),
     ("hashtags", "text[]"),
     ("media_urls", "text[]"),
+    ("texts", "jsonb"),
     ("platforms", "text[]"),
     ("angle", "text"),
     ("requires_approval", "boolean"),
@@ -297,4 +298,5 @@ def publishing_post(r: asyncpg.Record) -> PublishingPost:
         r["completion_failures"],
         r.get("org_active", True),
         r.get("brand_active", True),
+        r.get("texts") or {},
     )

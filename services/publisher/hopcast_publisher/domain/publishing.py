@@ -4,10 +4,13 @@ values, read from the database by the adapters, that the service layer decides o
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import cast
+
+from hopcast_shared.contract.text import post_text
+from hopcast_shared.text_rules import rule_for
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +41,16 @@ class PublishingPost:
     completion_failures: int = 0
     org_active: bool = True
     brand_active: bool = True
+    texts: Mapping[str, str] = field(default_factory=dict)
+    """The exact text per platform, as drafted (empty for drafts from before texts existed)."""
+
+    def text_for(self, platform: str) -> str:
+        """What to post on `platform`: its drafted text, else (an older draft) the content
+        composed with its hashtags and media links as before."""
+        text = self.texts.get(platform)
+        if text is not None:
+            return text
+        return post_text(self.content, self.hashtags or [], self.media_urls or [])
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,3 +71,12 @@ class PublishAttempt:
     def recorded_failure(self) -> str:
         """The reason recorded on a FAILED attempt (whoever writes FAILED writes a reason)."""
         return cast(str, self.failure_reason)
+
+
+def text_refusal(platform: str, text: str) -> str | None:
+    """Why `platform`'s own counting rule refuses `text` (None when it takes it): a text the
+    platform would refuse is not sent."""
+    problems = rule_for(platform).problems(text)
+    if not problems:
+        return None
+    return f"the text breaks {platform}'s rule, not sent: {'; '.join(problems)}"

@@ -44,7 +44,7 @@ from hopcast_publisher.adapters.platforms.reauth import NeedsReauth
 from hopcast_publisher.config import PublisherSettings
 from hopcast_publisher.domain.accounts import SocialAccount
 from hopcast_publisher.domain.outcome import run_outcome
-from hopcast_publisher.domain.publishing import PublishAttempt, PublishingPost
+from hopcast_publisher.domain.publishing import PublishAttempt, PublishingPost, text_refusal
 from hopcast_publisher.service_layer.account_health import AccountHealth
 from hopcast_publisher.service_layer.deps import PublisherDeps
 from hopcast_publisher.service_layer.giving_up import complete_batch, completion_failed, stopped_before_publishing
@@ -57,7 +57,6 @@ from hopcast_publisher.service_layer.publishing import (
     prepare_completion,
 )
 from hopcast_shared.contract import PublishFailureReason, ReauthReason, RunOutcome
-from hopcast_shared.contract.text import post_text
 from hopcast_shared.db import Database
 from hopcast_shared.settings import KafkaSettings
 
@@ -185,13 +184,12 @@ class PublishingLoop:
                 if resumed:
                     log.info("resuming publication of pending post %s (claim %d)", pending.id, pending.claims)
                     metrics.RESUMED.inc()
-                text = post_text(pending.content, pending.hashtags or [], pending.media_urls or [])
             except Exception as exc:
                 outcomes.append(Failed(pending, [], exc))
                 continue
             outcomes.append(None)
             for attempt in mine:
-                calls.append(self._publish_platform(pending, attempt, accounts, text, resumed, opened, refused))
+                calls.append(self._publish_platform(pending, attempt, accounts, resumed, opened, refused))
                 owners.append(index)
         results: dict[int, list[PlatformResult | BaseException]] = {}
         for index, result in zip(owners, await asyncio.gather(*calls, return_exceptions=True), strict=True):
@@ -229,7 +227,6 @@ class PublishingLoop:
         pending: PublishingPost,
         attempt: PublishAttempt,
         accounts: Mapping[uuid.UUID, SocialAccount],
-        text: str,
         resumed: bool,
         opened: dict[uuid.UUID, AccountCredentials | None],
         refused: _Refusals,
@@ -244,6 +241,12 @@ class PublishingLoop:
                 PublishFailureReason(attempt.recorded_failure),
                 attempt.failure_detail or "",
             )
+        # Exactly the drafted text, checked by the platform's own rule before any call.
+        text = pending.text_for(platform)
+        refusal = text_refusal(platform, text)
+        if refusal is not None:
+            log.warning("pending post %s: %s", pending.id, refusal)
+            return PlatformResult(platform, account_id, None, PublishFailureReason.PLATFORM_REJECTED, refusal)
         account = accounts.get(account_id) if account_id is not None else None
         if account_id is None or account is None:
             return PlatformResult(

@@ -306,6 +306,7 @@ def _post_columns(post: PendingPostCreated) -> dict[str, Any]:
         "content": post.content,
         "hashtags": list(post.hashtags),
         "media_urls": list(post.media_urls),
+        "texts": {p.value: text for p, text in post.texts.items()},
         "platforms": [p.value for p in post.platforms],
         "angle": post.angle.value,
         "requires_approval": post.requires_approval,

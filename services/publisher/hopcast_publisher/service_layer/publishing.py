@@ -71,7 +71,6 @@ from hopcast_shared.contract import (
     ScheduleRunCompleted,
 )
 from hopcast_shared.contract.events import EventData
-from hopcast_shared.contract.text import post_text
 from hopcast_shared.db import Conn
 from hopcast_shared.outbox import OutboxRow, write_outbox
 from hopcast_shared.settings import KafkaSettings
@@ -172,7 +171,6 @@ def _completion_events(
 ) -> tuple[list[dict[str, Any]], list[EventData]]:
     posts: list[dict[str, Any]] = []
     events: list[EventData] = []
-    text = post_text(pending.content, pending.hashtags or [], pending.media_urls or []) if results else ""
     for r in results:
         if r.published is not None and r.social_account_id is not None:
             post_id = post_id_for(pending.id, r.platform)
@@ -187,7 +185,7 @@ def _completion_events(
                 "social_account_id": r.social_account_id,
                 "platform": r.platform,
                 "angle": pending.angle,
-                "content": text,
+                "content": pending.text_for(r.platform),
                 "external_id": r.published.external_id,
                 "external_url": r.published.external_url,
                 "published_at": r.published.published_at,

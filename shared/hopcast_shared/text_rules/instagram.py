@@ -1,0 +1,21 @@
+"""Instagram: a caption holds at most 2,200 characters and 30 hashtags (Graph API); a caption
+with more is refused."""
+
+from __future__ import annotations
+
+from hopcast_shared.text_rules.base import Measure, TextRule
+from hopcast_shared.text_rules.counted import CharacterLimit
+from hopcast_shared.text_rules.entities import hashtags
+
+MAX_CHARACTERS = 2200
+MAX_HASHTAGS = 30
+
+
+class InstagramRule(TextRule):
+    platform = "INSTAGRAM"
+
+    def measure(self, text: str) -> Measure:
+        measured = CharacterLimit(MAX_CHARACTERS, self.platform).measure(text)
+        tags = len(hashtags(text))
+        extra = (f"{tags} hashtags over the limit of {MAX_HASHTAGS}",) if tags > MAX_HASHTAGS else ()
+        return Measure(measured.length, MAX_CHARACTERS, measured.unit, measured.problems + extra)
