@@ -16,7 +16,12 @@ requirements-models.txt gets one verdict:
 - CURRENT (passes): the pin is PyPI's latest release and has no advisory (withdrawn ones aside).
 - VULNERABLE (fails): the pin is PyPI's latest release and has an advisory.
 - YANKED (fails): the pinned release was yanked from PyPI (the reason is shown).
-- BEHIND (fails): a newer release exists, so nothing reachable says whether the pin has advisories.
+- COOLING (passes): a newer release exists, the first of them came out at most COOLING_DAYS (14)
+  ago, and the latest has no advisory. Adopting a release only after it has been public for a
+  while is a supply-chain defence of its own (a hijacked release is usually found and yanked
+  within days), and it keeps CI from failing the day a dependency releases.
+- BEHIND (fails): a newer release has existed for longer, so nothing reachable says whether the
+  pin has advisories.
   Upgrade it (`python deploy/pins.py --upgrade NAME`, then the tests), or hold it back in
   deploy/audit-allowlist.toml with why and until when, which makes it
 - HELD (passes): behind, listed in the allowlist at exactly this version, before its `until` date.
@@ -129,6 +134,7 @@ class Answer:
     pinned: str
     latest: str | None = None
     newest_for_python: str | None = None
+    behind_since: datetime.date | None = None  # the day the first newer release came out
     vulnerabilities: list[dict[str, Any]] = field(default_factory=list)
     yanked: str | None = None  # the reason, when the pinned release is yanked
     source: str = "none"  # "pypi", "cache (N days)", "none"
@@ -145,6 +151,7 @@ def audit_pypi(pins: dict[str, str], cache: Path, max_age_days: float, timeout: 
         if body is not None:
             answer.latest = body["info"]["version"]
             answer.newest_for_python = pin_files.newest_for_python(body)
+            answer.behind_since = pin_files.behind_since(body, version)
             answer.vulnerabilities = [v for v in body.get("vulnerabilities") or [] if not v.get("withdrawn")]
             files = (body.get("releases") or {}).get(version) or []
             release = (body.get("versions") or {}).get(version) or {}
@@ -188,6 +195,11 @@ def judge(answers: list[Answer], held: dict[str, Held], today: datetime.date) ->
                     a.verdict, a.detail = "HELD", f"{why}; held until {entry.until}: {entry.why}"
                     continue
                 why += f"; its allowance expired on {entry.until}"
+            behind_days = (today - a.behind_since).days if a.behind_since is not None else None
+            if behind_days is not None and behind_days <= COOLING_DAYS and not a.vulnerabilities:
+                a.verdict = "COOLING"
+                a.detail = f"{why}; out since {a.behind_since}, {COOLING_DAYS - behind_days} days left to adopt it"
+                continue
             a.verdict, a.detail = "BEHIND", f"{why}: not judged (upgrade it, or hold it in {ALLOWLIST.name})"
     pinned = {a.name: a.pinned for a in answers}
     stale = []
@@ -229,7 +241,9 @@ def run_pip_audit(constraints: Path) -> int | None:
     return 1 if vulnerable else 0
 
 
-VERDICTS = ("VULNERABLE", "YANKED", "BEHIND", "NOT AUDITED", "HELD", "CURRENT")
+VERDICTS = ("VULNERABLE", "YANKED", "BEHIND", "NOT AUDITED", "COOLING", "HELD", "CURRENT")
+# How long a pin may stay behind a newer release (that has no advisory) before the audit fails it.
+COOLING_DAYS = 14
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -262,7 +276,7 @@ def main(argv: list[str] | None = None) -> int:
     held, problems = read_allowlist(args.allowlist)
     answers = audit_pypi(pins, args.cache, args.max_age_days, args.timeout)
     stale = judge(answers, held, args.today)
-    for verdict in VERDICTS[:4]:
+    for verdict in VERDICTS[:5]:
         for a in answers:
             if a.verdict == verdict:
                 print(f"{verdict} {a.name} {a.pinned}: {a.detail}")

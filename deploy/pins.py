@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures
+import datetime
 import json
 import re
 import sys
@@ -268,6 +269,10 @@ def fetch_project(
                         (f.get("requires_python") for f in files if f.get("requires_python")), None
                     ),
                     "yanked": bool(files) and all(f.get("yanked") for f in files),
+                    # When it came out (its first file): how long a pin behind it has been behind.
+                    "uploaded": min(
+                        (f["upload_time_iso_8601"] for f in files if f.get("upload_time_iso_8601")), default=None
+                    ),
                 }
                 for v, files in releases.items()
                 if files
@@ -309,6 +314,28 @@ def newest_for_python(body: dict[str, Any], python: str = PYTHON) -> str | None:
         if fits and not release.get("yanked") and not version.is_prerelease and (best is None or version > best):
             best = version
     return str(best) if best is not None else None
+
+
+def behind_since(body: dict[str, Any], pinned: str) -> datetime.date | None:
+    """The day the first final, not yanked release newer than `pinned` came out (None: none is
+    known, or the answer does not say when)."""
+    from packaging.version import InvalidVersion, Version
+
+    try:
+        pin = Version(pinned)
+    except InvalidVersion:
+        return None
+    days = []
+    for text, release in (body.get("versions") or {}).items():
+        try:
+            version = Version(text)
+        except InvalidVersion:
+            continue
+        if version > pin and not version.is_prerelease and not release.get("yanked"):
+            if not release.get("uploaded"):
+                return None
+            days.append(datetime.datetime.fromisoformat(release["uploaded"].replace("Z", "+00:00")).date())
+    return min(days, default=None)
 
 
 def default_cache() -> Path:

@@ -36,6 +36,7 @@ def cached(
     age_days: float = 1,
     yanked: str | None = None,
     latest_needs: str | None = None,
+    latest_uploaded: str | None = None,
 ) -> None:
     """The slim project JSON the audit caches: the latest, its advisories, every release."""
     cache.mkdir(parents=True, exist_ok=True)
@@ -48,7 +49,7 @@ def cached(
         "vulnerabilities": vulnerabilities or [],
         "versions": {
             pinned: {"requires_python": ">=3.9", "yanked": yanked is not None},
-            latest: {"requires_python": latest_needs or ">=3.9", "yanked": False},
+            latest: {"requires_python": latest_needs or ">=3.9", "yanked": False, "uploaded": latest_uploaded},
         },
         "releases": {pinned: files},
     }
@@ -90,7 +91,7 @@ def test_every_pin_gets_a_verdict_and_only_current_or_held_ones_pass(
     assert "BEHIND behind 1.0: latest 3.0; advisories against 3.0: GHSA-new (fixed in 3.1): not judged" in out
     assert "YANKED pulled 1.0: the release was yanked from PyPI (reason: broken metadata)" in out
     assert "NOT AUDITED stale 1.0" in out and "cache is 90 days old" in out
-    assert "1 vulnerable, 1 yanked, 1 behind, 1 not audited, 0 held, 1 current" in out
+    assert "1 vulnerable, 1 yanked, 1 behind, 1 not audited, 0 cooling, 0 held, 1 current" in out
     assert "answers from the offline cache" in out
     verdicts = {name: v["verdict"] for name, v in json.loads((tmp / "report.json").read_text())["verdicts"].items()}
     assert verdicts == {
@@ -134,6 +135,28 @@ def test_a_pin_behind_passes_only_while_held_at_its_version_and_date(
     allow.write_text('[[held]]\nname = "numpy"\nversion = "2.4.6"\nwhy = ""\nuntil = 2027-03-31\n')
     assert audit.main(args) == 1
     assert "ALLOWLIST allow.toml entry 1: needs name, version and a why" in capsys.readouterr().out
+
+
+def test_a_pin_behind_a_release_out_for_less_than_two_weeks_is_cooling(
+    world: tuple[ModuleType, Path, list[str]], capsys: pytest.CaptureFixture[str]
+) -> None:
+    audit, tmp, args = world  # today is 2026-12-06
+    (tmp / "constraints.txt").write_text("fresh==1.0\n")
+    cached(tmp / "cache", "fresh", "1.0", "1.1", latest_uploaded="2026-11-25T10:00:00Z")
+    assert audit.main(args) == 0
+    assert "COOLING fresh 1.0: latest 1.1; out since 2026-11-25, 3 days left to adopt it" in capsys.readouterr().out
+
+    # Out for longer than that, it fails; so does a newer release with an advisory, at once.
+    cached(tmp / "cache", "fresh", "1.0", "1.1", latest_uploaded="2026-11-20T10:00:00Z")
+    assert audit.main(args) == 1
+    assert "BEHIND fresh 1.0: latest 1.1" in capsys.readouterr().out
+    advisory = [{"id": "GHSA-xxxx", "fixed_in": ["1.1"]}]
+    cached(tmp / "cache", "fresh", "1.0", "1.1", advisory, latest_uploaded="2026-12-05T10:00:00Z")
+    assert audit.main(args) == 1
+    assert "BEHIND fresh 1.0: latest 1.1; advisories against 1.1: GHSA-xxxx" in capsys.readouterr().out
+    # An answer that does not say when the release came out is judged as before.
+    cached(tmp / "cache", "fresh", "1.0", "1.1")
+    assert audit.main(args) == 1
 
 
 def test_an_allowance_for_a_pin_that_caught_up_is_stale(
