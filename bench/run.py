@@ -147,7 +147,7 @@ def machine(database_url: str) -> dict[str, Any]:
     import psutil
 
     from hopcast_stack.config import StackSettings
-    from hopcast_stack.kafka import kafka_version
+    from hopcast_stack.kafka_jars import kafka_version
 
     async def postgres_version() -> str:
         conn = await asyncpg.connect(database_url)

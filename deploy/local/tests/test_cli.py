@@ -18,7 +18,8 @@ from hopcast_stack import procs
 from hopcast_stack.cli import app
 from hopcast_stack.config import StackSettings
 from hopcast_stack.errors import StackError
-from hopcast_stack.kafka import JAVA_MISSING, KafkaServer, java_executable, new_cluster_id
+from hopcast_stack.kafka import KafkaServer
+from hopcast_stack.kafka_jars import JAVA_MISSING, java_executable, new_cluster_id
 
 CLEAR = (
     "KAFKA_BOOTSTRAP_SERVERS",

@@ -14,7 +14,6 @@ from urllib.parse import quote
 
 import httpx
 
-from hopcast_publisher.adapters.credentials import OAuthPlatformAdapter
 from hopcast_publisher.adapters.platforms.base import (
     AccountCredentials,
     PostRequest,
@@ -29,6 +28,7 @@ from hopcast_publisher.adapters.platforms.http import (
     json_or_empty,
     now,
 )
+from hopcast_publisher.adapters.platforms.oauth import OAuthPlatformAdapter
 from hopcast_publisher.adapters.platforms.x import same_text
 from hopcast_shared.contract import PublishFailureReason
 

@@ -13,7 +13,6 @@ from datetime import UTC, datetime
 
 import httpx
 
-from hopcast_publisher.adapters.credentials import OAuthPlatformAdapter
 from hopcast_publisher.adapters.platforms.base import (
     AccountCredentials,
     PostRequest,
@@ -26,6 +25,7 @@ from hopcast_publisher.adapters.platforms.http import (
     json_or_empty,
     now,
 )
+from hopcast_publisher.adapters.platforms.oauth import OAuthPlatformAdapter
 from hopcast_shared.contract import PublishFailureReason
 
 

@@ -14,7 +14,6 @@ import time
 
 import httpx
 
-from hopcast_publisher.adapters.credentials import OAuthPlatformAdapter
 from hopcast_publisher.adapters.platforms.base import AccountCredentials, PostRequest, Published
 from hopcast_publisher.adapters.platforms.http import (
     AdapterOptions,
@@ -24,6 +23,7 @@ from hopcast_publisher.adapters.platforms.http import (
     json_or_empty,
     now,
 )
+from hopcast_publisher.adapters.platforms.oauth import OAuthPlatformAdapter
 
 
 def same_text(a: str, b: str) -> bool:
