@@ -21,13 +21,23 @@ import pytest
 from hopcast_publisher.adapters.credentials import AccountTokens
 from hopcast_publisher.adapters.platforms.base import PlatformAdapter
 from hopcast_publisher.adapters.platforms.bluesky import BlueskyAdapter
+from hopcast_publisher.adapters.platforms.http import AdapterOptions
 from hopcast_publisher.adapters.platforms.linkedin import LinkedInAdapter
 from hopcast_publisher.adapters.platforms.mastodon import MastodonAdapter
 from hopcast_publisher.adapters.platforms.x import XAdapter
 from hopcast_publisher.bootstrap import MIGRATIONS, definition
 from hopcast_publisher.config import PublisherSettings
 from hopcast_publisher.entrypoints.publishing_loop import PublishingLoop
-from hopcast_publisher.testing import FakeBluesky, FakeLinkedIn, FakeMastodon, FakePlatform, FakeX, Fault, serve
+from hopcast_publisher.testing import (
+    LOOPBACK_EGRESS,
+    FakeBluesky,
+    FakeLinkedIn,
+    FakeMastodon,
+    FakePlatform,
+    FakeX,
+    Fault,
+    serve,
+)
 from hopcast_shared.consumer import EventConsumer
 from hopcast_shared.contract import Envelope
 from hopcast_shared.contract.examples import example_event
@@ -262,8 +272,12 @@ async def test_undated_pairs_replace_each_other_as_before(db: Database) -> None:
 # --- the publisher's own refresh, both ways ------------------------------------------------------
 
 
+# The fakes live on loopback, which the egress guard refuses unless told otherwise.
+LOOPBACK = AdapterOptions(egress=LOOPBACK_EGRESS)
+
+
 def _x(base_url: str) -> XAdapter:
-    return XAdapter(api_url=base_url, client_id="app")
+    return XAdapter(api_url=base_url, client_id="app", options=LOOPBACK)
 
 
 async def test_a_refresh_is_stored_and_told_upstream_bound_to_the_account(db: Database) -> None:
@@ -347,12 +361,18 @@ async def test_a_refresh_is_stored_and_told_upstream_bound_to_the_account(db: Da
 
 def _adapter(platform: str, base_url: str) -> PlatformAdapter:
     if platform == "BLUESKY":
-        return BlueskyAdapter(pds_url=base_url)
+        return BlueskyAdapter(pds_url=base_url, options=LOOPBACK)
     if platform == "MASTODON":
-        return MastodonAdapter(client_id="app", client_secret="secret")  # noqa: S106
+        return MastodonAdapter(client_id="app", client_secret="secret", options=LOOPBACK)  # noqa: S106
     if platform == "TWITTER":
         return _x(base_url)
-    return LinkedInAdapter(api_url=base_url, oauth_url=base_url, client_id="app", client_secret="secret")  # noqa: S106
+    return LinkedInAdapter(
+        api_url=base_url,
+        oauth_url=base_url,
+        client_id="app",
+        client_secret="secret",  # noqa: S106
+        options=LOOPBACK,
+    )
 
 
 FAKES: dict[str, type[FakePlatform]] = {
@@ -379,7 +399,7 @@ async def test_a_refused_refresh_marks_the_account_once_and_it_is_not_used_until
             return org.account_event(
                 account,
                 platform=platform,
-                api_base_url=base_url if platform in ("MASTODON", "BLUESKY") else None,
+                api_base_url="https://mastodon.example" if platform == "MASTODON" else None,
                 external_account_id=EXTERNAL.get(platform),
                 access=org.seal(access, account),
                 refresh=org.seal(refresh, account),
@@ -387,8 +407,18 @@ async def test_a_refused_refresh_marks_the_account_once_and_it_is_not_used_until
                 type_name=type_name,
             )
 
+        async def connect(event: Envelope) -> str:
+            """Send an account event; a Mastodon account is then pointed at the fake instance on
+            loopback (events may name only https instances of public hosts, so no event can)."""
+            outcome = await world.send(event)
+            if platform == "MASTODON":
+                await db.pool.execute(
+                    "UPDATE social_accounts SET api_base_url = $1 WHERE id = $2", base_url, uuid.UUID(account)
+                )
+            return outcome
+
         # The access token expired and the platform no longer takes the refresh token.
-        assert await world.send(state("expired-access", "revoked-refresh", T0, "SocialAccountConnected")) == "handled"
+        assert await connect(state("expired-access", "revoked-refresh", T0, "SocialAccountConnected")) == "handled"
         await org.link(account)
         first = await org.post(platform)
         await world.publish()
@@ -411,10 +441,10 @@ async def test_a_refused_refresh_marks_the_account_once_and_it_is_not_used_until
         assert len(await world.events("SocialAccountNeedsReauth")) == 1
 
         # An older pair leaves it marked; the owner connects it again (a newer pair): usable.
-        assert await world.send(state("good-access", "good-refresh", T0, "SocialAccountUpdated")) == "handled"
+        assert await connect(state("good-access", "good-refresh", T0, "SocialAccountUpdated")) == "handled"
         assert (await world.account(account))["needs_reauth"] == "REFRESH_REJECTED"
         newer = state("good-access", "good-refresh", T0 + timedelta(hours=1), "SocialAccountUpdated")
-        assert await world.send(newer) == "handled"
+        assert await connect(newer) == "handled"
         row = await world.account(account)
         assert row["needs_reauth"] is None and row["needs_reauth_since"] is None
         third = await org.post(platform)
@@ -425,23 +455,29 @@ async def test_a_refused_refresh_marks_the_account_once_and_it_is_not_used_until
         await adapter.close()
 
 
+async def _linked_linkedin_account(world: World, refresh_token: str) -> tuple[Org, str]:
+    """A new organization with a LinkedIn account (its access token expired), linked to its brand."""
+    org = await Org(world).create()
+    account = str(uuid.uuid4())
+    connected = org.account_event(
+        account,
+        platform="LINKEDIN",
+        external_account_id=EXTERNAL["LINKEDIN"],
+        access=org.seal("expired-access", account),
+        refresh=org.seal(refresh_token, account),
+        issued_at=T0,
+    )
+    assert await world.send(connected) == "handled"
+    await org.link(account)
+    return org, account
+
+
 async def test_a_token_refused_after_a_refresh_marks_the_account_unauthorized(db: Database) -> None:
     fake = FakeLinkedIn()
     async with serve(fake) as base_url:
         adapter = _adapter("LINKEDIN", base_url)
         world = World(db, {"LINKEDIN": adapter})
-        org = await Org(world).create()
-        account = str(uuid.uuid4())
-        connected = org.account_event(
-            account,
-            platform="LINKEDIN",
-            external_account_id=EXTERNAL["LINKEDIN"],
-            access=org.seal("expired-access", account),
-            refresh=org.seal("good-refresh", account),
-            issued_at=T0,
-        )
-        assert await world.send(connected) == "handled"
-        await org.link(account)
+        org, account = await _linked_linkedin_account(world, "good-refresh")
         fake.fail_next(Fault(401))  # the refreshed token is refused too
         await org.post("LINKEDIN")
         await world.publish()
@@ -460,18 +496,7 @@ async def test_posts_of_a_refused_account_in_the_same_round_call_the_platform_on
     async with serve(fake) as base_url:
         adapter = _adapter("LINKEDIN", base_url)
         world = World(db, {"LINKEDIN": adapter})
-        org = await Org(world).create()
-        account = str(uuid.uuid4())
-        connected = org.account_event(
-            account,
-            platform="LINKEDIN",
-            external_account_id=EXTERNAL["LINKEDIN"],
-            access=org.seal("expired-access", account),
-            refresh=org.seal("revoked-refresh", account),
-            issued_at=T0,
-        )
-        assert await world.send(connected) == "handled"
-        await org.link(account)
+        org, _ = await _linked_linkedin_account(world, "revoked-refresh")
         runs = {await org.post("LINKEDIN") for _ in range(4)}
         assert await world.publish() == 4  # one round for all four
         assert fake.creates() == 1 and fake.calls.count(("POST", "/oauth/v2/accessToken")) == 1

@@ -5,11 +5,13 @@ rate-limit headers, the error code of a refusal)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import re
 import time
 from abc import abstractmethod
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -67,6 +69,20 @@ class AdapterOptions:
     egress: EgressPolicy = field(default_factory=EgressPolicy)
     limiter: AccountRateLimiter | None = None
     rng: random.Random | None = None
+
+
+@contextlib.contextmanager
+def egress_refusals(platform: str) -> Iterator[None]:
+    """A URL the egress guard refused, or one httpx will not parse (`0177.0.0.1`, which a resolver
+    would read), as the platform's EGRESS_REFUSED failure: refused before a connection was
+    opened, so nothing was sent and nothing is retried."""
+    try:
+        yield
+    except EgressRefused as exc:
+        raise PublishFailure(PublishFailureReason.EGRESS_REFUSED, f"{platform}: {exc.detail}") from None
+    except httpx.InvalidURL:
+        detail = f"{platform}: egress refused: not a valid URL"
+        raise PublishFailure(PublishFailureReason.EGRESS_REFUSED, detail) from None
 
 
 class HttpPlatformAdapter(PlatformAdapter):
@@ -134,13 +150,8 @@ class HttpPlatformAdapter(PlatformAdapter):
         if not account.refresh_token:
             raise PublishFailure(PublishFailureReason.TOKEN_INVALID, f"{self.platform}: no refresh token")
         try:
-            return await self._refresh(account)
-        except EgressRefused as exc:
-            raise PublishFailure(PublishFailureReason.EGRESS_REFUSED, f"{self.platform}: {exc.detail}") from None
-        except httpx.InvalidURL:
-            raise PublishFailure(
-                PublishFailureReason.EGRESS_REFUSED, f"{self.platform}: egress refused: not a valid URL"
-            ) from None
+            with egress_refusals(self.platform):
+                return await self._refresh(account)
         except httpx.HTTPError as exc:
             raise PublishFailure(
                 PublishFailureReason.TOKEN_INVALID, f"{self.platform}: token refresh failed ({type(exc).__name__})"
@@ -155,16 +166,8 @@ class HttpPlatformAdapter(PlatformAdapter):
         on_refreshed: TokensRefreshed,
     ) -> Published:
         async with self.limiter.lock(account.social_account_id):
-            try:
+            with egress_refusals(self.platform):
                 return await self._publish(account, request, resumed=resumed, on_refreshed=on_refreshed)
-            except EgressRefused as exc:
-                # Refused before a connection was opened: nothing was sent, nothing to retry.
-                raise PublishFailure(PublishFailureReason.EGRESS_REFUSED, f"{self.platform}: {exc.detail}") from None
-            except httpx.InvalidURL:
-                # e.g. `0177.0.0.1`, which httpx will not parse but a resolver would read.
-                raise PublishFailure(
-                    PublishFailureReason.EGRESS_REFUSED, f"{self.platform}: egress refused: not a valid URL"
-                ) from None
 
     async def _publish(
         self,
