@@ -532,11 +532,12 @@ async def test_a_crash_after_posting_is_resumed_without_a_second_post(db: Databa
 )
 async def test_an_account_url_that_is_not_public_https_is_dead_lettered(harness: Harness, url: str) -> None:
     tenant = await Tenant(harness).create()
+    account_id = str(uuid.uuid4())
     event = tenant.event(
         "SocialAccountConnected",
-        social_account_id=str(uuid.uuid4()),
+        social_account_id=account_id,
         platform="MASTODON",
-        access_token=tenant.transport("plain-access"),
+        access_token=tenant.transport("plain-access", account_id),
         api_base_url="https://mastodon.example",
     )
     raw = json.loads(event.to_json())
