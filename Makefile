@@ -52,7 +52,7 @@ pins:
 	$(PYTHON) deploy/pins.py
 
 # The dev overlay's token key: generated once into an ignored file that kustomize reads (never
-# committed; `make deploy-check` and the tests that render the overlay make it when missing).
+# committed; rendering the overlay, as `make deploy-check` and its tests do, makes it when missing).
 $(DEV_TOKEN_KEYS): | venv
 	@umask 077 && $(BIN)/python -c 'from hopcast_shared.crypto import new_key_entry; print("TOKEN_KEYS=" + new_key_entry(1))' > $@.tmp
 	@mv $@.tmp $@

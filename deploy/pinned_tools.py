@@ -90,8 +90,27 @@ def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+DEV_TOKEN_KEYS = ROOT / "deploy" / "k8s" / "overlays" / "dev" / "token-keys.env"
+
+
+def ensure_dev_token_keys(path: Path = DEV_TOKEN_KEYS) -> Path:
+    """The dev overlay's token key (what `make dev-keys` writes): generated when missing, mode
+    0600, ignored by git; never committed, so every checkout has its own."""
+    if not path.exists():
+        from hopcast_shared.crypto import new_key_entry
+
+        partial = path.with_suffix(".tmp")
+        partial.unlink(missing_ok=True)
+        with os.fdopen(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as handle:
+            handle.write(f"TOKEN_KEYS={new_key_entry(1)}\n")
+        partial.replace(path)
+    return path
+
+
 def render(kustomization_dir: Path, kubectl: Path | None = None) -> list[dict[str, Any]]:
-    """`kubectl kustomize DIR` as a list of resources."""
+    """`kubectl kustomize DIR` as a list of resources (the dev overlay's generated key made first)."""
+    if kustomization_dir.resolve() == DEV_TOKEN_KEYS.parent.resolve():
+        ensure_dev_token_keys()
     kubectl = kubectl or ensure_kubectl()
     out = subprocess.run(
         [str(kubectl), "kustomize", str(kustomization_dir)], check=True, capture_output=True, text=True
