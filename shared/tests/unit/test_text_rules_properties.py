@@ -123,3 +123,11 @@ def test_every_platform_has_a_rule() -> None:
     from hopcast_shared.contract import Platform
 
     assert {p.value for p in Platform} == set(RULES)
+
+
+@given(st.text(alphabet=st.characters(max_codepoint=0x7F)) | st.text())
+def test_grapheme_length_agrees_with_the_clusters_whatever_the_text(text: str) -> None:
+    from hopcast_shared.text_rules.graphemes import clusters, grapheme_length, utf16_length
+
+    assert grapheme_length(text) == len(clusters(text))
+    assert utf16_length(text) == sum(2 if ord(ch) > 0xFFFF else 1 for ch in text)
