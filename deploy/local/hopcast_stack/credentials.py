@@ -6,7 +6,6 @@ never committed. `client_settings(kafka, principal)` is what a client of that pr
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import secrets
@@ -17,6 +16,7 @@ from pydantic import SecretStr
 
 from hopcast_shared.acls import PRINCIPALS
 from hopcast_shared.settings import KafkaSettings
+from hopcast_stack import procs
 
 MECHANISM = "SCRAM-SHA-512"
 BROKER_PRINCIPAL = "broker"
@@ -39,8 +39,7 @@ class Credentials:
         if any(p not in passwords for p in ALL_PRINCIPALS):
             path.parent.mkdir(parents=True, exist_ok=True)
             # Two processes of one state folder (`make up` and `make env`) must not make two sets.
-            with path.with_suffix(".lock").open("a") as lock:
-                fcntl.flock(lock, fcntl.LOCK_EX)
+            with procs.file_lock(path.with_suffix(".lock")):
                 if path.is_file():
                     passwords = json.loads(path.read_text())
                 missing = [p for p in ALL_PRINCIPALS if p not in passwords]

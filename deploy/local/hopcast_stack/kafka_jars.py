@@ -5,8 +5,6 @@ broker of the checkout and resolved again when the pom changes."""
 from __future__ import annotations
 
 import base64
-import contextlib
-import fcntl
 import hashlib
 import logging
 import os
@@ -14,9 +12,9 @@ import re
 import shutil
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
+from hopcast_stack import procs
 from hopcast_stack.errors import StackError
 
 log = logging.getLogger(__name__)
@@ -62,23 +60,11 @@ def jars_ready(libs: Path) -> bool:
     return marker.is_file() and marker.read_text().strip() == pom_digest() and any(libs.glob("kafka_2.13-*.jar"))
 
 
-@contextlib.contextmanager
-def _file_lock(path: Path) -> Iterator[None]:
-    """An exclusive lock between processes (`make up` and a test session may resolve at once)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
 def resolve_jars(libs: Path) -> Path:
     """Resolve the broker's jars into `libs` with Maven, once; a changed pom resolves them again."""
     if jars_ready(libs):
         return libs
-    with _file_lock(libs.parent / ".libs.lock"):
+    with procs.file_lock(libs.parent / ".libs.lock"):
         if jars_ready(libs):  # another process did it while we waited
             return libs
         mvn = shutil.which("mvn")

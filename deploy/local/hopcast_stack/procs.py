@@ -4,13 +4,14 @@ whether a pid file still points at *our* process, stop it politely then firmly, 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import random
 import signal
 import socket
 import subprocess
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 import psutil
@@ -206,3 +207,16 @@ def tail(path: Path, lines: int = 40) -> str:
     if start >= 0:
         text = text[start + 1 :]
     return "\n".join(text.splitlines()[-lines:])
+
+
+@contextlib.contextmanager
+def file_lock(path: Path) -> Iterator[None]:
+    """An exclusive lock between processes on `path` (made with its folder when missing), held
+    for the block: `make up` in one terminal and a test session or `make env` in another."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

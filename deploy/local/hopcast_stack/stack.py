@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
-import fcntl
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
@@ -121,14 +120,8 @@ class Stack:
     @contextlib.contextmanager
     def locked(self) -> Iterator[None]:
         """One `up`/`down` at a time per state folder (two terminals, or make up during make down)."""
-        lock = self.state_dir / "run" / "stack.lock"
-        lock.parent.mkdir(parents=True, exist_ok=True)
-        with lock.open("a") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
+        with procs.file_lock(self.state_dir / "run" / "stack.lock"):
+            yield
 
     # Connection settings -----------------------------------------------------------------------
 
