@@ -12,33 +12,25 @@ from typing import Any
 import pytest
 
 from hopcast_publisher.adapters.platforms.sandbox import SandboxAdapter
-from hopcast_shared.contract import Platform
-
-from .test_publishing_from_events import KEY_1, Harness, Tenant, db, deliver, keyring  # noqa: F401
 
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture
-async def harness(db: Any) -> Harness:  # noqa: F811
-    return Harness(db, {p.value: SandboxAdapter(p.value) for p in Platform}, keyring(KEY_1))
-
-
-def sandbox(h: Harness, platform: str) -> SandboxAdapter:
+def sandbox(h: Any, platform: str) -> SandboxAdapter:
     adapter = h.adapters[platform]
     assert isinstance(adapter, SandboxAdapter)
     return adapter
 
 
-async def stored_posts(h: Harness, pending_post_id: str) -> dict[str, str]:
+async def stored_posts(h: Any, pending_post_id: str) -> dict[str, str]:
     rows = await h.db.pool.fetch(
         "SELECT platform, content FROM posts WHERE pending_post_id = $1", uuid.UUID(pending_post_id)
     )
     return {r["platform"]: r["content"] for r in rows}
 
 
-async def test_each_platform_gets_exactly_its_drafted_text(harness: Harness) -> None:
-    tenant = await Tenant(harness).create()
+async def test_each_platform_gets_exactly_its_drafted_text(harness: Any) -> None:
+    tenant = await harness.tenant()
     for platform in ("TWITTER", "BLUESKY", "MASTODON"):
         await tenant.account(platform, default=True)
     texts = {
@@ -48,7 +40,7 @@ async def test_each_platform_gets_exactly_its_drafted_text(harness: Harness) -> 
     }
     post = tenant.post_events(platforms=list(texts))
     post["post"].data["texts"] = texts
-    await deliver(harness, post, "post", "debit")
+    await harness.deliver(post, "post", "debit")
     assert await harness.publish() == 1
 
     sent = {p: [s.text for s in sandbox(harness, p).posts.values()] for p in texts}
@@ -57,15 +49,15 @@ async def test_each_platform_gets_exactly_its_drafted_text(harness: Harness) -> 
     assert len(await harness.events("PostPublished", "t.publisher.events")) == 3
 
 
-async def test_a_text_over_the_platform_rule_fails_that_platform_without_a_call(harness: Harness) -> None:
-    tenant = await Tenant(harness).create()
+async def test_a_text_over_the_platform_rule_fails_that_platform_without_a_call(harness: Any) -> None:
+    tenant = await harness.tenant()
     await tenant.account("TWITTER", default=True)
     await tenant.account("BLUESKY", default=True)
     # 141 CJK characters: 141 code points, but 282 of X's weighted 280.
     texts = {"TWITTER": "故" * 141, "BLUESKY": "故" * 141}
     post = tenant.post_events(platforms=["TWITTER", "BLUESKY"])
     post["post"].data["texts"] = texts
-    await deliver(harness, post, "post", "debit")
+    await harness.deliver(post, "post", "debit")
     assert await harness.publish() == 1
 
     assert sandbox(harness, "TWITTER").calls == 0
@@ -77,13 +69,13 @@ async def test_a_text_over_the_platform_rule_fails_that_platform_without_a_call(
     assert completed["data"]["outcome"] == "PARTIALLY_PUBLISHED"
 
 
-async def test_a_draft_without_texts_is_composed_as_before(harness: Harness) -> None:
-    tenant = await Tenant(harness).create()
+async def test_a_draft_without_texts_is_composed_as_before(harness: Any) -> None:
+    tenant = await harness.tenant()
     await tenant.account("LINKEDIN", default=True)
     post = tenant.post_events(platforms=["LINKEDIN"])
     data = post["post"].data
     del data["texts"]
-    await deliver(harness, post, "post", "debit")
+    await harness.deliver(post, "post", "debit")
     assert await harness.publish() == 1
 
     row = await harness.db.pool.fetchrow(

@@ -9,34 +9,25 @@ import base64
 import json
 import os
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
 from hopcast_publisher.adapters.platforms.sandbox import SandboxAdapter
-from hopcast_publisher.bootstrap import MIGRATIONS, definition
+from hopcast_publisher.bootstrap import definition
 from hopcast_publisher.config import PublisherSettings
 from hopcast_shared.consumer import EventConsumer
 from hopcast_shared.contract import Platform
 from hopcast_shared.contract.examples import example_event
 from hopcast_shared.crypto import account_transit_aad, load_keyring
 from hopcast_shared.db import Database
-from hopcast_shared.migrations import load_migrations
 from hopcast_shared.settings import CryptoSettings, KafkaSettings, ServiceSettings
 from hopcast_shared.testing import as_record
 
 pytestmark = pytest.mark.integration
 
 KEYRING = load_keyring(CryptoSettings(token_keys=f"1:{base64.b64encode(os.urandom(32)).decode()}"))
-
-
-@pytest.fixture
-async def db(database_url: str) -> AsyncIterator[Database]:
-    database = await Database.open(database_url, load_migrations("publisher", MIGRATIONS), max_size=8)
-    yield database
-    await database.close()
 
 
 @pytest.fixture
