@@ -6,34 +6,25 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
 from hopcast_content.adapters.materials import Materials
 from hopcast_content.adapters.posts import Posts
-from hopcast_content.bootstrap import build_deps, render_migrations
+from hopcast_content.bootstrap import build_deps
 from hopcast_content.config import ContentSettings
 from hopcast_content.service_layer.dispatch import DISPATCH
 from hopcast_shared.consumer import EventConsumer
 from hopcast_shared.contract.examples import example_event
 from hopcast_shared.db import Database
 from hopcast_shared.dispatch import bind
-from hopcast_shared.migrations import load_migrations
 from hopcast_shared.settings import KafkaSettings, ServiceSettings
 from hopcast_shared.testing import as_record
 
 pytestmark = pytest.mark.integration
 
 TEXT = "We roast every Tuesday so that every bag you get is less than a week old. Ana checks every batch by hand."
-
-
-@pytest.fixture
-async def db(database_url: str) -> AsyncIterator[Database]:
-    database = await Database.open(database_url, load_migrations("content", render_migrations(384)))
-    yield database
-    await database.close()
 
 
 @pytest.fixture

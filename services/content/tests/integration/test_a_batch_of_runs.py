@@ -1,0 +1,147 @@
+"""A consumer batch of ScheduleDue events decides exactly as one by one would, in one transaction
+and a few statements, on the real database.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from hopcast_shared.db import Database
+from hopcast_shared.testing import CountingDatabase, as_record
+
+pytestmark = pytest.mark.integration
+
+
+class Script:
+    """Stands in for a Harness while a world is written down: keeps the events, to replay them."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[Any, str]] = []
+
+    async def send(self, event: Any, topic: str = "upstream.events") -> str:
+        self.events.append((event, topic))
+        return "handled"
+
+
+async def batch_world(tenant_of: Any, texts: Any) -> tuple[Script, list[Any], dict[str, str]]:
+    """Organizations, brands and materials (replayed one by one), then ScheduleDue events that
+    mix in one batch: runs of the same brand, two brands of one organization, a pillar-balanced
+    brand, a deleted organization, a deleted brand, another organization's brand, the same run
+    twice (the same event, and the same run in a new envelope). Returns the runs' names too."""
+    script = Script()
+    h: Any = script
+    a = await tenant_of(h).create()
+    await a.material(texts.a)
+    await a.material(texts.b)
+    await a.material("  " + texts.a.upper() + " ")  # the same text as the first, differently typed
+    a2 = tenant_of(h)  # a second brand of a's organization
+    a2.org = a.org
+    assert await h.send(a2.event("BrandProfileCreated", brand_profile_id=a2.brand)) == "handled"
+    values = {"schedule_id": a2.schedule_id, "brand_profile_id": a2.brand}
+    assert await h.send(a2.event("ScheduleCreated", **values)) == "handled"
+    await a2.material(texts.c)
+    b = await tenant_of(h, material_strategy="pillar_balanced").create()
+    await b.material(texts.b, content_pillar="brewing tips")
+    await b.material("Water at 94 degrees extracts sweetness without bitterness.", content_pillar="brewing tips")
+    await b.material(texts.a, content_pillar="behind the scenes")
+    await b.material(texts.c, content_pillar="offers")
+    one = await tenant_of(h).create()  # one material for two runs
+    await one.material(texts.c, max_uses=None)
+    gone = await tenant_of(h).create()
+    await gone.material(texts.a)
+    assert await h.send(gone.event("OrganizationDeleted")) == "handled"
+    unbranded = await tenant_of(h).create()
+    await unbranded.material(texts.b)
+    assert await h.send(unbranded.event("BrandProfileDeleted", brand_profile_id=unbranded.brand)) == "handled"
+
+    runs = {
+        "a1": a.due(),
+        "b1": b.due(),
+        "one1": one.due(),
+        "a2": a.due(),
+        "gone": gone.due(),
+        "a_other_brand": a2.due(),
+        "b2": b.due(),
+        "unbranded": unbranded.due(),
+        "stolen_brand": unbranded.due(brand_profile_id=a.brand),
+        "one2": one.due(),
+        "a3": a.due(),
+    }
+    a1_again = a.due(run_id=str(runs["a1"].data["run_id"]))  # the same run, a new envelope
+    dues = [*runs.values()]
+    dues[3:3] = [runs["b1"]]  # the same event delivered twice
+    dues.append(a1_again)
+    return script, dues, {str(e.data["run_id"]): name for name, e in runs.items()}
+
+
+async def run_results(db: Database, names: dict[str, str]) -> dict[str, Any]:
+    """Per run: its result, the material drafted, and the events emitted (volatile fields left out)."""
+    results: dict[str, Any] = {}
+    for row in await db.pool.fetch("SELECT run_id, result FROM runs"):
+        results[names[str(row["run_id"])]] = {"result": row["result"], "material": None, "events": []}
+    for row in await db.pool.fetch("SELECT run_id, material_id FROM pending_posts"):
+        results[names[str(row["run_id"])]]["material"] = str(row["material_id"])
+    for row in await db.pool.fetch("SELECT event_type, topic, payload FROM outbox ORDER BY id"):
+        data = json.loads(row["payload"])["data"]
+        if "run_id" in data:
+            kept = {k: v for k, v in data.items() if k not in ("pending_post_id", "completed_at")}
+            results[names[data["run_id"]]]["events"].append((row["event_type"], row["topic"], kept))
+    return results
+
+
+async def test_a_batch_of_runs_decides_as_one_by_one_would_in_a_few_statements(
+    database_url: str, stack: Any, harness_on: Any, open_db: Any, tenant_of: Any, texts: Any
+) -> None:
+    script, dues, names = await batch_world(tenant_of, texts)
+    sequential_db = CountingDatabase(await open_db(await stack.new_database("content_one_by_one")))
+    batched_db = CountingDatabase(await open_db(database_url))
+    try:
+        for db in (sequential_db, batched_db):
+            h = harness_on(db, consumer_lanes=1)
+            for event, topic in script.events:
+                assert await h.send(event, topic) == "handled"
+        one_by_one = harness_on(sequential_db)
+        sequential_db.transactions = []
+        sequential = [await one_by_one.send(e, "scheduler.events") for e in dues]
+        batched_db.transactions = []
+        batched = await harness_on(batched_db, consumer_lanes=1).consumer.handle_batch(
+            [as_record(e, topic="scheduler.events") for e in dues]
+        )
+        assert batched == sequential == ["handled"] * 3 + ["duplicate"] + ["handled"] * 9
+        assert len(batched_db.statements) == 1, "the batch is one transaction"
+        expected = await run_results(sequential_db, names)
+        assert await run_results(batched_db, names) == expected
+    finally:
+        await sequential_db.close()
+        await batched_db.close()
+
+    # What sequential handling decides (so the comparison compares something worth having).
+    result = {name: r["result"] for name, r in expected.items()}
+    assert result == {
+        "a1": "DRAFTED",
+        "a2": "DRAFTED",
+        "a3": "ALL_CANDIDATES_DUPLICATE",  # only the copy of a1's text is left
+        "a_other_brand": "DRAFTED",
+        "b1": "DRAFTED",
+        "b2": "DRAFTED",
+        "one1": "DRAFTED",
+        "one2": "NO_READY_MATERIAL",  # its only material is in flight
+        "gone": "ORGANIZATION_INACTIVE",
+        "unbranded": "BRAND_INACTIVE",
+        "stolen_brand": "BRAND_INACTIVE",
+    }
+    assert expected["a1"]["material"] != expected["a2"]["material"]
+    assert expected["b1"]["material"] != expected["b2"]["material"]
+    assert [e[0] for e in expected["a3"]["events"]] == ["ScheduleRunSkipped", "ScheduleRunCompleted"]
+    assert [e[0] for e in expected["a1"]["events"]] == ["PendingPostCreated"]  # once, for two deliveries
+    # The batch's statements: 11 for all the runs (inbox, start, lock, organizations, brands,
+    # candidates, schedules, pillar counts, angle stats, results, outbox), 5 for each candidate
+    # tried (its material, the duplicate check's 4), 2 to write the drafts before a check of
+    # the same organization (3 times here); one by one, every run pays for all of it.
+    [statements] = batched_db.statements
+    tried = 7  # a1, a2, a3, a_other_brand, b1, b2, one1
+    assert statements <= 11 + 5 * tried + 2 * 3, statements
+    assert statements * 2 < sum(sequential_db.statements), (statements, sequential_db.statements)
