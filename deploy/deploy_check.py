@@ -10,6 +10,8 @@
   manifest_schemas.py;
   plus the hardening every workload must have.
 
+- one version of each part: compose's and Strimzi's Kafka and PostgreSQL/pgvector are the ones
+  the tests run (versions_check.py).
 - docs/asyncapi against the official AsyncAPI 3.0.0 JSON Schema (@asyncapi/specs, pinned),
   and the Grafana dashboard's queries against the metrics the code exports.
 
@@ -35,6 +37,7 @@ import yaml
 from kafka_acls_check import check_kafka_acls
 from manifest_schemas import KUBERNETES_VERSION, compose_schema, describe, schema_errors
 from pinned_tools import ROOT, ensure_kubectl, npm_file, render
+from versions_check import check_versions
 
 DEPLOY = ROOT / "deploy"
 COMPOSE_FILE = DEPLOY / "compose" / "compose.yaml"
@@ -350,6 +353,7 @@ def main() -> int:
     check_env_file(report)
     check_manifest_files(report)
     check_kafka_acls(report, check_overlays(report), compose)
+    check_versions(report, compose)
     check_asyncapi(report)
     check_dashboard(report)
     for line in report.checked:
