@@ -12,6 +12,9 @@
 
 - one version of each part: compose's and Strimzi's Kafka and PostgreSQL/pgvector are the ones
   the tests run (versions_check.py).
+- the alerts (deploy/observability/alerts.yaml) through Prometheus's own promtool, rule
+  checks and unit tests, their metrics and runbooks, and the PrometheusRule equal to them
+  (alerts_check.py).
 - docs/asyncapi against the official AsyncAPI 3.0.0 JSON Schema (@asyncapi/specs, pinned),
   and the Grafana dashboard's queries against the metrics the code exports.
 
@@ -34,6 +37,7 @@ from typing import Any
 
 import jsonschema
 import yaml
+from alerts_check import check_alerts
 from kafka_acls_check import check_kafka_acls
 from manifest_schemas import KUBERNETES_VERSION, compose_schema, describe, schema_errors
 from pinned_tools import ROOT, ensure_kubectl, npm_file, render
@@ -356,6 +360,7 @@ def main() -> int:
     check_versions(report, compose)
     check_asyncapi(report)
     check_dashboard(report)
+    check_alerts(report, exported_metrics())
     for line in report.checked:
         print(f"ok  {line}")
     for problem in report.problems:
