@@ -24,6 +24,7 @@ from pinned_tools import ROOT, tools_dir
 
 ALERTS = ROOT / "deploy" / "observability" / "alerts.yaml"
 ALERT_TESTS = ROOT / "deploy" / "observability" / "alerts.test.yaml"
+PROMETHEUS_CONFIG = ROOT / "deploy" / "observability" / "prometheus.yml"
 PROMETHEUS_RULE = ROOT / "deploy" / "k8s" / "components" / "monitoring" / "prometheusrule.yaml"
 
 PROMETHEUS_DEB_VERSION = "2.42.0+ds-5+deb12u1"
@@ -103,7 +104,7 @@ def metric_names(alerts: dict[str, Any]) -> set[str]:
 
 
 def check_alerts(report: Reporter, known_metrics: Collection[str], *, promtool: Path | None = None) -> None:
-    where = str(ALERTS.relative_to(ROOT))
+    where = str(ALERTS.relative_to(ROOT)) if ALERTS.is_relative_to(ROOT) else str(ALERTS)
     alerts = yaml.safe_load(ALERTS.read_text(encoding="utf-8"))
     for name in sorted(metric_names(alerts)):
         if not EXPORTER_METRICS.match(name) and name not in known_metrics:
@@ -118,6 +119,8 @@ def check_alerts(report: Reporter, known_metrics: Collection[str], *, promtool: 
     for args, cwd in (
         (["check", "rules", ALERTS.name], ALERTS.parent),
         (["test", "rules", ALERT_TESTS.name], ALERTS.parent),
+        # compose's Prometheus: its rule_files name alerts.yaml, mounted beside it.
+        (["check", "config", PROMETHEUS_CONFIG.name], PROMETHEUS_CONFIG.parent),
     ):
         done = subprocess.run([str(promtool), *args], cwd=cwd, capture_output=True, text=True)
         if done.returncode != 0:

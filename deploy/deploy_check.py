@@ -10,6 +10,8 @@
   manifest_schemas.py;
   plus the hardening every workload must have.
 
+- scaling that fits Kafka: no replica count where an autoscaler owns the scale, and no
+  maxReplicas above the partitions (scaling_check.py).
 - one version of each part: compose's and Strimzi's Kafka and PostgreSQL/pgvector are the ones
   the tests run (versions_check.py).
 - the alerts (deploy/observability/alerts.yaml) through Prometheus's own promtool, rule
@@ -41,6 +43,7 @@ from alerts_check import check_alerts
 from kafka_acls_check import check_kafka_acls
 from manifest_schemas import KUBERNETES_VERSION, compose_schema, describe, schema_errors
 from pinned_tools import ROOT, ensure_kubectl, npm_file, render
+from scaling_check import scaling_problems
 from versions_check import check_versions
 
 DEPLOY = ROOT / "deploy"
@@ -285,7 +288,7 @@ def check_overlays(report: Report) -> dict[str, list[dict[str, Any]]]:
         for doc in docs:
             for error in schema_errors(doc):
                 report.fail(f"{where} {_name(doc)}", error)
-        for problem in hardening_problems(docs):
+        for problem in [*hardening_problems(docs), *scaling_problems(docs)]:
             report.fail(where, problem)
         rendered[overlay] = docs
         report.checked.append(f"{where}: rendered {len(docs)} resources, valid and hardened")

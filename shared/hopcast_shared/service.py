@@ -206,6 +206,7 @@ class ServiceRuntime:
         async def ready(scope: Any) -> AsgiResponse:
             checks = await runtime.readiness()
             ok = all(checks.values())
+            metrics.READY.labels(runtime.name).set(1 if ok else 0)  # for the flapping alert
             body = ("{" + ",".join(f'"{k}":{str(v).lower()}' for k, v in checks.items()) + "}").encode()
             return AsgiResponse(body, 200 if ok else 503, headers={"content-type": "application/json"})
 
