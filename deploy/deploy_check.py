@@ -10,8 +10,9 @@
   manifest_schemas.py;
   plus the hardening every workload must have.
 
-- scaling that fits Kafka: no replica count where an autoscaler owns the scale, and no
-  maxReplicas above the partitions (scaling_check.py).
+- scaling and rollout steps that fit: no replica count where an autoscaler owns the scale, no
+  maxReplicas above the partitions, migrations in an init container that alone reads the
+  schema owner's URL (rollout_check.py).
 - one version of each part: compose's and Strimzi's Kafka and PostgreSQL/pgvector are the ones
   the tests run (versions_check.py).
 - the alerts (deploy/observability/alerts.yaml) through Prometheus's own promtool, rule
@@ -43,7 +44,7 @@ from alerts_check import check_alerts
 from kafka_acls_check import check_kafka_acls
 from manifest_schemas import KUBERNETES_VERSION, compose_schema, describe, schema_errors
 from pinned_tools import ROOT, ensure_kubectl, npm_file, render
-from scaling_check import scaling_problems
+from rollout_check import migration_step_problems, scaling_problems
 from versions_check import check_versions
 
 DEPLOY = ROOT / "deploy"
@@ -242,7 +243,7 @@ def hardening_problems(docs: list[dict[str, Any]]) -> list[str]:
             for env in container.get("env", []):
                 if SECRET_SETTING.search(env["name"]) and "value" in env:
                     problems.append(f"{where}: {env['name']} is a plain value, not from a Secret")
-            if doc["kind"] == "Deployment":
+            if doc["kind"] == "Deployment" and container in pod.get("containers", []):
                 if container.get("readinessProbe", {}).get("httpGet", {}).get("path") != "/ready":
                     problems.append(f"{where}: readinessProbe is not GET /ready")
                 if container.get("livenessProbe", {}).get("httpGet", {}).get("path") != "/health":
@@ -288,7 +289,7 @@ def check_overlays(report: Report) -> dict[str, list[dict[str, Any]]]:
         for doc in docs:
             for error in schema_errors(doc):
                 report.fail(f"{where} {_name(doc)}", error)
-        for problem in [*hardening_problems(docs), *scaling_problems(docs)]:
+        for problem in [*hardening_problems(docs), *scaling_problems(docs), *migration_step_problems(docs, SERVICES)]:
             report.fail(where, problem)
         rendered[overlay] = docs
         report.checked.append(f"{where}: rendered {len(docs)} resources, valid and hardened")

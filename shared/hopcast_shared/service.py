@@ -101,6 +101,8 @@ class ServiceRuntime:
             min_size=self.settings.db_pool_min,
             max_size=self.settings.db_pool_max,
             migrations_url=self.settings.migrations_database_url,
+            migrate=self.settings.migrate_on_start,
+            schema_wait_s=self.settings.schema_wait_s,
         )
         self.consumer = EventConsumer(
             self.name, self._db, self.definition.handlers, kafka=self.kafka, settings=self.settings

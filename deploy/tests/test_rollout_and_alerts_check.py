@@ -13,7 +13,7 @@ import alerts_check
 import pytest
 import yaml
 from deploy_check import Report, exported_metrics
-from scaling_check import scaling_problems
+from rollout_check import migration_step_problems, scaling_problems
 
 
 def _docs(*, replicas: int | None = None, max_replicas: int = 6, partitions: str = "12") -> list[dict[str, Any]]:
@@ -43,6 +43,37 @@ def test_a_replica_count_beside_an_autoscaler_is_refused() -> None:
 def test_max_replicas_above_the_partitions_is_refused() -> None:
     [problem] = scaling_problems(_docs(max_replicas=40, partitions="12"))
     assert "maxReplicas 40 is above the 12 partitions" in problem
+
+
+def _service(*, init: bool = True, migrate_on_start: str = "false", owner_in_main: bool = False) -> dict[str, Any]:
+    main: dict[str, Any] = {
+        "name": "billing",
+        "env": [{"name": "BILLING_MIGRATE_ON_START", "value": migrate_on_start}],
+        "envFrom": [{"secretRef": {"name": "billing-secrets"}}],
+    }
+    if owner_in_main:
+        main["envFrom"].append({"secretRef": {"name": "billing-migrations"}})
+    pod: dict[str, Any] = {"containers": [main]}
+    if init:
+        pod["initContainers"] = [{"name": "migrate", "command": ["hopcast", "migrate", "apply", "billing"]}]
+    return {"kind": "Deployment", "metadata": {"name": "billing"}, "spec": {"template": {"spec": pod}}}
+
+
+def test_migrations_in_their_init_container_pass() -> None:
+    assert migration_step_problems([_service()], ["billing"]) == []
+
+
+@pytest.mark.parametrize(
+    ("change", "complaint"),
+    [
+        ({"init": False}, "no init container runs `hopcast migrate apply billing`"),
+        ({"migrate_on_start": "true"}, "container billing: migrates at start"),
+        ({"owner_in_main": True}, "container billing: reads the schema owner's URL"),
+    ],
+)
+def test_migrations_in_the_serving_process_are_refused(change: dict[str, Any], complaint: str) -> None:
+    [problem] = migration_step_problems([_service(**change)], ["billing"])
+    assert complaint in problem
 
 
 @pytest.fixture
