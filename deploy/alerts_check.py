@@ -1,6 +1,6 @@
 """Alerts as code (`make deploy-check`): deploy/observability/alerts.yaml checked and unit-tested
 by Prometheus's own rule tester, its metrics held to what the services export, and the
-Kubernetes PrometheusRule held equal to it (`make alerts` writes that from this file).
+Kubernetes PrometheusRule made from it (`make manifests` writes it; manifests.py holds it equal).
 
 promtool is a pinned build: Debian's `prometheus` package (VERSION below), fetched once with
 `apt-get download`, checked against its SHA-256, unpacked with `dpkg-deb`, kept in .state/tools.
@@ -8,12 +8,10 @@ promtool is a pinned build: Debian's `prometheus` package (VERSION below), fetch
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import re
 import shutil
 import subprocess
-import sys
 import tempfile
 from collections.abc import Collection
 from pathlib import Path
@@ -90,7 +88,7 @@ _BlockDumper.add_representer(str, _text)
 
 
 def prometheus_rule_text() -> str:
-    header = "# Written by `make alerts` from deploy/observability/alerts.yaml: edit that file, not this one.\n"
+    header = "# Written by `make manifests` from deploy/observability/alerts.yaml: edit that file, not this one.\n"
     return header + yaml.dump(prometheus_rule(), Dumper=_BlockDumper, sort_keys=False, width=200)
 
 
@@ -113,8 +111,6 @@ def check_alerts(report: Reporter, known_metrics: Collection[str], *, promtool: 
         runbook = rule.get("annotations", {}).get("runbook")
         if not runbook or not (ROOT / runbook).is_file():
             report.fail(where, f"{rule['alert']}: its runbook {runbook!r} is not a page of docs/runbooks")
-    if not PROMETHEUS_RULE.is_file() or PROMETHEUS_RULE.read_text(encoding="utf-8") != prometheus_rule_text():
-        report.fail(str(PROMETHEUS_RULE.relative_to(ROOT)), "differs from alerts.yaml: run `make alerts`")
     promtool = promtool or ensure_promtool()
     for args, cwd in (
         (["check", "rules", ALERTS.name], ALERTS.parent),
@@ -127,18 +123,3 @@ def check_alerts(report: Reporter, known_metrics: Collection[str], *, promtool: 
             report.fail(where, f"promtool {' '.join(args)}:\n{done.stdout}{done.stderr}")
     rules = sum(len(g["rules"]) for g in alerts["groups"])
     report.checked.append(f"{where}: {rules} rules valid and unit-tested by promtool, each with a runbook")
-
-
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--write", action="store_true", help="write the PrometheusRule from alerts.yaml")
-    args = parser.parse_args()
-    if args.write:
-        PROMETHEUS_RULE.parent.mkdir(parents=True, exist_ok=True)
-        PROMETHEUS_RULE.write_text(prometheus_rule_text(), encoding="utf-8")
-        print(f"wrote {PROMETHEUS_RULE.relative_to(ROOT)}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -16,8 +16,9 @@
 - one version of each part: compose's and Strimzi's Kafka and PostgreSQL/pgvector are the ones
   the tests run (versions_check.py).
 - the alerts (deploy/observability/alerts.yaml) through Prometheus's own promtool, rule
-  checks and unit tests, their metrics and runbooks, and the PrometheusRule equal to them
-  (alerts_check.py).
+  checks and unit tests, their metrics and runbooks (alerts_check.py); the generated manifests
+  (the PrometheusRule, Strimzi's KafkaTopics from the contract) equal to their sources
+  (manifests.py).
 - docs/asyncapi against the official AsyncAPI 3.0.0 JSON Schema (@asyncapi/specs, pinned),
   and the Grafana dashboard's queries against the metrics the code exports.
 
@@ -43,8 +44,9 @@ import yaml
 from alerts_check import check_alerts
 from kafka_acls_check import check_kafka_acls
 from manifest_schemas import KUBERNETES_VERSION, compose_schema, describe, schema_errors
+from manifests import check_generated
 from pinned_tools import ROOT, ensure_kubectl, npm_file, render
-from rollout_check import migration_step_problems, scaling_problems
+from rollout_check import job_problems, migration_step_problems, scaling_problems
 from versions_check import check_versions
 
 DEPLOY = ROOT / "deploy"
@@ -289,7 +291,8 @@ def check_overlays(report: Report) -> dict[str, list[dict[str, Any]]]:
         for doc in docs:
             for error in schema_errors(doc):
                 report.fail(f"{where} {_name(doc)}", error)
-        for problem in [*hardening_problems(docs), *scaling_problems(docs), *migration_step_problems(docs, SERVICES)]:
+        rollout = [*scaling_problems(docs), *migration_step_problems(docs, SERVICES), *job_problems(docs)]
+        for problem in [*hardening_problems(docs), *rollout]:
             report.fail(where, problem)
         rendered[overlay] = docs
         report.checked.append(f"{where}: rendered {len(docs)} resources, valid and hardened")
@@ -365,6 +368,7 @@ def main() -> int:
     check_asyncapi(report)
     check_dashboard(report)
     check_alerts(report, exported_metrics())
+    check_generated(report)
     for line in report.checked:
         print(f"ok  {line}")
     for problem in report.problems:

@@ -96,6 +96,33 @@ STRIMZI_SCHEMAS: dict[str, dict[str, Any]] = {
     },
 }
 STRIMZI_SCHEMAS["KafkaUser"] = KAFKA_USER_SCHEMA
+STRIMZI_SCHEMAS["KafkaTopic"] = {
+    "type": "object",
+    "required": ["apiVersion", "kind", "metadata", "spec"],
+    "properties": {
+        "apiVersion": {"const": "kafka.strimzi.io/v1beta2"},
+        "metadata": {
+            **_STRIMZI_META,
+            "required": ["name", "labels"],
+            "properties": {
+                **_STRIMZI_META["properties"],
+                "name": {"type": "string", "pattern": "^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$", "maxLength": 253},
+                "labels": {"type": "object", "required": ["strimzi.io/cluster"]},
+            },
+        },
+        "spec": {
+            "type": "object",
+            "required": ["partitions", "replicas"],
+            "properties": {
+                "topicName": {"type": "string"},
+                "partitions": {"type": "integer", "minimum": 1},
+                "replicas": {"type": "integer", "minimum": 1, "maximum": 32767},
+                "config": {"type": "object", "additionalProperties": {"type": ["string", "integer", "boolean"]}},
+            },
+            "additionalProperties": False,
+        },
+    },
+}
 
 # The Prometheus operator's CRDs are not vendored either: the outline of what Hopcast uses.
 _ENDPOINT = {

@@ -8,7 +8,9 @@
 - each service's migrations run as a step of their own: a `migrate` init container running
   `hopcast migrate apply <service>`, the only container that reads the schema owner's Secret
   `<service>-migrations`, and the service told not to migrate (`<SERVICE>_MIGRATE_ON_START`
-  false): not in the serving process, not inside its startup window.
+  false): not in the serving process, not inside its startup window;
+- a Job (the topics step) is deleted once finished (`ttlSecondsAfterFinished` 0), so that
+  applying a new image or config finds no immutable Job in its way.
 """
 
 from __future__ import annotations
@@ -71,3 +73,12 @@ def _reads_secret(container: dict[str, Any], secret: str) -> bool:
         e.get("valueFrom", {}).get("secretKeyRef", {}).get("name") == secret for e in container.get("env", [])
     )
     return from_env or from_key
+
+
+def job_problems(docs: Sequence[dict[str, Any]]) -> list[str]:
+    return [
+        f"Job/{d['metadata']['name']}: ttlSecondsAfterFinished is not 0 (a re-apply would meet the finished,"
+        " immutable Job)"
+        for d in docs
+        if d.get("kind") == "Job" and d["spec"].get("ttlSecondsAfterFinished") != 0
+    ]

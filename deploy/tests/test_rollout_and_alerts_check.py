@@ -13,7 +13,8 @@ import alerts_check
 import pytest
 import yaml
 from deploy_check import Report, exported_metrics
-from rollout_check import migration_step_problems, scaling_problems
+from manifests import check_generated
+from rollout_check import job_problems, migration_step_problems, scaling_problems
 
 
 def _docs(*, replicas: int | None = None, max_replicas: int = 6, partitions: str = "12") -> list[dict[str, Any]]:
@@ -76,6 +77,23 @@ def test_migrations_in_the_serving_process_are_refused(change: dict[str, Any], c
     assert complaint in problem
 
 
+def test_a_job_kept_after_it_finished_is_refused() -> None:
+    kept = {"kind": "Job", "metadata": {"name": "hopcast-topics"}, "spec": {"ttlSecondsAfterFinished": 86400}}
+    [problem] = job_problems([kept])
+    assert "Job/hopcast-topics: ttlSecondsAfterFinished is not 0" in problem
+    assert job_problems([{**kept, "spec": {"ttlSecondsAfterFinished": 0}}]) == []
+
+
+def test_the_strimzi_topics_are_the_contracts() -> None:
+    from kafka_topics import kafka_topics
+
+    from hopcast_shared.topics import DLQ_TOPICS, EVENT_TOPICS
+
+    topics = kafka_topics()
+    assert sorted(t["spec"]["topicName"] for t in topics) == sorted([*EVENT_TOPICS, *DLQ_TOPICS])
+    assert all(t["spec"]["replicas"] == 3 and t["spec"]["config"]["min.insync.replicas"] == "2" for t in topics)
+
+
 @pytest.fixture
 def alerts_copy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """alerts.yaml and its tests in a folder of their own, where the check reads them."""
@@ -121,7 +139,9 @@ def test_an_unknown_metric_and_a_missing_runbook_are_reported(alerts_copy: Path)
 
 def test_the_prometheus_rule_must_equal_the_alerts(alerts_copy: Path) -> None:
     _edit(alerts_copy, lambda rule: rule.update(labels={"severity": "page"}))
-    assert any("prometheusrule.yaml: differs from alerts.yaml" in p for p in _check())
+    report = Report()
+    check_generated(report)
+    assert any("prometheusrule.yaml: differs from its source" in p for p in report.problems)
     rule = alerts_check.prometheus_rule(yaml.safe_load(alerts_copy.read_text(encoding="utf-8")))
     assert rule["spec"]["groups"][0]["rules"][0]["labels"] == {"severity": "page"}
     assert copy.deepcopy(rule)["kind"] == "PrometheusRule"
