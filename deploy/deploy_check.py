@@ -10,6 +10,15 @@
   manifest_schemas.py;
   plus the hardening every workload must have.
 
+- scaling and rollout steps that fit: no replica count where an autoscaler owns the scale, no
+  maxReplicas above the partitions, migrations in an init container that alone reads the
+  schema owner's URL (rollout_check.py).
+- one version of each part: compose's and Strimzi's Kafka and PostgreSQL/pgvector are the ones
+  the tests run (versions_check.py).
+- the alerts (deploy/observability/alerts.yaml) through Prometheus's own promtool, rule
+  checks and unit tests, their metrics and runbooks (alerts_check.py); the generated manifests
+  (the PrometheusRule, Strimzi's KafkaTopics from the contract) equal to their sources
+  (manifests.py).
 - docs/asyncapi against the official AsyncAPI 3.0.0 JSON Schema (@asyncapi/specs, pinned),
   and the Grafana dashboard's queries against the metrics the code exports.
 
@@ -32,9 +41,13 @@ from typing import Any
 
 import jsonschema
 import yaml
+from alerts_check import check_alerts
 from kafka_acls_check import check_kafka_acls
 from manifest_schemas import KUBERNETES_VERSION, compose_schema, describe, schema_errors
+from manifests import check_generated
 from pinned_tools import ROOT, ensure_kubectl, npm_file, render
+from rollout_check import job_problems, migration_step_problems, scaling_problems
+from versions_check import check_versions
 
 DEPLOY = ROOT / "deploy"
 COMPOSE_FILE = DEPLOY / "compose" / "compose.yaml"
@@ -232,7 +245,7 @@ def hardening_problems(docs: list[dict[str, Any]]) -> list[str]:
             for env in container.get("env", []):
                 if SECRET_SETTING.search(env["name"]) and "value" in env:
                     problems.append(f"{where}: {env['name']} is a plain value, not from a Secret")
-            if doc["kind"] == "Deployment":
+            if doc["kind"] == "Deployment" and container in pod.get("containers", []):
                 if container.get("readinessProbe", {}).get("httpGet", {}).get("path") != "/ready":
                     problems.append(f"{where}: readinessProbe is not GET /ready")
                 if container.get("livenessProbe", {}).get("httpGet", {}).get("path") != "/health":
@@ -278,7 +291,8 @@ def check_overlays(report: Report) -> dict[str, list[dict[str, Any]]]:
         for doc in docs:
             for error in schema_errors(doc):
                 report.fail(f"{where} {_name(doc)}", error)
-        for problem in hardening_problems(docs):
+        rollout = [*scaling_problems(docs), *migration_step_problems(docs, SERVICES), *job_problems(docs)]
+        for problem in [*hardening_problems(docs), *rollout]:
             report.fail(where, problem)
         rendered[overlay] = docs
         report.checked.append(f"{where}: rendered {len(docs)} resources, valid and hardened")
@@ -350,8 +364,11 @@ def main() -> int:
     check_env_file(report)
     check_manifest_files(report)
     check_kafka_acls(report, check_overlays(report), compose)
+    check_versions(report, compose)
     check_asyncapi(report)
     check_dashboard(report)
+    check_alerts(report, exported_metrics())
+    check_generated(report)
     for line in report.checked:
         print(f"ok  {line}")
     for problem in report.problems:

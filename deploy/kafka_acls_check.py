@@ -194,6 +194,12 @@ def parse_acl_lines(text: str) -> set[Acl]:
 
 def check_strimzi(report: Report, overlay: str, docs: list[dict[str, Any]]) -> None:
     where = f"deploy/k8s/overlays/{overlay}"
+    for config in (
+        d for d in docs if d.get("kind") == "ConfigMap" and d["metadata"]["name"].startswith("hopcast-config")
+    ):
+        protocol = config.get("data", {}).get("KAFKA_SECURITY_PROTOCOL", "PLAINTEXT")
+        if protocol != "SASL_SSL":
+            report.fail(where, f"the services reach Kafka over {protocol}: SASL_SSL (authenticated, over TLS) wanted")
     kafkas = [d for d in docs if d.get("kind") == "Kafka"]
     if not kafkas:
         return  # Kafka is outside the cluster: its operator sets KAFKA_SASL_* in the Secrets
@@ -204,6 +210,8 @@ def check_strimzi(report: Report, overlay: str, docs: list[dict[str, Any]]) -> N
         for listener in spec.get("listeners", []):
             if listener.get("authentication", {}).get("type") != "scram-sha-512":
                 report.fail(where, f"Kafka listener {listener.get('name')}: no scram-sha-512 authentication")
+            if listener.get("tls") is not True:
+                report.fail(where, f"Kafka listener {listener.get('name')}: not TLS (passwords in the clear)")
     users = {d["metadata"]["name"]: d for d in docs if d.get("kind") == "KafkaUser"}
     for principal, wanted in expected_acls().items():
         if principal not in users:

@@ -1,6 +1,7 @@
 """The JSON Schemas `make deploy-check` validates against, all offline: the compose-spec
 (vendored by check-jsonschema), the Kubernetes schemas (strict, vendored by
-kubernetes-validate), and an outline of the Strimzi resources Hopcast uses.
+kubernetes-validate), and an outline of the Strimzi and Prometheus-operator resources Hopcast
+uses.
 """
 
 from __future__ import annotations
@@ -60,6 +61,10 @@ STRIMZI_SCHEMAS: dict[str, dict[str, Any]] = {
                         },
                     },
                     "entityOperator": {"type": "object"},
+                    "kafkaExporter": {
+                        "type": "object",
+                        "properties": {"topicRegex": {"type": "string"}, "groupRegex": {"type": "string"}},
+                    },
                 },
             },
         },
@@ -91,6 +96,95 @@ STRIMZI_SCHEMAS: dict[str, dict[str, Any]] = {
     },
 }
 STRIMZI_SCHEMAS["KafkaUser"] = KAFKA_USER_SCHEMA
+STRIMZI_SCHEMAS["KafkaTopic"] = {
+    "type": "object",
+    "required": ["apiVersion", "kind", "metadata", "spec"],
+    "properties": {
+        "apiVersion": {"const": "kafka.strimzi.io/v1beta2"},
+        "metadata": {
+            **_STRIMZI_META,
+            "required": ["name", "labels"],
+            "properties": {
+                **_STRIMZI_META["properties"],
+                "name": {"type": "string", "pattern": "^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$", "maxLength": 253},
+                "labels": {"type": "object", "required": ["strimzi.io/cluster"]},
+            },
+        },
+        "spec": {
+            "type": "object",
+            "required": ["partitions", "replicas"],
+            "properties": {
+                "topicName": {"type": "string"},
+                "partitions": {"type": "integer", "minimum": 1},
+                "replicas": {"type": "integer", "minimum": 1, "maximum": 32767},
+                "config": {"type": "object", "additionalProperties": {"type": ["string", "integer", "boolean"]}},
+            },
+            "additionalProperties": False,
+        },
+    },
+}
+
+# The Prometheus operator's CRDs are not vendored either: the outline of what Hopcast uses.
+_ENDPOINT = {
+    "type": "object",
+    "required": ["port", "path"],
+    "properties": {
+        "port": {"type": "string"},
+        "path": {"type": "string"},
+        "interval": {"type": "string", "pattern": "^[0-9]+[smh]$"},
+        "relabelings": {"type": "array"},
+    },
+    "additionalProperties": False,
+}
+MONITORING_SCHEMAS: dict[str, dict[str, Any]] = {
+    "PodMonitor": {
+        "type": "object",
+        "required": ["apiVersion", "kind", "metadata", "spec"],
+        "properties": {
+            "apiVersion": {"const": "monitoring.coreos.com/v1"},
+            "metadata": _STRIMZI_META,
+            "spec": {
+                "type": "object",
+                "required": ["selector", "podMetricsEndpoints"],
+                "properties": {
+                    "selector": {"type": "object", "required": ["matchLabels"]},
+                    "podMetricsEndpoints": {"type": "array", "minItems": 1, "items": _ENDPOINT},
+                },
+                "additionalProperties": False,
+            },
+        },
+    },
+    "PrometheusRule": {
+        "type": "object",
+        "required": ["apiVersion", "kind", "metadata", "spec"],
+        "properties": {
+            "apiVersion": {"const": "monitoring.coreos.com/v1"},
+            "metadata": _STRIMZI_META,
+            "spec": {
+                "type": "object",
+                "required": ["groups"],
+                "properties": {
+                    "groups": {
+                        "type": "array",
+                        "minItems": 1,
+                        "items": {
+                            "type": "object",
+                            "required": ["name", "rules"],
+                            "properties": {
+                                "name": {"type": "string"},
+                                "rules": {
+                                    "type": "array",
+                                    "items": {"type": "object", "required": ["alert", "expr", "labels", "annotations"]},
+                                },
+                            },
+                        },
+                    }
+                },
+                "additionalProperties": False,
+            },
+        },
+    },
+}
 
 
 @functools.cache
@@ -129,6 +223,8 @@ def schema_errors(doc: dict[str, Any]) -> list[str]:
         return ["no kind or apiVersion"]
     if kind in STRIMZI_SCHEMAS and api_version.startswith("kafka.strimzi.io/"):
         validator: jsonschema.protocols.Validator | None = jsonschema.Draft202012Validator(STRIMZI_SCHEMAS[kind])
+    elif kind in MONITORING_SCHEMAS and api_version.startswith("monitoring.coreos.com/"):
+        validator = jsonschema.Draft202012Validator(MONITORING_SCHEMAS[kind])
     else:
         validator = _k8s_validator(kind, api_version)
     if validator is None:

@@ -79,6 +79,18 @@ def test_a_wider_or_narrower_user_and_a_borrowed_identity_are_reported(dev: list
     assert "no scram-sha-512 authentication" in problems
 
 
+def test_a_plaintext_listener_or_client_is_reported(dev: list[dict[str, Any]]) -> None:
+    docs = copy.deepcopy(dev)
+    _named(docs, "Kafka", "hopcast-kafka")["spec"]["kafka"]["listeners"][0]["tls"] = False
+    config = next(d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"].startswith("hopcast-config"))
+    config["data"]["KAFKA_SECURITY_PROTOCOL"] = "SASL_PLAINTEXT"
+    problems = "\n".join(_problems(docs))
+    assert "Kafka listener tls: not TLS (passwords in the clear)" in problems
+    assert "the services reach Kafka over SASL_PLAINTEXT: SASL_SSL (authenticated, over TLS) wanted" in problems
+    mounts = _named(dev, "Deployment", "billing")["spec"]["template"]["spec"]["containers"][0]["volumeMounts"]
+    assert {"name": "kafka-ca", "mountPath": "/etc/hopcast/kafka-ca", "readOnly": True} in mounts
+
+
 def test_compose_is_held_to_the_table(tmp_path: Path) -> None:
     compose = yaml.safe_load(COMPOSE.read_text())
     report = Report()

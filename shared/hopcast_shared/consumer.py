@@ -172,6 +172,7 @@ class EventConsumer:
         try:
             envelope, data = parse_event(
                 record.value,
+                headers=record.headers,
                 only=self.handled_types,
                 topic=record.topic.removeprefix(self._kafka.topic_prefix),
                 key=record.key,

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import TypeAlias
@@ -11,7 +13,16 @@ import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 from pgvector.asyncpg import register_vector
 
-from hopcast_shared.migrations import Migration, apply_migrations, kernel_migrations, tenant_migrations
+from hopcast_shared.migrations import (
+    Migration,
+    MigrationError,
+    apply_migrations,
+    kernel_migrations,
+    missing_migrations,
+    tenant_migrations,
+)
+
+log = logging.getLogger(__name__)
 
 # Failures of the infrastructure (the database or the network), not of the data being handled:
 # whoever meets one retries later rather than blaming the event or the post in hand.
@@ -48,6 +59,44 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
         await conn.set_type_codec(name, encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
 
 
+def all_migrations(service: list[Migration] | None) -> list[Migration]:
+    """A service's database's migrations in the order they apply: the kernel's, the service's,
+    the tenant projection's."""
+    return kernel_migrations() + list(service or []) + tenant_migrations()
+
+
+async def migrate_database(url: str, migrations: list[Migration]) -> list[Migration]:
+    """Apply what `url`'s database lacks of `migrations` (as its role: the schema's owner)."""
+    conn = await asyncpg.connect(url)
+    try:
+        return await apply_migrations(conn, migrations)
+    finally:
+        await conn.close()
+
+
+async def wait_for_schema(url: str, migrations: list[Migration], *, within_s: float, interval_s: float = 2.0) -> None:
+    """Wait until the database has every one of `migrations` (applied by `hopcast migrate
+    apply`); raise MigrationError naming the first missing one after `within_s`."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within_s
+    while True:
+        conn = await asyncpg.connect(url)
+        try:
+            missing = await missing_migrations(conn, migrations)
+        finally:
+            await conn.close()
+        if not missing:
+            return
+        if loop.time() >= deadline:
+            first = missing[0]
+            raise MigrationError(
+                f"the database lacks {len(missing)} migrations (first {first.component} {first.version:04d}_"
+                f"{first.name}) after {within_s:.0f} s: run `hopcast migrate apply` for this service"
+            )
+        log.info("waiting for %d migrations (first %s %04d)", len(missing), missing[0].component, missing[0].version)
+        await asyncio.sleep(interval_s)
+
+
 class Database:
     """One service's database: `await Database.open(url, migrations)` then `db.transaction()`."""
 
@@ -64,17 +113,20 @@ class Database:
         min_size: int = 1,
         max_size: int = 10,
         migrations_url: str | None = None,
+        migrate: bool = True,
+        schema_wait_s: float = 600.0,
     ) -> Database:
         """Apply the kernel's, the service's and the tenant projection's migrations (as `migrations_url`'s role when
-        given: the schema's owner), then open the pool (as `url`'s).
+        given: the schema's owner), then open the pool (as `url`'s). With `migrate` False, apply
+        nothing: wait up to `schema_wait_s` until someone else (`hopcast migrate apply`) has.
 
         Migrations come first because the vector codec needs the extension to exist.
         """
-        conn = await asyncpg.connect(migrations_url or url)
-        try:
-            await apply_migrations(conn, kernel_migrations() + list(migrations or []) + tenant_migrations())
-        finally:
-            await conn.close()
+        every = all_migrations(migrations)
+        if migrate:
+            await migrate_database(migrations_url or url, every)
+        else:
+            await wait_for_schema(url, every, within_s=schema_wait_s)
         pool = await asyncpg.create_pool(url, min_size=min_size, max_size=max_size, init=_init_connection)
         return cls(pool, url)
 

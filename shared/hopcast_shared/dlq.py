@@ -36,7 +36,8 @@ REPLAY_HEADER = "x-hopcast-replayed-from"
 DLQ_MAX_MESSAGE_BYTES = 1_000_000
 MAX_KEY_BYTES = 1_024
 # Headers that describe the dead letter itself, not the original message.
-_OWN_HEADERS = ("content-type", "ce_type", "ce_id", "x-hopcast-error", REPLAY_HEADER)
+# (The `ce_` headers of a binary-mode original are its own attributes, and are kept.)
+_OWN_HEADERS = ("content-type", "x-hopcast-error", REPLAY_HEADER)
 
 
 class SourcePosition(BaseModel):
@@ -213,10 +214,18 @@ def dead_letter_message(
     letter: DeadLetter, record: ConsumerRecord[Any, Any], *, max_bytes: int = DLQ_MAX_MESSAGE_BYTES
 ) -> tuple[bytes | None, bytes, list[tuple[str, str]]]:
     """(key, value, headers) of the DLQ message: same key as the original, so order per tenant
-    holds; within `max_bytes` in all (a preview of the original past it)."""
+    holds; within `max_bytes` in all (a preview of the original past it).
+
+    The message is a binary-mode CloudEvent 1.0 (`contract/kafka_binding.py`): its attributes in
+    `ce_` headers, the dead letter as its JSON data, so standard clients read it as one and
+    the value stays the plain `DeadLetter` that `hopcast dlq` reads."""
     headers = [
         ("content-type", "application/json"),
+        ("ce_specversion", "1.0"),
+        ("ce_id", str(letter.dead_letter_id)),
+        ("ce_source", f"hopcast/{letter.consumer}"),
         ("ce_type", DEAD_LETTER_TYPE),
+        ("ce_time", letter.dead_lettered_at.astimezone(UTC).isoformat().replace("+00:00", "Z")),
         ("x-hopcast-error", letter.error_kind),
         *trace_headers_of(record),
     ]

@@ -9,17 +9,15 @@ topic's limit), and parked outbox rows live nowhere else.
 from __future__ import annotations
 
 import asyncio
-import json
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Annotated, TypeVar
 
 import asyncpg
 import typer
-from rich.console import Console
-from rich.table import Table
 
 from hopcast_shared.dlq import StoredDeadLetter, replay_stored, stored_dead_letters
+from hopcast_shared.listing import print_json_lines, print_table
 from hopcast_shared.settings import SERVICES, KafkaSettings, ServiceSettings, load
 
 app = typer.Typer(no_args_is_help=True, help="Inspect and replay dead-lettered events.")
@@ -60,25 +58,26 @@ def list_(
         service, lambda conn: stored_dead_letters(conn, event_type=event_type, pending_only=pending)
     )
     if as_json:
-        for letter in letters:
-            typer.echo(json.dumps(letter.summary()))  # ASCII: an original may hold lone surrogates
+        print_json_lines(letter.summary() for letter in letters)
         return
-    table = Table(title=f"{service}: {len(letters)} dead letter(s)")
-    for column in ("when", "event type", "event id", "kind", "attempts", "error", "from", "size", "replays"):
-        table.add_column(column)
-    for letter in letters:
-        table.add_row(
-            letter.dead_lettered_at.strftime("%Y-%m-%d %H:%M:%S"),
-            letter.event_type or "-",
-            letter.event_id or "-",
-            letter.error_kind,
-            str(letter.attempts),
-            letter.error[:120],
-            f"{letter.source_topic}[{letter.source_partition}]@{letter.source_offset}",
-            str(letter.value_size),
-            str(letter.replays),
-        )
-    Console().print(table)
+    print_table(
+        f"{service}: {len(letters)} dead letter(s)",
+        ("when", "event type", "event id", "kind", "attempts", "error", "from", "size", "replays"),
+        (
+            (
+                letter.dead_lettered_at.strftime("%Y-%m-%d %H:%M:%S"),
+                letter.event_type or "-",
+                letter.event_id or "-",
+                letter.error_kind,
+                str(letter.attempts),
+                letter.error[:120],
+                f"{letter.source_topic}[{letter.source_partition}]@{letter.source_offset}",
+                str(letter.value_size),
+                str(letter.replays),
+            )
+            for letter in letters
+        ),
+    )
 
 
 @app.command()
@@ -127,23 +126,24 @@ def outbox_list(
 
     rows = _with_database(service, work)
     if as_json:
-        for row in rows:
-            typer.echo(json.dumps({k: v if isinstance(v, int | str | None) else str(v) for k, v in row.items()}))
+        print_json_lines({k: v if isinstance(v, int | str | None) else str(v) for k, v in row.items()} for row in rows)
         return
-    table = Table(title=f"{service}: {len(rows)} parked outbox row(s)")
-    for column in ("id", "event type", "topic", "size", "attempts", "parked", "error"):
-        table.add_column(column)
-    for row in rows:
-        table.add_row(
-            str(row["id"]),
-            row["event_type"],
-            row["topic"],
-            str(row["size"]),
-            str(row["attempts"]),
-            row["parked_at"].strftime("%Y-%m-%d %H:%M:%S"),
-            (row["last_error"] or "")[:120],
-        )
-    Console().print(table)
+    print_table(
+        f"{service}: {len(rows)} parked outbox row(s)",
+        ("id", "event type", "topic", "size", "attempts", "parked", "error"),
+        (
+            (
+                str(row["id"]),
+                row["event_type"],
+                row["topic"],
+                str(row["size"]),
+                str(row["attempts"]),
+                row["parked_at"].strftime("%Y-%m-%d %H:%M:%S"),
+                (row["last_error"] or "")[:120],
+            )
+            for row in rows
+        ),
+    )
 
 
 @outbox_app.command("retry")

@@ -24,3 +24,8 @@ CONSUMER_LAG = Gauge(
     "Messages the service's consumer group has yet to handle: log end offset minus committed offset",
     ["service", "topic"],
 )
+READY = Gauge(
+    "hopcast_ready",
+    "1 when the service's last readiness check passed (database, broker, outbox relay), else 0",
+    ["service"],
+)

@@ -1,4 +1,6 @@
-"""Forward-only SQL migrations, applied at start under an advisory lock.
+"""Forward-only SQL migrations, applied under an advisory lock: at a service's start, or by
+`hopcast migrate apply SERVICE` (a Kubernetes init container), after which the serving
+process only waits for the schema it needs (`missing_migrations`).
 
 No well-kept migration tool speaks asyncpg (yoyo and alembic want a sync driver), so this
 is a small runner: numbered `NNNN_name.sql` files per component, each applied once in its
@@ -110,3 +112,23 @@ async def apply_migrations(conn: asyncpg.Connection, migrations: list[Migration]
     finally:
         await conn.execute("SELECT pg_advisory_unlock($1)", _LOCK_KEY)
     return applied_now
+
+
+async def missing_migrations(conn: asyncpg.Connection, migrations: list[Migration]) -> list[Migration]:
+    """Those of `migrations` the database has not applied yet (all, before any was). Raises
+    MigrationError when an applied one differs from the code's (an edited file, or code of
+    another line of releases): waiting would not fix that."""
+    if await conn.fetchval("SELECT to_regclass('schema_migrations')") is None:
+        return list(migrations)
+    rows = await conn.fetch("SELECT component, version, checksum FROM schema_migrations")
+    applied = {(r["component"], r["version"]): r["checksum"] for r in rows}
+    missing = []
+    for mig in migrations:
+        checksum = applied.get((mig.component, mig.version))
+        if checksum is None:
+            missing.append(mig)
+        elif checksum != mig.checksum:
+            raise MigrationError(
+                f"{mig.component} migration {mig.version:04d}_{mig.name} in the database differs from this code's"
+            )
+    return missing

@@ -103,7 +103,9 @@ def event_rows(
             causation_id=causation_id,
             time=time,
         )
-        headers = [*trace, ("content-type", CONTENT_TYPE), ("ce_type", type_name), ("ce_id", event_id)]
+        # Structured mode and nothing else: a `ce_` header would tell standard CloudEvents
+        # clients the message is in binary mode (`contract/kafka_binding.py`).
+        headers = [*trace, ("content-type", CONTENT_TYPE)]
         names = event_topics(kafka, type_name) if topics is None else [kafka.topic(name) for name in topics]
         rows.extend(OutboxRow(event_id, type_name, topic, key, payload, headers) for topic in names)
     return rows

@@ -101,6 +101,8 @@ class ServiceRuntime:
             min_size=self.settings.db_pool_min,
             max_size=self.settings.db_pool_max,
             migrations_url=self.settings.migrations_database_url,
+            migrate=self.settings.migrate_on_start,
+            schema_wait_s=self.settings.schema_wait_s,
         )
         self.consumer = EventConsumer(
             self.name, self._db, self.definition.handlers, kafka=self.kafka, settings=self.settings
@@ -206,6 +208,7 @@ class ServiceRuntime:
         async def ready(scope: Any) -> AsgiResponse:
             checks = await runtime.readiness()
             ok = all(checks.values())
+            metrics.READY.labels(runtime.name).set(1 if ok else 0)  # for the flapping alert
             body = ("{" + ",".join(f'"{k}":{str(v).lower()}' for k, v in checks.items()) + "}").encode()
             return AsgiResponse(body, 200 if ok else 503, headers={"content-type": "application/json"})
 

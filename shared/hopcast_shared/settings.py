@@ -112,6 +112,11 @@ class ServiceSettings(BaseSettings):
     # Applies the migrations at start when set (the schema's owner), so that database_url can
     # be a role with no DDL rights (deploy/sql/roles.sql); database_url does both otherwise.
     migrations_database_url: str | None = None
+    # False where migrations run as their own step (`hopcast migrate apply SERVICE`, the
+    # Kubernetes init container): the service then applies nothing and waits up to
+    # schema_wait_s for the schema its code needs.
+    migrate_on_start: bool = True
+    schema_wait_s: float = Field(default=600.0, gt=0)
     http_host: str = "127.0.0.1"
     http_port: int = Field(ge=1, le=65535)
     db_pool_min: int = Field(default=1, ge=0)

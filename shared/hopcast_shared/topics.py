@@ -33,26 +33,20 @@ class TopicSpec:
 
 
 def topic_specs(kafka: KafkaSettings) -> list[TopicSpec]:
-    """Every topic of the contract, with the prefix applied, partitions and retention explicit."""
-    specs = [
-        TopicSpec(
-            kafka.topic(name),
-            kafka.partitions,
-            kafka.replication_factor,
-            {"retention.ms": str(kafka.retention_ms), "cleanup.policy": "delete"},
-        )
-        for name in EVENT_TOPICS
+    """Every topic of the contract, with the prefix applied, partitions and retention explicit.
+
+    Replicated three times or more, a topic takes a write only when two replicas have it
+    (`min.insync.replicas` 2, with the producers' acks=all): losing one broker loses nothing
+    acknowledged, and the topic stays writable."""
+    durability = {"min.insync.replicas": "2"} if kafka.replication_factor >= 3 else {}
+
+    def spec(name: str, retention_ms: int) -> TopicSpec:
+        config = {"retention.ms": str(retention_ms), "cleanup.policy": "delete", **durability}
+        return TopicSpec(kafka.topic(name), kafka.partitions, kafka.replication_factor, config)
+
+    return [spec(name, kafka.retention_ms) for name in EVENT_TOPICS] + [
+        spec(name, kafka.dlq_retention_ms) for name in DLQ_TOPICS
     ]
-    specs += [
-        TopicSpec(
-            kafka.topic(name),
-            kafka.partitions,
-            kafka.replication_factor,
-            {"retention.ms": str(kafka.dlq_retention_ms), "cleanup.policy": "delete"},
-        )
-        for name in DLQ_TOPICS
-    ]
-    return specs
 
 
 async def ensure_topics(kafka: KafkaSettings, specs: list[TopicSpec] | None = None) -> list[str]:

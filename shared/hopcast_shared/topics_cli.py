@@ -8,11 +8,13 @@ Kubernetes `hopcast-topics` Job): it waits for the broker, then creates whatever
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from typing import Annotated
 
 import typer
 
+from hopcast_shared.listing import print_json_lines, print_table
 from hopcast_shared.settings import KafkaSettings, load
 from hopcast_shared.topics import ensure_topics, topic_specs
 
@@ -48,7 +50,25 @@ def create(
 
 
 @app.command("list")
-def list_() -> None:
-    """Print the topics the contract needs: name, partitions, replication factor, retention."""
-    for spec in topic_specs(load(KafkaSettings)):
-        typer.echo(f"{spec.name}\t{spec.partitions}\t{spec.replication_factor}\t{spec.config['retention.ms']}")
+def list_(
+    as_json: Annotated[bool, typer.Option("--json", help="one JSON topic a line")] = False,
+) -> None:
+    """Print the topics the contract needs: name, partitions, replication factor, configuration."""
+    specs = topic_specs(load(KafkaSettings))
+    if as_json:
+        print_json_lines(dataclasses.asdict(spec) for spec in specs)
+        return
+    print_table(
+        f"{len(specs)} topics",
+        ("topic", "partitions", "replication", "retention.ms", "min.insync.replicas"),
+        (
+            (
+                s.name,
+                str(s.partitions),
+                str(s.replication_factor),
+                s.config["retention.ms"],
+                s.config.get("min.insync.replicas", "-"),
+            )
+            for s in specs
+        ),
+    )

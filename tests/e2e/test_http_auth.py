@@ -232,6 +232,8 @@ async def test_health_ready_and_metrics_stay_open_and_metrics_name_no_organizati
             world.services.url(service, "/metrics"),
         )
         assert "hopcast_messages_total" in text
+        # The readiness just checked, for the alerts on readiness (deploy/observability/alerts.yaml).
+        assert f'hopcast_ready{{service="{service}"}} 1.0' in text
         for org in (world.a, world.b):
             for value in org.ids.values():
                 assert value not in text, f"{service} /metrics carries tenant data ({value})"

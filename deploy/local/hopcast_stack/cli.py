@@ -14,8 +14,8 @@ from typing import Any, TypeVar
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
+from hopcast_shared.listing import print_json_lines, print_table
 from hopcast_stack.config import load_settings
 from hopcast_stack.errors import StackError
 from hopcast_stack.stack import Stack, StartReport
@@ -112,19 +112,24 @@ def env(
 
 
 @app.command()
-def status() -> None:
+def status(as_json: bool = typer.Option(False, "--json", help="one JSON part a line")) -> None:
     """What runs, with pids, addresses and logs."""
-    console.print(_status_table(_stack()))
-
-
-def _status_table(stack: Stack) -> Table:
-    table = Table(title=f"Hopcast local stack ({stack.state_dir})", title_justify="left")
-    for column in ("part", "state", "pid", "address", "log"):
-        table.add_column(column)
-    for part in stack.status():
-        state = "[green]running[/]" if part.running else f"[dim]{part.note or 'stopped'}[/]"
-        table.add_row(part.name, state, str(part.pid or ""), part.address, part.log)
-    return table
+    stack = _stack()
+    parts = stack.status()
+    if as_json:
+        print_json_lines(
+            {"part": p.name, "running": p.running, "pid": p.pid, "address": p.address, "log": p.log, "note": p.note}
+            for p in parts
+        )
+        return
+    print_table(
+        f"Hopcast local stack ({stack.state_dir})",
+        ("part", "state", "pid", "address", "log"),
+        (
+            (p.name, "running" if p.running else (p.note or "stopped"), str(p.pid or ""), p.address, p.log)
+            for p in parts
+        ),
+    )
 
 
 @app.command()

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from types import TracebackType
 from typing import Any
@@ -27,6 +27,14 @@ from hopcast_shared.crypto import Keyring, account_transit_aad
 from hopcast_shared.kafka import connection_kwargs
 from hopcast_shared.settings import SERVICES, KafkaSettings
 from hopcast_shared.topics import UPSTREAM
+
+Message = tuple[bytes, list[tuple[str, bytes]]]
+"""A Kafka message's value and headers."""
+
+
+def structured(event: Envelope) -> Message:
+    """The event in CloudEvents structured mode, as Hopcast's own producers write it."""
+    return event.to_json(), [("content-type", CONTENT_TYPE.encode())]
 
 
 def upstream_event(
@@ -48,10 +56,18 @@ class Upstream:
     """A producer of upstream.events. `async with Upstream(kafka) as up: await up.send(event)`."""
 
     def __init__(
-        self, kafka: KafkaSettings, *, keyring: Keyring | None = None, observer: KafkaSettings | None = None
+        self,
+        kafka: KafkaSettings,
+        *,
+        keyring: Keyring | None = None,
+        observer: KafkaSettings | None = None,
+        encode: Callable[[Envelope], Message] = structured,
     ) -> None:
         self.kafka = kafka
         self.keyring = keyring
+        # How events become messages: structured mode, or any other the binding allows (the
+        # tests send binary mode through the official CloudEvents SDK).
+        self.encode = encode
         # Who reads the services' committed offsets in wait_consumed: the `upstream` principal
         # may only write upstream.events, so an operator's (admin) settings where ACLs are on.
         self.observer = observer or kafka
@@ -86,11 +102,12 @@ class Upstream:
 
     async def send(self, event: Envelope, *, headers: Mapping[str, str] | None = None) -> None:
         """Publish one event to upstream.events (keyed by its organization) and wait for the ack."""
+        value, own = self.encode(event)
         meta = await self._producer.send_and_wait(
             self.kafka.topic(UPSTREAM),
-            event.to_json(),
+            value,
             key=str(event.organizationid).encode(),
-            headers=[("content-type", CONTENT_TYPE.encode()), *((k, v.encode()) for k, v in (headers or {}).items())],
+            headers=[*own, *((k, v.encode()) for k, v in (headers or {}).items())],
         )
         self.sent[meta.partition] = max(self.sent.get(meta.partition, -1), meta.offset)
 
@@ -98,12 +115,10 @@ class Upstream:
         """Publish in order, without waiting for each ack (one organization's events keep their order)."""
         futures = []
         for event in events:
+            value, headers = self.encode(event)
             futures.append(
                 await self._producer.send(
-                    self.kafka.topic(UPSTREAM),
-                    event.to_json(),
-                    key=str(event.organizationid).encode(),
-                    headers=[("content-type", CONTENT_TYPE.encode())],
+                    self.kafka.topic(UPSTREAM), value, key=str(event.organizationid).encode(), headers=headers
                 )
             )
         for meta in await asyncio.gather(*futures):

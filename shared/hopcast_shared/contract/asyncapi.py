@@ -83,11 +83,12 @@ def _model_schema(model: type[BaseModel], schemas: dict[str, Any]) -> dict[str, 
 def _headers() -> dict[str, Any]:
     return {
         "type": "object",
-        "description": "Kafka record headers",
+        "description": (
+            "Kafka record headers: CloudEvents structured mode, so no ce_ header (consumers also"
+            " read binary mode, where the attributes are ce_ headers and the value is the data)"
+        ),
         "properties": {
             "content-type": {"const": CONTENT_TYPE},
-            "ce_type": {"type": "string", "description": "The CloudEvents type, as in the value"},
-            "ce_id": {"type": "string", "format": "uuid", "description": "The event id, as in the value"},
             "traceparent": {"type": "string", "description": "W3C trace context: one run is one trace"},
             "tracestate": {"type": "string"},
         },

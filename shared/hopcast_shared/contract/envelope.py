@@ -1,4 +1,5 @@
-"""The one envelope of every message: CloudEvents 1.0 in structured JSON mode.
+"""The one envelope of every message: CloudEvents 1.0 in structured JSON mode (what Hopcast
+writes; binary-mode input is read by `kafka_binding.py`).
 
 `Envelope` holds the CloudEvents attributes and the data as a JSON object; `Envelope.parse`
 reads one from a message value; `to_json` writes it with ids as strings and times as UTC RFC
@@ -69,6 +70,12 @@ class Envelope(ContractModel):
             raise ContractError("decode", "message value is not UTF-8 JSON") from None
         if not isinstance(document, dict):
             raise ContractError("decode", "message value is not a JSON object")
+        return cls.from_document(document)
+
+    @classmethod
+    def from_document(cls, document: dict[str, Any]) -> Envelope:
+        """An envelope from its parsed JSON object (structured mode, or a binary-mode message
+        put together by `kafka_binding`); raises ContractError (`envelope`)."""
         try:
             return cls.model_validate(document)
         except ValidationError as exc:

@@ -56,6 +56,12 @@ def test_every_contract_topic_is_specified_with_explicit_layout() -> None:
     assert all(s.partitions == 6 and s.replication_factor == 1 for s in specs.values())
     assert all("retention.ms" in s.config for s in specs.values())
     assert specs["x.billing.dlq"].config["retention.ms"] == str(kafka.dlq_retention_ms)
+    assert all("min.insync.replicas" not in s.config for s in specs.values())
+
+
+def test_topics_replicated_three_times_take_writes_only_with_two_in_sync() -> None:
+    specs = topic_specs(KafkaSettings(partitions=12, replication_factor=3))
+    assert {s.config["min.insync.replicas"] for s in specs} == {"2"}
 
 
 def test_the_sasl_password_may_come_from_a_mounted_file(tmp_path: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Annotated
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -10,6 +11,7 @@ import typer
 
 from hopcast_scheduler.domain.recurrence import Recurrence, format_utc, next_runs
 from hopcast_scheduler.domain.rules import MAX_RUNS_PER_DAY
+from hopcast_shared.contract.fields import HHMM_PATTERN
 
 app = typer.Typer(no_args_is_help=True, help="The scheduler's tools.")
 
@@ -33,11 +35,9 @@ def preview(
     except (ZoneInfoNotFoundError, ValueError):
         raise typer.BadParameter(f"unknown IANA time zone {timezone!r}", param_hint="--timezone") from None
     time_list = [t.strip() for t in times.split(",") if t.strip()]
-    try:
-        for t in time_list:
-            datetime.strptime(t, "%H:%M")
-    except ValueError:
-        raise typer.BadParameter("times are HH:MM, 00:00 to 23:59", param_hint="--times") from None
+    # The contract's own rule for a schedule's times (two digits each: 09:30, not 9:30).
+    if not all(re.fullmatch(HHMM_PATTERN, t) for t in time_list):
+        raise typer.BadParameter("times are HH:MM with two digits each, 00:00 to 23:59", param_hint="--times")
     if not time_list or len(set(time_list)) > MAX_RUNS_PER_DAY:
         raise typer.BadParameter(f"1 to {MAX_RUNS_PER_DAY} times a day", param_hint="--times")
     try:

@@ -86,6 +86,7 @@ def test_preview_prints_the_design_example() -> None:
     [
         (["--timezone", "Nowhere/Land"], "unknown IANA time zone"),
         (["--times", "25:00"], "HH:MM"),
+        (["--times", "9:30"], "HH:MM with two digits"),
         (["--days", "7"], "0-6"),
         (["--after", "yesterday"], "RFC 3339"),
     ],
