@@ -26,6 +26,7 @@ from hopcast_shared.contract import (
     ScheduleCreated,
     SocialAccountConnected,
     account_health,
+    deferral,
     model_for,
     new_event,
     parse_event,
@@ -90,6 +91,7 @@ EXPECTED_TOPICS: dict[str, tuple[str, ...]] = {
     "CreditsRefunded": (topics.BILLING,),
     "PostPublished": (topics.PUBLISHER, topics.ANALYTICS),
     "PostPublishFailed": (topics.PUBLISHER,),
+    "PostPublishDeferred": (topics.PUBLISHER,),
     "SocialAccountTokensRefreshed": (topics.PUBLISHER,),
     "SocialAccountNeedsReauth": (topics.PUBLISHER,),
     "ScheduleRunCompleted": (topics.ANALYTICS,),
@@ -612,7 +614,7 @@ def test_registry_matches_design_topics() -> None:
 def test_every_event_model_is_registered_under_its_class_name() -> None:
     defined = {
         obj
-        for module in (ev, account_health)
+        for module in (ev, account_health, deferral)
         for obj in vars(module).values()
         if isinstance(obj, type)
         and issubclass(obj, EventData)
@@ -636,6 +638,7 @@ def test_topic_lookups() -> None:
     assert set(types_on(topics.PUBLISHER)) == {
         "PostPublished",
         "PostPublishFailed",
+        "PostPublishDeferred",
         "SocialAccountTokensRefreshed",
         "SocialAccountNeedsReauth",
     }

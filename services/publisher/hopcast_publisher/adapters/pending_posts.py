@@ -170,6 +170,10 @@ class PendingPostRepository:
                 r["failure_reason"],
                 r["failure_detail"],
                 r["created_at"],
+                r["external_id"],
+                r["external_url"],
+                r["published_at"],
+                r["settled_at"],
             )
             for r in rows
         ]
