@@ -19,7 +19,8 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
+from datetime import datetime
 from typing import Any
 
 from hopcast_publisher import metrics
@@ -41,8 +42,8 @@ from hopcast_publisher.service_layer.publishing import (
     platform_events,
 )
 from hopcast_shared.contract import Platform, PostPublishDeferred, PublishFailureReason, RunOutcome
-from hopcast_shared.db import Database
-from hopcast_shared.outbox import write_outbox
+from hopcast_shared.db import Conn, Database, is_infrastructure_error
+from hopcast_shared.outbox import OutboxRow, write_outbox
 from hopcast_shared.settings import KafkaSettings
 
 log = logging.getLogger(__name__)
@@ -130,15 +131,46 @@ class SharedLimits:
                 deferred.append((pending, results))
             else:
                 to_complete.append((pending, results, run_outcome([r.published is not None for r in results])))
+        prepared: list[_Deferred] = []
+        for pending, results in deferred:
+            try:
+                prepared.append(self._prepare(pending, results))
+            except Exception as exc:  # its events break the contract: retried alone, as a completion
+                to_complete.append(Failed(pending, results, exc))
         learned: dict[uuid.UUID, RateLimit] = {}
         for limiter in {id(x): x for x in self._limiters.values()}.values():
             for account_id, limit in limiter.take_learned().items():
                 learned[account_id] = max(limit, learned.get(account_id, limit))
-        if deferred or learned:
+        to_complete += await self._write_all(prepared, learned, lease)
+        return to_complete
+
+    async def _write_all(
+        self, prepared: Sequence[_Deferred], learned: Mapping[uuid.UUID, RateLimit], lease: uuid.UUID
+    ) -> list[Failed]:
+        """One transaction for the round; should the database refuse it, one per pending post,
+        so only those it refuses fail (as `giving_up.complete_batch` does). Returns those."""
+        if not prepared and not learned:
+            return []
+        try:
             async with self._db.transaction() as conn:
                 await self._deps.account_limits.block(conn, learned)
-                await self._write(conn, deferred, lease)
-        return to_complete
+                await self._write(conn, prepared, lease)
+            return []
+        except Exception as exc:
+            if is_infrastructure_error(exc):
+                raise
+            if len(prepared) <= 1:
+                return [Failed(d.pending, d.results, exc) for d in prepared]
+        failed: list[Failed] = []
+        for d in prepared:
+            try:
+                async with self._db.transaction() as conn:
+                    await self._write(conn, [d], lease)
+            except Exception as exc:
+                if is_infrastructure_error(exc):
+                    raise
+                failed.append(Failed(d.pending, d.results, exc))
+        return failed
 
     def _past_max_failed(
         self, results: list[PlatformResult], attempts: Sequence[PublishAttempt]
@@ -159,47 +191,69 @@ class SharedLimits:
             kept.append(r)
         return kept
 
-    async def _write(
-        self, conn: Any, deferred: Sequence[tuple[PublishingPost, list[PlatformResult]]], lease: uuid.UUID
-    ) -> None:
-        if not deferred:
+    def _prepare(self, pending: PublishingPost, results: list[PlatformResult]) -> _Deferred:
+        """What recording a pending post's deferral writes, made (and validated against the
+        contract) before any of it is written."""
+        fresh = [r for r in results if not r.recorded and r.deferred is None]
+        posts, events = platform_events(pending, fresh)
+        waiting = []
+        for r in results:
+            if r.deferred is not None:
+                waiting.append((pending.id, r.platform, r.deferred.retry_at, r.deferred.reason.value))
+                events.append(
+                    PostPublishDeferred(
+                        pending_post_id=pending.id,
+                        run_id=pending.run_id,
+                        platform=Platform(r.platform),
+                        retry_at=r.deferred.retry_at,
+                        reason=r.deferred.reason,
+                    )
+                )
+        trace = [(h[0], h[1]) for h in pending.trace_headers or []]
+        return _Deferred(
+            pending,
+            results,
+            retry_at=min(w[2] for w in waiting),
+            posts=posts,
+            waiting=waiting,
+            settled=[_settled_row(pending.id, r) for r in fresh],
+            rows=_outbox_rows(self._kafka, pending, events, trace),
+        )
+
+    async def _write(self, conn: Conn, prepared: Sequence[_Deferred], lease: uuid.UUID) -> None:
+        if not prepared:
             return
-        retry_at = {p.id: min(r.deferred.retry_at for r in rs if r.deferred) for p, rs in deferred}
-        held = await self._deps.deferrals.defer_publishing(conn, retry_at, lease_token=lease)
-        rows, posts, settled, waiting = [], [], [], []
-        for pending, results in deferred:
-            if pending.id not in held:
-                log.warning("pending post %s was taken over by another worker; its deferral is dropped", pending.id)
-                continue
-            fresh = [r for r in results if not r.recorded and r.deferred is None]
-            new_posts, events = platform_events(pending, fresh)
-            posts += new_posts
-            for r in results:
-                if r.deferred is not None:
-                    waiting.append((pending.id, r.platform, r.deferred.retry_at, r.deferred.reason.value))
-                    events.append(
-                        PostPublishDeferred(
-                            pending_post_id=pending.id,
-                            run_id=pending.run_id,
-                            platform=Platform(r.platform),
-                            retry_at=r.deferred.retry_at,
-                            reason=r.deferred.reason,
-                        )
-                    )
-                    metrics.DEFERRALS.labels(r.platform, r.deferred.reason.value).inc()
-                    log.info(
-                        "pending post %s: %s put off until %s (%s)",
-                        pending.id,
-                        r.platform,
-                        r.deferred.retry_at.isoformat(),
-                        r.deferred.detail,
-                    )
-            settled += [_settled_row(pending.id, r) for r in fresh]
-            trace = [(h[0], h[1]) for h in pending.trace_headers or []]
-            rows += _outbox_rows(self._kafka, pending, events, trace)
-        await self._deps.posts.insert_posts(conn, posts)
-        await self._deps.deferrals.record_deferrals(conn, waiting, settled)
-        await write_outbox(conn, rows)
+        held = await self._deps.deferrals.defer_publishing(
+            conn, {d.pending.id: d.retry_at for d in prepared}, lease_token=lease
+        )
+        mine = [d for d in prepared if d.pending.id in held]
+        for d in prepared:
+            if d.pending.id not in held:
+                log.warning("pending post %s was taken over by another worker; its deferral is dropped", d.pending.id)
+        await self._deps.posts.insert_posts(conn, [post for d in mine for post in d.posts])
+        await self._deps.deferrals.record_deferrals(
+            conn, [w for d in mine for w in d.waiting], [s for d in mine for s in d.settled]
+        )
+        await write_outbox(conn, [row for d in mine for row in d.rows])
+        for d in mine:
+            for pending_post_id, platform, retry_at, reason in d.waiting:
+                metrics.DEFERRALS.labels(platform, reason).inc()
+                log.info(
+                    "pending post %s: %s put off until %s (%s)", pending_post_id, platform, retry_at.isoformat(), reason
+                )
+
+
+@dataclass(frozen=True)
+class _Deferred:
+    """A pending post put off, and what recording it writes."""
+
+    pending: PublishingPost
+    results: list[PlatformResult]
+    retry_at: datetime
+    posts: list[dict[str, Any]]
+    waiting: list[tuple[uuid.UUID, str, datetime, str]]
+    settled: list[tuple[Any, ...]]
+    rows: list[OutboxRow]
 
 
 def _settled_row(pending_post_id: uuid.UUID, r: PlatformResult) -> tuple[Any, ...]:
