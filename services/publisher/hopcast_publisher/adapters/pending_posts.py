@@ -174,6 +174,8 @@ class PendingPostRepository:
                 r["external_url"],
                 r["published_at"],
                 r["settled_at"],
+                r["retry_at"],
+                r["deferral_reason"],
             )
             for r in rows
         ]

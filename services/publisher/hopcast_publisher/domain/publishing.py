@@ -72,6 +72,9 @@ class PublishAttempt:
     external_url: str | None = None
     published_at: datetime | None = None
     settled_at: datetime | None = None
+    retry_at: datetime | None = None
+    """When it is tried again, while a rate limit of its platform puts it off (and why)."""
+    deferral_reason: str | None = None
 
     @property
     def recorded_failure(self) -> str:

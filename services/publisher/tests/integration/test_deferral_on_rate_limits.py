@@ -20,6 +20,7 @@ from hopcast_publisher.adapters.platforms.http import AdapterOptions, HttpSettin
 from hopcast_publisher.adapters.platforms.sandbox import SandboxAdapter
 from hopcast_publisher.adapters.platforms.x import XAdapter
 from hopcast_publisher.config import PublisherSettings
+from hopcast_publisher.entrypoints.http import routes
 from hopcast_publisher.testing import LOOPBACK_EGRESS, FakeX, Fault, Request, serve
 from hopcast_shared.db import Database
 
@@ -70,6 +71,18 @@ async def x_tenant(h: Harness) -> tuple[Tenant, str]:
     return tenant, account
 
 
+async def pending_post_read(h: Harness, pending_post_id: str) -> dict[str, Any]:
+    """GET /pending-posts/{id} as the HTTP route answers it."""
+
+    class Runtime:
+        db = h.db
+
+    handlers = {r.template: r.handler for r in routes(Runtime())}  # type: ignore[arg-type]
+    answer = await handlers["/pending-posts/{id}"]({"id": pending_post_id}, {})
+    assert answer.status == 200
+    return answer.body  # type: ignore[no-any-return]
+
+
 async def until_reset(retry_at: datetime) -> None:
     await asyncio.sleep(max(0.0, (retry_at - datetime.now(UTC)).total_seconds()) + 0.05)
 
@@ -104,6 +117,11 @@ async def test_x_daily_cap_defers_until_its_reset_then_publishes_once(db: Databa
     # Bluesky went out in the same round: told at once, not when X is done.
     assert [e["data"]["platform"] for e in await h.events("PostPublished", "t.publisher.events")] == ["BLUESKY"]
     assert await h.events("ScheduleRunCompleted") == [] and await h.events("PostPublishFailed") == []
+    shown = await pending_post_read(h, post["pending_post_id"])
+    results = {r["platform"]: r for r in shown["platform_results"]}
+    assert (results["TWITTER"]["status"], results["TWITTER"]["deferral_reason"]) == ("PENDING", "DAILY_CAP")
+    assert rfc3339(results["TWITTER"]["retry_at"]) == retry_at
+    assert results["BLUESKY"]["status"] == "PUBLISHED" and results["BLUESKY"]["retry_at"] is None
 
     assert await h.publish() == 0  # nobody takes it before its retry_at
     assert fake.creates() == 1
