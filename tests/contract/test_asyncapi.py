@@ -68,10 +68,11 @@ def test_every_internal_event_has_a_producer_and_a_reader() -> None:
     assert internal <= emitted
     # Read by no service today: facts for dashboards and upstream systems (a run's end is
     # ScheduleRunCompleted, which content emits beside ScheduleRunSkipped; an account's
-    # refreshed tokens and lost authorization are for upstream).
+    # refreshed tokens and lost authorization are for upstream; a deferral is for dashboards).
     assert internal - handled == {
         "CreditsUsage",
         "CreditsRefunded",
+        "PostPublishDeferred",
         "ScheduleRunSkipped",
         "SocialAccountTokensRefreshed",
         "SocialAccountNeedsReauth",

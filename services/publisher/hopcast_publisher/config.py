@@ -57,7 +57,14 @@ class PublisherSettings(BaseSettings):
     http_backoff_max_s: float = Field(default=30.0, gt=0)
     http_deadline_s: float = Field(default=120.0, gt=0)
     account_min_interval_s: float = Field(default=1.0, ge=0)
-    """At least this long between two calls for the same account."""
+    """At least this long between two calls for the same account (by any replica: the turns
+    are reserved in the database)."""
+    rate_limit_max_wait_s: float = Field(default=5.0, ge=0)
+    """The longest rate-limit reset a call waits for; a later one defers the platform until
+    then (PostPublishDeferred) and frees the worker."""
+    max_deferral_s: float = Field(default=86_400.0, gt=0)
+    """How long after its first try a platform may still be deferred to; a reset later than
+    that fails it RETRIES_EXHAUSTED (refunded)."""
 
     bluesky_pds_url: str = "https://bsky.social"
     bluesky_app_url: str = "https://bsky.app"

@@ -15,6 +15,7 @@ INTERFACE = ServiceInterface(
     emits=(
         "PostPublished",
         "PostPublishFailed",
+        "PostPublishDeferred",
         "ScheduleRunCompleted",
         "EngagementUpdated",
         "SocialAccountTokensRefreshed",

@@ -14,6 +14,11 @@ PUBLISH_SECONDS = Histogram(
     "Time from lease to completion of one batch of pending posts",
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120),
 )
+DEFERRALS = Counter(
+    "hopcast_publisher_deferrals_total",
+    "Platform calls put off until the platform's limit resets (PostPublishDeferred), by reason",
+    ["platform", "reason"],
+)
 RESUMED = Counter("hopcast_publisher_resumed_total", "Pending posts taken over after a lease ran out")
 TOKENS_REFRESHED = Counter("hopcast_publisher_tokens_refreshed_total", "Tokens refreshed and stored", ["platform"])
 ENGAGEMENT_UPDATES = Counter("hopcast_publisher_engagement_updates_total", "EngagementReported applied to posts")

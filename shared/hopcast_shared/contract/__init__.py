@@ -7,6 +7,7 @@ consume with `parse_event(raw)`, which raises `ContractError` for anything off-c
 """
 
 from hopcast_shared.contract.account_health import SocialAccountNeedsReauth, SocialAccountTokensRefreshed
+from hopcast_shared.contract.deferral import DeferralReason, PostPublishDeferred
 from hopcast_shared.contract.enums import (
     Angle,
     DebitRejectionReason,
@@ -125,6 +126,7 @@ __all__ = [
     "CreditsRefunded",
     "CreditsUsage",
     "DebitRejectionReason",
+    "DeferralReason",
     "EngagementReported",
     "EngagementUpdated",
     "Envelope",
@@ -153,6 +155,7 @@ __all__ = [
     "PendingPostRejected",
     "Plan",
     "Platform",
+    "PostPublishDeferred",
     "PostPublishFailed",
     "PostPublished",
     "PublishFailureReason",

@@ -227,6 +227,13 @@ _EXAMPLES: dict[str, dict[str, Any]] = {
         "reason": "TOKEN_INVALID",
         "detail": "the platform answered 401 after a token refresh",
     },
+    "PostPublishDeferred": {
+        "pending_post_id": PENDING_POST_ID,
+        "run_id": RUN_ID,
+        "platform": "TWITTER",
+        "retry_at": "2027-03-15T06:12:00Z",
+        "reason": "DAILY_CAP",
+    },
     "SocialAccountTokensRefreshed": {
         "social_account_id": SOCIAL_ACCOUNT_ID,
         "access_token": EXAMPLE_TOKEN_CIPHERTEXT,

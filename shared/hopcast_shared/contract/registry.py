@@ -17,7 +17,7 @@ from typing import Final
 from pydantic import BaseModel
 
 from hopcast_shared import topics
-from hopcast_shared.contract import account_health
+from hopcast_shared.contract import account_health, deferral
 from hopcast_shared.contract import events as ev
 from hopcast_shared.contract.envelope import Envelope
 from hopcast_shared.contract.errors import ContractError, FieldProblem
@@ -85,6 +85,7 @@ _SPECS: tuple[EventSpec, ...] = (
     EventSpec("CreditsRefunded", ev.CreditsRefunded, topics.BILLING),
     EventSpec("PostPublished", ev.PostPublished, topics.PUBLISHER, (topics.ANALYTICS,)),
     EventSpec("PostPublishFailed", ev.PostPublishFailed, topics.PUBLISHER),
+    EventSpec("PostPublishDeferred", deferral.PostPublishDeferred, topics.PUBLISHER),
     EventSpec("SocialAccountTokensRefreshed", account_health.SocialAccountTokensRefreshed, topics.PUBLISHER),
     EventSpec("SocialAccountNeedsReauth", account_health.SocialAccountNeedsReauth, topics.PUBLISHER),
     EventSpec("ScheduleRunCompleted", ev.ScheduleRunCompleted, topics.ANALYTICS),

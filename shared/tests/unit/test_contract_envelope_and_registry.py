@@ -22,6 +22,7 @@ from hopcast_shared.contract import (
     EventData,
     PostPublished,
     account_health,
+    deferral,
     model_for,
     new_event,
     parse_event,
@@ -82,6 +83,7 @@ EXPECTED_TOPICS: dict[str, tuple[str, ...]] = {
     "CreditsRefunded": (topics.BILLING,),
     "PostPublished": (topics.PUBLISHER, topics.ANALYTICS),
     "PostPublishFailed": (topics.PUBLISHER,),
+    "PostPublishDeferred": (topics.PUBLISHER,),
     "SocialAccountTokensRefreshed": (topics.PUBLISHER,),
     "SocialAccountNeedsReauth": (topics.PUBLISHER,),
     "ScheduleRunCompleted": (topics.ANALYTICS,),
@@ -287,7 +289,7 @@ def test_registry_matches_design_topics() -> None:
 def test_every_event_model_is_registered_under_its_class_name() -> None:
     defined = {
         obj
-        for module in (ev, account_health)
+        for module in (ev, account_health, deferral)
         for obj in vars(module).values()
         if isinstance(obj, type)
         and issubclass(obj, EventData)
@@ -311,6 +313,7 @@ def test_topic_lookups() -> None:
     assert set(types_on(topics.PUBLISHER)) == {
         "PostPublished",
         "PostPublishFailed",
+        "PostPublishDeferred",
         "SocialAccountTokensRefreshed",
         "SocialAccountNeedsReauth",
     }

@@ -170,6 +170,12 @@ class PendingPostRepository:
                 r["failure_reason"],
                 r["failure_detail"],
                 r["created_at"],
+                r["external_id"],
+                r["external_url"],
+                r["published_at"],
+                r["settled_at"],
+                r["retry_at"],
+                r["deferral_reason"],
             )
             for r in rows
         ]

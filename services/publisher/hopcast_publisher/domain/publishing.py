@@ -66,6 +66,15 @@ class PublishAttempt:
     failure_reason: str | None
     failure_detail: str | None
     created_at: datetime
+    external_id: str | None = None
+    """Its post on the platform, when it was settled while another platform of its pending post
+    was put off by a rate limit (`settled_at`: its event was written then)."""
+    external_url: str | None = None
+    published_at: datetime | None = None
+    settled_at: datetime | None = None
+    retry_at: datetime | None = None
+    """When it is tried again, while a rate limit of its platform puts it off (and why)."""
+    deferral_reason: str | None = None
 
     @property
     def recorded_failure(self) -> str:

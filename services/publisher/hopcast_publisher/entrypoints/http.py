@@ -159,6 +159,9 @@ def routes(runtime: ServiceRuntime) -> Sequence[JsonRoute]:
                         "social_account_id": str(a.social_account_id) if a.social_account_id else None,
                         "failure_reason": a.failure_reason,
                         "failure_detail": a.failure_detail,
+                        # Put off by the platform's rate limit until retry_at (still PENDING).
+                        "retry_at": _time(a.retry_at) if a.status == "PENDING" else None,
+                        "deferral_reason": a.deferral_reason if a.status == "PENDING" else None,
                         "post_id": str(posts[a.platform]["id"]) if a.platform in posts else None,
                         "external_url": posts[a.platform]["external_url"] if a.platform in posts else None,
                     }

@@ -40,12 +40,14 @@ from hopcast_publisher.adapters.platforms.base import (
     RefreshedTokens,
 )
 from hopcast_publisher.adapters.platforms.http import HttpPlatformAdapter
+from hopcast_publisher.adapters.platforms.rate_limits import PublishDeferred
 from hopcast_publisher.adapters.platforms.reauth import NeedsReauth
 from hopcast_publisher.config import PublisherSettings
 from hopcast_publisher.domain.accounts import SocialAccount
 from hopcast_publisher.domain.outcome import run_outcome
 from hopcast_publisher.domain.publishing import PublishAttempt, PublishingPost, text_refusal
 from hopcast_publisher.service_layer.account_health import AccountHealth
+from hopcast_publisher.service_layer.deferrals import SharedLimits, deferred_result, settled_result
 from hopcast_publisher.service_layer.deps import PublisherDeps
 from hopcast_publisher.service_layer.giving_up import complete_batch, completion_failed, stopped_before_publishing
 from hopcast_publisher.service_layer.publishing import (
@@ -96,6 +98,7 @@ class PublishingLoop:
             clock=clock,
             keep_refreshed=self.health.keep_refreshed,
         )
+        self.limits = SharedLimits(self.deps, db, kafka, adapters)
         self._wake = asyncio.Event()
         self._semaphore = asyncio.Semaphore(settings.publish_concurrency)
 
@@ -142,17 +145,18 @@ class PublishingLoop:
         by_post: dict[uuid.UUID, list[PublishAttempt]] = {}
         for a in attempts:
             by_post.setdefault(a.pending_post_id, []).append(a)
-        outcomes = await self.publish_claimed(claimed, by_post, accounts)
+        await self.limits.reserve(attempts, accounts)
+        outcomes = await self.limits.record(await self.publish_claimed(claimed, by_post, accounts), by_post, lease)
         prepared: list[Completion] = []
         failed: list[Failed] = []
-        for pending, outcome in zip(claimed, outcomes, strict=True):
+        for outcome in outcomes:  # those deferred are recorded already
             if isinstance(outcome, Failed):
                 failed.append(outcome)
                 continue
             try:
                 prepared.append(prepare_completion(self._kafka, *outcome))
             except Exception as exc:
-                failed.append(Failed(pending, outcome[1], exc))
+                failed.append(Failed(outcome[0], outcome[1], exc))
         failed += await complete_batch(self.deps, self._db, prepared, lease)
         for failure in failed:
             await completion_failed(self.deps, self._db, self._kafka, failure, lease)
@@ -233,6 +237,9 @@ class PublishingLoop:
     ) -> PlatformResult:
         platform = attempt.platform
         account_id = attempt.social_account_id
+        settled = settled_result(attempt)  # at an earlier deferral of this post
+        if settled is not None:
+            return settled
         if attempt.status == FAILED:
             return PlatformResult(
                 platform,
@@ -288,6 +295,8 @@ class PublishingLoop:
                     await self._credentials.store(account, tokens)
 
                 published = await adapter.publish(credentials, request, resumed=resumed, on_refreshed=refreshed)
+            except PublishDeferred as deferred:
+                return deferred_result(platform, account_id, deferred)
             except PublishFailure as failure:
                 log.warning("publishing pending post %s on %s failed: %s", pending.id, platform, failure)
                 if isinstance(failure, NeedsReauth):

@@ -161,6 +161,9 @@ def given_up(
     failed = []
     for platform in platforms:
         r = by_platform.get(platform)
+        if r is not None and r.recorded:
+            failed.append(r)  # settled, its event written, at a deferral of the post: as it was
+            continue
         detail = f"the publisher could not complete this post after {attempts} attempts: {error}"
         if r is not None and r.published is not None:
             live = _printable(r.published.external_id[:200])

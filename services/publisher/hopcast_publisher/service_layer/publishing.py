@@ -55,6 +55,7 @@ from opentelemetry.trace import SpanKind
 from hopcast_publisher import metrics
 from hopcast_publisher.adapters.platforms.base import Published
 from hopcast_publisher.domain.accounts import pick_accounts
+from hopcast_publisher.domain.deferral import Deferral
 from hopcast_publisher.domain.outcome import run_outcome
 from hopcast_publisher.domain.pending import Status
 from hopcast_publisher.domain.posts import idempotency_key, post_id_for
@@ -93,6 +94,10 @@ class PlatformResult:
     published: Published | None = None
     reason: PublishFailureReason | None = None
     detail: str = ""
+    deferred: Deferral | None = None
+    """Put off until its platform's limit resets (neither published nor failed yet)."""
+    recorded: bool = False
+    """Settled and its event written at an earlier deferral of its pending post."""
 
 
 @dataclass(frozen=True)
@@ -169,6 +174,24 @@ async def start_publishing(
 def _completion_events(
     pending: PublishingPost, results: Sequence[PlatformResult], outcome: RunOutcome
 ) -> tuple[list[dict[str, Any]], list[EventData]]:
+    posts, events = platform_events(pending, [r for r in results if not r.recorded])
+    events.append(
+        ScheduleRunCompleted(
+            run_id=pending.run_id,
+            schedule_id=pending.schedule_id,
+            brand_profile_id=pending.brand_profile_id,
+            outcome=outcome,
+            due_at=pending.due_at,
+            completed_at=now_utc(),
+        )
+    )
+    return posts, events
+
+
+def platform_events(
+    pending: PublishingPost, results: Sequence[PlatformResult]
+) -> tuple[list[dict[str, Any]], list[EventData]]:
+    """The posts rows and the PostPublished or PostPublishFailed of platforms' results."""
     posts: list[dict[str, Any]] = []
     events: list[EventData] = []
     for r in results:
@@ -217,16 +240,6 @@ def _completion_events(
                     detail=r.detail[:2000],
                 )
             )
-    events.append(
-        ScheduleRunCompleted(
-            run_id=pending.run_id,
-            schedule_id=pending.schedule_id,
-            brand_profile_id=pending.brand_profile_id,
-            outcome=outcome,
-            due_at=pending.due_at,
-            completed_at=now_utc(),
-        )
-    )
     return posts, events
 
 

@@ -5,7 +5,10 @@ policy, per-account rate limits, and the never-a-double-post rule.
 reason. `publish_with_retries` drives a platform's three calls (create, find existing,
 refresh) under one policy:
 
-- 429: wait for Retry-After (or the rate-limit reset, or backoff) and try again;
+- 429: wait for Retry-After (or the rate-limit reset, or backoff) and try again when that is
+  at most `max_wait_s` away; a later reset (a daily cap, a long window) raises
+  `PublishDeferred` with it instead, and so do 429s that never say when they end once the
+  tries run out (`rate_limits.py`): the caller publishes again at the reset;
 - 5xx, a timeout or a connection broken after the request was sent: the outcome is
   unknown, so before trying again ask the platform whether the post exists (by the
   idempotency key where the platform has one, else by its text); found means published;
@@ -30,6 +33,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
+from hopcast_publisher.adapters.platforms.rate_limits import RateLimit
 from hopcast_shared.contract import PublishFailureReason
 from hopcast_shared.redact import redact_text
 
@@ -129,6 +133,10 @@ class RetryPolicy:
     max_delay_s: float = 30.0
     deadline_s: float = 90.0
     """Total time one publication may take; the publishing lease must be longer."""
+    max_wait_s: float = 5.0
+    """The longest rate-limit reset waited for within the call; a later one defers it."""
+    unannounced_limit_s: float = 900.0
+    """How long 429s that never say when they end defer a call once the tries run out."""
 
     def backoff(self, attempt: int, rng: random.Random | None = None) -> float:
         """Delay before try `attempt + 1` (attempt counts from 1): half of the exponential
@@ -158,12 +166,46 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
 
 class AccountRateLimiter:
     """One call at a time per account, at least `min_interval_s` apart, and none before a
-    reset the platform announced (rate-limit headers or Retry-After)."""
+    reset the platform announced (rate-limit headers or Retry-After).
+
+    The process's view of limits every replica shares (`adapters/account_limits.py`): the
+    publishing loop tells it the turns it reserved and the blocks other replicas learned
+    (`turn_in`, `block`), and takes the blocks this process learned (`take_learned`)."""
 
     def __init__(self, min_interval_s: float = 0.0) -> None:
         self._min_interval_s = min_interval_s
         self._locks: dict[uuid.UUID, asyncio.Lock] = {}
         self._next_at: dict[uuid.UUID, float] = {}
+        self._blocks: dict[uuid.UUID, RateLimit] = {}
+        self._learned: dict[uuid.UUID, RateLimit] = {}
+
+    @property
+    def min_interval_s(self) -> float:
+        return self._min_interval_s
+
+    def block(self, account_id: uuid.UUID, limit: RateLimit, *, learned: bool = True) -> None:
+        """No call for the account before `limit.reset_at`; `learned` (from a platform's answer,
+        not from the database) also keeps it for `take_learned`."""
+        if account_id not in self._blocks or limit > self._blocks[account_id]:
+            self._blocks[account_id] = limit
+        if learned and (account_id not in self._learned or limit > self._learned[account_id]):
+            self._learned[account_id] = limit
+
+    def block_of(self, account_id: uuid.UUID) -> RateLimit | None:
+        """The block holding the account now, if any."""
+        limit = self._blocks.get(account_id)
+        if limit is None or limit.reset_at <= datetime.now(UTC):
+            return None
+        return limit
+
+    def take_learned(self) -> dict[uuid.UUID, RateLimit]:
+        """The blocks learned from platforms since the last call, to share with the others."""
+        learned, self._learned = self._learned, {}
+        return learned
+
+    def turn_in(self, account_id: uuid.UUID, seconds: float) -> None:
+        """The account's next call is reserved `seconds` from now (a turn shared by replicas)."""
+        self.blocked_for(account_id, seconds)
 
     def lock(self, account_id: uuid.UUID) -> asyncio.Lock:
         return self._locks.setdefault(account_id, asyncio.Lock())

@@ -12,7 +12,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import time
 from datetime import UTC, datetime
 
 import httpx
@@ -32,6 +31,7 @@ from hopcast_publisher.adapters.platforms.http import (
     json_or_empty,
     now,
 )
+from hopcast_publisher.adapters.platforms.rate_limits import RateLimit, bluesky_rate_limit
 from hopcast_publisher.adapters.platforms.reauth import NeedsReauth, atproto_refusal
 from hopcast_shared.contract import PublishFailureReason
 
@@ -125,13 +125,8 @@ class BlueskyAdapter(HttpPlatformAdapter):
             return True
         return response.status_code == 400 and json_or_empty(response).get("error") in ("ExpiredToken", "InvalidToken")
 
-    def _rate_limit_wait_s(self, response: httpx.Response) -> float | None:
-        if response.headers.get("ratelimit-remaining") != "0":
-            return None
-        try:
-            return max(0.0, float(response.headers["ratelimit-reset"]) - time.time())
-        except (KeyError, ValueError):
-            return None
+    def _rate_limit(self, response: httpx.Response) -> RateLimit | None:
+        return bluesky_rate_limit(response.headers)
 
     async def _refresh(self, account: AccountCredentials) -> RefreshedTokens:
         assert account.refresh_token is not None

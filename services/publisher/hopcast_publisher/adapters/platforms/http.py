@@ -13,7 +13,7 @@ import time
 from abc import abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import httpx
 
@@ -30,8 +30,9 @@ from hopcast_publisher.adapters.platforms.base import (
     parse_retry_after,
 )
 from hopcast_publisher.adapters.platforms.egress import EgressPolicy, EgressRefused, platform_client
+from hopcast_publisher.adapters.platforms.rate_limits import PublishDeferred, RateLimit
 from hopcast_publisher.adapters.platforms.reauth import NeedsReauth
-from hopcast_shared.contract import PublishFailureReason, ReauthReason
+from hopcast_shared.contract import DeferralReason, PublishFailureReason, ReauthReason
 from hopcast_shared.redact import REDACTED, redact_text
 
 log = logging.getLogger(__name__)
@@ -130,9 +131,14 @@ class HttpPlatformAdapter(PlatformAdapter):
         """Whether the answer says the access token is no longer valid (401 by default)."""
         return response.status_code == 401
 
-    def _rate_limit_wait_s(self, response: httpx.Response) -> float | None:
-        """Seconds until the account may call again, from the platform's rate-limit headers."""
+    def _rate_limit(self, response: httpx.Response) -> RateLimit | None:
+        """The reset before which the account may not call again, when the platform's
+        rate-limit headers say a limit is used up (`rate_limits.py`)."""
         return None
+
+    def _unannounced_limit(self) -> RateLimit:
+        """Until when 429s that never said when they end defer the call, once tries run out."""
+        return RateLimit(now() + timedelta(seconds=self.policy.unannounced_limit_s))
 
     def _error_code(self, body: dict[str, object]) -> object:
         """The platform's own error code in a refusal's JSON body (its error field), if any."""
@@ -185,6 +191,7 @@ class HttpPlatformAdapter(PlatformAdapter):
         last_problem = "no attempt made"
         while True:
             attempt += 1
+            limited = False
             await self._wait_turn(account, deadline)
             try:
                 if maybe_created:
@@ -201,6 +208,11 @@ class HttpPlatformAdapter(PlatformAdapter):
                     continue
                 last_problem = str(exc)
                 delay = policy.backoff(attempt, self._rng)
+                if exc.response is not None and exc.response.status_code == 429:
+                    limited = True  # the lookup's own limit: wait for it, or defer, as for a post
+                    lookup_limit = self._rate_limit(exc.response)
+                    wait = self._until_reset(account, exc.response, lookup_limit, deadline, last_problem)
+                    delay = wait if wait is not None else delay
             except _NOT_SENT as exc:
                 last_problem = f"could not reach {self.platform} ({type(exc).__name__})"
                 delay = policy.backoff(attempt, self._rng)
@@ -210,9 +222,9 @@ class HttpPlatformAdapter(PlatformAdapter):
                 delay = policy.backoff(attempt, self._rng)
             else:
                 self.limiter.called(account.social_account_id)
-                limit_wait = self._rate_limit_wait_s(response)
-                if limit_wait is not None:
-                    self.limiter.blocked_for(account.social_account_id, limit_wait)
+                limit = self._rate_limit(response)
+                if limit is not None:
+                    self.limiter.block(account.social_account_id, limit)
                 status = response.status_code
                 if 200 <= status < 300:
                     try:
@@ -228,11 +240,11 @@ class HttpPlatformAdapter(PlatformAdapter):
                     attempt -= 1  # a refresh is not a failed try
                     continue
                 elif status == 429:
-                    wait = parse_retry_after(response.headers.get("retry-after"))
-                    wait = wait if wait is not None else limit_wait
-                    delay = wait if wait is not None else policy.backoff(attempt, self._rng)
-                    self.limiter.blocked_for(account.social_account_id, delay)
                     last_problem = f"{self.platform} rate-limited the account (429)"
+                    limited = True
+                    reset_in = self._until_reset(account, response, limit, deadline, last_problem)
+                    delay = reset_in if reset_in is not None else policy.backoff(attempt, self._rng)
+                    self.limiter.blocked_for(account.social_account_id, delay)
                 elif status >= 500:
                     maybe_created = True
                     retry_after = parse_retry_after(response.headers.get("retry-after"))
@@ -247,6 +259,11 @@ class HttpPlatformAdapter(PlatformAdapter):
                             return existing
                     raise PublishFailure(PublishFailureReason.PLATFORM_REJECTED, self._rejection(response, account))
             if attempt >= policy.max_attempts or time.monotonic() + delay > deadline:
+                if limited:
+                    # Refused for its limits every time, and never told until when.
+                    unannounced = self._unannounced_limit()
+                    self.limiter.block(account.social_account_id, unannounced)
+                    raise PublishDeferred(unannounced.reset_at, unannounced.reason, f"{last_problem} {attempt} times")
                 raise PublishFailure(
                     PublishFailureReason.RETRIES_EXHAUSTED, f"{last_problem}; gave up after {attempt} tries"
                 )
@@ -283,15 +300,45 @@ class HttpPlatformAdapter(PlatformAdapter):
             log.warning("%s: could not check whether %s exists", self.platform, request.idempotency_key)
             return None
 
+    def _until_reset(
+        self,
+        account: AccountCredentials,
+        response: httpx.Response,
+        limit: RateLimit | None,
+        deadline: float,
+        problem: str,
+    ) -> float | None:
+        """Seconds to wait after a 429 (Retry-After, else the used-up limit's reset), None when
+        the answer does not say; raises PublishDeferred when that is further than may be
+        waited within the call (`max_wait_s`, the deadline)."""
+        retry_after = parse_retry_after(response.headers.get("retry-after"))
+        reason = limit.reason if limit is not None else DeferralReason.RATE_LIMITED
+        if retry_after is not None:
+            limit = RateLimit(now() + timedelta(seconds=retry_after), reason)
+        if limit is None:
+            return None
+        wait = max(0.0, (limit.reset_at - now()).total_seconds())
+        if wait > self.policy.max_wait_s or time.monotonic() + wait > deadline:
+            self.limiter.block(account.social_account_id, limit)
+            raise PublishDeferred(limit.reset_at, limit.reason, problem)
+        return wait
+
     async def _wait_turn(self, account: AccountCredentials, deadline: float) -> None:
+        """Wait for the account's turn; a block past `max_wait_s` (or the deadline), or a
+        turn past the deadline, defers the call instead."""
+        block = self.limiter.block_of(account.social_account_id)
+        if block is not None:
+            wait = (block.reset_at - now()).total_seconds()
+            if wait > self.policy.max_wait_s or time.monotonic() + wait > deadline:
+                detail = f"{self.platform}: the account's limit holds its calls until the reset"
+                raise PublishDeferred(block.reset_at, block.reason, detail)
+            await asyncio.sleep(wait)
         wait = self.limiter.wait_s(account.social_account_id)
         if wait <= 0:
             return
         if time.monotonic() + wait > deadline:
-            raise PublishFailure(
-                PublishFailureReason.RETRIES_EXHAUSTED,
-                f"{self.platform} rate limit of the account resets in {wait:.0f}s, past the deadline",
-            )
+            detail = f"{self.platform}: the account's turn is {wait:.0f}s away, past the deadline"
+            raise PublishDeferred(now() + timedelta(seconds=wait), DeferralReason.RATE_LIMITED, detail)
         await asyncio.sleep(wait)
 
 

@@ -3,8 +3,9 @@
 The post id comes back in the `x-restli-id` header. LinkedIn has no idempotency key: "does
 it exist?" reads the author's latest posts (GET /rest/posts?q=author) and looks for the
 same commentary. Commentary is "little text": reserved characters are escaped. Rate
-limits: 429 only. Tokens: refreshed at /oauth/v2/accessToken with the app's client id and
-secret.
+limits: 429 only, no headers; LinkedIn's limits are per day and reset at midnight UTC, so 429s
+that outlast the tries defer the post until then (DAILY_CAP). Tokens: refreshed at
+/oauth/v2/accessToken with the app's client id and secret.
 """
 
 from __future__ import annotations
@@ -29,8 +30,9 @@ from hopcast_publisher.adapters.platforms.http import (
     now,
 )
 from hopcast_publisher.adapters.platforms.oauth import OAuthPlatformAdapter
+from hopcast_publisher.adapters.platforms.rate_limits import RateLimit, next_utc_midnight
 from hopcast_publisher.adapters.platforms.x import same_text
-from hopcast_shared.contract import PublishFailureReason
+from hopcast_shared.contract import DeferralReason, PublishFailureReason
 
 _RESERVED = re.compile(r"([\\|{}@\[\]()<>#*_~])")
 
@@ -119,6 +121,11 @@ class LinkedInAdapter(OAuthPlatformAdapter):
         # {"status": 422, "code": "UNPROCESSABLE_ENTITY", "serviceErrorCode": 100, "message": ...}
         parts = [str(v) for v in (body.get("code"), body.get("serviceErrorCode")) if isinstance(v, str | int)]
         return " ".join(parts) or None
+
+    def _unannounced_limit(self) -> RateLimit:
+        # A 429 now and then protects LinkedIn's infrastructure and passes within the tries;
+        # one that outlasts them is a daily application or member limit.
+        return RateLimit(next_utc_midnight(now()), DeferralReason.DAILY_CAP)
 
     def _token_url(self, account: AccountCredentials) -> str:
         return f"{self._oauth}/oauth/v2/accessToken"

@@ -26,6 +26,7 @@ from hopcast_publisher.adapters.platforms.http import (
     now,
 )
 from hopcast_publisher.adapters.platforms.oauth import OAuthPlatformAdapter
+from hopcast_publisher.adapters.platforms.rate_limits import RateLimit, mastodon_rate_limit
 from hopcast_shared.contract import PublishFailureReason
 
 
@@ -68,19 +69,8 @@ class MastodonAdapter(OAuthPlatformAdapter):
         # only once scrubbed and shortened.
         return body.get("error")
 
-    def _rate_limit_wait_s(self, response: httpx.Response) -> float | None:
-        if response.headers.get("x-ratelimit-remaining") != "0":
-            return None
-        reset = response.headers.get("x-ratelimit-reset")
-        if not reset:
-            return None
-        try:
-            when = datetime.fromisoformat(reset.replace("Z", "+00:00"))
-        except ValueError:
-            return None
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=UTC)
-        return max(0.0, (when - now()).total_seconds())
+    def _rate_limit(self, response: httpx.Response) -> RateLimit | None:
+        return mastodon_rate_limit(response.headers)
 
     def _token_url(self, account: AccountCredentials) -> str:
         return f"{self._base(account)}/oauth/token"

@@ -33,6 +33,7 @@ def build_adapters(settings: PublisherSettings) -> Mapping[str, PlatformAdapter]
             base_delay_s=settings.http_backoff_base_s,
             max_delay_s=settings.http_backoff_max_s,
             deadline_s=settings.http_deadline_s,
+            max_wait_s=settings.rate_limit_max_wait_s,
         ),
         http=HttpSettings(
             connect_timeout_s=settings.http_connect_timeout_s, read_timeout_s=settings.http_read_timeout_s

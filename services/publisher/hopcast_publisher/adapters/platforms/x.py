@@ -3,14 +3,14 @@
 X has no idempotency key: "does it exist?" reads the account's latest posts
 (GET /2/users/{id}/tweets) and looks for the same text; X also refuses an exact duplicate
 (403), which after an unknown outcome sends us to look once more. Rate limits:
-x-rate-limit-remaining / x-rate-limit-reset (epoch seconds). Tokens: refreshed at
+x-rate-limit-remaining / x-rate-limit-reset (epoch seconds) and the 24-hour caps of the user
+and the app (x-user-limit-24hour-*, x-app-limit-24hour-*), a used-up cap deferring the post
+until its reset (`rate_limits.py`). Tokens: refreshed at
 /2/oauth2/token (grant_type=refresh_token) with the app's client id (and secret, for a
 confidential client).
 """
 
 from __future__ import annotations
-
-import time
 
 import httpx
 
@@ -24,6 +24,7 @@ from hopcast_publisher.adapters.platforms.http import (
     now,
 )
 from hopcast_publisher.adapters.platforms.oauth import OAuthPlatformAdapter
+from hopcast_publisher.adapters.platforms.rate_limits import RateLimit, x_rate_limit
 
 
 def same_text(a: str, b: str) -> bool:
@@ -94,13 +95,8 @@ class XAdapter(OAuthPlatformAdapter):
                 return error.get("code") or error.get("title")
         return body.get("title")
 
-    def _rate_limit_wait_s(self, response: httpx.Response) -> float | None:
-        if response.headers.get("x-rate-limit-remaining") != "0":
-            return None
-        try:
-            return max(0.0, float(response.headers["x-rate-limit-reset"]) - time.time())
-        except (KeyError, ValueError):
-            return None
+    def _rate_limit(self, response: httpx.Response) -> RateLimit | None:
+        return x_rate_limit(response.headers)
 
     def _token_url(self, account: AccountCredentials) -> str:
         return f"{self._api}/2/oauth2/token"
