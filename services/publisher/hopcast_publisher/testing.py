@@ -317,10 +317,19 @@ class FakeLinkedIn(FakePlatform):
 
     name = "linkedin"
     create_route = ("POST", "/rest/posts")
+    retired_versions: frozenset[str] = frozenset({"202506"})
+    """Versions answered 426 NONEXISTENT_VERSION, as LinkedIn answers a sunset one."""
 
     async def route(self, request: Request) -> Answer:
-        if request.path == "/rest/posts" and "linkedin-version" not in request.headers:
-            return 426, {}, {"message": "A version header is required", "status": 426}
+        version = request.headers.get("linkedin-version")
+        if request.path == "/rest/posts" and version is None:
+            return 400, {}, {"status": 400, "code": "VERSION_MISSING", "message": "A version must be present"}
+        if request.path == "/rest/posts" and version in self.retired_versions:
+            return (
+                426,
+                {},
+                {"status": 426, "code": "NONEXISTENT_VERSION", "message": f"Requested version {version} is not active"},
+            )
         if (request.method, request.path) == self.create_route:
             return await self.handle_create(request)
         if request.method == "GET" and request.path == "/rest/posts" and request.query.get("q") == "author":

@@ -1,10 +1,11 @@
 """LinkedIn: POST /rest/posts (the Posts API, versioned by the LinkedIn-Version header).
 
-The post id comes back in the `x-restli-id` header. LinkedIn has no idempotency key: "does
-it exist?" reads the author's latest posts (GET /rest/posts?q=author) and looks for the
-same commentary. Commentary is "little text": reserved characters are escaped. Rate
-limits: 429 only. Tokens: refreshed at /oauth/v2/accessToken with the app's client id and
-secret.
+The post id comes back in the `x-restli-id` header. Every call carries `LinkedIn-Version`
+(YYYYMM); a retired one is answered 426 NONEXISTENT_VERSION and fails API_VERSION_RETIRED
+(versions.py). LinkedIn has no idempotency key: "does it exist?" reads the author's latest
+posts (GET /rest/posts?q=author) and looks for the same commentary. Commentary is "little
+text": reserved characters are escaped. Rate limits: 429 only. Tokens: refreshed at
+/oauth/v2/accessToken with the app's client id and secret.
 """
 
 from __future__ import annotations
@@ -29,7 +30,9 @@ from hopcast_publisher.adapters.platforms.http import (
     now,
 )
 from hopcast_publisher.adapters.platforms.oauth import OAuthPlatformAdapter
+from hopcast_publisher.adapters.platforms.versions import linkedin_version_retired
 from hopcast_publisher.adapters.platforms.x import same_text
+from hopcast_publisher.domain.api_versions import DEFAULT_LINKEDIN_VERSION, linkedin_released
 from hopcast_shared.contract import PublishFailureReason
 
 _RESERVED = re.compile(r"([\\|{}@\[\]()<>#*_~])")
@@ -43,13 +46,14 @@ def little_text(text: str) -> str:
 class LinkedInAdapter(OAuthPlatformAdapter):
     platform = "LINKEDIN"
     oauth_name = "LinkedIn"
+    version_setting = "PUBLISHER_LINKEDIN_VERSION"
 
     def __init__(
         self,
         *,
         api_url: str = "https://api.linkedin.com",
         oauth_url: str = "https://www.linkedin.com",
-        version: str = "202506",
+        version: str = DEFAULT_LINKEDIN_VERSION,
         client_id: str | None = None,
         client_secret: str | None = None,
         options: AdapterOptions | None = None,
@@ -57,12 +61,13 @@ class LinkedInAdapter(OAuthPlatformAdapter):
         super().__init__(client_id=client_id, client_secret=client_secret, options=options)
         self._api = api_url.rstrip("/")
         self._oauth = oauth_url.rstrip("/")
-        self._version = version
+        linkedin_released(version)  # YYYYMM, or ValueError
+        self.api_version = version
 
     def _headers(self, account: AccountCredentials) -> dict[str, str]:
         return {
             **bearer(account.access_token),
-            "LinkedIn-Version": self._version,
+            "LinkedIn-Version": self.api_version,
             "X-Restli-Protocol-Version": "2.0.0",
         }
 
@@ -119,6 +124,9 @@ class LinkedInAdapter(OAuthPlatformAdapter):
         # {"status": 422, "code": "UNPROCESSABLE_ENTITY", "serviceErrorCode": 100, "message": ...}
         parts = [str(v) for v in (body.get("code"), body.get("serviceErrorCode")) if isinstance(v, str | int)]
         return " ".join(parts) or None
+
+    def _version_retired(self, response: httpx.Response) -> bool:
+        return linkedin_version_retired(response.status_code, json_or_empty(response))
 
     def _token_url(self, account: AccountCredentials) -> str:
         return f"{self._oauth}/oauth/v2/accessToken"
