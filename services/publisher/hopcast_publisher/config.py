@@ -84,6 +84,9 @@ class PublisherSettings(BaseSettings):
     adapters: v27.0, released 2026-11-04, the newest Meta documented on 2026-12-06."""
     mastodon_client_id: str | None = None
     mastodon_client_secret: SecretStr | None = None
+    mastodon_instance_ttl_s: float = Field(default=3600.0, gt=0)
+    """How long an instance's text limit (its /api/v2/instance) is kept before it is read again;
+    one that did not say is asked again after a twelfth of this."""
 
     # Where platform calls may go (adapters/platforms/egress.py): https hosts that resolve to
     # public addresses only, checked at connect time.
