@@ -15,6 +15,7 @@ from hopcast_publisher.adapters.retention import purge
 from hopcast_publisher.config import PublisherSettings
 from hopcast_publisher.entrypoints.http import routes
 from hopcast_publisher.entrypoints.publishing_loop import PublishingLoop
+from hopcast_publisher.service_layer.api_versions import report_api_versions
 from hopcast_publisher.service_layer.deps import PublisherDeps
 from hopcast_publisher.service_layer.handlers import DISPATCH
 from hopcast_shared.crypto import Keyring, load_keyring
@@ -35,6 +36,7 @@ def definition(
 ) -> ServiceDefinition:
     """The publisher; tests pass their own settings, adapters (fakes) or keyring."""
     settings = settings or load(PublisherSettings)
+    report_api_versions(settings)
     deps = PublisherDeps(tokens=AccountTokens(keyring or load_keyring()), settings=settings)
     platform_adapters = adapters if adapters is not None else build_adapters(settings)
 

@@ -6,9 +6,15 @@ from __future__ import annotations
 from typing import Literal, Self
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from hopcast_publisher.domain.api_versions import (
+    DEFAULT_GRAPH_VERSION,
+    DEFAULT_LINKEDIN_VERSION,
+    graph_released,
+    linkedin_released,
+)
 from hopcast_shared.public_address import is_loopback_host, why_not_public_url
 
 # The platform URLs of the settings, by the platform whose egress allowlist they fall under.
@@ -74,11 +80,20 @@ class PublisherSettings(BaseSettings):
     x_client_secret: SecretStr | None = None
     linkedin_api_url: str = "https://api.linkedin.com"
     linkedin_oauth_url: str = "https://www.linkedin.com"
-    linkedin_version: str = "202506"
+    linkedin_version: str = DEFAULT_LINKEDIN_VERSION
+    """The LinkedIn-Version header (YYYYMM): November 2026, the newest LinkedIn documented on
+    2026-12-06. LinkedIn retires a version about a year after its release; start-up warns at
+    eleven months (services/publisher/README.md says how to bump it)."""
     linkedin_client_id: str | None = None
     linkedin_client_secret: SecretStr | None = None
+    graph_api_version: str = DEFAULT_GRAPH_VERSION
+    """Meta's Graph API version (the URL path's `vNN.N`) for the Facebook and Instagram
+    adapters: v27.0, released 2026-11-04, the newest Meta documented on 2026-12-06."""
     mastodon_client_id: str | None = None
     mastodon_client_secret: SecretStr | None = None
+    mastodon_instance_ttl_s: float = Field(default=3600.0, gt=0)
+    """How long an instance's text limit (its /api/v2/instance) is kept before it is read again;
+    one that did not say is asked again after a twelfth of this."""
 
     # Where platform calls may go (adapters/platforms/egress.py): https hosts that resolve to
     # public addresses only, checked at connect time.
@@ -103,6 +118,18 @@ class PublisherSettings(BaseSettings):
         }
         hosts = {p: frozenset(h.strip().lower().rstrip(".") for h in v.split(",")) - {""} for p, v in lists.items()}
         return {p: h for p, h in hosts.items() if h}
+
+    @field_validator("linkedin_version")
+    @classmethod
+    def _linkedin_version(cls, value: str) -> str:
+        linkedin_released(value)
+        return value
+
+    @field_validator("graph_api_version")
+    @classmethod
+    def _graph_api_version(cls, value: str) -> str:
+        graph_released(value)
+        return value
 
     @model_validator(mode="after")
     def _egress_is_safe(self) -> Self:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 RUNS_COMPLETED = Counter("hopcast_publisher_runs_completed_total", "Runs the publisher ended, by outcome", ["outcome"])
 PLATFORM_RESULTS = Counter(
@@ -32,4 +32,21 @@ ACCOUNTS_NEEDING_REAUTH = Counter(
     "hopcast_publisher_accounts_needing_reauth_total",
     "Accounts marked as needing re-authorization (refresh failed for good), by reason",
     ["reason"],
+)
+API_VERSION_RETIRED = Counter(
+    "hopcast_publisher_api_version_retired_total",
+    "Platform calls refused because the platform no longer serves the API version we call (426 or"
+    " its own retired-version error): the platform failed API_VERSION_RETIRED; bump the version setting",
+    ["platform", "version"],
+)
+API_VERSION_AGE_DAYS = Gauge(
+    "hopcast_publisher_api_version_age_days",
+    "Days since the configured platform API version was released, set at start-up (absent when unknown)",
+    ["api", "version"],
+)
+API_VERSION_STALE = Gauge(
+    "hopcast_publisher_api_version_stale",
+    "1 when the configured platform API version is older than eleven months (the platform retires it"
+    " about a year after release), else 0; set at start-up",
+    ["api", "version"],
 )

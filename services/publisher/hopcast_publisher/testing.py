@@ -28,6 +28,7 @@ from urllib.parse import parse_qs
 import uvicorn
 
 from hopcast_publisher.adapters.platforms.egress import EgressPolicy
+from hopcast_shared.text_rules.mastodon import MastodonRule
 
 LOOPBACK_EGRESS = EgressPolicy(allow_loopback=True)
 """Platform calls may reach 127.0.0.0/8 and ::1 (and plain http there): the fakes below."""
@@ -212,18 +213,28 @@ class FakeBluesky(FakePlatform):
 
 class FakeMastodon(FakePlatform):
     """An instance: POST /api/v1/statuses honouring Idempotency-Key (the same key returns the
-    same status), 422 on invalid statuses, /oauth/token for refreshes."""
+    same status), 422 on a status over its limit (counted as Mastodon counts), GET
+    /api/v2/instance with that limit, /oauth/token for refreshes."""
 
     name = "mastodon"
     create_route = ("POST", "/api/v1/statuses")
 
-    def __init__(self) -> None:
+    def __init__(self, max_characters: int = 500, characters_reserved_per_url: int = 23) -> None:
         super().__init__()
         self._by_key: dict[str, dict[str, Any]] = {}
+        self.max_characters = max_characters
+        self.characters_reserved_per_url = characters_reserved_per_url
 
     async def route(self, request: Request) -> Answer:
         if (request.method, request.path) == self.create_route:
             return await self.handle_create(request)
+        if (request.method, request.path) == ("GET", "/api/v2/instance"):
+            statuses = {
+                "max_characters": self.max_characters,
+                "max_media_attachments": 4,
+                "characters_reserved_per_url": self.characters_reserved_per_url,
+            }
+            return 200, {}, {"domain": "mastodon.example", "configuration": {"statuses": statuses}}
         if request.path == "/oauth/token":
             form = request.form()
             new_access = self.refresh_tokens.pop(form.get("refresh_token", ""), None)
@@ -238,8 +249,8 @@ class FakeMastodon(FakePlatform):
         if key and key in self._by_key:
             return 200, {}, self._by_key[key]
         status_text = request.json().get("status", "")
-        if not status_text or len(status_text) > 500:
-            return 422, {}, {"error": "Validation failed: Text character limit of 500 exceeded"}
+        if not status_text or not MastodonRule(self.max_characters, self.characters_reserved_per_url).fits(status_text):
+            return 422, {}, {"error": f"Validation failed: Text character limit of {self.max_characters} exceeded"}
         sid = self.next_id()
         status = {
             "id": sid,
@@ -317,10 +328,19 @@ class FakeLinkedIn(FakePlatform):
 
     name = "linkedin"
     create_route = ("POST", "/rest/posts")
+    retired_versions: frozenset[str] = frozenset({"202506"})
+    """Versions answered 426 NONEXISTENT_VERSION, as LinkedIn answers a sunset one."""
 
     async def route(self, request: Request) -> Answer:
-        if request.path == "/rest/posts" and "linkedin-version" not in request.headers:
-            return 426, {}, {"message": "A version header is required", "status": 426}
+        version = request.headers.get("linkedin-version")
+        if request.path == "/rest/posts" and version is None:
+            return 400, {}, {"status": 400, "code": "VERSION_MISSING", "message": "A version must be present"}
+        if request.path == "/rest/posts" and version in self.retired_versions:
+            return (
+                426,
+                {},
+                {"status": 426, "code": "NONEXISTENT_VERSION", "message": f"Requested version {version} is not active"},
+            )
         if (request.method, request.path) == self.create_route:
             return await self.handle_create(request)
         if request.method == "GET" and request.path == "/rest/posts" and request.query.get("q") == "author":

@@ -111,6 +111,7 @@ class PublishFailureReason(StrEnum):
     TOKEN_INVALID = "TOKEN_INVALID"  # noqa: S105 (a reason, not a password)
     PLATFORM_REJECTED = "PLATFORM_REJECTED"
     RETRIES_EXHAUSTED = "RETRIES_EXHAUSTED"
+    API_VERSION_RETIRED = "API_VERSION_RETIRED"  # the platform no longer serves the API version we call
     EGRESS_REFUSED = "EGRESS_REFUSED"  # the platform URL is not https or not public: nothing was sent
 
 

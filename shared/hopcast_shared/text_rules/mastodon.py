@@ -1,7 +1,8 @@
 """Mastodon: what the server's StatusLengthValidator counts. Every URL written with http(s)://
-counts 23 characters whatever its length, a remote mention `@user@domain` counts as `@user`,
-and the rest is counted in grapheme clusters. The limit is the instance's own
-(`configuration.statuses.max_characters` of /api/v2/instance), 500 unless told."""
+counts 23 characters whatever its length (the instance's `characters_reserved_per_url`), a
+remote mention `@user@domain` counts as `@user`, and the rest is counted in grapheme
+clusters. The limit is the instance's own (`configuration.statuses.max_characters` of
+/api/v2/instance), 500 unless told."""
 
 from __future__ import annotations
 
@@ -15,10 +16,11 @@ DEFAULT_LIMIT = 500
 URL_LENGTH = 23
 
 
-def countable_text(text: str) -> str:
-    """The text as Mastodon counts it: URLs replaced by 23 characters, remote mentions by local."""
+def countable_text(text: str, url_length: int = URL_LENGTH) -> str:
+    """The text as Mastodon counts it: URLs replaced by `url_length` characters (the instance's
+    `characters_reserved_per_url`, 23 unless told), remote mentions by local."""
     entities: list[tuple[int, int, str]] = [
-        (u.start, u.end, "x" * URL_LENGTH) for u in extract_urls(text, without_protocol=False)
+        (u.start, u.end, "x" * url_length) for u in extract_urls(text, without_protocol=False)
     ]
     for m in MENTION.finditer(text):
         if m.group(2) and not any(s < m.end() and m.start() < e for s, e, _ in entities):
@@ -34,9 +36,10 @@ def countable_text(text: str) -> str:
 @dataclass(frozen=True)
 class MastodonRule(TextRule):
     limit: int = DEFAULT_LIMIT
+    url_length: int = URL_LENGTH
     platform = "MASTODON"
 
     def measure(self, text: str) -> Measure:
-        length = grapheme_length(countable_text(text))
+        length = grapheme_length(countable_text(text, self.url_length))
         empty = ("is empty",) if not text.strip() else ()
         return Measure(length, self.limit, "characters", over(length, self.limit, "characters", *empty))

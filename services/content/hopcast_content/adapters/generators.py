@@ -12,7 +12,6 @@ import httpx
 
 from hopcast_content.config import ContentSettings
 from hopcast_content.domain.drafting import (
-    PLATFORM_LIMITS,
     Draft,
     DraftRequest,
     Generator,
@@ -21,6 +20,8 @@ from hopcast_content.domain.drafting import (
     finalise,
     hashtags_for,
 )
+from hopcast_shared.text_rules import rule_for
+from hopcast_shared.text_rules.descriptions import describe
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +49,9 @@ class LlmGenerator:
 
     def _prompt(self, request: DraftRequest) -> list[dict[str, str]]:
         v, m = request.voice, request.material
-        limits = ", ".join(f"{p.value} {PLATFORM_LIMITS[p]}" for p in request.platforms)
+        # Each platform's limit as its own rule counts (X's weights, Mastodon's links, Bluesky's
+        # graphemes and bytes), the rule every drafted text is then cut to.
+        limits = "; ".join(f"{p.value}: {describe(rule_for(p))}" for p in request.platforms)
         system = (
             f"You write social media posts for the brand {v.name}. Tone: {', '.join(v.tone) or 'neutral'}. "
             f"Audience: {v.target_audience or 'general'}. Use words like: {', '.join(v.words_to_use) or '-'}. "
@@ -57,8 +60,9 @@ class LlmGenerator:
             '{"content": "...", "hashtags": ["#..."]}.'
         )
         user = (
-            f"Angle: {request.angle.value} ({request.angle_reason}). Platforms and their character limits: {limits}; "
-            f"the post with its hashtags must stay under {char_limit(request.platforms)} characters.\n"
+            f"Angle: {request.angle.value} ({request.angle_reason}). The post with its hashtags goes to each of"
+            f" these platforms, counted by that platform's own rule: {limits}. Write it to fit every one of"
+            f" them, within {char_limit(request.platforms)} characters in all; a longer post is cut.\n"
             f"Material title: {m.title or '-'}\nMaterial: {m.body}"
         )
         return [{"role": "system", "content": system}, {"role": "user", "content": user}]

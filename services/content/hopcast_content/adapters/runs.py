@@ -44,6 +44,7 @@ PENDING_POST_COLUMNS = (
     "max_similarity",
     "requires_approval",
     "due_at",
+    "texts",
 )
 
 
@@ -139,6 +140,14 @@ class Runs(Repository):
             f"INSERT INTO pending_posts ({', '.join(PENDING_POST_COLUMNS)}) VALUES ({placeholders})",
             [tuple(post[c] for c in PENDING_POST_COLUMNS) for post in posts],
         )
+
+    async def drafted_texts(self, org_id: uuid.UUID, pending_post_id: uuid.UUID) -> dict[str, str] | None:
+        """The exact text drafted for each platform of one of the organization's pending posts
+        (None when it has no such pending post)."""
+        texts: dict[str, str] | None = await self.conn.fetchval(
+            "SELECT texts FROM pending_posts WHERE id = $1 AND organization_id = $2", pending_post_id, org_id
+        )
+        return texts
 
     async def insert_drafts(self, posts: Sequence[Mapping[str, Any]], embeddings: Sequence[Embedding]) -> None:
         """The drafts and their embeddings: a round trip each."""

@@ -90,6 +90,7 @@ async def draft_run(deps: ContentDeps, ctx: EventContext, data: ScheduleDue, bat
             continue
 
         pending_post_id = uuid.uuid4()
+        texts = texts_for(draft, platforms)
         batch.drafted(
             {
                 "id": pending_post_id,
@@ -108,6 +109,7 @@ async def draft_run(deps: ContentDeps, ctx: EventContext, data: ScheduleDue, bat
                 "max_similarity": verdict.draft_similarity,
                 "requires_approval": schedule.manual,
                 "due_at": data.due_at,
+                "texts": {p.value: text for p, text in texts.items()},
             },
             Embedding(
                 organization_id=org,
@@ -129,7 +131,7 @@ async def draft_run(deps: ContentDeps, ctx: EventContext, data: ScheduleDue, bat
                 material_id=material.id,
                 due_at=data.due_at,
                 content=draft.content,
-                texts=texts_for(draft, platforms),
+                texts=texts,
                 hashtags=list(draft.hashtags),
                 media_urls=list(draft.media_urls),
                 platforms=list(platforms),

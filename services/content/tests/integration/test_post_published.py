@@ -264,6 +264,7 @@ async def test_a_counted_use_changes_the_status_as_status_after_use_decides(
                         "max_similarity": 0.0,
                         "requires_approval": False,
                         "due_at": used_at,
+                        "texts": {"TWITTER": TEXT},
                     }
                 ],
             )

@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import cast
 
 from hopcast_shared.contract.text import post_text
-from hopcast_shared.text_rules import rule_for
+from hopcast_shared.text_rules import TextRule, rule_for
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,10 +82,10 @@ class PublishAttempt:
         return cast(str, self.failure_reason)
 
 
-def text_refusal(platform: str, text: str) -> str | None:
-    """Why `platform`'s own counting rule refuses `text` (None when it takes it): a text the
-    platform would refuse is not sent."""
-    problems = rule_for(platform).problems(text)
+def text_refusal(platform: str, text: str, rule: TextRule | None = None, where: str = "") -> str | None:
+    """Why `platform`'s own counting rule (or `rule`, e.g. a Mastodon instance's, named by
+    `where`) refuses `text` (None when it takes it): a text the platform would refuse is not sent."""
+    problems = (rule or rule_for(platform)).problems(text)
     if not problems:
         return None
-    return f"the text breaks {platform}'s rule, not sent: {'; '.join(problems)}"
+    return f"the text breaks {platform}'s rule{where}, not sent: {'; '.join(problems)}"

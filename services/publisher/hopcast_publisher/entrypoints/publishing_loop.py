@@ -45,7 +45,7 @@ from hopcast_publisher.adapters.platforms.reauth import NeedsReauth
 from hopcast_publisher.config import PublisherSettings
 from hopcast_publisher.domain.accounts import SocialAccount
 from hopcast_publisher.domain.outcome import run_outcome
-from hopcast_publisher.domain.publishing import PublishAttempt, PublishingPost, text_refusal
+from hopcast_publisher.domain.publishing import PublishAttempt, PublishingPost
 from hopcast_publisher.service_layer.account_health import AccountHealth
 from hopcast_publisher.service_layer.deferrals import SharedLimits, deferred_result, settled_result
 from hopcast_publisher.service_layer.deps import PublisherDeps
@@ -248,12 +248,6 @@ class PublishingLoop:
                 PublishFailureReason(attempt.recorded_failure),
                 attempt.failure_detail or "",
             )
-        # Exactly the drafted text, checked by the platform's own rule before any call.
-        text = pending.text_for(platform)
-        refusal = text_refusal(platform, text)
-        if refusal is not None:
-            log.warning("pending post %s: %s", pending.id, refusal)
-            return PlatformResult(platform, account_id, None, PublishFailureReason.PLATFORM_REJECTED, refusal)
         account = accounts.get(account_id) if account_id is not None else None
         if account_id is None or account is None:
             return PlatformResult(
@@ -268,6 +262,13 @@ class PublishingLoop:
             return PlatformResult(
                 platform, account_id, None, PublishFailureReason.PLATFORM_REJECTED, f"no live adapter for {platform}"
             )
+        # Exactly the drafted text, checked by the platform's own rule (for Mastodon, the account's
+        # instance's limit) before any call.
+        text = pending.text_for(platform)
+        refusal = await _text_refusal(adapter, platform, text, account.api_base_url)
+        if refusal is not None:
+            log.warning("pending post %s: %s", pending.id, refusal.detail)
+            return PlatformResult(platform, account_id, None, refusal.reason, refusal.detail)
         if account.needs_reauth is not None:
             # Its refresh failed for good: no platform call until upstream sends a newer pair.
             return _needs_reauth(platform, account_id, account.needs_reauth)
@@ -330,6 +331,18 @@ class _Refusals:
         if not isinstance(adapter, HttpPlatformAdapter):
             return contextlib.nullcontext()
         return self._turns.setdefault(account_id, asyncio.Lock())
+
+
+async def _text_refusal(
+    adapter: PlatformAdapter, platform: str, text: str, api_base_url: str | None
+) -> PublishFailure | None:
+    """PLATFORM_REJECTED when the platform's rule refuses the text (EGRESS_REFUSED when the
+    account's server, asked for its limit, may not be reached)."""
+    try:
+        refusal = await adapter.text_refusal(platform, text, api_base_url=api_base_url)
+    except PublishFailure as failure:
+        return failure
+    return None if refusal is None else PublishFailure(PublishFailureReason.PLATFORM_REJECTED, refusal)
 
 
 def _needs_reauth(platform: str, account_id: uuid.UUID, reason: str) -> PlatformResult:

@@ -34,6 +34,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 from hopcast_publisher.adapters.platforms.rate_limits import RateLimit
+from hopcast_publisher.domain.publishing import text_refusal
 from hopcast_shared.contract import PublishFailureReason
 from hopcast_shared.redact import redact_text
 
@@ -114,6 +115,12 @@ class PlatformAdapter(ABC):
     ) -> Published:
         """Publish once. `resumed`: an earlier try may have published it (after a crash),
         so ask the platform first. Raises PublishFailure."""
+
+    async def text_refusal(self, platform: str, text: str, *, api_base_url: str | None) -> str | None:
+        """Why `text` may not be posted on `platform` for an account on `api_base_url` (None when
+        it may): the platform's own counting rule; an adapter whose limit is the account's server's
+        (Mastodon) reads that server's."""
+        return text_refusal(platform, text)
 
     @abstractmethod
     async def refresh(self, account: AccountCredentials) -> RefreshedTokens:

@@ -32,6 +32,7 @@ from hopcast_publisher.adapters.platforms.base import (
 from hopcast_publisher.adapters.platforms.egress import EgressPolicy, EgressRefused, platform_client
 from hopcast_publisher.adapters.platforms.rate_limits import PublishDeferred, RateLimit
 from hopcast_publisher.adapters.platforms.reauth import NeedsReauth
+from hopcast_publisher.adapters.platforms.versions import UPGRADE_REQUIRED, version_retired
 from hopcast_shared.contract import DeferralReason, PublishFailureReason, ReauthReason
 from hopcast_shared.redact import REDACTED, redact_text
 
@@ -144,6 +145,22 @@ class HttpPlatformAdapter(PlatformAdapter):
         """The platform's own error code in a refusal's JSON body (its error field), if any."""
         return None
 
+    api_version: str = ""
+    """The platform API version this adapter calls, if the platform versions its API."""
+    version_setting: str = ""
+    """The setting that changes `api_version` (PUBLISHER_LINKEDIN_VERSION)."""
+
+    def _version_retired(self, response: httpx.Response) -> bool:
+        """Whether the answer says the platform no longer serves `api_version` (426 by default)."""
+        return response.status_code == UPGRADE_REQUIRED
+
+    def _retired_version(self, response: httpx.Response, account: AccountCredentials) -> PublishFailure | None:
+        """API_VERSION_RETIRED, counted and logged, when the answer refuses our API version."""
+        if not self._version_retired(response):
+            return None
+        answer = self._rejection(response, account)
+        return version_retired(self.platform, self.api_version or "-", self.version_setting or "-", answer)
+
     def _rejection(self, response: httpx.Response, account: AccountCredentials) -> str:
         """What the platform said, for PostPublishFailed.detail: the status and the platform's
         error code, scrubbed; never the body, which reaches publisher.events and the HTTP reads."""
@@ -201,6 +218,9 @@ class HttpPlatformAdapter(PlatformAdapter):
                         return existing
                 response = await self._create(account, request)
             except LookupFailed as exc:
+                retired = self._retired_version(exc.response, account) if exc.response is not None else None
+                if retired is not None:
+                    raise retired from None
                 if exc.response is not None and self._token_expired(exc.response):
                     account = await self._refreshed(account, refreshed, exc.response.status_code, on_refreshed)
                     refreshed = True
@@ -251,6 +271,9 @@ class HttpPlatformAdapter(PlatformAdapter):
                     delay = retry_after if retry_after is not None else policy.backoff(attempt, self._rng)
                     last_problem = f"{self.platform} failed ({status})"
                 else:
+                    retired = self._retired_version(response, account)
+                    if retired is not None:
+                        raise retired
                     if maybe_created:
                         # A refusal after an unknown outcome may be the platform refusing a
                         # duplicate of what the earlier try created: look once more.

@@ -1,10 +1,12 @@
 """LinkedIn: POST /rest/posts (the Posts API, versioned by the LinkedIn-Version header).
 
-The post id comes back in the `x-restli-id` header. LinkedIn has no idempotency key: "does
-it exist?" reads the author's latest posts (GET /rest/posts?q=author) and looks for the
-same commentary. Commentary is "little text": reserved characters are escaped. Rate
-limits: 429 only, no headers; LinkedIn's limits are per day and reset at midnight UTC, so 429s
-that outlast the tries defer the post until then (DAILY_CAP). Tokens: refreshed at
+The post id comes back in the `x-restli-id` header. Every call carries `LinkedIn-Version`
+(YYYYMM); a retired one is answered 426 NONEXISTENT_VERSION and fails API_VERSION_RETIRED
+(versions.py). LinkedIn has no idempotency key: "does it exist?" reads the author's latest
+posts (GET /rest/posts?q=author) and looks for the same commentary. Commentary is "little
+text": reserved characters are escaped. Rate limits: 429 only, no headers; LinkedIn's limits
+are per day and reset at midnight UTC, so 429s that outlast the tries defer the post until
+then (DAILY_CAP). Tokens: refreshed at
 /oauth/v2/accessToken with the app's client id and secret.
 """
 
@@ -31,7 +33,9 @@ from hopcast_publisher.adapters.platforms.http import (
 )
 from hopcast_publisher.adapters.platforms.oauth import OAuthPlatformAdapter
 from hopcast_publisher.adapters.platforms.rate_limits import RateLimit, next_utc_midnight
+from hopcast_publisher.adapters.platforms.versions import linkedin_version_retired
 from hopcast_publisher.adapters.platforms.x import same_text
+from hopcast_publisher.domain.api_versions import DEFAULT_LINKEDIN_VERSION, linkedin_released
 from hopcast_shared.contract import DeferralReason, PublishFailureReason
 
 _RESERVED = re.compile(r"([\\|{}@\[\]()<>#*_~])")
@@ -45,13 +49,14 @@ def little_text(text: str) -> str:
 class LinkedInAdapter(OAuthPlatformAdapter):
     platform = "LINKEDIN"
     oauth_name = "LinkedIn"
+    version_setting = "PUBLISHER_LINKEDIN_VERSION"
 
     def __init__(
         self,
         *,
         api_url: str = "https://api.linkedin.com",
         oauth_url: str = "https://www.linkedin.com",
-        version: str = "202506",
+        version: str = DEFAULT_LINKEDIN_VERSION,
         client_id: str | None = None,
         client_secret: str | None = None,
         options: AdapterOptions | None = None,
@@ -59,12 +64,13 @@ class LinkedInAdapter(OAuthPlatformAdapter):
         super().__init__(client_id=client_id, client_secret=client_secret, options=options)
         self._api = api_url.rstrip("/")
         self._oauth = oauth_url.rstrip("/")
-        self._version = version
+        linkedin_released(version)  # YYYYMM, or ValueError
+        self.api_version = version
 
     def _headers(self, account: AccountCredentials) -> dict[str, str]:
         return {
             **bearer(account.access_token),
-            "LinkedIn-Version": self._version,
+            "LinkedIn-Version": self.api_version,
             "X-Restli-Protocol-Version": "2.0.0",
         }
 
@@ -126,6 +132,9 @@ class LinkedInAdapter(OAuthPlatformAdapter):
         # A 429 now and then protects LinkedIn's infrastructure and passes within the tries;
         # one that outlasts them is a daily application or member limit.
         return RateLimit(next_utc_midnight(now()), DeferralReason.DAILY_CAP)
+
+    def _version_retired(self, response: httpx.Response) -> bool:
+        return linkedin_version_retired(response.status_code, json_or_empty(response))
 
     def _token_url(self, account: AccountCredentials) -> str:
         return f"{self._oauth}/oauth/v2/accessToken"

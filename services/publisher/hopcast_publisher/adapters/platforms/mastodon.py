@@ -5,11 +5,13 @@ the status already created instead of a new one), sent with every try; "does it 
 is that same call, so after an unknown outcome the retry is the question. Rate limits:
 X-RateLimit-Remaining / X-RateLimit-Reset (an ISO 8601 time). Tokens: refreshed at
 /oauth/token with the app's client id and secret when the instance issued a refresh token.
+Text: checked against the instance's own limit (`mastodon_instance.py`) before any call.
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -22,11 +24,14 @@ from hopcast_publisher.adapters.platforms.base import (
 from hopcast_publisher.adapters.platforms.http import (
     AdapterOptions,
     bearer,
+    egress_refusals,
     json_or_empty,
     now,
 )
+from hopcast_publisher.adapters.platforms.mastodon_instance import InstanceLimitCache
 from hopcast_publisher.adapters.platforms.oauth import OAuthPlatformAdapter
 from hopcast_publisher.adapters.platforms.rate_limits import RateLimit, mastodon_rate_limit
+from hopcast_publisher.domain.publishing import text_refusal
 from hopcast_shared.contract import PublishFailureReason
 
 
@@ -35,9 +40,27 @@ class MastodonAdapter(OAuthPlatformAdapter):
     oauth_name = "Mastodon"
 
     def __init__(
-        self, *, client_id: str | None = None, client_secret: str | None = None, options: AdapterOptions | None = None
+        self,
+        *,
+        client_id: str | None = None,
+        client_secret: str | None = None,
+        options: AdapterOptions | None = None,
+        instances: InstanceLimitCache | None = None,
     ) -> None:
         super().__init__(client_id=client_id, client_secret=client_secret, options=options)
+        self.instances = instances or InstanceLimitCache()
+
+    async def text_refusal(self, platform: str, text: str, *, api_base_url: str | None) -> str | None:
+        """By the account's instance's own limit (its /api/v2/instance, cached), not the default
+        500 content drafts for: a longer text is refused with no call when the instance's limit is
+        smaller, and taken when it is larger."""
+        if not api_base_url:
+            return await super().text_refusal(platform, text, api_base_url=api_base_url)
+        with egress_refusals(self.platform):
+            limits = await self.instances.limits(self.client, api_base_url)
+        host = urlsplit(api_base_url).hostname or "the instance"
+        where = f" on {host} (its limit {limits.max_characters})" if limits.read else ""
+        return text_refusal(platform, text, limits.rule(), where)
 
     def _base(self, account: AccountCredentials) -> str:
         if not account.api_base_url:

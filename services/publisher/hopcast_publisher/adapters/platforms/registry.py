@@ -12,6 +12,7 @@ from hopcast_publisher.adapters.platforms.egress import EgressPolicy
 from hopcast_publisher.adapters.platforms.http import AdapterOptions, HttpSettings
 from hopcast_publisher.adapters.platforms.linkedin import LinkedInAdapter
 from hopcast_publisher.adapters.platforms.mastodon import MastodonAdapter
+from hopcast_publisher.adapters.platforms.mastodon_instance import InstanceLimitCache
 from hopcast_publisher.adapters.platforms.sandbox import SandboxAdapter
 from hopcast_publisher.adapters.platforms.x import XAdapter
 from hopcast_publisher.config import PublisherSettings
@@ -49,6 +50,9 @@ def build_adapters(settings: PublisherSettings) -> Mapping[str, PlatformAdapter]
             client_id=settings.mastodon_client_id,
             client_secret=_secret(settings.mastodon_client_secret),
             options=options,
+            instances=InstanceLimitCache(
+                ttl_s=settings.mastodon_instance_ttl_s, retry_s=settings.mastodon_instance_ttl_s / 12
+            ),
         ),
         Platform.TWITTER.value: XAdapter(
             api_url=settings.x_api_url,
