@@ -12,7 +12,6 @@ invalid status) is exercised against the fake in the publisher's own tests.
 from __future__ import annotations
 
 import asyncio
-import json
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -25,29 +24,21 @@ from mastodon import Mastodon
 from hopcast_publisher.adapters.platforms.base import AccountCredentials, PostRequest
 from hopcast_publisher.adapters.platforms.http import AdapterOptions
 from hopcast_publisher.adapters.platforms.mastodon import MastodonAdapter
-from hopcast_publisher.testing import LOOPBACK_EGRESS, serve
+from hopcast_publisher.testing import LOOPBACK_EGRESS, Answer, FakePlatform, Request, serve
 
 TOKEN = "reference-access-token"  # noqa: S105 - a made-up token for a local recorder
 TEXT = "Spring menu 🌸 https://example.com/menu #Spring2027 @alice@example.social"
 
 
-class Recorder:
+class Recorder(FakePlatform):
     """Answers every call as Mastodon answers a created status, and keeps the requests."""
 
     def __init__(self) -> None:
-        self.requests: list[dict[str, Any]] = []
+        super().__init__()
+        self.requests: list[Request] = []
 
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
-            return
-        body = b""
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if not message.get("more_body"):
-                break
-        headers = {k.decode().lower(): v.decode() for k, v in scope["headers"]}
-        self.requests.append({"method": scope["method"], "path": scope["path"], "headers": headers, "body": body})
+    async def route(self, request: Request) -> Answer:
+        self.requests.append(request)
         status = {
             "id": "110000000000000001",
             "uri": "https://example.social/users/hopcast/statuses/110000000000000001",
@@ -56,17 +47,15 @@ class Recorder:
             "content": "<p>x</p>",
             "visibility": "public",
         }
-        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"application/json")]})
-        await send({"type": "http.response.body", "body": json.dumps(status).encode()})
+        return 200, {}, status
 
 
-def fields(request: dict[str, Any]) -> dict[str, Any]:
+def fields(request: Request) -> dict[str, Any]:
     """The status fields of a request, whichever body encoding it chose (Mastodon reads both)."""
-    kind = request["headers"].get("content-type", "")
-    if "json" in kind:
-        parsed: dict[str, Any] = json.loads(request["body"])
+    if "json" in request.headers.get("content-type", ""):
+        parsed: dict[str, Any] = request.json()
         return parsed
-    return {k: v[0] if len(v) == 1 else v for k, v in parse_qs(request["body"].decode()).items()}
+    return {k: v[0] if len(v) == 1 else v for k, v in parse_qs(request.body.decode()).items()}
 
 
 @pytest.fixture
@@ -97,10 +86,10 @@ async def test_our_status_request_is_the_one_mastodon_py_sends(recorder: tuple[R
     await adapter.close()
     reference, ours = app.requests
     assert published.external_id == "110000000000000001"
-    assert (ours["method"], ours["path"]) == (reference["method"], reference["path"]) == ("POST", "/api/v1/statuses")
+    assert (ours.method, ours.path) == (reference.method, reference.path) == ("POST", "/api/v1/statuses")
     for header in ("authorization", "idempotency-key"):
-        assert ours["headers"][header] == reference["headers"][header], header
-    assert ours["headers"]["idempotency-key"] == key and ours["headers"]["authorization"] == f"Bearer {TOKEN}"
+        assert ours.headers[header] == reference.headers[header], header
+    assert ours.headers["idempotency-key"] == key and ours.headers["authorization"] == f"Bearer {TOKEN}"
     expected = fields(reference)
     # Mastodon.py also sends `sensitive` at its API default (false), which we leave out.
     assert expected.pop("sensitive") in ("0", "false", False)
@@ -122,5 +111,5 @@ async def test_a_retry_sends_the_same_idempotency_key_as_the_first_try(recorder:
     await adapter.publish(account, request, resumed=True, on_refreshed=nothing)
     await adapter.close()
     first, second = app.requests
-    assert first["headers"]["idempotency-key"] == second["headers"]["idempotency-key"] == request.idempotency_key
+    assert first.headers["idempotency-key"] == second.headers["idempotency-key"] == request.idempotency_key
     assert fields(first) == fields(second)

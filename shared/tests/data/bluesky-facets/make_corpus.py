@@ -16,8 +16,8 @@ runs from that folder, where it finds @atproto/api. The tests read only the JSON
 from __future__ import annotations
 
 import json
-import random
 import sys
+from pathlib import Path
 
 PIECES = [
     "hello",
@@ -130,20 +130,12 @@ PIECES = [
 ]
 
 
-def text(rng: random.Random) -> str:
-    n = rng.choice([1, 2, 3, 5, 8, 13, 30])
-    out = []
-    for _ in range(n):
-        out.append(rng.choice(PIECES))
-        if rng.random() < 0.6:
-            out.append(" ")
-    return "".join(out)
-
-
 def main() -> None:
-    rng = random.Random(17)
-    texts = [text(rng) for _ in range(2000)]
-    json.dump(texts, sys.stdout, ensure_ascii=False)
+    # The generator of the twitter-text corpus, with Bluesky's pieces.
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "twitter-text"))
+    from make_differential import corpus
+
+    json.dump(corpus(PIECES, [1, 2, 3, 5, 8, 13, 30], 2000), sys.stdout, ensure_ascii=False)
 
 
 if __name__ == "__main__":
