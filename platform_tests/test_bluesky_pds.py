@@ -23,20 +23,21 @@ from hopcast_publisher.adapters.platforms.base import (
 )
 from hopcast_publisher.adapters.platforms.bluesky import COLLECTION, BlueskyAdapter, jwt_expiry
 from hopcast_publisher.adapters.platforms.http import AdapterOptions, HttpSettings
-from hopcast_publisher.testing import LOOPBACK_EGRESS
+from hopcast_publisher.adapters.platforms.link_cards import LinkCardReader
+from hopcast_publisher.testing import LOOPBACK_EGRESS, serve
 from hopcast_shared.contract import PublishFailureReason
 from hopcast_shared.text_rules import rule_for
 from hopcast_stack.pds import RunningPds
 
 
-def _adapter(url: str) -> BlueskyAdapter:
+def _adapter(url: str, link_cards: LinkCardReader | None = None) -> BlueskyAdapter:
     options = AdapterOptions(
         policy=RetryPolicy(max_attempts=4, base_delay_s=0.05, max_delay_s=0.2, deadline_s=30.0),
         http=HttpSettings(connect_timeout_s=5.0, read_timeout_s=15.0),
         egress=LOOPBACK_EGRESS,  # the PDS listens on 127.0.0.1
         rng=random.Random(5),
     )
-    return BlueskyAdapter(pds_url=url, options=options)
+    return BlueskyAdapter(pds_url=url, options=options, link_cards=link_cards)
 
 
 MakeAccount = Callable[[str], Awaitable[Any]]
@@ -127,6 +128,33 @@ async def test_a_post_with_a_link_a_hashtag_and_a_mention_reads_back_exact(
     assert record["embed"]["$type"] == "app.bsky.embed.external"
     assert record["embed"]["external"]["uri"] == "https://example.com/menu?season=spring"
     assert len(await _records(pds, author.did)) == 1
+
+
+async def _page(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """A web page with OpenGraph tags, as a linked site serves it."""
+    if scope["type"] != "http":
+        return
+    html = (
+        b'<html><head><meta property="og:title" content="Spring menu at Hopcast">'
+        b'<meta property="og:description" content="Twelve new dishes."></head><body></body></html>'
+    )
+    await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/html")]})
+    await send({"type": "http.response.body", "body": html})
+
+
+async def test_the_link_card_shows_the_pages_title_and_description(pds: RunningPds, make_account: MakeAccount) -> None:
+    author = await make_account("card")
+    async with serve(_page) as site:
+        text = f"New: {site}/menu"
+        adapter = _adapter(pds.url, LinkCardReader(LOOPBACK_EGRESS, timeout_s=2.0))
+        published = await _publish(adapter, _credentials(author, pds.url), _request(text))
+        await adapter.close()
+    record = (await _record(pds, published.external_id))["value"]
+    assert record["embed"] == {
+        "$type": "app.bsky.embed.external",
+        "external": {"uri": f"{site}/menu", "title": "Spring menu at Hopcast", "description": "Twelve new dishes."},
+    }
+    assert [f["features"][0]["uri"] for f in record["facets"]] == [f"{site}/menu"]
 
 
 async def test_an_expired_session_is_refreshed_with_refresh_session(pds: RunningPds, make_account: MakeAccount) -> None:

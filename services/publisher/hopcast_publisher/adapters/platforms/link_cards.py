@@ -120,7 +120,13 @@ class LinkCardReader:
         except (httpx.HTTPError, EgressRefused, TimeoutError, UnicodeDecodeError, LookupError) as exc:
             log.info("link card of a page on %s built from its URL (%s)", urlsplit(uri).hostname, type(exc).__name__)
             return card_from_url(uri)
-        return card_from_html(uri, html) if html is not None else card_from_url(uri)
+        if html is None:
+            return card_from_url(uri)
+        try:
+            return card_from_html(uri, html)
+        except Exception:  # a hostile page must not fail the post: it only loses its title
+            log.warning("link card of a page on %s: its HTML could not be read", urlsplit(uri).hostname)
+            return card_from_url(uri)
 
     async def _head_of(self, uri: str) -> str | None:
         """The page's first `max_bytes` as text, or None when it is not an HTML page."""
