@@ -15,7 +15,7 @@ STAMP := $(VENV)/.installed
 PIP := $(BIN)/python -m pip --quiet --disable-pip-version-check
 DEV_TOKEN_KEYS := deploy/k8s/overlays/dev/token-keys.env
 
-.PHONY: help venv pins dev-keys run up down infra-up infra-down env status test lint typecheck unit integration e2e test-chaos audit schemas asyncapi deploy-check manifests clean
+.PHONY: help venv pins dev-keys run up down infra-up infra-down env status test lint typecheck unit integration e2e test-chaos test-platforms audit schemas asyncapi deploy-check manifests clean
 
 help:
 	@echo "make run         start Kafka, PostgreSQL and the services, seed the demo, show it live; Ctrl-C stops it all"
@@ -27,6 +27,7 @@ help:
 	@echo "make deploy-check   validate deploy/ (compose, Kubernetes, kustomize overlays) offline"
 	@echo "make bench       every benchmark on its own broker and database (~10 min): bench/results/latest.json"
 	@echo "make test-chaos  the full fault-injection suite (kills, restarts, replays under load)"
+	@echo "make test-platforms   the adapters against a real Bluesky PDS and the reference Mastodon client"
 	@echo "make audit       judge every pin: advisories, yanked releases, pins behind their latest (part of make test)"
 	@echo "make pins        write the hashes of every pin after adding or changing one"
 	@echo "make dev-keys    generate the dev overlay's token key (ignored by git)"
@@ -110,6 +111,12 @@ e2e: venv
 # about 10 minutes); `make test` runs its short version. The figures are printed at the end.
 test-chaos: venv
 	HOPCAST_CHAOS=full $(BIN)/pytest tests/chaos -s
+
+# The adapters against real servers and reference clients (platform_tests/README.md): a real
+# Bluesky PDS, whose Node 22 and @atproto/dev-env are set up once into .state/tools (a few
+# minutes the first time, seconds after), and Mastodon.py. Not part of `make test`.
+test-platforms: venv
+	$(BIN)/pytest platform_tests -m platforms
 
 # Every figure of bench/ on a Kafka and PostgreSQL of its own (about 10 minutes); FULL=1 also
 # rebuilds the 1M-row content dedup figures (hours) instead of reading the committed ones.

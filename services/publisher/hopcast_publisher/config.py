@@ -74,6 +74,9 @@ class PublisherSettings(BaseSettings):
 
     bluesky_pds_url: str = "https://bsky.social"
     bluesky_app_url: str = "https://bsky.app"
+    bluesky_link_cards: bool = True
+    """Read a linked page's title and description for its Bluesky card (through the egress
+    guard, 3 s and 256 KiB at most); off: the card shows the URL alone."""
     x_api_url: str = "https://api.x.com"
     x_web_url: str = "https://x.com"
     x_client_id: str | None = None

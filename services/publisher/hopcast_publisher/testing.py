@@ -165,6 +165,8 @@ class FakeBluesky(FakePlatform):
 
     name = "bluesky"
     create_route = ("POST", "/xrpc/com.atproto.repo.createRecord")
+    handles: dict[str, str] = {"alice.test": "did:plc:alice"}
+    """The handles com.atproto.identity.resolveHandle resolves, to their DIDs."""
 
     def expired(self) -> Answer:
         return 400, {}, {"error": "ExpiredToken", "message": "Token has expired"}
@@ -172,6 +174,9 @@ class FakeBluesky(FakePlatform):
     async def route(self, request: Request) -> Answer:
         if (request.method, request.path) == self.create_route:
             return await self.handle_create(request)
+        if request.path == "/xrpc/com.atproto.identity.resolveHandle":
+            did = self.handles.get(request.query.get("handle", ""))
+            return (200, {}, {"did": did}) if did else (400, {}, {"error": "HandleNotFound"})
         if request.path == "/xrpc/com.atproto.repo.getRecord":
             problem = self.token_problem(request)
             if problem is not None:

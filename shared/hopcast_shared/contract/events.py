@@ -51,6 +51,7 @@ from hopcast_shared.contract.fields import (
     Hashtags,
     IanaTimezone,
     Id,
+    LanguageTag,
     LocalTimeOfDay,
     MediaUrls,
     Name,
@@ -119,6 +120,9 @@ class _BrandProfileState(EventData):
     target_audience: ShortText
     language_rules: LanguageRules
     default_hashtags: Hashtags
+    language: LanguageTag | None = None
+    """The language the brand posts in (an addition to DESIGN.md, see docs/contract.md): the
+    publisher tags its posts with it where a platform records one (Bluesky's `langs`)."""
 
     @model_validator(mode="after")
     def _pillars_add_up(self) -> Self:

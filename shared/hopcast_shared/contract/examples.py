@@ -66,6 +66,7 @@ _BRAND_PROFILE: dict[str, Any] = {
         "cta_style": "soft",
     },
     "default_hashtags": ["#coffee", "homebarista"],
+    "language": "en",
 }
 
 _SOCIAL_ACCOUNT: dict[str, Any] = {

@@ -131,6 +131,9 @@ def _iana_timezone(value: str) -> str:
 IanaTimezone = Annotated[str, StringConstraints(min_length=1, max_length=64), AfterValidator(_iana_timezone)]
 """An IANA time zone key known to zoneinfo (`Europe/Paris`, `UTC`)."""
 
+LanguageTag = Annotated[str, StringConstraints(max_length=35, pattern=r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*$")]
+"""A BCP-47 language tag: a primary language, then subtags (`en`, `pt-BR`, `zh-Hant`)."""
+
 LocalTimeOfDay = Annotated[str, StringConstraints(pattern=HHMM_PATTERN)]
 """A local wall-clock time `HH:MM`, 00:00 to 23:59."""
 

@@ -133,7 +133,8 @@ class PendingPostRepository:
         self, conn: Conn, *, lease_token: uuid.UUID, lease_s: float, limit: int
     ) -> list[PublishingPost]:
         """Lease up to `limit` PUBLISHING pending posts that no live worker holds (oldest first),
-        each with whether its organization and its brand are still active (org_active, brand_active)."""
+        each with whether its organization and its brand are still active (org_active, brand_active)
+        and the brand's language (brand_language: its BrandProfile's `language`, or null)."""
         rows = await conn.fetch(
             """
             UPDATE pending_posts p
@@ -147,7 +148,8 @@ class PendingPostRepository:
             WHERE p.id = due.id
             RETURNING p.*,
                 (SELECT deleted_at IS NULL FROM organizations WHERE id = p.organization_id) IS NOT FALSE AS org_active,
-                (SELECT deleted_at IS NULL FROM brands WHERE id = p.brand_profile_id) IS NOT FALSE AS brand_active
+                (SELECT deleted_at IS NULL FROM brands WHERE id = p.brand_profile_id) IS NOT FALSE AS brand_active,
+                (SELECT profile->>'language' FROM brands WHERE id = p.brand_profile_id) AS brand_language
             """,
             lease_token,
             lease_s,
@@ -284,7 +286,7 @@ class PendingPostRepository:
 
 
 def publishing_post(r: asyncpg.Record) -> PublishingPost:
-    """A pending_posts row (with org_active and brand_active when the claim read them)."""
+    """A pending_posts row (with org_active, brand_active and brand_language when the claim read them)."""
     return PublishingPost(
         r["id"],
         r["organization_id"],
@@ -305,4 +307,5 @@ def publishing_post(r: asyncpg.Record) -> PublishingPost:
         r.get("org_active", True),
         r.get("brand_active", True),
         r.get("texts") or {},
+        r.get("brand_language"),
     )

@@ -43,6 +43,8 @@ class PublishingPost:
     brand_active: bool = True
     texts: Mapping[str, str] = field(default_factory=dict)
     """The exact text per platform, as drafted (empty for drafts from before texts existed)."""
+    language: str | None = None
+    """The brand's language (BCP-47) when it said one, for platforms that tag posts with it."""
 
     def text_for(self, platform: str) -> str:
         """What to post on `platform`: its drafted text, else (an older draft) the content

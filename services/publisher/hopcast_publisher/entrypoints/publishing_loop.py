@@ -284,7 +284,9 @@ class PublishingLoop:
             return PlatformResult(
                 platform, account_id, None, PublishFailureReason.TOKEN_INVALID, "the stored token cannot be decrypted"
             )
-        request = PostRequest(attempt.idempotency_key, text, attempt.created_at)
+        request = PostRequest(
+            attempt.idempotency_key, text, attempt.created_at, pending.language, has_media=bool(pending.media_urls)
+        )
         async with self._semaphore, refused.turn(account_id, adapter):
             if account_id in refused.reasons:  # found by another post of this round
                 return _needs_reauth(platform, account_id, refused.reasons[account_id])

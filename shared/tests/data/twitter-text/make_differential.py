@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import random
 import sys
+from collections.abc import Sequence
 
 PIECES = [
     "hello",
@@ -125,20 +126,23 @@ PIECES = [
 ]
 
 
-def text(rng: random.Random) -> str:
-    n = rng.choice([1, 2, 3, 5, 8, 13, 30, 60, 120])
-    out = []
-    for _ in range(n):
-        out.append(rng.choice(PIECES))
-        if rng.random() < 0.6:
-            out.append(" ")
-    return "".join(out)
+def corpus(pieces: Sequence[str], lengths: Sequence[int], count: int, seed: int = 17) -> list[str]:
+    """`count` texts, each of a number of pieces drawn from `lengths`, with a space after a piece
+    six times in ten (shared with the Bluesky facet corpus, ../bluesky-facets/make_corpus.py)."""
+    rng = random.Random(seed)
+    texts = []
+    for _ in range(count):
+        out = []
+        for _ in range(rng.choice(lengths)):
+            out.append(rng.choice(pieces))
+            if rng.random() < 0.6:
+                out.append(" ")
+        texts.append("".join(out))
+    return texts
 
 
 def main() -> None:
-    rng = random.Random(17)
-    texts = [text(rng) for _ in range(1000)]
-    json.dump(texts, sys.stdout, ensure_ascii=False)
+    json.dump(corpus(PIECES, [1, 2, 3, 5, 8, 13, 30, 60, 120], 1000), sys.stdout, ensure_ascii=False)
 
 
 if __name__ == "__main__":

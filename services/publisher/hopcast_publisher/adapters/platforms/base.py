@@ -78,6 +78,10 @@ class PostRequest:
     idempotency_key: str
     text: str
     created_at: datetime
+    language: str | None = None
+    """The post's language, a BCP-47 tag (the brand's), for platforms that record one."""
+    has_media: bool = False
+    """The post has images or a video, so a platform shows them rather than a link card."""
 
 
 @dataclass(frozen=True)

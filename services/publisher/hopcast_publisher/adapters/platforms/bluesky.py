@@ -5,6 +5,14 @@ its idempotency key, so every try writes the same record, and "does it exist?" i
 com.atproto.repo.getRecord of that key. Tokens: the session's accessJwt, refreshed with
 com.atproto.server.refreshSession (the refreshJwt as bearer). An expired token is a 400
 `ExpiredToken` on Bluesky, or a 401.
+
+Rich text (Bluesky links nothing by itself): facets for the text's links, hashtags and
+mentions, detected as the official client does (`hopcast_shared.text_rules.bluesky_facets`),
+each mention resolved to a DID with com.atproto.identity.resolveHandle (one that does not
+resolve stays plain text); `langs` from the post's language; and, for a post with a link and
+no media, a link card (app.bsky.embed.external) of its first link, read from the page through
+the egress guard when `link_cards` is given, else built from the URL. They are made once per
+post, so every try sends the same record.
 """
 
 from __future__ import annotations
@@ -12,6 +20,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import re
 from datetime import UTC, datetime
 
 import httpx
@@ -31,12 +40,18 @@ from hopcast_publisher.adapters.platforms.http import (
     json_or_empty,
     now,
 )
+from hopcast_publisher.adapters.platforms.link_cards import LinkCardReader, card_from_url
 from hopcast_publisher.adapters.platforms.rate_limits import RateLimit, bluesky_rate_limit
 from hopcast_publisher.adapters.platforms.reauth import NeedsReauth, atproto_refusal
 from hopcast_shared.contract import PublishFailureReason
+from hopcast_shared.text_rules.bluesky_facets import detect_facets, first_link, mention_handles, record_facets
 
 COLLECTION = "app.bsky.feed.post"
 _TID_ALPHABET = "234567abcdefghijklmnopqrstuvwxyz"
+# A language tag the lexicon's `language` format takes (BCP-47: a primary tag, then subtags).
+_LANGUAGE = re.compile(r"[A-Za-z]{2,3}(?:-[A-Za-z0-9]{1,8})*")
+# How many posts' rich parts (facets, card) are kept for their retries.
+_RICH_CACHE = 1024
 
 
 def tid_for(created_at: datetime, idempotency_key: str) -> str:
@@ -65,11 +80,23 @@ class BlueskyAdapter(HttpPlatformAdapter):
     platform = "BLUESKY"
 
     def __init__(
-        self, *, pds_url: str, app_url: str = "https://bsky.app", options: AdapterOptions | None = None
+        self,
+        *,
+        pds_url: str,
+        app_url: str = "https://bsky.app",
+        options: AdapterOptions | None = None,
+        link_cards: LinkCardReader | None = None,
     ) -> None:
         super().__init__(options)
         self._pds_url = pds_url.rstrip("/")
         self._app_url = app_url.rstrip("/")
+        self._link_cards = link_cards
+        self._rich: dict[str, dict[str, object]] = {}
+
+    async def close(self) -> None:
+        await super().close()
+        if self._link_cards is not None:
+            await self._link_cards.close()
 
     def _base(self, account: AccountCredentials) -> str:
         return (account.api_base_url or self._pds_url).rstrip("/")
@@ -80,11 +107,48 @@ class BlueskyAdapter(HttpPlatformAdapter):
     def _url(self, account: AccountCredentials, rkey: str) -> str:
         return f"{self._app_url}/profile/{self._repo(account)}/post/{rkey}"
 
+    async def _resolve_handle(self, account: AccountCredentials, handle: str) -> str | None:
+        """The DID of a handle, or None when it does not resolve (the mention stays text)."""
+        try:
+            response = await self.client.get(
+                f"{self._base(account)}/xrpc/com.atproto.identity.resolveHandle", params={"handle": handle}
+            )
+        except httpx.HTTPError:
+            return None
+        did = json_or_empty(response).get("did") if response.status_code == 200 else None
+        return did if isinstance(did, str) and did.startswith("did:") else None
+
+    async def rich_parts(self, account: AccountCredentials, request: PostRequest) -> dict[str, object]:
+        """The record's facets, langs and embed for this post (made once, then reused)."""
+        cached = self._rich.get(request.idempotency_key)
+        if cached is not None:
+            return cached
+        facets = detect_facets(request.text)
+        dids = {}
+        for handle in mention_handles(facets):
+            did = await self._resolve_handle(account, handle)
+            if did is not None:
+                dids[handle] = did
+        parts: dict[str, object] = {}
+        if facets and (rich := record_facets(facets, dids)):
+            parts["facets"] = rich
+        if request.language and _LANGUAGE.fullmatch(request.language):
+            parts["langs"] = [request.language]
+        link = first_link(facets)
+        if link is not None and not request.has_media:
+            card = await self._link_cards.card(link) if self._link_cards is not None else card_from_url(link)
+            parts["embed"] = card.embed()
+        if len(self._rich) >= _RICH_CACHE:
+            self._rich.pop(next(iter(self._rich)))
+        self._rich[request.idempotency_key] = parts
+        return parts
+
     async def _create(self, account: AccountCredentials, request: PostRequest) -> httpx.Response:
         record = {
             "$type": COLLECTION,
             "text": request.text,
             "createdAt": request.created_at.astimezone(UTC).isoformat().replace("+00:00", "Z"),
+            **await self.rich_parts(account, request),
         }
         return await self.client.post(
             f"{self._base(account)}/xrpc/com.atproto.repo.createRecord",

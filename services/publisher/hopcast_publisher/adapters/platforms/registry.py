@@ -10,6 +10,7 @@ from hopcast_publisher.adapters.platforms.base import AccountRateLimiter, Platfo
 from hopcast_publisher.adapters.platforms.bluesky import BlueskyAdapter
 from hopcast_publisher.adapters.platforms.egress import EgressPolicy
 from hopcast_publisher.adapters.platforms.http import AdapterOptions, HttpSettings
+from hopcast_publisher.adapters.platforms.link_cards import LinkCardReader
 from hopcast_publisher.adapters.platforms.linkedin import LinkedInAdapter
 from hopcast_publisher.adapters.platforms.mastodon import MastodonAdapter
 from hopcast_publisher.adapters.platforms.mastodon_instance import InstanceLimitCache
@@ -44,7 +45,10 @@ def build_adapters(settings: PublisherSettings) -> Mapping[str, PlatformAdapter]
     )
     return {
         Platform.BLUESKY.value: BlueskyAdapter(
-            pds_url=settings.bluesky_pds_url, app_url=settings.bluesky_app_url, options=options
+            pds_url=settings.bluesky_pds_url,
+            app_url=settings.bluesky_app_url,
+            options=options,
+            link_cards=LinkCardReader(options.egress) if settings.bluesky_link_cards else None,
         ),
         Platform.MASTODON.value: MastodonAdapter(
             client_id=settings.mastodon_client_id,
