@@ -46,7 +46,7 @@ from kafka_acls_check import check_kafka_acls
 from manifest_schemas import KUBERNETES_VERSION, compose_schema, describe, schema_errors
 from manifests import check_generated
 from pinned_tools import ROOT, ensure_kubectl, npm_file, render
-from rollout_check import job_problems, migration_step_problems, scaling_problems
+from rollout_check import job_problems, migration_step_problems, scaling_problems, topic_prefix_problems
 from versions_check import check_versions
 
 DEPLOY = ROOT / "deploy"
@@ -291,7 +291,12 @@ def check_overlays(report: Report) -> dict[str, list[dict[str, Any]]]:
         for doc in docs:
             for error in schema_errors(doc):
                 report.fail(f"{where} {_name(doc)}", error)
-        rollout = [*scaling_problems(docs), *migration_step_problems(docs, SERVICES), *job_problems(docs)]
+        rollout = [
+            *scaling_problems(docs),
+            *migration_step_problems(docs, SERVICES),
+            *job_problems(docs),
+            *topic_prefix_problems(docs),
+        ]
         for problem in [*hardening_problems(docs), *rollout]:
             report.fail(where, problem)
         rendered[overlay] = docs

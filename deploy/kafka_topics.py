@@ -19,7 +19,9 @@ from hopcast_shared.topics import topic_specs
 
 TOPICS_FILE = ROOT / "deploy" / "k8s" / "components" / "strimzi" / "topics.yaml"
 CLUSTER = "hopcast-kafka"
-BASE_LAYOUT = KafkaSettings(partitions=6, replication_factor=3)
+# Built without reading KAFKA_* from the environment (as KafkaSettings(...) would), so that the
+# file `make manifests` writes does not depend on the shell it runs in.
+BASE_LAYOUT = KafkaSettings.model_construct(partitions=6, replication_factor=3)
 
 
 def kafka_topics(kafka: KafkaSettings = BASE_LAYOUT) -> list[dict[str, Any]]:

@@ -10,7 +10,9 @@
   `<service>-migrations`, and the service told not to migrate (`<SERVICE>_MIGRATE_ON_START`
   false): not in the serving process, not inside its startup window;
 - a Job (the topics step) is deleted once finished (`ttlSecondsAfterFinished` 0), so that
-  applying a new image or config finds no immutable Job in its way.
+  applying a new image or config finds no immutable Job in its way;
+- where the topics are KafkaTopics (Strimzi), they are the ones the services use: made without
+  a prefix, so `KAFKA_TOPIC_PREFIX` must be empty there.
 """
 
 from __future__ import annotations
@@ -81,4 +83,15 @@ def job_problems(docs: Sequence[dict[str, Any]]) -> list[str]:
         " immutable Job)"
         for d in docs
         if d.get("kind") == "Job" and d["spec"].get("ttlSecondsAfterFinished") != 0
+    ]
+
+
+def topic_prefix_problems(docs: Sequence[dict[str, Any]]) -> list[str]:
+    if not any(d.get("kind") == "KafkaTopic" for d in docs):
+        return []
+    return [
+        f"ConfigMap/{d['metadata']['name']}: KAFKA_TOPIC_PREFIX is set, but the KafkaTopics have no prefix"
+        " (the services would use topics nobody made)"
+        for d in docs
+        if d.get("kind") == "ConfigMap" and d.get("data", {}).get("KAFKA_TOPIC_PREFIX")
     ]

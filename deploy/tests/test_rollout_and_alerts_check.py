@@ -14,7 +14,7 @@ import pytest
 import yaml
 from deploy_check import Report, exported_metrics
 from manifests import check_generated
-from rollout_check import job_problems, migration_step_problems, scaling_problems
+from rollout_check import job_problems, migration_step_problems, scaling_problems, topic_prefix_problems
 
 
 def _docs(*, replicas: int | None = None, max_replicas: int = 6, partitions: str = "12") -> list[dict[str, Any]]:
@@ -82,6 +82,23 @@ def test_a_job_kept_after_it_finished_is_refused() -> None:
     [problem] = job_problems([kept])
     assert "Job/hopcast-topics: ttlSecondsAfterFinished is not 0" in problem
     assert job_problems([{**kept, "spec": {"ttlSecondsAfterFinished": 0}}]) == []
+
+
+def test_a_topic_prefix_beside_the_strimzi_topics_is_refused() -> None:
+    topic = {"kind": "KafkaTopic", "metadata": {"name": "upstream.events"}}
+    config = {"kind": "ConfigMap", "metadata": {"name": "hopcast-config-x"}, "data": {"KAFKA_TOPIC_PREFIX": "prod."}}
+    [problem] = topic_prefix_problems([topic, config])
+    assert "KAFKA_TOPIC_PREFIX is set, but the KafkaTopics have no prefix" in problem
+    assert topic_prefix_problems([config]) == []  # a Job makes prefixed topics itself
+
+
+def test_the_strimzi_topics_do_not_depend_on_the_shell(monkeypatch: pytest.MonkeyPatch) -> None:
+    from kafka_topics import kafka_topics
+
+    monkeypatch.setenv("KAFKA_RETENTION_MS", "60000")
+    monkeypatch.setenv("KAFKA_TOPIC_PREFIX", "shell.")
+    assert {t["spec"]["config"]["retention.ms"] for t in kafka_topics()} == {"604800000", "2592000000"}
+    assert not any(t["spec"]["topicName"].startswith("shell.") for t in kafka_topics())
 
 
 def test_the_strimzi_topics_are_the_contracts() -> None:
