@@ -15,6 +15,11 @@ PUBLISH_SECONDS = Histogram(
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120),
 )
 RESUMED = Counter("hopcast_publisher_resumed_total", "Pending posts taken over after a lease ran out")
+LEASES_LOST = Counter(
+    "hopcast_publisher_leases_lost_total",
+    "Publishing leases this process lost (claimed by another worker, or not renewed in time): their calls"
+    " were not sent",
+)
 TOKENS_REFRESHED = Counter("hopcast_publisher_tokens_refreshed_total", "Tokens refreshed and stored", ["platform"])
 ENGAGEMENT_UPDATES = Counter("hopcast_publisher_engagement_updates_total", "EngagementReported applied to posts")
 COMPLETION_FAILURES = Counter(

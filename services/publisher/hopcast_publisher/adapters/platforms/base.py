@@ -30,6 +30,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
+from hopcast_publisher.adapters.platforms.lease import HeldLease
 from hopcast_shared.contract import PublishFailureReason
 from hopcast_shared.redact import redact_text
 
@@ -68,11 +69,13 @@ class RefreshedTokens:
 @dataclass(frozen=True)
 class PostRequest:
     """One post on one platform. `created_at` is fixed when publishing starts, so every
-    try (and a resumption after a crash) sends the same request."""
+    try (and a resumption after a crash) sends the same request. `lease`: the pending post's
+    lease, confirmed immediately before each call that may create the post (`lease.py`)."""
 
     idempotency_key: str
     text: str
     created_at: datetime
+    lease: HeldLease | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -109,7 +112,8 @@ class PlatformAdapter(ABC):
         on_refreshed: TokensRefreshed,
     ) -> Published:
         """Publish once. `resumed`: an earlier try may have published it (after a crash),
-        so ask the platform first. Raises PublishFailure."""
+        so ask the platform first. Raises PublishFailure, or LeaseLost when `request.lease`
+        is not confirmed before a call that may create the post (nothing is sent then)."""
 
     @abstractmethod
     async def refresh(self, account: AccountCredentials) -> RefreshedTokens:
