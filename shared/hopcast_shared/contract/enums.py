@@ -112,6 +112,9 @@ class PublishFailureReason(StrEnum):
     PLATFORM_REJECTED = "PLATFORM_REJECTED"
     RETRIES_EXHAUSTED = "RETRIES_EXHAUSTED"
     EGRESS_REFUSED = "EGRESS_REFUSED"  # the platform URL is not https or not public: nothing was sent
+    # An addition to the contract (docs/contract.md): a call may have published the post and the
+    # platform cannot be asked (LinkedIn without r_member_social); not retried, never posted twice.
+    OUTCOME_UNKNOWN = "OUTCOME_UNKNOWN"
 
 
 class RunOutcome(StrEnum):
