@@ -81,6 +81,8 @@ class FakePlatform:
         self.expired_tokens: set[str] = {"expired-access"}
         self.refresh_tokens: dict[str, str] = {"good-refresh": "fresh-access"}
         self.faults: list[Fault] = []
+        self.create_delay_s = 0.0
+        """Every create call takes this long before it is handled (a slow platform)."""
         self._ids = itertools.count(110_000_000_000_000_001)
 
     def fail_next(self, *faults: Fault) -> None:
@@ -115,6 +117,8 @@ class FakePlatform:
         problem = self.token_problem(request)
         if problem is not None:
             return problem
+        if self.create_delay_s:
+            await asyncio.sleep(self.create_delay_s)
         fault = self.faults.pop(0) if self.faults else None
         if fault is None:
             return await self.create(request)
