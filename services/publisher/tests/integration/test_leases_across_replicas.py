@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import math
 import os
 import uuid
@@ -133,42 +134,63 @@ class Unreachable:
         raise ConnectionRefusedError("the database is unreachable from this replica")
 
 
-async def test_two_replicas_with_a_lease_shorter_than_the_queue_make_exactly_ten_posts(db: Database) -> None:
+class Replicas:
+    """Two publisher replicas on one database, each with its own live adapters (and so its own
+    per-account limiter) and lease keeper, in front of one slow fake LinkedIn."""
+
+    def __init__(self, db: Database, fake: FakeLinkedIn, url: str) -> None:
+        self.db, self.fake = db, fake
+        self.settings = replica_settings(url)
+        self.adapters = [build_adapters(self.settings) for _ in range(2)]
+        self.loops = [PublishingLoop(db, KAFKA, adapters, TOKENS, self.settings) for adapters in self.adapters]
+        self.tasks: list[asyncio.Task[None]] = []
+
+    def start(self, index: int) -> None:
+        self.tasks.append(asyncio.create_task(self.loops[index].run()))
+
+    async def stop(self) -> None:
+        for task in self.tasks:
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+        for adapters in self.adapters:
+            for adapter in adapters.values():
+                await adapter.close()
+
+
+@contextlib.asynccontextmanager
+async def replicas_on_linkedin(db: Database) -> AsyncIterator[Replicas]:
     fake = FakeLinkedIn()
     fake.create_delay_s = 0.3
     async with serve(fake) as url:
-        texts = await pending_linkedin_posts(db, MEMBER, 10)
-        settings = replica_settings(url)
-        replicas = [build_adapters(settings) for _ in range(2)]
-        loops = [PublishingLoop(db, KAFKA, adapters, TOKENS, settings) for adapters in replicas]
-        tasks = [asyncio.create_task(loop.run()) for loop in loops]
+        replicas = Replicas(db, fake, url)
         try:
-            await until(lambda: _none_left(db))
+            yield replicas
         finally:
-            await _stop(tasks, replicas)
-    assert sorted(p["commentary"] for p in fake.posts) == sorted(texts)  # 10 posts, each once
-    assert fake.creates() == 10
+            await replicas.stop()
+
+
+async def test_two_replicas_with_a_lease_shorter_than_the_queue_make_exactly_ten_posts(db: Database) -> None:
+    async with replicas_on_linkedin(db) as replicas:
+        texts = await pending_linkedin_posts(db, MEMBER, 10)
+        replicas.start(0)
+        replicas.start(1)
+        await until(lambda: _none_left(db))
+    assert sorted(p["commentary"] for p in replicas.fake.posts) == sorted(texts)  # 10 posts, each once
+    assert replicas.fake.creates() == 10
     assert await published_once_each(db) == 10
-    assert sum(loop.leases.renewals for loop in loops) >= 1  # the queue outlasted the first lease
+    assert sum(loop.leases.renewals for loop in replicas.loops) >= 1  # the queue outlasted the first lease
 
 
 async def test_a_replica_that_cannot_renew_sends_nothing_late_and_the_other_finishes_once(db: Database) -> None:
-    fake = FakeLinkedIn()
-    fake.create_delay_s = 0.3
-    async with serve(fake) as url:
+    async with replicas_on_linkedin(db) as replicas:
         texts = await pending_linkedin_posts(db, PAGE, 10)
-        settings = replica_settings(url)
-        replicas = [build_adapters(settings) for _ in range(2)]
-        stalled, healthy = (PublishingLoop(db, KAFKA, adapters, TOKENS, settings) for adapters in replicas)
-        stalled.leases = LeaseKeeper(Unreachable(), lease_s=settings.lease_s, margin_s=0.25)  # type: ignore[arg-type]
-        tasks = [asyncio.create_task(stalled.run())]
-        try:
-            await until(_all_leased(db))  # the stalled replica claimed all ten first
-            tasks.append(asyncio.create_task(healthy.run()))
-            await until(lambda: _none_left(db))
-        finally:
-            await _stop(tasks, replicas)
-    assert sorted(p["commentary"] for p in fake.posts) == sorted(texts)
+        stalled = replicas.loops[0]
+        stalled.leases = LeaseKeeper(Unreachable(), lease_s=2, margin_s=0.25)  # type: ignore[arg-type]
+        replicas.start(0)
+        await until(_all_leased(db))  # the stalled replica claimed all ten first
+        replicas.start(1)
+        await until(lambda: _none_left(db))
+    assert sorted(p["commentary"] for p in replicas.fake.posts) == sorted(texts)
     assert await published_once_each(db) == 10
     resumed = await db.pool.fetchval("SELECT count(*) FROM pending_posts WHERE claims > 1")
     assert resumed >= 1  # dropped by the stalled replica, looked up and finished by the other
@@ -184,15 +206,6 @@ def _all_leased(db: Database) -> Any:
 
 async def _none_left(db: Database) -> bool:
     return await publishing(db) == 0
-
-
-async def _stop(tasks: list[asyncio.Task[None]], replicas: list[Any]) -> None:
-    for task in tasks:
-        task.cancel()
-    await asyncio.gather(*tasks, return_exceptions=True)
-    for adapters in replicas:
-        for adapter in adapters.values():
-            await adapter.close()
 
 
 async def _claimed(db: Database, count: int) -> tuple[uuid.UUID, list[uuid.UUID]]:
