@@ -107,8 +107,8 @@ class LeaseKeeper:
         await self.renew()
         if self.left_s(pending_post_id) >= needed:
             return
-        if self._held.pop(pending_post_id, None) is not None:
-            metrics.LEASES_LOST.inc()
+        self._held.pop(pending_post_id, None)
+        metrics.LEASES_LOST.inc()
         raise LeaseLost(f"the lease of pending post {pending_post_id} is lost or ends within {needed:.1f}s")
 
     async def renew(self) -> None:
@@ -137,9 +137,10 @@ class LeaseKeeper:
         for pending_post_id in renewal.lost:
             lease = self._held.get(pending_post_id)
             if lease is not None and lease.token == tokens[pending_post_id]:
+                # Claimed by another worker, or completed (by this one too, just before its
+                # release): either way no call of it may be sent any more.
                 del self._held[pending_post_id]
-                metrics.LEASES_LOST.inc()
-                log.warning("lost the publishing lease of pending post %s", pending_post_id)
+                log.info("the publishing lease of pending post %s is no longer held", pending_post_id)
 
     async def _beat(self) -> None:
         while self._held:
