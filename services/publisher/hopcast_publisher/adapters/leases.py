@@ -1,5 +1,14 @@
 """SQL of the publishing leases after the claim (`PendingPostRepository.claim_publishing`):
-one statement renews every lease a worker still holds and says which it has lost."""
+one statement renews every lease a worker still holds and says which it has lost; and what
+an attempt's status says about calls sent for it, so that a post claimed again is looked up
+on the platform only when a call may have been sent.
+
+Attempt statuses while publishing: PENDING (written when publishing starts; also what a
+version before these statuses left), QUEUED (its post was claimed for the first time, so no
+call has been sent), SENT (a create call is about to be sent, recorded before it is). A post
+claimed again with an attempt QUEUED was never called for on that platform: no lookup is
+needed, and none is made (a personal LinkedIn account cannot make one). PENDING or SENT
+means a call may have been sent: ask first."""
 
 from __future__ import annotations
 
@@ -55,4 +64,30 @@ async def renew_leases(conn: Conn, held: Sequence[tuple[uuid.UUID, uuid.UUID]], 
     )
     return Renewal(
         frozenset(r["id"] for r in rows if r["renewed"]), frozenset(r["id"] for r in rows if not r["renewed"])
+    )
+
+
+QUEUED, SENT = "QUEUED", "SENT"
+
+
+async def queue_first_claims(conn: Conn, pending_post_ids: Sequence[uuid.UUID]) -> None:
+    """The PENDING attempts of pending posts claimed for the first time become QUEUED: nothing
+    can have been sent for them. (A later claim changes nothing, so PENDING keeps meaning "may
+    have been sent" for posts a version before this one claimed.)"""
+    if pending_post_ids:
+        await conn.execute(
+            "UPDATE publish_attempts SET status = 'QUEUED'"
+            " WHERE pending_post_id = ANY($1::uuid[]) AND status = 'PENDING'",
+            list(pending_post_ids),
+        )
+
+
+async def record_sending(conn: Conn, pending_post_id: uuid.UUID, platform: str) -> None:
+    """A create call for this attempt is about to be sent: whoever claims its post later asks
+    the platform first. Written before the call, so it is never missing after one."""
+    await conn.execute(
+        "UPDATE publish_attempts SET status = 'SENT' WHERE pending_post_id = $1 AND platform = $2"
+        " AND status IN ('PENDING', 'QUEUED')",
+        pending_post_id,
+        platform,
     )

@@ -26,7 +26,7 @@ import logging
 import math
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 
 from hopcast_publisher import metrics
@@ -50,9 +50,18 @@ class PostLease:
 
     keeper: LeaseKeeper
     pending_post_id: uuid.UUID
+    before_call: Callable[[], Awaitable[None]] | None = None
+    """Run once the lease is confirmed and before the call is sent (the loop records the
+    call there); the lease is confirmed again after it, so it cannot eat the margin."""
+
+    def with_before_call(self, before_call: Callable[[], Awaitable[None]]) -> PostLease:
+        return PostLease(self.keeper, self.pending_post_id, before_call)
 
     async def confirm(self, call_s: float) -> None:
         await self.keeper.confirm(self.pending_post_id, call_s)
+        if self.before_call is not None:
+            await self.before_call()
+            await self.keeper.confirm(self.pending_post_id, call_s)
 
 
 class LeaseKeeper:

@@ -29,6 +29,7 @@ import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -36,6 +37,7 @@ import asyncpg
 
 from hopcast_publisher import metrics
 from hopcast_publisher.adapters.credentials import AccountTokens, OpenCredentials, TokenDecryptError
+from hopcast_publisher.adapters.leases import QUEUED, SENT, queue_first_claims, record_sending
 from hopcast_publisher.adapters.platforms.base import (
     AccountCredentials,
     PlatformAdapter,
@@ -142,6 +144,7 @@ class PublishingLoop:
             )
             if not claimed:
                 return 0
+            await queue_first_claims(conn, [p.id for p in claimed if p.claims == 1])
             attempts = await self.deps.pending_posts.attempts_of(conn, [p.id for p in claimed])
             accounts = await self.deps.accounts.accounts_by_id(
                 conn, list({a.social_account_id for a in attempts if a.social_account_id is not None})
@@ -308,9 +311,18 @@ class PublishingLoop:
                 platform, account_id, None, PublishFailureReason.TOKEN_INVALID, "the stored token cannot be decrypted"
             )
         request = PostRequest(attempt.idempotency_key, text, attempt.created_at, lease)
+        # Resumed, a platform is asked first only if a call may have been sent for it.
+        maybe_sent = resumed and attempt.status != QUEUED
         async with self._semaphore, refused.turn(account_id, adapter):
             if account_id in refused.reasons:  # found by another post of this round
                 return _needs_reauth(platform, account_id, refused.reasons[account_id])
+            if isinstance(adapter, HttpPlatformAdapter) and attempt.status != SENT:
+                # Recorded once its lease is confirmed, immediately before the first call.
+                record = self._recording(pending.id, platform)
+                if lease is None:
+                    await record()
+                else:
+                    request = replace(request, lease=lease.with_before_call(record))
             try:
                 credentials = await self._credentials.fresh(adapter, credentials, opened)
 
@@ -318,7 +330,7 @@ class PublishingLoop:
                     opened[account.social_account_id] = account
                     await self._credentials.store(account, tokens)
 
-                published = await adapter.publish(credentials, request, resumed=resumed, on_refreshed=refreshed)
+                published = await adapter.publish(credentials, request, resumed=maybe_sent, on_refreshed=refreshed)
             except LeaseLost:
                 raise  # the post is dropped from the round, not failed
             except PublishFailure as failure:
@@ -338,6 +350,25 @@ class PublishingLoop:
                     f"adapter error: {type(exc).__name__}",
                 )
         return PlatformResult(platform, account_id, published)
+
+    def _recording(self, pending_post_id: uuid.UUID, platform: str) -> Callable[[], Awaitable[None]]:
+        """Records, once, that a call for the attempt is about to be sent (`adapters/leases.py`);
+        when it cannot be, no call is sent and the post is dropped from the round, as for a
+        lost lease."""
+        recorded = False
+
+        async def record() -> None:
+            nonlocal recorded
+            if recorded:
+                return
+            try:
+                async with self._db.transaction() as conn:
+                    await record_sending(conn, pending_post_id, platform)
+            except Exception as exc:
+                raise LeaseLost(f"could not record the call before sending it ({type(exc).__name__})") from exc
+            recorded = True
+
+        return record
 
 
 class _Refusals:

@@ -33,7 +33,9 @@ loop (this replica after a restart, or another) claims it again, and since it wa
 before, each adapter first asks the platform whether the post already exists (Bluesky: the
 record key derived from the idempotency key; Mastodon: the Idempotency-Key header; X and
 LinkedIn: the account's latest posts with the same text, or OUTCOME_UNKNOWN where LinkedIn
-will not list them; sandbox: ids derived from the key) before posting. No call is sent
+will not list them; sandbox: ids derived from the key) before posting, wherever a call may
+have been sent (an attempt is recorded SENT before its first call: `adapters/leases.py`;
+one still QUEUED is posted without asking). No call is sent
 unless its post's lease outlasts it (the loop's `LeaseKeeper`), so two workers never
 publish the same post at once; a worker that finds its lease gone at step 3 writes nothing
 (the row's status or lease token no longer match), and posts' UNIQUE (pending_post_id,

@@ -196,6 +196,43 @@ async def test_a_replica_that_cannot_renew_sends_nothing_late_and_the_other_fini
     assert resumed >= 1  # dropped by the stalled replica, looked up and finished by the other
 
 
+async def _dropped_before_any_call(db: Database, replicas: Replicas) -> None:
+    """One round of the first replica, whose lease cannot be confirmed for a call (too short
+    for its margin, and renewing fails): its post is dropped without a call; then the lease
+    runs out."""
+    dropping = replicas.loops[0]
+    dropping.leases = LeaseKeeper(Unreachable(), lease_s=2, margin_s=5)  # type: ignore[arg-type]
+    assert await dropping.publish_batch() == 1
+    assert replicas.fake.calls == [] and await publishing(db) == 1
+    await db.pool.execute("UPDATE pending_posts SET lease_until = now() - interval '1 second'")
+
+
+async def test_a_post_resumed_before_any_call_was_sent_is_posted_without_asking(db: Database) -> None:
+    async with replicas_on_linkedin(db) as replicas:
+        [text] = await pending_linkedin_posts(db, MEMBER, 1)  # a personal account: it could not ask
+        await _dropped_before_any_call(db, replicas)
+        assert await replicas.loops[1].publish_batch() == 1
+    assert [p["commentary"] for p in replicas.fake.posts] == [text]
+    assert ("GET", "/rest/posts") not in replicas.fake.calls  # never sent, so nothing to look up
+    assert await published_once_each(db) == 1
+
+
+async def test_a_post_resumed_after_a_call_was_recorded_asks_first(db: Database) -> None:
+    async with replicas_on_linkedin(db) as replicas:
+        await pending_linkedin_posts(db, MEMBER, 1)
+        await _dropped_before_any_call(db, replicas)
+        # As a worker that recorded its call and died before it could tell what came of it.
+        await db.pool.execute("UPDATE publish_attempts SET status = 'SENT'")
+        assert await replicas.loops[1].publish_batch() == 1
+    assert replicas.fake.posts == [] and replicas.fake.creates() == 0  # asked, and not posted blindly
+    assert ("GET", "/rest/posts") in replicas.fake.calls
+    reason = await db.pool.fetchval(
+        "SELECT convert_from(payload, 'UTF8')::jsonb #>> '{data,reason}' FROM outbox"
+        " WHERE event_type = 'PostPublishFailed' AND topic = 't.publisher.events'"
+    )
+    assert reason == "OUTCOME_UNKNOWN"
+
+
 def _all_leased(db: Database) -> Any:
     async def leased() -> bool:
         query = "SELECT count(*) = 10 FROM pending_posts WHERE lease_token IS NOT NULL"
