@@ -43,8 +43,14 @@ class Plan:
 PLAN = Plan(orgs=12, wave=12, rounds=3, replays=True) if FULL else Plan(orgs=4, wave=4, rounds=1, replays=False)
 # A pending post the killed publisher had claimed waits for its lease to run out before another
 # worker resumes it; the default lease (300 s) covers a real platform's slowest call, the sandbox
-# publishes at once: a short lease lets a run caught by the kill finish within the test.
-CHAOS_ENV = {"PUBLISHER_HTTP_DEADLINE_S": "5", "PUBLISHER_LEASE_S": "15"}
+# publishes at once: a short lease lets a run caught by the kill finish within the test (it must
+# outlast a platform call between two renewals: the timeouts are shortened with it).
+CHAOS_ENV = {
+    "PUBLISHER_HTTP_DEADLINE_S": "5",
+    "PUBLISHER_LEASE_S": "15",
+    "PUBLISHER_HTTP_CONNECT_TIMEOUT_S": "2",
+    "PUBLISHER_HTTP_READ_TIMEOUT_S": "5",
+}
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(3600 if FULL else 600)]
 
 

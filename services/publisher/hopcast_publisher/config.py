@@ -17,6 +17,9 @@ from hopcast_publisher.domain.api_versions import (
 )
 from hopcast_shared.public_address import is_loopback_host, why_not_public_url
 
+LEASE_MARGIN_S = 0.25
+"""What a lease must hold for beyond a call's longest duration when the call is sent."""
+
 # The platform URLs of the settings, by the platform whose egress allowlist they fall under.
 _PLATFORM_URLS = {
     "BLUESKY": ("bluesky_pds_url",),
@@ -41,9 +44,11 @@ class PublisherSettings(BaseSettings):
     another's Python work)."""
     publish_concurrency: int = Field(default=50, ge=1, le=1_000)
     poll_interval_s: float = Field(default=2.0, gt=0, le=3600)
-    lease_s: float = Field(default=300.0, ge=5)
-    """How long a claimed pending post is held before another worker may resume it; longer
-    than a publication may take (http_deadline_s), so two workers never post at once."""
+    lease_s: float = Field(default=300.0, gt=0)
+    """How long a claimed pending post is held before another worker may resume it after a
+    crash. Renewed every third of it while its calls wait (entrypoints/lease_keeper.py); a
+    platform call is sent only while its lease outlasts it, so the lease must leave room for
+    one call (http_connect_timeout_s + http_read_timeout_s) between two renewals."""
     completion_max_attempts: int = Field(default=5, ge=1, le=100)
     """Tries to complete a pending post whose completion fails (an event the contract refuses,
     a row the database refuses) before it is ended PUBLISH_FAILED; the others of its batch
@@ -152,10 +157,18 @@ class PublisherSettings(BaseSettings):
                     raise ValueError(f"{name}: its host is not on the {platform} egress allowlist")
         return self
 
+    @property
+    def call_s(self) -> float:
+        """The longest one platform call may take (the adapters cut it off there)."""
+        return self.http_connect_timeout_s + self.http_read_timeout_s
+
     @model_validator(mode="after")
-    def _lease_covers_publication(self) -> Self:
-        # Platforms of a post are published concurrently, each within http_deadline_s, plus
-        # a token refresh: a lease of twice that leaves no window for a second worker.
-        if self.lease_s <= 2 * self.http_deadline_s:
-            raise ValueError("lease_s must be more than twice http_deadline_s")
+    def _lease_covers_a_call(self) -> Self:
+        # Renewed every third of lease_s: just before the next renewal two thirds are left,
+        # which must cover a call and the margin, or calls would wait for renewals.
+        if self.lease_s * 2 / 3 <= self.call_s + LEASE_MARGIN_S:
+            raise ValueError(
+                "lease_s must be more than 1.5 x (http_connect_timeout_s + http_read_timeout_s"
+                f" + {LEASE_MARGIN_S}s): a platform call is sent only while its lease outlasts it"
+            )
         return self

@@ -20,6 +20,11 @@ DEFERRALS = Counter(
     ["platform", "reason"],
 )
 RESUMED = Counter("hopcast_publisher_resumed_total", "Pending posts taken over after a lease ran out")
+LEASES_LOST = Counter(
+    "hopcast_publisher_leases_lost_total",
+    "Platform calls not sent because their pending post's lease was lost (claimed by another worker, or"
+    " not renewed in time); the post is left to whoever claims it next",
+)
 TOKENS_REFRESHED = Counter("hopcast_publisher_tokens_refreshed_total", "Tokens refreshed and stored", ["platform"])
 ENGAGEMENT_UPDATES = Counter("hopcast_publisher_engagement_updates_total", "EngagementReported applied to posts")
 COMPLETION_FAILURES = Counter(

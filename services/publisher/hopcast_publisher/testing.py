@@ -28,6 +28,7 @@ from urllib.parse import parse_qs
 import uvicorn
 
 from hopcast_publisher.adapters.platforms.egress import EgressPolicy
+from hopcast_shared.text_rules.entities import extract_urls
 from hopcast_shared.text_rules.mastodon import MastodonRule
 
 LOOPBACK_EGRESS = EgressPolicy(allow_loopback=True)
@@ -81,6 +82,8 @@ class FakePlatform:
         self.expired_tokens: set[str] = {"expired-access"}
         self.refresh_tokens: dict[str, str] = {"good-refresh": "fresh-access"}
         self.faults: list[Fault] = []
+        self.create_delay_s = 0.0
+        """Every create call takes this long before it is handled (a slow platform)."""
         self._ids = itertools.count(110_000_000_000_000_001)
 
     def fail_next(self, *faults: Fault) -> None:
@@ -115,6 +118,8 @@ class FakePlatform:
         problem = self.token_problem(request)
         if problem is not None:
             return problem
+        if self.create_delay_s:
+            await asyncio.sleep(self.create_delay_s)
         fault = self.faults.pop(0) if self.faults else None
         if fault is None:
             return await self.create(request)
@@ -271,13 +276,34 @@ class FakeMastodon(FakePlatform):
         return 200, {"x-ratelimit-limit": "300", "x-ratelimit-remaining": "299", "x-ratelimit-reset": reset}, status
 
 
+def x_rendered(text: str, slugs: itertools.count[int]) -> tuple[str, list[dict[str, Any]]]:
+    """A text as X gives it back, and its URL entities: every URL (as twitter-text finds them)
+    wrapped as a t.co link, then & < > HTML-escaped, as X's API returns a post's text."""
+    parts, urls, at = [], [], 0
+    for url in extract_urls(text):
+        original = text[url.start : url.end]
+        tco = f"https://t.co/{next(slugs):010x}"
+        parts += [text[at : url.start], tco]
+        expanded = original if url.has_protocol else f"http://{original}"
+        urls.append({"url": tco, "expanded_url": expanded, "display_url": original.split("://")[-1]})
+        at = url.end
+    parts.append(text[at:])
+    escaped = "".join(parts).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return escaped, urls
+
+
 class FakeX(FakePlatform):
-    """X API v2: POST /2/tweets (201; 403 for a duplicate text), GET /2/users/{id}/tweets,
-    GET /2/users/me, POST /2/oauth2/token."""
+    """X API v2: POST /2/tweets (201; 403 for a duplicate text), GET /2/users/{id}/tweets (the
+    text as X returns it: URLs wrapped as t.co links, & < > escaped; `entities` and
+    `start_time` honoured), GET /2/users/me, POST /2/oauth2/token."""
 
     name = "x"
     create_route = ("POST", "/2/tweets")
     user_id = "2244994945"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._slugs = itertools.count(0x5EED000000)
 
     async def route(self, request: Request) -> Answer:
         if (request.method, request.path) == self.create_route:
@@ -289,7 +315,14 @@ class FakeX(FakePlatform):
             problem = self.token_problem(request)
             if problem is not None:
                 return problem
-            latest = [{"id": p["id"], "text": p["text"]} for p in reversed(self.posts)]
+            since = request.query.get("start_time")
+            fields = request.query.get("tweet.fields", "").split(",")
+            latest = [
+                {"id": p["id"], "text": p["text"], "created_at": p["created_at"]}
+                | ({"entities": {"urls": p["urls"]}} if "entities" in fields and p["urls"] else {})
+                for p in reversed(self.posts)
+                if since is None or datetime.fromisoformat(p["created_at"]) >= datetime.fromisoformat(since)
+            ]
             return 200, {}, {"data": latest[: int(request.query.get("max_results", "10"))], "meta": {}}
         if request.path == "/2/oauth2/token":
             form = request.form()
@@ -306,7 +339,7 @@ class FakeX(FakePlatform):
 
     async def create(self, request: Request) -> Answer:
         text = request.json().get("text", "")
-        if any(p["text"] == text for p in self.posts):
+        if any(p["sent"] == text for p in self.posts):
             return (
                 403,
                 {},
@@ -317,24 +350,33 @@ class FakeX(FakePlatform):
                     "status": 403,
                 },
             )
-        tweet = {"id": self.next_id(), "text": text}
+        rendered, urls = x_rendered(text, self._slugs)
+        created_at = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+        tweet = {"id": self.next_id(), "text": rendered, "sent": text, "urls": urls, "created_at": created_at}
         self.posts.append(tweet)
         reset = str(int(time.time()) + 900)
         return (
             201,
             {"x-rate-limit-limit": "100", "x-rate-limit-remaining": "99", "x-rate-limit-reset": reset},
-            {"data": {"id": tweet["id"], "text": text, "edit_history_tweet_ids": [tweet["id"]]}},
+            {"data": {"id": tweet["id"], "text": rendered, "edit_history_tweet_ids": [tweet["id"]]}},
         )
 
 
 class FakeLinkedIn(FakePlatform):
     """LinkedIn Posts API: POST /rest/posts (201, id in x-restli-id; LinkedIn-Version
-    required), GET /rest/posts?q=author, POST /oauth/v2/accessToken."""
+    required), GET /rest/posts?q=author, POST /oauth/v2/accessToken. Listing a member's posts
+    needs r_member_social, which only the tokens in `member_readers` carry (none by default, as
+    for a personal account with w_member_social): others get LinkedIn's 403. An organization's
+    posts are listed (r_organization_social comes with posting as it)."""
 
     name = "linkedin"
     create_route = ("POST", "/rest/posts")
     retired_versions: frozenset[str] = frozenset({"202506"})
     """Versions answered 426 NONEXISTENT_VERSION, as LinkedIn answers a sunset one."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.member_readers: set[str] = set()
 
     async def route(self, request: Request) -> Answer:
         version = request.headers.get("linkedin-version")
@@ -352,7 +394,19 @@ class FakeLinkedIn(FakePlatform):
             problem = self.token_problem(request)
             if problem is not None:
                 return problem
-            mine = [p for p in reversed(self.posts) if p["author"] == request.query.get("author")]
+            author = request.query.get("author", "")
+            if author.startswith("urn:li:person:") and request.bearer not in self.member_readers:
+                return (
+                    403,
+                    {},
+                    {
+                        "status": 403,
+                        "serviceErrorCode": 100,
+                        "code": "ACCESS_DENIED",
+                        "message": "Not enough permissions to access: partnerApiPostsExternal.FINDER-author",
+                    },
+                )
+            mine = [p for p in reversed(self.posts) if p["author"] == author]
             return 200, {}, {"elements": mine[: int(request.query.get("count", "10"))], "paging": {}}
         if request.path == "/oauth/v2/accessToken":
             form = request.form()

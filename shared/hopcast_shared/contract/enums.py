@@ -113,6 +113,9 @@ class PublishFailureReason(StrEnum):
     RETRIES_EXHAUSTED = "RETRIES_EXHAUSTED"
     API_VERSION_RETIRED = "API_VERSION_RETIRED"  # the platform no longer serves the API version we call
     EGRESS_REFUSED = "EGRESS_REFUSED"  # the platform URL is not https or not public: nothing was sent
+    # An addition to the contract (docs/contract.md): a call may have published the post and the
+    # platform cannot be asked (LinkedIn without r_member_social); not retried, never posted twice.
+    OUTCOME_UNKNOWN = "OUTCOME_UNKNOWN"
 
 
 class RunOutcome(StrEnum):

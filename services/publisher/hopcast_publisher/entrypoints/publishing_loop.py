@@ -13,8 +13,12 @@ The loop LISTENs on a connection of its own (`run`); a missed notification costs
 `poll_interval_s`, since a round that finds less than a full batch sleeps no longer than that.
 
 The lease (`lease_s`, FOR UPDATE SKIP LOCKED in `PendingPostRepository.claim_publishing`) lets
-any number of replicas and rounds share the posts; a crashed worker's posts are resumed when
-its lease runs out, and each adapter first asks the platform whether the post already exists.
+any number of replicas and rounds share the posts. Each post's lease is kept alive while its
+calls wait behind the concurrency limit and the accounts' turns, and confirmed immediately
+before each call that may create it (`lease_keeper.py`): a call whose lease was lost is not
+sent, and its post is dropped from the round. A crashed worker's posts, and dropped ones, are
+resumed when their lease runs out, and each adapter first asks the platform whether the post
+already exists.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -32,6 +37,7 @@ import asyncpg
 
 from hopcast_publisher import metrics
 from hopcast_publisher.adapters.credentials import AccountTokens, OpenCredentials, TokenDecryptError
+from hopcast_publisher.adapters.leases import QUEUED, SENT, queue_first_claims, record_sending
 from hopcast_publisher.adapters.platforms.base import (
     AccountCredentials,
     PlatformAdapter,
@@ -40,12 +46,14 @@ from hopcast_publisher.adapters.platforms.base import (
     RefreshedTokens,
 )
 from hopcast_publisher.adapters.platforms.http import HttpPlatformAdapter
+from hopcast_publisher.adapters.platforms.lease import LeaseLost
 from hopcast_publisher.adapters.platforms.rate_limits import PublishDeferred
 from hopcast_publisher.adapters.platforms.reauth import NeedsReauth
-from hopcast_publisher.config import PublisherSettings
+from hopcast_publisher.config import LEASE_MARGIN_S, PublisherSettings
 from hopcast_publisher.domain.accounts import SocialAccount
 from hopcast_publisher.domain.outcome import run_outcome
 from hopcast_publisher.domain.publishing import PublishAttempt, PublishingPost
+from hopcast_publisher.entrypoints.lease_keeper import LeaseKeeper, PostLease
 from hopcast_publisher.service_layer.account_health import AccountHealth
 from hopcast_publisher.service_layer.deferrals import SharedLimits, deferred_result, settled_result
 from hopcast_publisher.service_layer.deps import PublisherDeps
@@ -101,6 +109,7 @@ class PublishingLoop:
         self.limits = SharedLimits(self.deps, db, kafka, adapters)
         self._wake = asyncio.Event()
         self._semaphore = asyncio.Semaphore(settings.publish_concurrency)
+        self.leases = LeaseKeeper(db, lease_s=settings.lease_s, margin_s=LEASE_MARGIN_S)
 
     def wake(self, *_: object) -> None:
         self._wake.set()
@@ -131,26 +140,47 @@ class PublishingLoop:
         database refuses its rows) never holds up the others: the batch is completed without
         it, and it is retried alone later (`giving_up.completion_failed`)."""
         lease = uuid.uuid4()
+        claimed_at = self.leases.clock()
         async with self._db.transaction() as conn:
             claimed = await self.deps.pending_posts.claim_publishing(
                 conn, lease_token=lease, lease_s=self._settings.lease_s, limit=self._settings.publish_batch_size
             )
             if not claimed:
                 return 0
+            await queue_first_claims(conn, [p.id for p in claimed if p.claims == 1])
             attempts = await self.deps.pending_posts.attempts_of(conn, [p.id for p in claimed])
             accounts = await self.deps.accounts.accounts_by_id(
                 conn, list({a.social_account_id for a in attempts if a.social_account_id is not None})
             )
+        self.leases.hold(lease, [p.id for p in claimed], since=claimed_at)
+        try:
+            await self._publish_leased(claimed, attempts, accounts, lease)
+        finally:
+            self.leases.release(p.id for p in claimed)
+        return len(claimed)
+
+    async def _publish_leased(
+        self,
+        claimed: Sequence[PublishingPost],
+        attempts: Sequence[PublishAttempt],
+        accounts: Mapping[uuid.UUID, SocialAccount],
+        lease: uuid.UUID,
+    ) -> None:
         started = time.perf_counter()
         by_post: dict[uuid.UUID, list[PublishAttempt]] = {}
         for a in attempts:
             by_post.setdefault(a.pending_post_id, []).append(a)
         await self.limits.reserve(attempts, accounts)
-        outcomes = await self.limits.record(await self.publish_claimed(claimed, by_post, accounts), by_post, lease)
+        published = await self.publish_claimed(claimed, by_post, accounts, leases=self.leases)
+        outcomes = await self.limits.record(published, by_post, lease)
         prepared: list[Completion] = []
         failed: list[Failed] = []
         for outcome in outcomes:  # those deferred are recorded already
             if isinstance(outcome, Failed):
+                if isinstance(outcome.error, LeaseLost):
+                    # Not ours any more: whoever claims it next looks it up before any call.
+                    log.warning("pending post %s dropped from this round: %s", outcome.pending.id, outcome.error)
+                    continue
                 failed.append(outcome)
                 continue
             try:
@@ -161,17 +191,19 @@ class PublishingLoop:
         for failure in failed:
             await completion_failed(self.deps, self._db, self._kafka, failure, lease)
         metrics.PUBLISH_SECONDS.observe(time.perf_counter() - started)
-        return len(claimed)
 
     async def publish_claimed(
         self,
         claimed: Sequence[PublishingPost],
         attempts: Mapping[uuid.UUID, Sequence[PublishAttempt]],
         accounts: Mapping[uuid.UUID, SocialAccount],
+        *,
+        leases: LeaseKeeper | None = None,
     ) -> list[tuple[PublishingPost, list[PlatformResult], RunOutcome] | Failed]:
         """Publish leased pending posts (their attempts by pending post id): every platform of
         every post at once, one task per platform call (within publish_concurrency), tokens
-        opened once per account. For each post, its results and outcome, or why it failed."""
+        opened once per account. For each post, its results and outcome, or why it failed
+        (LeaseLost: `leases` holds it no more, and a call was not sent)."""
         outcomes: list[tuple[PublishingPost, list[PlatformResult], RunOutcome] | Failed | None] = []
         calls: list[Awaitable[PlatformResult]] = []
         owners: list[int] = []
@@ -193,7 +225,8 @@ class PublishingLoop:
                 continue
             outcomes.append(None)
             for attempt in mine:
-                calls.append(self._publish_platform(pending, attempt, accounts, resumed, opened, refused))
+                lease = leases.lease(pending.id) if leases is not None else None
+                calls.append(self._publish_platform(pending, attempt, accounts, resumed, opened, refused, lease))
                 owners.append(index)
         results: dict[int, list[PlatformResult | BaseException]] = {}
         for index, result in zip(owners, await asyncio.gather(*calls, return_exceptions=True), strict=True):
@@ -208,7 +241,8 @@ class PublishingLoop:
             mine_results = results.get(index, [])
             errors = [r for r in mine_results if isinstance(r, BaseException)]
             if errors:
-                done.append(Failed(pending, [], errors[0]))
+                lost = [e for e in errors if isinstance(e, LeaseLost)]
+                done.append(Failed(pending, [], (lost or errors)[0]))
                 continue
             published = [r for r in mine_results if isinstance(r, PlatformResult)]
             done.append((pending, published, run_outcome([r.published is not None for r in published])))
@@ -234,6 +268,7 @@ class PublishingLoop:
         resumed: bool,
         opened: dict[uuid.UUID, AccountCredentials | None],
         refused: _Refusals,
+        lease: PostLease | None,
     ) -> PlatformResult:
         platform = attempt.platform
         account_id = attempt.social_account_id
@@ -285,11 +320,25 @@ class PublishingLoop:
                 platform, account_id, None, PublishFailureReason.TOKEN_INVALID, "the stored token cannot be decrypted"
             )
         request = PostRequest(
-            attempt.idempotency_key, text, attempt.created_at, pending.language, has_media=bool(pending.media_urls)
+            attempt.idempotency_key,
+            text,
+            attempt.created_at,
+            pending.language,
+            has_media=bool(pending.media_urls),
+            lease=lease,
         )
+        # Resumed, a platform is asked first only if a call may have been sent for it.
+        maybe_sent = resumed and attempt.status != QUEUED
         async with self._semaphore, refused.turn(account_id, adapter):
             if account_id in refused.reasons:  # found by another post of this round
                 return _needs_reauth(platform, account_id, refused.reasons[account_id])
+            if isinstance(adapter, HttpPlatformAdapter) and attempt.status != SENT:
+                # Recorded once its lease is confirmed, immediately before the first call.
+                record = self._recording(pending.id, platform)
+                if lease is None:
+                    await record()
+                else:
+                    request = replace(request, lease=lease.with_before_call(record))
             try:
                 credentials = await self._credentials.fresh(adapter, credentials, opened)
 
@@ -297,7 +346,9 @@ class PublishingLoop:
                     opened[account.social_account_id] = account
                     await self._credentials.store(account, tokens)
 
-                published = await adapter.publish(credentials, request, resumed=resumed, on_refreshed=refreshed)
+                published = await adapter.publish(credentials, request, resumed=maybe_sent, on_refreshed=refreshed)
+            except LeaseLost:
+                raise  # the post is dropped from the round, not failed
             except PublishDeferred as deferred:
                 return deferred_result(platform, account_id, deferred)
             except PublishFailure as failure:
@@ -317,6 +368,25 @@ class PublishingLoop:
                     f"adapter error: {type(exc).__name__}",
                 )
         return PlatformResult(platform, account_id, published)
+
+    def _recording(self, pending_post_id: uuid.UUID, platform: str) -> Callable[[], Awaitable[None]]:
+        """Records, once, that a call for the attempt is about to be sent (`adapters/leases.py`);
+        when it cannot be, no call is sent and the post is dropped from the round, as for a
+        lost lease."""
+        recorded = False
+
+        async def record() -> None:
+            nonlocal recorded
+            if recorded:
+                return
+            try:
+                async with self._db.transaction() as conn:
+                    await record_sending(conn, pending_post_id, platform)
+            except Exception as exc:
+                raise LeaseLost(f"could not record the call before sending it ({type(exc).__name__})") from exc
+            recorded = True
+
+        return record
 
 
 class _Refusals:

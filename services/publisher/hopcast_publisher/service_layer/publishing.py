@@ -12,9 +12,10 @@ Three steps, each safe to crash after:
    completed right there, in the same transaction. The status change wakes the publishing
    loop at commit (see `entrypoints/publishing_loop.py`).
 2. The publishing loop (`PublishingLoop`) leases PUBLISHING pending posts (FOR UPDATE
-   SKIP LOCKED, a lease of PUBLISHER_LEASE_S), opens the tokens, and calls the adapters,
-   every platform of a post concurrently; each call carries the attempt's idempotency key
-   and fixed creation time. No transaction is open meanwhile.
+   SKIP LOCKED, a lease of PUBLISHER_LEASE_S, renewed while their calls wait), opens the
+   tokens, and calls the adapters, every platform of a post concurrently; each call carries
+   the attempt's idempotency key and fixed creation time, and is sent only once the post's
+   lease is confirmed to outlast it. No transaction is open meanwhile.
 3. `complete`, one transaction for a batch: mark each pending post PUBLISHED,
    PARTIALLY_PUBLISHED or PUBLISH_FAILED - only if it is still PUBLISHING under this
    worker's lease - and, for those marked, write the posts rows and the outbox rows of
@@ -31,8 +32,11 @@ A crash between 1 and 3 leaves the pending post PUBLISHING; when its lease runs 
 loop (this replica after a restart, or another) claims it again, and since it was claimed
 before, each adapter first asks the platform whether the post already exists (Bluesky: the
 record key derived from the idempotency key; Mastodon: the Idempotency-Key header; X and
-LinkedIn: the account's latest posts with the same text; sandbox: ids derived from the
-key) before posting. The lease is longer than a publication may take, so two workers never
+LinkedIn: the account's latest posts with the same text, or OUTCOME_UNKNOWN where LinkedIn
+will not list them; sandbox: ids derived from the key) before posting, wherever a call may
+have been sent (an attempt is recorded SENT before its first call: `adapters/leases.py`;
+one still QUEUED is posted without asking). No call is sent
+unless its post's lease outlasts it (the loop's `LeaseKeeper`), so two workers never
 publish the same post at once; a worker that finds its lease gone at step 3 writes nothing
 (the row's status or lease token no longer match), and posts' UNIQUE (pending_post_id,
 platform) backs that up.

@@ -27,9 +27,10 @@ async def test_sandbox_by_default_for_every_platform_and_live_for_the_four() -> 
         await adapter.close()
 
 
-def test_a_lease_shorter_than_a_publication_is_refused_at_start() -> None:
-    with pytest.raises(SettingsError, match="lease_s"):
-        load(PublisherSettings, lease_s=100, http_deadline_s=60)
+def test_a_lease_that_cannot_outlast_a_call_between_renewals_is_refused_at_start() -> None:
+    with pytest.raises(SettingsError, match="lease_s"):  # 2/3 of 30 s < 5 s + 15 s + the margin
+        load(PublisherSettings, lease_s=30, http_connect_timeout_s=5, http_read_timeout_s=15)
+    assert load(PublisherSettings, lease_s=2, http_connect_timeout_s=0.2, http_read_timeout_s=0.5).lease_s == 2
     with pytest.raises(SettingsError, match="adapter"):
         load(PublisherSettings, adapter="carrier-pigeon")
 

@@ -62,7 +62,8 @@ class Platform:
     base_url: str
 
     def account(self, access: str = "good-access", refresh: str | None = "good-refresh") -> AccountCredentials:
-        external = {"BLUESKY": "did:plc:hopcast", "TWITTER": FakeX.user_id, "LINKEDIN": "urn:li:person:abc123"}
+        # A LinkedIn page: its posts can be listed (a member's cannot: test_lost_responses.py).
+        external = {"BLUESKY": "did:plc:hopcast", "TWITTER": FakeX.user_id, "LINKEDIN": "urn:li:organization:2414183"}
         return AccountCredentials(
             social_account_id=uuid.uuid4(),
             platform=self.name,

@@ -33,6 +33,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
+from hopcast_publisher.adapters.platforms.lease import HeldLease
 from hopcast_publisher.adapters.platforms.rate_limits import RateLimit
 from hopcast_publisher.domain.publishing import text_refusal
 from hopcast_shared.contract import PublishFailureReason
@@ -73,7 +74,8 @@ class RefreshedTokens:
 @dataclass(frozen=True)
 class PostRequest:
     """One post on one platform. `created_at` is fixed when publishing starts, so every
-    try (and a resumption after a crash) sends the same request."""
+    try (and a resumption after a crash) sends the same request. `lease`: the pending post's
+    lease, confirmed immediately before each call that may create the post (`lease.py`)."""
 
     idempotency_key: str
     text: str
@@ -82,6 +84,7 @@ class PostRequest:
     """The post's language, a BCP-47 tag (the brand's), for platforms that record one."""
     has_media: bool = False
     """The post has images or a video, so a platform shows them rather than a link card."""
+    lease: HeldLease | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -118,7 +121,8 @@ class PlatformAdapter(ABC):
         on_refreshed: TokensRefreshed,
     ) -> Published:
         """Publish once. `resumed`: an earlier try may have published it (after a crash),
-        so ask the platform first. Raises PublishFailure."""
+        so ask the platform first. Raises PublishFailure, or LeaseLost when `request.lease`
+        is not confirmed before a call that may create the post (nothing is sent then)."""
 
     async def text_refusal(self, platform: str, text: str, *, api_base_url: str | None) -> str | None:
         """Why `text` may not be posted on `platform` for an account on `api_base_url` (None when

@@ -59,6 +59,12 @@ class HttpSettings:
     read_timeout_s: float = 15.0
     user_agent: str = "hopcast-publisher/0.1"
 
+    @property
+    def call_s(self) -> float:
+        """The longest a create call may take (connect, then the answer): it is cut off there,
+        so a lease confirmed for this long before the call outlasts it."""
+        return self.connect_timeout_s + self.read_timeout_s
+
 
 @dataclass(frozen=True)
 class AdapterOptions:
@@ -106,6 +112,7 @@ class HttpPlatformAdapter(PlatformAdapter):
             user_agent=settings.user_agent,
         )
         self._rng = options.rng or random.Random()
+        self.call_s = settings.call_s
 
     async def close(self) -> None:
         await self.client.aclose()
@@ -216,7 +223,9 @@ class HttpPlatformAdapter(PlatformAdapter):
                     if existing is not None:
                         log.info("%s post %s already exists; not posting again", self.platform, request.idempotency_key)
                         return existing
-                response = await self._create(account, request)
+                if request.lease is not None:
+                    await request.lease.confirm(self.call_s)  # raises LeaseLost: nothing is sent
+                response = await self._create_within(account, request)
             except LookupFailed as exc:
                 retired = self._retired_version(exc.response, account) if exc.response is not None else None
                 if retired is not None:
@@ -299,6 +308,15 @@ class HttpPlatformAdapter(PlatformAdapter):
                 policy.max_attempts,
             )
             await asyncio.sleep(delay)
+
+    async def _create_within(self, account: AccountCredentials, request: PostRequest) -> httpx.Response:
+        """The create call, cut off at `call_s` whatever httpx's per-read timeouts would let
+        through (the lease confirmed before it counts on that bound): an unknown outcome then."""
+        try:
+            async with asyncio.timeout(self.call_s):
+                return await self._create(account, request)
+        except TimeoutError:
+            raise httpx.ReadTimeout(f"no answer from {self.platform} within {self.call_s:.1f}s") from None
 
     async def _refreshed(
         self, account: AccountCredentials, already: bool, status: int, on_refreshed: TokensRefreshed

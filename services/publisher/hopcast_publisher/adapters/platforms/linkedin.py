@@ -3,10 +3,14 @@
 The post id comes back in the `x-restli-id` header. Every call carries `LinkedIn-Version`
 (YYYYMM); a retired one is answered 426 NONEXISTENT_VERSION and fails API_VERSION_RETIRED
 (versions.py). LinkedIn has no idempotency key: "does it exist?" reads the author's latest
-posts (GET /rest/posts?q=author) and looks for the same commentary. Commentary is "little
-text": reserved characters are escaped. Rate limits: 429 only, no headers; LinkedIn's limits
-are per day and reset at midnight UTC, so 429s that outlast the tries defer the post until
-then (DAILY_CAP). Tokens: refreshed at
+posts (GET /rest/posts?q=author) and looks for the same commentary. That read needs
+r_member_social for a member's own posts, a restricted permission a personal account's app
+seldom has (w_member_social, which posts, does not read): LinkedIn refuses it (403), and a
+post that may have been published is then reported OUTCOME_UNKNOWN, neither retried nor
+posted again. An organization's posts are read with r_organization_social, which comes with
+posting as the organization. Commentary is "little text": reserved characters are escaped.
+Rate limits: 429 only, no headers; LinkedIn's limits are per day and reset at midnight UTC, so
+429s that outlast the tries defer the post until then (DAILY_CAP). Tokens: refreshed at
 /oauth/v2/accessToken with the app's client id and secret.
 """
 
@@ -115,6 +119,12 @@ class LinkedInAdapter(OAuthPlatformAdapter):
             f"{self._api}/rest/posts?author={author}&q=author&count=20&sortBy=LAST_MODIFIED",
             headers=self._headers(account),
         )
+        if response.status_code == 403 or (response.status_code == 400 and "permission" in response.text.lower()):
+            raise PublishFailure(
+                PublishFailureReason.OUTCOME_UNKNOWN,
+                f"LinkedIn may have published it, and refused to list the author's posts ({response.status_code}:"
+                " the account lacks r_member_social): not posted again, check the profile",
+            )
         if response.status_code != 200:
             raise LookupFailed(self.platform, response)
         wanted = little_text(request.text)

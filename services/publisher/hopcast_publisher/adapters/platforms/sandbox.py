@@ -48,6 +48,8 @@ class SandboxAdapter(PlatformAdapter):
         resumed: bool,
         on_refreshed: TokensRefreshed,
     ) -> Published:
+        if request.lease is not None:
+            await request.lease.confirm(0.0)
         self.calls += 1
         existing = self.posts.get(request.idempotency_key)
         if existing is not None:
