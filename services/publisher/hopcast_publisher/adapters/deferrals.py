@@ -37,21 +37,25 @@ class DeferralRepository:
     async def record_deferrals(
         self,
         conn: Conn,
-        waiting: Sequence[tuple[uuid.UUID, str, datetime, str]],
+        waiting: Sequence[tuple[uuid.UUID, str, datetime, str, bool]],
         settled: Sequence[tuple[Any, ...]],
     ) -> None:
-        """`waiting`: (pending_post_id, platform, retry_at, reason) of attempts put off;
+        """`waiting`: (pending_post_id, platform, retry_at, reason, maybe_sent) of attempts put
+        off (one whose calls surely created nothing goes back to QUEUED, so that its retry posts
+        without asking the platform first: `adapters/leases.py`);
         `settled`: (pending_post_id, platform, status, failure_reason, failure_detail,
         external_id, external_url, published_at) of attempts that ended meanwhile."""
         if waiting:
             await conn.execute(
                 """
                 UPDATE publish_attempts a
-                SET retry_at = w.retry_at, deferral_reason = w.reason, deferrals = a.deferrals + 1
-                FROM unnest($1::uuid[], $2::text[], $3::timestamptz[], $4::text[]) AS w(id, platform, retry_at, reason)
+                SET retry_at = w.retry_at, deferral_reason = w.reason, deferrals = a.deferrals + 1,
+                    status = CASE WHEN a.status = 'SENT' AND NOT w.maybe_sent THEN 'QUEUED' ELSE a.status END
+                FROM unnest($1::uuid[], $2::text[], $3::timestamptz[], $4::text[], $5::bool[])
+                     AS w(id, platform, retry_at, reason, maybe_sent)
                 WHERE a.pending_post_id = w.id AND a.platform = w.platform
                 """,
-                *([row[i] for row in waiting] for i in range(4)),
+                *([row[i] for row in waiting] for i in range(5)),
             )
         if settled:
             await conn.execute(

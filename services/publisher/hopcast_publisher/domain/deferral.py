@@ -14,6 +14,8 @@ class Deferral:
     retry_at: datetime
     reason: DeferralReason
     detail: str
+    maybe_sent: bool = True
+    """A call that may have created the post went out: ask the platform first at the retry."""
 
 
 def within_max_deferral(first_tried_at: datetime, retry_at: datetime, max_deferral_s: float) -> bool:

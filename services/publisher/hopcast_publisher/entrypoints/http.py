@@ -155,13 +155,13 @@ def routes(runtime: ServiceRuntime) -> Sequence[JsonRoute]:
                 "platform_results": [
                     {
                         "platform": a.platform,
-                        "status": a.status,
+                        "status": _shown_status(a.status),
                         "social_account_id": str(a.social_account_id) if a.social_account_id else None,
                         "failure_reason": a.failure_reason,
                         "failure_detail": a.failure_detail,
                         # Put off by the platform's rate limit until retry_at (still PENDING).
-                        "retry_at": _time(a.retry_at) if a.status == "PENDING" else None,
-                        "deferral_reason": a.deferral_reason if a.status == "PENDING" else None,
+                        "retry_at": _time(a.retry_at) if _shown_status(a.status) == "PENDING" else None,
+                        "deferral_reason": a.deferral_reason if _shown_status(a.status) == "PENDING" else None,
                         "post_id": str(posts[a.platform]["id"]) if a.platform in posts else None,
                         "external_url": posts[a.platform]["external_url"] if a.platform in posts else None,
                     }
@@ -177,6 +177,12 @@ def routes(runtime: ServiceRuntime) -> Sequence[JsonRoute]:
         JsonRoute("/posts/{id}", get_post),
         JsonRoute("/pending-posts/{id}", get_pending_post),
     ]
+
+
+def _shown_status(status: str) -> str:
+    """An attempt's status as readers see it: QUEUED and SENT (whether a call may have gone out,
+    which the lease keeps for the next claim: `adapters/leases.py`) are both still PENDING."""
+    return "PENDING" if status in ("QUEUED", "SENT") else status
 
 
 def _waiting_for(row: asyncpg.Record) -> list[str]:

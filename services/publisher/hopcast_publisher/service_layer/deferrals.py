@@ -34,7 +34,6 @@ from hopcast_publisher.domain.publishing import PublishAttempt, PublishingPost
 from hopcast_publisher.service_layer.deps import PublisherDeps
 from hopcast_publisher.service_layer.publishing import (
     FAILED,
-    PENDING,
     PUBLISHED,
     Failed,
     PlatformResult,
@@ -54,7 +53,10 @@ Outcome = tuple[PublishingPost, list[PlatformResult], RunOutcome]
 def deferred_result(platform: str, account_id: uuid.UUID, deferred: PublishDeferred) -> PlatformResult:
     """An adapter's PublishDeferred as the platform's result of the round."""
     return PlatformResult(
-        platform, account_id, None, deferred=Deferral(deferred.retry_at, deferred.reason, deferred.detail)
+        platform,
+        account_id,
+        None,
+        deferred=Deferral(deferred.retry_at, deferred.reason, deferred.detail, deferred.maybe_sent),
     )
 
 
@@ -96,7 +98,8 @@ class SharedLimits:
         for a in attempts:
             limiter = self._limiters.get(a.platform)
             account_id = a.social_account_id
-            if limiter is None or a.status != PENDING or account_id is None or account_id not in accounts:
+            # Not ended yet: PENDING, or QUEUED / SENT while leased (`adapters/leases.py`).
+            if limiter is None or a.status in (PUBLISHED, FAILED) or account_id is None or account_id not in accounts:
                 continue
             calls[account_id] = calls.get(account_id, 0) + 1
             limiter_of[account_id] = limiter
@@ -199,7 +202,9 @@ class SharedLimits:
         waiting = []
         for r in results:
             if r.deferred is not None:
-                waiting.append((pending.id, r.platform, r.deferred.retry_at, r.deferred.reason.value))
+                waiting.append(
+                    (pending.id, r.platform, r.deferred.retry_at, r.deferred.reason.value, r.deferred.maybe_sent)
+                )
                 events.append(
                     PostPublishDeferred(
                         pending_post_id=pending.id,
@@ -236,7 +241,7 @@ class SharedLimits:
         )
         await write_outbox(conn, [row for d in mine for row in d.rows])
         for d in mine:
-            for pending_post_id, platform, retry_at, reason in d.waiting:
+            for pending_post_id, platform, retry_at, reason, _ in d.waiting:
                 metrics.DEFERRALS.labels(platform, reason).inc()
                 log.info(
                     "pending post %s: %s put off until %s (%s)", pending_post_id, platform, retry_at.isoformat(), reason
@@ -251,7 +256,7 @@ class _Deferred:
     results: list[PlatformResult]
     retry_at: datetime
     posts: list[dict[str, Any]]
-    waiting: list[tuple[uuid.UUID, str, datetime, str]]
+    waiting: list[tuple[uuid.UUID, str, datetime, str, bool]]
     settled: list[tuple[Any, ...]]
     rows: list[OutboxRow]
 

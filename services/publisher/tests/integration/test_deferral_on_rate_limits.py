@@ -114,7 +114,8 @@ async def test_x_daily_cap_defers_until_its_reset_then_publishes_once(
     attempt = await db.pool.fetchrow(
         "SELECT status, retry_at, deferral_reason FROM publish_attempts WHERE platform = 'TWITTER'"
     )
-    assert (attempt["status"], attempt["retry_at"], attempt["deferral_reason"]) == ("PENDING", retry_at, "DAILY_CAP")
+    # The 429 created nothing: back to QUEUED, so the retry posts without asking X first.
+    assert (attempt["status"], attempt["retry_at"], attempt["deferral_reason"]) == ("QUEUED", retry_at, "DAILY_CAP")
     # Bluesky went out in the same round: told at once, not when X is done.
     assert [e["data"]["platform"] for e in await h.events("PostPublished", "t.publisher.events")] == ["BLUESKY"]
     assert await h.events("ScheduleRunCompleted") == [] and await h.events("PostPublishFailed") == []
@@ -130,6 +131,7 @@ async def test_x_daily_cap_defers_until_its_reset_then_publishes_once(
     await until_reset(retry_at)
     assert await h.publish() == 1
     assert len(fake.posts) == 1 and fake.creates() == 2
+    assert not any(method == "GET" and path.endswith("/tweets") for method, path in fake.calls)  # no lookup
     published = await h.events("PostPublished", "t.publisher.events")
     assert sorted(e["data"]["platform"] for e in published) == ["BLUESKY", "TWITTER"]
     assert h.adapters["BLUESKY"].calls == 1  # type: ignore[attr-defined]  # not called again

@@ -181,7 +181,7 @@ class Gone:
 @ALL
 async def test_a_call_whose_lease_is_gone_is_not_sent(on_fake: OnFake) -> None:
     lease = Gone()
-    request = PostRequest(f"hopcast-{uuid.uuid4()}", TEXT, datetime.now(UTC), lease)
+    request = PostRequest(f"hopcast-{uuid.uuid4()}", TEXT, datetime.now(UTC), lease=lease)
     with pytest.raises(LeaseLost):
         await on_fake.publish(request)
     assert on_fake.fake.creates() == 0 and on_fake.fake.posts == []
@@ -190,7 +190,7 @@ async def test_a_call_whose_lease_is_gone_is_not_sent(on_fake: OnFake) -> None:
 
 async def test_the_sandbox_confirms_the_lease_too() -> None:
     sandbox = SandboxAdapter("LINKEDIN")
-    request = PostRequest("hopcast-1-linkedin", "hello", datetime.now(UTC), Gone())
+    request = PostRequest("hopcast-1-linkedin", "hello", datetime.now(UTC), lease=Gone())
     with pytest.raises(LeaseLost):
         await sandbox.publish(account_on("LINKEDIN", ""), request, resumed=False, on_refreshed=nothing_refreshed)
     assert sandbox.posts == {}

@@ -216,7 +216,7 @@ class HttpPlatformAdapter(PlatformAdapter):
         while True:
             attempt += 1
             limited = False
-            await self._wait_turn(account, deadline)
+            await self._wait_turn(account, deadline, maybe_sent=maybe_created)
             try:
                 if maybe_created:
                     existing = await self._find_existing(account, request)
@@ -240,7 +240,9 @@ class HttpPlatformAdapter(PlatformAdapter):
                 if exc.response is not None and exc.response.status_code == 429:
                     limited = True  # the lookup's own limit: wait for it, or defer, as for a post
                     lookup_limit = self._rate_limit(exc.response)
-                    wait = self._until_reset(account, exc.response, lookup_limit, deadline, last_problem)
+                    wait = self._until_reset(
+                        account, exc.response, lookup_limit, deadline, last_problem, maybe_sent=True
+                    )
                     delay = wait if wait is not None else delay
             except _NOT_SENT as exc:
                 last_problem = f"could not reach {self.platform} ({type(exc).__name__})"
@@ -271,7 +273,9 @@ class HttpPlatformAdapter(PlatformAdapter):
                 elif status == 429:
                     last_problem = f"{self.platform} rate-limited the account (429)"
                     limited = True
-                    reset_in = self._until_reset(account, response, limit, deadline, last_problem)
+                    reset_in = self._until_reset(
+                        account, response, limit, deadline, last_problem, maybe_sent=maybe_created
+                    )
                     delay = reset_in if reset_in is not None else policy.backoff(attempt, self._rng)
                     self.limiter.blocked_for(account.social_account_id, delay)
                 elif status >= 500:
@@ -295,7 +299,12 @@ class HttpPlatformAdapter(PlatformAdapter):
                     # Refused for its limits every time, and never told until when.
                     unannounced = self._unannounced_limit()
                     self.limiter.block(account.social_account_id, unannounced)
-                    raise PublishDeferred(unannounced.reset_at, unannounced.reason, f"{last_problem} {attempt} times")
+                    raise PublishDeferred(
+                        unannounced.reset_at,
+                        unannounced.reason,
+                        f"{last_problem} {attempt} times",
+                        maybe_sent=maybe_created,
+                    )
                 raise PublishFailure(
                     PublishFailureReason.RETRIES_EXHAUSTED, f"{last_problem}; gave up after {attempt} tries"
                 )
@@ -348,6 +357,8 @@ class HttpPlatformAdapter(PlatformAdapter):
         limit: RateLimit | None,
         deadline: float,
         problem: str,
+        *,
+        maybe_sent: bool,
     ) -> float | None:
         """Seconds to wait after a 429 (Retry-After, else the used-up limit's reset), None when
         the answer does not say; raises PublishDeferred when that is further than may be
@@ -361,10 +372,10 @@ class HttpPlatformAdapter(PlatformAdapter):
         wait = max(0.0, (limit.reset_at - now()).total_seconds())
         if wait > self.policy.max_wait_s or time.monotonic() + wait > deadline:
             self.limiter.block(account.social_account_id, limit)
-            raise PublishDeferred(limit.reset_at, limit.reason, problem)
+            raise PublishDeferred(limit.reset_at, limit.reason, problem, maybe_sent=maybe_sent)
         return wait
 
-    async def _wait_turn(self, account: AccountCredentials, deadline: float) -> None:
+    async def _wait_turn(self, account: AccountCredentials, deadline: float, *, maybe_sent: bool) -> None:
         """Wait for the account's turn; a block past `max_wait_s` (or the deadline), or a
         turn past the deadline, defers the call instead."""
         block = self.limiter.block_of(account.social_account_id)
@@ -372,14 +383,15 @@ class HttpPlatformAdapter(PlatformAdapter):
             wait = (block.reset_at - now()).total_seconds()
             if wait > self.policy.max_wait_s or time.monotonic() + wait > deadline:
                 detail = f"{self.platform}: the account's limit holds its calls until the reset"
-                raise PublishDeferred(block.reset_at, block.reason, detail)
+                raise PublishDeferred(block.reset_at, block.reason, detail, maybe_sent=maybe_sent)
             await asyncio.sleep(wait)
         wait = self.limiter.wait_s(account.social_account_id)
         if wait <= 0:
             return
         if time.monotonic() + wait > deadline:
             detail = f"{self.platform}: the account's turn is {wait:.0f}s away, past the deadline"
-            raise PublishDeferred(now() + timedelta(seconds=wait), DeferralReason.RATE_LIMITED, detail)
+            retry_at = now() + timedelta(seconds=wait)
+            raise PublishDeferred(retry_at, DeferralReason.RATE_LIMITED, detail, maybe_sent=maybe_sent)
         await asyncio.sleep(wait)
 
 

@@ -37,10 +37,13 @@ class PublishDeferred(Exception):
     """Not a failure: the platform's limit holds this call until `retry_at`; publish again
     then (with the same idempotency key, asking the platform first whether it exists)."""
 
-    def __init__(self, retry_at: datetime, reason: DeferralReason, detail: str) -> None:
+    def __init__(self, retry_at: datetime, reason: DeferralReason, detail: str, *, maybe_sent: bool = True) -> None:
         self.retry_at = retry_at
         self.reason = reason
         self.detail = redact_text(detail)[:1000]
+        # Whether a call that may have created the post went out before this (an unknown
+        # outcome): only then is the platform asked first at the retry. A 429 creates nothing.
+        self.maybe_sent = maybe_sent
         super().__init__(f"{reason.value} until {retry_at.isoformat()}: {self.detail}")
 
 
