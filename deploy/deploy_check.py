@@ -53,7 +53,7 @@ DEPLOY = ROOT / "deploy"
 COMPOSE_FILE = DEPLOY / "compose" / "compose.yaml"
 ENV_FILE = DEPLOY / "compose" / "hopcast.env"
 K8S = DEPLOY / "k8s"
-OVERLAYS = ("dev", "prod")
+OVERLAYS = ("dev", "prod", "dev-keda")
 SERVICES = ("scheduler", "content", "billing", "publisher")
 SCALED = ("content", "publisher")  # the services with a HorizontalPodAutoscaler
 
@@ -265,9 +265,9 @@ def hardening_problems(docs: list[dict[str, Any]]) -> list[str]:
         if not any(e.get("secretRef", {}).get("name", "").startswith(f"{service}-secrets") for e in env_from):
             problems.append(f"Deployment/{service} does not read its Secret {service}-secrets")
     for service in SCALED:
-        autoscalers = by_kind.get("HorizontalPodAutoscaler", {}).values()
+        autoscalers = [*by_kind.get("HorizontalPodAutoscaler", {}).values(), *by_kind.get("ScaledObject", {}).values()]
         if not any(hpa["spec"]["scaleTargetRef"]["name"] == service for hpa in autoscalers):
-            problems.append(f"Deployment/{service} has no HorizontalPodAutoscaler")
+            problems.append(f"Deployment/{service} has no HorizontalPodAutoscaler (or KEDA ScaledObject)")
     for config in by_kind.get("ConfigMap", {}).values():
         for key in config.get("data", {}):
             if SECRET_SETTING.search(key):

@@ -136,6 +136,68 @@ _ENDPOINT = {
     },
     "additionalProperties": False,
 }
+# And KEDA's (the lag scaler of components/keda).
+KEDA_SCHEMAS: dict[str, dict[str, Any]] = {
+    "ScaledObject": {
+        "type": "object",
+        "required": ["apiVersion", "kind", "metadata", "spec"],
+        "properties": {
+            "apiVersion": {"const": "keda.sh/v1alpha1"},
+            "metadata": _STRIMZI_META,
+            "spec": {
+                "type": "object",
+                "required": ["scaleTargetRef", "triggers"],
+                "properties": {
+                    "scaleTargetRef": {"type": "object", "required": ["name"]},
+                    "minReplicaCount": {"type": "integer", "minimum": 0},
+                    "maxReplicaCount": {"type": "integer", "minimum": 1},
+                    "cooldownPeriod": {"type": "integer", "minimum": 0},
+                    "triggers": {
+                        "type": "array",
+                        "minItems": 1,
+                        "items": {
+                            "type": "object",
+                            "required": ["type", "metadata"],
+                            "properties": {
+                                "type": {"const": "kafka"},
+                                "metadata": {
+                                    "type": "object",
+                                    "required": ["bootstrapServers", "consumerGroup", "lagThreshold"],
+                                    "additionalProperties": {"type": "string"},
+                                },
+                                "authenticationRef": {"type": "object", "required": ["name"]},
+                            },
+                            "additionalProperties": False,
+                        },
+                    },
+                },
+                "additionalProperties": False,
+            },
+        },
+    },
+    "TriggerAuthentication": {
+        "type": "object",
+        "required": ["apiVersion", "kind", "metadata", "spec"],
+        "properties": {
+            "apiVersion": {"const": "keda.sh/v1alpha1"},
+            "metadata": _STRIMZI_META,
+            "spec": {
+                "type": "object",
+                "properties": {
+                    "secretTargetRef": {
+                        "type": "array",
+                        "items": {
+                            "type": "object",
+                            "required": ["parameter", "name", "key"],
+                            "additionalProperties": {"type": "string"},
+                        },
+                    }
+                },
+                "additionalProperties": False,
+            },
+        },
+    },
+}
 MONITORING_SCHEMAS: dict[str, dict[str, Any]] = {
     "PodMonitor": {
         "type": "object",
@@ -225,6 +287,8 @@ def schema_errors(doc: dict[str, Any]) -> list[str]:
         validator: jsonschema.protocols.Validator | None = jsonschema.Draft202012Validator(STRIMZI_SCHEMAS[kind])
     elif kind in MONITORING_SCHEMAS and api_version.startswith("monitoring.coreos.com/"):
         validator = jsonschema.Draft202012Validator(MONITORING_SCHEMAS[kind])
+    elif kind in KEDA_SCHEMAS and api_version.startswith("keda.sh/"):
+        validator = jsonschema.Draft202012Validator(KEDA_SCHEMAS[kind])
     else:
         validator = _k8s_validator(kind, api_version)
     if validator is None:

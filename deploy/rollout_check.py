@@ -28,20 +28,23 @@ def scaling_problems(docs: Sequence[dict[str, Any]]) -> list[str]:
     partitions = next(
         (int(c["data"]["KAFKA_PARTITIONS"]) for c in configs if "KAFKA_PARTITIONS" in c.get("data", {})), None
     )
-    for hpa in (d for d in docs if d.get("kind") == "HorizontalPodAutoscaler"):
-        name = hpa["metadata"]["name"]
-        target = hpa["spec"]["scaleTargetRef"]
-        deployment = deployments.get(target["name"]) if target.get("kind") == "Deployment" else None
+    # A KEDA ScaledObject makes and owns an HPA of its own: the same rules hold for it.
+    scalers = [
+        (d["kind"], d["metadata"]["name"], d["spec"]["scaleTargetRef"], d["spec"].get(field))
+        for d in docs
+        for kind, field in (("HorizontalPodAutoscaler", "maxReplicas"), ("ScaledObject", "maxReplicaCount"))
+        if d.get("kind") == kind
+    ]
+    for kind, name, target, most in scalers:
+        deployment = deployments.get(target["name"]) if target.get("kind", "Deployment") == "Deployment" else None
         if deployment is not None and "replicas" in deployment["spec"]:
-            problems.append(
-                f"Deployment/{target['name']} sets spec.replicas while HorizontalPodAutoscaler/{name} owns its scale"
-            )
+            problems.append(f"Deployment/{target['name']} sets spec.replicas while {kind}/{name} owns its scale")
         if partitions is None:
-            problems.append(f"HorizontalPodAutoscaler/{name}: no KAFKA_PARTITIONS in hopcast-config to bound it")
-        elif hpa["spec"]["maxReplicas"] > partitions:
+            problems.append(f"{kind}/{name}: no KAFKA_PARTITIONS in hopcast-config to bound it")
+        elif most is not None and most > partitions:
             problems.append(
-                f"HorizontalPodAutoscaler/{name}: maxReplicas {hpa['spec']['maxReplicas']} is above the"
-                f" {partitions} partitions (KAFKA_PARTITIONS): the extra consumers would sit idle"
+                f"{kind}/{name}: at most {most} replicas, above the {partitions} partitions (KAFKA_PARTITIONS):"
+                " the extra consumers would sit idle"
             )
     return problems
 

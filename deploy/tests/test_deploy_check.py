@@ -44,12 +44,18 @@ def test_the_deploy_folder_is_valid() -> None:
     assert len(report.checked) == 3
 
 
-def test_both_overlays_render_every_service_hardened(rendered: dict[str, list[dict[str, Any]]]) -> None:
-    assert set(rendered) == {"dev", "prod"}
+def test_every_overlay_renders_every_service_hardened(rendered: dict[str, list[dict[str, Any]]]) -> None:
+    assert set(rendered) == {"dev", "prod", "dev-keda"}
     for overlay, docs in rendered.items():
         names = {d["metadata"]["name"] for d in docs if d["kind"] == "Deployment"}
         assert names == {"scheduler", "content", "billing", "publisher"}, overlay
-        assert {d["metadata"]["namespace"] for d in docs} == {f"hopcast-{overlay}" if overlay == "dev" else "hopcast"}
+        assert {d["metadata"]["namespace"] for d in docs} == {"hopcast" if overlay == "prod" else "hopcast-dev"}
+    # KEDA's ScaledObjects replace the CPU autoscalers, bounded by dev's three partitions.
+    keda = rendered["dev-keda"]
+    assert not any(d["kind"] == "HorizontalPodAutoscaler" for d in keda)
+    scaled = {d["metadata"]["name"]: d["spec"] for d in keda if d["kind"] == "ScaledObject"}
+    assert {name: spec["maxReplicaCount"] for name, spec in scaled.items()} == {"content": 3, "publisher": 3}
+    assert {spec["triggers"][0]["metadata"]["consumerGroup"] for spec in scaled.values()} == {"content", "publisher"}
     assert any(d["kind"] == "Kafka" for d in rendered["dev"]), "dev uses the Strimzi component"
     assert not any(d["kind"] == "Kafka" for d in rendered["prod"])
     prod_config = _find(rendered["prod"], "ConfigMap", "hopcast-config")["data"]

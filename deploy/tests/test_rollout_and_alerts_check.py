@@ -43,7 +43,20 @@ def test_a_replica_count_beside_an_autoscaler_is_refused() -> None:
 
 def test_max_replicas_above_the_partitions_is_refused() -> None:
     [problem] = scaling_problems(_docs(max_replicas=40, partitions="12"))
-    assert "maxReplicas 40 is above the 12 partitions" in problem
+    assert "HorizontalPodAutoscaler/content: at most 40 replicas, above the 12 partitions" in problem
+
+
+def test_a_keda_scaler_is_held_to_the_same_rules() -> None:
+    docs = _docs(max_replicas=6, partitions="3")[:2]  # no HPA: KEDA's
+    docs.append(
+        {
+            "kind": "ScaledObject",
+            "metadata": {"name": "content"},
+            "spec": {"scaleTargetRef": {"name": "content"}, "maxReplicaCount": 6},
+        }
+    )
+    [problem] = scaling_problems(docs)
+    assert "ScaledObject/content: at most 6 replicas, above the 3 partitions" in problem
 
 
 def _service(*, init: bool = True, migrate_on_start: str = "false", owner_in_main: bool = False) -> dict[str, Any]:

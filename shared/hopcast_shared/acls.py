@@ -6,6 +6,9 @@ to a broker with Kafka's own CreateAcls request.
   types it emits and its dead-letter topic, reads the topics it consumes, with its own group;
 - `upstream` writes upstream.events only; `dashboard` reads analytics.events only, with groups
   whose ids start with `dashboard`;
+- `monitor` (a Kafka exporter: consumer lag read from the broker, so it is there when every
+  consumer is down) describes the contract's topics and the services' groups, and reads
+  nothing;
 - `admin` creates topics and ACLs (a super user on the local broker; on Strimzi, the ACLs below).
 
 The local stack creates these ACLs (`apply_acls`), `make deploy-check` checks the Strimzi
@@ -26,8 +29,15 @@ from hopcast_shared.topics import ANALYTICS, DLQ_TOPICS, EVENT_TOPICS, UPSTREAM,
 
 UPSTREAM_PRINCIPAL = "upstream"
 DASHBOARD_PRINCIPAL = "dashboard"
+MONITOR_PRINCIPAL = "monitor"
 ADMIN_PRINCIPAL = "admin"
-PRINCIPALS: tuple[str, ...] = (*SERVICES, UPSTREAM_PRINCIPAL, DASHBOARD_PRINCIPAL, ADMIN_PRINCIPAL)
+PRINCIPALS: tuple[str, ...] = (
+    *SERVICES,
+    UPSTREAM_PRINCIPAL,
+    DASHBOARD_PRINCIPAL,
+    MONITOR_PRINCIPAL,
+    ADMIN_PRINCIPAL,
+)
 # Consumer groups of the dashboard principal start with this (PREFIXED pattern).
 DASHBOARD_GROUP_PREFIX = "dashboard"
 
@@ -96,6 +106,8 @@ def acl_table(topic_prefix: str = "", services: Sequence[Grants] | None = None) 
     acls.append(Acl(UPSTREAM_PRINCIPAL, "topic", topic_prefix + UPSTREAM, "write"))
     acls.append(Acl(DASHBOARD_PRINCIPAL, "topic", topic_prefix + ANALYTICS, "read"))
     acls.append(Acl(DASHBOARD_PRINCIPAL, "group", DASHBOARD_GROUP_PREFIX, "read", "prefixed"))
+    acls += [Acl(MONITOR_PRINCIPAL, "topic", topic_prefix + t, "describe") for t in (*EVENT_TOPICS, *DLQ_TOPICS)]
+    acls += [Acl(MONITOR_PRINCIPAL, "group", service, "describe") for service in SERVICES]
     return sorted(set(acls))
 
 

@@ -180,3 +180,23 @@ async def test_reads_and_groups_are_each_principals_own(stack: TestStack, grante
     assert await read(stack.kafka_settings.model_copy(update={"topic_prefix": granted}), "billing.dlq") == "ok"
     # Upstream reads nothing, not even its own topic.
     assert await read(stack.kafka_as("upstream", granted), "upstream.events") == TopicAuthorizationFailedError.__name__
+
+
+async def test_the_monitor_reads_the_services_lag_and_no_message(stack: TestStack, granted: str) -> None:
+    """`monitor` (the Kafka exporter) sees each service group's committed offsets, so lag is known
+    when every consumer is down, and can read no event nor touch another group."""
+    billing = stack.kafka_as("billing", granted)
+    monitor = stack.kafka_as("monitor", granted)
+    assert await join(billing, "content.events", "billing") == "ok"  # billing's group has offsets now
+    admin = AIOKafkaAdminClient(**connection_kwargs(monitor))
+    await admin.start()
+    try:
+        offsets = await admin.list_consumer_group_offsets("billing")
+        assert {tp.topic for tp in offsets} == {f"{granted}content.events"}
+        groups = {g[0] for g in await admin.list_consumer_groups()}
+        assert "billing" in groups
+        assert not any(g.startswith("dashboard") for g in groups)  # not its business
+    finally:
+        await admin.close()
+    assert await read(monitor, "content.events") == TopicAuthorizationFailedError.__name__
+    assert await join(monitor, "content.events", "monitor") == GroupAuthorizationFailedError.__name__

@@ -5,16 +5,18 @@ broker of the checkout and resolved again when the pom changes."""
 from __future__ import annotations
 
 import base64
+import collections
 import hashlib
 import logging
 import os
 import re
 import shutil
 import subprocess
+import threading
 import time
 from pathlib import Path
 
-from hopcast_stack import procs
+from hopcast_stack import procs, progress
 from hopcast_stack.errors import StackError
 
 log = logging.getLogger(__name__)
@@ -76,32 +78,44 @@ def resolve_jars(libs: Path) -> Path:
         # Maven runs on a copy of the pom: the installed package may be read-only.
         shutil.copyfile(POM, work / "pom.xml")
         started = time.monotonic()
-        log.info("resolving Kafka's jars from Maven Central into %s", libs)
-        result = subprocess.run(
+        progress.say(f"resolving Kafka's jars from Maven Central into {libs} (the first time only; a few minutes)")
+        returncode, tail = _run_maven(
             [
                 mvn,
-                "-q",
                 "-B",
                 "-f",
                 str(work / "pom.xml"),
                 "dependency:copy-dependencies",
                 f"-DoutputDirectory={work / 'libs'}",
                 "-DincludeScope=runtime",
-            ],
-            capture_output=True,
-            text=True,
-            timeout=900,
+            ]
         )
-        if result.returncode != 0 or not any((work / "libs").glob("kafka_2.13-*.jar")):
-            output = "\n".join((result.stdout + result.stderr).splitlines()[-40:])
+        if returncode != 0 or not any((work / "libs").glob("kafka_2.13-*.jar")):
+            output = "\n".join(tail)
             shutil.rmtree(work, ignore_errors=True)
-            raise StackError(f"resolving Kafka's jars with Maven failed (exit {result.returncode}):\n{output}")
+            raise StackError(f"resolving Kafka's jars with Maven failed (exit {returncode}):\n{output}")
         (work / "libs" / ".pom-sha256").write_text(pom_digest() + "\n")
         shutil.rmtree(libs, ignore_errors=True)
         (work / "libs").replace(libs)
         shutil.rmtree(work, ignore_errors=True)
         log.info("resolved %d jars in %.1fs", len(list(libs.glob("*.jar"))), time.monotonic() - started)
     return libs
+
+
+def _run_maven(command: list[str], *, timeout_s: float = 900) -> tuple[int, list[str]]:
+    """Run Maven, telling its downloads as they come (`progress.maven_downloads`); its exit
+    code and its last 40 lines."""
+    tail: collections.deque[str] = collections.deque(maxlen=40)
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as maven:
+        timer = threading.Timer(timeout_s, maven.kill)
+        timer.start()
+        try:
+            assert maven.stdout is not None
+            for line in progress.maven_downloads((raw.rstrip("\n") for raw in maven.stdout), progress.say):
+                tail.append(line)
+        finally:
+            timer.cancel()
+    return maven.returncode, list(tail)
 
 
 def kafka_version(libs: Path) -> str | None:

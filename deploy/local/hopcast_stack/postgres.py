@@ -31,7 +31,7 @@ from typing import Any
 import asyncpg
 import psutil
 
-from hopcast_stack import procs
+from hopcast_stack import procs, progress
 from hopcast_stack.config import StackSettings, local_database_url
 from hopcast_stack.errors import StackError
 
@@ -201,6 +201,7 @@ class PostgresServer:
         ]
         if self.fast_init:
             args.append("--no-sync")
+        progress.say(f"creating the PostgreSQL cluster in {self.data_dir} (the first time only)")
         result = self._run("initdb", *args)
         if result.returncode != 0:
             raise StackError(f"initdb into {self.data_dir} failed:\n{result.stdout}{result.stderr}")
