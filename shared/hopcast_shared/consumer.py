@@ -38,7 +38,7 @@ from hopcast_shared.inbox import DEAD_LETTERED, HANDLED, NO_ORGANIZATION, record
 from hopcast_shared.outbox import OutboxRow, write_outbox
 from hopcast_shared.redact import redact_text
 from hopcast_shared.settings import KafkaSettings, ServiceSettings
-from hopcast_shared.telemetry import extract_context, tracer
+from hopcast_shared.telemetry import extract_context, messaging_attributes, tracer
 from hopcast_shared.topics import dlq_topic
 
 log = logging.getLogger(__name__)
@@ -144,21 +144,29 @@ class EventConsumer:
         outcomes += await self._handle_together(run)
         return outcomes
 
-    def _span(self, record: ConsumerRecord[Any, Any]) -> AbstractContextManager[Span]:
+    def _span(self, record: ConsumerRecord[Any, Any], message_id: str | None) -> AbstractContextManager[Span]:
         """The record's CONSUMER span, current while it is handled, child of the producer's trace."""
         return tracer.start_as_current_span(
-            f"{record.topic} process",
+            f"process {record.topic}",
             context=extract_context(record.headers),
             kind=SpanKind.CONSUMER,
-            attributes=self._span_attributes(record),
+            attributes=self._span_attributes(record, message_id),
         )
 
-    def _span_attributes(self, record: ConsumerRecord[Any, Any]) -> dict[str, str | int]:
+    def _span_attributes(self, record: ConsumerRecord[Any, Any], message_id: str | None) -> dict[str, str | int]:
+        """The conventions' attributes of a consumed record (its event id, once it was read as an
+        event of the contract: a UUID, never what a hostile record made up)."""
         return {
-            "messaging.system": "kafka",
-            "messaging.destination.name": record.topic,
-            "messaging.consumer.group.name": self.group_id,
-            "messaging.kafka.message.offset": record.offset,
+            **messaging_attributes(
+                "process",
+                record.topic,
+                partition=record.partition,
+                key=record.key,
+                message_id=message_id,
+                group=self.group_id,
+            ),
+            "messaging.kafka.offset": record.offset,
+            "messaging.message.body.size": len(record.value or b""),
         }
 
     def _classify(self, record: ConsumerRecord[Any, Any]) -> _Ready | ContractError | Envelope:
@@ -214,7 +222,7 @@ class EventConsumer:
                         continue
                     for ready in group:
                         ctx = EventContext(conn, ready.envelope, self.service, self._kafka)
-                        with self._span(ready.record) as span:
+                        with self._span(ready.record, str(ready.envelope.id)) as span:
                             span.set_attribute("messaging.message.type", ready.envelope.type)
                             await handler(ctx, ready.data)
                         rows += ctx.outbox
@@ -240,11 +248,11 @@ class EventConsumer:
         own span, under which its emitted events are made."""
         spans = [
             tracer.start_span(
-                f"{r.record.topic} process",
+                f"process {r.record.topic}",
                 context=extract_context(r.record.headers),
                 kind=SpanKind.CONSUMER,
                 attributes={
-                    **self._span_attributes(r.record),
+                    **self._span_attributes(r.record, str(r.envelope.id)),
                     "messaging.message.type": r.envelope.type,
                     "messaging.batch.message_count": len(group),
                 },
@@ -263,7 +271,8 @@ class EventConsumer:
         return [row for ctx in contexts for row in ctx.outbox]
 
     async def _process(self, record: ConsumerRecord[Any, Any], parsed: _Ready | ContractError | Envelope) -> str:
-        with self._span(record) as span:
+        envelope = parsed.envelope if isinstance(parsed, _Ready) else parsed if isinstance(parsed, Envelope) else None
+        with self._span(record, str(envelope.id) if envelope is not None else None) as span:
             outcome, event_type = await self._handle(record, parsed)
             # Only the contract's types name a metric series or a span: a hostile producer could
             # otherwise make one series per made-up type.

@@ -37,7 +37,7 @@ from hopcast_shared import metrics
 from hopcast_shared.contract import event_json, new_event_ids, topics_for, type_name_of, utc_text
 from hopcast_shared.db import Conn, Database
 from hopcast_shared.settings import KafkaSettings, TelemetrySettings
-from hopcast_shared.telemetry import TRACE_HEADERS, extract_context, tracer
+from hopcast_shared.telemetry import TRACE_HEADERS, extract_context, messaging_attributes, tracer
 
 log = logging.getLogger(__name__)
 
@@ -222,7 +222,7 @@ class OutboxRelay:
                 return 0
             rows = await conn.fetch(
                 """
-                SELECT id, event_type, topic, key, payload, headers FROM outbox
+                SELECT id, event_id, event_type, topic, key, payload, headers FROM outbox
                 WHERE parked_at IS NULL ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED
                 """,
                 self._batch_size,
@@ -325,12 +325,11 @@ def _publish_headers(row: asyncpg.Record) -> list[tuple[str, bytes]]:
     stored: list[list[str]] = row["headers"]
     parent = extract_context((k, v.encode("latin-1")) for k, v in stored if k in TRACE_HEADERS)
     span = tracer.start_span(
-        f"{row['topic']} publish",
+        f"send {row['topic']}",
         context=parent,
         kind=SpanKind.PRODUCER,
         attributes={
-            "messaging.system": "kafka",
-            "messaging.destination.name": row["topic"],
+            **messaging_attributes("send", row["topic"], key=row["key"], message_id=str(row["event_id"])),
             "messaging.message.type": row["event_type"],
         },
     )

@@ -177,6 +177,9 @@ class TelemetrySettings(BaseSettings):
 
     otel_exporter_otlp_endpoint: str | None = None
     otel_service_name: str | None = None
+    # PostgreSQL and HTTP client spans (OpenTelemetry's asyncpg and httpx instrumentations):
+    # by default on exactly when spans are exported.
+    otel_instrument_clients: bool | None = None
     log_level: str = Field(default="INFO", validation_alias="HOPCAST_LOG_LEVEL")
     log_format: Literal["json", "text"] = Field(default="json", validation_alias="HOPCAST_LOG_FORMAT")
 

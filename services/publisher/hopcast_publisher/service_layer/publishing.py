@@ -264,17 +264,22 @@ def _outbox_rows(
     )
 
 
-def span_headers(pending: PublishingPost, outcome: RunOutcome) -> list[tuple[str, str]]:
-    """The trace context of the events of a pending post's completion: a "publish pending
-    post" span, child of the input that started its publishing (so a run stays one trace),
-    written by the kernel's propagation (`inject_headers`: W3C traceparent and tracestate;
-    nothing when the span is not recording a valid context)."""
+def pending_trace(pending: PublishingPost) -> otel_context.Context:
+    """The trace the pending post's publishing belongs to: that of the input that started it
+    (so a run stays one trace), an empty context when it has none."""
     stored = pending.trace_headers or []
-    parent = extract_context((k, v.encode("latin-1")) for k, v in stored) if stored else otel_context.Context()
+    return extract_context((k, v.encode("latin-1")) for k, v in stored) if stored else otel_context.Context()
+
+
+def span_headers(pending: PublishingPost, outcome: RunOutcome) -> list[tuple[str, str]]:
+    """The trace context of the events of a pending post's completion: a "complete pending
+    post" span in the post's trace (`pending_trace`), written by the kernel's propagation
+    (`inject_headers`: W3C traceparent and tracestate; nothing when the span is not recording a
+    valid context). The platform calls are CLIENT spans of their own (the publishing loop)."""
     span = tracer.start_span(
-        "publish pending post",
-        context=parent,
-        kind=SpanKind.PRODUCER,
+        "complete pending post",
+        context=pending_trace(pending),
+        kind=SpanKind.INTERNAL,
         attributes={"hopcast.pending_post_id": str(pending.id), "hopcast.outcome": outcome.value},
     )
     span.end()

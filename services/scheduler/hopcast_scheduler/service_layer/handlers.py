@@ -45,8 +45,9 @@ from hopcast_shared.dispatch import Dispatch
 from hopcast_shared.handling import EventContext, PermanentError
 from hopcast_shared.outbox import OutboxRow, event_rows
 from hopcast_shared.settings import KafkaSettings
-from hopcast_shared.telemetry import inject_headers, tracer
+from hopcast_shared.telemetry import inject_headers, messaging_attributes, tracer
 from hopcast_shared.tenants import tenant_dispatch
+from hopcast_shared.topics import SCHEDULER
 
 log = logging.getLogger(__name__)
 SOURCE = "hopcast/scheduler"
@@ -280,12 +281,17 @@ async def claim_and_emit(deps: SchedulerDeps, conn: Conn, kafka: KafkaSettings, 
     for schedule, run_id, due_at, _kind in planned:
         if run_id not in inserted:
             continue
-        # Each run is the root of its own trace: everything the saga does joins it.
+        # Each run is the root of its own trace (the ScheduleDue's `create` span, by the
+        # messaging conventions): everything the saga does joins it.
+        topic = kafka.topic(SCHEDULER)
         with tracer.start_as_current_span(
-            "schedule run",
+            f"create {topic}",
             context=Context(),
             kind=SpanKind.PRODUCER,
-            attributes={"hopcast.run_id": str(run_id)},
+            attributes={
+                **messaging_attributes("create", topic, key=str(schedule.organization_id)),
+                "hopcast.run_id": str(run_id),
+            },
         ):
             trace = inject_headers()
         rows += event_rows(
