@@ -12,6 +12,7 @@ trace of its own.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Sequence
 
 from opentelemetry import context as otel_context
@@ -74,6 +75,9 @@ def setup_tracing(service: str, settings: TelemetrySettings | None = None) -> Tr
 def instrument_clients() -> None:
     """PostgreSQL (asyncpg) and HTTP (httpx) client spans, from OpenTelemetry's own
     instrumentations, under the current span; once per process."""
+    # The current HTTP and database conventions (http.request.method, db.system.name...), not
+    # the old ones the instrumentations still default to; an operator's own choice stands.
+    os.environ.setdefault("OTEL_SEMCONV_STABILITY_OPT_IN", "http,database")
     from opentelemetry.instrumentation.asyncpg import AsyncPGInstrumentor
     from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
 

@@ -34,6 +34,7 @@ from datetime import datetime
 from typing import Any
 
 import asyncpg
+from opentelemetry.trace import SpanKind
 
 from hopcast_publisher import metrics
 from hopcast_publisher.adapters.credentials import AccountTokens, OpenCredentials, TokenDecryptError
@@ -64,11 +65,13 @@ from hopcast_publisher.service_layer.publishing import (
     Failed,
     PlatformResult,
     now_utc,
+    pending_trace,
     prepare_completion,
 )
 from hopcast_shared.contract import PublishFailureReason, ReauthReason, RunOutcome
 from hopcast_shared.db import Database
 from hopcast_shared.settings import KafkaSettings
+from hopcast_shared.telemetry import tracer
 
 log = logging.getLogger(__name__)
 
@@ -346,7 +349,14 @@ class PublishingLoop:
                     opened[account.social_account_id] = account
                     await self._credentials.store(account, tokens)
 
-                published = await adapter.publish(credentials, request, resumed=maybe_sent, on_refreshed=refreshed)
+                # The platform call: a CLIENT span in the run's trace, its HTTP requests under it.
+                with tracer.start_as_current_span(
+                    f"publish {platform}",
+                    context=pending_trace(pending),
+                    kind=SpanKind.CLIENT,
+                    attributes={"hopcast.platform": platform, "hopcast.pending_post_id": str(pending.id)},
+                ):
+                    published = await adapter.publish(credentials, request, resumed=maybe_sent, on_refreshed=refreshed)
             except LeaseLost:
                 raise  # the post is dropped from the round, not failed
             except PublishDeferred as deferred:
