@@ -21,6 +21,7 @@ import asyncpg
 import typer
 
 from hopcast_shared.db import all_migrations, migrate_database
+from hopcast_shared.listing import print_json_lines
 from hopcast_shared.migrations import Migration, load_migrations, missing_migrations
 from hopcast_shared.settings import SERVICES, ServiceSettings
 
@@ -61,7 +62,10 @@ def apply(service: ServiceArg) -> None:
 
 
 @app.command()
-def status(service: ServiceArg) -> None:
+def status(
+    service: ServiceArg,
+    as_json: Annotated[bool, typer.Option("--json", help="one JSON migration a line, applied or not")] = False,
+) -> None:
     """Say which migrations the database lacks; exit 1 when any (for a readiness script)."""
     settings = ServiceSettings.for_service(service)
     migrations = service_migrations(service)
@@ -74,6 +78,14 @@ def status(service: ServiceArg) -> None:
             await conn.close()
 
     lacking = asyncio.run(missing())
+    if as_json:
+        print_json_lines(
+            {"component": m.component, "version": m.version, "name": m.name, "applied": m not in lacking}
+            for m in migrations
+        )
+        if lacking:
+            raise typer.Exit(1)
+        return
     for mig in lacking:
         typer.echo(f"{service}: missing {mig.component} {mig.version:04d}_{mig.name}")
     typer.echo(f"{service}: {len(migrations) - len(lacking)} of {len(migrations)} migrations applied")

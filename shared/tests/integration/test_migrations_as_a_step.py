@@ -5,6 +5,7 @@ its code needs and opens once it is there, or says what to run when it never com
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import subprocess
 import sys
@@ -54,6 +55,10 @@ async def test_the_cli_applies_a_services_migrations_and_status_tells_what_is_mi
     assert f"({len(migrations)} migrations, 0 applied now)" in again.stdout
     after = await asyncio.to_thread(_hopcast, "migrate", "status", "billing", database_url=database_url)
     assert after.returncode == 0 and f"{len(migrations)} of {len(migrations)} migrations applied" in after.stdout
+    listed = await asyncio.to_thread(_hopcast, "migrate", "status", "billing", "--json", database_url=database_url)
+    rows = [json.loads(line) for line in listed.stdout.splitlines()]
+    assert listed.returncode == 0 and len(rows) == len(migrations) and all(r["applied"] for r in rows)
+    assert {"component": "billing", "version": 1} in [{k: r[k] for k in ("component", "version")} for r in rows]
 
 
 async def test_an_unknown_service_is_a_usage_error(database_url: str) -> None:

@@ -70,3 +70,17 @@ def test_a_bad_value_says_which_and_why(capsys: pytest.CaptureFixture[str], monk
         2,
         "hopcast dlq list: Invalid value for 'service': expected one of scheduler, content, billing, publisher\n",
     )
+
+
+def test_every_listing_command_offers_json_lines() -> None:
+    """The listings (`list`, `status`) all take --json, one object a line (each command's own
+    tests parse it: dlq and outbox in test_poison_records, topics in test_topics_cli, the stack's
+    status in deploy/local/tests/test_status_json.py)."""
+    root = typer.main.get_command(cli.app)
+    listings = {}
+    for group_name, group in getattr(root, "commands", {}).items():
+        for name, command in getattr(group, "commands", {}).items():
+            if name in ("list", "status"):
+                listings[f"{group_name} {name}"] = {opt for p in command.params for opt in getattr(p, "opts", [])}
+    assert set(listings) >= {"dlq list", "outbox list", "topics list", "stack status"}
+    assert {name for name, opts in listings.items() if "--json" not in opts} == set()
