@@ -136,116 +136,89 @@ _ENDPOINT = {
     },
     "additionalProperties": False,
 }
+
+
+def _custom_resource(api_version: str, spec: dict[str, Any]) -> dict[str, Any]:
+    """The outline of a custom resource: its apiVersion, a name, and `spec` (closed)."""
+    return {
+        "type": "object",
+        "required": ["apiVersion", "kind", "metadata", "spec"],
+        "properties": {
+            "apiVersion": {"const": api_version},
+            "metadata": _STRIMZI_META,
+            "spec": {"type": "object", **spec, "additionalProperties": False},
+        },
+    }
+
+
+_KAFKA_TRIGGER = {
+    "type": "object",
+    "required": ["type", "metadata"],
+    "properties": {
+        "type": {"const": "kafka"},
+        "metadata": {
+            "type": "object",
+            "required": ["bootstrapServers", "consumerGroup", "lagThreshold"],
+            "additionalProperties": {"type": "string"},
+        },
+        "authenticationRef": {"type": "object", "required": ["name"]},
+    },
+    "additionalProperties": False,
+}
 # And KEDA's (the lag scaler of components/keda).
 KEDA_SCHEMAS: dict[str, dict[str, Any]] = {
-    "ScaledObject": {
-        "type": "object",
-        "required": ["apiVersion", "kind", "metadata", "spec"],
-        "properties": {
-            "apiVersion": {"const": "keda.sh/v1alpha1"},
-            "metadata": _STRIMZI_META,
-            "spec": {
-                "type": "object",
-                "required": ["scaleTargetRef", "triggers"],
-                "properties": {
-                    "scaleTargetRef": {"type": "object", "required": ["name"]},
-                    "minReplicaCount": {"type": "integer", "minimum": 0},
-                    "maxReplicaCount": {"type": "integer", "minimum": 1},
-                    "cooldownPeriod": {"type": "integer", "minimum": 0},
-                    "triggers": {
-                        "type": "array",
-                        "minItems": 1,
-                        "items": {
-                            "type": "object",
-                            "required": ["type", "metadata"],
-                            "properties": {
-                                "type": {"const": "kafka"},
-                                "metadata": {
-                                    "type": "object",
-                                    "required": ["bootstrapServers", "consumerGroup", "lagThreshold"],
-                                    "additionalProperties": {"type": "string"},
-                                },
-                                "authenticationRef": {"type": "object", "required": ["name"]},
-                            },
-                            "additionalProperties": False,
-                        },
+    "ScaledObject": _custom_resource(
+        "keda.sh/v1alpha1",
+        {
+            "required": ["scaleTargetRef", "triggers"],
+            "properties": {
+                "scaleTargetRef": {"type": "object", "required": ["name"]},
+                "minReplicaCount": {"type": "integer", "minimum": 0},
+                "maxReplicaCount": {"type": "integer", "minimum": 1},
+                "cooldownPeriod": {"type": "integer", "minimum": 0},
+                "triggers": {"type": "array", "minItems": 1, "items": _KAFKA_TRIGGER},
+            },
+        },
+    ),
+    "TriggerAuthentication": _custom_resource(
+        "keda.sh/v1alpha1",
+        {
+            "properties": {
+                "secretTargetRef": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "required": ["parameter", "name", "key"],
+                        "additionalProperties": {"type": "string"},
                     },
-                },
-                "additionalProperties": False,
-            },
+                }
+            }
         },
-    },
-    "TriggerAuthentication": {
-        "type": "object",
-        "required": ["apiVersion", "kind", "metadata", "spec"],
-        "properties": {
-            "apiVersion": {"const": "keda.sh/v1alpha1"},
-            "metadata": _STRIMZI_META,
-            "spec": {
-                "type": "object",
-                "properties": {
-                    "secretTargetRef": {
-                        "type": "array",
-                        "items": {
-                            "type": "object",
-                            "required": ["parameter", "name", "key"],
-                            "additionalProperties": {"type": "string"},
-                        },
-                    }
-                },
-                "additionalProperties": False,
-            },
-        },
+    ),
+}
+_RULE_GROUP = {
+    "type": "object",
+    "required": ["name", "rules"],
+    "properties": {
+        "name": {"type": "string"},
+        "rules": {"type": "array", "items": {"type": "object", "required": ["alert", "expr", "labels", "annotations"]}},
     },
 }
 MONITORING_SCHEMAS: dict[str, dict[str, Any]] = {
-    "PodMonitor": {
-        "type": "object",
-        "required": ["apiVersion", "kind", "metadata", "spec"],
-        "properties": {
-            "apiVersion": {"const": "monitoring.coreos.com/v1"},
-            "metadata": _STRIMZI_META,
-            "spec": {
-                "type": "object",
-                "required": ["selector", "podMetricsEndpoints"],
-                "properties": {
-                    "selector": {"type": "object", "required": ["matchLabels"]},
-                    "podMetricsEndpoints": {"type": "array", "minItems": 1, "items": _ENDPOINT},
-                },
-                "additionalProperties": False,
+    "PodMonitor": _custom_resource(
+        "monitoring.coreos.com/v1",
+        {
+            "required": ["selector", "podMetricsEndpoints"],
+            "properties": {
+                "selector": {"type": "object", "required": ["matchLabels"]},
+                "podMetricsEndpoints": {"type": "array", "minItems": 1, "items": _ENDPOINT},
             },
         },
-    },
-    "PrometheusRule": {
-        "type": "object",
-        "required": ["apiVersion", "kind", "metadata", "spec"],
-        "properties": {
-            "apiVersion": {"const": "monitoring.coreos.com/v1"},
-            "metadata": _STRIMZI_META,
-            "spec": {
-                "type": "object",
-                "required": ["groups"],
-                "properties": {
-                    "groups": {
-                        "type": "array",
-                        "minItems": 1,
-                        "items": {
-                            "type": "object",
-                            "required": ["name", "rules"],
-                            "properties": {
-                                "name": {"type": "string"},
-                                "rules": {
-                                    "type": "array",
-                                    "items": {"type": "object", "required": ["alert", "expr", "labels", "annotations"]},
-                                },
-                            },
-                        },
-                    }
-                },
-                "additionalProperties": False,
-            },
-        },
-    },
+    ),
+    "PrometheusRule": _custom_resource(
+        "monitoring.coreos.com/v1",
+        {"required": ["groups"], "properties": {"groups": {"type": "array", "minItems": 1, "items": _RULE_GROUP}}},
+    ),
 }
 
 
