@@ -3,9 +3,10 @@ one statement renews every lease a worker still holds and says which it has lost
 an attempt's status says about calls sent for it, so that a post claimed again is looked up
 on the platform only when a call may have been sent.
 
-Attempt statuses while publishing: PENDING (written when publishing starts; also what a
-version before these statuses left), QUEUED (its post was claimed for the first time, so no
-call has been sent), SENT (a create call is about to be sent, recorded before it is). A post
+Attempt statuses while publishing: QUEUED (written when publishing starts, or at the first
+claim of a post a version before these statuses started: no call has been sent), SENT (a
+create call is about to be sent, recorded before it is), PENDING (what a version before these
+statuses left on a post it had claimed). A post
 claimed again with an attempt QUEUED was never called for on that platform: no lookup is
 needed, and none is made (a personal LinkedIn account cannot make one). PENDING or SENT
 means a call may have been sent: ask first."""
@@ -74,8 +75,10 @@ QUEUED, SENT = "QUEUED", "SENT"
 
 async def queue_first_claims(conn: Conn, pending_post_ids: Sequence[uuid.UUID]) -> None:
     """The PENDING attempts of pending posts claimed for the first time become QUEUED: nothing
-    can have been sent for them. (A later claim changes nothing, so PENDING keeps meaning "may
-    have been sent" for posts a version before this one claimed.)"""
+    can have been sent for them. Only posts a version before these statuses started have any
+    (attempts are written QUEUED now), so in the steady state this writes nothing. (A later
+    claim changes nothing, so PENDING keeps meaning "may have been sent" for posts a version
+    before this one claimed.)"""
     if pending_post_ids:
         await conn.execute(
             "UPDATE publish_attempts SET status = 'QUEUED'"

@@ -84,7 +84,7 @@ from hopcast_shared.telemetry import extract_context, inject_headers, tracer
 log = logging.getLogger(__name__)
 SOURCE = "hopcast/publisher"
 
-PENDING, PUBLISHED, FAILED = "PENDING", "PUBLISHED", "FAILED"
+PENDING, QUEUED, PUBLISHED, FAILED = "PENDING", "QUEUED", "PUBLISHED", "FAILED"
 
 
 def now_utc() -> datetime:
@@ -153,7 +153,9 @@ async def start_publishing(
                     )
                 else:
                     key = idempotency_key(pending.id, platform)
-                    attempts.append((pending.id, platform, key, chosen.social_account_id, PENDING, None, None))
+                    # QUEUED: written with its start, before any claim, so nothing was sent for it
+                    # (`adapters/leases.py`); no second write of every attempt at its first claim.
+                    attempts.append((pending.id, platform, key, chosen.social_account_id, QUEUED, None, None))
                     calls += 1
         for r in results:
             key = idempotency_key(pending.id, r.platform)
