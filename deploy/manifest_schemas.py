@@ -26,6 +26,29 @@ _STRIMZI_META = {
     "required": ["name"],
     "properties": {"name": {"type": "string"}, "labels": {"type": "object"}, "annotations": {"type": "object"}},
 }
+# A Strimzi resource that belongs to a cluster says which (the label the operators select on).
+_CLUSTER_MEMBER_META = {
+    **_STRIMZI_META,
+    "required": ["name", "labels"],
+    "properties": {**_STRIMZI_META["properties"], "labels": {"type": "object", "required": ["strimzi.io/cluster"]}},
+}
+
+
+def _custom_resource(
+    api_version: str, spec: dict[str, Any], metadata: dict[str, Any] = _STRIMZI_META
+) -> dict[str, Any]:
+    """The outline of a custom resource: its apiVersion, its metadata, and `spec` (closed)."""
+    return {
+        "type": "object",
+        "required": ["apiVersion", "kind", "metadata", "spec"],
+        "properties": {
+            "apiVersion": {"const": api_version},
+            "metadata": metadata,
+            "spec": {"type": "object", **spec, "additionalProperties": False},
+        },
+    }
+
+
 STRIMZI_SCHEMAS: dict[str, dict[str, Any]] = {
     "Kafka": {
         "type": "object",
@@ -74,14 +97,7 @@ STRIMZI_SCHEMAS: dict[str, dict[str, Any]] = {
         "required": ["apiVersion", "kind", "metadata", "spec"],
         "properties": {
             "apiVersion": {"const": "kafka.strimzi.io/v1beta2"},
-            "metadata": {
-                **_STRIMZI_META,
-                "required": ["name", "labels"],
-                "properties": {
-                    **_STRIMZI_META["properties"],
-                    "labels": {"type": "object", "required": ["strimzi.io/cluster"]},
-                },
-            },
+            "metadata": _CLUSTER_MEMBER_META,
             "spec": {
                 "type": "object",
                 "required": ["replicas", "roles", "storage"],
@@ -96,33 +112,25 @@ STRIMZI_SCHEMAS: dict[str, dict[str, Any]] = {
     },
 }
 STRIMZI_SCHEMAS["KafkaUser"] = KAFKA_USER_SCHEMA
-STRIMZI_SCHEMAS["KafkaTopic"] = {
-    "type": "object",
-    "required": ["apiVersion", "kind", "metadata", "spec"],
-    "properties": {
-        "apiVersion": {"const": "kafka.strimzi.io/v1beta2"},
-        "metadata": {
-            **_STRIMZI_META,
-            "required": ["name", "labels"],
-            "properties": {
-                **_STRIMZI_META["properties"],
-                "name": {"type": "string", "pattern": "^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$", "maxLength": 253},
-                "labels": {"type": "object", "required": ["strimzi.io/cluster"]},
-            },
-        },
-        "spec": {
-            "type": "object",
-            "required": ["partitions", "replicas"],
-            "properties": {
-                "topicName": {"type": "string"},
-                "partitions": {"type": "integer", "minimum": 1},
-                "replicas": {"type": "integer", "minimum": 1, "maximum": 32767},
-                "config": {"type": "object", "additionalProperties": {"type": ["string", "integer", "boolean"]}},
-            },
-            "additionalProperties": False,
+STRIMZI_SCHEMAS["KafkaTopic"] = _custom_resource(
+    "kafka.strimzi.io/v1beta2",
+    {
+        "required": ["partitions", "replicas"],
+        "properties": {
+            "topicName": {"type": "string"},
+            "partitions": {"type": "integer", "minimum": 1},
+            "replicas": {"type": "integer", "minimum": 1, "maximum": 32767},
+            "config": {"type": "object", "additionalProperties": {"type": ["string", "integer", "boolean"]}},
         },
     },
-}
+    metadata={
+        **_CLUSTER_MEMBER_META,
+        "properties": {
+            **_CLUSTER_MEMBER_META["properties"],
+            "name": {"type": "string", "pattern": "^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$", "maxLength": 253},
+        },
+    },
+)
 
 # The Prometheus operator's CRDs are not vendored either: the outline of what Hopcast uses.
 _ENDPOINT = {
@@ -136,19 +144,6 @@ _ENDPOINT = {
     },
     "additionalProperties": False,
 }
-
-
-def _custom_resource(api_version: str, spec: dict[str, Any]) -> dict[str, Any]:
-    """The outline of a custom resource: its apiVersion, a name, and `spec` (closed)."""
-    return {
-        "type": "object",
-        "required": ["apiVersion", "kind", "metadata", "spec"],
-        "properties": {
-            "apiVersion": {"const": api_version},
-            "metadata": _STRIMZI_META,
-            "spec": {"type": "object", **spec, "additionalProperties": False},
-        },
-    }
 
 
 _KAFKA_TRIGGER = {
