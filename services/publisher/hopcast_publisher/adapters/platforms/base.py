@@ -72,6 +72,16 @@ class RefreshedTokens:
 
 
 @dataclass(frozen=True)
+class PostMedia:
+    """One image or video of a post, as the draft names it (issue 18): adapters fetch it
+    through the egress guard and upload it the platform's way, with its alt text."""
+
+    url: str
+    alt_text: str | None = None
+    mime_type: str | None = None
+
+
+@dataclass(frozen=True)
 class PostRequest:
     """One post on one platform. `created_at` is fixed when publishing starts, so every
     try (and a resumption after a crash) sends the same request. `lease`: the pending post's
@@ -84,6 +94,8 @@ class PostRequest:
     """The post's language, a BCP-47 tag (the brand's), for platforms that record one."""
     has_media: bool = False
     """The post has images or a video, so a platform shows them rather than a link card."""
+    media: tuple[PostMedia, ...] = ()
+    """The post's images or video, in order, each with its alt text."""
     lease: HeldLease | None = field(default=None, compare=False, repr=False)
 
 
