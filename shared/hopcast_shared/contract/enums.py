@@ -116,6 +116,7 @@ class PublishFailureReason(StrEnum):
     # An addition to the contract (docs/contract.md): a call may have published the post and the
     # platform cannot be asked (LinkedIn without r_member_social); not retried, never posted twice.
     OUTCOME_UNKNOWN = "OUTCOME_UNKNOWN"
+    MEDIA_REJECTED = "MEDIA_REJECTED"
 
 
 class RunOutcome(StrEnum):
