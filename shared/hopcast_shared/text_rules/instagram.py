@@ -20,7 +20,7 @@ class InstagramRule(TextRule):
         measured = CharacterLimit(MAX_CHARACTERS, self.platform).measure(text)
         tags = len(hashtags(text))
         mentions = len(MENTION.findall(text))
-        extra = (f"{tags} hashtags over the limit of {MAX_HASHTAGS}",) if tags > MAX_HASHTAGS else ()
+        extra: tuple[str, ...] = (f"{tags} hashtags over the limit of {MAX_HASHTAGS}",) if tags > MAX_HASHTAGS else ()
         if mentions > MAX_MENTIONS:
             extra += (f"{mentions} @ tags over the limit of {MAX_MENTIONS}",)
         return Measure(measured.length, MAX_CHARACTERS, measured.unit, measured.problems + extra)

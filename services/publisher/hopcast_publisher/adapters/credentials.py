@@ -141,7 +141,7 @@ class OpenCredentials:
 
     async def _refresh_if_expiring(self, adapter: PlatformAdapter, account: AccountCredentials) -> AccountCredentials:
         expires = account.token_expires_at
-        if expires is None or account.refresh_token is None:
+        if expires is None or (account.refresh_token is None and not adapter.refreshes_access_token):
             return account
         if expires - self._margin > self._clock():
             return account

@@ -142,6 +142,10 @@ class PlatformAdapter(ABC):
         (Mastodon) reads that server's."""
         return text_refusal(platform, text)
 
+    refreshes_access_token: bool = False
+    """The platform refreshes a long-lived access token itself (Instagram, Threads), so an account
+    without a refresh token is refreshed too before its token expires."""
+
     @abstractmethod
     async def refresh(self, account: AccountCredentials) -> RefreshedTokens:
         """New tokens from the refresh token; raises PublishFailure(TOKEN_INVALID) when it cannot."""

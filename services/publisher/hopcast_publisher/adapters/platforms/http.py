@@ -47,8 +47,12 @@ _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 class LookupFailed(Exception):
     """Asking the platform whether a post exists got no clear answer: do not post, retry later."""
 
-    def __init__(self, platform: str, response: httpx.Response | None = None, problem: str = "") -> None:
+    def __init__(
+        self, platform: str, response: httpx.Response | None = None, problem: str = "", *, maybe_created: bool = False
+    ) -> None:
         self.response = response
+        # The platform may hold the post already (a Meta container found PUBLISHED): ask first.
+        self.maybe_created = maybe_created
         status = f" ({response.status_code})" if response is not None else ""
         super().__init__(f"could not ask {platform} whether the post exists{status}{problem}")
 
@@ -144,6 +148,11 @@ class HttpPlatformAdapter(PlatformAdapter):
         rate-limit headers say a limit is used up (`rate_limits.py`)."""
         return None
 
+    def _throttled(self, response: httpx.Response) -> bool:
+        """Whether the answer refuses the call for a rate limit (429 by default; the Graph API
+        answers 400 or 403 with its own codes)."""
+        return response.status_code == 429
+
     def _unannounced_limit(self) -> RateLimit:
         """Until when 429s that never said when they end defer the call, once tries run out."""
         return RateLimit(now() + timedelta(seconds=self.policy.unannounced_limit_s))
@@ -227,6 +236,7 @@ class HttpPlatformAdapter(PlatformAdapter):
                     await request.lease.confirm(self.call_s)  # raises LeaseLost: nothing is sent
                 response = await self._create_within(account, request)
             except LookupFailed as exc:
+                maybe_created = maybe_created or exc.maybe_created
                 retired = self._retired_version(exc.response, account) if exc.response is not None else None
                 if retired is not None:
                     raise retired from None
@@ -237,7 +247,7 @@ class HttpPlatformAdapter(PlatformAdapter):
                     continue
                 last_problem = str(exc)
                 delay = policy.backoff(attempt, self._rng)
-                if exc.response is not None and exc.response.status_code == 429:
+                if exc.response is not None and self._throttled(exc.response):
                     limited = True  # the lookup's own limit: wait for it, or defer, as for a post
                     lookup_limit = self._rate_limit(exc.response)
                     wait = self._until_reset(
@@ -270,8 +280,8 @@ class HttpPlatformAdapter(PlatformAdapter):
                     refreshed = True
                     attempt -= 1  # a refresh is not a failed try
                     continue
-                elif status == 429:
-                    last_problem = f"{self.platform} rate-limited the account (429)"
+                elif self._throttled(response):
+                    last_problem = f"{self.platform} rate-limited the account ({status})"
                     limited = True
                     reset_in = self._until_reset(
                         account, response, limit, deadline, last_problem, maybe_sent=maybe_created

@@ -13,10 +13,18 @@ Documented headers (every answer carries them unless said otherwise):
 - LinkedIn: no rate-limit headers; application and member limits per 24 hours that reset
   at midnight UTC, answered with a 429 (rarely a 429 to protect its infrastructure, which
   passes soon). Retry-After where any platform sends it.
+- Meta's Graph API (Facebook, Instagram, Threads; developers.facebook.com/docs/graph-api/
+  overview/rate-limiting): `X-App-Usage` and `X-Page-Usage` (`{"call_count", "total_cputime",
+  "total_time"}`, percentages of a rolling hour; 100 is throttled, and no reset is given, X-Page-
+  Usage may add `estimated_time_to_regain_access` in minutes) and `X-Business-Use-Case-Usage`
+  (`{"<id>": [{"type", "call_count", ..., "estimated_time_to_regain_access"}]}`, minutes). A
+  throttled call is answered 400/403 with error code 4, 17, 32, 613 or 80001-80014, not 429;
+  the publishing caps (`content_publishing_limit`) are read by the adapters themselves.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -104,3 +112,41 @@ def next_utc_midnight(now: datetime) -> datetime:
     """When LinkedIn's daily limits reset."""
     today = now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
     return today + timedelta(days=1)
+
+
+GRAPH_USAGE_HEADERS = ("x-app-usage", "x-page-usage", "x-ad-account-usage")
+_GRAPH_USAGE_FIELDS = ("call_count", "total_cputime", "total_time")
+
+
+def _json_object(value: str | None) -> dict[str, object]:
+    try:
+        parsed = json.loads(value) if value else {}
+    except ValueError:
+        return {}
+    return parsed if isinstance(parsed, dict) else {}
+
+
+def _graph_usage_reset(usage: Mapping[str, object], now: datetime, unannounced_s: float) -> datetime | None:
+    """When one usage object (X-App-Usage's, one entry of X-Business-Use-Case-Usage) is free
+    again: its estimated_time_to_regain_access (minutes) when it gives one above 0, else, when a
+    percentage reached 100, `unannounced_s` from now; None while it is under its limit."""
+    regain = usage.get("estimated_time_to_regain_access")
+    if isinstance(regain, int | float) and not isinstance(regain, bool) and regain > 0:
+        return now + timedelta(minutes=float(regain))
+    used_up = any(
+        isinstance(usage.get(f), int | float) and float(usage[f]) >= 100  # type: ignore[arg-type]
+        for f in _GRAPH_USAGE_FIELDS
+    )
+    return now + timedelta(seconds=unannounced_s) if used_up else None
+
+
+def graph_rate_limit(headers: Mapping[str, str], now: datetime, unannounced_s: float) -> RateLimit | None:
+    """The latest reset the Graph API's usage headers announce, if any of them is used up."""
+    resets: list[datetime | None] = [
+        _graph_usage_reset(_json_object(headers.get(name)), now, unannounced_s) for name in GRAPH_USAGE_HEADERS
+    ]
+    for entries in _json_object(headers.get("x-business-use-case-usage")).values():
+        for entry in entries if isinstance(entries, list) else []:
+            if isinstance(entry, dict):
+                resets.append(_graph_usage_reset(entry, now, unannounced_s))
+    return latest(*(RateLimit(reset) for reset in resets if reset is not None))
