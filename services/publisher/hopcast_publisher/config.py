@@ -3,6 +3,7 @@ PUBLISHER_* environment variables with safe local defaults."""
 
 from __future__ import annotations
 
+import re
 from typing import Literal, Self
 from urllib.parse import urlsplit
 
@@ -25,7 +26,11 @@ _PLATFORM_URLS = {
     "BLUESKY": ("bluesky_pds_url",),
     "TWITTER": ("x_api_url",),
     "LINKEDIN": ("linkedin_api_url", "linkedin_oauth_url"),
+    "FACEBOOK": ("graph_api_url",),
+    "INSTAGRAM": ("instagram_api_url",),
+    "THREADS": ("threads_api_url",),
 }
+THREADS_VERSION = re.compile(r"^v\d{1,2}\.\d{1,2}$")
 
 
 class PublisherSettings(BaseSettings):
@@ -33,7 +38,8 @@ class PublisherSettings(BaseSettings):
 
     adapter: Literal["sandbox", "live"] = "sandbox"
     """`sandbox` (local default: records posts, returns ids and URLs) or `live` (the real
-    Bluesky, Mastodon, X and LinkedIn APIs; other platforms fail as PLATFORM_REJECTED)."""
+    Bluesky, Mastodon, X, LinkedIn, Facebook, Instagram and Threads APIs; other platforms fail
+    as PLATFORM_REJECTED)."""
     sandbox_url: str = "https://sandbox.hopcast.invalid"
     """Base of the URLs the sandbox returns."""
 
@@ -97,6 +103,18 @@ class PublisherSettings(BaseSettings):
     graph_api_version: str = DEFAULT_GRAPH_VERSION
     """Meta's Graph API version (the URL path's `vNN.N`) for the Facebook and Instagram
     adapters: v27.0, released 2026-11-04, the newest Meta documented on 2026-12-06."""
+    graph_api_url: str = "https://graph.facebook.com"
+    """Facebook Pages' Graph API host."""
+    instagram_api_url: str = "https://graph.instagram.com"
+    """Instagram's host: graph.instagram.com for accounts connected with Business Login for
+    Instagram (their tokens refresh with ig_refresh_token there), graph.facebook.com for those
+    connected through Facebook Login."""
+    threads_api_url: str = "https://graph.threads.net"
+    threads_api_version: str = "v1.0"
+    """The Threads API's version (its own, not the Graph API's)."""
+    meta_container_poll_s: float = Field(default=2.0, gt=0)
+    """How often an Instagram or Threads container's status is read while Meta processes its
+    media (within one call's time; a container still not ready is read again at the next try)."""
     mastodon_client_id: str | None = None
     mastodon_client_secret: SecretStr | None = None
     mastodon_instance_ttl_s: float = Field(default=3600.0, gt=0)
@@ -111,6 +129,9 @@ class PublisherSettings(BaseSettings):
     """Comma-separated Mastodon instances accounts may use; empty: any public host."""
     egress_allowlist_x: str = ""
     egress_allowlist_linkedin: str = ""
+    egress_allowlist_facebook: str = ""
+    egress_allowlist_instagram: str = ""
+    egress_allowlist_threads: str = ""
     egress_allow_loopback: bool = False
     """Tests and local trials only: platform calls may reach 127.0.0.0/8 and ::1 (over plain
     http too), e.g. fake platforms or a local Bluesky PDS. Refused with HOPCAST_ENV=production."""
@@ -123,6 +144,9 @@ class PublisherSettings(BaseSettings):
             "MASTODON": self.egress_allowlist_mastodon,
             "TWITTER": self.egress_allowlist_x,
             "LINKEDIN": self.egress_allowlist_linkedin,
+            "FACEBOOK": self.egress_allowlist_facebook,
+            "INSTAGRAM": self.egress_allowlist_instagram,
+            "THREADS": self.egress_allowlist_threads,
         }
         hosts = {p: frozenset(h.strip().lower().rstrip(".") for h in v.split(",")) - {""} for p, v in lists.items()}
         return {p: h for p, h in hosts.items() if h}
@@ -131,6 +155,13 @@ class PublisherSettings(BaseSettings):
     @classmethod
     def _linkedin_version(cls, value: str) -> str:
         linkedin_released(value)
+        return value
+
+    @field_validator("threads_api_version")
+    @classmethod
+    def _threads_api_version(cls, value: str) -> str:
+        if THREADS_VERSION.match(value) is None:
+            raise ValueError(f"a Threads API version is vN.N (e.g. v1.0), not {value!r}")
         return value
 
     @field_validator("graph_api_version")

@@ -17,12 +17,12 @@ from hopcast_shared.contract.fields import Url
 from hopcast_shared.settings import SettingsError, load
 
 
-async def test_sandbox_by_default_for_every_platform_and_live_for_the_four() -> None:
+async def test_sandbox_by_default_for_every_platform_and_live_for_the_seven() -> None:
     sandbox = build_adapters(PublisherSettings())
     assert set(sandbox) == {p.value for p in Platform}
     assert all(isinstance(a, SandboxAdapter) for a in sandbox.values())
     live = build_adapters(PublisherSettings(adapter="live"))
-    assert set(live) == {"BLUESKY", "MASTODON", "TWITTER", "LINKEDIN"}
+    assert set(live) == {"BLUESKY", "MASTODON", "TWITTER", "LINKEDIN", "FACEBOOK", "INSTAGRAM", "THREADS"}
     for adapter in live.values():
         await adapter.close()
 

@@ -1,6 +1,7 @@
 """Which adapter publishes on which platform, from PUBLISHER_ADAPTER: `sandbox` for every
-platform (the local default), or `live` for the real Bluesky, Mastodon, X and LinkedIn
-adapters (other platforms have no live adapter and fail as PLATFORM_REJECTED)."""
+platform (the local default), or `live` for the real Bluesky, Mastodon, X, LinkedIn, Facebook,
+Instagram and Threads adapters (other platforms have no live adapter and fail as
+PLATFORM_REJECTED)."""
 
 from __future__ import annotations
 
@@ -9,12 +10,15 @@ from collections.abc import Mapping
 from hopcast_publisher.adapters.platforms.base import AccountRateLimiter, PlatformAdapter, RetryPolicy
 from hopcast_publisher.adapters.platforms.bluesky import BlueskyAdapter
 from hopcast_publisher.adapters.platforms.egress import EgressPolicy
+from hopcast_publisher.adapters.platforms.facebook import FacebookAdapter
 from hopcast_publisher.adapters.platforms.http import AdapterOptions, HttpSettings
+from hopcast_publisher.adapters.platforms.instagram import InstagramAdapter
 from hopcast_publisher.adapters.platforms.link_cards import LinkCardReader
 from hopcast_publisher.adapters.platforms.linkedin import LinkedInAdapter
 from hopcast_publisher.adapters.platforms.mastodon import MastodonAdapter
 from hopcast_publisher.adapters.platforms.mastodon_instance import InstanceLimitCache
 from hopcast_publisher.adapters.platforms.sandbox import SandboxAdapter
+from hopcast_publisher.adapters.platforms.threads import ThreadsAdapter
 from hopcast_publisher.adapters.platforms.x import XAdapter
 from hopcast_publisher.config import PublisherSettings
 from hopcast_shared.contract import Platform
@@ -72,5 +76,20 @@ def build_adapters(settings: PublisherSettings) -> Mapping[str, PlatformAdapter]
             client_id=settings.linkedin_client_id,
             client_secret=_secret(settings.linkedin_client_secret),
             options=options,
+        ),
+        Platform.FACEBOOK.value: FacebookAdapter(
+            api_url=settings.graph_api_url, version=settings.graph_api_version, options=options
+        ),
+        Platform.INSTAGRAM.value: InstagramAdapter(
+            api_url=settings.instagram_api_url,
+            version=settings.graph_api_version,
+            options=options,
+            poll_interval_s=settings.meta_container_poll_s,
+        ),
+        Platform.THREADS.value: ThreadsAdapter(
+            api_url=settings.threads_api_url,
+            version=settings.threads_api_version,
+            options=options,
+            poll_interval_s=settings.meta_container_poll_s,
         ),
     }
