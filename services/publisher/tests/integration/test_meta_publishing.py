@@ -6,7 +6,8 @@ estimated time to regain access."""
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -76,3 +77,33 @@ async def test_a_page_business_use_case_limit_defers_facebook_until_access_is_re
     wait = (datetime.fromisoformat(deferred["data"]["retry_at"].replace("Z", "+00:00")) - before).total_seconds()
     assert 19 * 60 <= wait <= 21 * 60
     assert facebook.posts == [] and await h.events("PostPublishFailed") == []
+
+
+async def test_a_threads_token_about_to_expire_is_refreshed_from_itself_before_publishing(harness_with: Any) -> None:
+    threads = FakeThreads()
+    async with serve(threads) as th_url:
+        adapter = ThreadsAdapter(api_url=th_url, version="v1.0", options=OPTIONS, poll_interval_s=0.05)
+        world = harness_with({"THREADS": adapter})
+        org = await world.org()
+        account = str(uuid.uuid4())
+        soon = datetime.now(UTC) + timedelta(seconds=30)
+        connected = org.account_event(
+            account,
+            platform="THREADS",
+            external_account_id=threads.user_id,
+            access=org.seal("good-access", account),
+            refresh=None,  # a long-lived Threads token refreshes itself
+            token_expires_at=org.rfc3339(soon),
+        )
+        assert await world.send(connected) == "handled"
+        await org.link(account)
+        await org.post("THREADS")
+        await world.publish()
+        await adapter.close()
+
+    assert ("GET", "/refresh_access_token") in threads.calls and len(threads.posts) == 1
+    [refreshed] = await world.events("SocialAccountTokensRefreshed")
+    assert refreshed["data"]["social_account_id"] == account
+    assert refreshed["data"]["refresh_token"] is None
+    assert "good-access-renewed" not in json.dumps(refreshed)  # sealed, never plaintext
+    assert await world.opened(account) == "good-access-renewed"

@@ -133,10 +133,8 @@ def _graph_usage_reset(usage: Mapping[str, object], now: datetime, unannounced_s
     regain = usage.get("estimated_time_to_regain_access")
     if isinstance(regain, int | float) and not isinstance(regain, bool) and regain > 0:
         return now + timedelta(minutes=float(regain))
-    used_up = any(
-        isinstance(usage.get(f), int | float) and float(usage[f]) >= 100  # type: ignore[arg-type]
-        for f in _GRAPH_USAGE_FIELDS
-    )
+    percents = [usage.get(f) for f in _GRAPH_USAGE_FIELDS]
+    used_up = any(isinstance(p, int | float) and not isinstance(p, bool) and p >= 100 for p in percents)
     return now + timedelta(seconds=unannounced_s) if used_up else None
 
 
