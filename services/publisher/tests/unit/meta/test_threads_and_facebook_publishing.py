@@ -169,3 +169,22 @@ async def test_page_tokens_are_not_refreshed_and_a_retired_version_fails_at_once
         await adapter.publish(account, post(), resumed=False, on_refreshed=no_refresh)
     assert retired.value.reason is PublishFailureReason.API_VERSION_RETIRED and len(fake.calls) == 1
     await adapter.close()
+
+
+async def test_threads_defers_on_a_used_up_cap_and_fails_a_retired_version_at_once(
+    threads: tuple[FakeThreads, str], meta: Callable, post: Callable[..., PostRequest], no_refresh: Callable
+) -> None:
+    fake, base_url = threads
+    fake.quota_usage = 250
+    adapter, account = meta("THREADS", fake, base_url)
+    with pytest.raises(PublishDeferred) as deferred:
+        await adapter.publish(account, post(), resumed=False, on_refreshed=no_refresh)
+    assert deferred.value.reason is DeferralReason.DAILY_CAP and "250 of its 250" in deferred.value.detail
+    assert fake.containers_made() == 0
+    retired, _ = meta("THREADS", fake, base_url, version="v0.9")
+    with pytest.raises(PublishFailure) as failed:
+        await retired.publish(account, post(), resumed=False, on_refreshed=no_refresh)
+    assert failed.value.reason is PublishFailureReason.API_VERSION_RETIRED
+    assert "PUBLISHER_THREADS_API_VERSION" in failed.value.detail and fake.containers_made() == 0
+    await adapter.close()
+    await retired.close()
