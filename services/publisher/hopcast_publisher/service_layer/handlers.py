@@ -309,15 +309,15 @@ def _receive(state: dict[str, Any], ctx: EventContext, data: PendingPostInput) -
 
 def _not_a_decision_here(before: PendingPost, item: Input, data: PendingPostInput) -> bool:
     """An approval with texts waits for content's check of the edit (its PendingPostEditAccepted
-    is the approval); a decision on an expired draft changes nothing and is counted."""
-    edit = isinstance(data, PendingPostEditAccepted) or (isinstance(data, PendingPostApproved) and bool(data.texts))
-    if is_late_decision(before, item):
-        kind = "edited" if edit else item.value.lower()
-        metrics.LATE_DECISIONS.labels(kind).inc()
-        log.info("pending post %s expired; a late %s decision changes nothing", data.pending_post_id, kind)
-        return True
+    is the approval, counted if late); a decision on an expired draft changes nothing and is
+    counted."""
     if isinstance(data, PendingPostApproved) and data.texts:
         log.info("pending post %s: an edited approval waits for content's check", data.pending_post_id)
+        return True
+    if is_late_decision(before, item):
+        kind = "edited" if isinstance(data, PendingPostEditAccepted) else item.value.lower()
+        metrics.LATE_DECISIONS.labels(kind).inc()
+        log.info("pending post %s expired; a late %s decision changes nothing", data.pending_post_id, kind)
         return True
     return False
 

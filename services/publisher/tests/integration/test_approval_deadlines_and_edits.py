@@ -144,6 +144,9 @@ async def test_an_edit_accepted_after_the_draft_expired_is_counted_and_changes_n
     assert await expire_overdue_drafts(harness.db, KAFKA) == 1
 
     before = late_decisions("edited")
+    edit = tenant.event("PendingPostApproved", pending_post_id=post["pending_post_id"], texts={"BLUESKY": "Late."})
+    assert await harness.send(edit) == "handled"
+    assert late_decisions("edited") == before  # counted once, when content's verdict comes
     accepted = tenant.event("PendingPostEditAccepted", pending_post_id=post["pending_post_id"], run_id=post["run_id"])
     assert await harness.send(accepted, "content.events") == "handled"
     assert late_decisions("edited") == before + 1
