@@ -264,8 +264,7 @@ class _ScheduleState(EventData):
     material_strategy: Annotated[MaterialStrategy, LAX] = MaterialStrategy.ROUND_ROBIN
     generation_mode: Annotated[GenerationMode, LAX] = GenerationMode.AUTOPILOT
     missed_run_policy: Annotated[MissedRunPolicy, LAX] = MissedRunPolicy.ONCE
-    approval_ttl_minutes: Annotated[int, Field(ge=1, le=43_200)] = 2_880
-    """Manual mode: how long a draft waits for a decision (1 minute to 30 days; docs/contract.md)."""
+    approval_ttl_minutes: Annotated[int, Field(ge=1, le=43_200)] = 2_880  # manual mode: docs/contract.md
     is_active: bool = True
 
 
@@ -383,9 +382,7 @@ class PendingPostCreated(EventData):
     angle_reason: Annotated[str, StringConstraints(min_length=1, max_length=MAX_SHORT_TEXT)]
     max_similarity: Similarity
     requires_approval: bool
-    approval_deadline: UtcDatetime | None = None
-    """Manual mode: when the draft expires undecided (drafted time + the schedule's
-    approval_ttl_minutes); null in autopilot and in events from before deadlines."""
+    approval_deadline: UtcDatetime | None = None  # manual mode: drafted + the TTL (docs/contract.md)
 
 
 class ScheduleRunSkipped(EventData):
