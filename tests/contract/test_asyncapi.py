@@ -68,7 +68,8 @@ def test_every_internal_event_has_a_producer_and_a_reader() -> None:
     assert internal <= emitted
     # Read by no service today: facts for dashboards and upstream systems (a run's end is
     # ScheduleRunCompleted, which content emits beside ScheduleRunSkipped; an account's
-    # refreshed tokens and lost authorization are for upstream; a deferral is for dashboards).
+    # refreshed tokens and lost authorization are for upstream; a deferral is for dashboards; a
+    # refused edit is for the reviewer's app, the draft staying as it was).
     assert internal - handled == {
         "CreditsUsage",
         "CreditsRefunded",
@@ -76,6 +77,7 @@ def test_every_internal_event_has_a_producer_and_a_reader() -> None:
         "ScheduleRunSkipped",
         "SocialAccountTokensRefreshed",
         "SocialAccountNeedsReauth",
+        "PendingPostEditRefused",
     }
 
 

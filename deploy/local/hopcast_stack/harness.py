@@ -182,7 +182,7 @@ class Tenant:
             **changes,
         )
 
-    async def schedule(self, platforms: list[str], *, mode: str = "autopilot") -> str:
+    async def schedule(self, platforms: list[str], *, mode: str = "autopilot", **changes: Any) -> str:
         """A schedule that never fires by the clock during the test (only when triggered)."""
         schedule = str(uuid.uuid4())
         await self.send(
@@ -195,6 +195,7 @@ class Tenant:
                 days_of_week=quiet_days(),
                 platforms=platforms,
                 generation_mode=mode,
+                **changes,
             )
         )
         return schedule

@@ -213,6 +213,10 @@ FAST_SERVICE_ENV: dict[str, str] = {
     "PUBLISHER_POLL_INTERVAL_S": "0.5",
     "PUBLISHER_ACCOUNT_MIN_INTERVAL_S": "0",
     "SCHEDULER_TICK_INTERVAL_S": "0.5",
+    # A minute of a schedule's approval_ttl_minutes lasts a second, so a draft's approval
+    # deadline passes within a test; the expiry watcher looks twice a second.
+    "CONTENT_APPROVAL_MINUTE_S": "1",
+    "PUBLISHER_EXPIRY_INTERVAL_S": "0.5",
     **{f"{name.upper()}_HANDLER_BACKOFF_INITIAL_S": "0.02" for name in SERVICES},
     **{f"{name.upper()}_OUTBOX_POLL_INTERVAL_S": "0.5" for name in SERVICES},
 }

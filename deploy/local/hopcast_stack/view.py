@@ -29,7 +29,7 @@ from hopcast_shared.topics import ANALYTICS, BILLING, CONTENT, DLQ_TOPICS, PUBLI
 VIEW_TOPICS: tuple[str, ...] = (SCHEDULER, CONTENT, BILLING, PUBLISHER, ANALYTICS, *DLQ_TOPICS)
 
 GOOD_OUTCOMES = frozenset({"PUBLISHED"})
-PARTIAL_OUTCOMES = frozenset({"PARTIALLY_PUBLISHED", "SKIPPED_DUPLICATE", "NO_MATERIAL", "REJECTED"})
+PARTIAL_OUTCOMES = frozenset({"PARTIALLY_PUBLISHED", "SKIPPED_DUPLICATE", "NO_MATERIAL", "REJECTED", "EXPIRED"})
 
 
 @dataclass(frozen=True)
@@ -220,6 +220,15 @@ class Board:
 
     def _on_CreditsDebitRejected(self, run: RunView, org: str, data: dict[str, Any]) -> None:
         self._advance(run, f"debit rejected: {data.get('reason')}")
+
+    def _on_PendingPostEditAccepted(self, run: RunView, org: str, data: dict[str, Any]) -> None:
+        self._advance(run, "edit accepted")
+
+    def _on_PendingPostEditRefused(self, run: RunView, org: str, data: dict[str, Any]) -> None:
+        self._advance(run, f"edit refused: {data.get('reason')}")
+
+    def _on_PendingPostExpired(self, run: RunView, org: str, data: dict[str, Any]) -> None:
+        self._advance(run, "expired: no decision in time")
 
     def _on_CreditsRefunded(self, run: RunView, org: str, data: dict[str, Any]) -> None:
         run.refunded += int(data.get("amount", 0))

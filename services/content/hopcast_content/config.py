@@ -45,6 +45,9 @@ class ContentSettings(BaseSettings):
     hnsw_ef_search: int = Field(default=100, ge=10, le=1000)
     hnsw_max_scan_tuples: int = Field(default=200_000, ge=1000)
     """How far pgvector's iterative HNSW scan may go to find enough rows of one organization."""
+    approval_minute_s: float = Field(default=60.0, gt=0, le=60)
+    """Seconds in one minute of a schedule's `approval_ttl_minutes` (60). Only tests lower it,
+    so that an approval deadline passes within a test through the real services."""
     max_candidates: int = Field(default=10, ge=1, le=1000)
     """Materials tried per run before giving up with ALL_CANDIDATES_DUPLICATE."""
 

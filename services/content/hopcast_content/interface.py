@@ -9,9 +9,15 @@ INTERFACE = ServiceInterface(
     name="content",
     summary=(
         "Keeps the materials, picks one per run by the schedule's strategy, drafts the post and "
-        "skips near-duplicates (pgvector)."
+        "skips near-duplicates (pgvector); checks a reviewer's edit the same way."
     ),
     consumes=(UPSTREAM, SCHEDULER, PUBLISHER, ANALYTICS),
     handles=tuple(DISPATCH),
-    emits=("PendingPostCreated", "ScheduleRunSkipped", "ScheduleRunCompleted"),
+    emits=(
+        "PendingPostCreated",
+        "ScheduleRunSkipped",
+        "ScheduleRunCompleted",
+        "PendingPostEditAccepted",
+        "PendingPostEditRefused",
+    ),
 )

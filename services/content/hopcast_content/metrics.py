@@ -13,3 +13,8 @@ DEDUP_SECONDS = Histogram(
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0),
 )
 SIMILARITY = Counter("hopcast_content_similarity_total", "Drafts checked, by similarity band", ["band"])
+EDITS = Counter(
+    "hopcast_content_edits_total",
+    "Reviewers' edits checked (PendingPostApproved with texts), by result: ACCEPTED or the refusal reason",
+    ["result"],
+)

@@ -1,5 +1,5 @@
 """Wiring: the publisher's dependencies (keyring, settings, repositories), adapters, handlers
-(the dispatch map bound to them), consumed topics, background loops (publishing, purge) and
+(the dispatch map bound to them), consumed topics, background loops (publishing, expiry, purge) and
 HTTP routes."""
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from hopcast_publisher.adapters.platforms.base import PlatformAdapter
 from hopcast_publisher.adapters.platforms.registry import build_adapters
 from hopcast_publisher.adapters.retention import purge
 from hopcast_publisher.config import PublisherSettings
+from hopcast_publisher.entrypoints.expiry_watcher import expiry_watcher
 from hopcast_publisher.entrypoints.http import routes
 from hopcast_publisher.entrypoints.publishing_loop import PublishingLoop
 from hopcast_publisher.service_layer.api_versions import report_api_versions
@@ -54,6 +55,10 @@ def definition(
         consumes=[UPSTREAM, CONTENT, BILLING],
         handlers=bind(DISPATCH, deps),
         migrations_dir=MIGRATIONS,
-        background=[publishing_loop, purge_loop(purge, settings.purge_interval_s)],
+        background=[
+            publishing_loop,
+            expiry_watcher(settings.expiry_interval_s),
+            purge_loop(purge, settings.purge_interval_s),
+        ],
         http_routes=routes,
     )

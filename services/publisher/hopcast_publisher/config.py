@@ -55,6 +55,9 @@ class PublisherSettings(BaseSettings):
     crash. Renewed every third of it while its calls wait (entrypoints/lease_keeper.py); a
     platform call is sent only while its lease outlasts it, so the lease must leave room for
     one call (http_connect_timeout_s + http_read_timeout_s) between two renewals."""
+    expiry_interval_s: float = Field(default=5.0, gt=0, le=3600)
+    """How often the expiry watcher looks for manual-mode drafts past their approval deadline
+    (entrypoints/expiry_watcher.py): a draft ends EXPIRED at most this long after it."""
     completion_max_attempts: int = Field(default=5, ge=1, le=100)
     """Tries to complete a pending post whose completion fails (an event the contract refuses,
     a row the database refuses) before it is ended PUBLISH_FAILED; the others of its batch

@@ -16,6 +16,7 @@ INTERFACE = ServiceInterface(
         "PostPublished",
         "PostPublishFailed",
         "PostPublishDeferred",
+        "PendingPostExpired",
         "ScheduleRunCompleted",
         "EngagementUpdated",
         "SocialAccountTokensRefreshed",

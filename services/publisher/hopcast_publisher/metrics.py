@@ -55,3 +55,12 @@ API_VERSION_STALE = Gauge(
     " about a year after release), else 0; set at start-up",
     ["api", "version"],
 )
+DRAFTS_EXPIRED = Counter(
+    "hopcast_publisher_drafts_expired_total",
+    "Manual-mode drafts ended EXPIRED: nobody approved or rejected them before their approval deadline",
+)
+LATE_DECISIONS = Counter(
+    "hopcast_publisher_late_decisions_total",
+    "Decisions on a draft that arrived after it expired (changed nothing), by kind: approved, rejected, edited",
+    ["decision"],
+)

@@ -7,6 +7,12 @@ consume with `parse_event(raw)`, which raises `ContractError` for anything off-c
 """
 
 from hopcast_shared.contract.account_health import SocialAccountNeedsReauth, SocialAccountTokensRefreshed
+from hopcast_shared.contract.approvals import (
+    EditRefusalReason,
+    PendingPostEditAccepted,
+    PendingPostEditRefused,
+    PendingPostExpired,
+)
 from hopcast_shared.contract.deferral import DeferralReason, PostPublishDeferred
 from hopcast_shared.contract.enums import (
     Angle,
@@ -127,6 +133,7 @@ __all__ = [
     "CreditsUsage",
     "DebitRejectionReason",
     "DeferralReason",
+    "EditRefusalReason",
     "EngagementReported",
     "EngagementUpdated",
     "Envelope",
@@ -152,6 +159,9 @@ __all__ = [
     "OrganizationRestored",
     "PendingPostApproved",
     "PendingPostCreated",
+    "PendingPostEditAccepted",
+    "PendingPostEditRefused",
+    "PendingPostExpired",
     "PendingPostRejected",
     "Plan",
     "Platform",

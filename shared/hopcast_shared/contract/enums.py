@@ -104,6 +104,7 @@ class RefundReason(StrEnum):
 
     PUBLISH_FAILED = "PUBLISH_FAILED"  # the failed platforms' share, on PostPublishFailed
     PENDING_POST_REJECTED = "PENDING_POST_REJECTED"  # the whole debit, on PendingPostRejected
+    PENDING_POST_EXPIRED = "PENDING_POST_EXPIRED"  # the whole debit, on PendingPostExpired
 
 
 class PublishFailureReason(StrEnum):
@@ -129,6 +130,7 @@ class RunOutcome(StrEnum):
     INSUFFICIENT_CREDITS = "INSUFFICIENT_CREDITS"
     PUBLISH_FAILED = "PUBLISH_FAILED"
     REJECTED = "REJECTED"
+    EXPIRED = "EXPIRED"  # manual mode: no decision before the approval deadline
     BRAND_INACTIVE = "BRAND_INACTIVE"
     ORGANIZATION_INACTIVE = "ORGANIZATION_INACTIVE"
 

@@ -264,6 +264,7 @@ class _ScheduleState(EventData):
     material_strategy: Annotated[MaterialStrategy, LAX] = MaterialStrategy.ROUND_ROBIN
     generation_mode: Annotated[GenerationMode, LAX] = GenerationMode.AUTOPILOT
     missed_run_policy: Annotated[MissedRunPolicy, LAX] = MissedRunPolicy.ONCE
+    approval_ttl_minutes: Annotated[int, Field(ge=1, le=43_200)] = 2_880  # manual mode: docs/contract.md
     is_active: bool = True
 
 
@@ -294,9 +295,11 @@ class ScheduleTriggerRequested(EventData):
 
 
 class PendingPostApproved(EventData):
-    """Manual generation mode: the drafted post may be published."""
+    """Manual generation mode: the drafted post may be published; with `texts`, as the
+    reviewer edited it, once content has checked the edit (docs/contract.md)."""
 
     pending_post_id: Id
+    texts: PlatformTexts = Field(default_factory=dict)
 
 
 class PendingPostRejected(EventData):
@@ -379,6 +382,7 @@ class PendingPostCreated(EventData):
     angle_reason: Annotated[str, StringConstraints(min_length=1, max_length=MAX_SHORT_TEXT)]
     max_similarity: Similarity
     requires_approval: bool
+    approval_deadline: UtcDatetime | None = None  # manual mode: drafted + the TTL (docs/contract.md)
 
 
 class ScheduleRunSkipped(EventData):

@@ -91,6 +91,7 @@ _SCHEDULE: dict[str, Any] = {
     "platforms": ["MASTODON", "BLUESKY"],
     "material_strategy": "round_robin",
     "generation_mode": "autopilot",
+    "approval_ttl_minutes": 2880,
     "missed_run_policy": "ONCE",
     "is_active": True,
 }
@@ -180,6 +181,21 @@ _EXAMPLES: dict[str, dict[str, Any]] = {
         "max_similarity": 0.42,
         "requires_approval": False,
     },
+    "PendingPostEditAccepted": {
+        "pending_post_id": PENDING_POST_ID,
+        "run_id": RUN_ID,
+        "approval_id": _id(11),
+        "texts": {"BLUESKY": "Roasted this week, in your cup next week. #coffee"},
+        "max_similarity": 0.38,
+    },
+    "PendingPostEditRefused": {
+        "pending_post_id": PENDING_POST_ID,
+        "run_id": RUN_ID,
+        "approval_id": _id(11),
+        "platform": "BLUESKY",
+        "reason": "TEXT_BREAKS_RULE",
+        "detail": "the text breaks BLUESKY's rule: 412 graphemes over the limit of 300",
+    },
     "ScheduleRunSkipped": {
         "run_id": RUN_ID,
         "schedule_id": SCHEDULE_ID,
@@ -234,6 +250,11 @@ _EXAMPLES: dict[str, dict[str, Any]] = {
         "platform": "TWITTER",
         "retry_at": "2027-03-15T06:12:00Z",
         "reason": "DAILY_CAP",
+    },
+    "PendingPostExpired": {
+        "pending_post_id": PENDING_POST_ID,
+        "run_id": RUN_ID,
+        "approval_deadline": "2027-03-16T07:00:02Z",
     },
     "SocialAccountTokensRefreshed": {
         "social_account_id": SOCIAL_ACCOUNT_ID,

@@ -17,7 +17,7 @@ from typing import Final
 from pydantic import BaseModel
 
 from hopcast_shared import topics
-from hopcast_shared.contract import account_health, deferral
+from hopcast_shared.contract import account_health, approvals, deferral
 from hopcast_shared.contract import events as ev
 from hopcast_shared.contract.envelope import Envelope
 from hopcast_shared.contract.errors import ContractError, FieldProblem
@@ -80,12 +80,15 @@ _SPECS: tuple[EventSpec, ...] = (
     EventSpec("ScheduleDue", ev.ScheduleDue, topics.SCHEDULER),
     EventSpec("PendingPostCreated", ev.PendingPostCreated, topics.CONTENT),
     EventSpec("ScheduleRunSkipped", ev.ScheduleRunSkipped, topics.CONTENT),
+    EventSpec("PendingPostEditAccepted", approvals.PendingPostEditAccepted, topics.CONTENT),
+    EventSpec("PendingPostEditRefused", approvals.PendingPostEditRefused, topics.CONTENT),
     EventSpec("CreditsDebited", ev.CreditsDebited, topics.BILLING),
     EventSpec("CreditsDebitRejected", ev.CreditsDebitRejected, topics.BILLING),
     EventSpec("CreditsRefunded", ev.CreditsRefunded, topics.BILLING),
     EventSpec("PostPublished", ev.PostPublished, topics.PUBLISHER, (topics.ANALYTICS,)),
     EventSpec("PostPublishFailed", ev.PostPublishFailed, topics.PUBLISHER),
     EventSpec("PostPublishDeferred", deferral.PostPublishDeferred, topics.PUBLISHER),
+    EventSpec("PendingPostExpired", approvals.PendingPostExpired, topics.PUBLISHER),
     EventSpec("SocialAccountTokensRefreshed", account_health.SocialAccountTokensRefreshed, topics.PUBLISHER),
     EventSpec("SocialAccountNeedsReauth", account_health.SocialAccountNeedsReauth, topics.PUBLISHER),
     EventSpec("ScheduleRunCompleted", ev.ScheduleRunCompleted, topics.ANALYTICS),

@@ -22,6 +22,7 @@ from hopcast_shared.contract import (
     EventData,
     PostPublished,
     account_health,
+    approvals,
     deferral,
     model_for,
     new_event,
@@ -78,12 +79,15 @@ EXPECTED_TOPICS: dict[str, tuple[str, ...]] = {
     "ScheduleDue": (topics.SCHEDULER,),
     "PendingPostCreated": (topics.CONTENT,),
     "ScheduleRunSkipped": (topics.CONTENT,),
+    "PendingPostEditAccepted": (topics.CONTENT,),
+    "PendingPostEditRefused": (topics.CONTENT,),
     "CreditsDebited": (topics.BILLING,),
     "CreditsDebitRejected": (topics.BILLING,),
     "CreditsRefunded": (topics.BILLING,),
     "PostPublished": (topics.PUBLISHER, topics.ANALYTICS),
     "PostPublishFailed": (topics.PUBLISHER,),
     "PostPublishDeferred": (topics.PUBLISHER,),
+    "PendingPostExpired": (topics.PUBLISHER,),
     "SocialAccountTokensRefreshed": (topics.PUBLISHER,),
     "SocialAccountNeedsReauth": (topics.PUBLISHER,),
     "ScheduleRunCompleted": (topics.ANALYTICS,),
@@ -289,7 +293,7 @@ def test_registry_matches_design_topics() -> None:
 def test_every_event_model_is_registered_under_its_class_name() -> None:
     defined = {
         obj
-        for module in (ev, account_health, deferral)
+        for module in (ev, account_health, approvals, deferral)
         for obj in vars(module).values()
         if isinstance(obj, type)
         and issubclass(obj, EventData)
@@ -314,6 +318,7 @@ def test_topic_lookups() -> None:
         "PostPublished",
         "PostPublishFailed",
         "PostPublishDeferred",
+        "PendingPostExpired",
         "SocialAccountTokensRefreshed",
         "SocialAccountNeedsReauth",
     }

@@ -36,6 +36,7 @@ from hopcast_shared.contract import (
     LedgerAction,
     OrganizationCreated,
     PendingPostCreated,
+    PendingPostExpired,
     PostPublishFailed,
     RefundReason,
     RunOutcome,
@@ -363,6 +364,22 @@ async def refund_rejected_run(deps: BillingDeps, ctx: EventContext, data: Schedu
     await _refund(book, ctx, debit, debit.taken, RefundReason.PENDING_POST_REJECTED, key, None)
 
 
+async def refund_expired_draft(deps: BillingDeps, ctx: EventContext, data: PendingPostExpired) -> None:
+    """The whole debit, once, when the publisher ended a draft EXPIRED (nobody decided in time).
+    The publisher expires a draft only after it saw its successful debit, so the debit is here;
+    a draft already given back whole (a rejection) is not refunded again."""
+    book = deps.ledger(ctx.conn)
+    debit = await _locked_debit(book, ctx, data.pending_post_id)
+    if debit is None:
+        log.warning("pending post %s expired but billing has no debit for it; nothing to refund", data.pending_post_id)
+        return
+    if not debit.refundable:
+        return
+    await book.mark_rejection_refunded(debit)  # given back whole: no later refund of any kind
+    key = f"expire:{debit.pending_post_id}"
+    await _refund(book, ctx, debit, debit.taken, RefundReason.PENDING_POST_EXPIRED, key, None)
+
+
 DISPATCH: Dispatch = {
     **tenant_dispatch(brands=False, after={"OrganizationCreated": open_balance}),
     "SubscriptionActivated": subscription_activated,
@@ -370,4 +387,5 @@ DISPATCH: Dispatch = {
     "PendingPostCreated": batched(debit_for_pending_posts),
     "PostPublishFailed": refund_failed_platform,
     "ScheduleRunCompleted": refund_rejected_run,
+    "PendingPostExpired": refund_expired_draft,
 }

@@ -38,7 +38,13 @@ class Projections(Repository):
         return {r["id"] for r in rows}
 
     async def upsert_schedule(
-        self, schedule_id: uuid.UUID, org_id: uuid.UUID, brand_id: uuid.UUID, strategy: str, mode: str
+        self,
+        schedule_id: uuid.UUID,
+        org_id: uuid.UUID,
+        brand_id: uuid.UUID,
+        strategy: str,
+        mode: str,
+        approval_ttl_minutes: int = 2_880,
     ) -> bool:
         """False when the schedule id belongs to another organization (refused)."""
         owner = await self.conn.fetchval("SELECT organization_id FROM schedules WHERE id = $1", schedule_id)
@@ -46,17 +52,19 @@ class Projections(Repository):
             return False
         await self.conn.execute(
             """
-            INSERT INTO schedules (id, organization_id, brand_profile_id, material_strategy, generation_mode)
-            VALUES ($1, $2, $3, $4, $5)
+            INSERT INTO schedules (id, organization_id, brand_profile_id, material_strategy, generation_mode,
+                                   approval_ttl_minutes)
+            VALUES ($1, $2, $3, $4, $5, $6)
             ON CONFLICT (id) DO UPDATE SET brand_profile_id = EXCLUDED.brand_profile_id,
                 material_strategy = EXCLUDED.material_strategy, generation_mode = EXCLUDED.generation_mode,
-                updated_at = now()
+                approval_ttl_minutes = EXCLUDED.approval_ttl_minutes, updated_at = now()
             """,
             schedule_id,
             org_id,
             brand_id,
             strategy,
             mode,
+            approval_ttl_minutes,
         )
         return True
 
@@ -89,7 +97,9 @@ class Projections(Repository):
         )
         return {
             (r["id"], r["organization_id"]): ScheduleSettings(
-                MaterialStrategy(r["material_strategy"]), r["generation_mode"] == GenerationMode.MANUAL.value
+                MaterialStrategy(r["material_strategy"]),
+                r["generation_mode"] == GenerationMode.MANUAL.value,
+                r["approval_ttl_minutes"],
             )
             for r in rows
         }

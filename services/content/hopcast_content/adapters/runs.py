@@ -149,6 +149,15 @@ class Runs(Repository):
         )
         return texts
 
+    async def drafted_post(self, org_id: uuid.UUID, pending_post_id: uuid.UUID) -> tuple[uuid.UUID, list[str]] | None:
+        """The run and platforms of one of the organization's pending posts (None when it has none)."""
+        row = await self.conn.fetchrow(
+            "SELECT run_id, platforms FROM pending_posts WHERE id = $1 AND organization_id = $2",
+            pending_post_id,
+            org_id,
+        )
+        return None if row is None else (row["run_id"], list(row["platforms"]))
+
     async def insert_drafts(self, posts: Sequence[Mapping[str, Any]], embeddings: Sequence[Embedding]) -> None:
         """The drafts and their embeddings: a round trip each."""
         await self.insert_pending_posts(posts)

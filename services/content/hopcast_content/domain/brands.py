@@ -41,3 +41,4 @@ class ScheduleSettings:
 
     strategy: MaterialStrategy = MaterialStrategy.ROUND_ROBIN
     manual: bool = False
+    approval_ttl_minutes: int = 2_880

@@ -3,6 +3,7 @@ the dependencies in bootstrap.py) and the interface (interface.py) both come fro
 
 from __future__ import annotations
 
+from hopcast_content.service_layer.edits import edit_submitted
 from hopcast_content.service_layer.materials import (
     material_archived,
     material_deleted,
@@ -31,4 +32,5 @@ DISPATCH: Dispatch = {
     "PostPublished": post_published,
     "ScheduleRunCompleted": run_completed,
     "EngagementUpdated": engagement_updated,
+    "PendingPostApproved": edit_submitted,  # with texts: the reviewer's edit, checked here
 }

@@ -7,9 +7,11 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from datetime import UTC, datetime, timedelta
 
 from hopcast_content import metrics
 from hopcast_content.domain.angles import choose_angle
+from hopcast_content.domain.brands import ScheduleSettings
 from hopcast_content.domain.drafting import DraftRequest, finalise
 from hopcast_content.domain.duplicates import DraftToCheck, band
 from hopcast_content.domain.embedding import Embedding, EmbeddingError, content_hash
@@ -139,6 +141,7 @@ async def draft_run(deps: ContentDeps, ctx: EventContext, data: ScheduleDue, bat
                 angle_reason=choice.reason,
                 max_similarity=round(verdict.draft_similarity, 6),
                 requires_approval=schedule.manual,
+                approval_deadline=_approval_deadline(schedule, settings.approval_minute_s),
             ),
             correlation_id=str(data.run_id),
             topics=[CONTENT],
@@ -147,3 +150,11 @@ async def draft_run(deps: ContentDeps, ctx: EventContext, data: ScheduleDue, bat
         metrics.RUNS.labels("DRAFTED").inc()
         return None
     return SkipReason.ALL_CANDIDATES_DUPLICATE
+
+
+def _approval_deadline(schedule: ScheduleSettings, minute_s: float) -> datetime | None:
+    """Manual mode: the draft waits for a decision for the schedule's approval TTL from now
+    (when it is drafted: a reviewer never loses time to a stage before it)."""
+    if not schedule.manual:
+        return None
+    return datetime.now(UTC) + timedelta(seconds=schedule.approval_ttl_minutes * minute_s)

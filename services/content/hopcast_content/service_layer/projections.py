@@ -21,6 +21,7 @@ async def schedule_upserted(deps: ContentDeps, ctx: EventContext, data: Schedule
         data.brand_profile_id,
         str(data.material_strategy),
         str(data.generation_mode),
+        data.approval_ttl_minutes,
     )
     if not ok:
         refuse_another_organizations("schedule", data.schedule_id)

@@ -124,11 +124,19 @@ class FakeProjections(InMemory, Projections):
         return set(org_ids) & self.world.deleted_organizations
 
     async def upsert_schedule(
-        self, schedule_id: uuid.UUID, org_id: uuid.UUID, brand_id: uuid.UUID, strategy: str, mode: str
+        self,
+        schedule_id: uuid.UUID,
+        org_id: uuid.UUID,
+        brand_id: uuid.UUID,
+        strategy: str,
+        mode: str,
+        approval_ttl_minutes: int = 2_880,
     ) -> bool:
         if await self.owned_by_another("schedule", schedule_id, org_id):
             return False
-        self.world.schedules[(schedule_id, org_id)] = ScheduleSettings(MaterialStrategy(strategy), mode == "manual")
+        self.world.schedules[(schedule_id, org_id)] = ScheduleSettings(
+            MaterialStrategy(strategy), mode == "manual", approval_ttl_minutes
+        )
         return True
 
     async def schedules(

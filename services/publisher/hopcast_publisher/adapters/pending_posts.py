@@ -35,6 +35,7 @@ PENDING_POST_STATE = (
     ("platforms", "text[]"),
     ("angle", "text"),
     ("requires_approval", "boolean"),
+    ("approval_deadline", "timestamptz"),
     ("debit", "text"),
     ("approval", "text"),
     ("status", "text"),

@@ -12,7 +12,10 @@ is recorded as it arrives; after each, `decide` says what follows:
 - the post, a successful debit and, when the post requires it, an approval start the
   publishing (PUBLISHING);
 - anything else waits. An input arriving after the pending post left WAITING (a second
-  debit, a late rejection) is recorded and changes nothing.
+  debit, a late rejection) is recorded and changes nothing;
+- a draft that requires approval and has its post and a successful debit but no decision by
+  its approval deadline ends EXPIRED (`is_expirable`; the expiry watcher claims it in SQL,
+  `adapters/expiry.py`). A decision arriving after that is not recorded (`is_late_decision`).
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ class Status(StrEnum):
     ORGANIZATION_INACTIVE = "ORGANIZATION_INACTIVE"
     REJECTED = "REJECTED"
     DEBIT_REJECTED = "DEBIT_REJECTED"
+    EXPIRED = "EXPIRED"  # manual mode: no decision by the approval deadline
 
     @property
     def is_final(self) -> bool:
@@ -86,6 +90,23 @@ class PendingPost:
         if self.approval is not None:
             return self
         return replace(self, approval=Approval.APPROVED if item is Input.APPROVED else Approval.REJECTED)
+
+
+def is_expirable(post: PendingPost) -> bool:
+    """Whether the draft, once past its approval deadline, ends EXPIRED: it waits for a
+    decision and for nothing else (`adapters/expiry.claim_expired_drafts` says the same in SQL)."""
+    return (
+        post.status is Status.WAITING
+        and post.has_post
+        and post.requires_approval
+        and post.debit is Debit.DEBITED
+        and post.approval is None
+    )
+
+
+def is_late_decision(post: PendingPost, item: Input) -> bool:
+    """An approval or rejection of a draft that already expired: it changes nothing."""
+    return post.status is Status.EXPIRED and item in (Input.APPROVED, Input.REJECTED)
 
 
 def decide(post: PendingPost) -> tuple[Decision, Status]:

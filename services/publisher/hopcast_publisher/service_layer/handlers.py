@@ -3,7 +3,8 @@ transaction (with its inbox row and the events it emits). `DISPATCH` maps each e
 the publisher handles to its handler; the interface (and AsyncAPI document) is derived from it.
 
 Pending posts: every input (PendingPostCreated, CreditsDebited, CreditsDebitRejected,
-PendingPostApproved, PendingPostRejected) locks the pending post, records the input and
+PendingPostApproved, PendingPostRejected, and content's PendingPostEditAccepted: an approval
+with the reviewer's checked texts) locks the pending post, records the input and
 asks the state machine (`domain.pending`) what follows; publishing itself starts in this
 transaction (`service_layer/publishing.py`) and goes on in the publishing loop
 (`entrypoints/publishing_loop.py`).
@@ -21,7 +22,16 @@ from opentelemetry import trace
 
 from hopcast_publisher import metrics
 from hopcast_publisher.domain.engagement import engagement_rate
-from hopcast_publisher.domain.pending import Approval, Debit, Decision, Input, PendingPost, Status, step
+from hopcast_publisher.domain.pending import (
+    Approval,
+    Debit,
+    Decision,
+    Input,
+    PendingPost,
+    Status,
+    is_late_decision,
+    step,
+)
 from hopcast_publisher.service_layer.account_tokens import received_token_state
 from hopcast_publisher.service_layer.deps import PublisherDeps
 from hopcast_publisher.service_layer.publishing import now_utc, start_publishing
@@ -36,6 +46,7 @@ from hopcast_shared.contract import (
     EngagementUpdated,
     PendingPostApproved,
     PendingPostCreated,
+    PendingPostEditAccepted,
     PendingPostRejected,
     Platform,
     RunOutcome,
@@ -241,7 +252,12 @@ async def _refuse_unknown_account(ctx: EventContext, account_id: uuid.UUID) -> N
 
 
 PendingPostInput = (
-    PendingPostCreated | CreditsDebited | CreditsDebitRejected | PendingPostApproved | PendingPostRejected
+    PendingPostCreated
+    | CreditsDebited
+    | CreditsDebitRejected
+    | PendingPostApproved
+    | PendingPostRejected
+    | PendingPostEditAccepted
 )
 _INPUT_OF: dict[type[Any], Input] = {
     PendingPostCreated: Input.POST,
@@ -249,6 +265,7 @@ _INPUT_OF: dict[type[Any], Input] = {
     CreditsDebitRejected: Input.DEBIT_REJECTED,
     PendingPostApproved: Input.APPROVED,
     PendingPostRejected: Input.REJECTED,
+    PendingPostEditAccepted: Input.APPROVED,  # the reviewer's edit, checked by content
 }
 
 
@@ -262,6 +279,8 @@ def _receive(state: dict[str, Any], ctx: EventContext, data: PendingPostInput) -
     item = _INPUT_OF[type(data)]
     post = data if isinstance(data, PendingPostCreated) else None
     before = state_of(state)
+    if _not_a_decision_here(before, item, data):
+        return Decision.NOTHING, False
     after, decision = step(before, item, requires_approval=post.requires_approval if post else False)
     if post is not None and not before.has_post:
         state.update(_post_columns(post))
@@ -269,6 +288,8 @@ def _receive(state: dict[str, Any], ctx: EventContext, data: PendingPostInput) -
         state["debit"] = after.debit.value
     if after.approval is not before.approval and after.approval is not None:
         state["approval"] = after.approval.value
+        if isinstance(data, PendingPostEditAccepted):
+            state["texts"] = _edited_texts(state, data)
     if decision in (Decision.END_REJECTED, Decision.END_SILENTLY):
         state.update(status=after.status.value, completed_at=now_utc(), cause_event_id=ctx.envelope.id)
     if decision is Decision.PUBLISH:
@@ -284,6 +305,29 @@ def _receive(state: dict[str, Any], ctx: EventContext, data: PendingPostInput) -
         log.info("pending post %s is %s; %s changes nothing", data.pending_post_id, before.status.value, item.value)
     # A late input (after publishing started) decides nothing but is recorded all the same.
     return decision, after != before
+
+
+def _not_a_decision_here(before: PendingPost, item: Input, data: PendingPostInput) -> bool:
+    """An approval with texts waits for content's check of the edit (its PendingPostEditAccepted
+    is the approval, counted if late); a decision on an expired draft changes nothing and is
+    counted."""
+    if isinstance(data, PendingPostApproved) and data.texts:
+        log.info("pending post %s: an edited approval waits for content's check", data.pending_post_id)
+        return True
+    if is_late_decision(before, item):
+        kind = "edited" if isinstance(data, PendingPostEditAccepted) else item.value.lower()
+        metrics.LATE_DECISIONS.labels(kind).inc()
+        log.info("pending post %s expired; a late %s decision changes nothing", data.pending_post_id, kind)
+        return True
+    return False
+
+
+def _edited_texts(state: Mapping[str, Any], edit: PendingPostEditAccepted) -> dict[str, str]:
+    """The drafted texts with the reviewer's in place of those it edited (of the post's platforms)."""
+    texts = dict(state.get("texts") or {})
+    platforms = set(state.get("platforms") or ())
+    texts.update({p.value: text for p, text in edit.texts.items() if p.value in platforms})
+    return texts
 
 
 def _trace_of(ctx: EventContext) -> list[tuple[str, str]]:
@@ -310,6 +354,7 @@ def _post_columns(post: PendingPostCreated) -> dict[str, Any]:
         "platforms": [p.value for p in post.platforms],
         "angle": post.angle.value,
         "requires_approval": post.requires_approval,
+        "approval_deadline": post.approval_deadline if post.requires_approval else None,
     }
 
 
@@ -330,5 +375,6 @@ DISPATCH: Dispatch = {
     "CreditsDebitRejected": _inputs,
     "PendingPostApproved": _inputs,
     "PendingPostRejected": _inputs,
+    "PendingPostEditAccepted": _inputs,
     "EngagementReported": engagement_reported,
 }
