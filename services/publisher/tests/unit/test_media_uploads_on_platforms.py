@@ -76,8 +76,8 @@ class Setup:
                 api_url=self.url,
                 oauth_url=self.url,
                 client_id="c",
-                client_secret="s",
-                options=options,  # noqa: S106
+                client_secret="s",  # noqa: S106
+                options=options,
             )
         self.adapters.append(adapter)
         return adapter
