@@ -306,3 +306,24 @@ async def test_linkedin_posts_one_image_as_media_and_several_as_multi_image(medi
 def _with_host(setup: Setup, host: Any) -> Setup:
     setup.host = host  # type: ignore[attr-defined]
     return setup
+
+
+async def test_a_resumed_post_that_exists_is_found_before_its_media_are_fetched(setup: Setup) -> None:
+    media = two_images(setup)
+    request = setup.request(*media)
+    adapter = setup.adapter()
+    await publish(adapter, setup.account(), request)
+    host = setup.host  # type: ignore[attr-defined]
+    host.server.files.clear()  # the files are gone since: a fetch would fail the post
+    hits = dict(host.server.hits)
+    if setup.name == "MASTODON":
+        # Its question is the create call itself, media and all: with the files gone it cannot
+        # ask, so the outcome is unknown rather than a failure of a post that is out.
+        with pytest.raises(PublishFailure) as failure:
+            await adapter.publish(setup.account(), request, resumed=True, on_refreshed=_nothing)
+        assert failure.value.reason is PublishFailureReason.OUTCOME_UNKNOWN
+        assert "may have published it" in failure.value.detail
+    else:
+        found = await adapter.publish(setup.account(), request, resumed=True, on_refreshed=_nothing)
+        assert found.external_id and host.server.hits == hits
+    assert len(setup.fake.posts) == 1

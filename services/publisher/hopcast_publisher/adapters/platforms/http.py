@@ -215,18 +215,15 @@ class HttpPlatformAdapter(AdapterMedia, PlatformAdapter):
         resumed: bool,
         on_refreshed: TokensRefreshed,
     ) -> Published:
-        # Every file fetched and checked against the platform's limits before any upload.
-        media = await self._prepared_media(account, request)
         try:
-            return await self._publish_prepared(account, request, media, resumed=resumed, on_refreshed=on_refreshed)
+            return await self._publish_tries(account, request, resumed=resumed, on_refreshed=on_refreshed)
         finally:
             self._forget_uploads(request)
 
-    async def _publish_prepared(
+    async def _publish_tries(
         self,
         account: AccountCredentials,
         request: PostRequest,
-        media: list[FetchedMedia],
         *,
         resumed: bool,
         on_refreshed: TokensRefreshed,
@@ -234,6 +231,7 @@ class HttpPlatformAdapter(AdapterMedia, PlatformAdapter):
         policy = self.policy
         deadline = time.monotonic() + policy.deadline_s
         maybe_created = resumed  # an earlier try may have created it
+        media: list[FetchedMedia] | None = None
         refreshed = False
         attempt = 0
         last_problem = "no attempt made"
@@ -247,7 +245,11 @@ class HttpPlatformAdapter(AdapterMedia, PlatformAdapter):
                     if existing is not None:
                         log.info("%s post %s already exists; not posting again", self.platform, request.idempotency_key)
                         return existing
-                if media:
+                if request.media:
+                    if media is None:
+                        # Every file fetched and checked against the platform's limits before
+                        # any upload (once the post is known not to exist already).
+                        media = await self._media_or_unknown(account, request, maybe_created)
                     # Uploaded once per account (remembered), before the lease is confirmed:
                     # an upload publishes nothing, and may take longer than one call.
                     await self._upload_media(account, request, media)

@@ -54,6 +54,7 @@ from hopcast_shared.contract import PublishFailureReason
 class MastodonAdapter(OAuthPlatformAdapter):
     platform = "MASTODON"
     oauth_name = "Mastodon"
+    asks_by_creating = True
 
     def __init__(
         self,

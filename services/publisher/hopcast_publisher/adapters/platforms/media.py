@@ -141,6 +141,27 @@ class AdapterMedia:
                 remote = await self.media.uploads.remember(key, made, self._ttl(made))
             done[fetched.index] = Uploaded(fetched, remote)
 
+    asks_by_creating: bool = False
+    """`_find_existing` cannot tell; the create call itself is the question (Mastodon's
+    Idempotency-Key)."""
+
+    async def _media_or_unknown(
+        self, account: AccountCredentials, request: PostRequest, maybe_created: bool
+    ) -> list[FetchedMedia]:
+        """The post's media, fetched and checked. Where the platform is asked by posting again and
+        a try may have posted already, a file that can no longer be read leaves the outcome
+        unknown (OUTCOME_UNKNOWN, never posted again) rather than failing a post that may be out."""
+        try:
+            return await self._prepared_media(account, request)
+        except PublishFailure as failure:
+            if not (maybe_created and self.asks_by_creating):
+                raise
+            detail = (
+                f"{self.platform} may have published it, and its media can no longer be read"
+                f" ({failure.detail}): not posted again, check the profile"
+            )
+            raise PublishFailure(PublishFailureReason.OUTCOME_UNKNOWN, detail) from None
+
     def _attached(self, request: PostRequest) -> list[Uploaded]:
         """The post's uploads, in its order (empty for a post without media)."""
         done = self._uploads.get(request.idempotency_key, {})
