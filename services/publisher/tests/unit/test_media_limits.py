@@ -143,3 +143,20 @@ def test_a_mastodon_instance_says_its_own_media_limits() -> None:
     # An instance that does not say keeps Mastodon's defaults.
     bare = limits_from({"configuration": {"statuses": {"max_characters": 500}}})
     assert bare is not None and bare.media == MASTODON_DEFAULT
+
+
+@given(
+    st.sampled_from([BLUESKY, TWITTER, LINKEDIN, MASTODON_DEFAULT]),
+    st.integers(min_value=-3, max_value=3),
+    st.integers(min_value=1, max_value=4),
+)
+def test_a_file_is_refused_exactly_when_it_is_over_a_limit(limits: MediaLimits, offset: int, count: int) -> None:
+    # Around each limit: the bytes of an image, the number of images.
+    assert limits.image_bytes is not None
+    size = limits.image_bytes + offset
+    files = [image(size)] * min(count, limits.max_images)
+    refusal = media_refusal(limits, files)
+    assert (refusal is not None) == (offset > 0)
+    if refusal is not None:
+        assert refusal.startswith(f"media 1 of {len(files)}: {size:,} bytes")
+    assert (media_refusal(limits, [image()] * (limits.max_images + offset)) is not None) == (offset > 0)
