@@ -100,6 +100,7 @@ def images_embed(uploads: list[Uploaded]) -> dict[str, object]:
 
 class BlueskyAdapter(HttpPlatformAdapter):
     platform = "BLUESKY"
+    uploads_media = True
     # A blob no record references yet is the PDS's to drop after a while; once a post holds it,
     # it stays. Within the hour a retry reuses it; after, uploading again costs one call.
     upload_ttl = timedelta(hours=1)

@@ -245,7 +245,7 @@ class HttpPlatformAdapter(AdapterMedia, PlatformAdapter):
                     if existing is not None:
                         log.info("%s post %s already exists; not posting again", self.platform, request.idempotency_key)
                         return existing
-                if request.media:
+                if request.media and self.uploads_media:
                     if media is None:
                         # Every file fetched and checked against the platform's limits before
                         # any upload (once the post is known not to exist already).

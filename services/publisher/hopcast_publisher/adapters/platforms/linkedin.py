@@ -74,6 +74,7 @@ def little_text(text: str) -> str:
 
 class LinkedInAdapter(OAuthPlatformAdapter):
     platform = "LINKEDIN"
+    uploads_media = True
     oauth_name = "LinkedIn"
     version_setting = "PUBLISHER_LINKEDIN_VERSION"
 

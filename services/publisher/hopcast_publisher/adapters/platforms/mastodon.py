@@ -53,6 +53,7 @@ from hopcast_shared.contract import PublishFailureReason
 
 class MastodonAdapter(OAuthPlatformAdapter):
     platform = "MASTODON"
+    uploads_media = True
     oauth_name = "Mastodon"
     asks_by_creating = True
 

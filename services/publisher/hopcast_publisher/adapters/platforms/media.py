@@ -77,12 +77,16 @@ class Uploaded:
 
 
 class AdapterMedia:
-    """Mixed into HttpPlatformAdapter; a platform fills in `_upload` (and may change the limits,
-    the upload key and how long an upload may be reused)."""
+    """Mixed into HttpPlatformAdapter; a platform sets `uploads_media`, fills in `_upload` (and
+    may change the limits, the upload key and how long an upload may be reused)."""
 
     platform: str
     media: MediaOptions
     _uploads: dict[str, dict[int, Uploaded]]
+    uploads_media: bool = False
+    """The adapter takes a post's media through this pipeline (fetch, check, upload once). An
+    adapter without it handles `request.media` itself (a platform that fetches a public URL on
+    its own, as the Graph API does), or has none to handle."""
     upload_ttl: timedelta = timedelta(hours=20)
     """How long an upload may be reused: within the time the platform keeps an unattached one."""
 

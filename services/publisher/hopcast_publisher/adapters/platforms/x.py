@@ -117,6 +117,7 @@ def same_links(sent: str, tweet: dict[str, object]) -> bool:
 
 class XAdapter(OAuthPlatformAdapter):
     platform = "TWITTER"
+    uploads_media = True
     oauth_name = "X"
     client_auth = "basic"  # a public client (id only) or a confidential one (HTTP Basic)
 
