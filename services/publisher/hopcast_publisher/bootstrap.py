@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from hopcast_publisher.adapters.credentials import AccountTokens
+from hopcast_publisher.adapters.media_uploads import PostgresMediaUploads
 from hopcast_publisher.adapters.platforms.base import PlatformAdapter
 from hopcast_publisher.adapters.platforms.registry import build_adapters
 from hopcast_publisher.adapters.retention import purge
@@ -39,9 +40,11 @@ def definition(
     settings = settings or load(PublisherSettings)
     report_api_versions(settings)
     deps = PublisherDeps(tokens=AccountTokens(keyring or load_keyring()), settings=settings)
-    platform_adapters = adapters if adapters is not None else build_adapters(settings)
+    uploads = PostgresMediaUploads()  # bound to the database once the service has it
+    platform_adapters = adapters if adapters is not None else build_adapters(settings, uploads)
 
     async def publishing_loop(runtime: ServiceRuntime) -> None:
+        uploads.bind(runtime.db)
         loop = PublishingLoop(runtime.db, runtime.kafka, platform_adapters, deps.tokens, settings, deps=deps)
         try:
             await loop.run()

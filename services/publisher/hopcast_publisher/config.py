@@ -123,6 +123,12 @@ class PublisherSettings(BaseSettings):
     mastodon_instance_ttl_s: float = Field(default=3600.0, gt=0)
     """How long an instance's text limit (its /api/v2/instance) is kept before it is read again;
     one that did not say is asked again after a twelfth of this."""
+    media_max_bytes: int = Field(default=100 * 1024 * 1024, gt=0)
+    """No media file is read past this many bytes, whatever a platform would take (X takes
+    512 MB videos): a longer one fails MEDIA_REJECTED. Files are held in memory while posted."""
+    media_processing_timeout_s: float = Field(default=60.0, gt=0)
+    """How long a platform may process an upload (Mastodon's 202, X's video, LinkedIn's images)
+    before the try is given up and made again."""
 
     # Where platform calls may go (adapters/platforms/egress.py): https hosts that resolve to
     # public addresses only, checked at connect time.

@@ -117,6 +117,8 @@ class PublishFailureReason(StrEnum):
     # An addition to the contract (docs/contract.md): a call may have published the post and the
     # platform cannot be asked (LinkedIn without r_member_social); not retried, never posted twice.
     OUTCOME_UNKNOWN = "OUTCOME_UNKNOWN"
+    # A media file breaks the platform's limits (size, type, count, dimensions) or the platform
+    # refused it: checked before any upload; the detail names the file, the limit and the value.
     MEDIA_REJECTED = "MEDIA_REJECTED"
 
 

@@ -122,6 +122,7 @@ class OpenCredentials:
             access_token=self._tokens.open(account_id, account.access_token),
             refresh_token=self._tokens.open(account_id, account.refresh_token) if account.refresh_token else None,
             token_expires_at=account.token_expires_at,
+            organization_id=account.organization_id,
         )
 
     async def fresh(

@@ -45,6 +45,12 @@ async def purge(conn: Conn, older_than_days: int) -> dict[str, int]:
         older_than_days,
         orgs,
     )
+    # Uploads a platform may have dropped (migration 0007), and those of purged organizations.
+    await delete(
+        "media_uploads",
+        "DELETE FROM media_uploads WHERE expires_at < now() OR organization_id = ANY($1::uuid[])",
+        orgs,
+    )
     await delete("brands", "DELETE FROM brands WHERE id = ANY($1::uuid[])", brands)
     await delete("organizations", "DELETE FROM organizations WHERE id = ANY($1::uuid[])", orgs)
     return counts

@@ -54,6 +54,8 @@ class AccountCredentials:
     access_token: str = field(repr=False)
     refresh_token: str | None = field(default=None, repr=False)
     token_expires_at: datetime | None = None
+    organization_id: uuid.UUID | None = None
+    """The account's organization: what its media uploads are remembered under."""
 
     def with_tokens(self, tokens: RefreshedTokens) -> AccountCredentials:
         return replace(

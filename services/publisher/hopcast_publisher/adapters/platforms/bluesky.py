@@ -13,6 +13,13 @@ resolve stays plain text); `langs` from the post's language; and, for a post wit
 no media, a link card (app.bsky.embed.external) of its first link, read from the page through
 the egress guard when `link_cards` is given, else built from the URL. They are made once per
 post, so every try sends the same record.
+
+Images (at most four, `media.py`): each uploaded with com.atproto.repo.uploadBlob (the raw
+bytes, their sniffed type as Content-Type; the PDS answers the blob ref), then the record's
+embed is `app.bsky.embed.images` with each image's `alt` and `aspectRatio` (its width and
+height as shown), per the lexicon (app/bsky/embed/images.json: `image` a blob of `image/*`
+up to 1,000,000 bytes, `alt` required, `aspectRatio` {width, height} of positive integers).
+A blob is content-addressed: uploading the same bytes again gives the same ref.
 """
 
 from __future__ import annotations
@@ -21,7 +28,8 @@ import base64
 import hashlib
 import json
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import httpx
 
@@ -41,6 +49,8 @@ from hopcast_publisher.adapters.platforms.http import (
     now,
 )
 from hopcast_publisher.adapters.platforms.link_cards import LinkCardReader, card_from_url
+from hopcast_publisher.adapters.platforms.media import Uploaded, UploadFailed
+from hopcast_publisher.adapters.platforms.media_fetch import FetchedMedia
 from hopcast_publisher.adapters.platforms.rate_limits import RateLimit, bluesky_rate_limit
 from hopcast_publisher.adapters.platforms.reauth import NeedsReauth, atproto_refusal
 from hopcast_shared.contract import PublishFailureReason
@@ -76,8 +86,24 @@ def jwt_expiry(token: str) -> datetime | None:
         return None
 
 
+def images_embed(uploads: list[Uploaded]) -> dict[str, object]:
+    """The record's `embed` for uploaded images: app.bsky.embed.images, in the post's order."""
+    images = []
+    for upload in uploads:
+        image: dict[str, object] = {"alt": upload.fetched.media.alt_text or "", "image": upload.remote["blob"]}
+        facts = upload.fetched.facts
+        if facts.width and facts.height:
+            image["aspectRatio"] = {"width": facts.width, "height": facts.height}
+        images.append(image)
+    return {"$type": "app.bsky.embed.images", "images": images}
+
+
 class BlueskyAdapter(HttpPlatformAdapter):
     platform = "BLUESKY"
+    uploads_media = True
+    # A blob no record references yet is the PDS's to drop after a while; once a post holds it,
+    # it stays. Within the hour a retry reuses it; after, uploading again costs one call.
+    upload_ttl = timedelta(hours=1)
 
     def __init__(
         self,
@@ -135,7 +161,7 @@ class BlueskyAdapter(HttpPlatformAdapter):
         if request.language and _LANGUAGE.fullmatch(request.language):
             parts["langs"] = [request.language]
         link = first_link(facets)
-        if link is not None and not request.has_media:
+        if link is not None and not (request.has_media or request.media):
             card = await self._link_cards.card(link) if self._link_cards is not None else card_from_url(link)
             parts["embed"] = card.embed()
         if len(self._rich) >= _RICH_CACHE:
@@ -150,6 +176,8 @@ class BlueskyAdapter(HttpPlatformAdapter):
             "createdAt": request.created_at.astimezone(UTC).isoformat().replace("+00:00", "Z"),
             **await self.rich_parts(account, request),
         }
+        if uploads := self._attached(request):
+            record["embed"] = images_embed(uploads)
         return await self.client.post(
             f"{self._base(account)}/xrpc/com.atproto.repo.createRecord",
             headers=bearer(account.access_token),
@@ -160,6 +188,17 @@ class BlueskyAdapter(HttpPlatformAdapter):
                 "record": record,
             },
         )
+
+    async def _upload(self, account: AccountCredentials, fetched: FetchedMedia, request: PostRequest) -> dict[str, Any]:
+        response = await self.client.post(
+            f"{self._base(account)}/xrpc/com.atproto.repo.uploadBlob",
+            headers={**bearer(account.access_token), "Content-Type": fetched.facts.mime_type},
+            content=fetched.data,
+        )
+        blob = json_or_empty(response).get("blob")
+        if response.status_code != 200 or not isinstance(blob, dict):
+            raise UploadFailed(self.platform, response)
+        return {"blob": blob}
 
     def _created(self, account: AccountCredentials, request: PostRequest, response: httpx.Response) -> Published:
         body = json_or_empty(response)

@@ -30,6 +30,8 @@ from hopcast_publisher.adapters.platforms.base import (
     parse_retry_after,
 )
 from hopcast_publisher.adapters.platforms.egress import EgressPolicy, EgressRefused, platform_client
+from hopcast_publisher.adapters.platforms.media import AdapterMedia, MediaOptions, UploadFailed
+from hopcast_publisher.adapters.platforms.media_fetch import FetchedMedia
 from hopcast_publisher.adapters.platforms.rate_limits import PublishDeferred, RateLimit
 from hopcast_publisher.adapters.platforms.reauth import NeedsReauth
 from hopcast_publisher.adapters.platforms.versions import UPGRADE_REQUIRED, version_retired
@@ -81,6 +83,9 @@ class AdapterOptions:
     egress: EgressPolicy = field(default_factory=EgressPolicy)
     limiter: AccountRateLimiter | None = None
     rng: random.Random | None = None
+    media: MediaOptions | None = None
+    """How media are fetched and their uploads remembered (a fetcher on `egress` and uploads
+    kept in memory unless given)."""
 
 
 @contextlib.contextmanager
@@ -97,7 +102,7 @@ def egress_refusals(platform: str) -> Iterator[None]:
         raise PublishFailure(PublishFailureReason.EGRESS_REFUSED, detail) from None
 
 
-class HttpPlatformAdapter(PlatformAdapter):
+class HttpPlatformAdapter(AdapterMedia, PlatformAdapter):
     """A platform spoken to over HTTP. Subclasses say how to create a post, find one, refresh
     a token, and read the platform's answers."""
 
@@ -117,9 +122,12 @@ class HttpPlatformAdapter(PlatformAdapter):
         )
         self._rng = options.rng or random.Random()
         self.call_s = settings.call_s
+        self.media = options.media or MediaOptions.default(options.egress)
+        self._uploads = {}
 
     async def close(self) -> None:
         await self.client.aclose()
+        await self.media.close()
 
     # --- what each platform fills in ---------------------------------------------------------
 
@@ -216,9 +224,23 @@ class HttpPlatformAdapter(PlatformAdapter):
         resumed: bool,
         on_refreshed: TokensRefreshed,
     ) -> Published:
+        try:
+            return await self._publish_tries(account, request, resumed=resumed, on_refreshed=on_refreshed)
+        finally:
+            self._forget_uploads(request)
+
+    async def _publish_tries(
+        self,
+        account: AccountCredentials,
+        request: PostRequest,
+        *,
+        resumed: bool,
+        on_refreshed: TokensRefreshed,
+    ) -> Published:
         policy = self.policy
         deadline = time.monotonic() + policy.deadline_s
         maybe_created = resumed  # an earlier try may have created it
+        media: list[FetchedMedia] | None = None
         refreshed = False
         attempt = 0
         last_problem = "no attempt made"
@@ -232,11 +254,20 @@ class HttpPlatformAdapter(PlatformAdapter):
                     if existing is not None:
                         log.info("%s post %s already exists; not posting again", self.platform, request.idempotency_key)
                         return existing
+                if request.media and self.uploads_media:
+                    if media is None:
+                        # Every file fetched and checked against the platform's limits before
+                        # any upload (once the post is known not to exist already).
+                        media = await self._media_or_unknown(account, request, maybe_created)
+                    # Uploaded once per account (remembered), before the lease is confirmed:
+                    # an upload publishes nothing, and may take longer than one call.
+                    await self._upload_media(account, request, media)
                 if request.lease is not None:
                     await request.lease.confirm(self.call_s)  # raises LeaseLost: nothing is sent
                 response = await self._create_within(account, request)
-            except LookupFailed as exc:
-                maybe_created = maybe_created or exc.maybe_created
+            except (LookupFailed, UploadFailed) as exc:
+                if isinstance(exc, LookupFailed):
+                    maybe_created = maybe_created or exc.maybe_created
                 retired = self._retired_version(exc.response, account) if exc.response is not None else None
                 if retired is not None:
                     raise retired from None
@@ -245,13 +276,17 @@ class HttpPlatformAdapter(PlatformAdapter):
                     refreshed = True
                     attempt -= 1
                     continue
+                if isinstance(exc, UploadFailed) and exc.refused and exc.response is not None:
+                    raise PublishFailure(
+                        PublishFailureReason.MEDIA_REJECTED, f"{self._rejection(exc.response, account)} to an upload"
+                    ) from None
                 last_problem = str(exc)
                 delay = policy.backoff(attempt, self._rng)
                 if exc.response is not None and self._throttled(exc.response):
                     limited = True  # the lookup's own limit: wait for it, or defer, as for a post
                     lookup_limit = self._rate_limit(exc.response)
                     wait = self._until_reset(
-                        account, exc.response, lookup_limit, deadline, last_problem, maybe_sent=True
+                        account, exc.response, lookup_limit, deadline, last_problem, maybe_sent=maybe_created
                     )
                     delay = wait if wait is not None else delay
             except _NOT_SENT as exc:

@@ -12,11 +12,22 @@ posting as the organization. Commentary is "little text": reserved characters ar
 Rate limits: 429 only, no headers; LinkedIn's limits are per day and reset at midnight UTC, so
 429s that outlast the tries defer the post until then (DAILY_CAP). Tokens: refreshed at
 /oauth/v2/accessToken with the app's client id and secret.
+
+Images (`media.py`; learn.microsoft.com/linkedin/marketing/community-management/shares/images-api):
+POST /rest/images?action=initializeUpload with the author as `owner` answers an `uploadUrl`
+and the image URN; the bytes are PUT to that URL (with the bearer token); GET /rest/images/{urn}
+is asked until its `status` is AVAILABLE (PROCESSING meanwhile; PROCESSING_FAILED is
+MEDIA_REJECTED). The post's `content` is `media` {id, altText} for one image, `multiImage`
+{images: [{id, altText}]} for 2 to 20 (multi-image-post-api). The upload URL is on another
+LinkedIn host than the API: with PUBLISHER_EGRESS_ALLOWLIST_LINKEDIN set, list it there too.
 """
 
 from __future__ import annotations
 
+import asyncio
 import re
+import time
+from typing import Any
 from urllib.parse import quote
 
 import httpx
@@ -35,6 +46,8 @@ from hopcast_publisher.adapters.platforms.http import (
     json_or_empty,
     now,
 )
+from hopcast_publisher.adapters.platforms.media import Uploaded, UploadFailed
+from hopcast_publisher.adapters.platforms.media_fetch import FetchedMedia
 from hopcast_publisher.adapters.platforms.oauth import OAuthPlatformAdapter
 from hopcast_publisher.adapters.platforms.rate_limits import RateLimit, next_utc_midnight
 from hopcast_publisher.adapters.platforms.versions import linkedin_version_retired
@@ -45,6 +58,15 @@ from hopcast_shared.contract import DeferralReason, PublishFailureReason
 _RESERVED = re.compile(r"([\\|{}@\[\]()<>#*_~])")
 
 
+def post_content(uploads: list[Uploaded]) -> dict[str, object]:
+    """The post's `content` for its images: `media` for one, `multiImage` for more."""
+    images = [
+        {"id": u.remote["id"]} | ({"altText": u.fetched.media.alt_text} if u.fetched.media.alt_text else {})
+        for u in uploads
+    ]
+    return {"media": images[0]} if len(images) == 1 else {"multiImage": {"images": images}}
+
+
 def little_text(text: str) -> str:
     """Escape the characters LinkedIn's commentary format reserves."""
     return _RESERVED.sub(r"\\\1", text)
@@ -52,6 +74,7 @@ def little_text(text: str) -> str:
 
 class LinkedInAdapter(OAuthPlatformAdapter):
     platform = "LINKEDIN"
+    uploads_media = True
     oauth_name = "LinkedIn"
     version_setting = "PUBLISHER_LINKEDIN_VERSION"
 
@@ -89,11 +112,45 @@ class LinkedInAdapter(OAuthPlatformAdapter):
     def _url(self, urn: str) -> str:
         return f"https://www.linkedin.com/feed/update/{urn}"
 
+    async def _upload(self, account: AccountCredentials, fetched: FetchedMedia, request: PostRequest) -> dict[str, Any]:
+        init = await self.client.post(
+            f"{self._api}/rest/images?action=initializeUpload",
+            headers=self._headers(account),
+            json={"initializeUploadRequest": {"owner": self._author(account)}},
+        )
+        value = json_or_empty(init).get("value")
+        upload_url = value.get("uploadUrl") if isinstance(value, dict) else None
+        image = value.get("image") if isinstance(value, dict) else None
+        if init.status_code != 200 or not isinstance(upload_url, str) or not isinstance(image, str):
+            raise UploadFailed(self.platform, init)
+        put = await self.client.put(upload_url, headers=bearer(account.access_token), content=fetched.data)
+        if not 200 <= put.status_code < 300:
+            raise UploadFailed(self.platform, put)
+        deadline = time.monotonic() + self.media.poll_timeout_s
+        while True:
+            checked = await self.client.get(
+                f"{self._api}/rest/images/{quote(image, safe='')}", headers=self._headers(account)
+            )
+            status = json_or_empty(checked).get("status")
+            if checked.status_code != 200:
+                raise UploadFailed(self.platform, checked)
+            if status == "AVAILABLE":
+                return {"id": image}
+            if status == "PROCESSING_FAILED":
+                raise PublishFailure(
+                    PublishFailureReason.MEDIA_REJECTED, f"LinkedIn could not process media {fetched.index}"
+                )
+            if time.monotonic() > deadline:
+                raise UploadFailed(self.platform, None, f": media {fetched.index} still processing")
+            await asyncio.sleep(self.media.poll_interval_s)
+
     async def _create(self, account: AccountCredentials, request: PostRequest) -> httpx.Response:
+        uploads = self._attached(request)
         return await self.client.post(
             f"{self._api}/rest/posts",
             headers=self._headers(account),
-            json={
+            json=({"content": post_content(uploads)} if uploads else {})
+            | {
                 "author": self._author(account),
                 "commentary": little_text(request.text),
                 "visibility": "PUBLIC",

@@ -16,10 +16,11 @@ import json
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 import httpx
 
+from hopcast_publisher.domain.media import MASTODON_DEFAULT, MediaLimits
 from hopcast_shared.text_rules.mastodon import DEFAULT_LIMIT, URL_LENGTH, MastodonRule
 
 log = logging.getLogger(__name__)
@@ -36,6 +37,8 @@ class InstanceLimits:
     characters_reserved_per_url: int = URL_LENGTH
     read: bool = False
     """Read from the instance (False: Mastodon's defaults, the instance did not say)."""
+    media: MediaLimits = field(default=MASTODON_DEFAULT)
+    """Its `configuration.media_attachments` and `statuses.max_media_attachments`."""
 
     def rule(self) -> MastodonRule:
         return MastodonRule(self.max_characters, self.characters_reserved_per_url)
@@ -45,14 +48,40 @@ def limits_from(body: object) -> InstanceLimits | None:
     """The limits an /api/v2/instance answer gives, or None when it gives none that make sense."""
     config = body.get("configuration") if isinstance(body, dict) else None
     statuses = config.get("statuses") if isinstance(config, dict) else None
-    if not isinstance(statuses, dict):
+    if not isinstance(config, dict) or not isinstance(statuses, dict):
         return None
     chars, per_url = statuses.get("max_characters"), statuses.get("characters_reserved_per_url", URL_LENGTH)
     if isinstance(chars, bool) or not isinstance(chars, int) or chars not in _MAX_CHARACTERS:
         return None
     if isinstance(per_url, bool) or not isinstance(per_url, int) or per_url not in _URL_LENGTH:
         return None
-    return InstanceLimits(chars, per_url, read=True)
+    return InstanceLimits(chars, per_url, read=True, media=media_limits_from(config, statuses))
+
+
+def _positive(value: object, default: int | None) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else default
+
+
+def media_limits_from(config: dict[str, object], statuses: dict[str, object]) -> MediaLimits:
+    """The instance's media limits (docs.joinmastodon.org/entities/Instance:
+    `configuration.media_attachments`), each one it does not give at Mastodon's default."""
+    media = config.get("media_attachments")
+    media = media if isinstance(media, dict) else {}
+    d = MASTODON_DEFAULT
+    types = media.get("supported_mime_types")
+    names = frozenset(t for t in types if isinstance(t, str)) if isinstance(types, list) else None
+    description = _positive(media.get("description_limit"), d.alt_characters)
+    return replace(
+        d,
+        max_images=_positive(statuses.get("max_media_attachments"), d.max_images) or d.max_images,
+        image_types=frozenset(t for t in names if t.startswith("image/")) if names is not None else d.image_types,
+        video_types=frozenset(t for t in names if t.startswith("video/")) if names is not None else d.video_types,
+        image_bytes=_positive(media.get("image_size_limit"), d.image_bytes),
+        image_pixels=_positive(media.get("image_matrix_limit"), d.image_pixels),
+        video_bytes=_positive(media.get("video_size_limit"), d.video_bytes),
+        video_pixels=_positive(media.get("video_matrix_limit"), d.video_pixels),
+        alt_characters=description,
+    )
 
 
 class InstanceLimitCache:

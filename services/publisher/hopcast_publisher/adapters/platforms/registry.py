@@ -1,12 +1,14 @@
 """Which adapter publishes on which platform, from PUBLISHER_ADAPTER: `sandbox` for every
 platform (the local default), or `live` for the real Bluesky, Mastodon, X, LinkedIn, Facebook,
 Instagram and Threads adapters (other platforms have no live adapter and fail as
-PLATFORM_REJECTED)."""
+PLATFORM_REJECTED). The live adapters share one media fetcher and remember uploads in
+`uploads` (the publisher's database in the service; in memory when not given)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 
+from hopcast_publisher.adapters.media_uploads import MediaUploads, MemoryMediaUploads
 from hopcast_publisher.adapters.platforms.base import AccountRateLimiter, PlatformAdapter, RetryPolicy
 from hopcast_publisher.adapters.platforms.bluesky import BlueskyAdapter
 from hopcast_publisher.adapters.platforms.egress import EgressPolicy
@@ -17,6 +19,8 @@ from hopcast_publisher.adapters.platforms.link_cards import LinkCardReader
 from hopcast_publisher.adapters.platforms.linkedin import LinkedInAdapter
 from hopcast_publisher.adapters.platforms.mastodon import MastodonAdapter
 from hopcast_publisher.adapters.platforms.mastodon_instance import InstanceLimitCache
+from hopcast_publisher.adapters.platforms.media import MediaOptions
+from hopcast_publisher.adapters.platforms.media_fetch import MediaFetcher
 from hopcast_publisher.adapters.platforms.sandbox import SandboxAdapter
 from hopcast_publisher.adapters.platforms.threads import ThreadsAdapter
 from hopcast_publisher.adapters.platforms.x import XAdapter
@@ -29,10 +33,11 @@ def _secret(value: object) -> str | None:
     return get() if callable(get) else None
 
 
-def build_adapters(settings: PublisherSettings) -> Mapping[str, PlatformAdapter]:
+def build_adapters(settings: PublisherSettings, uploads: MediaUploads | None = None) -> Mapping[str, PlatformAdapter]:
     """An adapter per platform that has one (a platform missing here cannot be published on)."""
     if settings.adapter == "sandbox":
         return {p.value: SandboxAdapter(p.value, base_url=settings.sandbox_url) for p in Platform}
+    egress = EgressPolicy(allow_loopback=settings.egress_allow_loopback, allowlists=settings.egress_allowlists())
     options = AdapterOptions(
         policy=RetryPolicy(
             max_attempts=settings.http_max_attempts,
@@ -44,8 +49,14 @@ def build_adapters(settings: PublisherSettings) -> Mapping[str, PlatformAdapter]
         http=HttpSettings(
             connect_timeout_s=settings.http_connect_timeout_s, read_timeout_s=settings.http_read_timeout_s
         ),
-        egress=EgressPolicy(allow_loopback=settings.egress_allow_loopback, allowlists=settings.egress_allowlists()),
+        egress=egress,
         limiter=AccountRateLimiter(settings.account_min_interval_s),
+        media=MediaOptions(
+            MediaFetcher(egress, timeout_s=settings.http_read_timeout_s),
+            uploads or MemoryMediaUploads(),
+            max_fetch_bytes=settings.media_max_bytes,
+            poll_timeout_s=settings.media_processing_timeout_s,
+        ),
     )
     return {
         Platform.BLUESKY.value: BlueskyAdapter(
