@@ -1,4 +1,4 @@
-"""Where each account's media uploads are remembered (migration 0007), so that a file is
+"""Where each account's media uploads are remembered (migration 0008), so that a file is
 uploaded once per account and the upload reused on a retry, after a lost answer or a crash,
 and by a later post of the same account where the platform allows it.
 
