@@ -116,7 +116,9 @@ def make_broker(kafka: KafkaSettings, service: str, **overrides: Any) -> KafkaBr
         "decoder": _raw_records,
     }
     options.update(overrides)
-    return KafkaBroker(kafka.bootstrap_servers, **options)
+    # A list, not the comma-separated string: FastStream wraps a string in a list as one host, and
+    # aiokafka splits only a string, so "a:9092,b:9092" would be looked up as a single host name.
+    return KafkaBroker(kafka.bootstrap_servers.split(","), **options)
 
 
 # Every consumer of a Hopcast process reads past a header key that is not UTF-8 (see kafka_records).

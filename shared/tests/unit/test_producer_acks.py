@@ -30,3 +30,9 @@ def test_topics_replicated_three_times_need_two_in_sync_replicas() -> None:
     assert {s.config.get("min.insync.replicas") for s in replicated} == {"2"}
     single = topic_specs(KafkaSettings(replication_factor=1))
     assert all("min.insync.replicas" not in s.config for s in single)
+
+
+def test_the_faststream_broker_bootstraps_from_every_server_of_the_list() -> None:
+    """A cluster's bootstrap list reaches aiokafka as hosts, not as one host name with commas."""
+    broker = make_broker(KafkaSettings(bootstrap_servers="127.0.0.1:9092,127.0.0.1:9094,127.0.0.1:9096"), "content")
+    assert broker._connection_kwargs["bootstrap_servers"] == ["127.0.0.1:9092", "127.0.0.1:9094", "127.0.0.1:9096"]
