@@ -104,18 +104,20 @@ async def test_losing_the_busiest_leader_loses_no_run_and_recovers_within_30_s(c
                 losses.append(loss)
                 workload.fire(PLAN.runs_per_phase)
                 await workload.finished(within=300)
+                loss.sending_until = time.time()
                 await restart_node(cluster, node, loss, view)
             workload.fire(PLAN.runs_per_phase // 2)
             await workload.finished(within=300)
             await faults.wait_quiet(services, recorder, len(workload.sent), within=300)
             run_of = faults.run_triggers(recorder)
-            for loss in losses:
+            for loss, following in zip(losses, [*losses[1:], None], strict=True):
                 runs_completing_again(loss, workload, recorder, run_of)
-                loss.figures["upstream_producer_longest_stall_s"] = longest_send_stall(workload, loss.killed_at)
+                loss.figures["upstream_producer_longest_stall_s"] = longest_send_stall(workload, loss)
                 baseline = lag.baseline(loss.killed_at)
+                until = following.killed_at if following else None
                 loss.figures["lag_before_kill"] = baseline
-                loss.figures["lag_peak_after_kill"] = lag.peak(loss.killed_at)
-                loss.figures["lag_back_to_normal_s"] = lag.back_to_normal(loss.killed_at, baseline)
+                loss.figures["lag_peak_after_kill"] = lag.peak(loss.killed_at, until)
+                loss.figures["lag_back_to_normal_s"] = lag.back_to_normal(loss.killed_at, baseline, until)
             verdict = await faults.check_invariants(services, recorder, workload)
             report = {
                 "test": "broker_loss",

@@ -145,17 +145,18 @@ class LagSampler:
         seen = [lag for at, lag in self.samples if before - window_s <= at < before and lag is not None]
         return max(seen, default=0)
 
-    def back_to_normal(self, since: float, baseline: int) -> float | None:
+    def back_to_normal(self, since: float, baseline: int, until: float | None = None) -> float | None:
         """Seconds from `since` until the lag was known and at most the baseline again, and
-        stayed known from then on; None when it never was."""
-        after = [(at, lag) for at, lag in self.samples if at >= since]
+        stayed known from then on (until `until`: the next fault); None when it never was."""
+        after = [(at, lag) for at, lag in self.samples if since <= at < (until or float("inf"))]
         for i, (at, lag) in enumerate(after):
             if lag is not None and lag <= baseline and all(v is not None for _, v in after[i:]):
                 return round(at - since, 1)
         return None
 
-    def peak(self, since: float) -> int:
-        return max((lag for at, lag in self.samples if at >= since and lag is not None), default=0)
+    def peak(self, since: float, until: float | None = None) -> int:
+        window = (lag for at, lag in self.samples if since <= at < (until or float("inf")))
+        return max((lag for lag in window if lag is not None), default=0)
 
 
 @dataclass
@@ -165,6 +166,7 @@ class BrokerLoss:
     node: int
     busiest: list[str]
     killed_at: float
+    sending_until: float = 0.0  # when the triggers fired around the kill were all acknowledged
     back_at: float = 0.0
     restart_s: float = 0.0
     in_sync_s: float | None = None
@@ -238,9 +240,12 @@ def runs_completing_again(loss: BrokerLoss, workload: Workload, recorder: Record
     )
 
 
-def longest_send_stall(workload: Workload, since: float, *, within_s: float = 60.0) -> float:
-    """The longest wait between two acknowledged triggers in the `within_s` after `since`, less
-    the workload's own interval: how long the upstream producer (acks=all) could not write."""
-    acked = sorted(at for at, _, _ in workload.sent if since - workload.interval_s <= at <= since + within_s)
+def longest_send_stall(workload: Workload, loss: BrokerLoss) -> float:
+    """The longest wait between two acknowledged triggers from the last one before the kill to
+    the last one of the waves around it, less the workload's own interval: how long the
+    upstream producer (acks=all) could not write."""
+    before = [at for at, _, _ in workload.sent if at < loss.killed_at]
+    start = max(before, default=loss.killed_at)
+    acked = sorted(at for at, _, _ in workload.sent if start <= at <= loss.sending_until)
     gaps = [b - a for a, b in itertools.pairwise(acked)]
     return round(max(0.0, max(gaps, default=0.0) - workload.interval_s), 1)

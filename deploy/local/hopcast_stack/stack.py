@@ -183,8 +183,12 @@ class Stack:
         nothing listens on their ports, or this raises."""
         parts: dict[str, Callable[[], bool]] = {"postgres": self.postgres.stop}
         if self.kafka is not None:
-            parts = {"kafka": self.kafka.stop, **parts}
-        stopped = _stop_concurrently(parts)
+            # The other layout too, when it runs: `make down` stops a cluster that `make run
+            # KAFKA_BROKERS=3` started without being told KAFKA_BROKERS again (and the reverse).
+            single, cluster = KafkaServer.from_settings(self.settings), KafkaCluster.from_settings(self.settings)
+            other = single if isinstance(self.kafka, KafkaCluster) else cluster
+            parts = {"kafka": self.kafka.stop, "kafka (other layout)": other.stop, **parts}
+        stopped = list(dict.fromkeys("kafka" if n.startswith("kafka") else n for n in _stop_concurrently(parts)))
         ports = [*(self.kafka.ports if self.kafka else ()), self.postgres.port]
         busy = procs.wait_ports_free(ports, timeout=5)
         if busy:
