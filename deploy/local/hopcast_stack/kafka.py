@@ -1,6 +1,7 @@
 """A real Apache Kafka broker for local runs and tests: jars resolved once from Maven Central, a
 single-node KRaft server (broker and controller in one JVM) on 127.0.0.1, started detached,
 ready when an aiokafka client gets its metadata, and the contract's topics created up front.
+`kafka_cluster.KafkaCluster` runs three of these nodes as one cluster (a static quorum).
 
 Layout under the state folder: kafka/libs (jars, shared by every broker of the machine's
 checkout), kafka/server.properties, kafka/cluster-id, kafka/data (log dirs, kept across
