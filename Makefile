@@ -7,6 +7,11 @@ VENV := .venv
 BIN := $(VENV)/bin
 HOPCAST := $(BIN)/hopcast
 export HOPCAST_STATE_DIR ?= $(CURDIR)/.state
+# KAFKA_BROKERS=3 (make run, up, infra-up, env, status) runs a three-node KRaft cluster instead of
+# the one broker: replication 3, min.insync.replicas 2 (deploy/local/hopcast_stack/kafka_cluster.py).
+ifdef KAFKA_BROKERS
+export HOPCAST_KAFKA_BROKERS := $(KAFKA_BROKERS)
+endif
 
 # Every part with a pyproject.toml is installed in editable mode into one venv.
 PARTS := shared deploy/local $(patsubst %/pyproject.toml,%,$(wildcard services/*/pyproject.toml))
@@ -20,6 +25,7 @@ DEV_TOKEN_KEYS := deploy/k8s/overlays/dev/token-keys.env
 help:
 	@echo "make run         start Kafka, PostgreSQL and the services, seed the demo, show it live; Ctrl-C stops it all"
 	@echo "make run DEMO=0  the same without the demo, for real upstream producers"
+	@echo "make run KAFKA_BROKERS=3   the same on a three-broker Kafka cluster (replication 3, min ISR 2)"
 	@echo "make test        lint, type-check and run every test (starts its own broker and database)"
 	@echo "make up / down   start in the background whatever is not running / stop it all (data kept)"
 	@echo "make infra-up / infra-down   Kafka and PostgreSQL alone"
@@ -109,7 +115,9 @@ e2e: venv
 	$(BIN)/pytest tests/e2e
 
 # The full fault-injection suite (hundreds of runs, three rounds of kills, restarts and replays;
-# about 10 minutes); `make test` runs its short version. The figures are printed at the end.
+# about 10 minutes; then the broker-loss test on a three-broker cluster, a few minutes); `make
+# test` runs their short versions. The figures are printed at the end (broker loss: also
+# bench/results/broker_loss_full.json).
 test-chaos: venv
 	HOPCAST_CHAOS=full $(BIN)/pytest tests/chaos -s
 

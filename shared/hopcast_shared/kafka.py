@@ -1,6 +1,8 @@
 """Kafka wiring: one place that turns KafkaSettings into aiokafka and FastStream clients.
 
-Producers are idempotent (acks=all, no duplicates on retry); consumers join the group named
+Producers are idempotent and say acks=all (`PRODUCER_ACKS`: a write is acknowledged once every
+in-sync replica has it, at least `min.insync.replicas` of them; aiokafka's own default without
+idempotence is acks=1, which a broker lost right after the ack loses); consumers join the group named
 after the service, start from the earliest offset and commit only after our own handler
 has committed its database transaction (see `subscription.py` and `fair_feed.py`).
 """
@@ -18,6 +20,10 @@ from faststream.security import BaseSecurity, SASLPlaintext, SASLScram256, SASLS
 
 from hopcast_shared import kafka_records
 from hopcast_shared.settings import KafkaSettings
+
+# Said, not left to the client's defaults: with replication 3 and min.insync.replicas 2 the loss
+# of one broker loses no acknowledged event (docs/runbooks/lost-broker.md).
+PRODUCER_ACKS = "all"
 
 
 def _ssl_context(kafka: KafkaSettings) -> ssl.SSLContext | None:
@@ -50,6 +56,7 @@ def make_producer(kafka: KafkaSettings, client_id: str, **overrides: Any) -> AIO
     options: dict[str, Any] = {
         "client_id": f"{kafka.client_id_prefix}-{client_id}",
         "enable_idempotence": True,
+        "acks": PRODUCER_ACKS,
         "linger_ms": 2,
         "max_batch_size": 256 * 1024,
         "max_request_size": 2 * 1024 * 1024,
@@ -102,13 +109,16 @@ def make_broker(kafka: KafkaSettings, service: str, **overrides: Any) -> KafkaBr
     options: dict[str, Any] = {
         "client_id": f"{kafka.client_id_prefix}-{service}",
         "enable_idempotence": True,
+        "acks": PRODUCER_ACKS,
         "security": _faststream_security(kafka),
         "logger": None,
         "parser": _parse_whatever_the_headers,
         "decoder": _raw_records,
     }
     options.update(overrides)
-    return KafkaBroker(kafka.bootstrap_servers, **options)
+    # A list, not the comma-separated string: FastStream wraps a string in a list as one host, and
+    # aiokafka splits only a string, so "a:9092,b:9092" would be looked up as a single host name.
+    return KafkaBroker(kafka.bootstrap_servers.split(","), **options)
 
 
 # Every consumer of a Hopcast process reads past a header key that is not UTF-8 (see kafka_records).

@@ -27,3 +27,20 @@ async def chaos_stack() -> AsyncIterator[TestStack]:
     finally:
         atexit.unregister(stack.remove)
         stack.remove()
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def cluster_stack() -> AsyncIterator[TestStack]:
+    """A three-broker KRaft cluster (replication 3, min ISR 2) and a PostgreSQL server of its own,
+    for the broker-loss test; every JVM is killed at teardown, even after a failure."""
+    stack = TestStack.in_new_folder(kafka_brokers=3)
+    atexit.register(stack.remove)
+    try:
+        try:
+            await stack.start()
+        except StackError as exc:
+            pytest.fail(f"the three-broker chaos stack did not start: {exc}", pytrace=False)
+        yield stack
+    finally:
+        atexit.unregister(stack.remove)
+        stack.remove()

@@ -43,12 +43,24 @@ class StackSettings(BaseSettings):
     # The scripts' default is 1 GB; a local broker with a handful of topics is happy in 512 MB.
     kafka_heap_opts: str = Field(default="-Xms256m -Xmx512m", validation_alias="KAFKA_HEAP_OPTS")
     kafka_ready_timeout_s: float = Field(default=60.0, gt=0, validation_alias="KAFKA_READY_TIMEOUT_S")
+    # 1: one broker (the default); 3: a three-node KRaft cluster (kafka_cluster.py), topics
+    # replicated 3 times with min.insync.replicas 2, for trying the loss of a broker.
+    kafka_brokers: int = Field(default=1, validation_alias="HOPCAST_KAFKA_BROKERS")
+    # Three JVMs share the machine: each gets less than the single broker.
+    kafka_cluster_heap_opts: str = Field(default="-Xms128m -Xmx384m", validation_alias="KAFKA_CLUSTER_HEAP_OPTS")
     postgres_port: int = Field(default=DEFAULT_PG_PORT, ge=1, le=65535, validation_alias="POSTGRES_PORT")
     postgres_user: str = Field(default=DEFAULT_PG_USER, validation_alias="POSTGRES_USER")
     # PostgreSQL refuses to run as root: as root, initdb and the server run as this system user.
     postgres_system_user: str = Field(default="hopcast-pg", validation_alias="POSTGRES_SYSTEM_USER")
     postgres_ready_timeout_s: float = Field(default=30.0, gt=0, validation_alias="POSTGRES_READY_TIMEOUT_S")
     service_ready_timeout_s: float = Field(default=60.0, gt=0, validation_alias="HOPCAST_SERVICE_READY_TIMEOUT_S")
+
+    @field_validator("kafka_brokers")
+    @classmethod
+    def _one_or_three(cls, value: int) -> int:
+        if value not in (1, 3):
+            raise ValueError("HOPCAST_KAFKA_BROKERS is 1 (one broker) or 3 (a three-node cluster)")
+        return value
 
     @field_validator("state_dir")
     @classmethod

@@ -1,6 +1,7 @@
 """A real Apache Kafka broker for local runs and tests: jars resolved once from Maven Central, a
 single-node KRaft server (broker and controller in one JVM) on 127.0.0.1, started detached,
 ready when an aiokafka client gets its metadata, and the contract's topics created up front.
+`kafka_cluster.KafkaCluster` runs three of these nodes as one cluster (a static quorum).
 
 Layout under the state folder: kafka/libs (jars, shared by every broker of the machine's
 checkout), kafka/server.properties, kafka/cluster-id, kafka/data (log dirs, kept across
@@ -74,6 +75,15 @@ class KafkaServer:
     # SASL/SCRAM and ACLs on (the principals' passwords in home/credentials.json); False: an
     # open PLAINTEXT broker, for a test that configures its own listeners.
     secure: bool = False
+    # One node of a cluster (kafka_cluster.KafkaCluster): its id, the static controller quorum
+    # ("1@host:port,2@host:port,..."; None: this node alone), the replicas of the internal topics
+    # and the default min ISR, a name for its log and pid files, and the cluster's shared files.
+    node_id: int = 1
+    voters: str | None = None
+    replicas: int = 1
+    name: str = "kafka"
+    credentials_file: Path | None = None
+    cluster_id_file: Path | None = None
 
     def __post_init__(self) -> None:
         self.home = self.home.resolve()
@@ -113,12 +123,12 @@ class KafkaServer:
     @property
     def log_file(self) -> Path:
         assert self.logs_dir is not None
-        return self.logs_dir / "kafka.log"
+        return self.logs_dir / f"{self.name}.log"
 
     @property
     def pid_file(self) -> Path:
         assert self.run_dir is not None
-        return self.run_dir / "kafka.pid"
+        return self.run_dir / f"{self.name}.pid"
 
     @property
     def bootstrap(self) -> str:
@@ -131,7 +141,7 @@ class KafkaServer:
     @property
     def credentials(self) -> Credentials:
         """The principals' passwords (made on first use)."""
-        return Credentials.load_or_create(self.home / "credentials.json")
+        return Credentials.load_or_create(self.credentials_file or self.home / "credentials.json")
 
     def client_settings(self, principal: str = "admin", **updates: object) -> KafkaSettings:
         """Settings of a client of this broker acting as `principal` (secure), or plain ones."""
@@ -140,7 +150,7 @@ class KafkaServer:
 
     def cluster_id(self) -> str:
         """Generated once and kept: the formatted log dirs carry it, and a different id would not start."""
-        path = self.home / "cluster-id"
+        path = self.cluster_id_file or self.home / "cluster-id"
         if not path.exists():
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(new_cluster_id() + "\n")
@@ -150,24 +160,27 @@ class KafkaServer:
 
     def properties(self) -> dict[str, str]:
         listener = f"PLAINTEXT://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{self.controller_port}"
+        # One broker: every internal topic has one replica, and an ISR of one is enough. Three or
+        # more: three replicas, and a write is acknowledged once two have it (with acks=all).
+        replicas = str(min(self.replicas, 3))
+        min_isr = "2" if self.replicas >= 3 else "1"
         props = {
             "process.roles": "broker,controller",
-            "node.id": "1",
-            "controller.quorum.bootstrap.servers": f"127.0.0.1:{self.controller_port}",
+            "node.id": str(self.node_id),
+            **self._quorum_properties(),
             "listeners": listener,
             "advertised.listeners": listener,
             "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
             "controller.listener.names": "CONTROLLER",
             "inter.broker.listener.name": "PLAINTEXT",
             "log.dirs": str(self.data_dir),
-            # One broker: every internal topic has one replica, and an ISR of one is enough.
-            "offsets.topic.replication.factor": "1",
-            "transaction.state.log.replication.factor": "1",
-            "transaction.state.log.min.isr": "1",
-            "share.coordinator.state.topic.replication.factor": "1",
-            "share.coordinator.state.topic.min.isr": "1",
-            "default.replication.factor": "1",
-            "min.insync.replicas": "1",
+            "offsets.topic.replication.factor": replicas,
+            "transaction.state.log.replication.factor": replicas,
+            "transaction.state.log.min.isr": min_isr,
+            "share.coordinator.state.topic.replication.factor": replicas,
+            "share.coordinator.state.topic.min.isr": min_isr,
+            "default.replication.factor": replicas,
+            "min.insync.replicas": min_isr,
             # Internal topics default to 50 partitions each, slow to create on the first group join
             # or transaction; a few are plenty for one machine.
             "offsets.topic.num.partitions": "6",
@@ -195,6 +208,13 @@ class KafkaServer:
             props.update(self._security_properties())
         props.update(self.overrides)
         return props
+
+    def _quorum_properties(self) -> dict[str, str]:
+        """A node alone bootstraps a dynamic quorum of itself (formatted --standalone); a cluster's
+        nodes share a static voter set, known to each from its configuration."""
+        if self.voters is None:
+            return {"controller.quorum.bootstrap.servers": f"127.0.0.1:{self.controller_port}"}
+        return {"controller.quorum.voters": self.voters}
 
     def _security_properties(self) -> dict[str, str]:
         """Clients on SASL_PLAINTEXT with SCRAM-SHA-512 (also the broker to itself); the controller
@@ -273,7 +293,7 @@ class KafkaServer:
                 self._classpath(),
                 "kafka.tools.StorageTool",
                 "format",
-                "--standalone",
+                *(["--standalone"] if self.voters is None else []),
                 "-t",
                 self.cluster_id(),
                 "-c",

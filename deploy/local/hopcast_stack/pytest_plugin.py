@@ -30,12 +30,18 @@ import pytest_asyncio
 if TYPE_CHECKING:
     from hopcast_shared.settings import KafkaSettings
     from hopcast_stack.kafka import KafkaServer
+    from hopcast_stack.kafka_cluster import KafkaCluster
     from hopcast_stack.postgres import PostgresServer
     from hopcast_stack.services import ServiceSet
 
 # Every test stack lives under this folder, in a sub-folder named after the pytest process's pid.
 TEST_STACKS_ROOT = Path(tempfile.gettempdir()) / "hopcast-test-stacks"
 KEEP_ENV = "HOPCAST_KEEP_TEST_STACK"
+# A test cluster's nodes: three JVMs on two cores, each with a small heap, C1 only (the JIT's
+# second tier costs startup and buys throughput a test does not need) and one GC thread.
+CLUSTER_TEST_HEAP_OPTS = (
+    "-Xms96m -Xmx320m -XX:TieredStopAtLevel=1 -XX:ParallelGCThreads=1 -XX:ConcGCThreads=1 -XX:CICompilerCount=1"
+)
 
 T = TypeVar("T")
 
@@ -55,28 +61,43 @@ class TestStack:
 
     __test__ = False  # not a test class, despite its name
 
-    def __init__(self, state_dir: Path, *, libs: Path | None = None) -> None:
+    def __init__(self, state_dir: Path, *, libs: Path | None = None, kafka_brokers: int = 1) -> None:
         from hopcast_stack import procs
         from hopcast_stack.config import StackSettings
         from hopcast_stack.kafka import KafkaServer
+        from hopcast_stack.kafka_cluster import KafkaCluster
         from hopcast_stack.postgres import PostgresServer
 
         settings = StackSettings()
         self.state_dir = state_dir
-        kafka_port, controller_port, pg_port = procs.free_ports(3)
-        self.kafka: KafkaServer = KafkaServer(
-            home=state_dir / "kafka",
-            libs=libs or settings.state_dir / "kafka" / "libs",
-            port=kafka_port,
-            controller_port=controller_port,
-            logs_dir=state_dir / "logs",
-            run_dir=state_dir / "run",
-            # C1 only: the JIT's second tier costs about a second of startup and buys throughput
-            # a test session does not need.
-            heap_opts="-Xms128m -Xmx512m -XX:TieredStopAtLevel=1",
-            ready_timeout_s=settings.kafka_ready_timeout_s,
-            secure=True,
-        )
+        kafka_port, controller_port, pg_port, *cluster_ports = procs.free_ports(3 + 2 * kafka_brokers)
+        libs = libs or settings.state_dir / "kafka" / "libs"
+        self.kafka: KafkaServer | KafkaCluster
+        if kafka_brokers > 1:
+            # Three JVMs on two cores: a smaller heap each, C1 only, and G1 with one GC thread.
+            self.kafka = KafkaCluster(
+                home=state_dir / "kafka-cluster",
+                ports_by_node=list(zip(cluster_ports[::2], cluster_ports[1::2], strict=True)),
+                libs=libs,
+                logs_dir=state_dir / "logs",
+                run_dir=state_dir / "run",
+                heap_opts=CLUSTER_TEST_HEAP_OPTS,
+                ready_timeout_s=max(settings.kafka_ready_timeout_s, 90.0),
+            )
+        else:
+            self.kafka = KafkaServer(
+                home=state_dir / "kafka",
+                libs=libs,
+                port=kafka_port,
+                controller_port=controller_port,
+                logs_dir=state_dir / "logs",
+                run_dir=state_dir / "run",
+                # C1 only: the JIT's second tier costs about a second of startup and buys
+                # throughput a test session does not need.
+                heap_opts="-Xms128m -Xmx512m -XX:TieredStopAtLevel=1",
+                ready_timeout_s=settings.kafka_ready_timeout_s,
+                secure=True,
+            )
         self.postgres: PostgresServer = PostgresServer(
             home=state_dir / "postgres",
             port=pg_port,
@@ -93,13 +114,15 @@ class TestStack:
         self._granted: set[str] = set()
 
     @classmethod
-    def in_new_folder(cls, *, libs: Path | None = None) -> TestStack:
-        """A stack in a fresh folder under TEST_STACKS_ROOT, marked with our pid for the sweeper."""
+    def in_new_folder(cls, *, libs: Path | None = None, kafka_brokers: int = 1) -> TestStack:
+        """A stack in a fresh folder under TEST_STACKS_ROOT, marked with our pid for the sweeper
+        (`kafka_brokers=3`: a three-node KRaft cluster instead of the one broker)."""
         TEST_STACKS_ROOT.mkdir(parents=True, exist_ok=True)
         state_dir = Path(tempfile.mkdtemp(prefix=f"{os.getpid()}-", dir=TEST_STACKS_ROOT))
         # mkdtemp makes it 0700; the postgres system user must be able to reach its data below it.
         state_dir.chmod(0o755)
-        return cls(state_dir, libs=libs)
+        (state_dir / "kafka-brokers").write_text(f"{kafka_brokers}\n")
+        return cls(state_dir, libs=libs, kafka_brokers=kafka_brokers)
 
     # What tests use ----------------------------------------------------------------------------
 
@@ -203,6 +226,12 @@ class TestStack:
         for services in self._service_sets:
             with contextlib.suppress(Exception):
                 services.stop()
+        from hopcast_stack.kafka_cluster import KafkaCluster
+
+        if isinstance(self.kafka, KafkaCluster):
+            # Its data goes with the folder: a controlled shutdown of three nodes (about 10 s, the
+            # last waiting for a quorum that is gone) buys nothing; SIGKILL after 2 s.
+            self.kafka.stop(timeout=2)
         self.stop()
         if not os.environ.get(KEEP_ENV):
             shutil.rmtree(self.state_dir, ignore_errors=True)
@@ -226,7 +255,10 @@ def sweep_abandoned_stacks() -> None:
         with contextlib.suppress(Exception):
             _stop_abandoned_services(folder)
         with contextlib.suppress(Exception):
-            TestStack(folder).stop()
+            # The folder says how many brokers its stack had (the ports are found from pid files).
+            marker = folder / "kafka-brokers"
+            brokers = int(marker.read_text()) if marker.is_file() else 1
+            TestStack(folder, kafka_brokers=brokers).stop()
         shutil.rmtree(folder, ignore_errors=True)
 
 

@@ -19,6 +19,7 @@ from hopcast_stack.config import StackSettings
 from hopcast_stack.credentials import Credentials
 from hopcast_stack.errors import StackError
 from hopcast_stack.kafka import KafkaServer
+from hopcast_stack.kafka_cluster import KafkaCluster
 from hopcast_stack.postgres import PostgresServer
 from hopcast_stack.services import (
     ServiceProcess,
@@ -107,7 +108,11 @@ class Stack:
         self.state_dir = settings.state_dir
         # An external Kafka (KAFKA_BOOTSTRAP_SERVERS elsewhere) is not ours to start or stop, and
         # its credentials come from the KAFKA_* variables; ours has a principal per role.
-        self.kafka: KafkaServer | None = None if settings.kafka_external else KafkaServer.from_settings(settings)
+        # HOPCAST_KAFKA_BROKERS=3 runs a three-node cluster instead of the one broker.
+        self.kafka: KafkaServer | KafkaCluster | None = None
+        if not settings.kafka_external:
+            cluster = settings.kafka_brokers > 1
+            self.kafka = KafkaCluster.from_settings(settings) if cluster else KafkaServer.from_settings(settings)
         self.credentials: Credentials | None = self.kafka.credentials if self.kafka else None
         # The stack's own client (topics, ACLs, the live view, the demo's fence): the admin.
         self.kafka_settings: KafkaSettings = self.kafka_as("admin")
@@ -132,7 +137,11 @@ class Stack:
             return self.settings.kafka
         if principal not in PRINCIPALS:
             raise StackError(f"no Kafka principal {principal!r}: one of {', '.join(PRINCIPALS)}")
-        return self.credentials.client_settings(self.settings.kafka, principal)
+        kafka = self.settings.kafka
+        if isinstance(self.kafka, KafkaCluster):  # every node to bootstrap from, topics replicated 3 times
+            layout = {"bootstrap_servers": self.kafka.bootstrap, "replication_factor": len(self.kafka.nodes)}
+            kafka = kafka.model_copy(update=layout)
+        return self.credentials.client_settings(kafka, principal)
 
     def env(self, role: str = UPSTREAM_PRINCIPAL) -> dict[str, str]:
         """What a client of this stack sets: `role`'s Kafka client settings (the upstream producer's
@@ -174,8 +183,12 @@ class Stack:
         nothing listens on their ports, or this raises."""
         parts: dict[str, Callable[[], bool]] = {"postgres": self.postgres.stop}
         if self.kafka is not None:
-            parts = {"kafka": self.kafka.stop, **parts}
-        stopped = _stop_concurrently(parts)
+            # The other layout too, when it runs: `make down` stops a cluster that `make run
+            # KAFKA_BROKERS=3` started without being told KAFKA_BROKERS again (and the reverse).
+            single, cluster = KafkaServer.from_settings(self.settings), KafkaCluster.from_settings(self.settings)
+            other = single if isinstance(self.kafka, KafkaCluster) else cluster
+            parts = {"kafka": self.kafka.stop, "kafka (other layout)": other.stop, **parts}
+        stopped = list(dict.fromkeys("kafka" if n.startswith("kafka") else n for n in _stop_concurrently(parts)))
         ports = [*(self.kafka.ports if self.kafka else ()), self.postgres.port]
         busy = procs.wait_ports_free(ports, timeout=5)
         if busy:
@@ -215,16 +228,18 @@ class Stack:
         if self.kafka is None:
             parts.append(PartStatus("kafka", False, None, self.kafka_settings.bootstrap_servers, "", "external"))
         else:
-            proc = self.kafka.process()
-            parts.append(
-                PartStatus(
-                    "kafka",
-                    proc is not None,
-                    proc.pid if proc else None,
-                    f"{self.kafka.bootstrap}, controller :{self.kafka.controller_port}",
-                    self._relative(self.kafka.log_file),
+            nodes = self.kafka.nodes if isinstance(self.kafka, KafkaCluster) else [self.kafka]
+            for node in nodes:
+                proc = node.process()
+                parts.append(
+                    PartStatus(
+                        node.name,
+                        proc is not None,
+                        proc.pid if proc else None,
+                        f"{node.bootstrap}, controller :{node.controller_port}",
+                        self._relative(node.log_file),
+                    )
                 )
-            )
         proc = self.postgres.process()
         parts.append(
             PartStatus(

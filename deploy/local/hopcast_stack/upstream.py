@@ -76,7 +76,7 @@ class Upstream:
         self.sent: dict[int, int] = {}
 
     async def __aenter__(self) -> Upstream:
-        self._started = AIOKafkaProducer(enable_idempotence=True, **connection_kwargs(self.kafka))
+        self._started = AIOKafkaProducer(enable_idempotence=True, acks="all", **connection_kwargs(self.kafka))
         await self._started.start()
         return self
 

@@ -227,7 +227,7 @@ class ResilientProducer:
     async def _get(self) -> AIOKafkaProducer:
         if self._producer is None:
             producer = AIOKafkaProducer(
-                enable_idempotence=True, request_timeout_ms=15_000, **connection_kwargs(self.kafka)
+                enable_idempotence=True, acks="all", request_timeout_ms=15_000, **connection_kwargs(self.kafka)
             )
             await producer.start()
             self._producer = producer
