@@ -52,12 +52,10 @@ from hopcast_shared.contract.events import (
     EngagementUpdated,
     EventData,
     LanguageRules,
-    LeftOutPlatform,
     MaterialArchived,
     MaterialDeleted,
     MaterialRestored,
     MaterialSubmitted,
-    MediaItem,
     OrganizationCreated,
     OrganizationDeleted,
     OrganizationRestored,
@@ -92,6 +90,7 @@ from hopcast_shared.contract.fields import (
     UtcDatetime,
 )
 from hopcast_shared.contract.making import event_json, new_event
+from hopcast_shared.contract.media import LeftOutPlatform, MediaItem
 from hopcast_shared.contract.registry import (
     EVENT_TYPES,
     EventSpec,

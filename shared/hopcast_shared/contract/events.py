@@ -17,7 +17,7 @@ Conventions, the same for every type:
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Self
+from typing import Annotated, Self
 
 from pydantic import AfterValidator, Field, StringConstraints, model_validator
 from pydantic_core import PydanticCustomError
@@ -27,7 +27,6 @@ from hopcast_shared.contract.enums import (
     DebitRejectionReason,
     GenerationMode,
     LedgerAction,
-    LeftOutReason,
     MaterialStrategy,
     MaterialType,
     MissedRunPolicy,
@@ -41,7 +40,6 @@ from hopcast_shared.contract.enums import (
 from hopcast_shared.contract.fields import (
     LAX,
     MAX_BODY,
-    MAX_MEDIA_URLS,
     MAX_SHORT_TEXT,
     MAX_TIMES_PER_DAY,
     UNIQUE,
@@ -55,7 +53,6 @@ from hopcast_shared.contract.fields import (
     Id,
     LanguageTag,
     LocalTimeOfDay,
-    MediaUrls,
     Name,
     Percentage,
     Platforms,
@@ -69,6 +66,7 @@ from hopcast_shared.contract.fields import (
     Words,
     unique_items,
 )
+from hopcast_shared.contract.media import LeavesPlatformsOut, LeftOut, Media, OlderMediaUrls, ReadsMediaUrls
 
 
 class EventData(ContractModel):
@@ -207,38 +205,11 @@ class BrandAccountUnlinked(EventData):
     social_account_id: Id
 
 
-_MIME_TYPE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]*/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]*$"
-MimeType = Annotated[str, StringConstraints(max_length=100, pattern=_MIME_TYPE_PATTERN)]
-
-
-class MediaItem(ContractModel):
-    """One image or video of a material or a post, in order: where it is, the text that
-    describes it to whom cannot see it (null: none given), and its type when the sender
-    knows it (`image/jpeg`, `video/mp4`; null: judged from the file)."""
-
-    url: Url
-    alt_text: ShortText | None = None
-    mime_type: MimeType | None = None
-
-
-Media = Annotated[list[MediaItem], Field(max_length=MAX_MEDIA_URLS)]
-
-
-def fold_media_urls(data: Any) -> Any:
-    """`media_urls` of an older producer read as `media` without alt text or type, when
-    `media` itself is absent (a `media` given wins)."""
-    if isinstance(data, dict) and data.get("media") is None and isinstance(data.get("media_urls"), list):
-        urls = data["media_urls"]
-        return {**data, "media": [{"url": u} if isinstance(u, str) else u for u in urls]}
-    return data
-
-
-class MaterialSubmitted(EventData):
+class MaterialSubmitted(EventData, ReadsMediaUrls):
     """Source material for posts.
 
-    A material has a non-blank body or at least one media item; IMAGE and VIDEO need one.
-    `media_urls` (an older producer's) is still read: each URL a media item without alt
-    text. max_uses defaults to 1; null means unlimited.
+    A material has a non-blank body or at least one media item (an older producer's
+    `media_urls` are read as media); IMAGE and VIDEO need one. max_uses defaults to 1; null: unlimited.
     """
 
     material_id: Id
@@ -247,15 +218,9 @@ class MaterialSubmitted(EventData):
     title: Annotated[str, StringConstraints(max_length=500)] | None = None
     body: Body
     media: Media = Field(default_factory=list)
-    media_urls: MediaUrls = Field(default_factory=list, exclude=True)
-    """Read only when `media` is absent, as media without alt text; never written."""
+    media_urls: OlderMediaUrls = Field(default_factory=list, exclude=True)
     content_pillar: Name | None = None
     max_uses: Annotated[int, Field(ge=1, le=1_000_000)] | None = 1
-
-    @model_validator(mode="before")
-    @classmethod
-    def _read_media_urls(cls, data: Any) -> Any:
-        return fold_media_urls(data)
 
     @model_validator(mode="after")
     def _has_content(self) -> Self:
@@ -390,14 +355,7 @@ class ScheduleDue(EventData):
     target_pillar: Name | None = None
 
 
-class LeftOutPlatform(ContractModel):
-    """A platform of the run that the pending post does not go to, decided before the debit."""
-
-    platform: Annotated[Platform, LAX]
-    reason: Annotated[LeftOutReason, LAX]
-
-
-class PendingPostCreated(EventData):
+class PendingPostCreated(EventData, ReadsMediaUrls, LeavesPlatformsOut):
     """content: a post was drafted for a run.
 
     max_similarity is the highest cosine similarity to the organization's posts of the
@@ -417,29 +375,13 @@ class PendingPostCreated(EventData):
     """The exact text to post per platform (docs/contract.md); absent in older events."""
     hashtags: Hashtags
     media: Media = Field(default_factory=list)
-    """The post's images or video, in order, with alt texts (issue 18); never pasted in texts."""
-    media_urls: MediaUrls = Field(default_factory=list, exclude=True)
-    """Older events' media: read as `media` without alt text when `media` is absent; never written."""
+    media_urls: OlderMediaUrls = Field(default_factory=list, exclude=True)
     platforms: Platforms
-    """The platforms to publish on (and to charge for): the run's, but those left out."""
-    platforms_left_out: Annotated[list[LeftOutPlatform], Field(max_length=10)] = Field(default_factory=list)
-    """The run's platforms this post cannot go to, each with why (docs/contract.md)."""
+    platforms_left_out: LeftOut = Field(default_factory=list)
     angle: Annotated[Angle, LAX]
     angle_reason: Annotated[str, StringConstraints(min_length=1, max_length=MAX_SHORT_TEXT)]
     max_similarity: Similarity
     requires_approval: bool
-
-    @model_validator(mode="before")
-    @classmethod
-    def _read_media_urls(cls, data: Any) -> Any:
-        return fold_media_urls(data)
-
-    @model_validator(mode="after")
-    def _left_out_apart(self) -> Self:
-        left_out = [p.platform for p in self.platforms_left_out]
-        if len(set(left_out)) != len(left_out) or set(left_out) & set(self.platforms):
-            raise PydanticCustomError("left_out", "platforms_left_out: each platform once, and none of `platforms`")
-        return self
 
 
 class ScheduleRunSkipped(EventData):
