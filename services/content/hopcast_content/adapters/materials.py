@@ -37,7 +37,7 @@ def count_use(used_at: str) -> str:
 
 
 SELECTABLE = """
-SELECT m.brand_profile_id, m.id, m.usage_count, m.last_used_at, m.created_at, m.content_pillar,
+SELECT m.brand_profile_id, m.id, m.usage_count, m.last_used_at, m.created_at, m.content_pillar, m.media, m.media_urls,
        (SELECT avg(p.engagement_rate) FROM posts p
          WHERE p.material_id = m.id AND p.organization_id = m.organization_id
            AND p.engagement_rate IS NOT NULL) AS engagement
@@ -188,6 +188,7 @@ class Materials(Repository):
                     created_at=r["created_at"],
                     content_pillar=r["content_pillar"],
                     engagement=float(r["engagement"]) if r["engagement"] is not None else None,
+                    media=_media(r),
                 )
             )
         return found

@@ -70,19 +70,13 @@ async def draft_run(deps: ContentDeps, ctx: EventContext, data: ScheduleDue, bat
     platforms = tuple(Platform(p) for p in data.platforms)
     materials, duplicates = deps.materials(conn), deps.duplicates(conn)
 
-    drafted_any = False
-    tried = 0
-    for candidate in ordered:
-        if tried >= settings.max_candidates:
-            break
+    # A candidate none of whose platforms its media suit is passed over before it is even read
+    # (nor does it count as a try): nothing of it could go out.
+    suited = [c for c in ordered if platforms_for(platforms, c.media).included]
+    for candidate in suited[: settings.max_candidates]:
         material = await materials.to_draft(candidate.material_id, org)
         assert material is not None
-        split = platforms_for(platforms, material.text.media)
-        if not split.included:
-            # Passed over without drafting (nor counting as a try): nothing of it could go out.
-            continue
-        tried += 1
-        drafted_any = True
+        split = platforms_for(platforms, material.text.media)  # as the candidate's: the same row
         request = DraftRequest(material.text, voice, split.included, choice.angle, choice.reason)
         draft = finalise(await deps.generator.draft(request), request)
         try:
@@ -171,4 +165,4 @@ async def draft_run(deps: ContentDeps, ctx: EventContext, data: ScheduleDue, bat
         batch.results[data.run_id] = "DRAFTED"
         metrics.RUNS.labels("DRAFTED").inc()
         return None
-    return SkipReason.ALL_CANDIDATES_DUPLICATE if drafted_any else SkipReason.ALL_PLATFORMS_LEFT_OUT
+    return SkipReason.ALL_CANDIDATES_DUPLICATE if suited else SkipReason.ALL_PLATFORMS_LEFT_OUT

@@ -190,7 +190,9 @@ class FakeMaterials(InMemory, Materials):
                 and (s.max_uses is None or s.usage_count < s.max_uses)
                 and m.id not in in_flight
             ):
-                candidate = Candidate(m.id, s.usage_count, None, s.created_at, m.text.content_pillar)
+                candidate = Candidate(
+                    m.id, s.usage_count, None, s.created_at, m.text.content_pillar, media=m.text.media
+                )
                 found.setdefault(m.brand_profile_id, []).append(candidate)
         return found
 
