@@ -101,3 +101,17 @@ async def test_a_run_whose_every_platform_is_left_out_is_skipped_with_no_draft(h
     )
     # The material is still there for a run it suits.
     assert h.drafted(await t.run(platforms=["MASTODON"]))["data"]["material_id"] == text_only
+
+
+async def test_a_material_row_from_before_media_is_read_with_its_urls(h: Any, texts: Any) -> None:
+    t = await h.tenant()
+    material_id = await t.material(texts.a, media=[])
+    # As a row written before migration 0003 looks: its URLs in media_urls alone.
+    await h.db.pool.execute(
+        "UPDATE materials SET media_urls = $2, media = '[]'::jsonb WHERE id = $1",
+        uuid.UUID(material_id),
+        ["https://cdn.example/old/menu.jpg"],
+    )
+    data = h.drafted(await t.run(platforms=["INSTAGRAM"]))["data"]
+    assert data["material_id"] == material_id and data["platforms"] == ["INSTAGRAM"]
+    assert data["media"] == [{"url": "https://cdn.example/old/menu.jpg", "alt_text": None, "mime_type": None}]
