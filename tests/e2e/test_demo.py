@@ -12,7 +12,7 @@ import pytest
 from hopcast_stack.demo import Demo
 from hopcast_stack.services import ServiceSet
 from hopcast_stack.upstream import Upstream
-from hopcast_stack.view import Board, follow, render
+from hopcast_stack.view import MEDIA_MARK, Board, follow, render
 
 pytestmark = pytest.mark.e2e
 
@@ -74,3 +74,6 @@ async def test_the_demo_seeds_fires_and_every_run_reaches_an_outcome(hopcast: Se
     console.print(render(board))
     text = console.export_text()
     assert "Northwind Roasters" in text and "Lumen Yoga Studio" in text and "INSUFFICIENT_CREDITS" in text
+    # Posts with an image on Bluesky and on Instagram (issue 18), marked as such.
+    assert board.published_with_media["BLUESKY"] >= 1 and board.published_with_media["INSTAGRAM"] >= 1
+    assert f"{MEDIA_MARK} [1 image]" in text

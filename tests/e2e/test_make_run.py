@@ -98,6 +98,10 @@ async def test_make_run_plays_the_demo_and_ctrl_c_stops_everything(stack: TestSt
         assert len(outcomes) >= 15
         assert {o for _, o in outcomes} >= {"PUBLISHED", "PARTIALLY_PUBLISHED", "SKIPPED_DUPLICATE", "REJECTED"}
         assert "Lumen Yoga: Daily inspiration" in {s for s, _ in outcomes}
+        # The live view marks the posts that went out with an image (issue 18).
+        assert any(
+            RUN_LINE.match(line) and "INSTAGRAM ok" in line and line.endswith("🖼 [1 image]") for line in lines
+        ), "\n".join(lines[-40:])
 
         # The reads are authenticated with nothing set up by hand: the hint's development token
         # reads the demo organization's credits, and no token reads nothing.

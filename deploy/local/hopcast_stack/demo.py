@@ -11,6 +11,9 @@ left in the databases, and the outcomes it shows are its own.
   account (PARTIALLY_PUBLISHED), and has the same text submitted twice (SKIPPED_DUPLICATE).
 - Lumen Yoga Studio (a 10-credit trial, no plan): Instagram, Facebook and Bluesky; an autopilot
   and a manual schedule that spend the trial until runs end INSUFFICIENT_CREDITS.
+
+The coffee's and the studio's materials have a picture with alt text (`demo_media.py`): their
+posts carry an image on Bluesky and Instagram, and the live view marks them.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from hopcast_shared.contract import Envelope
+from hopcast_stack.demo_media import media_of
 from hopcast_stack.upstream import Upstream, upstream_event
 from hopcast_stack.view import Board, RunView
 
@@ -355,7 +359,7 @@ def build_plan(upstream: Upstream, *, now: datetime | None = None) -> DemoPlan:
                         type="TEXT",
                         title=title,
                         body=body,
-                        media_urls=[],
+                        media=media_of(title),
                         content_pillar=pillar,
                         max_uses=brand_spec["max_uses"],
                     )

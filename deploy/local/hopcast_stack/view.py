@@ -29,7 +29,24 @@ from hopcast_shared.topics import ANALYTICS, BILLING, CONTENT, DLQ_TOPICS, PUBLI
 VIEW_TOPICS: tuple[str, ...] = (SCHEDULER, CONTENT, BILLING, PUBLISHER, ANALYTICS, *DLQ_TOPICS)
 
 GOOD_OUTCOMES = frozenset({"PUBLISHED"})
-PARTIAL_OUTCOMES = frozenset({"PARTIALLY_PUBLISHED", "SKIPPED_DUPLICATE", "NO_MATERIAL", "REJECTED", "EXPIRED"})
+PARTIAL_OUTCOMES = frozenset(
+    {"PARTIALLY_PUBLISHED", "SKIPPED_DUPLICATE", "NO_MATERIAL", "REJECTED", "EXPIRED", "ALL_PLATFORMS_LEFT_OUT"}
+)
+MEDIA_MARK = "🖼"
+"""Marks a run whose post carries media (issue 18), beside its platforms."""
+_VIDEO_ENDINGS = (".mp4", ".mov", ".webm", ".m4v")
+
+
+def media_marker(media: Sequence[dict[str, Any]]) -> str:
+    """`[1 image]`, `[2 images, 1 video]`: what a post's media are (by type, else URL ending)."""
+    videos = sum(
+        str(m.get("mime_type") or "").startswith("video/")
+        or (not m.get("mime_type") and str(m.get("url", "")).split("?", 1)[0].lower().endswith(_VIDEO_ENDINGS))
+        for m in media
+    )
+    images = len(media) - videos
+    parts = [f"{n} {kind}{'s' if n > 1 else ''}" for n, kind in ((images, "image"), (videos, "video")) if n]
+    return f"[{', '.join(parts)}]" if parts else ""
 
 
 @dataclass(frozen=True)
@@ -98,6 +115,10 @@ class RunView:
     debited: int | None = None
     refunded: int = 0
     skip_reason: str | None = None
+    media: list[dict[str, Any]] = field(default_factory=list)
+    """The post's media, as PendingPostCreated names them."""
+    left_out: dict[str, str] = field(default_factory=dict)
+    """Platforms content left out of the post, with why (a platform that needs media)."""
     platform_results: dict[str, str] = field(default_factory=dict)
     outcome: str | None = None
     completions: int = 0
@@ -151,6 +172,7 @@ class Board:
         self.organizations: dict[str, OrganizationView] = {}
         self.published: Counter[str] = Counter()
         self.failed: Counter[str] = Counter()
+        self.published_with_media: Counter[str] = Counter()
         self.engagement: dict[str, float] = {}
         self.dead_letters: list[DeadLetterView] = []
         self.events = 0
@@ -205,7 +227,10 @@ class Board:
         run.platforms = list(data.get("platforms") or run.platforms)
 
     def _on_PendingPostCreated(self, run: RunView, org: str, data: dict[str, Any]) -> None:
-        run.platforms = list(data.get("platforms") or run.platforms)
+        run.left_out = {str(p.get("platform")): str(p.get("reason")) for p in data.get("platforms_left_out") or ()}
+        run.platforms = [*(data.get("platforms") or run.platforms), *run.left_out]
+        media = data.get("media")
+        run.media = list(media) if media is not None else [{"url": u} for u in data.get("media_urls") or ()]
         run.pending_post_id = data.get("pending_post_id")
         run.requires_approval = bool(data.get("requires_approval"))
         self._advance(run, "drafted")
@@ -237,6 +262,8 @@ class Board:
         platform = str(data.get("platform"))
         run.platform_results[platform] = "published"
         self.published[platform] += 1
+        if run.media:
+            self.published_with_media[platform] += 1
         self._advance(run, "publishing")
 
     def _on_PostPublishFailed(self, run: RunView, org: str, data: dict[str, Any]) -> None:
@@ -258,6 +285,7 @@ class Board:
         self._log.append(
             f"run {run.run_id[:8]} {self.label(org)} / {self.label(run.schedule_id)}: {run.outcome}"
             f" in {run.seconds:.1f}s ({self._platforms_text(run)})"
+            + (f" {MEDIA_MARK} {media_marker(run.media)}" if run.media else "")
         )
 
     def _on_CreditsUsage(self, run: RunView | None, org: str, data: dict[str, Any]) -> None:
@@ -309,6 +337,8 @@ class Board:
         marks = []
         for platform in run.platforms:
             result = run.platform_results.get(platform)
+            if platform in run.left_out:
+                result = f"left out: {run.left_out[platform]}"
             mark = "ok" if result == "published" else (result.lower() if result else "…")
             marks.append(f"{platform} {mark}")
         return ", ".join(marks) or "-"
@@ -335,12 +365,16 @@ def _platform_cell(run: RunView) -> Text:
         if i:
             text.append(" ")
         result = run.platform_results.get(platform)
-        if result == "published":
+        if platform in run.left_out:
+            text.append(f"{platform} left out", style="dim strike")
+        elif result == "published":
             text.append(f"{platform} ✓", style="green")
         elif result:
             text.append(f"{platform} ✗", style="red")
         else:
             text.append(platform, style="dim")
+    if run.media:
+        text.append(f" {MEDIA_MARK} {media_marker(run.media)}", style="cyan")
     return text
 
 
@@ -388,12 +422,13 @@ def _organizations_table(board: Board) -> Table:
 
 def _platforms_table(board: Board) -> Table:
     table = Table(title="Posts per platform", title_justify="left")
-    for column in ("platform", "published", "failed"):
+    for column in ("platform", "published", f"with {MEDIA_MARK}", "failed"):
         table.add_column(column)
     for platform in sorted(set(board.published) | set(board.failed)):
         table.add_row(
             platform,
             Text(str(board.published[platform]), style="green"),
+            Text(str(board.published_with_media[platform]), style="cyan"),
             Text(str(board.failed[platform]), style="red" if board.failed[platform] else ""),
         )
     return table

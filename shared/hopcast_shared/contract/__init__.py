@@ -19,6 +19,7 @@ from hopcast_shared.contract.enums import (
     DebitRejectionReason,
     GenerationMode,
     LedgerAction,
+    LeftOutReason,
     MaterialStrategy,
     MaterialType,
     MissedRunPolicy,
@@ -95,6 +96,7 @@ from hopcast_shared.contract.fields import (
     UtcDatetime,
 )
 from hopcast_shared.contract.making import event_json, new_event
+from hopcast_shared.contract.media import LeftOutPlatform, MediaItem
 from hopcast_shared.contract.registry import (
     EVENT_TYPES,
     EventSpec,
@@ -146,6 +148,8 @@ __all__ = [
     "Id",
     "LanguageRules",
     "LedgerAction",
+    "LeftOutPlatform",
+    "LeftOutReason",
     "LocalTimeOfDay",
     "MaterialArchived",
     "MaterialDeleted",
@@ -153,6 +157,7 @@ __all__ = [
     "MaterialStrategy",
     "MaterialSubmitted",
     "MaterialType",
+    "MediaItem",
     "MissedRunPolicy",
     "OrganizationCreated",
     "OrganizationDeleted",

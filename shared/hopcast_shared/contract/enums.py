@@ -90,6 +90,16 @@ class SkipReason(StrEnum):
     ALL_CANDIDATES_DUPLICATE = "ALL_CANDIDATES_DUPLICATE"
     BRAND_INACTIVE = "BRAND_INACTIVE"
     ORGANIZATION_INACTIVE = "ORGANIZATION_INACTIVE"
+    # An addition to the contract (docs/contract.md, issue 18): no selectable material has what
+    # any of the run's platforms needs (Instagram an image or video...); nothing is debited.
+    ALL_PLATFORMS_LEFT_OUT = "ALL_PLATFORMS_LEFT_OUT"
+
+
+class LeftOutReason(StrEnum):
+    """Why content left a run's platform out of its pending post (PendingPostCreated.platforms_left_out)."""
+
+    MEDIA_REQUIRED = "MEDIA_REQUIRED"  # the platform posts only an image or a video; the draft has none
+    VIDEO_REQUIRED = "VIDEO_REQUIRED"  # the platform posts only a video; the draft has none
 
 
 class DebitRejectionReason(StrEnum):
@@ -135,6 +145,8 @@ class RunOutcome(StrEnum):
     EXPIRED = "EXPIRED"  # manual mode: no decision before the approval deadline
     BRAND_INACTIVE = "BRAND_INACTIVE"
     ORGANIZATION_INACTIVE = "ORGANIZATION_INACTIVE"
+    # An addition (docs/contract.md): ScheduleRunSkipped ALL_PLATFORMS_LEFT_OUT; nothing debited.
+    ALL_PLATFORMS_LEFT_OUT = "ALL_PLATFORMS_LEFT_OUT"
 
 
 class ReauthReason(StrEnum):

@@ -53,7 +53,6 @@ from hopcast_shared.contract.fields import (
     Id,
     LanguageTag,
     LocalTimeOfDay,
-    MediaUrls,
     Name,
     Percentage,
     Platforms,
@@ -67,6 +66,7 @@ from hopcast_shared.contract.fields import (
     Words,
     unique_items,
 )
+from hopcast_shared.contract.media import LeavesPlatformsOut, LeftOut, Media, OlderMediaUrls, ReadsMediaUrls
 
 
 class EventData(ContractModel):
@@ -205,11 +205,11 @@ class BrandAccountUnlinked(EventData):
     social_account_id: Id
 
 
-class MaterialSubmitted(EventData):
+class MaterialSubmitted(EventData, ReadsMediaUrls):
     """Source material for posts.
 
-    A material has a non-blank body or at least one media URL; IMAGE and VIDEO need a
-    media URL. max_uses defaults to 1; null means unlimited.
+    A material has a non-blank body or at least one media item (an older producer's
+    `media_urls` are read as media); IMAGE and VIDEO need one. max_uses defaults to 1; null: unlimited.
     """
 
     material_id: Id
@@ -217,16 +217,17 @@ class MaterialSubmitted(EventData):
     type: Annotated[MaterialType, LAX]
     title: Annotated[str, StringConstraints(max_length=500)] | None = None
     body: Body
-    media_urls: MediaUrls
+    media: Media = Field(default_factory=list)
+    media_urls: OlderMediaUrls = Field(default_factory=list, exclude=True)
     content_pillar: Name | None = None
     max_uses: Annotated[int, Field(ge=1, le=1_000_000)] | None = 1
 
     @model_validator(mode="after")
     def _has_content(self) -> Self:
-        if self.type in (MaterialType.IMAGE, MaterialType.VIDEO) and not self.media_urls:
-            raise PydanticCustomError("media_required", "media_urls: IMAGE and VIDEO materials need a URL")
-        if not self.body.strip() and not self.media_urls:
-            raise PydanticCustomError("empty_material", "body: empty, and no media_urls either")
+        if self.type in (MaterialType.IMAGE, MaterialType.VIDEO) and not self.media:
+            raise PydanticCustomError("media_required", "media: IMAGE and VIDEO materials need an image or video")
+        if not self.body.strip() and not self.media:
+            raise PydanticCustomError("empty_material", "body: empty, and no media either")
         return self
 
 
@@ -357,7 +358,7 @@ class ScheduleDue(EventData):
     target_pillar: Name | None = None
 
 
-class PendingPostCreated(EventData):
+class PendingPostCreated(EventData, ReadsMediaUrls, LeavesPlatformsOut):
     """content: a post was drafted for a run.
 
     max_similarity is the highest cosine similarity to the organization's posts of the
@@ -376,8 +377,10 @@ class PendingPostCreated(EventData):
     texts: PlatformTexts = Field(default_factory=dict)
     """The exact text to post per platform (docs/contract.md); absent in older events."""
     hashtags: Hashtags
-    media_urls: MediaUrls
+    media: Media = Field(default_factory=list)
+    media_urls: OlderMediaUrls = Field(default_factory=list, exclude=True)
     platforms: Platforms
+    platforms_left_out: LeftOut = Field(default_factory=list)
     angle: Annotated[Angle, LAX]
     angle_reason: Annotated[str, StringConstraints(min_length=1, max_length=MAX_SHORT_TEXT)]
     max_similarity: Similarity

@@ -120,7 +120,13 @@ _EXAMPLES: dict[str, dict[str, Any]] = {
         "type": "TEXT",
         "title": "Why we roast on Tuesdays",
         "body": "We roast every Tuesday so that every bag you get is less than a week old.",
-        "media_urls": [],
+        "media": [
+            {
+                "url": "https://cdn.example/roastery/tuesday-roast.jpg",
+                "alt_text": "A roaster pouring freshly roasted beans into a cooling tray",
+                "mime_type": "image/jpeg",
+            }
+        ],
         "content_pillar": "behind the scenes",
         "max_uses": 3,
     },
@@ -174,8 +180,15 @@ _EXAMPLES: dict[str, dict[str, Any]] = {
             "\n\n#coffee #freshroast",
         },
         "hashtags": ["#coffee", "#freshroast"],
-        "media_urls": [],
+        "media": [
+            {
+                "url": "https://cdn.example/roastery/tuesday-roast.jpg",
+                "alt_text": "A roaster pouring freshly roasted beans into a cooling tray",
+                "mime_type": "image/jpeg",
+            }
+        ],
         "platforms": ["MASTODON", "BLUESKY"],
+        "platforms_left_out": [],
         "angle": "USER_BENEFIT",
         "angle_reason": "Freshness is the benefit customers mention most.",
         "max_similarity": 0.42,

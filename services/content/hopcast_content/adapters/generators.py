@@ -87,13 +87,13 @@ class LlmGenerator:
             tags = answer.get("hashtags") or list(hashtags_for(request.voice, request.material, request.platforms))
             if not isinstance(content, str) or not content.strip() or not isinstance(tags, list):
                 raise ValueError("the answer has no usable content")
-            draft = Draft(content, tuple(str(t) for t in tags), request.material.media_urls, ("llm",))
+            draft = Draft(content, tuple(str(t) for t in tags), request.material.media, ("llm",))
             return finalise(draft, request)
         except (httpx.HTTPError, KeyError, IndexError, TypeError, ValueError) as exc:
             self.fallbacks += 1
             log.warning("LLM generator failed (%s: %s); using the template", type(exc).__name__, exc)
             fallback = self._fallback.write(request)
-            return Draft(fallback.content, fallback.hashtags, fallback.media_urls, ("template-fallback",))
+            return Draft(fallback.content, fallback.hashtags, fallback.media, ("template-fallback",))
 
 
 def make_generator(settings: ContentSettings) -> Generator:

@@ -10,7 +10,7 @@ import asyncpg
 
 from hopcast_content.adapters.dedup import insert_embeddings
 from hopcast_content.adapters.sql import Repository, columns
-from hopcast_content.domain.drafting import MaterialText
+from hopcast_content.domain.drafting import MaterialText, MediaRef
 from hopcast_content.domain.embedding import Embedding
 from hopcast_content.domain.materials import Material, MaterialStatus
 from hopcast_content.domain.selection import Candidate
@@ -37,7 +37,7 @@ def count_use(used_at: str) -> str:
 
 
 SELECTABLE = """
-SELECT m.brand_profile_id, m.id, m.usage_count, m.last_used_at, m.created_at, m.content_pillar,
+SELECT m.brand_profile_id, m.id, m.usage_count, m.last_used_at, m.created_at, m.content_pillar, m.media, m.media_urls,
        (SELECT avg(p.engagement_rate) FROM posts p
          WHERE p.material_id = m.id AND p.organization_id = m.organization_id
            AND p.engagement_rate IS NOT NULL) AS engagement
@@ -54,13 +54,20 @@ WHERE m.status = 'READY' AND m.deleted_at IS NULL
 """
 
 
+def _media(row: asyncpg.Record) -> tuple[MediaRef, ...]:
+    """A material's media; a row from before media were kept has its URLs alone."""
+    if row["media"]:
+        return tuple(MediaRef(m["url"], m.get("alt_text"), m.get("mime_type")) for m in row["media"])
+    return tuple(MediaRef(url) for url in row["media_urls"] or ())
+
+
 def _material(row: asyncpg.Record, embedding: Sequence[float] | None = None) -> Material:
     text = MaterialText(
         material_id=row["id"],
         type=row["type"],
         title=row["title"],
         body=row["body"],
-        media_urls=tuple(row["media_urls"] or ()),
+        media=_media(row),
         content_pillar=row["content_pillar"],
     )
     return Material(text, row["organization_id"], row["brand_profile_id"], embedding)
@@ -78,8 +85,8 @@ class Materials(Repository):
         status = await self.conn.execute(
             """
             INSERT INTO materials (id, organization_id, brand_profile_id, type, title, body, media_urls,
-                                   content_pillar, max_uses)
-            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+                                   content_pillar, max_uses, media)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
             ON CONFLICT (id) DO NOTHING
             """,
             values["id"],
@@ -91,6 +98,8 @@ class Materials(Repository):
             values["media_urls"],
             values["content_pillar"],
             values["max_uses"],
+            # Media with alt texts; given only URLs (an older caller), media without them.
+            values.get("media") or [MediaRef(url).as_json() for url in values["media_urls"]],
         )
         return status == "INSERT 0 1"
 
@@ -179,6 +188,7 @@ class Materials(Repository):
                     created_at=r["created_at"],
                     content_pillar=r["content_pillar"],
                     engagement=float(r["engagement"]) if r["engagement"] is not None else None,
+                    media=_media(r),
                 )
             )
         return found

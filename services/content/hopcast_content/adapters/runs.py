@@ -45,6 +45,8 @@ PENDING_POST_COLUMNS = (
     "requires_approval",
     "due_at",
     "texts",
+    "media",
+    "platforms_left_out",
 )
 
 

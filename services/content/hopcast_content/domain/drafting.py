@@ -1,7 +1,8 @@
 """Drafting: what a generator gets (the material, the brand's voice, the platforms, the angle)
 and the rules every draft obeys whoever wrote it: no word the brand avoids, hashtags in the
-brand's style, and the whole post (content, then hashtags, then media links, as the
-publisher composes it) within the smallest length limit of the run's platforms.
+brand's style, and the whole post (content, then hashtags) within the smallest length limit
+of the run's platforms. A draft uses its material's media, in order with their alt texts;
+they go to the platforms as media (issue 18), never as links in the text.
 
 `TemplateGenerator` is the default writer: offline and deterministic, a platform-aware post
 built from the material's own sentences and the brand's voice, framed by the angle.
@@ -19,7 +20,7 @@ from hopcast_shared.contract import Angle, Platform
 from hopcast_shared.contract.text import post_text
 
 # Characters a post may have on each platform (the platforms' documented limits for a
-# post's text; media links count as written).
+# post's text).
 PLATFORM_LIMITS: dict[Platform, int] = {
     Platform.TWITTER: 280,
     Platform.BLUESKY: 300,
@@ -79,13 +80,37 @@ class BrandVoice:
 
 
 @dataclass(frozen=True)
+class MediaRef:
+    """One image or video of a material (and of the drafts that use it)."""
+
+    url: str
+    alt_text: str | None = None
+    mime_type: str | None = None
+
+    def as_json(self) -> dict[str, str | None]:
+        return {"url": self.url, "alt_text": self.alt_text, "mime_type": self.mime_type}
+
+
+def media_refs(items: Sequence[MediaRef | str]) -> tuple[MediaRef, ...]:
+    """Media as given; a bare URL (an older material's) is one without alt text or type."""
+    return tuple(m if isinstance(m, MediaRef) else MediaRef(m) for m in items)
+
+
+@dataclass(frozen=True)
 class MaterialText:
     material_id: uuid.UUID
     type: str
     title: str | None
     body: str
-    media_urls: tuple[str, ...] = ()
+    media: tuple[MediaRef, ...] = ()
     content_pillar: str | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "media", media_refs(self.media))
+
+    @property
+    def media_urls(self) -> tuple[str, ...]:
+        return tuple(m.url for m in self.media)
 
     @property
     def text(self) -> str:
@@ -106,8 +131,16 @@ class DraftRequest:
 class Draft:
     content: str
     hashtags: tuple[str, ...]
-    media_urls: tuple[str, ...] = ()
+    media: tuple[MediaRef, ...] = ()
+    """The media the post shows, in order: its material's."""
     notes: tuple[str, ...] = field(default=(), compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "media", media_refs(self.media))
+
+    @property
+    def media_urls(self) -> tuple[str, ...]:
+        return tuple(m.url for m in self.media)
 
 
 class Generator(Protocol):
@@ -209,17 +242,15 @@ def _truncate(text: str, limit: int) -> str:
 
 
 def fit(draft: Draft, platforms: Sequence[Platform]) -> Draft:
-    """Make the whole post fit the smallest limit: drop media links that cannot fit, then
-    hashtags from the end, then shorten the content at a word boundary."""
+    """Make the whole post fit the smallest limit: drop hashtags from the end, then shorten
+    the content at a word boundary. The media take no room in the text."""
     limit = char_limit(platforms)
-    content, tags, media = draft.content.strip(), list(draft.hashtags), list(draft.media_urls)
-    while media and len(post_text("x", [], media)) - 1 > limit // 2:
-        media.pop()
-    while tags and len(post_text(content, tags, media)) > limit:
+    content, tags = draft.content.strip(), list(draft.hashtags)
+    while tags and len(post_text(content, tags)) > limit:
         tags.pop()
-    overhead = len(post_text("", tags, media)) + (2 if (tags or media) else 0)
+    overhead = len(post_text("", tags)) + (2 if tags else 0)
     content = _truncate(content, max(1, limit - overhead))
-    return Draft(content, tuple(tags), tuple(media), draft.notes)
+    return Draft(content, tuple(tags), draft.media, draft.notes)
 
 
 def finalise(draft: Draft, request: DraftRequest) -> Draft:
@@ -235,7 +266,7 @@ def finalise(draft: Draft, request: DraftRequest) -> Draft:
         if styled and not contains_avoided(styled.lstrip("#"), voice.words_to_avoid) and styled not in tags:
             tags.append(styled)
     tags = tags[: hashtag_limit(request.platforms)]
-    fitted = fit(Draft(content or voice.name, tuple(tags), draft.media_urls, draft.notes), request.platforms)
+    fitted = fit(Draft(content or voice.name, tuple(tags), draft.media, draft.notes), request.platforms)
     return fitted
 
 
@@ -361,9 +392,9 @@ class TemplateGenerator:
         # Whole sentences while they fit; the closing lines are kept, the body gives way.
         for keep in range(len(body), -1, -1):
             content = self._compose(request, opening, body[:keep], end)
-            if len(post_text(content, tags, material.media_urls)) <= limit:
+            if len(post_text(content, tags)) <= limit:
                 break
-        return finalise(Draft(content, tags, material.media_urls), request)
+        return finalise(Draft(content, tags, material.media), request)
 
     @staticmethod
     def _compose(request: DraftRequest, opening: str, body: Sequence[str], end: str) -> str:

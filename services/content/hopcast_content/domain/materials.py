@@ -68,6 +68,7 @@ SKIP_OUTCOMES: dict[SkipReason, RunOutcome] = {
     SkipReason.ALL_CANDIDATES_DUPLICATE: RunOutcome.SKIPPED_DUPLICATE,
     SkipReason.BRAND_INACTIVE: RunOutcome.BRAND_INACTIVE,
     SkipReason.ORGANIZATION_INACTIVE: RunOutcome.ORGANIZATION_INACTIVE,
+    SkipReason.ALL_PLATFORMS_LEFT_OUT: RunOutcome.ALL_PLATFORMS_LEFT_OUT,
 }
 
 # Outcomes of a run that published at least one platform: the material was used.

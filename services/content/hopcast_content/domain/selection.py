@@ -22,6 +22,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+from hopcast_content.domain.drafting import MediaRef
 from hopcast_shared.contract import MaterialStrategy
 
 # Materials without a pillar (or with one the brand does not list) share what the brand's
@@ -41,6 +42,8 @@ class Candidate:
     content_pillar: str | None = None
     engagement: float | None = None
     """Mean engagement rate of the material's posts; None when it has none yet."""
+    media: tuple[MediaRef, ...] = ()
+    """Its images or video: which of a run's platforms it can go to (`media_needs.py`)."""
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,8 @@
 """One run's draft: order the brand's selectable materials by the schedule's strategy, pick an
 angle, and draft from each candidate in turn until a draft is not too similar to what the
-organization drafted or published in the window; then emit PendingPostCreated."""
+organization drafted or published in the window; then emit PendingPostCreated. A candidate
+whose media suit none of the run's platforms is passed over (Instagram alone and a text); one
+that suits some goes to those, the others left out with why, before anything is debited."""
 
 from __future__ import annotations
 
@@ -16,11 +18,20 @@ from hopcast_content.domain.drafting import DraftRequest, finalise
 from hopcast_content.domain.duplicates import DraftToCheck, band
 from hopcast_content.domain.embedding import Embedding, EmbeddingError, content_hash
 from hopcast_content.domain.materials import embedding_text, run_rng
+from hopcast_content.domain.media_needs import platforms_for
 from hopcast_content.domain.platform_texts import texts_for
 from hopcast_content.domain.selection import order_candidates, pillar_named
 from hopcast_content.service_layer.deps import ContentDeps
 from hopcast_content.service_layer.run_batch import RunBatch
-from hopcast_shared.contract import MaterialStrategy, PendingPostCreated, Platform, ScheduleDue, SkipReason
+from hopcast_shared.contract import (
+    LeftOutPlatform,
+    MaterialStrategy,
+    MediaItem,
+    PendingPostCreated,
+    Platform,
+    ScheduleDue,
+    SkipReason,
+)
 from hopcast_shared.handling import EventContext
 from hopcast_shared.topics import CONTENT
 
@@ -61,10 +72,14 @@ async def draft_run(deps: ContentDeps, ctx: EventContext, data: ScheduleDue, bat
     platforms = tuple(Platform(p) for p in data.platforms)
     materials, duplicates = deps.materials(conn), deps.duplicates(conn)
 
-    for candidate in ordered[: settings.max_candidates]:
+    # A candidate none of whose platforms its media suit is passed over before it is even read
+    # (nor does it count as a try): nothing of it could go out.
+    suited = [c for c in ordered if platforms_for(platforms, c.media).included]
+    for candidate in suited[: settings.max_candidates]:
         material = await materials.to_draft(candidate.material_id, org)
         assert material is not None
-        request = DraftRequest(material.text, voice, platforms, choice.angle, choice.reason)
+        split = platforms_for(platforms, material.text.media)  # as the candidate's: the same row
+        request = DraftRequest(material.text, voice, split.included, choice.angle, choice.reason)
         draft = finalise(await deps.generator.draft(request), request)
         try:
             [vector] = await deps.embedder.embed([draft.content])
@@ -92,7 +107,8 @@ async def draft_run(deps: ContentDeps, ctx: EventContext, data: ScheduleDue, bat
             continue
 
         pending_post_id = uuid.uuid4()
-        texts = texts_for(draft, platforms)
+        texts = texts_for(draft, split.included)
+        left_out = [{"platform": p.value, "reason": why.value} for p, why in split.left_out]
         batch.drafted(
             {
                 "id": pending_post_id,
@@ -105,7 +121,9 @@ async def draft_run(deps: ContentDeps, ctx: EventContext, data: ScheduleDue, bat
                 "content": draft.content,
                 "hashtags": list(draft.hashtags),
                 "media_urls": list(draft.media_urls),
-                "platforms": [p.value for p in platforms],
+                "media": [m.as_json() for m in draft.media],
+                "platforms_left_out": left_out,
+                "platforms": [p.value for p in split.included],
                 "angle": choice.angle.value,
                 "angle_reason": choice.reason,
                 "max_similarity": verdict.draft_similarity,
@@ -135,8 +153,9 @@ async def draft_run(deps: ContentDeps, ctx: EventContext, data: ScheduleDue, bat
                 content=draft.content,
                 texts=texts,
                 hashtags=list(draft.hashtags),
-                media_urls=list(draft.media_urls),
-                platforms=list(platforms),
+                media=[MediaItem(url=m.url, alt_text=m.alt_text, mime_type=m.mime_type) for m in draft.media],
+                platforms=list(split.included),
+                platforms_left_out=[LeftOutPlatform(platform=p, reason=why) for p, why in split.left_out],
                 angle=choice.angle,
                 angle_reason=choice.reason,
                 max_similarity=round(verdict.draft_similarity, 6),
@@ -149,7 +168,7 @@ async def draft_run(deps: ContentDeps, ctx: EventContext, data: ScheduleDue, bat
         batch.results[data.run_id] = "DRAFTED"
         metrics.RUNS.labels("DRAFTED").inc()
         return None
-    return SkipReason.ALL_CANDIDATES_DUPLICATE
+    return SkipReason.ALL_CANDIDATES_DUPLICATE if suited else SkipReason.ALL_PLATFORMS_LEFT_OUT
 
 
 def _approval_deadline(schedule: ScheduleSettings, minute_s: float) -> datetime | None:

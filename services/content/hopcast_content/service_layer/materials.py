@@ -34,7 +34,8 @@ async def material_submitted(deps: ContentDeps, ctx: EventContext, data: Materia
             "type": str(data.type),
             "title": data.title,
             "body": data.body,
-            "media_urls": list(data.media_urls),
+            "media_urls": [m.url for m in data.media],
+            "media": [m.model_dump(mode="json") for m in data.media],
             "content_pillar": data.content_pillar,
             "max_uses": data.max_uses,
         }

@@ -258,6 +258,8 @@ async def test_a_counted_use_changes_the_status_as_status_after_use_decides(
                         "content": TEXT,
                         "hashtags": [],
                         "media_urls": [],
+                        "media": [],
+                        "platforms_left_out": [],
                         "platforms": ["TWITTER"],
                         "angle": "USER_BENEFIT",
                         "angle_reason": "test",

@@ -23,7 +23,7 @@ from hopcast_content.adapters.runs import Run, Runs
 from hopcast_content.config import ContentSettings
 from hopcast_content.domain.angles import AngleStats
 from hopcast_content.domain.brands import Brand, ScheduleSettings
-from hopcast_content.domain.drafting import MaterialText, TemplateGenerator
+from hopcast_content.domain.drafting import MaterialText, MediaRef, TemplateGenerator
 from hopcast_content.domain.duplicates import DraftToCheck, Verdict
 from hopcast_content.domain.embedding import Embedding, cosine
 from hopcast_content.domain.materials import Material, MaterialStatus
@@ -153,7 +153,8 @@ class FakeMaterials(InMemory, Materials):
         if values["id"] in self.world.materials:
             return False
         columns = ("id", "type", "title", "body")
-        text = MaterialText(*(values[c] for c in columns), tuple(values["media_urls"]), values["content_pillar"])
+        media = tuple(MediaRef(m["url"], m["alt_text"], m["mime_type"]) for m in values["media"])
+        text = MaterialText(*(values[c] for c in columns), media, values["content_pillar"])
         material = Material(text, values["organization_id"], values["brand_profile_id"])
         self.world.materials[values["id"]] = StoredMaterial(material, values["max_uses"])
         return True
@@ -197,7 +198,9 @@ class FakeMaterials(InMemory, Materials):
                 and (s.max_uses is None or s.usage_count < s.max_uses)
                 and m.id not in in_flight
             ):
-                candidate = Candidate(m.id, s.usage_count, None, s.created_at, m.text.content_pillar)
+                candidate = Candidate(
+                    m.id, s.usage_count, None, s.created_at, m.text.content_pillar, media=m.text.media
+                )
                 found.setdefault(m.brand_profile_id, []).append(candidate)
         return found
 

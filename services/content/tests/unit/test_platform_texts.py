@@ -92,11 +92,12 @@ def test_every_realistic_draft_text_passes_its_platform_rule() -> None:
     assert over_after == 0
 
 
-def test_a_draft_that_fits_is_posted_as_composed() -> None:
+def test_a_draft_that_fits_is_posted_as_composed_without_its_media_links() -> None:
     draft = Draft("Spring menu is here.", ("#coffee",), ("https://cdn.example.com/a.jpg",))
+    # The image goes to the platforms as media (issue 18), not as a link in the text.
     assert texts_for(draft, [Platform.TWITTER, Platform.BLUESKY]) == {
-        Platform.TWITTER: "Spring menu is here.\n\n#coffee\n\nhttps://cdn.example.com/a.jpg",
-        Platform.BLUESKY: "Spring menu is here.\n\n#coffee\n\nhttps://cdn.example.com/a.jpg",
+        Platform.TWITTER: "Spring menu is here.\n\n#coffee",
+        Platform.BLUESKY: "Spring menu is here.\n\n#coffee",
     }
 
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import asyncpg
 
-from hopcast_publisher.domain.publishing import PublishAttempt, PublishingPost
+from hopcast_publisher.domain.publishing import MediaOfPost, PublishAttempt, PublishingPost
 from hopcast_shared.db import Conn
 
 # What the inputs of a pending post change (names are ours, never input); arrays and JSON
@@ -32,6 +32,7 @@ PENDING_POST_STATE = (
     ("hashtags", "text[]"),
     ("media_urls", "text[]"),
     ("texts", "jsonb"),
+    ("media", "jsonb"),
     ("platforms", "text[]"),
     ("angle", "text"),
     ("requires_approval", "boolean"),
@@ -309,4 +310,5 @@ def publishing_post(r: asyncpg.Record) -> PublishingPost:
         r.get("brand_active", True),
         r.get("texts") or {},
         r.get("brand_language"),
+        tuple(MediaOfPost.from_json(m) for m in r.get("media") or ()),
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
@@ -10,6 +11,7 @@ from typing import Any, Literal
 import asyncpg
 
 from hopcast_publisher.domain.posts import PublishedPost
+from hopcast_publisher.domain.publishing import MediaOfPost
 from hopcast_shared.db import Conn
 
 POST_COLUMNS = (
@@ -27,6 +29,7 @@ POST_COLUMNS = (
     "external_id",
     "external_url",
     "published_at",
+    "media",
 )
 _POST_TYPES = (
     "uuid",
@@ -43,8 +46,10 @@ _POST_TYPES = (
     "text",
     "text",
     "timestamptz",
+    "text",  # media: JSON text, cast below (unnest would flatten an array of arrays)
 )
 
+_JSON_COLUMNS = frozenset({"media"})
 _PUBLISHED_POST_FIELDS = tuple(PublishedPost.__dataclass_fields__)
 
 
@@ -59,10 +64,11 @@ class PostRepository:
         await conn.execute(
             f"""
             INSERT INTO posts ({", ".join(POST_COLUMNS)})
-            SELECT * FROM unnest({arrays})
+            SELECT {", ".join(f"u.{c}::jsonb" if c in _JSON_COLUMNS else f"u.{c}" for c in POST_COLUMNS)}
+            FROM unnest({arrays}) AS u({", ".join(POST_COLUMNS)})
             ON CONFLICT (pending_post_id, platform) DO NOTHING
             """,
-            *([p[c] for p in posts] for c in POST_COLUMNS),
+            *([json.dumps(p[c]) if c in _JSON_COLUMNS else p[c] for p in posts] for c in POST_COLUMNS),
         )
 
     async def post(self, conn: Conn, post_id: uuid.UUID, *, lock: bool = False) -> PublishedPost | None:
@@ -70,7 +76,8 @@ class PostRepository:
         row = await conn.fetchrow(f"SELECT * FROM posts WHERE id = $1{suffix}", post_id)
         if row is None:
             return None
-        return PublishedPost(**{name: row[name] for name in _PUBLISHED_POST_FIELDS})
+        fields = {name: row[name] for name in _PUBLISHED_POST_FIELDS if name != "media"}
+        return PublishedPost(**fields, media=tuple(MediaOfPost.from_json(m) for m in row["media"]))
 
     async def posts_of_pending_post(self, conn: Conn, pending_post_id: uuid.UUID) -> list[asyncpg.Record]:
         rows: list[asyncpg.Record] = await conn.fetch(

@@ -7,6 +7,8 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
+from hopcast_publisher.domain.publishing import MediaOfPost
+
 # The namespace of post ids (uuid5): never change it, ids already given out are derived from it.
 _POST_IDS = uuid.UUID("8b0d5f43-2a1e-4c55-9a57-5e3f0c1d7b21")
 
@@ -46,3 +48,5 @@ class PublishedPost:
     engagement_rate: float
     engagement_observed_at: datetime | None
     deleted_at: datetime | None
+    media: tuple[MediaOfPost, ...] = ()
+    """The images or video it was given, with their alt texts (issue 18)."""

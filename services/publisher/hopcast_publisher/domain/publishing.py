@@ -7,10 +7,26 @@ import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import cast
+from typing import Any, cast
 
 from hopcast_shared.contract.text import post_text
 from hopcast_shared.text_rules import TextRule, rule_for
+
+
+@dataclass(frozen=True, slots=True)
+class MediaOfPost:
+    """One image or video of a post, as drafted: every platform gets it as media (issue 18)."""
+
+    url: str
+    alt_text: str | None = None
+    mime_type: str | None = None
+
+    @classmethod
+    def from_json(cls, item: Mapping[str, Any]) -> MediaOfPost:
+        return cls(item["url"], item.get("alt_text"), item.get("mime_type"))
+
+    def as_json(self) -> dict[str, str | None]:
+        return {"url": self.url, "alt_text": self.alt_text, "mime_type": self.mime_type}
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,14 +61,16 @@ class PublishingPost:
     """The exact text per platform, as drafted (empty for drafts from before texts existed)."""
     language: str | None = None
     """The brand's language (BCP-47) when it said one, for platforms that tag posts with it."""
+    media: tuple[MediaOfPost, ...] = ()
+    """Its images or video, in order with their alt texts, given to every platform as media."""
 
     def text_for(self, platform: str) -> str:
         """What to post on `platform`: its drafted text, else (an older draft) the content
-        composed with its hashtags and media links as before."""
+        composed with its hashtags; its media go as media, never as links (issue 18)."""
         text = self.texts.get(platform)
         if text is not None:
             return text
-        return post_text(self.content, self.hashtags or [], self.media_urls or [])
+        return post_text(self.content, self.hashtags or [])
 
 
 @dataclass(frozen=True, slots=True)

@@ -42,6 +42,7 @@ from hopcast_publisher.adapters.leases import QUEUED, SENT, queue_first_claims, 
 from hopcast_publisher.adapters.platforms.base import (
     AccountCredentials,
     PlatformAdapter,
+    PostMedia,
     PostRequest,
     PublishFailure,
     RefreshedTokens,
@@ -327,7 +328,8 @@ class PublishingLoop:
             text,
             attempt.created_at,
             pending.language,
-            has_media=bool(pending.media_urls),
+            has_media=bool(pending.media),
+            media=tuple(PostMedia(m.url, m.alt_text, m.mime_type) for m in pending.media),
             lease=lease,
         )
         # Resumed, a platform is asked first only if a call may have been sent for it.

@@ -218,6 +218,7 @@ def platform_events(
                 "external_id": r.published.external_id,
                 "external_url": r.published.external_url,
                 "published_at": r.published.published_at,
+                "media": [m.as_json() for m in pending.media],
             }
             posts.append(post)
             events.append(

@@ -47,7 +47,7 @@ async def test_the_brands_language_reaches_the_platform_call(harness: Any) -> No
     await harness.send(tenant.event("BrandProfileUpdated", brand_profile_id=tenant.brand, language="pt-BR"))
     await tenant.account("BLUESKY", default=True)
     post = tenant.post_events(platforms=["BLUESKY"])
-    post["post"].data["media_urls"] = []
+    post["post"].data["media"] = []
     await harness.deliver(post, "post", "debit")
     assert await harness.publish() == 1
     [request] = requests_of(harness)
@@ -59,7 +59,7 @@ async def test_a_brand_without_a_language_posts_without_one(harness: Any) -> Non
     await harness.send(tenant.event("BrandProfileUpdated", brand_profile_id=tenant.brand, language=None))
     await tenant.account("BLUESKY", default=True)
     post = tenant.post_events(platforms=["BLUESKY"])
-    post["post"].data["media_urls"] = ["https://cdn.example.com/spring.jpg"]
+    post["post"].data["media"] = [{"url": "https://cdn.example.com/spring.jpg"}]
     await harness.deliver(post, "post", "debit")
     assert await harness.publish() == 1
     [request] = requests_of(harness)

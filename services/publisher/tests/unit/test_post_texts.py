@@ -23,8 +23,9 @@ def test_the_drafted_text_of_a_platform_is_posted_exactly() -> None:
     assert post.text_for("BLUESKY") == "Spring 🌸"
 
 
-def test_a_draft_from_before_texts_is_composed_as_before() -> None:
-    assert pending().text_for("LINKEDIN") == "Spring menu is here.\n\n#coffee\n\nhttps://cdn.example.com/a.jpg"
+def test_a_draft_from_before_texts_is_composed_without_its_media_links() -> None:
+    # Its media go to the platform as media (issue 18), not as links in the text.
+    assert pending().text_for("LINKEDIN") == "Spring menu is here.\n\n#coffee"
 
 
 def test_a_text_the_rule_refuses_is_named_with_why() -> None:

@@ -1,5 +1,5 @@
-"""The sandbox adapter, the local default: it records each post and returns an external id
-and URL at once, without calling any platform.
+"""The sandbox adapter, the local default: it records each post (its text and its media, with
+their alt texts) and returns an external id and URL at once, without calling any platform.
 
 Ids are derived from the idempotency key, so publishing the same post again (a resumption
 after a crash) returns the same id: the sandbox is idempotent the way the real adapters
@@ -9,6 +9,7 @@ are. Posts are kept in memory for inspection (`posts`), bounded.
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections import OrderedDict
 from dataclasses import dataclass
 from urllib.parse import quote
@@ -16,12 +17,15 @@ from urllib.parse import quote
 from hopcast_publisher.adapters.platforms.base import (
     AccountCredentials,
     PlatformAdapter,
+    PostMedia,
     PostRequest,
     Published,
     RefreshedTokens,
     TokensRefreshed,
 )
 from hopcast_publisher.adapters.platforms.http import now
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -30,6 +34,8 @@ class SandboxPost:
     social_account_id: str
     text: str
     published: Published
+    media: tuple[PostMedia, ...] = ()
+    """The images or video it was given, in order, each with its alt text."""
 
 
 class SandboxAdapter(PlatformAdapter):
@@ -60,8 +66,16 @@ class SandboxAdapter(PlatformAdapter):
         handle = quote(account.handle.lstrip("@").replace("/", "_"), safe="@.-_~") or "account"
         published = Published(external_id, f"{self._base_url}/{self.platform.lower()}/{handle}/{digest}", now())
         self.posts[request.idempotency_key] = SandboxPost(
-            self.platform, str(account.social_account_id), request.text, published
+            self.platform, str(account.social_account_id), request.text, published, request.media
         )
+        if request.media:
+            log.info(
+                "sandbox %s post %s with %d media: %s",
+                self.platform,
+                external_id,
+                len(request.media),
+                "; ".join(f"{m.url} (alt: {m.alt_text or 'none'})" for m in request.media),
+            )
         while len(self.posts) > self._keep:
             self.posts.popitem(last=False)
         return published
