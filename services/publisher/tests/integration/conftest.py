@@ -180,7 +180,11 @@ class Tenant:
         assert await self.h.send(linked) == "handled"
         return account_id
 
-    def post_events(self, *, platforms: list[str], requires_approval: bool = False) -> dict[str, Any]:
+    def post_events(
+        self, *, platforms: list[str], requires_approval: bool = False, media: list[dict[str, Any]] | None = None
+    ) -> dict[str, Any]:
+        """A pending post's events; text only unless `media` are given (the contract's example
+        carries an image, which the live adapters would fetch)."""
         pending, run = str(uuid.uuid4()), str(uuid.uuid4())
         return {
             "post": self.event(
@@ -190,6 +194,7 @@ class Tenant:
                 brand_profile_id=self.brand,
                 platforms=platforms,
                 requires_approval=requires_approval,
+                media=[] if media is None else media,
             ),
             "debit": self.event("CreditsDebited", pending_post_id=pending, run_id=run),
             "debit_rejected": self.event("CreditsDebitRejected", pending_post_id=pending, run_id=run),
@@ -260,6 +265,7 @@ class Org(Tenant):
             platforms=[platform],
             requires_approval=False,
             content=f"post {run}",
+            media=[],
         )
         assert await self.h.send(drafted, "content.events") == "handled"
         debited = self.event("CreditsDebited", pending_post_id=pending, run_id=run)

@@ -99,7 +99,7 @@ async def pending_linkedin_posts(db: Database, author: str, count: int) -> list[
     for text in texts:
         pending, run = str(uuid.uuid4()), str(uuid.uuid4())
         draft = {"pending_post_id": pending, "run_id": run, "brand_profile_id": brand, "platforms": ["LINKEDIN"]}
-        draft |= {"requires_approval": False, "texts": {"LINKEDIN": text}}
+        draft |= {"requires_approval": False, "texts": {"LINKEDIN": text}, "media": []}
         await handled("PendingPostCreated", "content.events", **draft)
         await handled("CreditsDebited", "billing.events", pending_post_id=pending, run_id=run)
     return texts
