@@ -7,6 +7,7 @@ consume with `parse_event(raw)`, which raises `ContractError` for anything off-c
 """
 
 from hopcast_shared.contract.account_health import SocialAccountNeedsReauth, SocialAccountTokensRefreshed
+from hopcast_shared.contract.deadlines import RunDeadlinePassed
 from hopcast_shared.contract.deferral import DeferralReason, PostPublishDeferred
 from hopcast_shared.contract.enums import (
     Angle,
@@ -161,6 +162,7 @@ __all__ = [
     "PublishFailureReason",
     "ReauthReason",
     "RefundReason",
+    "RunDeadlinePassed",
     "RunOutcome",
     "ScheduleCreated",
     "ScheduleDeleted",

@@ -97,6 +97,8 @@ class DebitRejectionReason(StrEnum):
     NO_SUBSCRIPTION = "NO_SUBSCRIPTION"
     # An addition to the contract (docs/contract.md): the organization is deleted; nothing is debited.
     ORGANIZATION_INACTIVE = "ORGANIZATION_INACTIVE"
+    # An addition (docs/contract.md): the run's deadline passed before the debit; nothing is debited.
+    TIMED_OUT = "TIMED_OUT"
 
 
 class RefundReason(StrEnum):
@@ -104,6 +106,7 @@ class RefundReason(StrEnum):
 
     PUBLISH_FAILED = "PUBLISH_FAILED"  # the failed platforms' share, on PostPublishFailed
     PENDING_POST_REJECTED = "PENDING_POST_REJECTED"  # the whole debit, on PendingPostRejected
+    RUN_TIMED_OUT = "RUN_TIMED_OUT"  # what is left of the debit of a run ended TIMED_OUT
 
 
 class PublishFailureReason(StrEnum):
@@ -116,6 +119,7 @@ class PublishFailureReason(StrEnum):
     # An addition to the contract (docs/contract.md): a call may have published the post and the
     # platform cannot be asked (LinkedIn without r_member_social); not retried, never posted twice.
     OUTCOME_UNKNOWN = "OUTCOME_UNKNOWN"
+    TIMED_OUT = "TIMED_OUT"  # the run's deadline passed before this platform was called
 
 
 class RunOutcome(StrEnum):
@@ -130,6 +134,7 @@ class RunOutcome(StrEnum):
     REJECTED = "REJECTED"
     BRAND_INACTIVE = "BRAND_INACTIVE"
     ORGANIZATION_INACTIVE = "ORGANIZATION_INACTIVE"
+    TIMED_OUT = "TIMED_OUT"  # still open at its deadline (RunDeadlinePassed)
 
 
 class ReauthReason(StrEnum):

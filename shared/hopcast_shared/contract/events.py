@@ -352,6 +352,9 @@ class ScheduleDue(EventData):
     due_at: UtcDatetime
     platforms: Platforms
     target_pillar: Name | None = None
+    deadline: UtcDatetime | None = None
+    """When the run times out unless it ended (an addition: docs/contract.md); content does
+    not draft a run whose deadline has passed. Absent in events from before it."""
 
 
 class PendingPostCreated(EventData):

@@ -22,6 +22,7 @@ from hopcast_shared.contract import (
     EventData,
     PostPublished,
     account_health,
+    deadlines,
     deferral,
     model_for,
     new_event,
@@ -76,6 +77,7 @@ EXPECTED_TOPICS: dict[str, tuple[str, ...]] = {
         ]
     },
     "ScheduleDue": (topics.SCHEDULER,),
+    "RunDeadlinePassed": (topics.SCHEDULER,),
     "PendingPostCreated": (topics.CONTENT,),
     "ScheduleRunSkipped": (topics.CONTENT,),
     "CreditsDebited": (topics.BILLING,),
@@ -289,7 +291,7 @@ def test_registry_matches_design_topics() -> None:
 def test_every_event_model_is_registered_under_its_class_name() -> None:
     defined = {
         obj
-        for module in (ev, account_health, deferral)
+        for module in (ev, account_health, deadlines, deferral)
         for obj in vars(module).values()
         if isinstance(obj, type)
         and issubclass(obj, EventData)
