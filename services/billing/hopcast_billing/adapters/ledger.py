@@ -242,6 +242,26 @@ class Ledger:
             [d.organization_id for d in debits],
         )
 
+    async def record_run_deadline(self, org: uuid.UUID, run_id: uuid.UUID) -> None:
+        """The run is past its deadline: a pending post of it not debited yet never is."""
+        await self.conn.execute(
+            "INSERT INTO run_deadlines (organization_id, run_id) VALUES ($1, $2) ON CONFLICT DO NOTHING", org, run_id
+        )
+
+    async def runs_past_deadline(self, runs: Sequence[tuple[uuid.UUID, uuid.UUID]]) -> set[tuple[uuid.UUID, uuid.UUID]]:
+        """Of these (organization id, run id), those past their deadline."""
+        if not runs:
+            return set()
+        rows = await self.conn.fetch(
+            """
+            SELECT d.organization_id, d.run_id FROM run_deadlines d
+            JOIN unnest($1::uuid[], $2::uuid[]) AS k(o, r) ON d.organization_id = k.o AND d.run_id = k.r
+            """,
+            [o for o, _ in runs],
+            [r for _, r in runs],
+        )
+        return {(r["organization_id"], r["run_id"]) for r in rows}
+
     async def mark_debit_rejected(self, org: uuid.UUID, pending_post_id: uuid.UUID) -> None:
         """The claimed debit took nothing: its run ends here."""
         await self.conn.execute(

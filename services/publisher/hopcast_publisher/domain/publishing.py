@@ -45,6 +45,8 @@ class PublishingPost:
     """The exact text per platform, as drafted (empty for drafts from before texts existed)."""
     language: str | None = None
     """The brand's language (BCP-47) when it said one, for platforms that tag posts with it."""
+    deadline_passed: bool = False
+    """Its run is past its deadline (RunDeadlinePassed): no platform call starts any more."""
 
     def text_for(self, platform: str) -> str:
         """What to post on `platform`: its drafted text, else (an older draft) the content

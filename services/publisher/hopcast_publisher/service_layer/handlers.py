@@ -38,6 +38,9 @@ from hopcast_shared.contract import (
     PendingPostCreated,
     PendingPostRejected,
     Platform,
+    PostPublishFailed,
+    PublishFailureReason,
+    RunDeadlinePassed,
     RunOutcome,
     ScheduleRunCompleted,
     SocialAccountConnected,
@@ -61,6 +64,7 @@ def state_of(row: Mapping[str, Any]) -> PendingPost:
         requires_approval=bool(row["requires_approval"]),
         debit=Debit(row["debit"]) if row["debit"] else None,
         approval=Approval(row["approval"]) if row["approval"] else None,
+        deadline_passed=row.get("deadline_passed_at") is not None,
     )
 
 
@@ -145,6 +149,10 @@ async def pending_post_inputs(deps: PublisherDeps, items: Sequence[tuple[EventCo
         conn, [(_pending_post_id(data), ctx.envelope.organizationid) for ctx, data in items]
     )
     states = {pending_post_id: dict(row) for pending_post_id, row in locked.items()}
+    # Drafts of runs already past their deadline (RunDeadlinePassed read first) arrive marked.
+    past = await deps.pending_posts.runs_past_deadline(
+        conn, [(ctx.envelope.organizationid, d.run_id) for ctx, d in items if isinstance(d, PendingPostCreated)]
+    )
     changed: dict[uuid.UUID, dict[str, Any]] = {}
     starting: list[uuid.UUID] = []
     for ctx, data in items:
@@ -152,24 +160,15 @@ async def pending_post_inputs(deps: PublisherDeps, items: Sequence[tuple[EventCo
         state = states[pending_post_id]
         if state["organization_id"] != ctx.envelope.organizationid:
             raise PermanentError(f"pending post {pending_post_id} belongs to another organization")
+        if isinstance(data, PendingPostCreated) and (ctx.envelope.organizationid, data.run_id) in past:
+            state["deadline_passed_at"] = state.get("deadline_passed_at") or now_utc()
         decision, changes = _receive(state, ctx, data)
         if changes:
             changed[pending_post_id] = state
         if decision is Decision.PUBLISH:
             starting.append(pending_post_id)
-        elif decision is Decision.END_REJECTED:
-            await ctx.emit(
-                ScheduleRunCompleted(
-                    run_id=state["run_id"],
-                    schedule_id=state["schedule_id"],
-                    brand_profile_id=state["brand_profile_id"],
-                    outcome=RunOutcome.REJECTED,
-                    due_at=state["due_at"],
-                    completed_at=now_utc(),
-                ),
-                correlation_id=str(state["run_id"]),
-            )
-            metrics.RUNS_COMPLETED.labels(RunOutcome.REJECTED.value).inc()
+        else:
+            await _end_waiting(ctx, state, decision)
     saved = await deps.pending_posts.save_pending_posts(conn, list(changed.values()))
     statuses = await start_publishing(deps, conn, items[0][0].kafka, [saved[i] for i in starting])
     if statuses:
@@ -178,6 +177,53 @@ async def pending_post_inputs(deps: PublisherDeps, items: Sequence[tuple[EventCo
         log.info("pending posts with all their inputs: %s", ", ".join(f"{n} {s}" for s, n in sorted(counts.items())))
         for pending_post_id, status in statuses.items():
             log.debug("pending post %s: all inputs here; %s", pending_post_id, status.value)
+
+
+async def run_deadline_passed(deps: PublisherDeps, ctx: EventContext, data: RunDeadlinePassed) -> None:
+    """The run is past its deadline. Its pending post, WAITING, ends TIMED_OUT once it has its
+    debit (now, or when the debit comes); PUBLISHING, no platform call starts after this (the
+    publishing loop fails the platforms not called TIMED_OUT; a call already sent is finished
+    and reported). A run whose pending post has not come yet is remembered for it."""
+    state = await deps.pending_posts.record_run_deadline(ctx.conn, ctx.envelope.organizationid, data.run_id)
+    if state is None:
+        return
+    decision, changes = _receive(state, ctx, data)
+    if changes:
+        await deps.pending_posts.save_pending_posts(ctx.conn, [state])
+    await _end_waiting(ctx, state, decision)
+
+
+async def _end_waiting(ctx: EventContext, state: dict[str, Any], decision: Decision) -> None:
+    """The events of a WAITING pending post's end: REJECTED (the run's outcome), TIMED_OUT (each
+    platform failed TIMED_OUT, so billing refunds them, and the run's outcome); nothing else."""
+    outcome = {Decision.END_REJECTED: RunOutcome.REJECTED, Decision.END_TIMED_OUT: RunOutcome.TIMED_OUT}.get(decision)
+    if outcome is None:
+        return
+    run_id = str(state["run_id"])
+    if outcome is RunOutcome.TIMED_OUT:
+        for platform in state["platforms"] or []:
+            await ctx.emit(
+                PostPublishFailed(
+                    pending_post_id=state["id"],
+                    run_id=state["run_id"],
+                    platform=Platform(platform),
+                    reason=PublishFailureReason.TIMED_OUT,
+                    detail="the run's deadline passed before publishing started: not sent",
+                ),
+                correlation_id=run_id,
+            )
+    await ctx.emit(
+        ScheduleRunCompleted(
+            run_id=state["run_id"],
+            schedule_id=state["schedule_id"],
+            brand_profile_id=state["brand_profile_id"],
+            outcome=outcome,
+            due_at=state["due_at"],
+            completed_at=now_utc(),
+        ),
+        correlation_id=run_id,
+    )
+    metrics.RUNS_COMPLETED.labels(outcome.value).inc()
 
 
 # --- engagement ------------------------------------------------------------------------------
@@ -243,12 +289,14 @@ async def _refuse_unknown_account(ctx: EventContext, account_id: uuid.UUID) -> N
 PendingPostInput = (
     PendingPostCreated | CreditsDebited | CreditsDebitRejected | PendingPostApproved | PendingPostRejected
 )
+PendingPostChange = PendingPostInput | RunDeadlinePassed
 _INPUT_OF: dict[type[Any], Input] = {
     PendingPostCreated: Input.POST,
     CreditsDebited: Input.DEBITED,
     CreditsDebitRejected: Input.DEBIT_REJECTED,
     PendingPostApproved: Input.APPROVED,
     PendingPostRejected: Input.REJECTED,
+    RunDeadlinePassed: Input.DEADLINE_PASSED,
 }
 
 
@@ -256,7 +304,7 @@ def _pending_post_id(data: PendingPostInput) -> uuid.UUID:
     return data.pending_post_id
 
 
-def _receive(state: dict[str, Any], ctx: EventContext, data: PendingPostInput) -> tuple[Decision, bool]:
+def _receive(state: dict[str, Any], ctx: EventContext, data: PendingPostChange) -> tuple[Decision, bool]:
     """Apply one input to a pending post's state (the row as a dict, updated in place): what
     follows (the state machine of domain.pending decides), and whether the state changed."""
     item = _INPUT_OF[type(data)]
@@ -269,7 +317,9 @@ def _receive(state: dict[str, Any], ctx: EventContext, data: PendingPostInput) -
         state["debit"] = after.debit.value
     if after.approval is not before.approval and after.approval is not None:
         state["approval"] = after.approval.value
-    if decision in (Decision.END_REJECTED, Decision.END_SILENTLY):
+    if after.deadline_passed and not before.deadline_passed:
+        state["deadline_passed_at"] = state.get("deadline_passed_at") or now_utc()
+    if decision in (Decision.END_REJECTED, Decision.END_SILENTLY, Decision.END_TIMED_OUT):
         state.update(status=after.status.value, completed_at=now_utc(), cause_event_id=ctx.envelope.id)
     if decision is Decision.PUBLISH:
         state.update(
@@ -279,9 +329,9 @@ def _receive(state: dict[str, Any], ctx: EventContext, data: PendingPostInput) -
             trace_headers=_trace_of(ctx),
         )
     if decision is Decision.END_SILENTLY:
-        log.info("pending post %s: debit rejected; billing ended the run", data.pending_post_id)
+        log.info("pending post %s: debit rejected; billing ended the run", state["id"])
     elif decision is Decision.NOTHING and after == before:
-        log.info("pending post %s is %s; %s changes nothing", data.pending_post_id, before.status.value, item.value)
+        log.info("pending post %s is %s; %s changes nothing", state["id"], before.status.value, item.value)
     # A late input (after publishing started) decides nothing but is recorded all the same.
     return decision, after != before
 
@@ -330,5 +380,6 @@ DISPATCH: Dispatch = {
     "CreditsDebitRejected": _inputs,
     "PendingPostApproved": _inputs,
     "PendingPostRejected": _inputs,
+    "RunDeadlinePassed": run_deadline_passed,
     "EngagementReported": engagement_reported,
 }
