@@ -382,6 +382,10 @@ class PendingPostCreated(EventData):
     angle_reason: Annotated[str, StringConstraints(min_length=1, max_length=MAX_SHORT_TEXT)]
     max_similarity: Similarity
     requires_approval: bool
+    deadline: UtcDatetime | None = None
+    """The run's deadline as ScheduleDue said (an addition: docs/contract.md). Without a
+    reviewer, billing does not debit and the publisher does not start a post past it, even
+    before RunDeadlinePassed reaches them; absent in events from before it."""
 
 
 class ScheduleRunSkipped(EventData):

@@ -157,7 +157,6 @@ _EXAMPLES: dict[str, dict[str, Any]] = {
         "due_at": EVENT_TIME,
         "platforms": ["MASTODON", "BLUESKY"],
         "target_pillar": "brewing tips",
-        "deadline": "2027-03-14T08:00:00Z",
     },
     "RunDeadlinePassed": {
         "run_id": RUN_ID,

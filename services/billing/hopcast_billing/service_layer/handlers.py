@@ -172,8 +172,11 @@ async def debit_for_pending_posts(deps: BillingDeps, items: Sequence[tuple[Event
             log.info("pending post %s was already decided; no second debit", data.pending_post_id)
             continue
         deciding.append((ctx, data, price, organization_deleted))
-    # A run past its deadline before its debit is never debited: billing ends it TIMED_OUT.
+    # A run past its deadline before its debit is never debited: billing ends it TIMED_OUT. It
+    # knows from RunDeadlinePassed, or (no reviewer to wait for) from the draft's own deadline.
     past = await book.runs_past_deadline([(ctx.envelope.organizationid, data.run_id) for ctx, data, _, _ in deciding])
+    now = datetime.now(UTC)
+    past |= {(ctx.envelope.organizationid, data.run_id) for ctx, data, _, _ in deciding if _past_deadline(data, now)}
     for ctx, data, price, _ in deciding:
         if (ctx.envelope.organizationid, data.run_id) in past:
             await _reject(book, ctx, data, price.total, DebitRejectionReason.TIMED_OUT)
@@ -233,6 +236,11 @@ async def run_deadline_passed(deps: BillingDeps, ctx: EventContext, data: RunDea
     """Remember it: the run's pending post, if not debited yet, never is (`debit_for_pending_posts`).
     One debited already is the publisher's to end; billing refunds it when the run ends."""
     await deps.ledger(ctx.conn).record_run_deadline(ctx.envelope.organizationid, data.run_id)
+
+
+def _past_deadline(data: PendingPostCreated, now: datetime) -> bool:
+    """The draft's deadline has passed and no reviewer's wait can have moved it."""
+    return not data.requires_approval and data.deadline is not None and data.deadline <= now
 
 
 def _due_at(data: PendingPostCreated) -> datetime | None:

@@ -139,6 +139,7 @@ async def draft_run(deps: ContentDeps, ctx: EventContext, data: ScheduleDue, bat
                 angle_reason=choice.reason,
                 max_similarity=round(verdict.draft_similarity, 6),
                 requires_approval=schedule.manual,
+                deadline=data.deadline,
             ),
             correlation_id=str(data.run_id),
             topics=[CONTENT],

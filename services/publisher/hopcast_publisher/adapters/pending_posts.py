@@ -43,6 +43,7 @@ PENDING_POST_STATE = (
     ("publishing_at", "timestamptz"),
     ("completed_at", "timestamptz"),
     ("deadline_passed_at", "timestamptz"),
+    ("run_deadline", "timestamptz"),
 )
 
 

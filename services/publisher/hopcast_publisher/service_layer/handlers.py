@@ -162,6 +162,7 @@ async def pending_post_inputs(deps: PublisherDeps, items: Sequence[tuple[EventCo
             raise PermanentError(f"pending post {pending_post_id} belongs to another organization")
         if isinstance(data, PendingPostCreated) and (ctx.envelope.organizationid, data.run_id) in past:
             state["deadline_passed_at"] = state.get("deadline_passed_at") or now_utc()
+        _check_own_deadline(state, data)
         decision, changes = _receive(state, ctx, data)
         if changes:
             changed[pending_post_id] = state
@@ -177,6 +178,20 @@ async def pending_post_inputs(deps: PublisherDeps, items: Sequence[tuple[EventCo
         log.info("pending posts with all their inputs: %s", ", ".join(f"{n} {s}" for s, n in sorted(counts.items())))
         for pending_post_id, status in statuses.items():
             log.debug("pending post %s: all inputs here; %s", pending_post_id, status.value)
+
+
+def _check_own_deadline(state: dict[str, Any], data: PendingPostInput) -> None:
+    """A post without a reviewer whose run's deadline (as its draft said) has passed is past it,
+    whether or not RunDeadlinePassed came yet: topics are not ordered between them, and a
+    publisher back from an outage must not start what the deadline already stopped. (A
+    reviewer's wait moves the deadline, which only the scheduler knows: RunDeadlinePassed.)"""
+    deadline = data.deadline if isinstance(data, PendingPostCreated) else state.get("run_deadline")
+    requires_approval = data.requires_approval if isinstance(data, PendingPostCreated) else state["requires_approval"]
+    if state["status"] != Status.WAITING.value or deadline is None or requires_approval:
+        return
+    now = now_utc()
+    if deadline <= now and state.get("deadline_passed_at") is None:
+        state["deadline_passed_at"] = now
 
 
 async def run_deadline_passed(deps: PublisherDeps, ctx: EventContext, data: RunDeadlinePassed) -> None:
@@ -360,6 +375,7 @@ def _post_columns(post: PendingPostCreated) -> dict[str, Any]:
         "platforms": [p.value for p in post.platforms],
         "angle": post.angle.value,
         "requires_approval": post.requires_approval,
+        "run_deadline": post.deadline,
     }
 
 

@@ -107,7 +107,7 @@ class RunRepository:
         await self.conn.execute(
             """
             UPDATE schedule_runs SET pending_post_id = $3,
-                approval_wait_since = CASE WHEN $4 AND outcome IS NULL THEN $5 END
+                approval_wait_since = CASE WHEN $4::boolean AND outcome IS NULL THEN $5::timestamptz END
             WHERE run_id = $1 AND organization_id = $2 AND pending_post_id IS NULL
             """,
             run_id,
@@ -122,7 +122,7 @@ class RunRepository:
         await self.conn.execute(
             f"""
             UPDATE schedule_runs r
-            SET deadline_at = {DEADLINE} + greatest($3 - r.approval_wait_since, interval '0'),
+            SET deadline_at = {DEADLINE} + greatest($3::timestamptz - r.approval_wait_since, interval '0'),
                 approval_wait_since = NULL
             WHERE r.run_id = $1 AND r.approval_wait_since IS NOT NULL
             """,
@@ -134,7 +134,8 @@ class RunRepository:
     async def deferred_until(self, run_id: uuid.UUID, retry_at: datetime, run_deadline: timedelta) -> None:
         """A platform put the run off until `retry_at`: its deadline is at least a run deadline after."""
         await self.conn.execute(
-            f"UPDATE schedule_runs r SET deadline_at = greatest({DEADLINE}, $3 + $2::interval) WHERE r.run_id = $1",
+            f"UPDATE schedule_runs r SET deadline_at = greatest({DEADLINE}, $3::timestamptz + $2::interval)"
+            " WHERE r.run_id = $1",
             run_id,
             run_deadline,
             retry_at,
