@@ -30,7 +30,7 @@ def _deadline_passed(tenant: Any, post: dict[str, Any]) -> Any:
 async def _ended(harness: Any, post: dict[str, Any]) -> tuple[list[str], list[tuple[str, str]], int]:
     """The run's outcomes, its failures (platform, reason) and its posts rows."""
     completed = harness.of_run(await harness.events("ScheduleRunCompleted"), post["run_id"])
-    failed = harness.of_run(await harness.events("PostPublishFailed", "publisher.events"), post["run_id"])
+    failed = harness.of_run(await harness.events("PostPublishFailed"), post["run_id"])
     posts = await harness.db.pool.fetchval(
         "SELECT count(*) FROM posts WHERE pending_post_id = $1", uuid.UUID(post["pending_post_id"])
     )
