@@ -102,7 +102,7 @@ class DebitRejectionReason(StrEnum):
 
 
 class RefundReason(StrEnum):
-    """Why credits came back (the contract leaves this open; these are the two refunds it describes)."""
+    """Why credits came back (the contract leaves this open; docs/contract.md lists these)."""
 
     PUBLISH_FAILED = "PUBLISH_FAILED"  # the failed platforms' share, on PostPublishFailed
     PENDING_POST_REJECTED = "PENDING_POST_REJECTED"  # the whole debit, on PendingPostRejected
