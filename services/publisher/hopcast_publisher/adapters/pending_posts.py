@@ -132,6 +132,14 @@ class PendingPostRepository:
         )
         return None if row is None else dict(row)
 
+    async def run_of_another(self, conn: Conn, run_id: uuid.UUID, org_id: uuid.UUID) -> bool:
+        """Whether another organization than `org_id` has a pending post of this run."""
+        return bool(
+            await conn.fetchval(
+                "SELECT true FROM pending_posts WHERE run_id = $1 AND organization_id <> $2 LIMIT 1", run_id, org_id
+            )
+        )
+
     async def runs_past_deadline(
         self, conn: Conn, runs: Sequence[tuple[uuid.UUID, uuid.UUID]]
     ) -> set[tuple[uuid.UUID, uuid.UUID]]:

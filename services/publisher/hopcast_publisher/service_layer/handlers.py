@@ -199,8 +199,11 @@ async def run_deadline_passed(deps: PublisherDeps, ctx: EventContext, data: RunD
     debit (now, or when the debit comes); PUBLISHING, no platform call starts after this (the
     publishing loop fails the platforms not called TIMED_OUT; a call already sent is finished
     and reported). A run whose pending post has not come yet is remembered for it."""
-    state = await deps.pending_posts.record_run_deadline(ctx.conn, ctx.envelope.organizationid, data.run_id)
+    org = ctx.envelope.organizationid
+    state = await deps.pending_posts.record_run_deadline(ctx.conn, org, data.run_id)
     if state is None:
+        if await deps.pending_posts.run_of_another(ctx.conn, data.run_id, org):
+            raise PermanentError(f"run {data.run_id} belongs to another organization")
         return
     decision, changes = _receive(state, ctx, data)
     if changes:

@@ -131,3 +131,15 @@ async def test_the_last_resort_ends_its_run_with_its_outcome(db: Database, harne
     assert await _ended(harness, post) == (["PUBLISH_FAILED"], [], 0)
     [completed] = harness.of_run(await harness.events("ScheduleRunCompleted"), post["run_id"])
     assert completed["correlationid"] == post["run_id"] and completed["data"]["brand_profile_id"] == tenant.brand
+
+
+async def test_another_organizations_deadline_for_a_run_is_refused(harness: Any) -> None:
+    owner, other = await harness.tenant(), await harness.tenant()
+    await owner.account("BLUESKY", default=True)
+    post = owner.post_events(platforms=["BLUESKY"])
+    await harness.deliver(post, "post")
+    forged = other.event("RunDeadlinePassed", run_id=post["run_id"], brand_profile_id=other.brand)
+    assert await harness.send(forged, SCHEDULER_EVENTS) == "dead_lettered"
+    await harness.deliver(post, "debit")
+    assert await harness.publish() == 1
+    assert await _ended(harness, post) == (["PUBLISHED"], [], 1)
