@@ -406,7 +406,8 @@ async def verify_all(conn: Conn) -> list[asyncpg.Record]:
 
 async def purge(conn: Conn, older_than_days: int) -> dict[str, int]:
     """Delete for good everything billing holds of organizations deleted more than `older_than_days`
-    ago: ledger, debits, balance, subscription, and the organization itself. Nothing of a live
+    ago: ledger, debits, balance, subscription, and the organization itself (and runs past their
+    deadline, of any organization, older than that). Nothing of a live
     organization is ever purged: its ledger is its history (migration 0003 lets the ledger's
     append-only trigger pass only rows of a deleted organization).
 
@@ -426,6 +427,14 @@ async def purge(conn: Conn, older_than_days: int) -> dict[str, int]:
     for table in ("ledger", "debits", "balances", "subscriptions"):
         status = await conn.execute(f"DELETE FROM {table} WHERE organization_id = ANY($1::uuid[])", gone)
         counts[table] = int(status.split()[-1])
+    # Runs past their deadline are no money history: kept as long as a late draft may come.
+    status = await conn.execute(
+        "DELETE FROM run_deadlines WHERE organization_id = ANY($1::uuid[])"
+        " OR passed_at < now() - make_interval(days => $2)",
+        gone,
+        older_than_days,
+    )
+    counts["run_deadlines"] = int(status.split()[-1])
     status = await conn.execute("DELETE FROM organizations WHERE id = ANY($1::uuid[])", gone)
     counts["organizations"] = int(status.split()[-1])
     return counts

@@ -45,6 +45,12 @@ async def purge(conn: Conn, older_than_days: int) -> dict[str, int]:
         older_than_days,
         orgs,
     )
+    await delete(
+        "run_deadlines",
+        f"DELETE FROM run_deadlines WHERE passed_at < {cutoff} OR organization_id = ANY($2::uuid[])",
+        older_than_days,
+        orgs,
+    )
     await delete("brands", "DELETE FROM brands WHERE id = ANY($1::uuid[])", brands)
     await delete("organizations", "DELETE FROM organizations WHERE id = ANY($1::uuid[])", orgs)
     return counts

@@ -40,6 +40,7 @@ async def test_soft_delete_restore_and_purge(harness: Any, db: Database) -> None
         "pending_posts": 0,
         "brand_accounts": 0,
         "social_accounts": 1,
+        "run_deadlines": 0,
         "brands": 0,
         "organizations": 0,
     }
