@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator, Callable
 import pytest
 import pytest_asyncio
 
+from hopcast_shared.topics import SCHEDULER
 from hopcast_stack.harness import OUTBOUND, Dashboard, Tenant
 from hopcast_stack.pytest_plugin import TestStack
 from hopcast_stack.services import ServiceSet
@@ -59,3 +60,37 @@ async def upstream(hopcast: ServiceSet) -> AsyncIterator[Upstream]:
 def tenant(upstream: Upstream, dashboard: Dashboard, hopcast: ServiceSet) -> Callable[[], Tenant]:
     """`tenant()` makes a new organization for this test."""
     return lambda: Tenant(upstream, dashboard, hopcast)
+
+
+# --- a world with short run deadlines (tests/e2e/test_run_deadlines.py) --------------------------
+
+# Short enough for a test, long enough for a run the services hold to end on its own first.
+RUN_DEADLINE_S = 6.0
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def deadline_world(stack: TestStack) -> AsyncIterator[tuple[ServiceSet, Dashboard, Upstream]]:
+    """The four services of their own (topics, databases) with a run deadline of RUN_DEADLINE_S,
+    watched twice a second, a dashboard that also reads scheduler.events (ScheduleDue,
+    RunDeadlinePassed), and an upstream producer: tests stop and start services in it."""
+    services = await stack.start_services(
+        env={"SCHEDULER_RUN_DEADLINE_S": str(RUN_DEADLINE_S), "SCHEDULER_DEADLINE_CHECK_INTERVAL_S": "0.5"}
+    )
+    board = Dashboard()
+    following = asyncio.Event()
+
+    async def read() -> None:
+        async for message in follow(services.kafka, (*OUTBOUND, SCHEDULER), from_beginning=True, ready=following):
+            board.add(message)
+
+    task = asyncio.create_task(read())
+    try:
+        await asyncio.wait_for(following.wait(), timeout=30)
+        async with Upstream(
+            services.kafka_as("upstream"), keyring=services.keyring, observer=services.kafka
+        ) as producer:
+            yield services, board, producer
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        services.stop()

@@ -226,6 +226,10 @@ class Board:
     def _on_ScheduleDue(self, run: RunView, org: str, data: dict[str, Any]) -> None:
         run.platforms = list(data.get("platforms") or run.platforms)
 
+    def _on_RunDeadlinePassed(self, run: RunView, org: str, data: dict[str, Any]) -> None:
+        # The holder ends it TIMED_OUT next; meanwhile the view says why it is still open.
+        self._advance(run, "past its deadline")
+
     def _on_PendingPostCreated(self, run: RunView, org: str, data: dict[str, Any]) -> None:
         run.left_out = {str(p.get("platform")): str(p.get("reason")) for p in data.get("platforms_left_out") or ()}
         run.platforms = [*(data.get("platforms") or run.platforms), *run.left_out]

@@ -12,7 +12,7 @@ from hopcast_shared.dispatch import bind
 from hopcast_shared.retention import purge_loop
 from hopcast_shared.service import ServiceDefinition
 from hopcast_shared.settings import load
-from hopcast_shared.topics import ANALYTICS, CONTENT, PUBLISHER, UPSTREAM
+from hopcast_shared.topics import ANALYTICS, CONTENT, PUBLISHER, SCHEDULER, UPSTREAM
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -21,7 +21,7 @@ def definition() -> ServiceDefinition:
     deps = BillingDeps(prices=load(PriceSettings).prices())
     return ServiceDefinition(
         name="billing",
-        consumes=[UPSTREAM, CONTENT, PUBLISHER, ANALYTICS],
+        consumes=[UPSTREAM, SCHEDULER, CONTENT, PUBLISHER, ANALYTICS],
         handlers=bind(DISPATCH, deps),
         migrations_dir=MIGRATIONS,
         background=[purge_loop(purge, load(BillingSettings).purge_interval_s)],

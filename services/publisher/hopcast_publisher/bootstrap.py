@@ -25,7 +25,7 @@ from hopcast_shared.dispatch import bind
 from hopcast_shared.retention import purge_loop
 from hopcast_shared.service import ServiceDefinition, ServiceRuntime
 from hopcast_shared.settings import load
-from hopcast_shared.topics import BILLING, CONTENT, UPSTREAM
+from hopcast_shared.topics import BILLING, CONTENT, SCHEDULER, UPSTREAM
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -55,7 +55,7 @@ def definition(
 
     return ServiceDefinition(
         name="publisher",
-        consumes=[UPSTREAM, CONTENT, BILLING],
+        consumes=[UPSTREAM, SCHEDULER, CONTENT, BILLING],
         handlers=bind(DISPATCH, deps),
         migrations_dir=MIGRATIONS,
         background=[

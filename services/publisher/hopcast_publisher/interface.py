@@ -2,7 +2,7 @@
 
 from hopcast_publisher.service_layer.handlers import DISPATCH
 from hopcast_shared.contract.asyncapi import ServiceInterface
-from hopcast_shared.topics import BILLING, CONTENT, UPSTREAM
+from hopcast_shared.topics import BILLING, CONTENT, SCHEDULER, UPSTREAM
 
 INTERFACE = ServiceInterface(
     name="publisher",
@@ -10,7 +10,7 @@ INTERFACE = ServiceInterface(
         "Publishes a pending post once it is drafted, paid for (and approved in manual mode), "
         "through each platform's adapter; keeps accounts (tokens encrypted), posts and engagement."
     ),
-    consumes=(UPSTREAM, CONTENT, BILLING),
+    consumes=(UPSTREAM, SCHEDULER, CONTENT, BILLING),
     handles=tuple(DISPATCH),
     emits=(
         "PostPublished",

@@ -13,6 +13,7 @@ from hopcast_shared.contract.approvals import (
     PendingPostEditRefused,
     PendingPostExpired,
 )
+from hopcast_shared.contract.deadlines import RunDeadlinePassed
 from hopcast_shared.contract.deferral import DeferralReason, PostPublishDeferred
 from hopcast_shared.contract.enums import (
     Angle,
@@ -176,6 +177,7 @@ __all__ = [
     "PublishFailureReason",
     "ReauthReason",
     "RefundReason",
+    "RunDeadlinePassed",
     "RunOutcome",
     "ScheduleCreated",
     "ScheduleDeleted",

@@ -107,14 +107,17 @@ class DebitRejectionReason(StrEnum):
     NO_SUBSCRIPTION = "NO_SUBSCRIPTION"
     # An addition to the contract (docs/contract.md): the organization is deleted; nothing is debited.
     ORGANIZATION_INACTIVE = "ORGANIZATION_INACTIVE"
+    # An addition (docs/contract.md): the run's deadline passed before the debit; nothing is debited.
+    TIMED_OUT = "TIMED_OUT"
 
 
 class RefundReason(StrEnum):
-    """Why credits came back (the contract leaves this open; these are the two refunds it describes)."""
+    """Why credits came back (the contract leaves this open; docs/contract.md lists these)."""
 
     PUBLISH_FAILED = "PUBLISH_FAILED"  # the failed platforms' share, on PostPublishFailed
     PENDING_POST_REJECTED = "PENDING_POST_REJECTED"  # the whole debit, on PendingPostRejected
     PENDING_POST_EXPIRED = "PENDING_POST_EXPIRED"  # the whole debit, on PendingPostExpired
+    RUN_TIMED_OUT = "RUN_TIMED_OUT"  # what is left of the debit of a run ended TIMED_OUT
 
 
 class PublishFailureReason(StrEnum):
@@ -130,6 +133,7 @@ class PublishFailureReason(StrEnum):
     # A media file breaks the platform's limits (size, type, count, dimensions) or the platform
     # refused it: checked before any upload; the detail names the file, the limit and the value.
     MEDIA_REJECTED = "MEDIA_REJECTED"
+    TIMED_OUT = "TIMED_OUT"  # the run's deadline passed before this platform was called
 
 
 class RunOutcome(StrEnum):
@@ -147,6 +151,7 @@ class RunOutcome(StrEnum):
     ORGANIZATION_INACTIVE = "ORGANIZATION_INACTIVE"
     # An addition (docs/contract.md): ScheduleRunSkipped ALL_PLATFORMS_LEFT_OUT; nothing debited.
     ALL_PLATFORMS_LEFT_OUT = "ALL_PLATFORMS_LEFT_OUT"
+    TIMED_OUT = "TIMED_OUT"  # still open at its deadline (RunDeadlinePassed)
 
 
 class ReauthReason(StrEnum):

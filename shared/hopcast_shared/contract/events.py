@@ -356,6 +356,9 @@ class ScheduleDue(EventData):
     due_at: UtcDatetime
     platforms: Platforms
     target_pillar: Name | None = None
+    deadline: UtcDatetime | None = None
+    """When the run times out unless it ended (an addition: docs/contract.md); content does
+    not draft a run whose deadline has passed. Absent in events from before it."""
 
 
 class PendingPostCreated(EventData, ReadsMediaUrls, LeavesPlatformsOut):
@@ -386,6 +389,10 @@ class PendingPostCreated(EventData, ReadsMediaUrls, LeavesPlatformsOut):
     max_similarity: Similarity
     requires_approval: bool
     approval_deadline: UtcDatetime | None = None  # manual mode: drafted + the TTL (docs/contract.md)
+    deadline: UtcDatetime | None = None
+    """The run's deadline as ScheduleDue said (an addition: docs/contract.md). Without a
+    reviewer, billing does not debit and the publisher does not start a post past it, even
+    before RunDeadlinePassed reaches them; absent in events from before it."""
 
 
 class ScheduleRunSkipped(EventData):

@@ -165,6 +165,13 @@ _EXAMPLES: dict[str, dict[str, Any]] = {
         "platforms": ["MASTODON", "BLUESKY"],
         "target_pillar": "brewing tips",
     },
+    "RunDeadlinePassed": {
+        "run_id": RUN_ID,
+        "schedule_id": SCHEDULE_ID,
+        "brand_profile_id": BRAND_PROFILE_ID,
+        "due_at": EVENT_TIME,
+        "deadline": "2027-03-14T08:00:00Z",
+    },
     "PendingPostCreated": {
         "pending_post_id": PENDING_POST_ID,
         "run_id": RUN_ID,

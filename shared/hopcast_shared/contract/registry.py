@@ -17,7 +17,7 @@ from typing import Final
 from pydantic import BaseModel
 
 from hopcast_shared import topics
-from hopcast_shared.contract import account_health, approvals, deferral
+from hopcast_shared.contract import account_health, approvals, deadlines, deferral
 from hopcast_shared.contract import events as ev
 from hopcast_shared.contract.envelope import Envelope
 from hopcast_shared.contract.errors import ContractError, FieldProblem
@@ -78,6 +78,7 @@ _UPSTREAM_MODELS: tuple[type[EventData], ...] = (
 _SPECS: tuple[EventSpec, ...] = (
     *(EventSpec(m.__name__, m, topics.UPSTREAM) for m in _UPSTREAM_MODELS),
     EventSpec("ScheduleDue", ev.ScheduleDue, topics.SCHEDULER),
+    EventSpec("RunDeadlinePassed", deadlines.RunDeadlinePassed, topics.SCHEDULER),
     EventSpec("PendingPostCreated", ev.PendingPostCreated, topics.CONTENT),
     EventSpec("ScheduleRunSkipped", ev.ScheduleRunSkipped, topics.CONTENT),
     EventSpec("PendingPostEditAccepted", approvals.PendingPostEditAccepted, topics.CONTENT),

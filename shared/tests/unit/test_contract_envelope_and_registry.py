@@ -23,6 +23,7 @@ from hopcast_shared.contract import (
     PostPublished,
     account_health,
     approvals,
+    deadlines,
     deferral,
     model_for,
     new_event,
@@ -77,6 +78,7 @@ EXPECTED_TOPICS: dict[str, tuple[str, ...]] = {
         ]
     },
     "ScheduleDue": (topics.SCHEDULER,),
+    "RunDeadlinePassed": (topics.SCHEDULER,),
     "PendingPostCreated": (topics.CONTENT,),
     "ScheduleRunSkipped": (topics.CONTENT,),
     "PendingPostEditAccepted": (topics.CONTENT,),
@@ -293,7 +295,7 @@ def test_registry_matches_design_topics() -> None:
 def test_every_event_model_is_registered_under_its_class_name() -> None:
     defined = {
         obj
-        for module in (ev, account_health, approvals, deferral)
+        for module in (ev, account_health, approvals, deadlines, deferral)
         for obj in vars(module).values()
         if isinstance(obj, type)
         and issubclass(obj, EventData)

@@ -242,6 +242,26 @@ class Ledger:
             [d.organization_id for d in debits],
         )
 
+    async def record_run_deadline(self, org: uuid.UUID, run_id: uuid.UUID) -> None:
+        """The run is past its deadline: a pending post of it not debited yet never is."""
+        await self.conn.execute(
+            "INSERT INTO run_deadlines (organization_id, run_id) VALUES ($1, $2) ON CONFLICT DO NOTHING", org, run_id
+        )
+
+    async def runs_past_deadline(self, runs: Sequence[tuple[uuid.UUID, uuid.UUID]]) -> set[tuple[uuid.UUID, uuid.UUID]]:
+        """Of these (organization id, run id), those past their deadline."""
+        if not runs:
+            return set()
+        rows = await self.conn.fetch(
+            """
+            SELECT d.organization_id, d.run_id FROM run_deadlines d
+            JOIN unnest($1::uuid[], $2::uuid[]) AS k(o, r) ON d.organization_id = k.o AND d.run_id = k.r
+            """,
+            [o for o, _ in runs],
+            [r for _, r in runs],
+        )
+        return {(r["organization_id"], r["run_id"]) for r in rows}
+
     async def mark_debit_rejected(self, org: uuid.UUID, pending_post_id: uuid.UUID) -> None:
         """The claimed debit took nothing: its run ends here."""
         await self.conn.execute(
@@ -386,7 +406,8 @@ async def verify_all(conn: Conn) -> list[asyncpg.Record]:
 
 async def purge(conn: Conn, older_than_days: int) -> dict[str, int]:
     """Delete for good everything billing holds of organizations deleted more than `older_than_days`
-    ago: ledger, debits, balance, subscription, and the organization itself. Nothing of a live
+    ago: ledger, debits, balance, subscription, and the organization itself (and runs past their
+    deadline, of any organization, older than that). Nothing of a live
     organization is ever purged: its ledger is its history (migration 0003 lets the ledger's
     append-only trigger pass only rows of a deleted organization).
 
@@ -406,6 +427,14 @@ async def purge(conn: Conn, older_than_days: int) -> dict[str, int]:
     for table in ("ledger", "debits", "balances", "subscriptions"):
         status = await conn.execute(f"DELETE FROM {table} WHERE organization_id = ANY($1::uuid[])", gone)
         counts[table] = int(status.split()[-1])
+    # Runs past their deadline are no money history: kept as long as a late draft may come.
+    status = await conn.execute(
+        "DELETE FROM run_deadlines WHERE organization_id = ANY($1::uuid[])"
+        " OR passed_at < now() - make_interval(days => $2)",
+        gone,
+        older_than_days,
+    )
+    counts["run_deadlines"] = int(status.split()[-1])
     status = await conn.execute("DELETE FROM organizations WHERE id = ANY($1::uuid[])", gone)
     counts["organizations"] = int(status.split()[-1])
     return counts

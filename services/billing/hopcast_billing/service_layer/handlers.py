@@ -39,6 +39,7 @@ from hopcast_shared.contract import (
     PendingPostExpired,
     PostPublishFailed,
     RefundReason,
+    RunDeadlinePassed,
     RunOutcome,
     ScheduleRunCompleted,
     SubscriptionActivated,
@@ -172,6 +173,15 @@ async def debit_for_pending_posts(deps: BillingDeps, items: Sequence[tuple[Event
             log.info("pending post %s was already decided; no second debit", data.pending_post_id)
             continue
         deciding.append((ctx, data, price, organization_deleted))
+    # A run past its deadline before its debit is never debited: billing ends it TIMED_OUT. It
+    # knows from RunDeadlinePassed, or (no reviewer to wait for) from the draft's own deadline.
+    past = await book.runs_past_deadline([(ctx.envelope.organizationid, data.run_id) for ctx, data, _, _ in deciding])
+    now = datetime.now(UTC)
+    past |= {(ctx.envelope.organizationid, data.run_id) for ctx, data, _, _ in deciding if _past_deadline(data, now)}
+    for ctx, data, price, _ in deciding:
+        if (ctx.envelope.organizationid, data.run_id) in past:
+            await _reject(book, ctx, data, price.total, DebitRejectionReason.TIMED_OUT)
+    deciding = [d for d in deciding if (d[0].envelope.organizationid, d[1].run_id) not in past]
     live = [(ctx.envelope.organizationid, price) for ctx, _, price, deleted in deciding if not deleted]
     # Locked in id order, so concurrent batches cannot deadlock.
     locked = await book.lock_balances(list({org for org, _ in live}))
@@ -217,6 +227,23 @@ async def debit_for_pending_posts(deps: BillingDeps, items: Sequence[tuple[Event
             metrics.CREDITS_DEBITED.inc(price.total)
 
 
+_REJECTION_OUTCOMES = {
+    DebitRejectionReason.ORGANIZATION_INACTIVE: RunOutcome.ORGANIZATION_INACTIVE,
+    DebitRejectionReason.TIMED_OUT: RunOutcome.TIMED_OUT,
+}
+
+
+async def run_deadline_passed(deps: BillingDeps, ctx: EventContext, data: RunDeadlinePassed) -> None:
+    """Remember it: the run's pending post, if not debited yet, never is (`debit_for_pending_posts`).
+    One debited already is the publisher's to end; billing refunds it when the run ends."""
+    await deps.ledger(ctx.conn).record_run_deadline(ctx.envelope.organizationid, data.run_id)
+
+
+def _past_deadline(data: PendingPostCreated, now: datetime) -> bool:
+    """The draft's deadline has passed and no reviewer's wait can have moved it."""
+    return not data.requires_approval and data.deadline is not None and data.deadline <= now
+
+
 def _due_at(data: PendingPostCreated) -> datetime | None:
     due: datetime | None = getattr(data, "due_at", None)
     return due
@@ -232,18 +259,14 @@ async def _reject(
     available: int | None = None,
 ) -> None:
     """Reject the debit (nothing is taken) and end the run: INSUFFICIENT_CREDITS, NO_SUBSCRIPTION
-    (the organization never had credits of any kind) or ORGANIZATION_INACTIVE."""
+    (the organization never had credits of any kind), ORGANIZATION_INACTIVE or TIMED_OUT."""
     org = ctx.envelope.organizationid
     if available is None:
         available = (await book.balance_of(org)).total
     if reason is None:
         ever_had_credits = await book.has_subscription(org) or await book.has_entries(org)
         reason = DebitRejectionReason.INSUFFICIENT_CREDITS if ever_had_credits else DebitRejectionReason.NO_SUBSCRIPTION
-    outcome = (
-        RunOutcome.ORGANIZATION_INACTIVE
-        if reason is DebitRejectionReason.ORGANIZATION_INACTIVE
-        else RunOutcome.INSUFFICIENT_CREDITS
-    )
+    outcome = _REJECTION_OUTCOMES.get(reason, RunOutcome.INSUFFICIENT_CREDITS)
     await book.mark_debit_rejected(org, data.pending_post_id)
     await ctx.emit(
         CreditsDebitRejected(
@@ -324,9 +347,13 @@ async def _refund(
 
 
 async def refund_failed_platform(deps: BillingDeps, ctx: EventContext, data: PostPublishFailed) -> None:
+    await _refund_platform(deps, ctx, data.pending_post_id, data.platform.value)
+
+
+async def _refund_platform(deps: BillingDeps, ctx: EventContext, pending_post_id: uuid.UUID, platform: str) -> None:
+    """A failed platform's share, once (its key is the platform's, whichever event asks)."""
     book = deps.ledger(ctx.conn)
-    debit = await _locked_debit(book, ctx, data.pending_post_id)
-    platform = data.platform.value
+    debit = await _locked_debit(book, ctx, pending_post_id)
     if debit is None or not debit.refundable:
         return
     if platform not in debit.platforms or platform in debit.failed_platforms:
@@ -334,19 +361,21 @@ async def refund_failed_platform(deps: BillingDeps, ctx: EventContext, data: Pos
     failed = [*debit.failed_platforms, platform]
     await book.record_failed_platforms(debit, failed)
     due = publish_refund_due(deps.prices, len(debit.platforms), len(failed), debit.refunded)
-    key = f"refund:{data.pending_post_id}:{platform}"
+    key = f"refund:{pending_post_id}:{platform}"
     await _refund(book, ctx, debit, due, RefundReason.PUBLISH_FAILED, key, platform)
 
 
 async def refund_rejected_run(deps: BillingDeps, ctx: EventContext, data: ScheduleRunCompleted) -> None:
-    """The whole debit, once, when the publisher ended the run REJECTED.
+    """The whole debit, once, when the publisher ended the run REJECTED or TIMED_OUT (what is
+    left of it: a timed-out platform's PostPublishFailed may have refunded its share first);
+    every platform's share when it ended PUBLISH_FAILED.
 
     Not on PendingPostRejected itself (docs/contract.md): the publisher decides whether a
     rejection took effect. It ends a run REJECTED only after it saw the post's successful
     debit, so the debit is always here by then; a rejection that comes after publishing
     started changes nothing there, and so is not refunded here either.
     """
-    if data.outcome is not RunOutcome.REJECTED:
+    if data.outcome not in _REFUNDED_OUTCOMES:
         return
     book = deps.ledger(ctx.conn)
     org = ctx.envelope.organizationid
@@ -354,14 +383,30 @@ async def refund_rejected_run(deps: BillingDeps, ctx: EventContext, data: Schedu
     if pending_post_id is None:
         if await book.debited_elsewhere(org, run_id=data.run_id):
             raise PermanentError(f"run {data.run_id} belongs to another organization")
-        log.warning("run %s ended REJECTED but billing has no debit for it; nothing to refund", data.run_id)
-        return
+        if data.outcome is RunOutcome.REJECTED:
+            log.warning("run %s ended REJECTED but billing has no debit for it; nothing to refund", data.run_id)
+        return  # a run ended before its debit (content timed it out, billing rejected it)
     debit = await _locked_debit(book, ctx, pending_post_id)
     if debit is None or not debit.refundable:
         return
+    if data.outcome is RunOutcome.PUBLISH_FAILED:
+        # Nothing published: every platform's share, as its PostPublishFailed would (the same
+        # keys, so whichever comes first refunds it). The publisher's last resort ends a run
+        # with this event alone when it cannot write the failures (giving_up.py).
+        for platform in debit.platforms:
+            await _refund_platform(deps, ctx, pending_post_id, platform)
+        return
+    reason, key = {
+        RunOutcome.REJECTED: (RefundReason.PENDING_POST_REJECTED, f"reject:{debit.pending_post_id}"),
+        RunOutcome.TIMED_OUT: (RefundReason.RUN_TIMED_OUT, f"timeout:{debit.pending_post_id}"),
+    }[data.outcome]
     await book.mark_rejection_refunded(debit)
-    key = f"reject:{debit.pending_post_id}"
-    await _refund(book, ctx, debit, debit.taken, RefundReason.PENDING_POST_REJECTED, key, None)
+    await _refund(book, ctx, debit, debit.taken, reason, key, None)
+
+
+# Outcomes that give credits back: the whole debit (REJECTED, TIMED_OUT: nothing was published)
+# or every platform's share (PUBLISH_FAILED).
+_REFUNDED_OUTCOMES = frozenset({RunOutcome.REJECTED, RunOutcome.TIMED_OUT, RunOutcome.PUBLISH_FAILED})
 
 
 async def refund_expired_draft(deps: BillingDeps, ctx: EventContext, data: PendingPostExpired) -> None:
@@ -388,4 +433,5 @@ DISPATCH: Dispatch = {
     "PostPublishFailed": refund_failed_platform,
     "ScheduleRunCompleted": refund_rejected_run,
     "PendingPostExpired": refund_expired_draft,
+    "RunDeadlinePassed": run_deadline_passed,
 }

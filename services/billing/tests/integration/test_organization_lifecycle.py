@@ -136,6 +136,7 @@ async def test_purge_deletes_what_billing_holds_of_organizations_deleted_longer_
         "debits": 1,
         "balances": 1,
         "subscriptions": 1,
+        "run_deadlines": 0,
         "organizations": 1,
     }
     for table, column in (

@@ -32,6 +32,7 @@ class FakeLedger(Ledger):
     """Balances, ledger rows and debits in dicts; no transaction, no SQL."""
 
     def __init__(self) -> None:
+        self.past_deadline: set[tuple[uuid.UUID, uuid.UUID]] = set()
         super().__init__(cast(Any, None))
         self.balances: dict[uuid.UUID, Balance] = {}
         self.rows: list[dict[str, Any]] = []
@@ -89,6 +90,12 @@ class FakeLedger(Ledger):
             )
             for part in d.parts:
                 self.rows.append({"org": d.organization_id, "key": f"debit:{d.pending_post_id}:{part.action.value}"})
+
+    async def runs_past_deadline(self, runs: Sequence[tuple[uuid.UUID, uuid.UUID]]) -> set[tuple[uuid.UUID, uuid.UUID]]:
+        return set(runs) & self.past_deadline
+
+    async def record_run_deadline(self, org: uuid.UUID, run_id: uuid.UUID) -> None:
+        self.past_deadline.add((org, run_id))
 
     async def mark_debit_rejected(self, org: uuid.UUID, pending_post_id: uuid.UUID) -> None:
         self.debits[(org, pending_post_id)] = _with(self.debits[(org, pending_post_id)], status="REJECTED")

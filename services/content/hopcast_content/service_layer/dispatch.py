@@ -15,7 +15,7 @@ from hopcast_content.service_layer.projections import (
     schedule_deleted,
     schedule_upserted,
 )
-from hopcast_content.service_layer.runs import schedule_due
+from hopcast_content.service_layer.runs import run_deadline_passed, schedule_due
 from hopcast_shared.dispatch import Dispatch, batched
 from hopcast_shared.tenants import tenant_dispatch
 
@@ -29,6 +29,7 @@ DISPATCH: Dispatch = {
     "MaterialDeleted": material_deleted,
     "MaterialRestored": material_restored,
     "ScheduleDue": batched(schedule_due),
+    "RunDeadlinePassed": run_deadline_passed,
     "PostPublished": post_published,
     "ScheduleRunCompleted": run_completed,
     "EngagementUpdated": engagement_updated,

@@ -161,6 +161,7 @@ async def draft_run(deps: ContentDeps, ctx: EventContext, data: ScheduleDue, bat
                 max_similarity=round(verdict.draft_similarity, 6),
                 requires_approval=schedule.manual,
                 approval_deadline=_approval_deadline(schedule, settings.approval_minute_s),
+                deadline=data.deadline,
             ),
             correlation_id=str(data.run_id),
             topics=[CONTENT],

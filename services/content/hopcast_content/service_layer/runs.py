@@ -1,7 +1,9 @@
 """A run, from ScheduleDue to its result: a run picks a material by the schedule's strategy,
 chooses an angle, drafts, embeds and checks near-duplicates in the organization, trying the
 next material while the draft is too similar (drafting.py); it ends in one
-PendingPostCreated, or in one ScheduleRunSkipped plus the run's ScheduleRunCompleted. The
+PendingPostCreated, or in one ScheduleRunSkipped plus the run's ScheduleRunCompleted; a run
+whose deadline passed before content drafted it (ScheduleDue's deadline, or a RunDeadlinePassed
+for a run content never saw) ends TIMED_OUT without drafting. The
 `runs` row and the unique run_id of pending posts make that once per run however often
 ScheduleDue is delivered.
 
@@ -26,7 +28,15 @@ from hopcast_content.service_layer.deps import ContentDeps
 from hopcast_content.service_layer.drafting import draft_run
 from hopcast_content.service_layer.run_batch import RunBatch
 from hopcast_content.service_layer.tenancy import refuse_another_organizations
-from hopcast_shared.contract import MaterialStrategy, ScheduleDue, ScheduleRunCompleted, ScheduleRunSkipped, SkipReason
+from hopcast_shared.contract import (
+    MaterialStrategy,
+    RunDeadlinePassed,
+    RunOutcome,
+    ScheduleDue,
+    ScheduleRunCompleted,
+    ScheduleRunSkipped,
+    SkipReason,
+)
 from hopcast_shared.db import Conn
 from hopcast_shared.handling import EventContext
 from hopcast_shared.topics import ANALYTICS, CONTENT
@@ -67,6 +77,14 @@ async def schedule_due(deps: ContentDeps, items: Sequence[tuple[EventContext, Sc
             todo.append((ctx, data))
         else:
             log.info("run %s was handled before", data.run_id)
+    now = now_utc()
+    late = [(ctx, data) for ctx, data in todo if data.deadline is not None and data.deadline <= now]
+    if late:
+        # Past its deadline before drafting (content was down or behind): nothing is drafted.
+        for ctx, data in late:
+            await time_out(ctx, data.run_id, data.schedule_id, data.brand_profile_id, data.due_at)
+        await repo.finish({data.run_id: TIMED_OUT for _, data in late})
+        todo = [(ctx, data) for ctx, data in todo if not (data.deadline is not None and data.deadline <= now)]
     if not todo:
         return
     await repo.lock_organizations({ctx.envelope.organizationid for ctx, _ in todo})
@@ -80,6 +98,46 @@ async def schedule_due(deps: ContentDeps, items: Sequence[tuple[EventContext, Sc
         metrics.RUN_SECONDS.observe(share + time.perf_counter() - run_started)
     await batch.write_drafts()
     await repo.finish(batch.results)
+
+
+TIMED_OUT = RunOutcome.TIMED_OUT.value
+
+
+async def run_deadline_passed(deps: ContentDeps, ctx: EventContext, data: RunDeadlinePassed) -> None:
+    """Past its deadline: a run content drafted or ended is no longer content's to end (billing
+    or the publisher holds it); one content never saw (its ScheduleDue dead-lettered: the
+    scheduler writes ScheduleDue before RunDeadlinePassed on the same partition) ends here,
+    TIMED_OUT, and its ScheduleDue, replayed later, finds it handled."""
+    repo = deps.runs(ctx.conn)
+    org = ctx.envelope.organizationid
+    run = Run(data.run_id, org, data.schedule_id, data.brand_profile_id, data.due_at)
+    if not await repo.start([run]):
+        if await repo.of_another([(data.run_id, org)]):
+            refuse_another_organizations("run", data.run_id)
+        log.info("run %s is past its deadline; content handled it before", data.run_id)
+        return
+    await time_out(ctx, data.run_id, data.schedule_id, data.brand_profile_id, data.due_at)
+    await repo.finish({data.run_id: TIMED_OUT})
+
+
+async def time_out(
+    ctx: EventContext, run_id: uuid.UUID, schedule_id: uuid.UUID, brand_profile_id: uuid.UUID, due_at: datetime
+) -> None:
+    """The run ends here, undrafted: its one ScheduleRunCompleted, TIMED_OUT (nothing was debited)."""
+    await ctx.emit(
+        ScheduleRunCompleted(
+            run_id=run_id,
+            schedule_id=schedule_id,
+            brand_profile_id=brand_profile_id,
+            outcome=RunOutcome.TIMED_OUT,
+            due_at=due_at,
+            completed_at=now_utc(),
+        ),
+        correlation_id=str(run_id),
+        topics=[ANALYTICS],
+    )
+    metrics.RUNS.labels(TIMED_OUT).inc()
+    log.warning("run %s ended TIMED_OUT before drafting", run_id)
 
 
 async def load_runs(deps: ContentDeps, conn: Conn, runs: Sequence[tuple[EventContext, ScheduleDue]]) -> RunBatch:

@@ -87,9 +87,22 @@ async def queue_first_claims(conn: Conn, pending_post_ids: Sequence[uuid.UUID]) 
         )
 
 
+class RunDeadlinePassedError(Exception):
+    """The run's deadline passed before the call was recorded: it is not sent."""
+
+
 async def record_sending(conn: Conn, pending_post_id: uuid.UUID, platform: str) -> None:
     """A create call for this attempt is about to be sent: whoever claims its post later asks
-    the platform first. Written before the call, so it is never missing after one."""
+    the platform first. Written before the call, so it is never missing after one.
+
+    Refused (RunDeadlinePassedError) once the run is past its deadline: the post's row is
+    read under a share lock, so a RunDeadlinePassed handled at the same moment either comes
+    first (no call) or waits for this record (the call counts as started, and is finished)."""
+    passed = await conn.fetchval(
+        "SELECT deadline_passed_at IS NOT NULL FROM pending_posts WHERE id = $1 FOR SHARE", pending_post_id
+    )
+    if passed:
+        raise RunDeadlinePassedError(f"pending post {pending_post_id}: the run's deadline passed")
     await conn.execute(
         "UPDATE publish_attempts SET status = 'SENT' WHERE pending_post_id = $1 AND platform = $2"
         " AND status IN ('PENDING', 'QUEUED')",

@@ -44,6 +44,8 @@ PENDING_POST_STATE = (
     ("trace_headers", "jsonb"),
     ("publishing_at", "timestamptz"),
     ("completed_at", "timestamptz"),
+    ("deadline_passed_at", "timestamptz"),
+    ("run_deadline", "timestamptz"),
 )
 
 
@@ -114,6 +116,47 @@ class PendingPostRepository:
                 columns.append([s[name] for s in states])
         rows = await conn.fetch(_SAVE_STATE, *columns)
         return {r["id"]: publishing_post(r) for r in rows}
+
+    async def record_run_deadline(self, conn: Conn, org_id: uuid.UUID, run_id: uuid.UUID) -> dict[str, Any] | None:
+        """The run is past its deadline: remembered for a pending post that has not come yet, and
+        marked on the one that has, which is returned locked, as its state (None when none)."""
+        await conn.execute(
+            "INSERT INTO run_deadlines (organization_id, run_id) VALUES ($1, $2) ON CONFLICT DO NOTHING", org_id, run_id
+        )
+        row = await conn.fetchrow(
+            """
+            UPDATE pending_posts SET deadline_passed_at = coalesce(deadline_passed_at, now()), updated_at = now()
+            WHERE id = (SELECT id FROM pending_posts WHERE run_id = $1 AND organization_id = $2 FOR UPDATE)
+            RETURNING *
+            """,
+            run_id,
+            org_id,
+        )
+        return None if row is None else dict(row)
+
+    async def run_of_another(self, conn: Conn, run_id: uuid.UUID, org_id: uuid.UUID) -> bool:
+        """Whether another organization than `org_id` has a pending post of this run."""
+        return bool(
+            await conn.fetchval(
+                "SELECT true FROM pending_posts WHERE run_id = $1 AND organization_id <> $2 LIMIT 1", run_id, org_id
+            )
+        )
+
+    async def runs_past_deadline(
+        self, conn: Conn, runs: Sequence[tuple[uuid.UUID, uuid.UUID]]
+    ) -> set[tuple[uuid.UUID, uuid.UUID]]:
+        """Of these (organization id, run id), those past their deadline."""
+        if not runs:
+            return set()
+        rows = await conn.fetch(
+            """
+            SELECT d.organization_id, d.run_id FROM run_deadlines d
+            JOIN unnest($1::uuid[], $2::uuid[]) AS k(o, r) ON d.organization_id = k.o AND d.run_id = k.r
+            """,
+            [o for o, _ in runs],
+            [r for _, r in runs],
+        )
+        return {(r["organization_id"], r["run_id"]) for r in rows}
 
     async def insert_attempts(
         self, conn: Conn, rows: Sequence[tuple[uuid.UUID, str, str, uuid.UUID | None, str, str | None, str | None]]
@@ -311,4 +354,5 @@ def publishing_post(r: asyncpg.Record) -> PublishingPost:
         r.get("texts") or {},
         r.get("brand_language"),
         tuple(MediaOfPost.from_json(m) for m in r.get("media") or ()),
+        r.get("deadline_passed_at") is not None,
     )

@@ -45,10 +45,16 @@ async def purge(conn: Conn, older_than_days: int) -> dict[str, int]:
         older_than_days,
         orgs,
     )
-    # Uploads a platform may have dropped (migration 0007), and those of purged organizations.
+    # Uploads a platform may have dropped (migration 0008), and those of purged organizations.
     await delete(
         "media_uploads",
         "DELETE FROM media_uploads WHERE expires_at < now() OR organization_id = ANY($1::uuid[])",
+        orgs,
+    )
+    await delete(
+        "run_deadlines",
+        f"DELETE FROM run_deadlines WHERE passed_at < {cutoff} OR organization_id = ANY($2::uuid[])",
+        older_than_days,
         orgs,
     )
     await delete("brands", "DELETE FROM brands WHERE id = ANY($1::uuid[])", brands)

@@ -8,10 +8,11 @@ from hopcast_shared.contract import RunOutcome
 
 
 def run_outcome(
-    published: Iterable[bool], *, organization_active: bool = True, brand_active: bool = True
+    published: Iterable[bool], *, organization_active: bool = True, brand_active: bool = True, timed_out: bool = False
 ) -> RunOutcome:
-    """PUBLISHED when every platform published, PUBLISH_FAILED when none did, else
-    PARTIALLY_PUBLISHED; an inactive organization or brand names that instead."""
+    """PUBLISHED when every platform published, PUBLISH_FAILED when none did (TIMED_OUT when the
+    run's deadline stopped one of them), else PARTIALLY_PUBLISHED; an inactive organization or
+    brand names that instead."""
     if not organization_active:
         return RunOutcome.ORGANIZATION_INACTIVE
     if not brand_active:
@@ -21,4 +22,4 @@ def run_outcome(
         return RunOutcome.PUBLISHED
     if any(results):
         return RunOutcome.PARTIALLY_PUBLISHED
-    return RunOutcome.PUBLISH_FAILED
+    return RunOutcome.TIMED_OUT if timed_out else RunOutcome.PUBLISH_FAILED

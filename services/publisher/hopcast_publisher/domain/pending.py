@@ -11,6 +11,10 @@ is recorded as it arrives; after each, `decide` says what follows:
   debit rejected, billing would already have ended the run, and a run ends exactly once;
 - the post, a successful debit and, when the post requires it, an approval start the
   publishing (PUBLISHING);
+- a run past its deadline (RunDeadlinePassed) ends it (TIMED_OUT) once the post and a
+  successful debit are known, before any platform call: PostPublishFailed TIMED_OUT per
+  platform and ScheduleRunCompleted TIMED_OUT (billing refunds them). It waits for the debit
+  for the same reason as a rejection;
 - anything else waits. An input arriving after the pending post left WAITING (a second
   debit, a late rejection) is recorded and changes nothing;
 - a draft that requires approval and has its post and a successful debit but no decision by
@@ -35,6 +39,7 @@ class Status(StrEnum):
     REJECTED = "REJECTED"
     DEBIT_REJECTED = "DEBIT_REJECTED"
     EXPIRED = "EXPIRED"  # manual mode: no decision by the approval deadline
+    TIMED_OUT = "TIMED_OUT"
 
     @property
     def is_final(self) -> bool:
@@ -57,6 +62,7 @@ class Input(StrEnum):
     DEBIT_REJECTED = "DEBIT_REJECTED"
     APPROVED = "APPROVED"
     REJECTED = "REJECTED"
+    DEADLINE_PASSED = "DEADLINE_PASSED"
 
 
 class Decision(StrEnum):
@@ -64,6 +70,7 @@ class Decision(StrEnum):
     PUBLISH = "PUBLISH"  # all inputs are here: start publishing
     END_REJECTED = "END_REJECTED"  # rejected: end the run with REJECTED
     END_SILENTLY = "END_SILENTLY"  # the debit was rejected: billing ended the run
+    END_TIMED_OUT = "END_TIMED_OUT"  # past the run's deadline: end it TIMED_OUT, no platform call
     NOTHING = "NOTHING"  # already decided: the input changes nothing
 
 
@@ -76,6 +83,7 @@ class PendingPost:
     requires_approval: bool = False
     debit: Debit | None = None
     approval: Approval | None = None
+    deadline_passed: bool = False
 
     def receive(self, item: Input, *, requires_approval: bool = False) -> PendingPost:
         """Record an input (the first answer of each kind counts; a repeat changes nothing)."""
@@ -83,6 +91,8 @@ class PendingPost:
             if self.has_post:
                 return self
             return replace(self, has_post=True, requires_approval=requires_approval)
+        if item is Input.DEADLINE_PASSED:
+            return replace(self, deadline_passed=True)
         if item in (Input.DEBITED, Input.DEBIT_REJECTED):
             if self.debit is not None:
                 return self
@@ -118,6 +128,10 @@ def decide(post: PendingPost) -> tuple[Decision, Status]:
     if post.approval is Approval.REJECTED:
         if post.has_post and post.debit is Debit.DEBITED:
             return Decision.END_REJECTED, Status.REJECTED
+        return Decision.WAIT, Status.WAITING
+    if post.deadline_passed:
+        if post.has_post and post.debit is Debit.DEBITED:
+            return Decision.END_TIMED_OUT, Status.TIMED_OUT
         return Decision.WAIT, Status.WAITING
     if not post.has_post or post.debit is not Debit.DEBITED:
         return Decision.WAIT, Status.WAITING

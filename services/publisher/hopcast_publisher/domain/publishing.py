@@ -63,6 +63,8 @@ class PublishingPost:
     """The brand's language (BCP-47) when it said one, for platforms that tag posts with it."""
     media: tuple[MediaOfPost, ...] = ()
     """Its images or video, in order with their alt texts, given to every platform as media."""
+    deadline_passed: bool = False
+    """Its run is past its deadline (RunDeadlinePassed): no platform call starts any more."""
 
     def text_for(self, platform: str) -> str:
         """What to post on `platform`: its drafted text, else (an older draft) the content

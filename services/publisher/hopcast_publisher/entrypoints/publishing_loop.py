@@ -249,7 +249,9 @@ class PublishingLoop:
                 done.append(Failed(pending, [], (lost or errors)[0]))
                 continue
             published = [r for r in mine_results if isinstance(r, PlatformResult)]
-            done.append((pending, published, run_outcome([r.published is not None for r in published])))
+            timed_out = any(r.reason is PublishFailureReason.TIMED_OUT for r in published)
+            ended = run_outcome([r.published is not None for r in published], timed_out=timed_out)
+            done.append((pending, published, ended))
         return done
 
     async def _publish_pending(
@@ -286,6 +288,12 @@ class PublishingLoop:
                 None,
                 PublishFailureReason(attempt.recorded_failure),
                 attempt.failure_detail or "",
+            )
+        if pending.deadline_passed and (attempt.status == QUEUED or attempt.retry_at is not None):
+            # Past the run's deadline: no call starts (none was sent for a QUEUED attempt, and a
+            # deferred one was put off by the platform). One that may have been sent is resumed.
+            return PlatformResult(
+                platform, account_id, None, PublishFailureReason.TIMED_OUT, "the run's deadline passed: not sent"
             )
         account = accounts.get(account_id) if account_id is not None else None
         if account_id is None or account is None:

@@ -1,7 +1,8 @@
 """Giving up on a pending post that cannot be completed: a batch is completed without it, it is
 retried alone with backoff, and after `completion_max_attempts` it ends PUBLISH_FAILED with
 PostPublishFailed RETRIES_EXHAUSTED per platform and its run's ScheduleRunCompleted (or,
-when not even that can be written, without events, the error kept on its row). Also a pending
+when not even that can be written, with the run's ScheduleRunCompleted alone, on which billing
+refunds it, the error kept on its row; without events only when the row has no run to end). Also a pending
 post whose organization or brand was deleted before any platform was called: none is.
 """
 
@@ -10,6 +11,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Sequence
+from datetime import UTC, datetime
 
 from pydantic import ValidationError
 
@@ -19,6 +21,7 @@ from hopcast_publisher.domain.publishing import PublishAttempt, PublishingPost
 from hopcast_publisher.service_layer.deps import PublisherDeps
 from hopcast_publisher.service_layer.publishing import (
     FAILED,
+    SOURCE,
     Completion,
     Failed,
     PlatformResult,
@@ -26,8 +29,9 @@ from hopcast_publisher.service_layer.publishing import (
     prepare_completion,
     write_completions,
 )
-from hopcast_shared.contract import PublishFailureReason, RunOutcome
+from hopcast_shared.contract import PublishFailureReason, RunOutcome, ScheduleRunCompleted
 from hopcast_shared.db import Database, is_infrastructure_error
+from hopcast_shared.outbox import OutboxRow, event_rows, write_outbox
 from hopcast_shared.redact import redact_text
 from hopcast_shared.settings import KafkaSettings
 
@@ -137,17 +141,50 @@ async def completion_failed(
         # Not even its failure can be written as events (a corrupt row): end it without
         # them, loudly; the error stays on the row (GET /pending-posts/{id}).
         both = f"{error}; ending it failed too: {describe_failure(exc)}"
+        ending_rows = run_end_alone(kafka, pending)
         async with db.transaction() as conn:
             held = await deps.pending_posts.abandon_pending_post(
                 conn, pending.id, lease_token=lease, failures=attempts, error=both
             )
-        log.error("pending post %s ended PUBLISH_FAILED without events: %s", pending.id, both, exc_info=exc)
+            if held and ending_rows:
+                await write_outbox(conn, ending_rows)
+        said = "with its run's outcome alone" if ending_rows else "without events"
+        log.error("pending post %s ended PUBLISH_FAILED %s: %s", pending.id, said, both, exc_info=exc)
         if held:
             metrics.COMPLETION_FAILURES.labels("abandoned").inc()
+            if ending_rows:
+                metrics.RUNS_COMPLETED.labels(RunOutcome.PUBLISH_FAILED.value).inc()
         return
     count_completed(done)
     if done:
         metrics.COMPLETION_FAILURES.labels("given_up").inc()
+
+
+def run_end_alone(kafka: KafkaSettings, pending: PublishingPost) -> list[OutboxRow]:
+    """The last resort's events: the run's one ScheduleRunCompleted PUBLISH_FAILED, alone, on
+    which billing refunds every platform's share not refunded yet (the per-platform failures
+    could not be written). None when the row cannot make even that (no run to end)."""
+    try:
+        ending = ScheduleRunCompleted(
+            run_id=pending.run_id,
+            schedule_id=pending.schedule_id,
+            brand_profile_id=pending.brand_profile_id,
+            outcome=RunOutcome.PUBLISH_FAILED,
+            due_at=pending.due_at,
+            completed_at=datetime.now(UTC),
+        )
+        return event_rows(
+            kafka,
+            [ending],
+            organization_id=pending.organization_id,
+            source=SOURCE,
+            correlation_id=str(pending.run_id),
+            causation_id=str(pending.cause_event_id) if pending.cause_event_id else None,
+            trace=[],
+        )
+    except Exception:
+        log.exception("pending post %s cannot even end its run", pending.id)
+        return []
 
 
 def given_up(

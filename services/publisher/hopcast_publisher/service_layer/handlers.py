@@ -49,6 +49,9 @@ from hopcast_shared.contract import (
     PendingPostEditAccepted,
     PendingPostRejected,
     Platform,
+    PostPublishFailed,
+    PublishFailureReason,
+    RunDeadlinePassed,
     RunOutcome,
     ScheduleRunCompleted,
     SocialAccountConnected,
@@ -72,6 +75,7 @@ def state_of(row: Mapping[str, Any]) -> PendingPost:
         requires_approval=bool(row["requires_approval"]),
         debit=Debit(row["debit"]) if row["debit"] else None,
         approval=Approval(row["approval"]) if row["approval"] else None,
+        deadline_passed=row.get("deadline_passed_at") is not None,
     )
 
 
@@ -156,6 +160,10 @@ async def pending_post_inputs(deps: PublisherDeps, items: Sequence[tuple[EventCo
         conn, [(_pending_post_id(data), ctx.envelope.organizationid) for ctx, data in items]
     )
     states = {pending_post_id: dict(row) for pending_post_id, row in locked.items()}
+    # Drafts of runs already past their deadline (RunDeadlinePassed read first) arrive marked.
+    past = await deps.pending_posts.runs_past_deadline(
+        conn, [(ctx.envelope.organizationid, d.run_id) for ctx, d in items if isinstance(d, PendingPostCreated)]
+    )
     changed: dict[uuid.UUID, dict[str, Any]] = {}
     starting: list[uuid.UUID] = []
     for ctx, data in items:
@@ -163,24 +171,16 @@ async def pending_post_inputs(deps: PublisherDeps, items: Sequence[tuple[EventCo
         state = states[pending_post_id]
         if state["organization_id"] != ctx.envelope.organizationid:
             raise PermanentError(f"pending post {pending_post_id} belongs to another organization")
+        if isinstance(data, PendingPostCreated) and (ctx.envelope.organizationid, data.run_id) in past:
+            state["deadline_passed_at"] = state.get("deadline_passed_at") or now_utc()
+        _check_own_deadline(state, data)
         decision, changes = _receive(state, ctx, data)
         if changes:
             changed[pending_post_id] = state
         if decision is Decision.PUBLISH:
             starting.append(pending_post_id)
-        elif decision is Decision.END_REJECTED:
-            await ctx.emit(
-                ScheduleRunCompleted(
-                    run_id=state["run_id"],
-                    schedule_id=state["schedule_id"],
-                    brand_profile_id=state["brand_profile_id"],
-                    outcome=RunOutcome.REJECTED,
-                    due_at=state["due_at"],
-                    completed_at=now_utc(),
-                ),
-                correlation_id=str(state["run_id"]),
-            )
-            metrics.RUNS_COMPLETED.labels(RunOutcome.REJECTED.value).inc()
+        else:
+            await _end_waiting(ctx, state, decision)
     saved = await deps.pending_posts.save_pending_posts(conn, list(changed.values()))
     statuses = await start_publishing(deps, conn, items[0][0].kafka, [saved[i] for i in starting])
     if statuses:
@@ -189,6 +189,70 @@ async def pending_post_inputs(deps: PublisherDeps, items: Sequence[tuple[EventCo
         log.info("pending posts with all their inputs: %s", ", ".join(f"{n} {s}" for s, n in sorted(counts.items())))
         for pending_post_id, status in statuses.items():
             log.debug("pending post %s: all inputs here; %s", pending_post_id, status.value)
+
+
+def _check_own_deadline(state: dict[str, Any], data: PendingPostInput) -> None:
+    """A post without a reviewer whose run's deadline (as its draft said) has passed is past it,
+    whether or not RunDeadlinePassed came yet: topics are not ordered between them, and a
+    publisher back from an outage must not start what the deadline already stopped. (A
+    reviewer's wait moves the deadline, which only the scheduler knows: RunDeadlinePassed.)"""
+    deadline = data.deadline if isinstance(data, PendingPostCreated) else state.get("run_deadline")
+    requires_approval = data.requires_approval if isinstance(data, PendingPostCreated) else state["requires_approval"]
+    if state["status"] != Status.WAITING.value or deadline is None or requires_approval:
+        return
+    now = now_utc()
+    if deadline <= now and state.get("deadline_passed_at") is None:
+        state["deadline_passed_at"] = now
+
+
+async def run_deadline_passed(deps: PublisherDeps, ctx: EventContext, data: RunDeadlinePassed) -> None:
+    """The run is past its deadline. Its pending post, WAITING, ends TIMED_OUT once it has its
+    debit (now, or when the debit comes); PUBLISHING, no platform call starts after this (the
+    publishing loop fails the platforms not called TIMED_OUT; a call already sent is finished
+    and reported). A run whose pending post has not come yet is remembered for it."""
+    org = ctx.envelope.organizationid
+    state = await deps.pending_posts.record_run_deadline(ctx.conn, org, data.run_id)
+    if state is None:
+        if await deps.pending_posts.run_of_another(ctx.conn, data.run_id, org):
+            raise PermanentError(f"run {data.run_id} belongs to another organization")
+        return
+    decision, changes = _receive(state, ctx, data)
+    if changes:
+        await deps.pending_posts.save_pending_posts(ctx.conn, [state])
+    await _end_waiting(ctx, state, decision)
+
+
+async def _end_waiting(ctx: EventContext, state: dict[str, Any], decision: Decision) -> None:
+    """The events of a WAITING pending post's end: REJECTED (the run's outcome), TIMED_OUT (each
+    platform failed TIMED_OUT, so billing refunds them, and the run's outcome); nothing else."""
+    outcome = {Decision.END_REJECTED: RunOutcome.REJECTED, Decision.END_TIMED_OUT: RunOutcome.TIMED_OUT}.get(decision)
+    if outcome is None:
+        return
+    run_id = str(state["run_id"])
+    if outcome is RunOutcome.TIMED_OUT:
+        for platform in state["platforms"] or []:
+            await ctx.emit(
+                PostPublishFailed(
+                    pending_post_id=state["id"],
+                    run_id=state["run_id"],
+                    platform=Platform(platform),
+                    reason=PublishFailureReason.TIMED_OUT,
+                    detail="the run's deadline passed before publishing started: not sent",
+                ),
+                correlation_id=run_id,
+            )
+    await ctx.emit(
+        ScheduleRunCompleted(
+            run_id=state["run_id"],
+            schedule_id=state["schedule_id"],
+            brand_profile_id=state["brand_profile_id"],
+            outcome=outcome,
+            due_at=state["due_at"],
+            completed_at=now_utc(),
+        ),
+        correlation_id=run_id,
+    )
+    metrics.RUNS_COMPLETED.labels(outcome.value).inc()
 
 
 # --- engagement ------------------------------------------------------------------------------
@@ -259,6 +323,7 @@ PendingPostInput = (
     | PendingPostRejected
     | PendingPostEditAccepted
 )
+PendingPostChange = PendingPostInput | RunDeadlinePassed
 _INPUT_OF: dict[type[Any], Input] = {
     PendingPostCreated: Input.POST,
     CreditsDebited: Input.DEBITED,
@@ -266,6 +331,7 @@ _INPUT_OF: dict[type[Any], Input] = {
     PendingPostApproved: Input.APPROVED,
     PendingPostRejected: Input.REJECTED,
     PendingPostEditAccepted: Input.APPROVED,  # the reviewer's edit, checked by content
+    RunDeadlinePassed: Input.DEADLINE_PASSED,
 }
 
 
@@ -273,7 +339,7 @@ def _pending_post_id(data: PendingPostInput) -> uuid.UUID:
     return data.pending_post_id
 
 
-def _receive(state: dict[str, Any], ctx: EventContext, data: PendingPostInput) -> tuple[Decision, bool]:
+def _receive(state: dict[str, Any], ctx: EventContext, data: PendingPostChange) -> tuple[Decision, bool]:
     """Apply one input to a pending post's state (the row as a dict, updated in place): what
     follows (the state machine of domain.pending decides), and whether the state changed."""
     item = _INPUT_OF[type(data)]
@@ -290,7 +356,9 @@ def _receive(state: dict[str, Any], ctx: EventContext, data: PendingPostInput) -
         state["approval"] = after.approval.value
         if isinstance(data, PendingPostEditAccepted):
             state["texts"] = _edited_texts(state, data)
-    if decision in (Decision.END_REJECTED, Decision.END_SILENTLY):
+    if after.deadline_passed and not before.deadline_passed:
+        state["deadline_passed_at"] = state.get("deadline_passed_at") or now_utc()
+    if decision in (Decision.END_REJECTED, Decision.END_SILENTLY, Decision.END_TIMED_OUT):
         state.update(status=after.status.value, completed_at=now_utc(), cause_event_id=ctx.envelope.id)
     if decision is Decision.PUBLISH:
         state.update(
@@ -300,9 +368,9 @@ def _receive(state: dict[str, Any], ctx: EventContext, data: PendingPostInput) -
             trace_headers=_trace_of(ctx),
         )
     if decision is Decision.END_SILENTLY:
-        log.info("pending post %s: debit rejected; billing ended the run", data.pending_post_id)
+        log.info("pending post %s: debit rejected; billing ended the run", state["id"])
     elif decision is Decision.NOTHING and after == before:
-        log.info("pending post %s is %s; %s changes nothing", data.pending_post_id, before.status.value, item.value)
+        log.info("pending post %s is %s; %s changes nothing", state["id"], before.status.value, item.value)
     # A late input (after publishing started) decides nothing but is recorded all the same.
     return decision, after != before
 
@@ -356,6 +424,7 @@ def _post_columns(post: PendingPostCreated) -> dict[str, Any]:
         "angle": post.angle.value,
         "requires_approval": post.requires_approval,
         "approval_deadline": post.approval_deadline if post.requires_approval else None,
+        "run_deadline": post.deadline,
     }
 
 
@@ -377,5 +446,6 @@ DISPATCH: Dispatch = {
     "PendingPostApproved": _inputs,
     "PendingPostRejected": _inputs,
     "PendingPostEditAccepted": _inputs,
+    "RunDeadlinePassed": run_deadline_passed,
     "EngagementReported": engagement_reported,
 }

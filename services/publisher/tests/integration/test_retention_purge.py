@@ -41,6 +41,7 @@ async def test_soft_delete_restore_and_purge(harness: Any, db: Database) -> None
         "brand_accounts": 0,
         "social_accounts": 1,
         "media_uploads": 0,
+        "run_deadlines": 0,
         "brands": 0,
         "organizations": 0,
     }

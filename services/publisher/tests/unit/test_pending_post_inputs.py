@@ -60,6 +60,11 @@ class FakePendingPosts(PendingPostRepository):
             self.rows[state["id"]].update({name: state[name] for name, _ in PENDING_POST_STATE})
         return {s["id"]: publishing_post(self.rows[s["id"]]) for s in states}  # type: ignore[arg-type]
 
+    async def runs_past_deadline(
+        self, conn: Conn, runs: Sequence[tuple[uuid.UUID, uuid.UUID]]
+    ) -> set[tuple[uuid.UUID, uuid.UUID]]:
+        return set()
+
     async def insert_attempts(
         self, conn: Conn, rows: Sequence[tuple[uuid.UUID, str, str, uuid.UUID | None, str, str | None, str | None]]
     ) -> None:

@@ -258,7 +258,7 @@ async def purge(conn: Conn, older_than_days: int) -> dict[str, int]:
     """Delete for good what was soft-deleted more than `older_than_days` ago: organizations with
     their brands, schedules and runs; brands with their schedules and runs; schedules with
     their runs; and runs that ended longer ago than that (a past due time never fires again:
-    next_run_at has moved on).
+    next_run_at has moved on), each with its stages (and a reviewer's decision no draft claimed).
 
     The organizations and brands are locked first (projections.lock_purgeable)."""
     cutoff = "now() - make_interval(days => $1)"
@@ -280,7 +280,15 @@ async def purge(conn: Conn, older_than_days: int) -> dict[str, int]:
         status = await conn.execute(sql, *args)
         counts[table] = int(status.split()[-1])
 
-    # Children first: runs reference schedules, schedules reference brands.
+    # Children first: a run's stages, runs reference schedules, schedules reference brands.
+    await delete(
+        "run_stages",
+        f"""DELETE FROM run_stages WHERE run_id IN (
+                SELECT run_id FROM schedule_runs WHERE schedule_id = ANY($2::uuid[]) OR completed_at < {cutoff})
+            OR (run_id IS NULL AND at < {cutoff})""",
+        older_than_days,
+        schedules,
+    )
     await delete(
         "schedule_runs",
         f"DELETE FROM schedule_runs WHERE schedule_id = ANY($2::uuid[]) OR completed_at < {cutoff}",

@@ -16,7 +16,8 @@ class ScheduleStatus(StrEnum):
 
 
 # Outcomes that count toward the five-in-a-row that pauses a schedule with ERROR.
-ERROR_OUTCOMES = frozenset({"PUBLISH_FAILED", "INSUFFICIENT_CREDITS"})
+# A run that timed out (TIMED_OUT) failed as surely as one whose platforms refused it.
+ERROR_OUTCOMES = frozenset({"PUBLISH_FAILED", "INSUFFICIENT_CREDITS", "TIMED_OUT"})
 # Outcomes that show the schedule works: they end an error streak.
 SUCCESS_OUTCOMES = frozenset({"PUBLISHED", "PARTIALLY_PUBLISHED"})
 

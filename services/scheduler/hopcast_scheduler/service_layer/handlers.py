@@ -13,7 +13,7 @@ import logging
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import Enum
 from typing import Any, cast
 
@@ -22,6 +22,7 @@ from opentelemetry.trace import SpanKind
 
 from hopcast_scheduler import metrics
 from hopcast_scheduler.adapters.repository import ScheduleRepository
+from hopcast_scheduler.adapters.runs import RunRepository, Stage
 from hopcast_scheduler.domain.due import MISSED_AFTER, MissedRunPolicy, plan_due
 from hopcast_scheduler.domain.recurrence import Recurrence, next_run
 from hopcast_scheduler.domain.rules import ScheduleStatus, schedule_problems, status_after_outcome
@@ -64,6 +65,9 @@ class SchedulerDeps:
     # The scheduler's state in the event's transaction; unit tests give an in-memory fake.
     repository: Callable[[Conn], ScheduleRepository] = ScheduleRepository
     clock: Callable[[], datetime] = now_utc
+    # A run's stages and deadline (adapters/runs.py), and how long a run may stay open.
+    runs: Callable[[Conn], RunRepository] = RunRepository
+    run_deadline: timedelta = timedelta(hours=1)
 
 
 def _value(item: Any) -> Any:
@@ -200,7 +204,7 @@ async def trigger_requested(deps: SchedulerDeps, ctx: EventContext, data: Schedu
     run_id = uuid.uuid4()
     due_at = deps.clock()
     if await repo.insert_trigger_run(run_id, schedule, due_at, ctx.envelope.id):
-        await ctx.emit(_schedule_due(schedule, run_id, due_at), correlation_id=str(run_id))
+        await ctx.emit(_schedule_due(schedule, run_id, due_at, due_at + deps.run_deadline), correlation_id=str(run_id))
 
 
 # --- outcomes --------------------------------------------------------------------------------
@@ -211,6 +215,9 @@ async def run_completed(deps: SchedulerDeps, ctx: EventContext, data: ScheduleRu
     outcome = _value(data.outcome)
     org = ctx.envelope.organizationid
     schedule = await repo.complete_run(data.run_id, org, outcome, data.completed_at)
+    if schedule is not None:
+        stage = Stage(ctx.envelope.type, ctx.envelope.time, detail=outcome)
+        await deps.runs(ctx.conn).record_stage(data.run_id, org, stage)
     if schedule is None:
         if await repo.run_owned_by_another(data.run_id, org):
             # Never ends, nor counts against the schedule of, another organization's run.
@@ -241,7 +248,7 @@ DISPATCH: Dispatch = {
 # --- claiming due schedules ------------------------------------------------------------------
 
 
-def _schedule_due(schedule: Schedule, run_id: uuid.UUID, due_at: datetime) -> ScheduleDue:
+def _schedule_due(schedule: Schedule, run_id: uuid.UUID, due_at: datetime, deadline: datetime) -> ScheduleDue:
     return ScheduleDue(
         run_id=run_id,
         schedule_id=schedule.id,
@@ -249,6 +256,7 @@ def _schedule_due(schedule: Schedule, run_id: uuid.UUID, due_at: datetime) -> Sc
         due_at=due_at,
         platforms=cast(Any, list(schedule.platforms)),  # the contract validates the names
         target_pillar=None,
+        deadline=deadline,
     )
 
 
@@ -296,7 +304,7 @@ async def claim_and_emit(deps: SchedulerDeps, conn: Conn, kafka: KafkaSettings, 
             trace = inject_headers()
         rows += event_rows(
             kafka,
-            [_schedule_due(schedule, run_id, due_at)],
+            [_schedule_due(schedule, run_id, due_at, max(due_at, now) + deps.run_deadline)],
             organization_id=schedule.organization_id,
             source=SOURCE,
             correlation_id=str(run_id),

@@ -124,7 +124,7 @@ async def test_purge_deletes_what_was_soft_deleted_longer_ago_than_the_retention
 
     async with db.transaction() as conn:
         counts = await purge(conn, 30)
-    assert counts == {"schedule_runs": 4, "schedules": 3, "brands": 2, "organizations": 1}
+    assert counts == {"run_stages": 0, "schedule_runs": 4, "schedules": 3, "brands": 2, "organizations": 1}
     assert await _ids(db, "organizations") == {recent_org, live}
     assert await _ids(db, "brands") == {recent_org_brand, brand, recent_brand}
     assert await _ids(db, "schedules") == {recent_org_schedule, recent_schedule, schedule}
@@ -148,5 +148,11 @@ async def test_a_shorter_retention_purges_what_was_deleted_lately(db: Database) 
     async with db.transaction() as conn:
         assert (await purge(conn, 30))["organizations"] == 0
     async with db.transaction() as conn:
-        assert await purge(conn, 1) == {"schedule_runs": 0, "schedules": 1, "brands": 1, "organizations": 1}
+        assert await purge(conn, 1) == {
+            "run_stages": 0,
+            "schedule_runs": 0,
+            "schedules": 1,
+            "brands": 1,
+            "organizations": 1,
+        }
     assert await _ids(db, "organizations") == set()

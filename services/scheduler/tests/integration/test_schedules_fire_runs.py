@@ -397,7 +397,7 @@ async def test_get_schedule_shows_status_next_runs_and_missed_count(db: Database
         def __init__(self) -> None:
             self.db = db
 
-    (route,) = routes(Runtime())  # type: ignore[arg-type]
+    route = routes(Runtime())[0]  # type: ignore[arg-type]
     found = await route.handler({"id": str(schedule_id)}, {})
     assert found.status == 200
     assert found.body["status"] == "ACTIVE" and found.body["missed_runs"] == 5

@@ -14,6 +14,7 @@ from typing import Any, cast
 import pytest
 
 from hopcast_scheduler.adapters.repository import ScheduleRepository
+from hopcast_scheduler.adapters.runs import RunRepository, Stage
 from hopcast_scheduler.domain.schedules import Schedule
 from hopcast_scheduler.service_layer.handlers import (
     SchedulerDeps,
@@ -126,8 +127,20 @@ def _schedule(**changes: Any) -> Schedule:
     return replace(schedule, **changes)
 
 
+class FakeRuns(RunRepository):
+    """The stages recorded, in memory."""
+
+    def __init__(self) -> None:
+        self.stages: list[tuple[uuid.UUID, Stage]] = []
+
+    async def record_stage(self, run_id: uuid.UUID, org_id: uuid.UUID, stage: Stage) -> bool:
+        self.stages.append((run_id, stage))
+        return True
+
+
 def _deps(repo: FakeRepository) -> SchedulerDeps:
-    return SchedulerDeps(repository=lambda conn: repo, clock=lambda: NOW)
+    runs = FakeRuns()
+    return SchedulerDeps(repository=lambda conn: repo, clock=lambda: NOW, runs=lambda conn: runs)
 
 
 def _ctx(type_name: str, model: Any, organization_id: uuid.UUID = ORG, **data: Any) -> tuple[EventContext, Any]:
