@@ -345,7 +345,7 @@ def _receive(state: dict[str, Any], ctx: EventContext, data: PendingPostChange) 
     item = _INPUT_OF[type(data)]
     post = data if isinstance(data, PendingPostCreated) else None
     before = state_of(state)
-    if _not_a_decision_here(before, item, data):
+    if not isinstance(data, RunDeadlinePassed) and _not_a_decision_here(before, item, data):
         return Decision.NOTHING, False
     after, decision = step(before, item, requires_approval=post.requires_approval if post else False)
     if post is not None and not before.has_post:
