@@ -66,19 +66,10 @@ def test_every_internal_event_has_a_producer_and_a_reader() -> None:
     handled = {t for i in INTERFACES.values() for t in i.handles}
     internal = {t for t, spec in EVENT_TYPES.items() if spec.topic != UPSTREAM}
     assert internal <= emitted
-    # Read by no service today: facts for dashboards and upstream systems (a run's end is
-    # ScheduleRunCompleted, which content emits beside ScheduleRunSkipped; an account's
-    # refreshed tokens and lost authorization are for upstream; a deferral is for dashboards; a
-    # refused edit is for the reviewer's app, the draft staying as it was).
-    assert internal - handled == {
-        "CreditsUsage",
-        "CreditsRefunded",
-        "PostPublishDeferred",
-        "ScheduleRunSkipped",
-        "SocialAccountTokensRefreshed",
-        "SocialAccountNeedsReauth",
-        "PendingPostEditRefused",
-    }
+    # Read by no service today: facts for dashboards and upstream systems (an account's
+    # refreshed tokens and lost authorization are for upstream). The scheduler reads the
+    # run's others for its timeline (GET /runs/{id}).
+    assert internal - handled == {"CreditsUsage", "SocialAccountTokensRefreshed", "SocialAccountNeedsReauth"}
 
 
 def test_an_interface_must_name_contract_types_on_topics_it_reads() -> None:

@@ -24,6 +24,9 @@ from hopcast_shared.contract import (
     CreditsRefunded,
     PendingPostApproved,
     PendingPostCreated,
+    PendingPostEditAccepted,
+    PendingPostEditRefused,
+    PendingPostExpired,
     PendingPostRejected,
     PostPublishDeferred,
     PostPublished,
@@ -98,18 +101,38 @@ async def publish_deferred(deps: SchedulerDeps, ctx: EventContext, data: PostPub
         await deps.runs(ctx.conn).deferred_until(data.run_id, data.retry_at, deps.run_deadline)
 
 
-async def reviewed(deps: SchedulerDeps, ctx: EventContext, data: PendingPostApproved | PendingPostRejected) -> None:
+async def reviewed(
+    deps: SchedulerDeps, ctx: EventContext, data: PendingPostApproved | PendingPostRejected | PendingPostEditAccepted
+) -> None:
     """A reviewer's decision: the run's deadline runs again. Read before the draft (another
-    topic), it waits for the draft to claim it, and no wait is counted."""
+    topic), it waits for the draft to claim it, and no wait is counted. An approval carrying
+    an edit decides nothing yet (content checks it; its PendingPostEditAccepted is the
+    decision, on the draft's own topic and so always after it): recorded, the clock still
+    stopped."""
     runs = deps.runs(ctx.conn)
     org = ctx.envelope.organizationid
     stage = _stage(ctx)
+    edit = isinstance(data, PendingPostApproved) and bool(data.texts)
     run_id = await runs.run_of_pending_post(data.pending_post_id, org)
     if run_id is None:
-        await runs.record_unclaimed(data.pending_post_id, org, stage)
+        if not edit:
+            await runs.record_unclaimed(data.pending_post_id, org, stage)
+        return
+    if edit:
+        await runs.record_stage(run_id, org, _stage(ctx, detail="an edit, for content to check"))
         return
     await runs.record_stage(run_id, org, stage)
     await runs.approval_decided(run_id, ctx.envelope.time, deps.run_deadline)
+
+
+async def edit_refused(deps: SchedulerDeps, ctx: EventContext, data: PendingPostEditRefused) -> None:
+    """Content refused a reviewer's edit: the draft still waits, and so does the run's deadline."""
+    platform = data.platform.value if data.platform is not None else None
+    await _record(deps, ctx, data.run_id, _stage(ctx, platform=platform, detail=data.reason.value))
+
+
+async def expired(deps: SchedulerDeps, ctx: EventContext, data: PendingPostExpired) -> None:
+    await _record(deps, ctx, data.run_id, _stage(ctx, detail=f"no decision by {data.approval_deadline.isoformat()}"))
 
 
 STAGES: Dispatch = {
@@ -123,6 +146,9 @@ STAGES: Dispatch = {
     "PostPublishDeferred": publish_deferred,
     "PendingPostApproved": reviewed,
     "PendingPostRejected": reviewed,
+    "PendingPostEditAccepted": reviewed,
+    "PendingPostEditRefused": edit_refused,
+    "PendingPostExpired": expired,
 }
 
 
