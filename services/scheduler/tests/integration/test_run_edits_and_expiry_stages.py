@@ -110,5 +110,5 @@ async def test_an_expired_draft_is_a_stage_of_its_run(
     run_id, pending_post_id = await _drafted_for_review(t, scheduler_db)
     expired = t.event("PendingPostExpired", pending_post_id=pending_post_id, run_id=run_id)
     assert await t.send(expired, PUBLISHER) == "handled"
-    [(stage, _, detail)] = [s for s in await _stages(scheduler_db, run_id) if s[0] == "PendingPostExpired"]
+    [(_stage, _, detail)] = [s for s in await _stages(scheduler_db, run_id) if s[0] == "PendingPostExpired"]
     assert detail is not None and detail.startswith("no decision by ")
