@@ -6,80 +6,30 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import Callable
 from typing import Any
 
 import asyncpg
 import pytest
 
-from hopcast_scheduler.bootstrap import MIGRATIONS, definition
 from hopcast_scheduler.service_layer.handlers import SchedulerDeps, trigger_requested
 from hopcast_shared.consumer import EventConsumer
 from hopcast_shared.contract import ScheduleTriggerRequested
-from hopcast_shared.contract.examples import example_event
 from hopcast_shared.db import Database
 from hopcast_shared.handling import EventContext
-from hopcast_shared.migrations import load_migrations
-from hopcast_shared.settings import ServiceSettings
-from hopcast_shared.testing import as_record
 from hopcast_shared.topics import ANALYTICS
 
 pytestmark = pytest.mark.integration
 
 
-class Tenant:
-    """One organization with a brand and a schedule, through the consumer."""
-
-    def __init__(self, consumer: EventConsumer) -> None:
-        self.consumer = consumer
-        self.org = str(uuid.uuid4())
-        self.brand = str(uuid.uuid4())
-        self.schedule_id = str(uuid.uuid4())
-
-    def event(self, type_name: str, **changes: Any) -> Any:
-        return example_event(type_name, organization_id=self.org, **changes)
-
-    async def send(self, event: Any, topic: str = "upstream.events") -> str:
-        return await self.consumer.handle_record(as_record(event, topic=topic))
-
-    async def create(self) -> Tenant:
-        schedule = self.event(
-            "ScheduleCreated",
-            schedule_id=self.schedule_id,
-            brand_profile_id=self.brand,
-            days_of_week=[0, 1, 2, 3, 4, 5, 6],
-        )
-        for event in (
-            self.event("OrganizationCreated"),
-            self.event("BrandProfileCreated", brand_profile_id=self.brand),
-            schedule,
-        ):
-            assert await self.send(event) == "handled"
-        return self
-
-    async def trigger(self, db: Database) -> str:
-        """Post now; returns the run it started."""
-        assert await self.send(self.event("ScheduleTriggerRequested", schedule_id=self.schedule_id)) == "handled"
-        run_id = await db.pool.fetchval(
-            "SELECT run_id FROM schedule_runs WHERE organization_id = $1 ORDER BY created_at DESC LIMIT 1",
-            uuid.UUID(self.org),
-        )
-        return str(run_id)
+@pytest.fixture
+def db(scheduler_db: Database) -> Database:
+    return scheduler_db
 
 
 @pytest.fixture
-async def db(database_url: str) -> AsyncIterator[Database]:
-    database = await Database.open(database_url, load_migrations("scheduler", MIGRATIONS))
-    yield database
-    await database.close()
-
-
-@pytest.fixture
-def consumer(db: Database, database_url: str, stack: Any) -> EventConsumer:
-    settings = ServiceSettings(
-        name="scheduler", database_url=database_url, http_port=18081, handler_backoff_initial_s=0.01
-    )
-    return EventConsumer("scheduler", db, definition().handlers, kafka=stack.kafka_settings, settings=settings)
+def consumer(scheduler_consumer: EventConsumer) -> EventConsumer:
+    return scheduler_consumer
 
 
 async def _dead_letter_errors(db: Database) -> list[str]:
@@ -94,11 +44,11 @@ async def _schedule(db: Database, schedule_id: str) -> asyncpg.Record:
 
 
 async def test_an_outcome_naming_another_organizations_run_is_refused_and_changes_nothing(
-    db: Database, consumer: EventConsumer
+    db: Database, consumer: EventConsumer, scheduler_tenant: Callable[[], Any]
 ) -> None:
     """It used to end the owner's run and count against the owner's schedule (five errors in
     a row pause it)."""
-    owner, other = await Tenant(consumer).create(), await Tenant(consumer).create()
+    owner, other = await scheduler_tenant().create(), await scheduler_tenant().create()
     run_id = await owner.trigger(db)
     ended = other.event(
         "ScheduleRunCompleted",
@@ -127,13 +77,13 @@ async def test_an_outcome_naming_another_organizations_run_is_refused_and_change
 
 
 async def test_a_trigger_reusing_another_organizations_event_id_is_its_own_run(
-    db: Database, consumer: EventConsumer, stack: Any
+    db: Database, consumer: EventConsumer, scheduler_tenant: Callable[[], Any], stack: Any
 ) -> None:
     """A trigger is once per event id of its organization. The handler is driven as the
     consumer drives it once the kernel's inbox is scoped by organization (today the inbox
     itself takes the second event for a redelivery): it used to fire nothing, its run
     refused by the unique trigger_event_id of the first organization's run."""
-    owner, other = await Tenant(consumer).create(), await Tenant(consumer).create()
+    owner, other = await scheduler_tenant().create(), await scheduler_tenant().create()
     event_id = uuid.uuid4()
     first = owner.event("ScheduleTriggerRequested", schedule_id=owner.schedule_id, event_id=event_id)
     assert await owner.send(first) == "handled"
@@ -159,10 +109,10 @@ async def test_a_trigger_reusing_another_organizations_event_id_is_its_own_run(
 
 @pytest.mark.parametrize("type_name", ["BrandProfileDeleted", "BrandProfileRestored"])
 async def test_deleting_or_restoring_another_organizations_brand_is_refused(
-    db: Database, consumer: EventConsumer, type_name: str
+    db: Database, consumer: EventConsumer, scheduler_tenant: Callable[[], Any], type_name: str
 ) -> None:
     """It used to be consumed without a trace (nothing changed, nothing said)."""
-    owner, other = await Tenant(consumer).create(), await Tenant(consumer).create()
+    owner, other = await scheduler_tenant().create(), await scheduler_tenant().create()
     if type_name == "BrandProfileRestored":
         assert await owner.send(owner.event("BrandProfileDeleted", brand_profile_id=owner.brand)) == "handled"
     before = await db.pool.fetchrow("SELECT * FROM brands WHERE id = $1", uuid.UUID(owner.brand))
@@ -174,9 +124,9 @@ async def test_deleting_or_restoring_another_organizations_brand_is_refused(
 
 
 async def test_a_material_for_another_organizations_brand_is_refused_and_wakes_nothing(
-    db: Database, consumer: EventConsumer
+    db: Database, consumer: EventConsumer, scheduler_tenant: Callable[[], Any]
 ) -> None:
-    owner, other = await Tenant(consumer).create(), await Tenant(consumer).create()
+    owner, other = await scheduler_tenant().create(), await scheduler_tenant().create()
     await db.pool.execute("UPDATE schedules SET status = 'EXHAUSTED' WHERE id = $1", uuid.UUID(owner.schedule_id))
     material = other.event("MaterialSubmitted", material_id=str(uuid.uuid4()), brand_profile_id=owner.brand)
     assert await other.send(material) == "dead_lettered"
@@ -187,8 +137,10 @@ async def test_a_material_for_another_organizations_brand_is_refused_and_wakes_n
     assert (await _schedule(db, owner.schedule_id))["status"] == "ACTIVE"
 
 
-async def test_commands_naming_another_organizations_schedule_say_so(db: Database, consumer: EventConsumer) -> None:
-    owner, other = await Tenant(consumer).create(), await Tenant(consumer).create()
+async def test_commands_naming_another_organizations_schedule_say_so(
+    db: Database, consumer: EventConsumer, scheduler_tenant: Callable[[], Any]
+) -> None:
+    owner, other = await scheduler_tenant().create(), await scheduler_tenant().create()
     before = await _schedule(db, owner.schedule_id)
     for type_name in ("SchedulePaused", "ScheduleResumed", "ScheduleDeleted", "ScheduleTriggerRequested"):
         assert await other.send(other.event(type_name, schedule_id=owner.schedule_id)) == "dead_lettered"
