@@ -27,7 +27,7 @@ import asyncio
 import ipaddress
 import time
 import unicodedata
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import ClassVar
 
@@ -185,6 +185,29 @@ class GraphAdapter(HttpPlatformAdapter):
             return response
         self._keep(request, step, str(made))
         return str(made)
+
+    async def _carousel(
+        self, account: AccountCredentials, request: PostRequest, path: str, items: Sequence[Mapping[str, str]]
+    ) -> str | httpx.Response:
+        """The comma-separated ids of a carousel's item containers, each made once per post
+        (`_step`), in order; the answer itself when one is not made."""
+        children = []
+        for number, item in enumerate(items):
+            child = await self._step(account, request, f"item{number}", path, {**item, "is_carousel_item": "true"})
+            if isinstance(child, httpx.Response):
+                return child
+            children.append(child)
+        return ",".join(children)
+
+    async def _publish_container(
+        self, account: AccountCredentials, request: PostRequest, path: str, form: Mapping[str, str], publish: str
+    ) -> httpx.Response:
+        """The post's container (made once), waited for until FINISHED, then published."""
+        container = await self._step(account, request, "container", path, form)
+        if isinstance(container, httpx.Response):
+            return container
+        await self._until_finished(account, container)
+        return await self._post(account, publish, {"creation_id": container})
 
     async def _container_state(self, account: AccountCredentials, container_id: str) -> tuple[str, str]:
         """A container's state (FINISHED, IN_PROGRESS, ERROR, EXPIRED, PUBLISHED) and why."""

@@ -54,21 +54,13 @@ class InstagramAdapter(GraphAdapter):
             return refused
         if len(media) == 1:
             form = {**self._item(media[0], in_carousel=False), "caption": request.text}
-            container = await self._step(account, request, "container", f"{owner}/media", form)
         else:
-            children = []
-            for number, item in enumerate(media):
-                form = {**self._item(item, in_carousel=True), "is_carousel_item": "true"}
-                child = await self._step(account, request, f"item{number}", f"{owner}/media", form)
-                if isinstance(child, httpx.Response):
-                    return child
-                children.append(child)
-            form = {"media_type": "CAROUSEL", "children": ",".join(children), "caption": request.text}
-            container = await self._step(account, request, "container", f"{owner}/media", form)
-        if isinstance(container, httpx.Response):
-            return container
-        await self._until_finished(account, container)
-        response = await self._post(account, f"{owner}/media_publish", {"creation_id": container})
+            items = [self._item(item, in_carousel=True) for item in media]
+            children = await self._carousel(account, request, f"{owner}/media", items)
+            if isinstance(children, httpx.Response):
+                return children
+            form = {"media_type": "CAROUSEL", "children": children, "caption": request.text}
+        response = await self._publish_container(account, request, f"{owner}/media", form, f"{owner}/media_publish")
         media_id = json_or_empty(response).get("id")
         if 200 <= response.status_code < 300 and isinstance(media_id, str):
             await self._keep_permalink(account, request, media_id)

@@ -55,19 +55,11 @@ class ThreadsAdapter(GraphAdapter):
         elif len(media) == 1:
             form = {**self._item(media[0]), "text": request.text}
         else:
-            children = []
-            for number, item in enumerate(media):
-                child_form = {**self._item(item), "is_carousel_item": "true"}
-                child = await self._step(account, request, f"item{number}", f"{owner}/threads", child_form)
-                if isinstance(child, httpx.Response):
-                    return child
-                children.append(child)
-            form = {"media_type": "CAROUSEL", "children": ",".join(children), "text": request.text}
-        container = await self._step(account, request, "container", f"{owner}/threads", form)
-        if isinstance(container, httpx.Response):
-            return container
-        await self._until_finished(account, container)
-        response = await self._post(account, f"{owner}/threads_publish", {"creation_id": container})
+            children = await self._carousel(account, request, f"{owner}/threads", [self._item(m) for m in media])
+            if isinstance(children, httpx.Response):
+                return children
+            form = {"media_type": "CAROUSEL", "children": children, "text": request.text}
+        response = await self._publish_container(account, request, f"{owner}/threads", form, f"{owner}/threads_publish")
         thread_id = json_or_empty(response).get("id")
         if 200 <= response.status_code < 300 and isinstance(thread_id, str):
             try:
