@@ -56,10 +56,10 @@ def sniff_type(head: bytes) -> str | None:
         return "image/gif"
     if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
         return "image/webp"
+    if head.startswith(b"\x1a\x45\xdf\xa3"):
+        return "video/webm"  # before ftyp: a WebM's bytes 4 to 8 may well spell it
     if head[4:8] == b"ftyp":
         return "video/quicktime" if head[8:12] == b"qt  " else "video/mp4"
-    if head.startswith(b"\x1a\x45\xdf\xa3"):
-        return "video/webm"
     return None
 
 

@@ -160,3 +160,8 @@ def test_a_file_is_refused_exactly_when_it_is_over_a_limit(limits: MediaLimits, 
     if refusal is not None:
         assert refusal.startswith(f"media 1 of {len(files)}: {size:,} bytes")
     assert (media_refusal(limits, [image()] * (limits.max_images + offset)) is not None) == (offset > 0)
+
+
+def test_a_webm_whose_next_bytes_spell_ftyp_is_still_webm() -> None:
+    # Found by Hypothesis: the EBML magic, then "ftyp" where an MP4 keeps its box type.
+    assert sniff_type(b"\x1a\x45\xdf\xa3ftypisom") == "video/webm"
