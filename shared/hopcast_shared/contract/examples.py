@@ -258,7 +258,7 @@ _EXAMPLES: dict[str, dict[str, Any]] = {
         "external_id": "sandbox-110123",
         "external_url": "https://mastodon.example/@hopcast/110123",
         "published_at": "2027-03-14T07:00:05Z",
-        "hashtags": ["coffee", "roasting"],
+        "hashtags": ["#coffee", "#freshroast"],
         "media": [
             {
                 "url": "https://cdn.example/roastery/tuesday-roast.jpg",
@@ -266,7 +266,7 @@ _EXAMPLES: dict[str, dict[str, Any]] = {
                 "mime_type": "image/jpeg",
             }
         ],
-        "angle_reason": "user benefit posts earned the most engagement for this brand",
+        "angle_reason": "Freshness is the benefit customers mention most.",
     },
     "PostPublishFailed": {
         "pending_post_id": PENDING_POST_ID,
