@@ -245,6 +245,18 @@ class MaterialRestored(EventData):
     material_id: Id
 
 
+class PostDeleted(EventData):
+    """A published post hidden from analytics, selection weights and angle learning."""
+
+    post_id: Id
+
+
+class PostRestored(EventData):
+    """A deleted post counted again."""
+
+    post_id: Id
+
+
 class _ScheduleState(EventData):
     schedule_id: Id
     brand_profile_id: Id
@@ -455,6 +467,12 @@ class PostPublished(EventData):
     external_id: Annotated[str, StringConstraints(min_length=1, max_length=500)]
     external_url: Url
     published_at: UtcDatetime
+    hashtags: Hashtags = Field(default_factory=list)
+    """The pending post's hashtags (issue 22; optional, absent in older events)."""
+    media: Media = Field(default_factory=list)
+    """The pending post's media with alt texts (issue 22; optional, absent in older events)."""
+    angle_reason: Annotated[str, StringConstraints(min_length=1, max_length=MAX_SHORT_TEXT)] | None = None
+    """Why the draft took its angle (issue 22; optional, absent in older events)."""
 
 
 class PostPublishFailed(EventData):

@@ -133,6 +133,8 @@ _EXAMPLES: dict[str, dict[str, Any]] = {
     "MaterialArchived": {"material_id": MATERIAL_ID},
     "MaterialDeleted": {"material_id": MATERIAL_ID},
     "MaterialRestored": {"material_id": MATERIAL_ID},
+    "PostDeleted": {"post_id": POST_ID},
+    "PostRestored": {"post_id": POST_ID},
     "ScheduleCreated": _SCHEDULE,
     "ScheduleUpdated": _SCHEDULE,
     "SchedulePaused": {"schedule_id": SCHEDULE_ID},
@@ -256,6 +258,15 @@ _EXAMPLES: dict[str, dict[str, Any]] = {
         "external_id": "sandbox-110123",
         "external_url": "https://mastodon.example/@hopcast/110123",
         "published_at": "2027-03-14T07:00:05Z",
+        "hashtags": ["#coffee", "#freshroast"],
+        "media": [
+            {
+                "url": "https://cdn.example/roastery/tuesday-roast.jpg",
+                "alt_text": "A roaster pouring freshly roasted beans into a cooling tray",
+                "mime_type": "image/jpeg",
+            }
+        ],
+        "angle_reason": "Freshness is the benefit customers mention most.",
     },
     "PostPublishFailed": {
         "pending_post_id": PENDING_POST_ID,

@@ -60,6 +60,8 @@ _UPSTREAM_MODELS: tuple[type[EventData], ...] = (
     ev.BrandAccountUnlinked,
     ev.MaterialSubmitted,
     ev.MaterialArchived,
+    ev.PostDeleted,
+    ev.PostRestored,
     ev.MaterialDeleted,
     ev.MaterialRestored,
     ev.ScheduleCreated,

@@ -62,6 +62,8 @@ EXPECTED_TOPICS: dict[str, tuple[str, ...]] = {
             "BrandAccountUnlinked",
             "MaterialSubmitted",
             "MaterialArchived",
+            "PostDeleted",
+            "PostRestored",
             "MaterialDeleted",
             "MaterialRestored",
             "ScheduleCreated",

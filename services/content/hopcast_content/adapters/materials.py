@@ -40,7 +40,7 @@ SELECTABLE = """
 SELECT m.brand_profile_id, m.id, m.usage_count, m.last_used_at, m.created_at, m.content_pillar, m.media, m.media_urls,
        (SELECT avg(p.engagement_rate) FROM posts p
          WHERE p.material_id = m.id AND p.organization_id = m.organization_id
-           AND p.engagement_rate IS NOT NULL) AS engagement
+           AND p.engagement_rate IS NOT NULL AND p.deleted_at IS NULL) AS engagement
 FROM materials m
 JOIN unnest($1::uuid[], $2::uuid[]) AS b(brand_profile_id, organization_id)
   ON m.brand_profile_id = b.brand_profile_id AND m.organization_id = b.organization_id

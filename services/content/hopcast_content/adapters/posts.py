@@ -108,11 +108,26 @@ class Posts(Repository):
         )
         return of_another
 
+    async def set_deleted(self, post_id: uuid.UUID, org_id: uuid.UUID, deleted: bool) -> bool:
+        """Soft-delete (keeping the first deletion time) or restore the organization's post;
+        False when the organization has no such post."""
+        status = await self.conn.execute(
+            """
+            UPDATE posts SET deleted_at = CASE WHEN $3 THEN coalesce(deleted_at, now()) END, updated_at = now()
+            WHERE post_id = $1 AND organization_id = $2
+            """,
+            post_id,
+            org_id,
+            deleted,
+        )
+        return bool(status != "UPDATE 0")
+
     async def angle_stats(
         self, brands: Collection[tuple[uuid.UUID, uuid.UUID]]
     ) -> dict[uuid.UUID, dict[Angle, AngleStats]]:
         """What each angle earned in the posts of each of these (brand id, its organization id),
-        by brand (brands without any map to {}): only the organization's own posts count."""
+        by brand (brands without any map to {}): only the organization's own posts count, and
+        not those deleted."""
         if not brands:
             return {}
         brand_ids, org_ids = columns(brands, 2)
@@ -122,7 +137,7 @@ class Posts(Repository):
                    coalesce(stddev_pop(p.engagement_rate), 0) AS sd
             FROM posts p JOIN unnest($1::uuid[], $2::uuid[]) AS b(brand_profile_id, organization_id)
               ON p.brand_profile_id = b.brand_profile_id AND p.organization_id = b.organization_id
-            WHERE p.engagement_rate IS NOT NULL
+            WHERE p.engagement_rate IS NOT NULL AND p.deleted_at IS NULL
             GROUP BY p.brand_profile_id, p.angle
             """,
             brand_ids,

@@ -8,7 +8,7 @@ from hopcast_shared.db import Conn
 
 async def purge(conn: Conn, older_than_days: int, *, window_days: int = 30) -> dict[str, int]:
     """Delete for good what was soft-deleted more than `older_than_days` ago (organizations
-    with all their data, brands with their materials, materials), runs and ended drafts
+    with all their data, brands with their materials, materials, posts), runs and ended drafts
     past both the retention and the duplicate window, and their embeddings."""
     keep_days = max(older_than_days, window_days)
     counts: dict[str, int] = {}
@@ -40,6 +40,7 @@ async def purge(conn: Conn, older_than_days: int, *, window_days: int = 30) -> d
     )
     await run("brands", f"DELETE FROM brands WHERE deleted_at < {cutoff}", older_than_days)
     await run("schedules", f"DELETE FROM schedules WHERE deleted_at < {cutoff}", older_than_days)
+    await run("posts", f"DELETE FROM posts WHERE deleted_at < {cutoff}", older_than_days)
     await run(
         "content_embeddings",
         f"DELETE FROM content_embeddings WHERE kind <> 'MATERIAL' AND created_at < {cutoff}",

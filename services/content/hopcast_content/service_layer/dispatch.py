@@ -10,7 +10,12 @@ from hopcast_content.service_layer.materials import (
     material_restored,
     material_submitted,
 )
-from hopcast_content.service_layer.outcomes import engagement_updated, post_published, run_completed
+from hopcast_content.service_layer.outcomes import (
+    engagement_updated,
+    post_deleted_or_restored,
+    post_published,
+    run_completed,
+)
 from hopcast_content.service_layer.projections import (
     schedule_deleted,
     schedule_upserted,
@@ -33,5 +38,7 @@ DISPATCH: Dispatch = {
     "PostPublished": post_published,
     "ScheduleRunCompleted": run_completed,
     "EngagementUpdated": engagement_updated,
+    "PostDeleted": post_deleted_or_restored,
+    "PostRestored": post_deleted_or_restored,
     "PendingPostApproved": edit_submitted,  # with texts: the reviewer's edit, checked here
 }

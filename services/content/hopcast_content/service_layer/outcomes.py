@@ -1,5 +1,6 @@
-"""What happened to the drafts: published on a platform, the run's end, and the posts'
-engagement (which steers the next runs' weighted selection and angles)."""
+"""What happened to the drafts: published on a platform, the run's end, the posts'
+engagement (which steers the next runs' weighted selection and angles), and posts deleted
+or restored upstream (a deleted post steers nothing until restored)."""
 
 from __future__ import annotations
 
@@ -12,8 +13,15 @@ from hopcast_content.service_layer.tenancy import (
     refuse_another_organizations,
     refuse_if_another_organizations,
 )
-from hopcast_shared.contract import EngagementUpdated, PostPublished, RunOutcome, ScheduleRunCompleted
-from hopcast_shared.handling import EventContext
+from hopcast_shared.contract import (
+    EngagementUpdated,
+    PostDeleted,
+    PostPublished,
+    PostRestored,
+    RunOutcome,
+    ScheduleRunCompleted,
+)
+from hopcast_shared.handling import EventContext, PermanentError
 
 log = logging.getLogger(__name__)
 
@@ -45,3 +53,15 @@ async def engagement_updated(deps: ContentDeps, ctx: EventContext, data: Engagem
     of_another = await deps.posts(ctx.conn).record_engagement(ctx.envelope.organizationid, data)
     if of_another is not None:
         refuse_another_organizations(of_another, named_id(data, of_another))
+
+
+async def post_deleted_or_restored(deps: ContentDeps, ctx: EventContext, data: PostDeleted | PostRestored) -> None:
+    """PostDeleted takes the organization's post out of weighted selection and angle learning
+    (its engagement is still recorded); PostRestored counts it again. Another organization's
+    post is refused; so is one content has not seen published yet (a dead letter, replayable
+    once its PostPublished is in)."""
+    posts = deps.posts(ctx.conn)
+    if await posts.set_deleted(data.post_id, ctx.envelope.organizationid, isinstance(data, PostDeleted)):
+        return
+    await refuse_if_another_organizations(posts, ctx, "post", data.post_id)
+    raise PermanentError(f"unknown post {data.post_id} for this organization")

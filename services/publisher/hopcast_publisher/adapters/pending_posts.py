@@ -35,6 +35,7 @@ PENDING_POST_STATE = (
     ("media", "jsonb"),
     ("platforms", "text[]"),
     ("angle", "text"),
+    ("angle_reason", "text"),
     ("requires_approval", "boolean"),
     ("approval_deadline", "timestamptz"),
     ("debit", "text"),
@@ -355,4 +356,5 @@ def publishing_post(r: asyncpg.Record) -> PublishingPost:
         r.get("brand_language"),
         tuple(MediaOfPost.from_json(m) for m in r.get("media") or ()),
         r.get("deadline_passed_at") is not None,
+        r.get("angle_reason"),
     )

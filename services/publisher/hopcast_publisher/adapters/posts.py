@@ -30,6 +30,8 @@ POST_COLUMNS = (
     "external_url",
     "published_at",
     "media",
+    "hashtags",
+    "angle_reason",
 )
 _POST_TYPES = (
     "uuid",
@@ -47,9 +49,15 @@ _POST_TYPES = (
     "text",
     "timestamptz",
     "text",  # media: JSON text, cast below (unnest would flatten an array of arrays)
+    "text",  # hashtags: JSON text too, made an array below
+    "text",
 )
 
-_JSON_COLUMNS = frozenset({"media"})
+_JSON_COLUMNS = frozenset({"media", "hashtags"})
+_AS_SQL = {
+    "media": "u.media::jsonb",
+    "hashtags": "coalesce(ARRAY(SELECT jsonb_array_elements_text(u.hashtags::jsonb)), '{}')",
+}
 _PUBLISHED_POST_FIELDS = tuple(PublishedPost.__dataclass_fields__)
 
 
@@ -64,11 +72,11 @@ class PostRepository:
         await conn.execute(
             f"""
             INSERT INTO posts ({", ".join(POST_COLUMNS)})
-            SELECT {", ".join(f"u.{c}::jsonb" if c in _JSON_COLUMNS else f"u.{c}" for c in POST_COLUMNS)}
+            SELECT {", ".join(_AS_SQL.get(c, f"u.{c}") for c in POST_COLUMNS)}
             FROM unnest({arrays}) AS u({", ".join(POST_COLUMNS)})
             ON CONFLICT (pending_post_id, platform) DO NOTHING
             """,
-            *([json.dumps(p[c]) if c in _JSON_COLUMNS else p[c] for p in posts] for c in POST_COLUMNS),
+            *([json.dumps(p.get(c, [])) if c in _JSON_COLUMNS else p.get(c) for p in posts] for c in POST_COLUMNS),
         )
 
     async def post(self, conn: Conn, post_id: uuid.UUID, *, lock: bool = False) -> PublishedPost | None:
@@ -76,8 +84,12 @@ class PostRepository:
         row = await conn.fetchrow(f"SELECT * FROM posts WHERE id = $1{suffix}", post_id)
         if row is None:
             return None
-        fields = {name: row[name] for name in _PUBLISHED_POST_FIELDS if name != "media"}
-        return PublishedPost(**fields, media=tuple(MediaOfPost.from_json(m) for m in row["media"]))
+        fields = {name: row[name] for name in _PUBLISHED_POST_FIELDS if name not in ("media", "hashtags")}
+        return PublishedPost(
+            **fields,
+            media=tuple(MediaOfPost.from_json(m) for m in row["media"]),
+            hashtags=tuple(row["hashtags"]),
+        )
 
     async def posts_of_pending_post(self, conn: Conn, pending_post_id: uuid.UUID) -> list[asyncpg.Record]:
         rows: list[asyncpg.Record] = await conn.fetch(
@@ -112,16 +124,24 @@ class PostRepository:
             observed_at,
         )
 
-    async def set_post_deleted(self, conn: Conn, post_id: uuid.UUID, deleted: bool) -> bool:
+    async def set_post_deleted(self, conn: Conn, post_id: uuid.UUID, org_id: uuid.UUID, deleted: bool) -> bool:
+        """Soft-delete (or restore) the organization's post; False when it has no such post."""
         status = await conn.execute(
             """
-            UPDATE posts SET deleted_at = CASE WHEN $2 THEN coalesce(deleted_at, now()) END, updated_at = now()
-            WHERE id = $1
+            UPDATE posts SET deleted_at = CASE WHEN $3 THEN coalesce(deleted_at, now()) END, updated_at = now()
+            WHERE id = $1 AND organization_id = $2
             """,
             post_id,
+            org_id,
             deleted,
         )
         return bool(status != "UPDATE 0")
+
+    async def of_another_organization(self, conn: Conn, post_id: uuid.UUID, org_id: uuid.UUID) -> bool:
+        found: bool = await conn.fetchval(
+            "SELECT EXISTS (SELECT FROM posts WHERE id = $1 AND organization_id <> $2)", post_id, org_id
+        )
+        return found
 
     async def angle_performance(self, conn: Conn, brand_id: uuid.UUID, since: datetime) -> list[asyncpg.Record]:
         """Engagement per angle of a brand's posts published since `since` (deleted ones left out)."""

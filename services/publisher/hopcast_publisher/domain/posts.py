@@ -50,3 +50,7 @@ class PublishedPost:
     deleted_at: datetime | None
     media: tuple[MediaOfPost, ...] = ()
     """The images or video it was given, with their alt texts (issue 18)."""
+    hashtags: tuple[str, ...] = ()
+    """Its pending post's hashtags (issue 22; none for posts from before)."""
+    angle_reason: str | None = None
+    """Why its draft took its angle (issue 22; null for posts from before)."""

@@ -65,6 +65,8 @@ class PublishingPost:
     """Its images or video, in order with their alt texts, given to every platform as media."""
     deadline_passed: bool = False
     """Its run is past its deadline (RunDeadlinePassed): no platform call starts any more."""
+    angle_reason: str | None = None
+    """Why the draft took its angle (null for drafts from before issue 22), copied to its posts."""
 
     def text_for(self, platform: str) -> str:
         """What to post on `platform`: its drafted text, else (an older draft) the content

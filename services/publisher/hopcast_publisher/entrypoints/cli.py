@@ -75,24 +75,35 @@ def purge(
     typer.echo(json.dumps(_run(work)))
 
 
-def _set_post_deleted(post_id: str, deleted: bool) -> None:
+def _uuid(value: str, hint: str) -> uuid.UUID:
     try:
-        pid = uuid.UUID(post_id)
+        return uuid.UUID(value)
     except ValueError:
-        raise typer.BadParameter("expected a post id (UUID)", param_hint="POST_ID") from None
-    if not _run(lambda conn: PostRepository().set_post_deleted(conn, pid, deleted)):
-        typer.echo(f"no post {pid}", err=True)
+        raise typer.BadParameter("expected a UUID", param_hint=hint) from None
+
+
+def _set_post_deleted(post_id: str, organization: str, deleted: bool) -> None:
+    """The post is looked up within the organization only: an operator's slip of another
+    organization's id changes nothing (upstream's PostDeleted/PostRestored are the usual way)."""
+    pid, org = _uuid(post_id, "POST_ID"), _uuid(organization, "--organization")
+    if not _run(lambda conn: PostRepository().set_post_deleted(conn, pid, org, deleted)):
+        typer.echo(f"no post {pid} in organization {org}", err=True)
         raise typer.Exit(1)
     typer.echo(f"post {pid} {'deleted' if deleted else 'restored'}")
 
 
+Organization = Annotated[str, typer.Option("--organization", help="the organization id the post belongs to")]
+
+
 @app.command("delete-post")
-def delete_post(post_id: str) -> None:
-    """Soft-delete a post: out of the dashboards and queries, purged after the retention."""
-    _set_post_deleted(post_id, True)
+def delete_post(post_id: str, organization: Organization) -> None:
+    """Soft-delete an organization's post: out of the dashboards and queries, purged after the retention.
+
+    Only the publisher's copy: content keeps counting it until upstream sends PostDeleted."""
+    _set_post_deleted(post_id, organization, True)
 
 
 @app.command("restore-post")
-def restore_post(post_id: str) -> None:
-    """Restore a soft-deleted post."""
-    _set_post_deleted(post_id, False)
+def restore_post(post_id: str, organization: Organization) -> None:
+    """Restore an organization's soft-deleted post."""
+    _set_post_deleted(post_id, organization, False)

@@ -81,6 +81,8 @@ def post_json(post: PublishedPost) -> dict[str, Any]:
         "angle": post.angle,
         "content": post.content,
         "media": [m.as_json() for m in post.media],
+        "hashtags": list(post.hashtags),
+        "angle_reason": post.angle_reason,
         "external_id": post.external_id,
         "external_url": post.external_url,
         "published_at": _time(post.published_at),

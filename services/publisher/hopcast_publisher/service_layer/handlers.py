@@ -49,7 +49,9 @@ from hopcast_shared.contract import (
     PendingPostEditAccepted,
     PendingPostRejected,
     Platform,
+    PostDeleted,
     PostPublishFailed,
+    PostRestored,
     PublishFailureReason,
     RunDeadlinePassed,
     RunOutcome,
@@ -298,6 +300,21 @@ async def engagement_reported(deps: PublisherDeps, ctx: EventContext, data: Enga
     )
 
 
+# --- deleted posts ----------------------------------------------------------------------------
+
+
+async def post_deleted_or_restored(deps: PublisherDeps, ctx: EventContext, data: PostDeleted | PostRestored) -> None:
+    """PostDeleted hides the organization's post from the analytics reads and its engagement
+    updates (kept, not emitted); PostRestored shows it again. Another organization's post id
+    is refused; an unknown one too (a post is known here from the moment it is published)."""
+    org = ctx.envelope.organizationid
+    if await deps.posts.set_post_deleted(ctx.conn, data.post_id, org, isinstance(data, PostDeleted)):
+        return
+    if await deps.posts.of_another_organization(ctx.conn, data.post_id, org):
+        raise PermanentError(f"post {data.post_id} belongs to another organization")
+    raise PermanentError(f"unknown post {data.post_id} for this organization")
+
+
 # --- ids of another organization ----------------------------------------------------------------
 # An event naming an id another organization has is refused (a dead letter saying so): never
 # applied to that organization's rows, and never ignored as if the id were unknown.
@@ -422,6 +439,7 @@ def _post_columns(post: PendingPostCreated) -> dict[str, Any]:
         "texts": {p.value: text for p, text in post.texts.items()},
         "platforms": [p.value for p in post.platforms],
         "angle": post.angle.value,
+        "angle_reason": post.angle_reason,
         "requires_approval": post.requires_approval,
         "approval_deadline": post.approval_deadline if post.requires_approval else None,
         "run_deadline": post.deadline,
@@ -448,4 +466,6 @@ DISPATCH: Dispatch = {
     "PendingPostEditAccepted": _inputs,
     "RunDeadlinePassed": run_deadline_passed,
     "EngagementReported": engagement_reported,
+    "PostDeleted": post_deleted_or_restored,
+    "PostRestored": post_deleted_or_restored,
 }

@@ -68,6 +68,7 @@ from hopcast_publisher.service_layer.deps import PublisherDeps
 from hopcast_shared import outbox
 from hopcast_shared.contract import (
     Angle,
+    MediaItem,
     Platform,
     PostPublished,
     PostPublishFailed,
@@ -219,6 +220,8 @@ def platform_events(
                 "external_url": r.published.external_url,
                 "published_at": r.published.published_at,
                 "media": [m.as_json() for m in pending.media],
+                "hashtags": list(pending.hashtags or ()),
+                "angle_reason": pending.angle_reason,
             }
             posts.append(post)
             events.append(
@@ -235,6 +238,9 @@ def platform_events(
                     external_id=r.published.external_id,
                     external_url=r.published.external_url,
                     published_at=r.published.published_at,
+                    hashtags=list(pending.hashtags or ()),
+                    media=[MediaItem.model_validate(m.as_json()) for m in pending.media],
+                    angle_reason=pending.angle_reason,
                 )
             )
         else:

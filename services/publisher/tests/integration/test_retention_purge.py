@@ -25,9 +25,9 @@ async def test_soft_delete_restore_and_purge(harness: Any, db: Database) -> None
     await harness.publish()
     post_id = uuid.UUID((await harness.events("PostPublished"))[0]["data"]["post_id"])
     async with db.transaction() as conn:
-        assert await PostRepository().set_post_deleted(conn, post_id, True)
-        assert await PostRepository().set_post_deleted(conn, post_id, False)
-        assert await PostRepository().set_post_deleted(conn, post_id, True)
+        assert await PostRepository().set_post_deleted(conn, post_id, uuid.UUID(tenant.org), True)
+        assert await PostRepository().set_post_deleted(conn, post_id, uuid.UUID(tenant.org), False)
+        assert await PostRepository().set_post_deleted(conn, post_id, uuid.UUID(tenant.org), True)
     await harness.send(tenant.event("SocialAccountDeleted", social_account_id=account))
     async with db.transaction() as conn:
         assert set((await purge(conn, 30)).values()) == {0}

@@ -157,6 +157,11 @@ async def test_the_rotate_tokens_command(harness: Any, db: Database, rotation: A
     assert sorted(tokens.open(uuid.UUID(i), rows[i]) for i in ids) == ["plain-0", "plain-1", "plain-2"]
     missing = [sys.executable, "-c", "from hopcast_publisher.entrypoints.cli import app; app()", "delete-post"]
     gone = await asyncio.to_thread(
-        subprocess.run, [*missing, str(uuid.uuid4())], env=env, capture_output=True, text=True, timeout=120
+        subprocess.run,
+        [*missing, str(uuid.uuid4()), "--organization", str(uuid.uuid4())],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert gone.returncode == 1 and "no post" in gone.stderr
