@@ -43,3 +43,66 @@ async def producer(kafka: KafkaSettings) -> AsyncIterator[AIOKafkaProducer]:
     await p.start()
     yield p
     await p.stop()
+
+
+class HttpReads:
+    """A service's JSON routes behind the kernel's router (bearer tokens, tenant check), on a key
+    of their own: `await get(path, organizations=[...])` answers (status, body); without
+    `organizations` no token is sent."""
+
+    def __init__(self, routes: Any) -> None:
+        from cryptography.hazmat.primitives import serialization
+        from cryptography.hazmat.primitives.asymmetric import ec
+
+        from hopcast_shared.auth import TokenVerifier
+        from hopcast_shared.http import JsonRouter
+
+        key = ec.generate_private_key(ec.SECP256R1())
+        self._pem = key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+        verifier = TokenVerifier(
+            issuer="https://idp.test/",
+            audience="hopcast",
+            algorithms={"ES256"},
+            leeway_s=30,
+            public_key=key.public_key(),
+        )
+        self._router = JsonRouter(routes, self._unrouted, verifier=verifier)
+
+    @staticmethod
+    async def _unrouted(scope: Any, receive: Any, send: Any) -> None:
+        raise AssertionError(f"no JSON route for {scope['path']}")
+
+    async def get(self, path: str, *, organizations: Any = None) -> tuple[int, Any]:
+        import json
+
+        from hopcast_shared.auth import issue_token
+
+        headers = []
+        if organizations is not None:
+            token = issue_token(
+                self._pem, organizations, issuer="https://idp.test/", audience="hopcast", algorithm="ES256"
+            )
+            headers.append((b"authorization", f"Bearer {token}".encode()))
+        path, _, query = path.partition("?")
+        scope = {"type": "http", "method": "GET", "path": path, "query_string": query.encode(), "headers": headers}
+        answer: dict[str, Any] = {"body": b""}
+
+        async def receive() -> dict[str, Any]:
+            return {"type": "http.request", "body": b""}
+
+        async def send(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                answer["status"] = message["status"]
+            else:
+                answer["body"] += message.get("body", b"")
+
+        await self._router(scope, receive, send)
+        return answer["status"], json.loads(answer["body"])
+
+
+@pytest.fixture
+def http_reads() -> type[HttpReads]:
+    """`http_reads(routes)`: read a service's routes over the kernel's HTTP layer with tokens."""
+    return HttpReads

@@ -179,6 +179,7 @@ async def _live(stack: Stack, *, demo: bool, refresh_s: float = 0.25) -> None:
 
     from hopcast_shared.crypto import load_keyring
     from hopcast_stack.demo import Demo
+    from hopcast_stack.overview import PARTS, poll_overviews
     from hopcast_stack.upstream import Upstream
     from hopcast_stack.view import Board, follow, render
 
@@ -217,6 +218,11 @@ async def _live(stack: Stack, *, demo: bool, refresh_s: float = 0.25) -> None:
             raise StackError(f"could not read the topics at {kafka} within 30s") from None
         if demo:
             tasks.append(asyncio.create_task(play(), name="the demo"))
+        if not stack.not_installed():
+            # The overview is the services' current state, not on any topic: read as a dashboard would.
+            ports = {name: stack.settings.http_port(name) for name in PARTS}
+            reading = poll_overviews(lambda: board.organizations, board.overviews, ports, key_folder=stack.state_dir)
+            tasks.append(asyncio.create_task(reading, name="reading the overviews"))
         footer = "Ctrl-C stops everything (data is kept)" + ("" if demo else " | no demo: waiting for upstream events")
         running = set(stack.running_parts())
         last_parts = loop.time()

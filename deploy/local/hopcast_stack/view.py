@@ -3,7 +3,9 @@
 `follow` reads topics (from their end, or their beginning) and yields each message; `Board` is
 the projection built from them (runs and their stages, outcomes, credits left per organization,
 posts per platform, dead letters); `render` draws a Board with rich. Nothing here asks a service
-anything: the topics are the whole truth a dashboard has.
+anything: the topics are the whole truth of the runs. Only each organization's overview (brands,
+ready materials, schedules, posts of 30 days, credits by bucket) is the services' current state,
+which no topic carries: `hopcast_stack.overview` polls it into `Board.overviews`.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from rich.text import Text
 from hopcast_shared.kafka import connection_kwargs
 from hopcast_shared.settings import KafkaSettings
 from hopcast_shared.topics import ANALYTICS, BILLING, CONTENT, DLQ_TOPICS, PUBLISHER, SCHEDULER
+from hopcast_stack.overview import OrganizationOverview
 
 # What a dashboard reads: every topic the services publish to, and the dead letters.
 VIEW_TOPICS: tuple[str, ...] = (SCHEDULER, CONTENT, BILLING, PUBLISHER, ANALYTICS, *DLQ_TOPICS)
@@ -170,6 +173,7 @@ class Board:
         self.names: dict[str, str] = {}
         self.runs: dict[str, RunView] = {}
         self.organizations: dict[str, OrganizationView] = {}
+        self.overviews: dict[str, OrganizationOverview] = {}  # polled from the services' reads
         self.published: Counter[str] = Counter()
         self.failed: Counter[str] = Counter()
         self.published_with_media: Counter[str] = Counter()
@@ -410,7 +414,7 @@ def _runs_table(board: Board, limit: int) -> Table:
 
 def _organizations_table(board: Board) -> Table:
     table = Table(title="Organizations", title_justify="left")
-    for column in ("organization", "credits left", "runs", "outcomes"):
+    for column in ("organization", "credits left", "runs", "outcomes", "overview"):
         table.add_column(column)
     for org in board.organizations.values():
         outcomes = Text()
@@ -419,9 +423,22 @@ def _organizations_table(board: Board) -> Table:
                 outcomes.append(", ")
             outcomes.append(f"{outcome} {count}", style=_outcome_style(outcome))
         table.add_row(
-            board.label(org.organization_id), "-" if org.credits is None else str(org.credits), str(org.runs), outcomes
+            board.label(org.organization_id),
+            "-" if org.credits is None else str(org.credits),
+            str(org.runs),
+            outcomes,
+            overview_text(board.overviews.get(org.organization_id)),
         )
     return table
+
+
+def overview_text(o: OrganizationOverview | None) -> str:
+    if o is None:
+        return "-"
+    return (
+        f"brands {o.active_brands} · ready {o.ready_materials} · schedules {o.active_schedules} · "
+        f"posts/30d {o.posts_last_30_days} · credits {o.period_credits}+{o.topup_credits}"
+    )
 
 
 def _platforms_table(board: Board) -> Table:

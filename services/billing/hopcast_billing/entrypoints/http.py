@@ -1,4 +1,5 @@
-"""GET /organizations/{id}/credits and GET /organizations/{id}/ledger (paged, newest first).
+"""GET /organizations/{id}/credits, GET /organizations/{id}/ledger (paged, newest first) and
+GET /organizations/{id}/overview (credits remaining by bucket, billing's part of the overview).
 
 Each answer names its organization; the kernel's router sends it only to a token that may read it."""
 
@@ -40,6 +41,24 @@ def routes(runtime: ServiceRuntime) -> Sequence[JsonRoute]:
             organization=org,
         )
 
+    async def overview(path: dict[str, str], query: dict[str, str]) -> JsonResponse:
+        org = _org(path)
+        async with runtime.db.pool.acquire() as conn:
+            balance = await balance_of(conn, org)
+            sub = await subscription_of(conn, org)
+        return JsonResponse(
+            200,
+            {
+                "organization_id": str(org),
+                "credits_remaining": balance.total,
+                # Spent first, and gone at period_end (no roll-over); top-ups are kept until used.
+                "period_credits": balance.period,
+                "topup_credits": balance.topup,
+                "period_end": sub["period_end"].isoformat() if sub else None,
+            },
+            organization=org,
+        )
+
     async def ledger_entries(path: dict[str, str], query: dict[str, str]) -> JsonResponse:
         org = _org(path)
         try:
@@ -73,4 +92,5 @@ def routes(runtime: ServiceRuntime) -> Sequence[JsonRoute]:
     return [
         JsonRoute("/organizations/{id}/credits", credits),
         JsonRoute("/organizations/{id}/ledger", ledger_entries),
+        JsonRoute("/organizations/{id}/overview", overview),
     ]

@@ -80,7 +80,7 @@ async def test_http_reads_and_verify_agree_with_the_ledger(
         def __init__(self) -> None:
             self.db = db
 
-    credits, ledger_page = routes(Runtime())  # type: ignore[arg-type]
+    credits, ledger_page = routes(Runtime())[:2]  # type: ignore[arg-type]
     found = await credits.handler({"id": org.id}, {})
     assert found.status == 200
     assert (found.body["balance"], found.body["period_credits"], found.body["topup_credits"]) == (11, 7, 4)

@@ -1,5 +1,6 @@
 """GET /brands/{id}/materials: the brand's materials counted by status, and the next
-candidates in the order a round-robin run would try them (or ?strategy=...)."""
+candidates in the order a round-robin run would try them (or ?strategy=...).
+GET /organizations/{id}/overview: the organization's active brands and ready materials."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import uuid
 from collections.abc import Sequence
 
 from hopcast_content.adapters.materials import Materials
+from hopcast_content.adapters.overview import brands_and_ready_materials
 from hopcast_content.adapters.projections import Projections
 from hopcast_content.config import ContentSettings
 from hopcast_content.domain.selection import order_candidates
@@ -63,4 +65,20 @@ def routes(runtime: ServiceRuntime, settings: ContentSettings) -> Sequence[JsonR
             organization=brand.organization_id,
         )
 
-    return [JsonRoute("/brands/{id}/materials", brand_materials)]
+    async def overview(path: dict[str, str], query: dict[str, str]) -> JsonResponse:
+        try:
+            org = uuid.UUID(path["id"])
+        except ValueError:
+            return JsonResponse(400, {"error": "organization id must be a UUID"})
+        async with runtime.db.pool.acquire() as conn:
+            brands, ready = await brands_and_ready_materials(conn, org)
+        return JsonResponse(
+            200,
+            {"organization_id": str(org), "active_brands": brands, "ready_materials": ready},
+            organization=org,
+        )
+
+    return [
+        JsonRoute("/brands/{id}/materials", brand_materials),
+        JsonRoute("/organizations/{id}/overview", overview),
+    ]

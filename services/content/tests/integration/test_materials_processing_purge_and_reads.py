@@ -109,7 +109,7 @@ async def test_http_brand_materials(h: Any, texts: Any) -> None:
     class Runtime:
         db = h.db
 
-    [route] = routes(Runtime(), h.settings)  # type: ignore[arg-type]
+    route = routes(Runtime(), h.settings)[0]  # type: ignore[arg-type]
     response = await route.handler({"id": t.brand}, {})
     assert response.status == 200
     assert response.body["counts"] == {"READY": 2, "FAILED": 1, "IN_FLIGHT": 1}

@@ -151,6 +151,19 @@ class PostRepository:
         """Engagement per platform of an organization's posts published since `since`."""
         return await self._performance(conn, "platform", "organization_id", org_id, since)
 
+    async def posts_by_platform(self, conn: Conn, org_id: uuid.UUID, since: datetime) -> dict[str, int]:
+        """How many of an organization's posts (not deleted) were published since `since`, per platform."""
+        rows = await conn.fetch(
+            """
+            SELECT platform, count(*) AS posts FROM posts
+            WHERE organization_id = $1 AND published_at >= $2 AND deleted_at IS NULL
+            GROUP BY platform ORDER BY platform
+            """,
+            org_id,
+            since,
+        )
+        return {r["platform"]: int(r["posts"]) for r in rows}
+
     async def _performance(
         self,
         conn: Conn,

@@ -1,5 +1,6 @@
 """GET /brands/{id}/angle-performance, /organizations/{id}/platform-performance (both over
-the last 30 days, or ?days=N), /posts/{id} and /pending-posts/{id}.
+the last 30 days, or ?days=N), /posts/{id}, /pending-posts/{id}, and /organizations/{id}/overview
+(the publisher's part of the overview: posts in the last 30 days by platform, or ?days=N).
 
 Each answer names its organization (a brand's is its owner in the brand projection, so an unknown
 brand is 404); the kernel's router sends it only to a token that may read it."""
@@ -121,6 +122,22 @@ def routes(runtime: ServiceRuntime) -> Sequence[JsonRoute]:
             organization=org,
         )
 
+    async def overview(path: dict[str, str], query: dict[str, str]) -> JsonResponse:
+        org = _id(path, "organization")
+        days, since = _since(query)
+        async with runtime.db.pool.acquire() as conn:
+            by_platform = await _POSTS.posts_by_platform(conn, org, since)
+        return JsonResponse(
+            200,
+            {
+                "organization_id": str(org),
+                "days": days,
+                "posts": sum(by_platform.values()),
+                "posts_by_platform": by_platform,
+            },
+            organization=org,
+        )
+
     async def get_post(path: dict[str, str], query: dict[str, str]) -> JsonResponse:
         post_id = _id(path, "post")
         async with runtime.db.pool.acquire() as conn:
@@ -178,6 +195,7 @@ def routes(runtime: ServiceRuntime) -> Sequence[JsonRoute]:
     return [
         JsonRoute("/brands/{id}/angle-performance", angle_performance),
         JsonRoute("/organizations/{id}/platform-performance", platform_performance),
+        JsonRoute("/organizations/{id}/overview", overview),
         JsonRoute("/posts/{id}", get_post),
         JsonRoute("/pending-posts/{id}", get_pending_post),
     ]

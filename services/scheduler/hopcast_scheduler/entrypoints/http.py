@@ -1,5 +1,6 @@
 """GET /schedules/{id}: status, next run times, last outcome, missed runs. GET /runs/{id}: a run's
-timeline: due time, deadline, each stage the events reported, outcome, credits moved."""
+timeline: due time, deadline, each stage the events reported, outcome, credits moved.
+GET /organizations/{id}/overview: the organization's active schedules, and its schedules by status."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import uuid
 from collections.abc import Sequence
 from datetime import datetime
 
+from hopcast_scheduler.adapters.overview import schedules_by_status
 from hopcast_scheduler.adapters.repository import ScheduleRepository
 from hopcast_scheduler.adapters.runs import Stage, timeline
 from hopcast_scheduler.domain.recurrence import format_utc, next_runs
@@ -101,4 +103,21 @@ def routes(runtime: ServiceRuntime, deps: SchedulerDeps | None = None) -> Sequen
             organization=run["organization_id"],
         )
 
-    return [JsonRoute("/schedules/{id}", get_schedule), JsonRoute("/runs/{id}", get_run)]
+    async def overview(path: dict[str, str], query: dict[str, str]) -> JsonResponse:
+        try:
+            org = uuid.UUID(path["id"])
+        except ValueError:
+            return JsonResponse(400, {"error": "organization id must be a UUID"})
+        async with runtime.db.pool.acquire() as conn:
+            active, by_status = await schedules_by_status(conn, org)
+        return JsonResponse(
+            200,
+            {"organization_id": str(org), "active_schedules": active, "schedules_by_status": by_status},
+            organization=org,
+        )
+
+    return [
+        JsonRoute("/schedules/{id}", get_schedule),
+        JsonRoute("/runs/{id}", get_run),
+        JsonRoute("/organizations/{id}/overview", overview),
+    ]
