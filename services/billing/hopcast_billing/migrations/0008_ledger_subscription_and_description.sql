@@ -75,10 +75,27 @@ CREATE TRIGGER ledger_describe_old_writers BEFORE INSERT ON ledger
 -- a failure rolls the whole file back, the trigger's state included. Only the new columns change.
 ALTER TABLE ledger DISABLE TRIGGER ledger_append_only;
 
-UPDATE ledger SET subscription_id =
-    ledger_derived_subscription(organization_id, id, action, idempotency_key, period_amount);
-UPDATE ledger SET description =
-    ledger_derived_description(organization_id, action, idempotency_key, pending_post_id, platform, subscription_id);
+-- One pass, one rewrite of each row: a row's subscription is its own for a period row, else
+-- that of the organization's last period row before it (the window numbers the periods), as
+-- ledger_derived_subscription says for one row; only rows moving period credits keep it.
+WITH marked AS (
+    SELECT id, organization_id, period_amount,
+           CASE WHEN action = 'SUBSCRIPTION' AND idempotency_key LIKE 'period:%'
+                THEN split_part(idempotency_key, ':', 2) END AS own,
+           count(*) FILTER (WHERE action = 'SUBSCRIPTION' AND idempotency_key LIKE 'period:%')
+               OVER (PARTITION BY organization_id ORDER BY id) AS period_number
+    FROM ledger
+), filled AS (
+    SELECT id,
+           CASE WHEN period_amount <> 0
+                THEN (max(own) OVER (PARTITION BY organization_id, period_number))::uuid END AS subscription_id
+    FROM marked
+)
+UPDATE ledger l SET
+    subscription_id = f.subscription_id,
+    description = ledger_derived_description(
+        l.organization_id, l.action, l.idempotency_key, l.pending_post_id, l.platform, f.subscription_id)
+FROM filled f WHERE f.id = l.id;
 
 ALTER TABLE ledger ENABLE TRIGGER ledger_append_only;
 
