@@ -95,6 +95,7 @@ async def _published(t: Tenant, dashboard: Dashboard) -> Org:
             "runs": run,
             "posts": post["data"]["post_id"],
             "pending-posts": post["data"]["pending_post_id"],
+            "social-accounts": post["data"]["social_account_id"],
         },
     )
 
@@ -172,7 +173,7 @@ def test_every_route_is_covered() -> None:
     """Every service serves reads, and every route names an object this suite builds."""
     assert {service for service, _ in ROUTES} == set(installed_services())
     assert len(ROUTES) >= 8, ROUTES
-    known = {"organizations", "brands", "schedules", "runs", "posts", "pending-posts"}
+    known = {"organizations", "brands", "schedules", "runs", "posts", "pending-posts", "social-accounts"}
     assert {template.strip("/").split("/")[0] for _, template in ROUTES} <= known, ROUTES
 
 

@@ -53,6 +53,7 @@ class Tenants:
                         topup_amount=50,
                         key=f"grant:{org}",
                         balance_after=50,
+                        description="Top-up grant: seed",
                     )
             for org in (self.old, self.recent):
                 await projections.set_organization_deleted(conn, org, True)

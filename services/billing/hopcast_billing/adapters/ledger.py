@@ -23,6 +23,7 @@ from typing import Any
 
 import asyncpg
 
+from hopcast_billing.domain import descriptions
 from hopcast_billing.domain.debits import Balance, Part
 from hopcast_billing.domain.refunds import Debit
 from hopcast_shared.db import Conn
@@ -53,6 +54,7 @@ class DebitRow:
     from_period: int
     from_topup: int
     parts: tuple[Part, ...]
+    platforms: tuple[str, ...] = ()
 
 
 async def balance_of(conn: Conn, org: uuid.UUID) -> Balance:
@@ -145,15 +147,20 @@ class Ledger:
         topup_amount: int,
         key: str,
         balance_after: int,
+        description: str,
         pending_post_id: uuid.UUID | None = None,
         run_id: uuid.UUID | None = None,
         platform: str | None = None,
     ) -> None:
+        """One row. Its subscription is the one whose period bucket it changes: the organization's
+        current subscription when the row moves period credits, none when it moves top-ups only."""
         await self.conn.execute(
             """
             INSERT INTO ledger (organization_id, action, period_amount, topup_amount, idempotency_key,
-                                balance_after, pending_post_id, run_id, platform)
-            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+                                balance_after, pending_post_id, run_id, platform, description, subscription_id)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10,
+                    CASE WHEN $3::bigint <> 0
+                         THEN (SELECT subscription_id FROM subscriptions WHERE organization_id = $1) END)
             """,
             org,
             action,
@@ -164,6 +171,7 @@ class Ledger:
             pending_post_id,
             run_id,
             platform,
+            description,
         )
 
     async def ledger_has(self, org: uuid.UUID, key: str) -> bool:
@@ -174,6 +182,11 @@ class Ledger:
                 "SELECT true FROM ledger WHERE organization_id = $1 AND idempotency_key = $2", org, key
             )
         )
+
+    async def plan_of(self, org: uuid.UUID) -> str | None:
+        """The plan of the organization's current subscription, if it has one."""
+        plan: str | None = await self.conn.fetchval("SELECT plan FROM subscriptions WHERE organization_id = $1", org)
+        return plan
 
     async def has_entries(self, org: uuid.UUID) -> bool:
         return bool(await self.conn.fetchval("SELECT true FROM ledger WHERE organization_id = $1 LIMIT 1", org))
@@ -215,6 +228,7 @@ class Ledger:
         if not debits:
             return
         parts = [(d, part) for d in debits for part in d.parts]
+        # Each row's subscription as append_ledger says: the current one when it takes period credits.
         await self.conn.execute(
             """
             WITH decided AS (
@@ -223,10 +237,12 @@ class Ledger:
                 WHERE organization_id = d.o AND pending_post_id = d.id
             )
             INSERT INTO ledger (organization_id, action, period_amount, topup_amount, idempotency_key,
-                                balance_after, pending_post_id, run_id)
-            SELECT o, a, -p, -t, 'debit:' || pp || ':' || a, b, pp, r
-            FROM unnest($4::uuid[], $5::text[], $6::bigint[], $7::bigint[], $8::bigint[], $9::uuid[], $10::uuid[])
-                WITH ORDINALITY AS u(o, a, p, t, b, pp, r, n)
+                                balance_after, pending_post_id, run_id, description, subscription_id)
+            SELECT o, a, -p, -t, 'debit:' || pp || ':' || a, b, pp, r, txt,
+                   CASE WHEN p <> 0 THEN (SELECT s.subscription_id FROM subscriptions s WHERE s.organization_id = o) END
+            FROM unnest($4::uuid[], $5::text[], $6::bigint[], $7::bigint[], $8::bigint[], $9::uuid[], $10::uuid[],
+                        $12::text[])
+                WITH ORDINALITY AS u(o, a, p, t, b, pp, r, txt, n)
             ORDER BY n
             """,
             [d.pending_post_id for d in debits],
@@ -240,6 +256,7 @@ class Ledger:
             [d.pending_post_id for d, _ in parts],
             [d.run_id for d, _ in parts],
             [d.organization_id for d in debits],
+            [descriptions.debit(part.action, d.platforms) for d, part in parts],
         )
 
     async def record_run_deadline(self, org: uuid.UUID, run_id: uuid.UUID) -> None:

@@ -80,6 +80,8 @@ def routes(runtime: ServiceRuntime) -> Sequence[JsonRoute]:
                 "pending_post_id": str(r["pending_post_id"]) if r["pending_post_id"] else None,
                 "run_id": str(r["run_id"]) if r["run_id"] else None,
                 "platform": r["platform"],
+                "subscription_id": str(r["subscription_id"]) if r["subscription_id"] else None,
+                "description": r["description"],
                 "created_at": r["created_at"].isoformat(),
             }
             for r in rows

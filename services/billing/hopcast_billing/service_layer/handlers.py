@@ -23,6 +23,7 @@ from typing import Literal
 
 from hopcast_billing import metrics
 from hopcast_billing.adapters.ledger import DebitClaim, DebitRow, Ledger
+from hopcast_billing.domain import descriptions
 from hopcast_billing.domain.debits import Balance, DebitRequest, Refused, Taken, decide
 from hopcast_billing.domain.pricing import PostPrice, Prices, price_of_post, publish_refund_due
 from hopcast_billing.domain.refunds import Debit, refund_of
@@ -106,13 +107,16 @@ async def subscription_activated(deps: BillingDeps, ctx: EventContext, data: Sub
     if current_start is not None and current_start > data.period_start:
         log.info("subscription period starting %s is older than the current one; ignored", start)
         return
+    if balance.period:
+        # Written before the new period starts, so the row names the subscription it expires.
+        expire = f"expire:{data.subscription_id}:{start}"
+        described = descriptions.period_expiry(await book.plan_of(org))
+        await _credit(book, org, LedgerAction.SUBSCRIPTION, -balance.period, 0, expire, described)
     await book.start_period(
         org, data.subscription_id, data.plan.value, data.credits_total, data.period_start, data.period_end
     )
-    if balance.period:
-        expire = f"expire:{data.subscription_id}:{start}"
-        await _credit(book, org, LedgerAction.SUBSCRIPTION, -balance.period, 0, expire)
-    after = await _credit(book, org, LedgerAction.SUBSCRIPTION, data.credits_total, 0, key)
+    described = descriptions.period_credits(data.plan.value)
+    after = await _credit(book, org, LedgerAction.SUBSCRIPTION, data.credits_total, 0, key, described)
     await _usage(book, ctx, LedgerAction.SUBSCRIPTION, data.credits_total - balance.period, after.total)
 
 
@@ -123,11 +127,13 @@ async def credits_granted(deps: BillingDeps, ctx: EventContext, data: CreditsGra
     await book.lock_balance(org)
     if await book.ledger_has(org, key):
         return
-    after = await _credit(book, org, LedgerAction.TOPUP, 0, data.amount, key)
+    after = await _credit(book, org, LedgerAction.TOPUP, 0, data.amount, key, descriptions.grant(data.reason))
     await _usage(book, ctx, LedgerAction.TOPUP, data.amount, after.total)
 
 
-async def _credit(book: Ledger, org: uuid.UUID, action: LedgerAction, period: int, topup: int, key: str) -> Balance:
+async def _credit(
+    book: Ledger, org: uuid.UUID, action: LedgerAction, period: int, topup: int, key: str, description: str
+) -> Balance:
     """Credit the buckets and write its ledger row, keyed once per organization."""
     after = await book.credit_balance(org, period, topup)
     await book.append_ledger(
@@ -137,6 +143,7 @@ async def _credit(book: Ledger, org: uuid.UUID, action: LedgerAction, period: in
         topup_amount=topup,
         key=key,
         balance_after=after.total,
+        description=description,
     )
     return after
 
@@ -198,7 +205,13 @@ async def debit_for_pending_posts(deps: BillingDeps, items: Sequence[tuple[Event
             taken[org] = (period + decision.from_period, topup + decision.from_topup)
             rows.append(
                 DebitRow(
-                    data.pending_post_id, org, data.run_id, decision.from_period, decision.from_topup, decision.parts
+                    data.pending_post_id,
+                    org,
+                    data.run_id,
+                    decision.from_period,
+                    decision.from_topup,
+                    decision.parts,
+                    tuple(p.value for p in data.platforms),
                 )
             )
     await book.take_credits(taken)
@@ -328,6 +341,7 @@ async def _refund(
         topup_amount=refund.to_topup,
         key=key,
         balance_after=after.total,
+        description=descriptions.refund(reason, platform),
         pending_post_id=debit.pending_post_id,
         run_id=debit.run_id,
         platform=platform,

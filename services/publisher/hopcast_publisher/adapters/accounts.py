@@ -247,6 +247,29 @@ class AccountRepository:
             for r in rows
         ]
 
+    async def account_brands(
+        self, conn: Conn, account_id: uuid.UUID
+    ) -> tuple[asyncpg.Record, list[asyncpg.Record]] | None:
+        """The account (its organization, platform, state) and the brands of its organization that
+        use it, oldest link first (the brand_accounts_account index); None for an unknown account."""
+        account = await conn.fetchrow(
+            "SELECT id, organization_id, platform, is_active, deleted_at FROM social_accounts WHERE id = $1",
+            account_id,
+        )
+        if account is None:
+            return None
+        links = await conn.fetch(
+            """
+            SELECT l.brand_profile_id, b.name, l.is_default, l.linked_at, b.deleted_at AS brand_deleted_at
+            FROM brand_accounts l LEFT JOIN brands b ON b.id = l.brand_profile_id
+            WHERE l.social_account_id = $1 AND l.organization_id = $2
+            ORDER BY l.linked_at, l.brand_profile_id
+            """,
+            account_id,
+            account["organization_id"],
+        )
+        return account, list(links)
+
     async def accounts_by_id(self, conn: Conn, account_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, SocialAccount]:
         rows = await conn.fetch("SELECT * FROM social_accounts WHERE id = ANY($1::uuid[])", list(account_ids))
         return {r["id"]: social_account(r) for r in rows}

@@ -1,6 +1,7 @@
 """GET /brands/{id}/angle-performance, /organizations/{id}/platform-performance (both over
-the last 30 days, or ?days=N), /posts/{id}, /pending-posts/{id}, and /organizations/{id}/overview
-(the publisher's part of the overview: posts in the last 30 days by platform, or ?days=N).
+the last 30 days, or ?days=N), /posts/{id}, /pending-posts/{id}, /social-accounts/{id}/brands,
+and /organizations/{id}/overview (the publisher's part of the overview: posts in the last 30
+days by platform, or ?days=N).
 
 Each answer names its organization (a brand's is its owner in the brand projection, so an unknown
 brand is 404); the kernel's router sends it only to a token that may read it."""
@@ -14,6 +15,7 @@ from typing import Any
 
 import asyncpg
 
+from hopcast_publisher.adapters.accounts import AccountRepository
 from hopcast_publisher.adapters.pending_posts import PendingPostRepository
 from hopcast_publisher.adapters.posts import PostRepository
 from hopcast_publisher.domain.posts import PublishedPost
@@ -25,6 +27,7 @@ from hopcast_shared.service import ServiceRuntime
 DEFAULT_DAYS = 30
 _PENDING_POSTS = PendingPostRepository()
 _POSTS = PostRepository()
+_ACCOUNTS = AccountRepository()
 
 
 def _id(path: dict[str, str], what: str) -> uuid.UUID:
@@ -192,12 +195,42 @@ def routes(runtime: ServiceRuntime) -> Sequence[JsonRoute]:
             organization=row["organization_id"],
         )
 
+    async def account_brands(path: dict[str, str], query: dict[str, str]) -> JsonResponse:
+        account_id = _id(path, "social account")
+        async with runtime.db.pool.acquire() as conn:
+            found = await _ACCOUNTS.account_brands(conn, account_id)
+        if found is None:
+            return JsonResponse(404, {"error": "no such social account"})
+        account, links = found
+        return JsonResponse(
+            200,
+            {
+                "social_account_id": str(account_id),
+                "organization_id": str(account["organization_id"]),
+                "platform": account["platform"],
+                "is_active": account["is_active"],
+                "deleted_at": _time(account["deleted_at"]),
+                "brands": [
+                    {
+                        "brand_profile_id": str(link["brand_profile_id"]),
+                        "name": link["name"],
+                        "is_default": link["is_default"],
+                        "linked_at": _time(link["linked_at"]),
+                        "brand_deleted_at": _time(link["brand_deleted_at"]),
+                    }
+                    for link in links
+                ],
+            },
+            organization=account["organization_id"],
+        )
+
     return [
         JsonRoute("/brands/{id}/angle-performance", angle_performance),
         JsonRoute("/organizations/{id}/platform-performance", platform_performance),
         JsonRoute("/organizations/{id}/overview", overview),
         JsonRoute("/posts/{id}", get_post),
         JsonRoute("/pending-posts/{id}", get_pending_post),
+        JsonRoute("/social-accounts/{id}/brands", account_brands),
     ]
 
 
