@@ -28,6 +28,15 @@ log = logging.getLogger(__name__)
 ASGIApp = Callable[[dict[str, Any], Any, Any], Awaitable[None]]
 
 
+def path_id(path: dict[str, str], what: str) -> uuid.UUID:
+    """The route's `{id}` as a UUID; else ValueError, which the router answers with a 400
+    saying "<what> id must be a UUID"."""
+    try:
+        return uuid.UUID(path["id"])
+    except ValueError:
+        raise ValueError(f"{what} id must be a UUID") from None
+
+
 @dataclass(frozen=True)
 class JsonResponse:
     """What a handler answers; a 200 names the organization whose data `body` is."""

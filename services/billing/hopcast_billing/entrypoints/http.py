@@ -5,25 +5,17 @@ Each answer names its organization; the kernel's router sends it only to a token
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Sequence
 
 from hopcast_billing.adapters.ledger import balance_of
 from hopcast_billing.adapters.reads import ledger_page, subscription_of
-from hopcast_shared.http import JsonResponse, JsonRoute
+from hopcast_shared.http import JsonResponse, JsonRoute, path_id
 from hopcast_shared.service import ServiceRuntime
-
-
-def _org(path: dict[str, str]) -> uuid.UUID:
-    try:
-        return uuid.UUID(path["id"])
-    except ValueError:
-        raise ValueError("organization id must be a UUID") from None
 
 
 def routes(runtime: ServiceRuntime) -> Sequence[JsonRoute]:
     async def credits(path: dict[str, str], query: dict[str, str]) -> JsonResponse:
-        org = _org(path)
+        org = path_id(path, "organization")
         async with runtime.db.pool.acquire() as conn:
             balance = await balance_of(conn, org)
             sub = await subscription_of(conn, org)
@@ -42,7 +34,7 @@ def routes(runtime: ServiceRuntime) -> Sequence[JsonRoute]:
         )
 
     async def overview(path: dict[str, str], query: dict[str, str]) -> JsonResponse:
-        org = _org(path)
+        org = path_id(path, "organization")
         async with runtime.db.pool.acquire() as conn:
             balance = await balance_of(conn, org)
             sub = await subscription_of(conn, org)
@@ -60,7 +52,7 @@ def routes(runtime: ServiceRuntime) -> Sequence[JsonRoute]:
         )
 
     async def ledger_entries(path: dict[str, str], query: dict[str, str]) -> JsonResponse:
-        org = _org(path)
+        org = path_id(path, "organization")
         try:
             limit = min(max(int(query.get("limit", "50")), 1), 500)
             before = int(query["before"]) if "before" in query else None

@@ -5,7 +5,6 @@ GET /organizations/{id}/overview: the organization's active brands and ready mat
 from __future__ import annotations
 
 import random
-import uuid
 from collections.abc import Sequence
 
 from hopcast_content.adapters.materials import Materials
@@ -14,16 +13,13 @@ from hopcast_content.adapters.projections import Projections
 from hopcast_content.config import ContentSettings
 from hopcast_content.domain.selection import order_candidates
 from hopcast_shared.contract import MaterialStrategy
-from hopcast_shared.http import JsonResponse, JsonRoute
+from hopcast_shared.http import JsonResponse, JsonRoute, path_id
 from hopcast_shared.service import ServiceRuntime
 
 
 def routes(runtime: ServiceRuntime, settings: ContentSettings) -> Sequence[JsonRoute]:
     async def brand_materials(path: dict[str, str], query: dict[str, str]) -> JsonResponse:
-        try:
-            brand_id = uuid.UUID(path["id"])
-        except ValueError:
-            return JsonResponse(400, {"error": "brand id must be a UUID"})
+        brand_id = path_id(path, "brand")
         try:
             strategy = MaterialStrategy(query.get("strategy", MaterialStrategy.ROUND_ROBIN.value))
         except ValueError:
@@ -66,10 +62,7 @@ def routes(runtime: ServiceRuntime, settings: ContentSettings) -> Sequence[JsonR
         )
 
     async def overview(path: dict[str, str], query: dict[str, str]) -> JsonResponse:
-        try:
-            org = uuid.UUID(path["id"])
-        except ValueError:
-            return JsonResponse(400, {"error": "organization id must be a UUID"})
+        org = path_id(path, "organization")
         async with runtime.db.pool.acquire() as conn:
             brands, ready = await brands_and_ready_materials(conn, org)
         return JsonResponse(

@@ -115,6 +115,7 @@ async def test_http_brand_materials(h: Any, texts: Any) -> None:
     assert response.body["counts"] == {"READY": 2, "FAILED": 1, "IN_FLIGHT": 1}
     assert [c["material_id"] for c in response.body["next_candidates"]] == [b]  # a is in flight
     assert (await route.handler({"id": str(uuid.uuid4())}, {})).status == 404
-    assert (await route.handler({"id": "nope"}, {})).status == 400
+    with pytest.raises(ValueError, match="brand id must be a UUID"):  # the router answers 400
+        await route.handler({"id": "nope"}, {})
     assert (await route.handler({"id": t.brand}, {"strategy": "best"})).status == 400
     assert a

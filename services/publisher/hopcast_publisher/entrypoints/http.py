@@ -8,7 +8,6 @@ brand is 404); the kernel's router sends it only to a token that may read it."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -21,20 +20,13 @@ from hopcast_publisher.adapters.posts import PostRepository
 from hopcast_publisher.domain.posts import PublishedPost
 from hopcast_publisher.service_layer.publishing import now_utc
 from hopcast_shared import projections
-from hopcast_shared.http import JsonResponse, JsonRoute
+from hopcast_shared.http import JsonResponse, JsonRoute, path_id
 from hopcast_shared.service import ServiceRuntime
 
 DEFAULT_DAYS = 30
 _PENDING_POSTS = PendingPostRepository()
 _POSTS = PostRepository()
 _ACCOUNTS = AccountRepository()
-
-
-def _id(path: dict[str, str], what: str) -> uuid.UUID:
-    try:
-        return uuid.UUID(path["id"])
-    except ValueError:
-        raise ValueError(f"{what} id must be a UUID") from None
 
 
 def _since(query: dict[str, str]) -> tuple[int, datetime]:
@@ -101,7 +93,7 @@ def post_json(post: PublishedPost) -> dict[str, Any]:
 
 def routes(runtime: ServiceRuntime) -> Sequence[JsonRoute]:
     async def angle_performance(path: dict[str, str], query: dict[str, str]) -> JsonResponse:
-        brand = _id(path, "brand")
+        brand = path_id(path, "brand")
         days, since = _since(query)
         async with runtime.db.pool.acquire() as conn:
             owner = await projections.brand_owner(conn, brand)
@@ -115,7 +107,7 @@ def routes(runtime: ServiceRuntime) -> Sequence[JsonRoute]:
         )
 
     async def platform_performance(path: dict[str, str], query: dict[str, str]) -> JsonResponse:
-        org = _id(path, "organization")
+        org = path_id(path, "organization")
         days, since = _since(query)
         async with runtime.db.pool.acquire() as conn:
             rows = await _POSTS.platform_performance(conn, org, since)
@@ -126,7 +118,7 @@ def routes(runtime: ServiceRuntime) -> Sequence[JsonRoute]:
         )
 
     async def overview(path: dict[str, str], query: dict[str, str]) -> JsonResponse:
-        org = _id(path, "organization")
+        org = path_id(path, "organization")
         days, since = _since(query)
         async with runtime.db.pool.acquire() as conn:
             by_platform = await _POSTS.posts_by_platform(conn, org, since)
@@ -142,7 +134,7 @@ def routes(runtime: ServiceRuntime) -> Sequence[JsonRoute]:
         )
 
     async def get_post(path: dict[str, str], query: dict[str, str]) -> JsonResponse:
-        post_id = _id(path, "post")
+        post_id = path_id(path, "post")
         async with runtime.db.pool.acquire() as conn:
             row = await _POSTS.post(conn, post_id)
         if row is None:
@@ -150,7 +142,7 @@ def routes(runtime: ServiceRuntime) -> Sequence[JsonRoute]:
         return JsonResponse(200, post_json(row), organization=row.organization_id)
 
     async def get_pending_post(path: dict[str, str], query: dict[str, str]) -> JsonResponse:
-        pending_id = _id(path, "pending post")
+        pending_id = path_id(path, "pending post")
         async with runtime.db.pool.acquire() as conn:
             row = await _PENDING_POSTS.pending_post(conn, pending_id)
             if row is None:
@@ -196,7 +188,7 @@ def routes(runtime: ServiceRuntime) -> Sequence[JsonRoute]:
         )
 
     async def account_brands(path: dict[str, str], query: dict[str, str]) -> JsonResponse:
-        account_id = _id(path, "social account")
+        account_id = path_id(path, "social account")
         async with runtime.db.pool.acquire() as conn:
             found = await _ACCOUNTS.account_brands(conn, account_id)
         if found is None:

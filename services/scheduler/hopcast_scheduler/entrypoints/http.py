@@ -4,7 +4,6 @@ GET /organizations/{id}/overview: the organization's active schedules, and its s
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Sequence
 from datetime import datetime
 
@@ -13,7 +12,7 @@ from hopcast_scheduler.adapters.repository import ScheduleRepository
 from hopcast_scheduler.adapters.runs import Stage, timeline
 from hopcast_scheduler.domain.recurrence import format_utc, next_runs
 from hopcast_scheduler.service_layer.handlers import SchedulerDeps, now_utc
-from hopcast_shared.http import JsonResponse, JsonRoute
+from hopcast_shared.http import JsonResponse, JsonRoute, path_id
 from hopcast_shared.service import ServiceRuntime
 
 
@@ -25,10 +24,7 @@ def routes(runtime: ServiceRuntime, deps: SchedulerDeps | None = None) -> Sequen
     run_deadline = (deps or SchedulerDeps()).run_deadline
 
     async def get_schedule(path: dict[str, str], query: dict[str, str]) -> JsonResponse:
-        try:
-            schedule_id = uuid.UUID(path["id"])
-        except ValueError:
-            return JsonResponse(400, {"error": "schedule id must be a UUID"})
+        schedule_id = path_id(path, "schedule")
         async with runtime.db.pool.acquire() as conn:
             schedule = await ScheduleRepository(conn).schedule(schedule_id)
         if schedule is None or schedule.deleted_at is not None:
@@ -56,10 +52,7 @@ def routes(runtime: ServiceRuntime, deps: SchedulerDeps | None = None) -> Sequen
         )
 
     async def get_run(path: dict[str, str], query: dict[str, str]) -> JsonResponse:
-        try:
-            run_id = uuid.UUID(path["id"])
-        except ValueError:
-            return JsonResponse(400, {"error": "run id must be a UUID"})
+        run_id = path_id(path, "run")
         async with runtime.db.pool.acquire() as conn:
             found = await timeline(conn, run_id, run_deadline)
         if found is None:
@@ -104,10 +97,7 @@ def routes(runtime: ServiceRuntime, deps: SchedulerDeps | None = None) -> Sequen
         )
 
     async def overview(path: dict[str, str], query: dict[str, str]) -> JsonResponse:
-        try:
-            org = uuid.UUID(path["id"])
-        except ValueError:
-            return JsonResponse(400, {"error": "organization id must be a UUID"})
+        org = path_id(path, "organization")
         async with runtime.db.pool.acquire() as conn:
             active, by_status = await schedules_by_status(conn, org)
         return JsonResponse(
