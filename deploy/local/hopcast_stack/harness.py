@@ -202,8 +202,13 @@ class Tenant:
 
     async def landed(self) -> None:
         """Wait until every service has read what this test sent upstream (topics are not ordered
-        with each other: a run must not reach content before its brand's materials)."""
-        await self.upstream.wait_consumed(within=30)
+        with each other: a run must not reach content before its brand's materials).
+
+        Up to a minute: consumer groups are the services' names whatever the topic prefix, so
+        when a test's world of its own stops its services (tests/e2e/test_run_deadlines.py),
+        this world's consumers of the same groups rebalance with them first; one CI run saw
+        the scheduler's group take over 30 s to settle after such a stop."""
+        await self.upstream.wait_consumed(within=60)
 
     async def trigger(self, schedule: str, **headers: str) -> str:
         """Post now; returns the new run's id once its first outbound event shows it."""
