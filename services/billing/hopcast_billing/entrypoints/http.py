@@ -5,7 +5,9 @@ Each answer names its organization; the kernel's router sends it only to a token
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Sequence
+from typing import Any
 
 from hopcast_billing.adapters.ledger import balance_of
 from hopcast_billing.adapters.reads import ledger_page, subscription_of
@@ -14,39 +16,37 @@ from hopcast_shared.service import ServiceRuntime
 
 
 def routes(runtime: ServiceRuntime) -> Sequence[JsonRoute]:
-    async def credits(path: dict[str, str], query: dict[str, str]) -> JsonResponse:
-        org = path_id(path, "organization")
+    async def credits_of(org: uuid.UUID) -> dict[str, Any]:
+        """The organization's buckets and its subscription's period: what /credits answers."""
         async with runtime.db.pool.acquire() as conn:
             balance = await balance_of(conn, org)
             sub = await subscription_of(conn, org)
-        return JsonResponse(
-            200,
-            {
-                "organization_id": str(org),
-                "balance": balance.total,
-                "period_credits": balance.period,
-                "topup_credits": balance.topup,
-                "plan": sub["plan"] if sub else None,
-                "period_start": sub["period_start"].isoformat() if sub else None,
-                "period_end": sub["period_end"].isoformat() if sub else None,
-            },
-            organization=org,
-        )
+        return {
+            "organization_id": str(org),
+            "balance": balance.total,
+            "period_credits": balance.period,
+            "topup_credits": balance.topup,
+            "plan": sub["plan"] if sub else None,
+            "period_start": sub["period_start"].isoformat() if sub else None,
+            "period_end": sub["period_end"].isoformat() if sub else None,
+        }
+
+    async def credits(path: dict[str, str], query: dict[str, str]) -> JsonResponse:
+        org = path_id(path, "organization")
+        return JsonResponse(200, await credits_of(org), organization=org)
 
     async def overview(path: dict[str, str], query: dict[str, str]) -> JsonResponse:
         org = path_id(path, "organization")
-        async with runtime.db.pool.acquire() as conn:
-            balance = await balance_of(conn, org)
-            sub = await subscription_of(conn, org)
+        held = await credits_of(org)
         return JsonResponse(
             200,
             {
-                "organization_id": str(org),
-                "credits_remaining": balance.total,
+                "organization_id": held["organization_id"],
+                "credits_remaining": held["balance"],
                 # Spent first, and gone at period_end (no roll-over); top-ups are kept until used.
-                "period_credits": balance.period,
-                "topup_credits": balance.topup,
-                "period_end": sub["period_end"].isoformat() if sub else None,
+                "period_credits": held["period_credits"],
+                "topup_credits": held["topup_credits"],
+                "period_end": held["period_end"],
             },
             organization=org,
         )
