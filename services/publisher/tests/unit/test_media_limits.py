@@ -35,7 +35,9 @@ def test_a_type_is_known_by_its_first_bytes_whatever_follows(magic: bytes, rest:
     assert sniff_type(magic + rest) == MAGIC[magic]
 
 
-@given(st.binary(min_size=4, max_size=4), st.binary(max_size=32))
+# An MP4 box size of exactly the EBML magic (a 440 MB ftyp box) is the one overlap with a WebM
+# whose next bytes spell ftyp; neither is a real file, and the magic at byte 0 wins.
+@given(st.binary(min_size=4, max_size=4).filter(lambda b: b != b"\x1a\x45\xdf\xa3"), st.binary(max_size=32))
 def test_webp_and_mp4_are_known_by_their_container(size: bytes, rest: bytes) -> None:
     assert sniff_type(b"RIFF" + size + b"WEBP" + rest) == "image/webp"
     assert sniff_type(size + b"ftypisom" + rest) == "video/mp4"
