@@ -77,7 +77,8 @@ async def test_api_embedder_normalises_and_checks_the_dimension() -> None:
 def test_settings_choose_the_embedder() -> None:
     default = make_embedder(ContentSettings())
     assert isinstance(default, MiniLMEmbedder) and isinstance(default.encoder, OpenVinoEncoder)
-    assert isinstance(make_embedder(ContentSettings(embedder="minilm", embed_runtime="numpy")).encoder, ReferenceEncoder)
+    reference = make_embedder(ContentSettings(embedder="minilm", embed_runtime="numpy"))
+    assert isinstance(reference, MiniLMEmbedder) and isinstance(reference.encoder, ReferenceEncoder)
     assert isinstance(make_embedder(ContentSettings(embedder="hashing")), HashingEmbedder)
     assert make_embedder(ContentSettings(embedder="hashing", embedding_dim=128)).dim == 128
     assert isinstance(make_embedder(ContentSettings(embedder="api", embedding_dim=16)), ApiEmbedder)
