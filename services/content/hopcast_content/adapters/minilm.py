@@ -256,7 +256,7 @@ class ReferenceEncoder:
     precision = "f32 (numpy reference)"
 
     def __init__(self, encoder: BertEncoder) -> None:
-        self.config = encoder.config
+        self.dim = encoder.config.hidden_size
         self._encoder = encoder
 
     def __call__(self, ids: npt.NDArray[np.int64], mask: npt.NDArray[np.float32]) -> F32:
@@ -270,7 +270,7 @@ class SentenceEncoder(Protocol):
     """Padded ids and their mask, [batch, tokens], to L2-normalised sentence vectors [batch, dim]."""
 
     @property
-    def config(self) -> BertConfig: ...
+    def dim(self) -> int: ...
 
     @property
     def precision(self) -> str: ...
@@ -320,7 +320,7 @@ class MiniLMEmbedder:
 
     @property
     def dim(self) -> int:
-        return self.encoder.config.hidden_size
+        return self.encoder.dim
 
     @classmethod
     def load(

@@ -16,14 +16,29 @@ tests hold it at 0.999 and above).
 from __future__ import annotations
 
 import threading
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import numpy as np
 import numpy.typing as npt
 
-from hopcast_content.adapters.minilm import F32, BertConfig
-
+F32 = npt.NDArray[np.float32]
 Precision = Literal["auto", "f32", "bf16"]
+
+
+class BertConfig(Protocol):
+    """The shape of the encoder (minilm.BertConfig, read from the model's config.json)."""
+
+    @property
+    def hidden_size(self) -> int: ...
+
+    @property
+    def num_hidden_layers(self) -> int: ...
+
+    @property
+    def num_attention_heads(self) -> int: ...
+
+    @property
+    def layer_norm_eps(self) -> float: ...
 
 
 def build_model(config: BertConfig, tensors: dict[str, npt.NDArray[Any]]) -> Any:
@@ -105,7 +120,7 @@ class OpenVinoEncoder:
     ) -> None:
         import openvino as ov
 
-        self.config = config
+        self.dim = config.hidden_size
         properties: dict[str, Any] = {"INFERENCE_NUM_THREADS": threads, "PERFORMANCE_HINT": "LATENCY"}
         if precision != "auto":
             properties["INFERENCE_PRECISION_HINT"] = precision

@@ -87,7 +87,7 @@ class Counting:
 
     def __init__(self, inner: Any) -> None:
         self.inner, self.calls, self.failing = inner, 0, False
-        self.config, self.precision = inner.config, inner.precision
+        self.dim, self.precision = inner.dim, inner.precision
 
     def __call__(self, ids: Any, mask: Any) -> Any:
         self.calls += 1
