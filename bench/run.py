@@ -43,7 +43,8 @@ ROOT = BENCH.parent
 RESULTS = BENCH / "results"
 PYTHON = ".venv/bin/python"
 
-# Goals on the 2-core machine (issue 10; the publisher's, issue 6; fairness, issue 14): (at least | at most, value).
+# Goals on the 2-core machine (issue 10; the publisher's, issue 6; fairness, issue 14; the embedder, issue 21):
+# (at least | at most, value).
 GOALS: dict[str, tuple[str, float]] = {
     "e2e_runs_per_s": (">=", 150),
     "e2e_p99_ms": ("<=", 1000),
@@ -56,6 +57,8 @@ GOALS: dict[str, tuple[str, float]] = {
     "faststream_vs_aiokafka_ratio": (">=", 0.8),
     "publisher_pending_posts_per_s": (">=", 2000),
     "fairness_other_org_p99_ms": ("<=", 2000),
+    "embed_ms_per_draft": ("<=", 3),
+    "embed_agreement_min_cosine": (">=", 0.999),
 }
 REQUIRED = ("name", "value", "unit", "baseline_name", "baseline_value", "ratio", "command", "machine")
 
@@ -91,6 +94,7 @@ FIGURES = [
     Figure("faststream", "faststream_vs_aiokafka.py", [], ["--messages", "500", "--rounds", "1"], kafka=True),
     # 20 bursts of 10,000 events, each waited for (about 4 minutes here).
     Figure("fairness", "fairness.py", [], ["--trials", "2", "--burst", "300"], kafka=True, timeout_s=1800),
+    Figure("embedder", "embedder.py", [], ["--drafts", "32", "--reference-drafts", "4", "--rounds", "1"]),
     Figure("scheduler", "scheduler_claims.py", [], ["--schedules", "2000", "--batch", "200"]),
     Figure("ledger", "billing_ledger.py", ["--debits", "10000"], ["--debits", "200", "--batch", "50"]),
     Figure(

@@ -76,6 +76,9 @@ def _is_cjk(cp: int) -> bool:
     )
 
 
+_PIECES_REMEMBERED = 1 << 16
+
+
 class WordPieceTokenizer:
     """BertTokenizer (do_lower_case, accents stripped, Chinese characters split)."""
 
@@ -83,6 +86,7 @@ class WordPieceTokenizer:
         self.vocab = vocab
         self.max_chars = max_chars_per_word
         self.cls, self.sep, self.unk = vocab["[CLS]"], vocab["[SEP]"], vocab["[UNK]"]
+        self._pieces: dict[str, list[int]] = {}
 
     @classmethod
     def from_file(cls, path: Path) -> WordPieceTokenizer:
@@ -118,6 +122,16 @@ class WordPieceTokenizer:
         return words
 
     def _wordpiece(self, word: str) -> list[int]:
+        """A word's pieces; remembered, since posts repeat their words (a tenth of a draft's
+        embedding time, uncached). The memory is bounded: full, it starts over."""
+        known = self._pieces.get(word)
+        if known is None:
+            if len(self._pieces) >= _PIECES_REMEMBERED:
+                self._pieces.clear()
+            known = self._pieces[word] = self._split(word)
+        return known
+
+    def _split(self, word: str) -> list[int]:
         if len(word) > self.max_chars:
             return [self.unk]
         ids, start = [], 0
