@@ -18,3 +18,13 @@ EDITS = Counter(
     "Reviewers' edits checked (PendingPostApproved with texts), by result: ACCEPTED or the refusal reason",
     ["result"],
 )
+EMBED_TEXTS = Histogram(
+    "hopcast_content_embed_texts",
+    "Texts the local embedder encoded in one call: the calls made while the previous one ran, coalesced",
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128),
+)
+EMBED_SECONDS = Histogram(
+    "hopcast_content_embed_seconds",
+    "Time of one coalesced call of the local embedder, off the event loop",
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0),
+)

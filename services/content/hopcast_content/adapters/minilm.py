@@ -31,6 +31,7 @@ from typing import Any, Protocol
 import numpy as np
 import numpy.typing as npt
 
+from hopcast_content import metrics
 from hopcast_content.domain.embedding import EmbeddingError
 
 F32 = npt.NDArray[np.float32]
@@ -381,8 +382,10 @@ class MiniLMEmbedder:
             while self._waiting:
                 taken, self._waiting = self._waiting, []
                 texts = [text for batch, _ in taken for text in batch]
+                metrics.EMBED_TEXTS.observe(len(texts))
                 try:
-                    vectors = await asyncio.to_thread(self.embed_sync, texts)
+                    with metrics.EMBED_SECONDS.time():
+                        vectors = await asyncio.to_thread(self.embed_sync, texts)
                 except Exception as exc:  # every caller of the batch gets the failure
                     for _, future in taken:
                         if not future.done():

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from prometheus_client import REGISTRY
 
 from hopcast_content.adapters.embedders import HashingEmbedder
 from hopcast_content.adapters.minilm import MiniLMEmbedder
@@ -100,8 +101,11 @@ async def test_calls_made_together_are_encoded_in_one_batch(default: MiniLMEmbed
     counting = Counting(default.encoder)
     e = MiniLMEmbedder(default.tokenizer, counting, batch_size=16)
     texts = [f"Post {i}: {TEXTS[i % 5]}" for i in range(12)]
+    before = [REGISTRY.get_sample_value(f"hopcast_content_embed_texts_{s}") or 0.0 for s in ("count", "sum")]
     results = await asyncio.gather(*(e.embed([t]) for t in texts))
     assert counting.calls == 1  # twelve lanes drafting at once: one batch
+    after = [REGISTRY.get_sample_value(f"hopcast_content_embed_texts_{s}") or 0.0 for s in ("count", "sum")]
+    assert (after[0] - before[0], after[1] - before[1]) == (1, 12)  # what the metric tells an operator
     for [vector], expected in zip(results, default.embed_sync(texts), strict=True):
         assert cosine(vector, expected) >= 0.9999
 
