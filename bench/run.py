@@ -8,6 +8,9 @@ row's `command`); the script measures its baseline in the same run. The servers 
 `stack` fixture's (hopcast_stack's TestStack: Kafka and PostgreSQL on free ports in a temporary
 folder, removed at the end), or those given with --bootstrap and --database-url.
 
+The duplicate check's precision and recall per embedder (`dedup_quality.py`, key `quality`) need
+no server: they are measured on the labelled pairs of bench/data.
+
 The content dedup figures at 1M rows take about half an hour to build: without --full they are
 read from the committed bench/results/content_dedup_*.json (their rows say `source` and
 `measured_at`); --full measures them again and rewrites those files. The end-to-end script runs
@@ -104,7 +107,12 @@ FIGURES = [
         ["--posts", "100", "--batch-size", "50"],
         rename={"publisher_pending_posts_per_s": "publisher_pending_posts_per_s"},
     ),
+    # Precision and recall of the duplicate check per embedder over bench/data's labelled pairs
+    # (no server); quick: the whole set with hashing, 12 pairs with the semantic embedder.
+    Figure("quality", "dedup_quality.py", [], ["--semantic-pairs", "12"]),
 ]
+# Scripts that need no database (the others get --database-url).
+NO_DATABASE = {"faststream_vs_aiokafka.py", "dedup_quality.py"}
 # content_dedup.py at a size, and the names its rows get here.
 DEDUP = {
     "1m": ["--rows", "1000000"],
@@ -195,7 +203,7 @@ class Harness:
         """Run one script; returns the JSON lines it printed and the command that reproduces it
         (against the local stack: `make infra-up`)."""
         shown = [PYTHON, f"bench/{script}", *args]
-        address = ["--database-url", self.database_url] if script != "faststream_vs_aiokafka.py" else []
+        address = ["--database-url", self.database_url] if script not in NO_DATABASE else []
         if kafka:
             address += ["--bootstrap", self.bootstrap]
         started = time.monotonic()
@@ -333,6 +341,8 @@ def plot(rows: list[dict[str, Any]], folder: Path) -> dict[str, Path]:
                 ax.plot([0, end], [0, 150 * end], "--", color="grey", label="goal: 150 runs/s")
                 ax.set_ylim(0, len(done) * 1.1)
             ax.legend(loc="lower right", fontsize=8)
+        elif name.startswith("dedup_recall_") and "cosines" in row:
+            _cosine_plot(ax, row)
         elif name == "faststream_vs_aiokafka_ratio" and "faststream_messages_per_s" in row:
             labels = ["raw aiokafka loop", "FastStream subscriber"]
             values = [row["aiokafka_messages_per_s"], row["faststream_messages_per_s"]]
@@ -365,6 +375,21 @@ def _bars(ax: Any, labels: list[str], values: list[float], unit: str, *, goal: f
         ax.legend(loc="lower right", fontsize=8)
     ax.set_xlabel(unit)
     ax.set_xlim(0, max([*values, goal or 0]) * 1.25 or 1)
+
+
+def _cosine_plot(ax: Any, row: dict[str, Any]) -> None:
+    """Each labelled pair's cosine under the embedder, by label, with the contract's threshold
+    and the set's best-F1 threshold."""
+    for y, (label, color) in enumerate((("distinct", "#999999"), ("paraphrase", "#3b75af"))):
+        values = row["cosines"][label]
+        ax.scatter(values, [y + 0.25 * ((i % 5) - 2) / 2 for i in range(len(values))], s=12, color=color, alpha=0.8)
+    ax.axvline(row["threshold"], linestyle="--", color="#c44e52", label=f"threshold {row['threshold']:g}")
+    best = row["best_f1"]["threshold"]
+    ax.axvline(best, linestyle=":", color="#55a868", label=f"best F1 on the set {best:g}")
+    ax.set_yticks([0, 1], [f"distinct ({len(row['cosines']['distinct'])})", f"paraphrase ({row['paraphrase_pairs']})"])
+    ax.set_xlabel(f"cosine of the pair ({row['embedder']}); flagged: above the threshold")
+    ax.set_xlim(min(0.0, *row["cosines"]["distinct"], *row["cosines"]["paraphrase"]), 1.0)
+    ax.legend(loc="lower left", fontsize=8)
 
 
 def _latency_plot(ax: Any, latencies: list[float], row: dict[str, Any]) -> None:

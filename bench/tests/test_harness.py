@@ -32,6 +32,7 @@ FIGURES = {
     "faststream_vs_aiokafka_ratio",
     "publisher_pending_posts_per_s",
     "fairness_other_org_p99_ms",
+    *(f"dedup_{figure}_{embedder}" for figure in ("precision", "recall") for embedder in ("hashing", "minilm")),
     *(f"rss_mb_{name}" for name in ("scheduler", "content", "billing", "publisher")),
 }
 MACHINE = {"cores", "ram_gb", "cpu_model", "python", "postgres", "kafka"}
