@@ -77,13 +77,16 @@ class Figure:
     repeat: int = 1
 
 
+REPLICAS = ["--replicas", "content=2,publisher=2"]
 FIGURES = [
-    # Sized for make bench's ten minutes on two cores: 500 runs at 50/s, then 600 at once; 3 times.
+    # Sized for make bench's ten minutes on two cores: 500 runs at 50/s, then 600 at once, then
+    # 600 again with two processes of content and of the publisher; 3 times. The burst's cost
+    # per run feeds the sizing table (bench/capacity.py).
     Figure(
         "e2e",
         "e2e.py",
-        ["--rate", "50", "--seconds", "10", "--burst", "600", "--orgs", "100"],
-        ["--rate", "10", "--seconds", "1", "--burst", "20", "--orgs", "5"],
+        ["--rate", "50", "--seconds", "10", "--burst", "600", "--orgs", "100", *REPLICAS],
+        ["--rate", "10", "--seconds", "1", "--burst", "20", "--orgs", "12", *REPLICAS],
         kafka=True,
         repeat=3,
     ),
