@@ -5,7 +5,8 @@ thing of each kind on the same servers (a raw Kafka record produced and consumed
 one-row INSERT committed). Also each replica's share of the work, from its /metrics.
 
 A phase is measured between two `Sample`s; the services' idle cost (their pollers) is measured
-over a quiet stretch first and taken out, so what is left grows with the runs."""
+over quiet stretches (the least of them: on a shared machine one can catch a straggler's work)
+and taken out, so what is left grows with the runs."""
 
 from __future__ import annotations
 
@@ -80,7 +81,7 @@ class Sample:
 
     at: float
     cpu_s: dict[str, float]  # service (its replicas summed) and postgres_<service>: CPU seconds
-    db: dict[str, dict[str, int]]  # service -> transactions, rows_written, bytes
+    db: dict[str, dict[str, int]]  # service -> transactions, rows_written, bytes (content: embeddings)
     wal_bytes: int  # the server's WAL position (every database's writes)
     traffic: dict[str, tuple[int, int]]  # topic -> (records, bytes)
 
@@ -108,6 +109,13 @@ async def sample(
         await conn.close()
     service_of = {db: name for name, (db, _) in databases.items()}
     db = {service_of[r["datname"]]: {k: int(r[k]) for k in ("transactions", "rows_written", "bytes")} for r in rows}
+    if "content" in databases and "content" in db:
+        # What content keeps for the duplicate check (its dedup window's worth, purged after).
+        conn = await asyncpg.connect(databases["content"][1])
+        try:
+            db["content"]["embeddings"] = int(await conn.fetchval("SELECT count(*) FROM content_embeddings"))
+        finally:
+            await conn.close()
     return Sample(time.perf_counter(), cpu, db, wal, traffic.snapshot())
 
 
@@ -124,26 +132,55 @@ class Baselines:
     bare_commit_cpu_ms: float  # a bare one-row INSERT committed (the backend's CPU)
 
 
+@dataclass(frozen=True)
+class Phase:
+    """From `before` to `after`, `runs` runs completed."""
+
+    before: Sample
+    after: Sample
+    runs: int
+
+    def cpu_ms_per_run(self, key: str, idle: Sequence[tuple[Sample, Sample]]) -> tuple[float, float, float]:
+        """(net of idle, gross) CPU ms per run of `key` (a service, postgres_<service>), and its
+        idle CPU ms per s (the least over the `idle` stretches)."""
+        gross = _delta(self.after.cpu_s, self.before.cpu_s, key)
+        idle_rate = min(_delta(b.cpu_s, a.cpu_s, key) / (b.at - a.at) for a, b in idle)
+        net = max(gross - idle_rate * (self.after.at - self.before.at), 0.0)
+        return 1000 * net / self.runs, 1000 * gross / self.runs, 1000 * idle_rate
+
+
 def cost_rows(
     services: Iterable[str],
-    idle: tuple[Sample, Sample],
-    before: Sample,
-    after: Sample,
-    runs: int,
+    idle: Sequence[tuple[Sample, Sample]],
+    burst: Phase,
     baselines: Baselines,
     *,
     platforms: Sequence[str],
+    at_rate: tuple[Phase, float] | None = None,
+    details: Mapping[str, Any] | None = None,
 ) -> list[dict[str, Any]]:
     """cost_cpu_ms_per_run_<service>, cost_db_cpu_ms_per_run_<service> and kafka_bytes_per_run
-    over the phase from `before` to `after`, in which `runs` runs completed."""
-    idle_s = idle[1].at - idle[0].at
+    over the burst (every row also gives the CPU per run `at_rate`: runs offered at a fixed rate,
+    in smaller batches; `details` go into every row)."""
+    before, after, runs = burst.before, burst.after, burst.runs
+    idle_s = sum(b.at - a.at for a, b in idle)
     window_s = after.at - before.at
-    common = {"runs": runs, "window_s": round(window_s, 2), "idle_window_s": round(idle_s, 2), "platforms": platforms}
+    common = {
+        "runs": runs,
+        "window_s": round(window_s, 2),
+        "idle_window_s": round(idle_s, 2),
+        "platforms": list(platforms),
+        **(details or {}),
+    }
 
     def per_run_ms(key: str) -> tuple[float, float, float]:
-        gross = _delta(after.cpu_s, before.cpu_s, key)
-        idle_rate = _delta(idle[1].cpu_s, idle[0].cpu_s, key) / idle_s
-        return 1000 * max(gross - idle_rate * window_s, 0.0) / runs, 1000 * gross / runs, 1000 * idle_rate
+        return burst.cpu_ms_per_run(key, idle)
+
+    def steady(key: str) -> dict[str, float]:
+        if at_rate is None:
+            return {}
+        phase, rate = at_rate
+        return {f"cpu_ms_per_run_at_{rate:g}_runs_per_s": round(phase.cpu_ms_per_run(key, idle)[0], 3)}
 
     rows: list[dict[str, Any]] = []
     for name in services:
@@ -158,6 +195,7 @@ def cost_rows(
                 "ratio": round(net / baselines.raw_record_cpu_ms, 1),
                 "gross_cpu_ms_per_run": round(gross, 3),
                 "idle_cpu_ms_per_s": round(idle_ms, 2),
+                **steady(name),
                 "raw_record_bytes": baselines.raw_record_bytes,
                 **common,
             }
@@ -176,10 +214,8 @@ def cost_rows(
                 "ratio": round(net / baselines.bare_commit_cpu_ms, 1),
                 "gross_cpu_ms_per_run": round(gross, 3),
                 "idle_cpu_ms_per_s": round(idle_ms, 2),
-                **{
-                    f"{k}_per_run": round((db_after.get(k, 0) - db_before.get(k, 0)) / runs, 2)
-                    for k in ("transactions", "rows_written", "bytes")
-                },
+                **steady(f"postgres_{name}"),
+                **{f"{k}_per_run": round((db_after[k] - db_before.get(k, 0)) / runs, 2) for k in db_after},
                 "wal_bytes_per_run_all_databases": round(wal_per_run),
                 **common,
             }

@@ -61,6 +61,7 @@ from cost import (
     MESSAGES,
     SHARE_METRIC,
     Baselines,
+    Phase,
     Sample,
     Traffic,
     bare_commit_cpu_ms,
@@ -73,6 +74,7 @@ from cost import (
 )
 from stack_stats import cpu_seconds, fresh_service_databases, postgres_cpu, py_spy, rss_mb
 
+from hopcast_content.config import ContentSettings
 from hopcast_shared.contract import Envelope
 from hopcast_shared.contract.examples import example_event
 from hopcast_shared.kafka import connection_kwargs
@@ -375,13 +377,14 @@ async def run(args: argparse.Namespace) -> list[dict[str, Any]]:
             # Warm-up (not measured): every code path and connection pool in use once.
             await runs.wait_for(await _at_rate(upstream, world, 0, 10, warm), within=60)
 
+            idle_early = await _idle(services, args.database_url, databases, runs.traffic)
             sent = await _at_rate(upstream, world, warm, args.rate, n_rate)
             done = await runs.wait_for(sent, within=120 + n_rate / 5)
             latencies = [1000 * (end - start) for start, end, _ in done.values()]
             stages = {f"stages_p{p}_ms": runs.stage_percentiles(sent, p) for p in (50, 99)}
             outcomes_rate = [outcome for _, _, outcome in done.values()]
 
-            idle = await _idle(services, args.database_url, databases, runs.traffic)
+            idle_late = await _idle(services, args.database_url, databases, runs.traffic)
             cost_before = await sample(services, args.database_url, databases, runs.traffic)
             cpu_before = {**cpu_seconds(services), **await postgres_cpu(args.database_url, databases)}
             profiler = None
@@ -468,7 +471,13 @@ async def run(args: argparse.Namespace) -> list[dict[str, Any]]:
         },
     ]
     rows += cost_rows(
-        list(installed_services()), idle, cost_before, cost_after, len(burst_done), cost_baselines, platforms=PLATFORMS
+        list(installed_services()),
+        [idle_early, idle_late],
+        Phase(cost_before, cost_after, len(burst_done)),
+        cost_baselines,
+        platforms=PLATFORMS,
+        at_rate=(Phase(idle_early[1], idle_late[0], len(done)), args.rate),
+        details={"content_embedder": ContentSettings().embedder},
     )
     if replica_rows:
         one = rows[0]["value"]
