@@ -54,10 +54,10 @@ class Costs:
         kafka = by_name["kafka_bytes_per_run"]
         db = {s: by_name[f"cost_db_cpu_ms_per_run_{s}"] for s in SERVICES}
         return cls(
-            cpu_ms={s: float(by_name[f"cost_cpu_ms_per_run_{s}"]["value"]) for s in SERVICES},
-            db_cpu_ms={s: float(row["value"]) for s, row in db.items()},
+            cpu_ms={s: _larger(by_name[f"cost_cpu_ms_per_run_{s}"]) for s in SERVICES},
+            db_cpu_ms={s: _larger(row) for s, row in db.items()},
             db_transactions={s: float(row.get("transactions_per_run", 0.0)) for s, row in db.items()},
-            db_bytes={s: float(row.get("bytes_per_run", 0.0)) for s, row in db.items()},
+            db_bytes={s: float(row.get("kept_bytes_per_run", row.get("bytes_per_run", 0.0))) for s, row in db.items()},
             embeddings=float(db["content"].get("embeddings_per_run", 0.0)),
             kafka_bytes=float(kafka["value"]),
             kafka_records=float(kafka.get("records_per_run", 0.0)),
@@ -65,6 +65,13 @@ class Costs:
             platforms=len(kafka.get("platforms", [])),
             content_embedder=str(by_name["cost_cpu_ms_per_run_content"].get("content_embedder", "?")),
         )
+
+
+def _larger(row: Mapping[str, Any]) -> float:
+    """A cost row's CPU per run: the burst's (`value`, full batches) or the one at a fixed rate
+    (smaller batches, more per run), whichever is larger."""
+    at_rate = [float(v) for k, v in row.items() if k.startswith("cpu_ms_per_run_at_")]
+    return max([float(row["value"]), *at_rate])
 
 
 @dataclass(frozen=True)
@@ -148,7 +155,7 @@ def markdown(rows: Sequence[Mapping[str, Any]], a: Assumptions | None = None) ->
 
     lines = [
         f"From this run's cost per run (content's embedder `{costs.content_embedder}`, {costs.platforms} platforms "
-        "a run): "
+        "a run; CPU: the larger of the burst's and the fixed rate's): "
         + ", ".join(f"{s} {_n(costs.cpu_ms[s])} ms" for s in SERVICES)
         + " of service CPU; "
         + ", ".join(f"{s} {_n(costs.db_cpu_ms[s])} ms" for s in SERVICES)

@@ -81,9 +81,19 @@ class Sample:
 
     at: float
     cpu_s: dict[str, float]  # service (its replicas summed) and postgres_<service>: CPU seconds
-    db: dict[str, dict[str, int]]  # service -> transactions, rows_written, bytes (content: embeddings)
+    # service -> transactions, rows_written, bytes (the database), kept_bytes (KEPT_BYTES); content's embeddings
+    db: dict[str, dict[str, int]]
     wal_bytes: int  # the server's WAL position (every database's writes)
     traffic: dict[str, tuple[int, int]]  # topic -> (records, bytes)
+
+
+# The tables a database keeps (with their indexes and TOAST), not the kernel's transient ones:
+# outbox rows leave once published, inbox rows after the topics' retention.
+KEPT_BYTES = """
+SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0) FROM pg_class c
+JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE c.relkind = 'r' AND n.nspname = current_schema() AND c.relname NOT IN ('outbox', 'inbox')
+"""
 
 
 async def sample(
@@ -109,11 +119,13 @@ async def sample(
         await conn.close()
     service_of = {db: name for name, (db, _) in databases.items()}
     db = {service_of[r["datname"]]: {k: int(r[k]) for k in ("transactions", "rows_written", "bytes")} for r in rows}
-    if "content" in databases and "content" in db:
-        # What content keeps for the duplicate check (its dedup window's worth, purged after).
-        conn = await asyncpg.connect(databases["content"][1])
+    for name, (_, url) in databases.items():
+        conn = await asyncpg.connect(url)
         try:
-            db["content"]["embeddings"] = int(await conn.fetchval("SELECT count(*) FROM content_embeddings"))
+            db.setdefault(name, {})["kept_bytes"] = int(await conn.fetchval(KEPT_BYTES))
+            if name == "content":
+                # What content keeps for the duplicate check (its dedup window's worth, purged after).
+                db[name]["embeddings"] = int(await conn.fetchval("SELECT count(*) FROM content_embeddings"))
         finally:
             await conn.close()
     return Sample(time.perf_counter(), cpu, db, wal, traffic.snapshot())

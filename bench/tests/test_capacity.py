@@ -82,6 +82,15 @@ def test_the_peak_of_100k_organizations_posting_33_times_a_day_and_what_it_takes
     assert s.kafka_stored_gb == pytest.approx(3_300_000 * 7 * 12_000 * 3 / 1e9, rel=1e-6)
 
 
+def test_the_cpu_per_run_is_the_larger_of_the_bursts_and_the_fixed_rates() -> None:
+    rows = cost_rows(CPU, DB)
+    rows[1]["cpu_ms_per_run_at_50_runs_per_s"] = 15.0  # content, in smaller batches
+    rows[0]["cpu_ms_per_run_at_50_runs_per_s"] = 1.0  # scheduler: a noisy, smaller figure
+    costs = capacity.Costs.from_rows(rows)
+    assert costs.cpu_ms["content"] == 15.0
+    assert costs.cpu_ms["scheduler"] == 4.0
+
+
 def test_a_small_deployment_keeps_two_processes_and_the_default_partitions() -> None:
     costs = capacity.Costs.from_rows(cost_rows(CPU, DB))
     s = capacity.size(costs, 1_000, 5, capacity.Assumptions())
