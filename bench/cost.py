@@ -152,10 +152,13 @@ class Phase:
     after: Sample
     runs: int
 
+    def gross_cpu_s(self, key: str) -> float:
+        return _delta(self.after.cpu_s, self.before.cpu_s, key)
+
     def cpu_ms_per_run(self, key: str, idle: Sequence[tuple[Sample, Sample]]) -> tuple[float, float, float]:
         """(net of idle, gross) CPU ms per run of `key` (a service, postgres_<service>), and its
         idle CPU ms per s (the least over the `idle` stretches)."""
-        gross = _delta(self.after.cpu_s, self.before.cpu_s, key)
+        gross = self.gross_cpu_s(key)
         idle_rate = min(_delta(b.cpu_s, a.cpu_s, key) / (b.at - a.at) for a, b in idle)
         net = max(gross - idle_rate * (self.after.at - self.before.at), 0.0)
         return 1000 * net / self.runs, 1000 * gross / self.runs, 1000 * idle_rate

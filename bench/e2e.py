@@ -405,8 +405,9 @@ async def run(args: argparse.Namespace) -> list[dict[str, Any]]:
         rss = rss_mb(services)
         replica_rows: list[dict[str, Any]] = []
         if replicas:
+            one_process = (len(burst_done) / burst_s, Phase(cost_before, cost_after, len(burst_done)))
             replica_rows = await _replica_phase(
-                services, runs, world, warm + n_rate + args.burst, args, databases, replicas
+                services, runs, world, warm + n_rate + args.burst, args, databases, replicas, one_process
             )
         baseline = await _broker_baselines(kafka, args.rate, min(n_rate, 500), args.burst)
         record_size = mean_record_bytes(cost_before, cost_after)
@@ -479,18 +480,7 @@ async def run(args: argparse.Namespace) -> list[dict[str, Any]]:
         at_rate=(Phase(idle_early[1], idle_late[0], len(done)), args.rate),
         details={"content_embedder": ContentSettings().embedder},
     )
-    if replica_rows:
-        one = rows[0]["value"]
-        for row in replica_rows:
-            if row["name"] == "e2e_runs_per_s_two_replicas":
-                row.update(baseline_value=one, ratio=round(row["value"] / one, 3))
-                row["gross_cpu_ms_per_run_one_replica"] = {
-                    name: round(
-                        1000 * (cost_after.cpu_s.get(name, 0.0) - cost_before.cpu_s.get(name, 0.0)) / len(burst_done), 3
-                    )
-                    for name in replicas
-                }
-        rows += replica_rows
+    rows += replica_rows
     for name, mb in rss.items():
         rows.append(
             {
@@ -518,6 +508,7 @@ async def _idle(
 
 
 REPLICA_WARM_ROUNDS = 3
+COUNTS = {2: "two", 3: "three", 4: "four"}
 
 
 def _replicas(spec: str) -> dict[str, int]:
@@ -539,10 +530,12 @@ async def _replica_phase(
     args: argparse.Namespace,
     databases: dict[str, tuple[str, str]],
     replicas: dict[str, int],
+    one_process: tuple[float, Phase],
 ) -> list[dict[str, Any]]:
     """More processes of some services (each joins its service's consumer group: Kafka moves
-    part of the group's partitions to it), then the burst again: the runs per second beside the
-    one-process burst, and how the runs were shared between each service's replicas."""
+    part of the group's partitions to it), then the burst again: the runs per second beside
+    `one_process`'s (the burst's runs/s and cost with one process each), and how the runs were
+    shared between each service's processes."""
     added = [await services.add_replica(name) for name in replicas for _ in range(replicas[name] - 1)]
     ours = [p for p in services.processes if p.name in replicas]
     async with Upstream(services.kafka_as("upstream"), keyring=services.keyring, observer=services.kafka) as upstream:
@@ -578,6 +571,8 @@ async def _replica_phase(
         for name in replicas
     }
     rate = len(done) / (finished - burst_started)
+    one_rate, one_phase = one_process
+    count = max(replicas.values())
     common = {
         "replicas": replicas,
         "runs": args.burst,
@@ -587,12 +582,12 @@ async def _replica_phase(
     }
     rows: list[dict[str, Any]] = [
         {
-            "name": "e2e_runs_per_s_two_replicas",
+            "name": f"e2e_runs_per_s_{COUNTS.get(count, count)}_replicas",
             "value": round(rate, 1),
             "unit": "runs/s",
             "baseline_name": "e2e_runs_per_s_one_replica",
-            "baseline_value": None,  # run() sets it: this run's burst with one process each
-            "ratio": None,
+            "baseline_value": round(one_rate, 1),
+            "ratio": round(rate / one_rate, 3),
             "seconds": round(finished - burst_started, 2),
             "outcomes": dict(sorted(_count([o for _, _, o in done.values()]).items())),
             "runs_by_replica": by_service,
@@ -600,6 +595,9 @@ async def _replica_phase(
             "gross_cpu_ms_per_run": {
                 name: round(1000 * (after.cpu_s.get(name, 0.0) - before.cpu_s.get(name, 0.0)) / n, 3)
                 for name in replicas
+            },
+            "gross_cpu_ms_per_run_one_replica": {
+                name: round(1000 * one_phase.gross_cpu_s(name) / one_phase.runs, 3) for name in replicas
             },
             "cpu_s_by_process": {label: round(cpu_after[label] - cpu_before.get(label, 0.0), 2) for label in cpu_after},
             **common,
