@@ -536,8 +536,16 @@ async def _replica_phase(
     part of the group's partitions to it), then the burst again: the runs per second beside
     `one_process`'s (the burst's runs/s and cost with one process each), and how the runs were
     shared between each service's processes."""
-    added = [await services.add_replica(name) for name in replicas for _ in range(replicas[name] - 1)]
+    clock = time.perf_counter()
+    took: dict[str, float] = {}
+
+    def lap(step: str) -> None:
+        nonlocal clock
+        took[step], clock = round(time.perf_counter() - clock, 1), time.perf_counter()
+
+    added = await services.add_replicas({name: n - 1 for name, n in replicas.items()})
     ours = [p for p in services.processes if p.name in replicas]
+    lap("start_s")
     async with Upstream(services.kafka_as("upstream"), keyring=services.keyring, observer=services.kafka) as upstream:
         # A group shares its partitions once every member has rejoined (a few seconds): rounds of
         # one run per organization (their keys spread over the partitions) until each new process
@@ -550,6 +558,7 @@ async def _replica_phase(
             now = await counters(added)
             all_handling = all(now[p.label].get(MESSAGES, 0) > started[p.label].get(MESSAGES, 0) for p in added)
         await runs.traffic.quiet()
+        lap("warm_up_s")
         counts_before = await counters(ours)
         cpu_before = cpu_seconds(services)
         before = await sample(services, args.database_url, databases, runs.traffic)
@@ -560,6 +569,7 @@ async def _replica_phase(
         after = await sample(services, args.database_url, databases, runs.traffic)
         cpu_after = cpu_seconds(services)
         counts_after = await counters(ours)
+        lap("burst_s")
     n = max(len(done), 1)
     by_service = {
         name: shares(counts_before, {p.label: counts_after[p.label] for p in ours if p.name == name}, metric)
@@ -579,6 +589,7 @@ async def _replica_phase(
         "completed": len(done),
         "warm_up_rounds": rounds,
         "every_replica_handled_warm_up": all_handling,
+        "phase_s": took,
     }
     rows: list[dict[str, Any]] = [
         {

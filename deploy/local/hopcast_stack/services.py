@@ -243,7 +243,7 @@ class ServiceSet:
     and `kafka` is the observer's (admin) settings; `kafka_as("upstream")` is an upstream producer's.
 
     `await start()`, `stop()`, `url(name, path)`, `await get_json(name, path, organization=...)`;
-    `await add_replica(name)` starts one more process of a service (its first stays `url`'s).
+    `await add_replicas({name: n})` starts n more processes of a service (its first stays `url`'s).
     """
 
     kafka: KafkaSettings
@@ -311,16 +311,18 @@ class ServiceSet:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         return await start_services(self.processes, self.env, timeout_s=self.ready_timeout_s)
 
-    async def add_replica(self, name: str) -> ServiceProcess:
-        """One more process of service `name`, configured as the others (the same database, the
-        same consumer group, so Kafka shares the group's partitions among them), on a free HTTP
-        port; returns it once ready."""
-        replica = 1 + max(p.replica for p in self.processes if p.name == name)
-        port = procs.free_ports(1)[0]
-        process = ServiceProcess(name, installed_services()[name], port, self.state_dir, replica)
-        self.processes.append(process)  # before it starts: stop() ends it whatever happens
-        await start_services([process], self.env, timeout_s=self.ready_timeout_s)
-        return process
+    async def add_replicas(self, counts: Mapping[str, int]) -> list[ServiceProcess]:
+        """`counts[name]` more processes of each service `name`, configured as the others (the
+        same database, the same consumer group, so Kafka shares the group's partitions among
+        them), each on a free HTTP port; started together, returned once all are ready."""
+        names = [name for name, n in counts.items() for _ in range(n)]
+        added = []
+        for name, port in zip(names, procs.free_ports(len(names)), strict=True):
+            replica = 1 + max(p.replica for p in self.processes if p.name == name)
+            added.append(ServiceProcess(name, installed_services()[name], port, self.state_dir, replica))
+            self.processes.append(added[-1])  # before it starts: stop() ends it whatever happens
+        await start_services(added, self.env, timeout_s=self.ready_timeout_s)
+        return added
 
     def running(self) -> list[str]:
         return [p.name for p in self.processes if p.is_running()]
