@@ -16,6 +16,14 @@ produce -> consume round trip through the same broker.
   `--profile SERVICE` runs py-spy on it then).
 - rss_mb_<service>: resident memory of each service process after the load, beside its RSS
   once ready (before any load).
+- cost_cpu_ms_per_run_<service>, cost_db_cpu_ms_per_run_<service>, kafka_bytes_per_run: what a
+  run of the burst cost each service, its database's backends and Kafka (bench/cost.py; the
+  capacity model's inputs). Baselines: a raw record produced and consumed, a bare one-row INSERT
+  committed, the trigger's own record.
+- with --replicas content=2,publisher=2: after the above, a second process of each of those
+  services joins (the same consumer group and database) and the burst is sent again:
+  e2e_runs_per_s_two_replicas beside the one-process burst of the same run, and
+  replica_share_<service>, the smallest replica's share of the runs (from each one's /metrics).
 
 The world: --orgs organizations, each with a brand, a subscription, a MASTODON and a BLUESKY
 account linked as the brand's defaults, one autopilot schedule on both platforms (which never
@@ -24,6 +32,7 @@ sent through upstream.events and read by every service before the clock starts. 
 over the organizations in turn.
 
 Usage: .venv/bin/python bench/e2e.py [--rate 50] [--seconds 20] [--burst 1500] [--orgs 150]
+       [--replicas content=2,publisher=2]
        [--bootstrap HOST:PORT] [--database-url URL] [--profile SERVICE --profile-output FILE]
 Prints one JSON row per figure. Topics (under a prefix of their own) and databases are made for
 the run; the services are stopped and the databases dropped at the end.
@@ -48,13 +57,29 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from common import bench_kafka, create_topic, delete_topic, drop_database, grant_services, percentile
+from cost import (
+    MESSAGES,
+    SHARE_METRIC,
+    Baselines,
+    Phase,
+    Sample,
+    Traffic,
+    bare_commit_cpu_ms,
+    cost_rows,
+    counters,
+    mean_record_bytes,
+    raw_record_cpu_ms,
+    sample,
+    shares,
+)
 from stack_stats import cpu_seconds, fresh_service_databases, postgres_cpu, py_spy, rss_mb
 
+from hopcast_content.config import ContentSettings
 from hopcast_shared.contract import Envelope
 from hopcast_shared.contract.examples import example_event
 from hopcast_shared.kafka import connection_kwargs
 from hopcast_shared.settings import KafkaSettings, default_database_url
-from hopcast_shared.topics import ANALYTICS, BILLING, CONTENT, PUBLISHER, SCHEDULER, ensure_topics
+from hopcast_shared.topics import ANALYTICS, BILLING, CONTENT, DLQ_TOPICS, PUBLISHER, SCHEDULER, UPSTREAM, ensure_topics
 from hopcast_stack.harness import quiet_days
 from hopcast_stack.services import FAST_SERVICE_ENV, ServiceSet, installed_services
 from hopcast_stack.upstream import Upstream
@@ -146,10 +171,14 @@ def _world(orgs: int, materials_each: int, seed: int, upstream: Upstream) -> lis
 class Runs:
     """Follows scheduler.events (ScheduleDue: which trigger made which run) and analytics.events
     (ScheduleRunCompleted), stamping each arrival with this process's clock; and the run's events
-    on the topics between (STAGES), to tell where a run's time goes."""
+    on the topics between (STAGES), to tell where a run's time goes. It counts the records and
+    bytes of every topic (`traffic`, upstream and dead letters included)."""
+
+    FOLLOWED = (SCHEDULER, CONTENT, BILLING, PUBLISHER, ANALYTICS)
 
     def __init__(self, kafka: KafkaSettings) -> None:
         self.kafka = kafka
+        self.traffic = Traffic(kafka.topic_prefix)
         self.run_of_trigger: dict[str, str] = {}
         self.completed: dict[str, tuple[float, str]] = {}  # run -> (arrival, outcome)
         self.stages: dict[str, dict[str, float]] = {}  # run -> event type -> first arrival
@@ -161,7 +190,7 @@ class Runs:
         await consumer.start()
         try:
             tps = []
-            for name in (SCHEDULER, CONTENT, BILLING, PUBLISHER, ANALYTICS):
+            for name in (UPSTREAM, *self.FOLLOWED, *DLQ_TOPICS):
                 topic = self.kafka.topic(name)
                 partitions = consumer.partitions_for_topic(topic) or set()
                 if not partitions:
@@ -176,7 +205,11 @@ class Runs:
             while True:
                 batches = await consumer.getmany(timeout_ms=100)
                 now = time.perf_counter()
-                for records in batches.values():
+                followed = {self.kafka.topic(name) for name in self.FOLLOWED}
+                for tp, records in batches.items():
+                    self.traffic.count(tp.topic, records)
+                    if tp.topic not in followed:
+                        continue
                     for record in records:
                         value = json.loads(record.value or b"{}")
                         kind, data = value.get("type"), value.get("data") or {}
@@ -323,7 +356,10 @@ async def run(args: argparse.Namespace) -> list[dict[str, Any]]:
     )
     n_rate = int(args.rate * args.seconds)
     warm = min(20, n_rate)
-    per_org = (warm + n_rate + args.burst) // args.orgs + 3
+    replicas = _replicas(args.replicas)
+    # With replicas: up to REPLICA_WARM_ROUNDS runs per organization, then the burst again.
+    extra = (REPLICA_WARM_ROUNDS * args.orgs + args.burst) if replicas else 0
+    per_org = (warm + n_rate + args.burst + extra) // args.orgs + 3
     runs = Runs(kafka)
     follower: asyncio.Task[None] | None = None
     try:
@@ -341,12 +377,15 @@ async def run(args: argparse.Namespace) -> list[dict[str, Any]]:
             # Warm-up (not measured): every code path and connection pool in use once.
             await runs.wait_for(await _at_rate(upstream, world, 0, 10, warm), within=60)
 
+            idle_early = await _idle(services, args.database_url, databases, runs.traffic)
             sent = await _at_rate(upstream, world, warm, args.rate, n_rate)
             done = await runs.wait_for(sent, within=120 + n_rate / 5)
             latencies = [1000 * (end - start) for start, end, _ in done.values()]
             stages = {f"stages_p{p}_ms": runs.stage_percentiles(sent, p) for p in (50, 99)}
             outcomes_rate = [outcome for _, _, outcome in done.values()]
 
+            idle_late = await _idle(services, args.database_url, databases, runs.traffic)
+            cost_before = await sample(services, args.database_url, databases, runs.traffic)
             cpu_before = {**cpu_seconds(services), **await postgres_cpu(args.database_url, databases)}
             profiler = None
             if args.profile:
@@ -361,8 +400,20 @@ async def run(args: argparse.Namespace) -> list[dict[str, Any]]:
                 profiler.wait(timeout=120)
             completions = sorted(end - burst_started for _, end, _ in burst_done.values())
             outcomes_burst = [outcome for _, _, outcome in burst_done.values()]
+            await runs.traffic.quiet()
+            cost_after = await sample(services, args.database_url, databases, runs.traffic)
         rss = rss_mb(services)
+        replica_rows: list[dict[str, Any]] = []
+        if replicas:
+            one_process = (len(burst_done) / burst_s, Phase(cost_before, cost_after, len(burst_done)))
+            replica_rows = await _replica_phase(
+                services, runs, world, warm + n_rate + args.burst, args, databases, replicas, one_process
+            )
         baseline = await _broker_baselines(kafka, args.rate, min(n_rate, 500), args.burst)
+        record_size = mean_record_bytes(cost_before, cost_after)
+        cost_baselines = Baselines(
+            await raw_record_cpu_ms(kafka, record_size), record_size, await bare_commit_cpu_ms(args.database_url)
+        )
     finally:
         if follower is not None:
             follower.cancel()
@@ -420,6 +471,16 @@ async def run(args: argparse.Namespace) -> list[dict[str, Any]]:
             **{k: v for k, v in rate_common.items() if k != "latencies_ms"},
         },
     ]
+    rows += cost_rows(
+        list(installed_services()),
+        [idle_early, idle_late],
+        Phase(cost_before, cost_after, len(burst_done)),
+        cost_baselines,
+        platforms=PLATFORMS,
+        at_rate=(Phase(idle_early[1], idle_late[0], len(done)), args.rate),
+        details={"content_embedder": ContentSettings().embedder},
+    )
+    rows += replica_rows
     for name, mb in rss.items():
         rows.append(
             {
@@ -430,6 +491,145 @@ async def run(args: argparse.Namespace) -> list[dict[str, Any]]:
                 "baseline_value": round(rss_ready.get(name, float("nan")), 1),
                 "ratio": round(mb / rss_ready[name], 3) if rss_ready.get(name) else None,
                 "after_runs": warm + n_rate + args.burst,
+            }
+        )
+    return rows
+
+
+async def _idle(
+    services: ServiceSet, server_url: str, databases: dict[str, tuple[str, str]], traffic: Traffic, seconds: float = 2.0
+) -> tuple[Sample, Sample]:
+    """Two samples `seconds` apart once nothing moves on Kafka: what the services and their
+    databases spend with no run in flight (pollers, relays), taken out of a run's cost."""
+    await traffic.quiet()
+    first = await sample(services, server_url, databases, traffic)
+    await asyncio.sleep(seconds)
+    return first, await sample(services, server_url, databases, traffic)
+
+
+REPLICA_WARM_ROUNDS = 3
+COUNTS = {2: "two", 3: "three", 4: "four"}
+
+
+def _replicas(spec: str) -> dict[str, int]:
+    """ "content=2,publisher=2" -> {"content": 2, "publisher": 2}."""
+    out = {}
+    for part in filter(None, spec.split(",")):
+        name, _, count = part.partition("=")
+        if name not in installed_services() or not count.isdigit() or int(count) < 2:
+            raise SystemExit(f"--replicas: expected SERVICE=N (N >= 2) for an installed service, got {part!r}")
+        out[name] = int(count)
+    return out
+
+
+async def _replica_phase(
+    services: ServiceSet,
+    runs: Runs,
+    world: list[Org],
+    turn: int,
+    args: argparse.Namespace,
+    databases: dict[str, tuple[str, str]],
+    replicas: dict[str, int],
+    one_process: tuple[float, Phase],
+) -> list[dict[str, Any]]:
+    """More processes of some services (each joins its service's consumer group: Kafka moves
+    part of the group's partitions to it), then the burst again: the runs per second beside
+    `one_process`'s (the burst's runs/s and cost with one process each), and how the runs were
+    shared between each service's processes."""
+    clock = time.perf_counter()
+    took: dict[str, float] = {}
+
+    def lap(step: str) -> None:
+        nonlocal clock
+        took[step], clock = round(time.perf_counter() - clock, 1), time.perf_counter()
+
+    added = await services.add_replicas({name: n - 1 for name, n in replicas.items()})
+    ours = [p for p in services.processes if p.name in replicas]
+    lap("start_s")
+    async with Upstream(services.kafka_as("upstream"), keyring=services.keyring, observer=services.kafka) as upstream:
+        # A group shares its partitions once every member has rejoined (a few seconds): rounds of
+        # one run per organization (their keys spread over the partitions) until each new process
+        # has handled some of them.
+        started = await counters(added)
+        rounds, all_handling = 0, False
+        while rounds < REPLICA_WARM_ROUNDS and not all_handling:
+            await runs.wait_for(await _at_rate(upstream, world, turn, 50, len(world)), within=60)
+            turn, rounds = turn + len(world), rounds + 1
+            now = await counters(added)
+            all_handling = all(now[p.label].get(MESSAGES, 0) > started[p.label].get(MESSAGES, 0) for p in added)
+        await runs.traffic.quiet()
+        lap("warm_up_s")
+        counts_before = await counters(ours)
+        cpu_before = cpu_seconds(services)
+        before = await sample(services, args.database_url, databases, runs.traffic)
+        sent, burst_started = await _burst(upstream, world, turn, args.burst)
+        done = await runs.wait_for(sent, within=120 + args.burst / 5)
+        finished = max((end for _, end, _ in done.values()), default=time.perf_counter())
+        await runs.traffic.quiet()
+        after = await sample(services, args.database_url, databases, runs.traffic)
+        cpu_after = cpu_seconds(services)
+        counts_after = await counters(ours)
+        lap("burst_s")
+    n = max(len(done), 1)
+    by_service = {
+        name: shares(counts_before, {p.label: counts_after[p.label] for p in ours if p.name == name}, metric)
+        for name, metric in SHARE_METRIC.items()
+        if name in replicas
+    }
+    messages = {
+        name: shares(counts_before, {p.label: counts_after[p.label] for p in ours if p.name == name}, MESSAGES)
+        for name in replicas
+    }
+    rate = len(done) / (finished - burst_started)
+    one_rate, one_phase = one_process
+    count = max(replicas.values())
+    common = {
+        "replicas": replicas,
+        "runs": args.burst,
+        "completed": len(done),
+        "warm_up_rounds": rounds,
+        "every_replica_handled_warm_up": all_handling,
+        "phase_s": took,
+    }
+    rows: list[dict[str, Any]] = [
+        {
+            "name": f"e2e_runs_per_s_{COUNTS.get(count, count)}_replicas",
+            "value": round(rate, 1),
+            "unit": "runs/s",
+            "baseline_name": "e2e_runs_per_s_one_replica",
+            "baseline_value": round(one_rate, 1),
+            "ratio": round(rate / one_rate, 3),
+            "seconds": round(finished - burst_started, 2),
+            "outcomes": dict(sorted(_count([o for _, _, o in done.values()]).items())),
+            "runs_by_replica": by_service,
+            "messages_by_replica": messages,
+            "gross_cpu_ms_per_run": {
+                name: round(1000 * (after.cpu_s.get(name, 0.0) - before.cpu_s.get(name, 0.0)) / n, 3)
+                for name in replicas
+            },
+            "gross_cpu_ms_per_run_one_replica": {
+                name: round(1000 * one_phase.gross_cpu_s(name) / one_phase.runs, 3) for name in replicas
+            },
+            "cpu_s_by_process": {label: round(cpu_after[label] - cpu_before.get(label, 0.0), 2) for label in cpu_after},
+            **common,
+        }
+    ]
+    for name, counted in by_service.items():
+        total = sum(counted.values())
+        smallest = min(counted.values()) / total if total else 0.0
+        even = 1 / len(counted)
+        rows.append(
+            {
+                "name": f"replica_share_{name}",
+                "value": round(smallest, 3),
+                "unit": "share of runs",
+                "baseline_name": "even_share",
+                "baseline_value": round(even, 3),
+                "ratio": round(smallest / even, 3),
+                "runs_by_replica": counted,
+                "counted": total,
+                "metric": SHARE_METRIC[name],
+                **common,
             }
         )
     return rows
@@ -450,6 +650,9 @@ def main() -> None:
     parser.add_argument("--orgs", type=int, default=150)
     parser.add_argument("--partitions", type=int, default=KafkaSettings.model_fields["partitions"].default)
     parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument(
+        "--replicas", default="", help="SERVICE=N,...: then the burst again with N processes of each (bench/cost.py)"
+    )
     parser.add_argument("--bootstrap", default=KafkaSettings().bootstrap_servers)
     parser.add_argument(
         "--database-url", default=os.environ.get("SCHEDULER_DATABASE_URL", default_database_url("scheduler"))

@@ -19,8 +19,12 @@ three times: each of its rows is the run with the median value (every run's in `
 --quick runs every script at tiny sizes (seconds each) to check the harness, writing to --output
 only (a temporary file by default): what `make test` runs (bench/tests).
 
+The sizing table in bench/README.md (between its sizing markers) is computed from the rows'
+cost per run (bench/capacity.py); --report-only rewrites it and the figures' table from
+--output without measuring (after changing the model's assumptions, say).
+
 Usage: .venv/bin/python bench/run.py [--quick] [--full] [--only NAME,...] [--output FILE]
-       [--bootstrap HOST:PORT --database-url URL] [--no-readme] [--plots DIR]
+       [--bootstrap HOST:PORT --database-url URL] [--no-readme] [--plots DIR] [--report-only]
 """
 
 from __future__ import annotations
@@ -40,6 +44,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import capacity
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
@@ -83,13 +89,16 @@ class Figure:
     repeat: int = 1
 
 
+REPLICAS = ["--replicas", "content=2,publisher=2"]
 FIGURES = [
-    # Sized for make bench's ten minutes on two cores: 500 runs at 50/s, then 600 at once; 3 times.
+    # Sized for make bench's ten minutes on two cores: 500 runs at 50/s, then 600 at once, then
+    # 600 again with two processes of content and of the publisher; 3 times. The burst's cost
+    # per run feeds the sizing table (bench/capacity.py).
     Figure(
         "e2e",
         "e2e.py",
-        ["--rate", "50", "--seconds", "10", "--burst", "600", "--orgs", "100"],
-        ["--rate", "10", "--seconds", "1", "--burst", "20", "--orgs", "5"],
+        ["--rate", "50", "--seconds", "10", "--burst", "600", "--orgs", "100", *REPLICAS],
+        ["--rate", "10", "--seconds", "1", "--burst", "20", "--orgs", "12", *REPLICAS],
         kafka=True,
         repeat=3,
     ),
@@ -343,6 +352,9 @@ def plot(rows: list[dict[str, Any]], folder: Path) -> dict[str, Path]:
             ax.legend(loc="lower right", fontsize=8)
         elif name.startswith("dedup_recall_") and "cosines" in row:
             _cosine_plot(ax, row)
+        elif name.startswith("replica_share_") and row.get("runs_by_replica"):
+            shares = row["runs_by_replica"]
+            _bars(ax, list(shares), list(shares.values()), "runs handled in the burst", goal=None, goal_label="")
         elif name == "faststream_vs_aiokafka_ratio" and "faststream_messages_per_s" in row:
             labels = ["raw aiokafka loop", "FastStream subscriber"]
             values = [row["aiokafka_messages_per_s"], row["faststream_messages_per_s"]]
@@ -403,6 +415,7 @@ def _latency_plot(ax: Any, latencies: list[float], row: dict[str, Any]) -> None:
 
 
 BEGIN, END = "<!-- figures:begin (bench/run.py writes this part) -->", "<!-- figures:end -->"
+SIZING_BEGIN, SIZING_END = "<!-- sizing:begin (bench/run.py writes this part) -->", "<!-- sizing:end -->"
 
 
 def report(rows: list[dict[str, Any]], plots: dict[str, Path], readme: Path) -> None:
@@ -436,6 +449,9 @@ def report(rows: list[dict[str, Any]], plots: dict[str, Path], readme: Path) -> 
         text = re.sub(re.escape(BEGIN) + r".*?" + re.escape(END), lambda _: block, text, flags=re.S)
     else:
         text = text.rstrip() + "\n\n## Figures\n\n" + block + "\n"
+    if SIZING_BEGIN in text and SIZING_END in text:
+        sizing = f"{SIZING_BEGIN}\n\n{capacity.markdown(rows)}\n\n{SIZING_END}"
+        text = re.sub(re.escape(SIZING_BEGIN) + r".*?" + re.escape(SIZING_END), lambda _: sizing, text, flags=re.S)
     readme.write_text(text)
 
 
@@ -450,6 +466,11 @@ def main() -> int:
     parser.add_argument("--output", type=Path, default=None)
     parser.add_argument("--plots", type=Path, default=None)
     parser.add_argument("--no-readme", action="store_true")
+    parser.add_argument(
+        "--report-only",
+        action="store_true",
+        help="measure nothing: the plots and bench/README.md's tables from --output (results/latest.json)",
+    )
     parser.add_argument("--bootstrap", default=None, help="a Kafka to use instead of starting one")
     parser.add_argument("--database-url", default=None, help="a PostgreSQL server to use instead of starting one")
     parser.add_argument(
@@ -462,6 +483,11 @@ def main() -> int:
     output = args.output or (tmp / "latest.json" if tmp else RESULTS / "latest.json")
     plots_dir = args.plots or (output.parent / "plots" if tmp or args.output else RESULTS / "plots")
     only = {k for k in args.only.split(",") if k}
+    if args.report_only:
+        rows = json.loads(output.read_text())
+        report(rows, plot(rows, plots_dir), BENCH / "README.md")
+        print(f"bench: the plots and bench/README.md's tables from {output}")
+        return 0
 
     stack = None
     if args.bootstrap is None:

@@ -33,7 +33,7 @@ def cpu_seconds(services: ServiceSet) -> dict[str, float]:
         proc = p.process()
         if proc is not None:
             times = proc.cpu_times()
-            out[p.name] = times.user + times.system
+            out[p.label] = times.user + times.system
     return out
 
 
@@ -63,7 +63,7 @@ def rss_mb(services: ServiceSet) -> dict[str, float]:
     for p in services.processes:
         proc = p.process()
         if proc is not None:
-            out[p.name] = proc.memory_info().rss / 2**20
+            out[p.label] = proc.memory_info().rss / 2**20
     return out
 
 

@@ -34,6 +34,12 @@ FIGURES = {
     "fairness_other_org_p99_ms",
     *(f"dedup_{figure}_{embedder}" for figure in ("precision", "recall") for embedder in ("hashing", "minilm")),
     *(f"rss_mb_{name}" for name in ("scheduler", "content", "billing", "publisher")),
+    *(f"cost_cpu_ms_per_run_{name}" for name in ("scheduler", "content", "billing", "publisher")),
+    *(f"cost_db_cpu_ms_per_run_{name}" for name in ("scheduler", "content", "billing", "publisher")),
+    "kafka_bytes_per_run",
+    "e2e_runs_per_s_two_replicas",
+    "replica_share_content",
+    "replica_share_publisher",
 }
 MACHINE = {"cores", "ram_gb", "cpu_model", "python", "postgres", "kafka"}
 
@@ -86,6 +92,19 @@ def test_quick_bench_writes_a_well_formed_row_and_a_plot_per_figure(stack: TestS
     # Every run the quick e2e triggered came to an end.
     e2e = by_name["e2e_runs_per_s"]
     assert e2e["completed"] == e2e["runs"]
+    # And so did every run of the burst sent again with two processes of content and of the
+    # publisher, each run counted by one of them.
+    two = by_name["e2e_runs_per_s_two_replicas"]
+    assert two["completed"] == two["runs"]
+    for name in ("content", "publisher"):
+        assert set(two["runs_by_replica"][name]) == {name, f"{name}-2"}
+        assert sum(two["runs_by_replica"][name].values()) >= two["completed"], two["runs_by_replica"]
+    # A run put its trigger and at least one event of each service on Kafka.
+    kafka = by_name["kafka_bytes_per_run"]
+    assert kafka["value"] > kafka["baseline_value"] > 0
+    assert {"upstream.events", "scheduler.events", "content.events", "publisher.events"} <= set(
+        kafka["bytes_per_run_by_topic"]
+    )
 
 
 def test_a_repeated_figure_keeps_each_rows_median_run() -> None:

@@ -40,20 +40,31 @@ ServiceEnv = Mapping[str, str] | Callable[[str], Mapping[str, str]]
 
 @dataclass(frozen=True)
 class ServiceProcess:
-    """One service's process under the state folder: <state>/logs/<name>.log, <state>/run/<name>.pid."""
+    """One service's process under the state folder: <state>/logs/<label>.log, <state>/run/<label>.pid.
+    A service may run as several replicas (the same configuration, each its own HTTP port): the
+    first is labelled by the service's name, the others `<name>-<replica>`."""
 
     name: str
     module: str
     http_port: int
     state_dir: Path
+    replica: int = 1
+
+    @property
+    def label(self) -> str:
+        return self.name if self.replica == 1 else f"{self.name}-{self.replica}"
 
     @property
     def log_file(self) -> Path:
-        return self.state_dir / "logs" / f"{self.name}.log"
+        return self.state_dir / "logs" / f"{self.label}.log"
 
     @property
     def pid_file(self) -> Path:
-        return self.state_dir / "run" / f"{self.name}.pid"
+        return self.state_dir / "run" / f"{self.label}.pid"
+
+    @property
+    def metrics_url(self) -> str:
+        return f"http://127.0.0.1:{self.http_port}/metrics"
 
     @property
     def ready_url(self) -> str:
@@ -68,7 +79,7 @@ class ServiceProcess:
     def spawn(self, env: Mapping[str, str]) -> subprocess.Popen[bytes]:
         if procs.port_in_use(self.http_port):
             raise StackError(
-                f"{self.name} cannot serve HTTP on 127.0.0.1:{self.http_port}: "
+                f"{self.label} cannot serve HTTP on 127.0.0.1:{self.http_port}: "
                 f"{procs.describe_port_owner(self.http_port)}. Stop it, or set {self.name.upper()}_HTTP_PORT."
             )
         return procs.spawn(
@@ -86,14 +97,14 @@ class ServiceProcess:
             how = procs.exited(child, child is not None or self.is_running())
             if how is not None:
                 raise StackError(
-                    f"{self.name} {how} during startup; the end of {self.log_file}:\n{procs.tail(self.log_file)}"
+                    f"{self.label} {how} during startup; the end of {self.log_file}:\n{procs.tail(self.log_file)}"
                 )
             status, last = await asyncio.to_thread(_get, self.ready_url)
             if status == 200:
                 return
             if loop.time() > deadline:
                 raise StackError(
-                    f"{self.name} was not ready after {timeout_s:.0f}s ({self.ready_url}: {last}); "
+                    f"{self.label} was not ready after {timeout_s:.0f}s ({self.ready_url}: {last}); "
                     f"the end of {self.log_file}:\n{procs.tail(self.log_file)}"
                 )
             await asyncio.sleep(0.25)
@@ -155,7 +166,7 @@ async def start_services(services: Sequence[ServiceProcess], env: ServiceEnv, *,
     start) and the error names every failure with its log."""
     began = time.monotonic()
     children = {
-        service.name: service.spawn(
+        service.label: service.spawn(
             {
                 **(env(service.name) if callable(env) else env),
                 f"{service.name.upper()}_HTTP_PORT": str(service.http_port),
@@ -167,11 +178,11 @@ async def start_services(services: Sequence[ServiceProcess], env: ServiceEnv, *,
 
     async def ready(service: ServiceProcess) -> None:
         try:
-            await service.wait_ready(timeout_s, children[service.name])
+            await service.wait_ready(timeout_s, children[service.label])
         except StackError:
             service.stop(timeout=5)
             raise
-        took[service.name] = time.monotonic() - began
+        took[service.label] = time.monotonic() - began
 
     results = await asyncio.gather(*(ready(s) for s in services), return_exceptions=True)
     failures = [r for r in results if isinstance(r, BaseException)]
@@ -231,7 +242,8 @@ class ServiceSet:
     `credentials` (a broker with SASL/SCRAM and ACLs) each service connects as its own principal,
     and `kafka` is the observer's (admin) settings; `kafka_as("upstream")` is an upstream producer's.
 
-    `await start()`, `stop()`, `url(name, path)`, `await get_json(name, path, organization=...)`.
+    `await start()`, `stop()`, `url(name, path)`, `await get_json(name, path, organization=...)`;
+    `await add_replicas({name: n})` starts n more processes of a service (its first stays `url`'s).
     """
 
     kafka: KafkaSettings
@@ -299,6 +311,19 @@ class ServiceSet:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         return await start_services(self.processes, self.env, timeout_s=self.ready_timeout_s)
 
+    async def add_replicas(self, counts: Mapping[str, int]) -> list[ServiceProcess]:
+        """`counts[name]` more processes of each service `name`, configured as the others (the
+        same database, the same consumer group, so Kafka shares the group's partitions among
+        them), each on a free HTTP port; started together, returned once all are ready."""
+        names = [name for name, n in counts.items() for _ in range(n)]
+        added = []
+        for name, port in zip(names, procs.free_ports(len(names)), strict=True):
+            replica = 1 + max(p.replica for p in self.processes if p.name == name)
+            added.append(ServiceProcess(name, installed_services()[name], port, self.state_dir, replica))
+            self.processes.append(added[-1])  # before it starts: stop() ends it whatever happens
+        await start_services(added, self.env, timeout_s=self.ready_timeout_s)
+        return added
+
     def running(self) -> list[str]:
         return [p.name for p in self.processes if p.is_running()]
 
@@ -308,7 +333,7 @@ class ServiceSet:
 
         def stop_one(process: ServiceProcess) -> None:
             if process.stop(timeout=15):
-                stopped.append(process.name)
+                stopped.append(process.label)
 
         with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, len(self.processes))) as pool:
             list(pool.map(stop_one, self.processes))
