@@ -9,7 +9,6 @@ import contextlib
 import json
 import logging
 import random
-import string
 import time
 import uuid
 from collections import defaultdict
@@ -28,6 +27,7 @@ from hopcast_shared.kafka import connection_kwargs
 from hopcast_shared.settings import KafkaSettings
 from hopcast_shared.topics import ANALYTICS, BILLING, CONTENT, DLQ_TOPICS, PUBLISHER, SCHEDULER, UPSTREAM
 from hopcast_stack.services import ServiceSet
+from hopcast_stack.texts import distinct_text
 
 if TYPE_CHECKING:
     pass
@@ -38,82 +38,6 @@ log = logging.getLogger(__name__)
 RECORDED = (SCHEDULER, CONTENT, BILLING, PUBLISHER, ANALYTICS, *DLQ_TOPICS)
 # The topic each service's outbox relay publishes its own events to.
 OWN_TOPIC = {"scheduler": SCHEDULER, "content": CONTENT, "billing": BILLING, "publisher": PUBLISHER}
-
-WORDS = (
-    "roast",
-    "bean",
-    "kettle",
-    "grind",
-    "brew",
-    "crema",
-    "filter",
-    "pour",
-    "spoon",
-    "mug",
-    "barista",
-    "milk",
-    "oat",
-    "latte",
-    "morning",
-    "harvest",
-    "farm",
-    "origin",
-    "ethiopia",
-    "colombia",
-    "sumatra",
-    "acidity",
-    "body",
-    "aroma",
-    "bloom",
-    "water",
-    "scale",
-    "timer",
-    "crisp",
-    "bright",
-    "chocolate",
-    "caramel",
-    "citrus",
-    "berry",
-    "nutty",
-    "honey",
-    "smoky",
-    "floral",
-    "cup",
-    "tasting",
-    "note",
-    "cupping",
-    "season",
-    "fresh",
-    "bakery",
-    "loaf",
-    "sourdough",
-    "crust",
-    "oven",
-    "flour",
-    "rye",
-    "starter",
-    "knead",
-    "proof",
-    "croissant",
-    "butter",
-    "jam",
-    "tart",
-    "scone",
-    "studio",
-    "yoga",
-    "breath",
-    "stretch",
-    "balance",
-    "flow",
-    "mat",
-    "pose",
-    "calm",
-    "focus",
-    "strength",
-    "evening",
-    "sunrise",
-    "class",
-)
 
 
 @dataclass(frozen=True)
@@ -272,17 +196,8 @@ class ResilientProducer:
 
 
 def material_text(rng: random.Random) -> str:
-    """A text unlike the others (made-up words share few character n-grams), so the duplicate
-    check lets every run draft."""
-
-    def made_up(count: int) -> str:
-        return " ".join(
-            "".join(rng.choice(string.ascii_lowercase) for _ in range(rng.randint(4, 8))) for _ in range(count)
-        )
-
-    # Short sentences: a draft for a platform with a small limit keeps whole sentences that fit,
-    # and one long sentence would leave only the brand's own words (the same in every draft).
-    return f"{rng.choice(WORDS).capitalize()} {made_up(3)}. {made_up(4).capitalize()}. {made_up(4).capitalize()}."
+    """A text unlike the others to any embedder, so the duplicate check lets every run draft."""
+    return distinct_text(rng)
 
 
 def quiet_days() -> list[int]:
