@@ -129,3 +129,20 @@ async def test_a_cancelled_caller_leaves_the_others_their_vectors(default: MiniL
     assert len(await staying) == 2
     with pytest.raises(asyncio.CancelledError):
         await leaving
+
+
+async def test_a_stopping_embedder_cancels_its_callers_instead_of_leaving_them_waiting(
+    default: MiniLMEmbedder,
+) -> None:
+    e = MiniLMEmbedder(default.tokenizer, default.encoder)
+    first = asyncio.create_task(e.embed(["first"]))
+    await asyncio.sleep(0)  # the drain has started and taken "first"
+    second = asyncio.create_task(e.embed(["second"]))
+    await asyncio.sleep(0)
+    assert e._draining is not None
+    e._draining.cancel()
+    for caller in (first, second):
+        with pytest.raises(asyncio.CancelledError):
+            await caller
+    assert e._draining is None and e._waiting == []
+    assert len(await e.embed(["after"])) == 1  # and it starts again
