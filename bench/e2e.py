@@ -366,7 +366,12 @@ async def _history_databases(
     found = await templates()
     databases, clone_s = await history.clone(args.database_url, found)
     await history.keep_schedules_quiet(databases["scheduler"][1], quiet_days())
-    facts = {**found.facts, "built_at": found.built_at.isoformat(), "clone_s": round(clone_s, 2)}
+    facts = {
+        **found.facts,
+        "built_at": found.built_at.isoformat(),
+        "templates": sorted(found.names.values()),
+        "clone_s": round(clone_s, 2),
+    }
     return databases, found.token_keys, facts
 
 

@@ -415,7 +415,9 @@ async def load_content(db: Loader, vectors: np.ndarray) -> None:
     await db.conn.execute("DROP INDEX content_embeddings_hnsw")
     await db.copy("content_embeddings", embeddings())
     started = time.perf_counter()
-    await db.conn.execute("SET maintenance_work_mem = '1GB'")
+    # The graph built in memory is much faster than one spilling to disk (about 1.6 kB a row).
+    memory = "1GB" if db.counts["content_embeddings"] < 500_000 else "4GB"
+    await db.conn.execute(f"SET maintenance_work_mem = '{memory}'")
     await db.conn.execute(
         "CREATE INDEX content_embeddings_hnsw ON content_embeddings USING hnsw (embedding vector_cosine_ops)"
     )

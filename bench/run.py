@@ -86,7 +86,7 @@ E2E_QUICK = ["--seconds", "1", "--burst", "20", "--orgs", "5"]
 FIGURES = [
     # Sized for make bench's ten minutes on two cores: 500 runs at 50/s, 1,000 at 100/s, then 600
     # at once; 3 times.
-    Figure("e2e", "e2e.py", ["--rates", "50,100", *E2E], ["--rates", "10,20", *E2E_QUICK], kafka=True, repeat=3),
+    Figure("e2e", "e2e.py", ["--rates", "50,100", *E2E], ["--rates", "10,100", *E2E_QUICK], kafka=True, repeat=3),
     # The same world on databases with history (bench/history.py: built once, kept on the server;
     # cloned for each run): 500 runs at 50/s, then 600 at once; 3 times.
     Figure(
