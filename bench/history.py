@@ -670,19 +670,23 @@ async def _found(server_url: str, names: dict[str, str], key: str) -> Templates 
     return Templates(names, rows[0]["token_keys"], built_at, {**json.loads(rows[0]["facts"]), "built_now": False})
 
 
-async def drop_templates(server_url: str, keep: Sequence[str] = ()) -> list[str]:
+async def drop_templates(server_url: str, *, size: int | None = None) -> list[str]:
+    """Drop the templates of a history of `size` runs (None: of any size), whatever their key: a
+    server keeps one set per size (make bench's and FULL=1's side by side)."""
     conn = await _server(server_url)
     try:
-        names = [
-            r["datname"]
-            for r in await conn.fetch("SELECT datname FROM pg_database WHERE datname LIKE $1", f"{PREFIX}_%")
-        ]
+        found = await conn.fetch("SELECT datname FROM pg_database WHERE datname LIKE $1", f"{PREFIX}_%")
+        names = []
+        for row in found:
+            # bench_history_<service>_<size>_<key>; one without its size is from before sizes were kept apart.
+            kept_size = row["datname"].split("_")[3]
+            if size is None or kept_size == str(size) or not kept_size.isdigit():
+                names.append(row["datname"])
         for name in names:
-            if name not in keep:
-                await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     finally:
         await conn.close()
-    return [n for n in names if n not in keep]
+    return names
 
 
 async def ensure_templates(
@@ -700,11 +704,11 @@ async def ensure_templates(
     texts_s = time.perf_counter() - started
     vectors, embedder, facts = await embeddings([*texts.materials, *texts.drafts], log)
     key = spec.key(embedder, vectors.shape[1])
-    names = {service: f"{PREFIX}_{service}_{key}" for service in installed_services()}
+    names = {service: f"{PREFIX}_{service}_{spec.drafts}_{key}" for service in installed_services()}
     found = await _found(server_url, names, key)
     if found is not None:
         return found
-    await drop_templates(server_url)
+    await drop_templates(server_url, size=spec.drafts)
     log(f"history: building {spec.drafts} runs over {spec.orgs} organizations into {', '.join(names.values())}")
     facts.update({"embedder": embedder, "texts_s": round(texts_s, 1), "drafts": spec.drafts, "orgs": spec.orgs})
     conn = await _server(server_url)

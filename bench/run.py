@@ -11,7 +11,10 @@ folder, removed at the end), or those given with --bootstrap and --database-url.
 The content dedup figures at 1M rows take about half an hour to build: without --full they are
 read from the committed bench/results/content_dedup_*.json (their rows say `source` and
 `measured_at`); --full measures them again and rewrites those files. The end-to-end script runs
-three times: each of its rows is the run with the median value (every run's in `repeats`).
+three times on fresh databases and three times on databases with history (bench/history.py:
+100,000 runs, 1,000,000 with --full; built once into template databases that the PostgreSQL
+started here keeps in bench/.state/postgres): each of its rows is the run with the median value
+(every run's in `repeats`), and a `_history` row has its fresh-database figure as baseline.
 
 --quick runs every script at tiny sizes (seconds each) to check the harness, writing to --output
 only (a temporary file by default): what `make test` runs (bench/tests).
@@ -84,7 +87,7 @@ class Figure:
 E2E = ["--seconds", "10", "--burst", "600", "--orgs", "100"]
 E2E_QUICK = ["--seconds", "1", "--burst", "20", "--orgs", "5"]
 FIGURES = [
-    # Sized for make bench's ten minutes on two cores: 500 runs at 50/s, 1,000 at 100/s, then 600
+    # Sized for make bench on two cores: 500 runs at 50/s, 1,000 at 100/s, then 600
     # at once; 3 times.
     Figure("e2e", "e2e.py", ["--rates", "50,100", *E2E], ["--rates", "10,100", *E2E_QUICK], kafka=True, repeat=3),
     # The same world on databases with history (bench/history.py: built once, kept on the server;
