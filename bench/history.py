@@ -65,16 +65,25 @@ SPAN_DAYS = 90
 INBOX_DAYS = 30
 USES_PER_MATERIAL = 3
 MAX_AGE_DAYS = 7
-# What each service's consumer handles of a published run (its inbox rows).
+# What each service's consumer handles of a published run (its inbox rows; as a run through the
+# services leaves them), and of a submitted material.
 INBOX_TYPES = {
-    "scheduler": ("ScheduleTriggerRequested", "PendingPostCreated", "CreditsDebited", "PostPublished", "PostPublished"),
+    "scheduler": (
+        "ScheduleTriggerRequested",
+        "PendingPostCreated",
+        "CreditsDebited",
+        "PostPublished",
+        "PostPublished",
+        "ScheduleRunCompleted",
+    ),
     "content": ("ScheduleDue", "PostPublished", "PostPublished", "ScheduleRunCompleted"),
-    "billing": ("PendingPostCreated", "PostPublished", "PostPublished", "ScheduleRunCompleted"),
-    "publisher": ("PendingPostCreated", "CreditsDebited", "ScheduleRunCompleted"),
+    "billing": ("PendingPostCreated", "ScheduleRunCompleted"),
+    "publisher": ("PendingPostCreated", "CreditsDebited"),
 }
+MATERIAL_INBOX = ("scheduler", "content")
 ANGLE_REASON = "the angle whose posts earned the most for this brand so far"
 # Bump when what a template holds changes without a migration changing.
-LAYOUT = 1
+LAYOUT = 2
 
 
 class WorldOrg(Protocol):
@@ -275,7 +284,10 @@ class Loader:
             for r in self.runs():
                 if r.at < since:
                     continue
-                for n, kind in enumerate(INBOX_TYPES[service]):
+                kinds = INBOX_TYPES[service]
+                if service in MATERIAL_INBOX and (r.i // self.spec.orgs) % USES_PER_MATERIAL == 0:
+                    kinds += ("MaterialSubmitted",)  # the run is its material's first
+                for n, kind in enumerate(kinds):
                     yield {
                         "consumer": consumer,
                         "organization_id": r.org,
@@ -470,7 +482,6 @@ async def load_publisher(db: Loader) -> None:
     def attempts() -> Iterator[Row]:
         for r in db.runs():
             for platform in platforms:
-                external_id, external_url = _external(r, platform)
                 yield {
                     "pending_post_id": r.pending,
                     "platform": platform,
@@ -478,10 +489,6 @@ async def load_publisher(db: Loader) -> None:
                     "social_account_id": uuid.UUID(r.o.accounts[platform]),
                     "status": "PUBLISHED",
                     "created_at": r.at + timedelta(seconds=1),
-                    "external_id": external_id,
-                    "external_url": external_url,
-                    "published_at": r.at + timedelta(seconds=1),
-                    "settled_at": r.at + timedelta(seconds=1),
                 }
 
     await db.copy("publish_attempts", attempts())
@@ -609,7 +616,7 @@ async def load_scheduler(db: Loader) -> None:
                 "created_at": r.at,
                 "outcome": "PUBLISHED",
                 "completed_at": r.at + timedelta(seconds=2),
-                "deadline_at": r.at + timedelta(hours=1),
+                "deadline_at": None,  # a triggered run has none
                 "pending_post_id": r.pending,
             }
             for r in db.runs()
