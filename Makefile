@@ -127,8 +127,9 @@ test-chaos: venv
 test-platforms: venv
 	$(BIN)/pytest platform_tests -m platforms
 
-# Every figure of bench/ on a Kafka and PostgreSQL of its own (about 10 minutes); FULL=1 also
-# rebuilds the 1M-row content dedup figures (hours) instead of reading the committed ones.
+# Every figure of bench/ on a Kafka and PostgreSQL of its own (about 20 minutes); FULL=1 also
+# rebuilds the 1M-row content dedup figures (hours) instead of reading the committed ones, and
+# takes the end-to-end figures on a history of 1,000,000 runs (bench/history.py).
 bench: venv
 	$(BIN)/python bench/run.py $(if $(filter 1 yes true,$(FULL)),--full,)
 

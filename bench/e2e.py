@@ -32,8 +32,8 @@ sent through upstream.events and read by every service before the clock starts. 
 over the organizations in turn.
 
 Usage: .venv/bin/python bench/e2e.py [--rate 50] [--seconds 20] [--burst 1500] [--orgs 150]
-       [--replicas content=2,publisher=2]
        [--bootstrap HOST:PORT] [--database-url URL] [--profile SERVICE --profile-output FILE]
+       [--replicas content=2,publisher=2]
 Prints one JSON row per figure. Topics (under a prefix of their own) and databases are made for
 the run; the services are stopped and the databases dropped at the end.
 """
@@ -47,6 +47,7 @@ import json
 import os
 import random
 import shutil
+import sys
 import tempfile
 import time
 import uuid
@@ -55,6 +56,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import history
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from common import bench_kafka, create_topic, delete_topic, drop_database, grant_services, percentile
 from cost import (
@@ -80,18 +82,20 @@ from hopcast_shared.contract.examples import example_event
 from hopcast_shared.kafka import connection_kwargs
 from hopcast_shared.settings import KafkaSettings, default_database_url
 from hopcast_shared.topics import ANALYTICS, BILLING, CONTENT, DLQ_TOPICS, PUBLISHER, SCHEDULER, UPSTREAM, ensure_topics
+from hopcast_stack.credentials import Credentials
 from hopcast_stack.harness import quiet_days
 from hopcast_stack.services import FAST_SERVICE_ENV, ServiceSet, installed_services
+from hopcast_stack.texts import distinct_text
 from hopcast_stack.upstream import Upstream
 
 PLATFORMS = ["MASTODON", "BLUESKY"]
 # A run's events in the order they happen; the time between two is that stage's.
 STAGES = ("ScheduleDue", "PendingPostCreated", "CreditsDebited", "PostPublished", "ScheduleRunCompleted")
-WORDS = [f"{a}{b}{c}" for a in "bcdfgklmnprstvz" for b in "aeiou" for c in ("n", "r", "s", "t", "l", "m", "")]
 
 
 def _text(rng: random.Random) -> str:
-    return " ".join(rng.choice(WORDS) for _ in range(24)).capitalize() + "."
+    # Real words of unrelated fields: distinct to a semantic embedder too (hopcast_stack.texts).
+    return distinct_text(rng, sentences=4)
 
 
 @dataclass
@@ -99,15 +103,21 @@ class Org:
     org: str
     brand: str
     schedule: str
+    accounts: dict[str, str] = field(default_factory=dict)
     events: list[Envelope] = field(default_factory=list)
+
+
+def _world_id(seed: int, n: int, what: str) -> str:
+    """The world's ids follow from the seed, so a history built for it (history.py) is its own."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"hopcast-bench-e2e/{seed}/{n}/{what}"))
 
 
 def _world(orgs: int, materials_each: int, seed: int, upstream: Upstream) -> list[Org]:
     rng = random.Random(seed)
     now = datetime.now(UTC)
     world = []
-    for _ in range(orgs):
-        o = Org(str(uuid.uuid4()), str(uuid.uuid4()), str(uuid.uuid4()))
+    for n in range(orgs):
+        o = Org(_world_id(seed, n, "organization"), _world_id(seed, n, "brand"), _world_id(seed, n, "schedule"))
 
         def event(type_name: str, o: Org = o, **changes: Any) -> Envelope:
             return example_event(type_name, organization_id=o.org, time=now, **changes)
@@ -117,7 +127,7 @@ def _world(orgs: int, materials_each: int, seed: int, upstream: Upstream) -> lis
             event("BrandProfileCreated", brand_profile_id=o.brand),
             event(
                 "SubscriptionActivated",
-                subscription_id=str(uuid.uuid4()),
+                subscription_id=_world_id(seed, n, "subscription"),
                 plan="GROWTH",
                 credits_total=100_000,
                 period_start=(now - timedelta(days=1)).isoformat(),
@@ -125,7 +135,7 @@ def _world(orgs: int, materials_each: int, seed: int, upstream: Upstream) -> lis
             ),
         ]
         for platform in PLATFORMS:
-            account = str(uuid.uuid4())
+            account = o.accounts[platform] = _world_id(seed, n, f"account/{platform}")
             o.events += [
                 event(
                     "SocialAccountConnected",
@@ -143,14 +153,14 @@ def _world(orgs: int, materials_each: int, seed: int, upstream: Upstream) -> lis
         o.events += [
             event(
                 "MaterialSubmitted",
-                material_id=str(uuid.uuid4()),
+                material_id=_world_id(seed, n, f"material/{m}"),
                 brand_profile_id=o.brand,
                 title=None,
                 body=_text(rng),
                 content_pillar=None,
                 max_uses=1,
             )
-            for _ in range(materials_each)
+            for m in range(materials_each)
         ]
         o.events.append(
             event(
@@ -340,26 +350,103 @@ async def _broker_baselines(kafka: KafkaSettings, rate: float, n_rate: int, n_bu
     }
 
 
+@dataclass
+class RatePhase:
+    """Runs at a fixed offered load: each trigger's latency to its run's ScheduleRunCompleted."""
+
+    rate: float
+    runs: int
+    done: dict[str, tuple[float, float, str]]
+    stages: dict[str, dict[str, float]]
+
+    @property
+    def latencies(self) -> list[float]:
+        return [1000 * (end - start) for start, end, _ in self.done.values()]
+
+
+async def _rate_phase(upstream: Upstream, runs: Runs, world: list[Org], turn: int, rate: float, n: int) -> RatePhase:
+    sent = await _at_rate(upstream, world, turn, rate, n)
+    done = await runs.wait_for(sent, within=120 + n / 5)
+    stages = {f"stages_p{p}_ms": runs.stage_percentiles(sent, p) for p in (50, 99)}
+    return RatePhase(rate, n, done, stages)
+
+
+async def _history_databases(
+    args: argparse.Namespace, base: KafkaSettings, credentials: Credentials | None
+) -> tuple[dict[str, tuple[str, str]], str, dict[str, Any]]:
+    """A clone of each service's template with history (history.py; built first if the server
+    has none for this world and size): the databases, their token key, and what it took."""
+    kafka = base.model_copy(update={"topic_prefix": f"bh{uuid.uuid4().hex[:8]}.", "partitions": args.partitions})
+
+    async def set_up(services: ServiceSet, upstream: Upstream) -> None:
+        await upstream.send_all(
+            e for o in _world(args.orgs, 0, args.seed, upstream) for e in o.events if e.type != "MaterialSubmitted"
+        )
+        await upstream.wait_consumed(within=300)
+
+    async def templates() -> history.Templates:
+        await ensure_topics(kafka)
+        await grant_services(kafka, credentials)
+        return await history.ensure_templates(
+            args.database_url,
+            kafka,
+            credentials,
+            history.Spec(args.history, args.orgs, args.seed, tuple(PLATFORMS)),
+            _world_ids(args.orgs, args.seed),
+            set_up,
+            log=lambda line: print(line, file=sys.stderr, flush=True),
+        )
+
+    found = await templates()
+    databases, clone_s = await history.clone(args.database_url, found)
+    await history.keep_schedules_quiet(databases["scheduler"][1], quiet_days())
+    facts = {
+        **found.facts,
+        "built_at": found.built_at.isoformat(),
+        "templates": sorted(found.names.values()),
+        "clone_s": round(clone_s, 2),
+    }
+    return databases, found.token_keys, facts
+
+
+def _world_ids(orgs: int, seed: int) -> list[Org]:
+    return [
+        Org(
+            _world_id(seed, n, "organization"),
+            _world_id(seed, n, "brand"),
+            _world_id(seed, n, "schedule"),
+            {platform: _world_id(seed, n, f"account/{platform}") for platform in PLATFORMS},
+        )
+        for n in range(orgs)
+    ]
+
+
 async def run(args: argparse.Namespace) -> list[dict[str, Any]]:
     base, credentials = bench_kafka(args.bootstrap)
     kafka = base.model_copy(update={"topic_prefix": f"b{uuid.uuid4().hex[:8]}.", "partitions": args.partitions})
     await ensure_topics(kafka)
     await grant_services(kafka, credentials)
-    databases = await fresh_service_databases(args.database_url)
+    extra_env = dict(FAST_SERVICE_ENV)
+    history_facts: dict[str, Any] = {}
+    if args.history:
+        databases, extra_env["TOKEN_KEYS"], history_facts = await _history_databases(args, base, credentials)
+    else:
+        databases = await fresh_service_databases(args.database_url)
     state_dir = Path(tempfile.mkdtemp(prefix="hopcast-bench-e2e-"))
     services = ServiceSet(
         kafka=kafka,
         database_urls={name: url for name, (_, url) in databases.items()},
         state_dir=state_dir,
-        extra_env=FAST_SERVICE_ENV,
+        extra_env=extra_env,
         credentials=credentials,
     )
-    n_rate = int(args.rate * args.seconds)
-    warm = min(20, n_rate)
+    rates = [float(r) for r in args.rates.split(",")] if args.rates else [args.rate]
+    n_rates = [int(rate * args.seconds) for rate in rates]
+    warm = min(20, n_rates[0])
     replicas = _replicas(args.replicas)
     # With replicas: up to REPLICA_WARM_ROUNDS runs per organization, then the burst again.
     extra = (REPLICA_WARM_ROUNDS * args.orgs + args.burst) if replicas else 0
-    per_org = (warm + n_rate + args.burst + extra) // args.orgs + 3
+    per_org = (warm + sum(n_rates) + args.burst + extra) // args.orgs + 3
     runs = Runs(kafka)
     follower: asyncio.Task[None] | None = None
     try:
@@ -370,27 +457,31 @@ async def run(args: argparse.Namespace) -> list[dict[str, Any]]:
         async with Upstream(services.kafka_as("upstream"), keyring=services.keyring, observer=kafka) as upstream:
             world = _world(args.orgs, per_org, args.seed, upstream)
             seeded = time.perf_counter()
-            await upstream.send_all(e for o in world for e in o.events)
+            # On a clone with history the set-up is in the databases already: only the materials go.
+            await upstream.send_all(
+                e for o in world for e in o.events if not args.history or e.type == "MaterialSubmitted"
+            )
             await upstream.wait_consumed(within=300)
             seed_s = time.perf_counter() - seeded
 
             # Warm-up (not measured): every code path and connection pool in use once.
             await runs.wait_for(await _at_rate(upstream, world, 0, 10, warm), within=60)
 
+            # The first rate's cost per run is taken between two idle stretches (bench/cost.py).
             idle_early = await _idle(services, args.database_url, databases, runs.traffic)
-            sent = await _at_rate(upstream, world, warm, args.rate, n_rate)
-            done = await runs.wait_for(sent, within=120 + n_rate / 5)
-            latencies = [1000 * (end - start) for start, end, _ in done.values()]
-            stages = {f"stages_p{p}_ms": runs.stage_percentiles(sent, p) for p in (50, 99)}
-            outcomes_rate = [outcome for _, _, outcome in done.values()]
-
-            idle_late = await _idle(services, args.database_url, databases, runs.traffic)
+            phases, turn = [], warm
+            for rate, n in zip(rates, n_rates, strict=True):
+                phases.append(await _rate_phase(upstream, runs, world, turn, rate, n))
+                turn += n
+                if len(phases) == 1:
+                    idle_late = await _idle(services, args.database_url, databases, runs.traffic)
+            await runs.traffic.quiet()
             cost_before = await sample(services, args.database_url, databases, runs.traffic)
             cpu_before = {**cpu_seconds(services), **await postgres_cpu(args.database_url, databases)}
             profiler = None
             if args.profile:
                 profiler = py_spy(services, args.profile, max(10, args.burst / 20), args.profile_output)
-            burst_sent, burst_started = await _burst(upstream, world, warm + n_rate, args.burst)
+            burst_sent, burst_started = await _burst(upstream, world, turn, args.burst)
             burst_done = await runs.wait_for(burst_sent, within=120 + args.burst / 5)
             finished = max((end for _, end, _ in burst_done.values()), default=time.perf_counter())
             burst_s = finished - burst_started
@@ -407,9 +498,12 @@ async def run(args: argparse.Namespace) -> list[dict[str, Any]]:
         if replicas:
             one_process = (len(burst_done) / burst_s, Phase(cost_before, cost_after, len(burst_done)))
             replica_rows = await _replica_phase(
-                services, runs, world, warm + n_rate + args.burst, args, databases, replicas, one_process
+                services, runs, world, turn + args.burst, args, databases, replicas, one_process
             )
-        baseline = await _broker_baselines(kafka, args.rate, min(n_rate, 500), args.burst)
+        baselines = [
+            await _broker_baselines(kafka, rate, min(n, 500), args.burst)
+            for rate, n in zip(rates, n_rates, strict=True)
+        ]
         record_size = mean_record_bytes(cost_before, cost_after)
         cost_baselines = Baselines(
             await raw_record_cpu_ms(kafka, record_size), record_size, await bare_commit_cpu_ms(args.database_url)
@@ -426,74 +520,102 @@ async def run(args: argparse.Namespace) -> list[dict[str, Any]]:
             shutil.rmtree(state_dir, ignore_errors=True)
 
     common = {"orgs": args.orgs, "platforms": PLATFORMS, "partitions": args.partitions, "seed_s": round(seed_s, 1)}
-    p50, p99 = percentile(latencies, 50), percentile(latencies, 99)
-    rate_common = {
-        "offered_runs_per_s": args.rate,
-        "runs": n_rate,
-        "completed": len(done),
-        "outcomes": dict(sorted(_count(outcomes_rate).items())),
-        **stages,
-        "latencies_ms": [round(x, 1) for x in sorted(latencies)],
+    if args.history:
+        common["history"] = history_facts
+    burst_row = {
+        "name": "e2e_runs_per_s_history" if args.history else "e2e_runs_per_s",
+        "value": round(len(burst_done) / burst_s, 1),
+        "unit": "runs/s",
+        "baseline_name": "raw_produce_consume_per_s",
+        "baseline_value": round(baselines[0]["burst_per_s"], 1),
+        "ratio": round(len(burst_done) / burst_s / baselines[0]["burst_per_s"], 4),
+        "runs": args.burst,
+        "completed": len(burst_done),
+        "seconds": round(burst_s, 2),
+        "outcomes": dict(sorted(_count(outcomes_burst).items())),
+        "cpu_s_during_burst": cpu,
+        "completions_s": [round(x, 3) for x in completions],
         **common,
     }
-    rows: list[dict[str, Any]] = [
-        {
-            "name": "e2e_runs_per_s",
-            "value": round(len(burst_done) / burst_s, 1),
-            "unit": "runs/s",
-            "baseline_name": "raw_produce_consume_per_s",
-            "baseline_value": round(baseline["burst_per_s"], 1),
-            "ratio": round(len(burst_done) / burst_s / baseline["burst_per_s"], 4),
-            "runs": args.burst,
-            "completed": len(burst_done),
-            "seconds": round(burst_s, 2),
-            "outcomes": dict(sorted(_count(outcomes_burst).items())),
-            "cpu_s_during_burst": cpu,
-            "completions_s": [round(x, 3) for x in completions],
-            **common,
-        },
-        {
-            "name": "e2e_p50_ms",
-            "value": round(p50, 1),
-            "unit": "ms",
-            "baseline_name": "raw_produce_consume_p50_ms",
-            "baseline_value": round(baseline["p50_ms"], 2),
-            "ratio": round(p50 / baseline["p50_ms"], 2),
-            **rate_common,
-        },
-        {
-            "name": "e2e_p99_ms",
-            "value": round(p99, 1),
-            "unit": "ms",
-            "baseline_name": "raw_produce_consume_p99_ms",
-            "baseline_value": round(baseline["p99_ms"], 2),
-            "ratio": round(p99 / baseline["p99_ms"], 2),
-            **{k: v for k, v in rate_common.items() if k != "latencies_ms"},
-        },
-    ]
-    rows += cost_rows(
-        list(installed_services()),
-        [idle_early, idle_late],
-        Phase(cost_before, cost_after, len(burst_done)),
-        cost_baselines,
-        platforms=PLATFORMS,
-        at_rate=(Phase(idle_early[1], idle_late[0], len(done)), args.rate),
-        details={"content_embedder": ContentSettings().embedder},
-    )
-    rows += replica_rows
-    for name, mb in rss.items():
-        rows.append(
-            {
-                "name": f"rss_mb_{name}",
-                "value": round(mb, 1),
-                "unit": "MB",
-                "baseline_name": "rss_mb_when_ready",
-                "baseline_value": round(rss_ready.get(name, float("nan")), 1),
-                "ratio": round(mb / rss_ready[name], 3) if rss_ready.get(name) else None,
-                "after_runs": warm + n_rate + args.burst,
-            }
+    rows = [burst_row]
+    for i, (phase, baseline) in enumerate(zip(phases, baselines, strict=True)):
+        rows += _latency_rows(phase, baseline, common, first=i == 0, history=bool(args.history))
+    if not args.history:  # what a run costs, and memory: on fresh databases only (one row of each name)
+        rows += _rss_rows(rss, rss_ready, warm + sum(n_rates) + args.burst)
+        rows += cost_rows(
+            list(installed_services()),
+            [idle_early, idle_late],
+            Phase(cost_before, cost_after, len(burst_done)),
+            cost_baselines,
+            platforms=PLATFORMS,
+            at_rate=(Phase(idle_early[1], idle_late[0], len(phases[0].done)), phases[0].rate),
+            details={"content_embedder": ContentSettings().embedder},
         )
+    rows += replica_rows
     return rows
+
+
+def _latency_rows(
+    phase: RatePhase, baseline: dict[str, float], common: dict[str, Any], *, first: bool, history: bool
+) -> list[dict[str, Any]]:
+    """e2e_p50_ms and e2e_p99_ms at the first rate; e2e_p99_ms_at_<rate> at the others (with
+    `_history` on databases with history)."""
+    latencies = phase.latencies
+    p50, p99 = percentile(latencies, 50), percentile(latencies, 99)
+    details = {
+        "offered_runs_per_s": phase.rate,
+        "runs": phase.runs,
+        "completed": len(phase.done),
+        "outcomes": dict(sorted(_count([outcome for _, _, outcome in phase.done.values()]).items())),
+        **phase.stages,
+        **common,
+    }
+    suffix = ("" if first else f"_at_{phase.rate:g}") + ("_history" if history else "")
+    p99_row = {
+        "name": f"e2e_p99_ms{suffix}",
+        "value": round(p99, 1),
+        "unit": "ms",
+        "baseline_name": "raw_produce_consume_p99_ms",
+        "baseline_value": round(baseline["p99_ms"], 2),
+        "ratio": round(p99 / baseline["p99_ms"], 2),
+        "p50_ms": round(p50, 1),
+        **details,
+    }
+    if not first or history:
+        return [p99_row]
+    p50_row = {
+        "name": "e2e_p50_ms",
+        "value": round(p50, 1),
+        "unit": "ms",
+        "baseline_name": "raw_produce_consume_p50_ms",
+        "baseline_value": round(baseline["p50_ms"], 2),
+        "ratio": round(p50 / baseline["p50_ms"], 2),
+        **details,
+        "latencies_ms": [round(x, 1) for x in sorted(latencies)],
+    }
+    return [p50_row, p99_row]
+
+
+def _rss_rows(rss: dict[str, float], rss_ready: dict[str, float], after_runs: int) -> list[dict[str, Any]]:
+    return [
+        {
+            "name": f"rss_mb_{name}",
+            "value": round(mb, 1),
+            "unit": "MB",
+            "baseline_name": "rss_mb_when_ready",
+            "baseline_value": round(rss_ready.get(name, float("nan")), 1),
+            "ratio": round(mb / rss_ready[name], 3) if rss_ready.get(name) else None,
+            "after_runs": after_runs,
+        }
+        for name, mb in rss.items()
+    ]
+
+
+def _count(items: list[str]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for item in items:
+        counts[item] = counts.get(item, 0) + 1
+    return counts
 
 
 async def _idle(
@@ -645,14 +767,27 @@ def _count(items: list[str]) -> dict[str, int]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--rate", type=float, default=50.0, help="offered load for the latency figures (runs/s)")
-    parser.add_argument("--seconds", type=float, default=20.0, help="how long the offered load lasts")
+    parser.add_argument(
+        "--replicas", default="", help="SERVICE=N,...: then the burst again with N processes of each (bench/cost.py)"
+    )
+    parser.add_argument(
+        "--rates",
+        default="",
+        help="offered loads one after the other, e.g. 50,100: the first gives e2e_p50_ms/e2e_p99_ms, each other "
+        "e2e_p99_ms_at_<rate> (default: --rate alone)",
+    )
+    parser.add_argument("--seconds", type=float, default=20.0, help="how long each offered load lasts")
+    parser.add_argument(
+        "--history",
+        type=int,
+        default=0,
+        help="runs of history in the databases (history.py: template databases, built once, cloned per run); "
+        "the rows are then e2e_runs_per_s_history and e2e_p99_ms_history",
+    )
     parser.add_argument("--burst", type=int, default=1500, help="runs triggered at once for e2e_runs_per_s")
     parser.add_argument("--orgs", type=int, default=150)
     parser.add_argument("--partitions", type=int, default=KafkaSettings.model_fields["partitions"].default)
     parser.add_argument("--seed", type=int, default=42)
-    parser.add_argument(
-        "--replicas", default="", help="SERVICE=N,...: then the burst again with N processes of each (bench/cost.py)"
-    )
     parser.add_argument("--bootstrap", default=KafkaSettings().bootstrap_servers)
     parser.add_argument(
         "--database-url", default=os.environ.get("SCHEDULER_DATABASE_URL", default_database_url("scheduler"))

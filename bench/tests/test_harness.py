@@ -21,6 +21,9 @@ FIGURES = {
     "e2e_runs_per_s",
     "e2e_p50_ms",
     "e2e_p99_ms",
+    "e2e_p99_ms_at_100",
+    "e2e_runs_per_s_history",
+    "e2e_p99_ms_history",
     "scheduler_claims_per_s",
     "ledger_debits_per_s_hot",
     "ledger_debits_per_s_uniform",
@@ -83,15 +86,20 @@ def test_quick_bench_writes_a_well_formed_row_and_a_plot_per_figure(stack: TestS
         assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", plot
     for name in (
         "e2e_p99_ms",
+        "e2e_p99_ms_at_100",
         "outbox_relay_events_per_s",
         "faststream_vs_aiokafka_ratio",
         "dedup_recall_1m",
         "fairness_other_org_p99_ms",
     ):
         assert isinstance(by_name[name]["goal_met"], bool) and by_name[name]["goal"]
-    # Every run the quick e2e triggered came to an end.
-    e2e = by_name["e2e_runs_per_s"]
-    assert e2e["completed"] == e2e["runs"]
+    # Every run the quick e2e triggered came to an end, on fresh databases and on clones with history.
+    for name in ("e2e_runs_per_s", "e2e_runs_per_s_history"):
+        assert by_name[name]["completed"] == by_name[name]["runs"], name
+    # The history figure stands beside the fresh one of the same run, and says what it ran on.
+    history = by_name["e2e_runs_per_s_history"]
+    assert history["baseline_value"] == by_name["e2e_runs_per_s"]["value"]
+    assert history["history"]["rows"]["content"]["content_embeddings"] > history["history"]["drafts"]
     # And so did every run of the burst sent again with two processes of content and of the
     # publisher, each run counted by one of them.
     two = by_name["e2e_runs_per_s_two_replicas"]

@@ -61,7 +61,9 @@ class TestStack:
 
     __test__ = False  # not a test class, despite its name
 
-    def __init__(self, state_dir: Path, *, libs: Path | None = None, kafka_brokers: int = 1) -> None:
+    def __init__(
+        self, state_dir: Path, *, libs: Path | None = None, kafka_brokers: int = 1, postgres_home: Path | None = None
+    ) -> None:
         from hopcast_stack import procs
         from hopcast_stack.config import StackSettings
         from hopcast_stack.kafka import KafkaServer
@@ -99,7 +101,8 @@ class TestStack:
                 secure=True,
             )
         self.postgres: PostgresServer = PostgresServer(
-            home=state_dir / "postgres",
+            # Another home keeps the cluster (and its databases) when the stack's folder goes.
+            home=postgres_home or state_dir / "postgres",
             port=pg_port,
             user=settings.postgres_user,
             system_user=settings.postgres_system_user,
@@ -114,15 +117,18 @@ class TestStack:
         self._granted: set[str] = set()
 
     @classmethod
-    def in_new_folder(cls, *, libs: Path | None = None, kafka_brokers: int = 1) -> TestStack:
+    def in_new_folder(
+        cls, *, libs: Path | None = None, kafka_brokers: int = 1, postgres_home: Path | None = None
+    ) -> TestStack:
         """A stack in a fresh folder under TEST_STACKS_ROOT, marked with our pid for the sweeper
-        (`kafka_brokers=3`: a three-node KRaft cluster instead of the one broker)."""
+        (`kafka_brokers=3`: a three-node KRaft cluster instead of the one broker; `postgres_home`:
+        a PostgreSQL cluster kept there instead, which outlives the folder)."""
         TEST_STACKS_ROOT.mkdir(parents=True, exist_ok=True)
         state_dir = Path(tempfile.mkdtemp(prefix=f"{os.getpid()}-", dir=TEST_STACKS_ROOT))
         # mkdtemp makes it 0700; the postgres system user must be able to reach its data below it.
         state_dir.chmod(0o755)
         (state_dir / "kafka-brokers").write_text(f"{kafka_brokers}\n")
-        return cls(state_dir, libs=libs, kafka_brokers=kafka_brokers)
+        return cls(state_dir, libs=libs, kafka_brokers=kafka_brokers, postgres_home=postgres_home)
 
     # What tests use ----------------------------------------------------------------------------
 

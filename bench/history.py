@@ -1,0 +1,835 @@
+"""Databases with history for the end-to-end benchmark: what the four services would hold after
+serving the bench's organizations for a while, built once as a template database per service
+and cloned for each run (`CREATE DATABASE ... TEMPLATE`).
+
+A template is made in three steps:
+
+1. the services themselves, started on empty databases, read the world's set-up (e2e.py's
+   organizations, brands, subscriptions, accounts and schedules, whose ids come from the seed);
+2. the history is written beside it: `drafts` runs over the last SPAN_DAYS, spread over the
+   organizations in turn, each a material (used by up to USES_PER_MATERIAL runs) drafted into a
+   post and published on every platform, with the rows each service keeps of it: content's
+   material, run, draft, posts and embeddings (MATERIAL, PENDING_POST, POST; the HNSW index
+   built after), the publisher's pending post, attempts and posts, billing's debit and ledger
+   rows (a top-up per organization that the debits use up, so every balance still equals its
+   ledger), the scheduler's run and its stages; and each service's inbox for the events of
+   the last INBOX_DAYS (the inbox's retention);
+3. VACUUM ANALYZE, and a `bench_history` row saying what was built, when, and with which
+   token key (the publisher's tokens are encrypted under it: runs on a clone use it).
+
+Texts come from history_texts.py (realistic and distinct); their embeddings from the content
+service's default embedder (`make_embedder(ContentSettings())`), cached in STATE as
+`embeddings-<embedder>-<dim>-<texts digest>.npy`. The templates stay on the server (`make bench`
+keeps its PostgreSQL in bench/.state/postgres for that); they are rebuilt when their key
+changes (size, seed, organizations, embedder, any migration) or after MAX_AGE_DAYS, since the
+history's times are relative to when it was built and the dedup window is the last 30 days.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import random
+import tempfile
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, Protocol
+
+import asyncpg
+import numpy as np
+from common import with_database
+from history_texts import Distinct, business_of, draft_text, material_text
+from pgvector.asyncpg import register_vector
+
+from hopcast_content.adapters.embedders import make_embedder
+from hopcast_content.config import ContentSettings
+from hopcast_content.domain.angles import ANGLES
+from hopcast_content.domain.embedding import content_hash
+from hopcast_publisher.domain.posts import idempotency_key, post_id_for
+from hopcast_shared.crypto import new_key_entry
+from hopcast_shared.settings import KafkaSettings
+from hopcast_stack.credentials import Credentials
+from hopcast_stack.services import FAST_SERVICE_ENV, ServiceSet, installed_services
+from hopcast_stack.upstream import Upstream
+
+BENCH = Path(__file__).resolve().parent
+ROOT = BENCH.parent
+STATE = BENCH / ".state" / "history"
+PREFIX = "bench_history"
+SPAN_DAYS = 90
+INBOX_DAYS = 30
+USES_PER_MATERIAL = 3
+MAX_AGE_DAYS = 7
+# What each service's consumer handles of a published run (its inbox rows; as a run through the
+# services leaves them), and of a submitted material.
+INBOX_TYPES = {
+    "scheduler": (
+        "ScheduleTriggerRequested",
+        "PendingPostCreated",
+        "CreditsDebited",
+        "PostPublished",
+        "PostPublished",
+        "ScheduleRunCompleted",
+    ),
+    "content": ("ScheduleDue", "PostPublished", "PostPublished", "ScheduleRunCompleted"),
+    "billing": ("PendingPostCreated", "ScheduleRunCompleted"),
+    "publisher": ("PendingPostCreated", "CreditsDebited"),
+}
+MATERIAL_INBOX = ("scheduler", "content")
+ANGLE_REASON = "the angle whose posts earned the most for this brand so far"
+# Bump when what a template holds changes without a migration changing.
+LAYOUT = 2
+
+
+class WorldOrg(Protocol):
+    org: str
+    brand: str
+    schedule: str
+    accounts: dict[str, str]
+
+
+@dataclass(frozen=True)
+class Spec:
+    drafts: int
+    orgs: int
+    seed: int
+    platforms: tuple[str, ...]
+
+    def key(self, embedder: str, dim: int) -> str:
+        """Changes with anything that changes what a template holds."""
+        digest = hashlib.sha256()
+        digest.update(json.dumps([LAYOUT, self.drafts, self.orgs, self.seed, self.platforms, embedder, dim]).encode())
+        for path in sorted([*ROOT.glob("services/*/hopcast_*/migrations/**/*.sql"), *ROOT.glob("shared/**/*.sql")]):
+            digest.update(path.read_bytes())
+        return digest.hexdigest()[:10]
+
+
+@dataclass
+class Templates:
+    """The template database of each service, and what building (or finding) them took."""
+
+    names: dict[str, str]
+    token_keys: str
+    built_at: datetime
+    facts: dict[str, Any] = field(default_factory=dict)
+
+
+# --- the history's texts and embeddings ------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Texts:
+    materials: list[str]  # material j of organization o is materials[j * orgs + o]
+    drafts: list[str]
+    hashtags: list[list[str]]
+    angles: list[str]
+
+
+def history_texts(spec: Spec) -> Texts:
+    rng = random.Random(spec.seed)
+    n_materials = -(-spec.drafts // USES_PER_MATERIAL) + spec.orgs
+    seen_materials, seen_drafts = Distinct(), Distinct()
+    materials = []
+    for m in range(n_materials):
+        business = business_of(m % spec.orgs)
+        materials.append(seen_materials.take(lambda: material_text(rng, business)))  # noqa: B023 (called at once)
+    drafts, hashtags, angles = [], [], []
+    for i in range(spec.drafts):
+        o, k = i % spec.orgs, i // spec.orgs
+        angle = rng.choice(ANGLES)
+        material, business = materials[(k // USES_PER_MATERIAL) * spec.orgs + o], business_of(o)
+        text, tags = seen_drafts.take(
+            lambda: draft_text(rng, business, material, angle),  # noqa: B023 (called at once)
+            lambda drawn: drawn[0],
+        )
+        drafts.append(text)
+        hashtags.append(tags)
+        angles.append(angle.value)
+    return Texts(materials, drafts, hashtags, angles)
+
+
+async def embeddings(texts: Sequence[str], log: Callable[[str], None]) -> tuple[np.ndarray, str, dict[str, Any]]:
+    """The default embedder's vectors of `texts` (float32, one row each), from the cache file when
+    it is there; and the embedder's name."""
+    embedder = make_embedder(ContentSettings())
+    digest = hashlib.sha256("\n".join(texts).encode()).hexdigest()[:12]
+    path = STATE / f"embeddings-{embedder.name}-{embedder.dim}-{len(texts)}-{digest}.npy"
+    if path.exists():
+        return np.load(path), embedder.name, {"embeddings_cached": str(path.relative_to(ROOT))}
+    log(f"history: embedding {len(texts)} texts with {embedder.name}")
+    started = time.perf_counter()
+    out = np.empty((len(texts), embedder.dim), dtype=np.float32)
+    batch = 64
+    for start in range(0, len(texts), batch):
+        out[start : start + batch] = np.asarray(await embedder.embed(texts[start : start + batch]), dtype=np.float32)
+    embed_s = time.perf_counter() - started
+    STATE.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(".partial.npy")
+    np.save(partial, out)
+    partial.rename(path)
+    return out, embedder.name, {"embed_s": round(embed_s, 1), "embeddings_cached": str(path.relative_to(ROOT))}
+
+
+# --- the rows of the history -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Run:
+    """One run of the history, with the ids every service shares."""
+
+    i: int
+    o: WorldOrg
+    material: uuid.UUID
+    material_index: int
+    run: uuid.UUID
+    pending: uuid.UUID
+    at: datetime
+
+    @property
+    def org(self) -> uuid.UUID:
+        return uuid.UUID(self.o.org)
+
+    @property
+    def brand(self) -> uuid.UUID:
+        return uuid.UUID(self.o.brand)
+
+
+def _runs(spec: Spec, world: Sequence[WorldOrg], now: datetime) -> Iterator[Run]:
+    start = now - timedelta(days=SPAN_DAYS)
+    step = timedelta(days=SPAN_DAYS) / max(1, spec.drafts)
+    for i in range(spec.drafts):
+        o, k = i % spec.orgs, i // spec.orgs
+        m = (k // USES_PER_MATERIAL) * spec.orgs + o
+        yield Run(
+            i,
+            world[o],
+            _id(spec, "material", m),
+            m,
+            _id(spec, "run", i),
+            _id(spec, "pending", i),
+            start + step * i,
+        )
+
+
+def _id(spec: Spec, kind: str, n: int) -> uuid.UUID:
+    return uuid.uuid5(uuid.NAMESPACE_URL, f"hopcast-bench-history/{spec.seed}/{kind}/{n}")
+
+
+def _uses(spec: Spec) -> dict[int, list[int]]:
+    """material index -> the runs that used it."""
+    uses: dict[int, list[int]] = {}
+    for i in range(spec.drafts):
+        o, k = i % spec.orgs, i // spec.orgs
+        uses.setdefault((k // USES_PER_MATERIAL) * spec.orgs + o, []).append(i)
+    return uses
+
+
+def _engagement(rng: random.Random) -> tuple[int, int, int, int, float]:
+    impressions = int(rng.lognormvariate(6, 1))
+    likes, comments, shares = (int(impressions * rng.uniform(0, f)) for f in (0.05, 0.01, 0.01))
+    return likes, comments, shares, impressions, (likes + comments + shares) / max(1, impressions)
+
+
+Row = dict[str, Any]
+
+
+class Loader:
+    """COPY of the history's rows into one service's template database."""
+
+    def __init__(self, conn: asyncpg.Connection, spec: Spec, world: Sequence[WorldOrg], texts: Texts) -> None:
+        self.conn, self.spec, self.world, self.texts = conn, spec, world, texts
+        self.now = datetime.now(UTC)
+        self.counts: dict[str, float] = {}
+
+    async def copy(self, table: str, rows: Iterator[Row], chunk: int = 50_000) -> None:
+        """COPY `rows` (column -> value, the same columns in each) into `table`, a chunk at a time."""
+        batch: list[Row] = []
+
+        async def flush() -> None:
+            if batch:
+                columns = list(batch[0])
+                records = [tuple(row[c] for c in columns) for row in batch]
+                await self.conn.copy_records_to_table(table, records=records, columns=columns)
+                self.counts[table] = self.counts.get(table, 0) + len(batch)
+                batch.clear()
+
+        for row in rows:
+            batch.append(row)
+            if len(batch) >= chunk:
+                await flush()
+        await flush()
+
+    def runs(self) -> Iterator[Run]:
+        return _runs(self.spec, self.world, self.now)
+
+    def at(self, run_index: int) -> datetime:
+        return self.now - timedelta(days=SPAN_DAYS) + timedelta(days=SPAN_DAYS) * run_index / self.spec.drafts
+
+    async def inbox(self, service: str) -> None:
+        """The ids of the events handled in the inbox's retention (what the service's set-up left
+        there tells its consumer's name and outcome)."""
+        found = await self.conn.fetchrow(
+            "SELECT consumer, outcome FROM inbox GROUP BY 1, 2 ORDER BY count(*) DESC LIMIT 1"
+        )
+        consumer, outcome = (found["consumer"], found["outcome"]) if found else (service, "handled")
+        since = self.now - timedelta(days=INBOX_DAYS)
+        rng = random.Random(self.spec.seed)
+
+        def rows() -> Iterator[Row]:
+            for r in self.runs():
+                if r.at < since:
+                    continue
+                kinds = INBOX_TYPES[service]
+                if service in MATERIAL_INBOX and (r.i // self.spec.orgs) % USES_PER_MATERIAL == 0:
+                    kinds += ("MaterialSubmitted",)  # the run is its material's first
+                for n, kind in enumerate(kinds):
+                    yield {
+                        "consumer": consumer,
+                        "organization_id": r.org,
+                        "message_id": str(uuid.UUID(int=rng.getrandbits(128))),
+                        "event_type": kind,
+                        "outcome": outcome,
+                        "handled_at": r.at + timedelta(milliseconds=100 * (n + 1)),
+                    }
+
+        await self.copy("inbox", rows())
+
+
+async def load_content(db: Loader, vectors: np.ndarray) -> None:
+    """Materials, runs, drafts, posts (one per platform, with engagement) and embeddings: the
+    material's, the draft's and one POST per draft (the posts of a draft share its vector)."""
+    spec, texts, platforms = db.spec, db.texts, list(db.spec.platforms)
+    n_materials = len(texts.materials)
+    rng = random.Random(spec.seed + 1)
+    uses = _uses(spec)
+
+    def materials() -> Iterator[Row]:
+        for m, runs in uses.items():
+            o = db.world[m % spec.orgs]
+            yield {
+                "id": _id(spec, "material", m),
+                "organization_id": uuid.UUID(o.org),
+                "brand_profile_id": uuid.UUID(o.brand),
+                "type": "TEXT",
+                "body": texts.materials[m],
+                "max_uses": len(runs),
+                "status": "USED",
+                "content_hash": content_hash(texts.materials[m]),
+                "usage_count": len(runs),
+                "last_used_at": db.at(runs[-1]),
+                "created_at": db.at(runs[0]) - timedelta(days=1),
+                "updated_at": db.at(runs[-1]),
+            }
+
+    await db.copy("materials", materials())
+    await db.copy(
+        "runs",
+        (
+            {
+                "run_id": r.run,
+                "organization_id": r.org,
+                "schedule_id": uuid.UUID(r.o.schedule),
+                "brand_profile_id": r.brand,
+                "due_at": r.at,
+                "result": "DRAFTED",
+                "handled_at": r.at,
+            }
+            for r in db.runs()
+        ),
+    )
+    await db.copy(
+        "pending_posts",
+        (
+            {
+                "id": r.pending,
+                "run_id": r.run,
+                "organization_id": r.org,
+                "brand_profile_id": r.brand,
+                "schedule_id": uuid.UUID(r.o.schedule),
+                "material_id": r.material,
+                "content": texts.drafts[r.i],
+                "hashtags": texts.hashtags[r.i],
+                "media_urls": [],
+                "platforms": platforms,
+                "angle": texts.angles[r.i],
+                "angle_reason": ANGLE_REASON,
+                "max_similarity": round(rng.uniform(0.1, 0.6), 4),
+                "requires_approval": False,
+                "due_at": r.at,
+                "created_at": r.at,
+                "ended_at": r.at + timedelta(seconds=2),
+                "outcome": "PUBLISHED",
+                "use_counted": True,
+                "texts": json.dumps(dict.fromkeys(platforms, texts.drafts[r.i])),
+            }
+            for r in db.runs()
+        ),
+    )
+
+    def posts() -> Iterator[Row]:
+        for r in db.runs():
+            for platform in platforms:
+                *_, impressions, rate = _engagement(rng)
+                yield {
+                    "post_id": post_id_for(r.pending, platform),
+                    "organization_id": r.org,
+                    "brand_profile_id": r.brand,
+                    "pending_post_id": r.pending,
+                    "material_id": r.material,
+                    "platform": platform,
+                    "angle": texts.angles[r.i],
+                    "engagement_rate": rate,
+                    "impressions": impressions,
+                    "published_at": r.at + timedelta(seconds=1),
+                    "updated_at": r.at + timedelta(hours=6),
+                }
+
+    await db.copy("posts", posts())
+
+    def embeddings() -> Iterator[Row]:
+        for m, runs in uses.items():
+            o = db.world[m % spec.orgs]
+            h = content_hash(texts.materials[m])
+            material = _id(spec, "material", m)
+            yield {
+                "organization_id": uuid.UUID(o.org),
+                "brand_profile_id": uuid.UUID(o.brand),
+                "kind": "MATERIAL",
+                "source_id": material,
+                "material_id": material,
+                "content_hash": h,
+                "material_hash": h,
+                "embedding": vectors[m],
+                "created_at": db.at(runs[0]) - timedelta(days=1),
+            }
+        for r in db.runs():
+            draft = {
+                "organization_id": r.org,
+                "brand_profile_id": r.brand,
+                "kind": "PENDING_POST",
+                "source_id": r.pending,
+                "material_id": r.material,
+                "content_hash": content_hash(texts.drafts[r.i]),
+                "material_hash": content_hash(texts.materials[r.material_index]),
+                "embedding": vectors[n_materials + r.i],
+                "created_at": r.at,
+            }
+            yield draft
+            post = post_id_for(r.pending, platforms[0])
+            yield {**draft, "kind": "POST", "source_id": post, "created_at": r.at + timedelta(seconds=1)}
+
+    # Inserting into an HNSW index row by row is what makes a bulk load slow: built after instead.
+    await db.conn.execute("DROP INDEX content_embeddings_hnsw")
+    await db.copy("content_embeddings", embeddings())
+    started = time.perf_counter()
+    # The graph built in memory is much faster than one spilling to disk (about 1.6 kB a row).
+    memory = "1GB" if db.counts["content_embeddings"] < 500_000 else "4GB"
+    await db.conn.execute(f"SET maintenance_work_mem = '{memory}'")
+    await db.conn.execute(
+        "CREATE INDEX content_embeddings_hnsw ON content_embeddings USING hnsw (embedding vector_cosine_ops)"
+    )
+    db.counts["hnsw_build_s"] = round(time.perf_counter() - started, 1)
+
+
+def _external(r: Run, platform: str) -> tuple[str, str]:
+    post = post_id_for(r.pending, platform).hex[:16]
+    return f"sandbox-{post}", f"https://sandbox.invalid/{platform.lower()}/{post}"
+
+
+async def load_publisher(db: Loader) -> None:
+    """Pending posts (published), their attempt per platform, and the posts."""
+    texts, platforms = db.texts, list(db.spec.platforms)
+    rng = random.Random(db.spec.seed + 2)
+    await db.copy(
+        "pending_posts",
+        (
+            {
+                "id": r.pending,
+                "organization_id": r.org,
+                "has_post": True,
+                "run_id": r.run,
+                "schedule_id": uuid.UUID(r.o.schedule),
+                "brand_profile_id": r.brand,
+                "material_id": r.material,
+                "due_at": r.at,
+                "content": texts.drafts[r.i],
+                "hashtags": texts.hashtags[r.i],
+                "media_urls": [],
+                "platforms": platforms,
+                "angle": texts.angles[r.i],
+                "requires_approval": False,
+                "debit": "DEBITED",
+                "status": "PUBLISHED",
+                "claims": 1,
+                "cause_event_id": uuid.UUID(int=rng.getrandbits(128)),
+                "publishing_at": r.at + timedelta(seconds=1),
+                "completed_at": r.at + timedelta(seconds=2),
+                "created_at": r.at,
+                "updated_at": r.at + timedelta(seconds=2),
+                "texts": json.dumps(dict.fromkeys(platforms, texts.drafts[r.i])),
+                "angle_reason": ANGLE_REASON,
+                "run_deadline": r.at + timedelta(hours=1),
+            }
+            for r in db.runs()
+        ),
+    )
+
+    def attempts() -> Iterator[Row]:
+        for r in db.runs():
+            for platform in platforms:
+                yield {
+                    "pending_post_id": r.pending,
+                    "platform": platform,
+                    "idempotency_key": idempotency_key(r.pending, platform),
+                    "social_account_id": uuid.UUID(r.o.accounts[platform]),
+                    "status": "PUBLISHED",
+                    "created_at": r.at + timedelta(seconds=1),
+                }
+
+    await db.copy("publish_attempts", attempts())
+
+    def posts() -> Iterator[Row]:
+        for r in db.runs():
+            for platform in platforms:
+                external_id, external_url = _external(r, platform)
+                likes, comments, shares, impressions, rate = _engagement(rng)
+                yield {
+                    "id": post_id_for(r.pending, platform),
+                    "organization_id": r.org,
+                    "pending_post_id": r.pending,
+                    "run_id": r.run,
+                    "schedule_id": uuid.UUID(r.o.schedule),
+                    "brand_profile_id": r.brand,
+                    "material_id": r.material,
+                    "social_account_id": uuid.UUID(r.o.accounts[platform]),
+                    "platform": platform,
+                    "angle": texts.angles[r.i],
+                    "content": texts.drafts[r.i],
+                    "external_id": external_id,
+                    "external_url": external_url,
+                    "published_at": r.at + timedelta(seconds=1),
+                    "likes": likes,
+                    "comments": comments,
+                    "shares": shares,
+                    "impressions": impressions,
+                    "engagement_rate": rate,
+                    "engagement_observed_at": r.at + timedelta(hours=6),
+                    "created_at": r.at + timedelta(seconds=1),
+                    "updated_at": r.at + timedelta(hours=6),
+                    "hashtags": texts.hashtags[r.i],
+                    "angle_reason": ANGLE_REASON,
+                }
+
+    await db.copy("posts", posts())
+
+
+async def load_billing(db: Loader) -> None:
+    """A debit per run (GENERATE 1, PUBLISH 1 per platform, from the top-up bucket) and its ledger
+    rows, after a top-up per organization of exactly what its runs spent: the balances stay what
+    the set-up made them, and each still equals the sum of its ledger."""
+    platforms = list(db.spec.platforms)
+    publish = len(platforms)
+    balances = {
+        r["organization_id"]: r["period_credits"] + r["topup_credits"]
+        for r in await db.conn.fetch("SELECT organization_id, period_credits, topup_credits FROM balances")
+    }
+    spent: dict[uuid.UUID, int] = {}
+    for r in db.runs():
+        spent[r.org] = spent.get(r.org, 0) + 1 + publish
+    await db.copy(
+        "debits",
+        (
+            {
+                "pending_post_id": r.pending,
+                "organization_id": r.org,
+                "run_id": r.run,
+                "schedule_id": uuid.UUID(r.o.schedule),
+                "brand_profile_id": r.brand,
+                "due_at": r.at,
+                "platforms": platforms,
+                "status": "DEBITED",
+                "generate_amount": 1,
+                "publish_amount": publish,
+                "from_period": 0,
+                "from_topup": 1 + publish,
+                "created_at": r.at + timedelta(milliseconds=500),
+            }
+            for r in db.runs()
+        ),
+    )
+
+    def ledger() -> Iterator[Row]:
+        left = dict(spent)
+        for org, amount in spent.items():
+            grant = f"history-{db.spec.seed}-{org.hex[:8]}"
+            yield {
+                "organization_id": org,
+                "action": "TOPUP",
+                "period_amount": 0,
+                "topup_amount": amount,
+                "idempotency_key": f"topup:{grant}",
+                "pending_post_id": None,
+                "run_id": None,
+                "balance_after": balances.get(org, 0) + amount,
+                "created_at": db.now - timedelta(days=SPAN_DAYS, hours=1),
+                "description": f"Top-up grant {grant}",
+            }
+        on = " on " + ", ".join(platforms)
+        for r in db.runs():
+            for action, amount, where in (("GENERATE", 1, ""), ("PUBLISH", publish, on)):
+                left[r.org] -= amount
+                yield {
+                    "organization_id": r.org,
+                    "action": action,
+                    "period_amount": 0,
+                    "topup_amount": -amount,
+                    "idempotency_key": f"debit:{r.pending}:{action}",
+                    "pending_post_id": r.pending,
+                    "run_id": r.run,
+                    "balance_after": balances.get(r.org, 0) + left[r.org],
+                    "created_at": r.at + timedelta(milliseconds=500),
+                    "description": f"Credit deduction for {action}{where}",
+                }
+
+    await db.copy("ledger", ledger())
+
+
+async def load_scheduler(db: Loader) -> None:
+    """Each run (TRIGGER, PUBLISHED) and the stages its events reported."""
+    platforms = list(db.spec.platforms)
+    rng = random.Random(db.spec.seed + 3)
+    await db.copy(
+        "schedule_runs",
+        (
+            {
+                "run_id": r.run,
+                "schedule_id": uuid.UUID(r.o.schedule),
+                "organization_id": r.org,
+                "due_at": r.at,
+                "kind": "TRIGGER",
+                "trigger_event_id": uuid.UUID(int=rng.getrandbits(128)),
+                "created_at": r.at,
+                "outcome": "PUBLISHED",
+                "completed_at": r.at + timedelta(seconds=2),
+                "deadline_at": None,  # a triggered run has none
+                "pending_post_id": r.pending,
+            }
+            for r in db.runs()
+        ),
+    )
+
+    def stages() -> Iterator[Row]:
+        for r in db.runs():
+            stage = {"run_id": r.run, "organization_id": r.org, "pending_post_id": r.pending}
+            nothing = {"platform": None, "detail": None, "credits": None}
+            ms = timedelta(milliseconds=1)
+            yield {**stage, **nothing, "stage": "PendingPostCreated", "at": r.at + 300 * ms}
+            yield {**stage, **nothing, "stage": "CreditsDebited", "at": r.at + 500 * ms, "credits": -1 - len(platforms)}
+            for platform in platforms:
+                yield {**stage, **nothing, "stage": "PostPublished", "at": r.at + 1000 * ms, "platform": platform}
+            yield {**stage, **nothing, "stage": "ScheduleRunCompleted", "at": r.at + 2000 * ms, "detail": "PUBLISHED"}
+
+    await db.copy("run_stages", stages())
+
+
+# --- the templates ---------------------------------------------------------------------------
+
+
+SetUp = Callable[[ServiceSet, Upstream], Awaitable[None]]
+
+
+async def _server(server_url: str) -> asyncpg.Connection:
+    return await asyncpg.connect(with_database(server_url, "postgres"))
+
+
+async def _found(server_url: str, names: dict[str, str], key: str) -> Templates | None:
+    """The templates of `key` if all are there, complete and young enough."""
+    conn = await _server(server_url)
+    try:
+        present = {
+            r["datname"]
+            for r in await conn.fetch("SELECT datname FROM pg_database WHERE datname = ANY($1)", list(names.values()))
+        }
+    finally:
+        await conn.close()
+    if present != set(names.values()):
+        return None
+    rows: list[asyncpg.Record] = []
+    for name in names.values():
+        db = await asyncpg.connect(with_database(server_url, name))
+        try:
+            with contextlib.suppress(asyncpg.UndefinedTableError):
+                row = await db.fetchrow("SELECT key, built_at, token_keys, facts FROM bench_history")
+                if row is not None:
+                    rows.append(row)
+        finally:
+            await db.close()
+    if len(rows) != len(names) or any(r["key"] != key for r in rows):
+        return None
+    built_at = min(r["built_at"] for r in rows)
+    if datetime.now(UTC) - built_at > timedelta(days=MAX_AGE_DAYS):
+        return None
+    return Templates(names, rows[0]["token_keys"], built_at, {**json.loads(rows[0]["facts"]), "built_now": False})
+
+
+async def drop_templates(server_url: str, *, size: int | None = None) -> list[str]:
+    """Drop the templates of a history of `size` runs (None: of any size), whatever their key: a
+    server keeps one set per size (make bench's and FULL=1's side by side)."""
+    conn = await _server(server_url)
+    try:
+        found = await conn.fetch("SELECT datname FROM pg_database WHERE datname LIKE $1", f"{PREFIX}_%")
+        names = []
+        for row in found:
+            # bench_history_<service>_<size>_<key>; one without its size is from before sizes were kept apart.
+            kept_size = row["datname"].split("_")[3]
+            if size is None or kept_size == str(size) or not kept_size.isdigit():
+                names.append(row["datname"])
+        for name in names:
+            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
+    return names
+
+
+async def ensure_templates(
+    server_url: str,
+    kafka: KafkaSettings,
+    credentials: Credentials | None,
+    spec: Spec,
+    world: Sequence[WorldOrg],
+    set_up: SetUp,
+    log: Callable[[str], None] = print,
+) -> Templates:
+    """The template databases of `spec`, built unless the server has them already."""
+    started = time.perf_counter()
+    texts = history_texts(spec)
+    texts_s = time.perf_counter() - started
+    vectors, embedder, facts = await embeddings([*texts.materials, *texts.drafts], log)
+    key = spec.key(embedder, vectors.shape[1])
+    names = {service: f"{PREFIX}_{service}_{spec.drafts}_{key}" for service in installed_services()}
+    found = await _found(server_url, names, key)
+    if found is not None:
+        return found
+    await drop_templates(server_url, size=spec.drafts)
+    log(f"history: building {spec.drafts} runs over {spec.orgs} organizations into {', '.join(names.values())}")
+    facts.update({"embedder": embedder, "texts_s": round(texts_s, 1), "drafts": spec.drafts, "orgs": spec.orgs})
+    conn = await _server(server_url)
+    try:
+        for name in names.values():
+            await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    urls = {service: with_database(server_url, name) for service, name in names.items()}
+    for url in urls.values():
+        db = await asyncpg.connect(url)
+        try:
+            await db.execute("CREATE EXTENSION IF NOT EXISTS vector")
+        finally:
+            await db.close()
+
+    # 1. The set-up, as the services make it.
+    phase = time.perf_counter()
+    token_keys = new_key_entry(1)
+    with tempfile.TemporaryDirectory(prefix="hopcast-bench-history-") as state_dir:
+        services = ServiceSet(
+            kafka=kafka,
+            database_urls=urls,
+            state_dir=Path(state_dir),
+            extra_env={**FAST_SERVICE_ENV, "TOKEN_KEYS": token_keys},
+            credentials=credentials,
+        )
+        try:
+            await services.start()
+            async with Upstream(services.kafka_as("upstream"), keyring=services.keyring, observer=kafka) as upstream:
+                await set_up(services, upstream)
+        finally:
+            services.stop()
+    facts["set_up_s"] = round(time.perf_counter() - phase, 1)
+
+    # 2. The history, beside it.
+    phase = time.perf_counter()
+    loaders: dict[str, Callable[[Loader], Awaitable[None]]] = {
+        "content": lambda loader: load_content(loader, vectors),
+        "publisher": load_publisher,
+        "billing": load_billing,
+        "scheduler": load_scheduler,
+    }
+    rows: dict[str, dict[str, float]] = {}
+    for service, url in urls.items():
+        db = await asyncpg.connect(url)
+        try:
+            await register_vector(db)
+            loader = Loader(db, spec, world, texts)
+            async with db.transaction():
+                if service in loaders:
+                    await loaders[service](loader)
+                await loader.inbox(service)
+            await db.execute("VACUUM ANALYZE")
+            rows[service] = loader.counts
+        finally:
+            await db.close()
+    facts["load_s"] = round(time.perf_counter() - phase, 1)
+    facts["rows"] = rows
+    facts["database_mb"] = await _sizes(server_url, names)
+
+    # 3. What was built.
+    built_at = datetime.now(UTC)
+    for url in urls.values():
+        db = await asyncpg.connect(url)
+        try:
+            await db.execute(
+                "CREATE TABLE bench_history (key text, built_at timestamptz, token_keys text, facts jsonb)"
+            )
+            await db.execute(
+                "INSERT INTO bench_history VALUES ($1, $2, $3, $4)", key, built_at, token_keys, json.dumps(facts)
+            )
+        finally:
+            await db.close()
+    facts["build_s"] = round(time.perf_counter() - started, 1)
+    return Templates(names, token_keys, built_at, {**facts, "built_now": True})
+
+
+async def _sizes(server_url: str, names: dict[str, str]) -> dict[str, float]:
+    conn = await _server(server_url)
+    try:
+        return {
+            service: round(await conn.fetchval("SELECT pg_database_size($1)", name) / 2**20, 1)
+            for service, name in names.items()
+        }
+    finally:
+        await conn.close()
+
+
+async def clone(server_url: str, templates: Templates) -> tuple[dict[str, tuple[str, str]], float]:
+    """A fresh copy of each template ((name, url) per service), and how long copying took."""
+    conn = await _server(server_url)
+    made = {}
+    started = time.perf_counter()
+    try:
+        for service, template in templates.names.items():
+            name = f"bench_e2e_hist_{service}_{uuid.uuid4().hex[:8]}"
+            # FILE_COPY copies the files (and a checkpoint) instead of writing every page to the WAL.
+            await conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}" STRATEGY FILE_COPY')
+            made[service] = (name, with_database(server_url, name))
+    finally:
+        await conn.close()
+    return made, time.perf_counter() - started
+
+
+async def keep_schedules_quiet(url: str, days: list[int]) -> None:
+    """The world's schedules never fire by the clock (e2e.py's `quiet_days`, a day neither today
+    nor tomorrow): a template built days ago has its next run on a day that may now be near, so a
+    clone's schedules move to today's quiet day, as a ScheduleUpdated of their days would."""
+    now = datetime.now(UTC)
+    ahead = next(n for n in range(1, 8) if (now + timedelta(days=n)).isoweekday() % 7 == days[0])
+    next_run = (now + timedelta(days=ahead)).replace(hour=3, minute=0, second=0, microsecond=0)
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.execute("UPDATE schedules SET days_of_week = $1, next_run_at = $2", days, next_run)
+    finally:
+        await conn.close()
