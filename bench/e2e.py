@@ -24,6 +24,10 @@ produce -> consume round trip through the same broker.
   services joins (the same consumer group and database) and the burst is sent again:
   e2e_runs_per_s_two_replicas beside the one-process burst of the same run, and
   replica_share_<service>, the smallest replica's share of the runs (from each one's /metrics).
+- e2e_p99_ms_at_<rate>: with --rates 50,100, the p99 of each offered load after the first.
+- With --history N, the burst and the first rate's latency on clones of databases that hold N
+  published runs of the same organizations (history.py: template databases built once and kept on the server):
+  e2e_runs_per_s_history and e2e_p99_ms_history (run.py sets the fresh figures as their baselines).
 
 The world: --orgs organizations, each with a brand, a subscription, a MASTODON and a BLUESKY
 account linked as the brand's defaults, one autopilot schedule on both platforms (which never
@@ -31,8 +35,8 @@ fires by the clock) and enough materials of distinct text (each usable once) for
 sent through upstream.events and read by every service before the clock starts. Runs are spread
 over the organizations in turn.
 
-Usage: .venv/bin/python bench/e2e.py [--rate 50] [--seconds 20] [--burst 1500] [--orgs 150]
-       [--bootstrap HOST:PORT] [--database-url URL] [--profile SERVICE --profile-output FILE]
+Usage: .venv/bin/python bench/e2e.py [--rate 50 | --rates 50,100] [--seconds 20] [--burst 1500] [--orgs 150]
+       [--history N] [--bootstrap HOST:PORT] [--database-url URL] [--profile SERVICE --profile-output FILE]
        [--replicas content=2,publisher=2]
 Prints one JSON row per figure. Topics (under a prefix of their own) and databases are made for
 the run; the services are stopped and the databases dropped at the end.
@@ -384,20 +388,15 @@ async def _history_databases(
         )
         await upstream.wait_consumed(within=300)
 
-    async def templates() -> history.Templates:
-        await ensure_topics(kafka)
-        await grant_services(kafka, credentials)
-        return await history.ensure_templates(
-            args.database_url,
-            kafka,
-            credentials,
-            history.Spec(args.history, args.orgs, args.seed, tuple(PLATFORMS)),
-            _world_ids(args.orgs, args.seed),
-            set_up,
-            log=lambda line: print(line, file=sys.stderr, flush=True),
-        )
-
-    found = await templates()
+    found = await history.ensure_templates(
+        args.database_url,
+        kafka,
+        credentials,
+        history.Spec(args.history, args.orgs, args.seed, tuple(PLATFORMS)),
+        _world_ids(args.orgs, args.seed),
+        set_up,
+        log=lambda line: print(line, file=sys.stderr, flush=True),
+    )
     databases, clone_s = await history.clone(args.database_url, found)
     await history.keep_schedules_quiet(databases["scheduler"][1], quiet_days())
     facts = {

@@ -42,7 +42,7 @@ from typing import Any, Protocol
 
 import asyncpg
 import numpy as np
-from common import with_database
+from common import grant_services, with_database
 from history_texts import Distinct, business_of, draft_text, material_text
 from pgvector.asyncpg import register_vector
 
@@ -53,6 +53,7 @@ from hopcast_content.domain.embedding import content_hash
 from hopcast_publisher.domain.posts import idempotency_key, post_id_for
 from hopcast_shared.crypto import new_key_entry
 from hopcast_shared.settings import KafkaSettings
+from hopcast_shared.topics import ensure_topics
 from hopcast_stack.credentials import Credentials
 from hopcast_stack.services import FAST_SERVICE_ENV, ServiceSet, installed_services
 from hopcast_stack.upstream import Upstream
@@ -732,8 +733,10 @@ async def ensure_templates(
         finally:
             await db.close()
 
-    # 1. The set-up, as the services make it.
+    # 1. The set-up, as the services make it (on topics of their own).
     phase = time.perf_counter()
+    await ensure_topics(kafka)
+    await grant_services(kafka, credentials)
     token_keys = new_key_entry(1)
     with tempfile.TemporaryDirectory(prefix="hopcast-bench-history-") as state_dir:
         services = ServiceSet(
@@ -779,6 +782,7 @@ async def ensure_templates(
 
     # 3. What was built.
     built_at = datetime.now(UTC)
+    facts["build_s"] = round(time.perf_counter() - started, 1)
     for url in urls.values():
         db = await asyncpg.connect(url)
         try:
@@ -790,7 +794,6 @@ async def ensure_templates(
             )
         finally:
             await db.close()
-    facts["build_s"] = round(time.perf_counter() - started, 1)
     return Templates(names, token_keys, built_at, {**facts, "built_now": True})
 
 
