@@ -32,6 +32,7 @@ from hopcast_shared.contract.examples import example_event
 from hopcast_shared.crypto import Keyring, account_transit_aad, load_keyring
 from hopcast_shared.db import Database
 from hopcast_shared.migrations import load_migrations
+from hopcast_shared.service import ServiceRuntime
 from hopcast_shared.settings import CryptoSettings, KafkaSettings, ServiceSettings
 from hopcast_shared.testing import as_record
 
@@ -45,6 +46,10 @@ TOPIC = {"post": "content.events", "debit": "billing.events", "debit_rejected": 
 
 def keyring(*keys: str) -> Keyring:
     return load_keyring(CryptoSettings(token_keys=",".join(f"{i}:{k}" for i, k in enumerate(keys, start=1))))
+
+
+# The key of the `publisher` fixture's service, for the tokens the tests send it.
+RUNTIME_KEYRING = keyring(base64.b64encode(os.urandom(32)).decode())
 
 
 class Harness:
@@ -308,3 +313,33 @@ def harness(harness_with: Callable[..., Harness]) -> Harness:
 @pytest.fixture
 def rotation() -> Rotation:
     return Rotation(f"1:{KEY_1},2:{KEY_2}", AccountTokens(keyring(KEY_1, KEY_2)))
+
+
+@pytest.fixture
+async def publisher(database_url: str, kafka: KafkaSettings) -> AsyncIterator[ServiceRuntime]:
+    """The publisher as a service on the test's Kafka (sandbox platforms, key RUNTIME_KEYRING)."""
+    service = definition(
+        settings=PublisherSettings(poll_interval_s=0.5),
+        adapters={p.value: SandboxAdapter(p.value) for p in Platform},
+        keyring=RUNTIME_KEYRING,
+    )
+    settings = ServiceSettings(
+        name="publisher",
+        database_url=database_url,
+        http_port=18084,
+        handler_backoff_initial_s=0.01,
+        outbox_poll_interval_s=0.2,
+    )
+    async with ServiceRuntime(service, settings=settings, kafka=kafka) as runtime:
+        yield runtime
+
+
+@pytest.fixture
+def transit_token() -> Callable[[str, str, str], str]:
+    """A token as upstream sends it to the `publisher` fixture's service: encrypted under its key,
+    bound to the organization and the account."""
+
+    def encrypt(plaintext: str, org: str, account: str) -> str:
+        return str(RUNTIME_KEYRING.encrypt(plaintext, associated_data=account_transit_aad(org, account)))
+
+    return encrypt

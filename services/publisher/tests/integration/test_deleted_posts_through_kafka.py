@@ -5,60 +5,37 @@ publisher.dlq saying whose it is."""
 
 from __future__ import annotations
 
-import base64
-import os
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from hopcast_publisher.adapters.platforms.sandbox import SandboxAdapter
-from hopcast_publisher.bootstrap import definition
-from hopcast_publisher.config import PublisherSettings
-from hopcast_shared.contract import Platform
 from hopcast_shared.contract.examples import example_event
-from hopcast_shared.crypto import account_transit_aad, load_keyring
 from hopcast_shared.dlq import read_dead_letters
 from hopcast_shared.service import ServiceRuntime
-from hopcast_shared.settings import CryptoSettings, KafkaSettings, ServiceSettings
+from hopcast_shared.settings import KafkaSettings
 from hopcast_shared.testing import eventually, read_events, send_event
 from hopcast_shared.topics import BILLING, CONTENT, PUBLISHER, UPSTREAM
 
 pytestmark = pytest.mark.integration
 
-KEYRING = load_keyring(CryptoSettings(token_keys=f"1:{base64.b64encode(os.urandom(32)).decode()}"))
 MEDIA = [{"url": "https://cdn.example/roast.jpg", "alt_text": "Beans cooling in a tray", "mime_type": "image/jpeg"}]
 
 
-@pytest.fixture
-async def publisher(database_url: str, kafka: KafkaSettings) -> AsyncIterator[ServiceRuntime]:
-    service = definition(
-        settings=PublisherSettings(poll_interval_s=0.5),
-        adapters={p.value: SandboxAdapter(p.value) for p in Platform},
-        keyring=KEYRING,
-    )
-    settings = ServiceSettings(
-        name="publisher",
-        database_url=database_url,
-        http_port=18084,
-        handler_backoff_initial_s=0.01,
-        outbox_poll_interval_s=0.2,
-    )
-    async with ServiceRuntime(service, settings=settings, kafka=kafka) as runtime:
-        yield runtime
-
-
 async def test_posts_deleted_and_restored_through_kafka(
-    publisher: ServiceRuntime, producer: AIOKafkaProducer, kafka: KafkaSettings
+    publisher: ServiceRuntime,
+    producer: AIOKafkaProducer,
+    kafka: KafkaSettings,
+    transit_token: Callable[[str, str, str], str],
 ) -> None:
     org, other, brand, account = (str(uuid.uuid4()) for _ in range(4))
 
     def event(type_name: str, organization: str = org, **changes: Any) -> Any:
         return example_event(type_name, organization_id=organization, **changes)
 
-    token = str(KEYRING.encrypt("plain-access", associated_data=account_transit_aad(org, account)))
+    token = transit_token("plain-access", org, account)
     for e in (
         event("OrganizationCreated"),
         event("OrganizationCreated", other),

@@ -3,58 +3,31 @@ topics, expect those events on publisher.events, analytics.events and publisher.
 
 from __future__ import annotations
 
-import base64
 import json
 import logging
-import os
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from hopcast_publisher.adapters.platforms.sandbox import SandboxAdapter
-from hopcast_publisher.bootstrap import definition
-from hopcast_publisher.config import PublisherSettings
-from hopcast_shared.contract import Platform
 from hopcast_shared.contract.examples import example_event
-from hopcast_shared.crypto import account_transit_aad, load_keyring
 from hopcast_shared.dlq import read_dead_letters
 from hopcast_shared.service import ServiceRuntime
-from hopcast_shared.settings import CryptoSettings, KafkaSettings, ServiceSettings
+from hopcast_shared.settings import KafkaSettings
 from hopcast_shared.testing import eventually, read_events, read_topic, send_event
 from hopcast_shared.topics import ANALYTICS, BILLING, CONTENT, PUBLISHER, UPSTREAM, dlq_topic
 
 pytestmark = pytest.mark.integration
 
-KEYRING = load_keyring(CryptoSettings(token_keys=f"1:{base64.b64encode(os.urandom(32)).decode()}"))
-
-
-@pytest.fixture
-async def publisher(database_url: str, kafka: KafkaSettings) -> AsyncIterator[ServiceRuntime]:
-    service = definition(
-        settings=PublisherSettings(poll_interval_s=0.5),
-        adapters={p.value: SandboxAdapter(p.value) for p in Platform},
-        keyring=KEYRING,
-    )
-    settings = ServiceSettings(
-        name="publisher",
-        database_url=database_url,
-        http_port=18084,
-        handler_backoff_initial_s=0.01,
-        outbox_poll_interval_s=0.2,
-    )
-    async with ServiceRuntime(service, settings=settings, kafka=kafka) as runtime:
-        yield runtime
-
-
-def _transport(plaintext: str, org: str, account: str) -> str:
-    return str(KEYRING.encrypt(plaintext, associated_data=account_transit_aad(org, account)))
-
 
 async def test_through_kafka_default_then_fallback_partial_runs_and_no_plaintext_anywhere(
-    publisher: ServiceRuntime, producer: AIOKafkaProducer, kafka: KafkaSettings, caplog: pytest.LogCaptureFixture
+    publisher: ServiceRuntime,
+    producer: AIOKafkaProducer,
+    kafka: KafkaSettings,
+    caplog: pytest.LogCaptureFixture,
+    transit_token: Callable[[str, str, str], str],
 ) -> None:
     caplog.set_level(logging.DEBUG)
     org, brand = str(uuid.uuid4()), str(uuid.uuid4())
@@ -76,7 +49,7 @@ async def test_through_kafka_default_then_fallback_partial_runs_and_no_plaintext
                 "SocialAccountConnected",
                 social_account_id=account,
                 platform="MASTODON",
-                access_token=_transport(secrets[name], org, account),
+                access_token=transit_token(secrets[name], org, account),
                 refresh_token=None,
             )
             for account, name in ((default, "a"), (other, "b"))
@@ -139,7 +112,7 @@ async def test_through_kafka_default_then_fallback_partial_runs_and_no_plaintext
         "SocialAccountConnected",
         social_account_id=str(uuid.uuid4()),
         platform="MASTODON",
-        access_token=_transport(secrets["a"], org, default),
+        access_token=transit_token(secrets["a"], org, default),
         refresh_token=None,
     )
     await upstream(moved)
