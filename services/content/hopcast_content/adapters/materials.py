@@ -103,21 +103,26 @@ class Materials(Repository):
         )
         return status == "INSERT 0 1"
 
-    async def to_draft(self, material_id: uuid.UUID, org_id: uuid.UUID) -> Material | None:
-        """The material with its own embedding (None if it has none)."""
-        row = await self.conn.fetchrow(
+    async def to_draft(self, keys: Collection[tuple[uuid.UUID, uuid.UUID]]) -> dict[uuid.UUID, Material]:
+        """The materials of these (material id, its organization id), each with its own
+        embedding (None if it has none), by id: one statement for all; one of another
+        organization, or none, is absent."""
+        if not keys:
+            return {}
+        material_ids, org_ids = columns(keys, 2)
+        rows = await self.conn.fetch(
             """
-            SELECT m.*, e.embedding AS material_embedding FROM materials m
+            SELECT m.*, e.embedding AS material_embedding
+            FROM unnest($1::uuid[], $2::uuid[]) AS k(id, organization_id)
+            JOIN materials m ON m.id = k.id AND m.organization_id = k.organization_id
             LEFT JOIN content_embeddings e ON e.kind = 'MATERIAL' AND e.source_id = m.id
-            WHERE m.id = $1 AND m.organization_id = $2
             """,
-            material_id,
-            org_id,
+            material_ids,
+            org_ids,
         )
-        if row is None:
-            return None
-        embedding = row["material_embedding"]
-        return _material(row, embedding.to_list() if embedding is not None else None)
+        return {
+            r["id"]: _material(r, e.to_list() if (e := r["material_embedding"]) is not None else None) for r in rows
+        }
 
     async def get(self, material_id: uuid.UUID, org_id: uuid.UUID, *, lock: bool = False) -> Material | None:
         row = await self.conn.fetchrow(

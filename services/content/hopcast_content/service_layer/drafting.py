@@ -2,25 +2,31 @@
 angle, and draft from each candidate in turn until a draft is not too similar to what the
 organization drafted or published in the window; then emit PendingPostCreated. A candidate
 whose media suit none of the run's platforms is passed over (Instagram alone and a text); one
-that suits some goes to those, the others left out with why, before anything is debited."""
+that suits some goes to those, the others left out with why, before anything is debited.
+
+A batch's first drafts are written ahead (`draft_ahead`), so that the embedder gets them in one
+call: the runs then find their draft and its vector ready, and decide as before.
+"""
 
 from __future__ import annotations
 
 import logging
 import time
 import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from hopcast_content import metrics
-from hopcast_content.domain.angles import choose_angle
+from hopcast_content.domain.angles import AngleChoice, choose_angle
 from hopcast_content.domain.brands import ScheduleSettings
-from hopcast_content.domain.drafting import DraftRequest, finalise
+from hopcast_content.domain.drafting import BrandVoice, Draft, DraftRequest, finalise
 from hopcast_content.domain.duplicates import DraftToCheck, band
 from hopcast_content.domain.embedding import Embedding, EmbeddingError, content_hash
-from hopcast_content.domain.materials import embedding_text, run_rng
-from hopcast_content.domain.media_needs import platforms_for
+from hopcast_content.domain.materials import Material, embedding_text, run_rng
+from hopcast_content.domain.media_needs import PlatformsFor, platforms_for
 from hopcast_content.domain.platform_texts import texts_for
-from hopcast_content.domain.selection import order_candidates, pillar_named
+from hopcast_content.domain.selection import Candidate, order_candidates, pillar_named
 from hopcast_content.service_layer.deps import ContentDeps
 from hopcast_content.service_layer.run_batch import RunBatch
 from hopcast_shared.contract import (
@@ -32,6 +38,7 @@ from hopcast_shared.contract import (
     ScheduleDue,
     SkipReason,
 )
+from hopcast_shared.db import Conn
 from hopcast_shared.handling import EventContext
 from hopcast_shared.topics import CONTENT
 
@@ -44,9 +51,24 @@ class EmbedderUnavailable(ConnectionError):
     DLQ, which would leave the run without an end)."""
 
 
-async def draft_run(deps: ContentDeps, ctx: EventContext, data: ScheduleDue, batch: RunBatch) -> SkipReason | None:
-    """Draft the run's post (and emit it); returns why not when it cannot."""
-    conn, org, settings = ctx.conn, ctx.envelope.organizationid, deps.settings
+@dataclass(frozen=True)
+class RunPlan:
+    """How a run drafts: its candidates in order (those whose media suit some of its
+    platforms, at most max_candidates), the angle, the brand's voice and the schedule."""
+
+    candidates: list[Candidate]
+    choice: AngleChoice
+    voice: BrandVoice
+    platforms: tuple[Platform, ...]
+    schedule: ScheduleSettings
+
+    def request(self, material: Material) -> tuple[PlatformsFor, DraftRequest]:
+        split = platforms_for(self.platforms, material.text.media)
+        return split, DraftRequest(material.text, self.voice, split.included, self.choice.angle, self.choice.reason)
+
+
+def plan_run(deps: ContentDeps, org: uuid.UUID, data: ScheduleDue, batch: RunBatch) -> RunPlan | SkipReason:
+    """The run's plan as the batch stands (what its earlier runs took), or why it drafts nothing."""
     if org in batch.deleted_organizations:
         return SkipReason.ORGANIZATION_INACTIVE
     brand = batch.brands.get(data.brand_profile_id)
@@ -68,23 +90,74 @@ async def draft_run(deps: ContentDeps, ctx: EventContext, data: ScheduleDue, bat
         schedule.strategy, candidates, rng, targets=targets, recent_pillars=recent, target_pillar=data.target_pillar
     )
     choice = choose_angle(batch.angle_stats[data.brand_profile_id], rng)
-    voice = brand.voice()
     platforms = tuple(Platform(p) for p in data.platforms)
-    materials, duplicates = deps.materials(conn), deps.duplicates(conn)
-
     # A candidate none of whose platforms its media suit is passed over before it is even read
     # (nor does it count as a try): nothing of it could go out.
     suited = [c for c in ordered if platforms_for(platforms, c.media).included]
-    for candidate in suited[: settings.max_candidates]:
-        material = await materials.to_draft(candidate.material_id, org)
-        assert material is not None
-        split = platforms_for(platforms, material.text.media)  # as the candidate's: the same row
-        request = DraftRequest(material.text, voice, split.included, choice.angle, choice.reason)
-        draft = finalise(await deps.generator.draft(request), request)
-        try:
-            [vector] = await deps.embedder.embed([draft.content])
-        except EmbeddingError as exc:
-            raise EmbedderUnavailable(f"embedding the draft failed: {exc}") from exc
+    if not suited:
+        return SkipReason.ALL_PLATFORMS_LEFT_OUT
+    return RunPlan(suited[: deps.settings.max_candidates], choice, brand.voice(), platforms, schedule)
+
+
+async def draft_ahead(
+    deps: ContentDeps, conn: Conn, items: Sequence[tuple[EventContext, ScheduleDue]], batch: RunBatch
+) -> None:
+    """Each run's first draft, written before the runs are handled, as if every earlier run
+    of the batch drafted its own first candidate: their materials read in one statement and
+    their texts embedded in one call (the embedder's cost per text falls with the batch). A
+    run whose first draft proves too similar, or whose plan an earlier run changed, drafts
+    and embeds the rest as before; nothing here decides anything."""
+    firsts: list[tuple[uuid.UUID, RunPlan]] = []
+    with batch.supposing():
+        for ctx, data in items:
+            plan = plan_run(deps, ctx.envelope.organizationid, data, batch)
+            if isinstance(plan, RunPlan):
+                first = plan.candidates[0]
+                batch.taken(data.brand_profile_id, first.material_id, first.content_pillar)
+                firsts.append((ctx.envelope.organizationid, plan))
+    keys = {(plan.candidates[0].material_id, org) for org, plan in firsts}
+    batch.materials.update(await deps.materials(conn).to_draft(keys))
+    texts = []
+    for _, plan in firsts:
+        if (material := batch.materials.get(plan.candidates[0].material_id)) is not None:
+            texts.append((await written(deps, batch, plan.request(material)[1])).content)
+    await embedded(deps, batch, texts)
+
+
+async def written(deps: ContentDeps, batch: RunBatch, request: DraftRequest) -> Draft:
+    """The request's draft, written once in the batch."""
+    if (draft := batch.drafts.get(request)) is None:
+        draft = batch.drafts[request] = finalise(await deps.generator.draft(request), request)
+    return draft
+
+
+async def embedded(deps: ContentDeps, batch: RunBatch, texts: Sequence[str]) -> None:
+    """Embed the texts the batch has no vector for yet, in one call."""
+    missing = list(dict.fromkeys(t for t in texts if t not in batch.vectors))
+    if not missing:
+        return
+    try:
+        vectors = await deps.embedder.embed(missing)
+    except EmbeddingError as exc:
+        raise EmbedderUnavailable(f"embedding the drafts failed: {exc}") from exc
+    batch.vectors.update(zip(missing, vectors, strict=True))
+
+
+async def draft_run(deps: ContentDeps, ctx: EventContext, data: ScheduleDue, batch: RunBatch) -> SkipReason | None:
+    """Draft the run's post (and emit it); returns why not when it cannot."""
+    conn, org, settings = ctx.conn, ctx.envelope.organizationid, deps.settings
+    plan = plan_run(deps, org, data, batch)
+    if isinstance(plan, SkipReason):
+        return plan
+    duplicates, schedule, choice = deps.duplicates(conn), plan.schedule, plan.choice
+    for candidate in plan.candidates:
+        if (material := batch.materials.get(candidate.material_id)) is None:
+            batch.materials.update(await deps.materials(conn).to_draft([(candidate.material_id, org)]))
+            material = batch.materials[candidate.material_id]
+        split, request = plan.request(material)  # as the candidate's: the same row
+        draft = await written(deps, batch, request)
+        await embedded(deps, batch, [draft.content])
+        vector = batch.vectors[draft.content]
         material_hash = content_hash(embedding_text(material.text))
         # The media are part of the post: one caption over two pictures is two posts.
         draft_hash = content_hash("\n".join([draft.content, *draft.media_urls]))
@@ -169,7 +242,7 @@ async def draft_run(deps: ContentDeps, ctx: EventContext, data: ScheduleDue, bat
         batch.results[data.run_id] = "DRAFTED"
         metrics.RUNS.labels("DRAFTED").inc()
         return None
-    return SkipReason.ALL_CANDIDATES_DUPLICATE if suited else SkipReason.ALL_PLATFORMS_LEFT_OUT
+    return SkipReason.ALL_CANDIDATES_DUPLICATE
 
 
 def _approval_deadline(schedule: ScheduleSettings, minute_s: float) -> datetime | None:

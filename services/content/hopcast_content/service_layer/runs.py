@@ -8,8 +8,8 @@ for a run content never saw) ends TIMED_OUT without drafting. The
 ScheduleDue is delivered.
 
 ScheduleDue is handled in batches: what the runs read is loaded in a few statements for all of
-them (a single event is a batch of one), and each run decides as if the batch's earlier runs
-were handled before it.
+them (a single event is a batch of one), their first drafts are written and embedded together
+ahead, and each run decides as if the batch's earlier runs were handled before it.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from hopcast_content.adapters.runs import Run
 from hopcast_content.domain.brands import ScheduleSettings
 from hopcast_content.domain.materials import SKIP_OUTCOMES
 from hopcast_content.service_layer.deps import ContentDeps
-from hopcast_content.service_layer.drafting import draft_run
+from hopcast_content.service_layer.drafting import draft_ahead, draft_run
 from hopcast_content.service_layer.run_batch import RunBatch
 from hopcast_content.service_layer.tenancy import refuse_another_organizations
 from hopcast_shared.contract import (
@@ -51,7 +51,8 @@ def now_utc() -> datetime:
 async def schedule_due(deps: ContentDeps, items: Sequence[tuple[EventContext, ScheduleDue]]) -> None:
     """The runs of a batch (one event is a batch of one), in its order: as if handled one
     after another, with what they read loaded once for all of them and their rows
-    written together; only a run's material and duplicate check are its own statements."""
+    written together; only a run's duplicate checks (and the materials of candidates after its
+    first) are its own statements."""
     started = time.perf_counter()
     conn = items[0][0].conn
     repo = deps.runs(conn)
@@ -89,6 +90,7 @@ async def schedule_due(deps: ContentDeps, items: Sequence[tuple[EventContext, Sc
         return
     await repo.lock_organizations({ctx.envelope.organizationid for ctx, _ in todo})
     batch = await load_runs(deps, conn, todo)
+    await draft_ahead(deps, conn, todo, batch)
     share = (time.perf_counter() - started) / len(todo)
     for ctx, data in todo:
         run_started = time.perf_counter()

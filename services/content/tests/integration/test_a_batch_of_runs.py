@@ -5,14 +5,30 @@ and a few statements, on the real database.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
 
+from hopcast_content.adapters.embedders import make_embedder
+from hopcast_content.config import ContentSettings
 from hopcast_shared.db import Database
 from hopcast_shared.testing import CountingDatabase, as_record
 
 pytestmark = pytest.mark.integration
+
+
+class CountingEmbedder:
+    """The default embedder, with the texts of each call."""
+
+    def __init__(self) -> None:
+        self.inner = make_embedder(ContentSettings())
+        self.name, self.dim = self.inner.name, self.inner.dim
+        self.calls: list[list[str]] = []
+
+    async def embed(self, texts: Sequence[str]) -> list[list[float]]:
+        self.calls.append(list(texts))
+        return await self.inner.embed(texts)
 
 
 class Script:
@@ -78,7 +94,8 @@ async def batch_world(tenant_of: Any, texts: Any) -> tuple[Script, list[Any], di
 
 
 async def run_results(db: Database, names: dict[str, str]) -> dict[str, Any]:
-    """Per run: its result, the material drafted, and the events emitted (volatile fields left out)."""
+    """Per run: its result, the material drafted, and the events emitted (volatile fields left
+    out, the draft's similarity kept apart: see `similarities`)."""
     results: dict[str, Any] = {}
     for row in await db.pool.fetch("SELECT run_id, result FROM runs"):
         results[names[str(row["run_id"])]] = {"result": row["result"], "material": None, "events": []}
@@ -88,8 +105,17 @@ async def run_results(db: Database, names: dict[str, str]) -> dict[str, Any]:
         data = json.loads(row["payload"])["data"]
         if "run_id" in data:
             kept = {k: v for k, v in data.items() if k not in ("pending_post_id", "completed_at")}
+            if "max_similarity" in kept:
+                results[names[data["run_id"]]]["similarity"] = kept.pop("max_similarity")
             results[names[data["run_id"]]]["events"].append((row["event_type"], row["topic"], kept))
     return results
+
+
+def similarities(results: dict[str, Any]) -> dict[str, float]:
+    """Each drafted run's similarity, taken out of its results: a text embedded among the
+    others of a batch gets a vector within bf16's precision of the one it gets alone, so these
+    are compared to within 0.005 and the rest exactly."""
+    return {name: r.pop("similarity") for name, r in results.items() if "similarity" in r}
 
 
 async def test_a_batch_of_runs_decides_as_one_by_one_would_in_a_few_statements(
@@ -103,17 +129,18 @@ async def test_a_batch_of_runs_decides_as_one_by_one_would_in_a_few_statements(
             h = harness_on(db, consumer_lanes=1)
             for event, topic in script.events:
                 assert await h.send(event, topic) == "handled"
-        one_by_one = harness_on(sequential_db)
+        each, ahead = CountingEmbedder(), CountingEmbedder()
         sequential_db.transactions = []
-        sequential = [await one_by_one.send(e, "scheduler.events") for e in dues]
+        sequential = [await harness_on(sequential_db, embedder=each).send(e, "scheduler.events") for e in dues]
         batched_db.transactions = []
-        batched = await harness_on(batched_db, consumer_lanes=1).consumer.handle_batch(
+        batched = await harness_on(batched_db, consumer_lanes=1, embedder=ahead).consumer.handle_batch(
             [as_record(e, topic="scheduler.events") for e in dues]
         )
         assert batched == sequential == ["handled"] * 3 + ["duplicate"] + ["handled"] * 9
         assert len(batched_db.statements) == 1, "the batch is one transaction"
-        expected = await run_results(sequential_db, names)
-        assert await run_results(batched_db, names) == expected
+        expected, got = await run_results(sequential_db, names), await run_results(batched_db, names)
+        assert similarities(got) == pytest.approx(similarities(expected), abs=0.005)
+        assert got == expected
     finally:
         await sequential_db.close()
         await batched_db.close()
@@ -137,11 +164,17 @@ async def test_a_batch_of_runs_decides_as_one_by_one_would_in_a_few_statements(
     assert expected["b1"]["material"] != expected["b2"]["material"]
     assert [e[0] for e in expected["a3"]["events"]] == ["ScheduleRunSkipped", "ScheduleRunCompleted"]
     assert [e[0] for e in expected["a1"]["events"]] == ["PendingPostCreated"]  # once, for two deliveries
-    # The batch's statements: 11 for all the runs (inbox, start, lock, organizations, brands,
-    # candidates, schedules, pillar counts, angle stats, results, outbox), 5 for each candidate
-    # tried (its material, the duplicate check's 4), 2 to write the drafts before a check of
-    # the same organization (3 times here); one by one, every run pays for all of it.
+    # The batch's statements: 12 for all the runs (inbox, start, lock, organizations, brands,
+    # candidates, schedules, pillar counts, angle stats, the first candidates' materials,
+    # results, outbox), 4 for each candidate tried (the duplicate check's), 2 to write the
+    # drafts before a check of the same organization (3 times here); one by one, every run
+    # pays for all of it.
     [statements] = batched_db.statements
     tried = 7  # a1, a2, a3, a_other_brand, b1, b2, one1
-    assert statements <= 11 + 5 * tried + 2 * 3, statements
+    assert statements <= 12 + 4 * tried + 2 * 3, statements
     assert statements * 2 < sum(sequential_db.statements), (statements, sequential_db.statements)
+    # The drafts of the runs' first candidates (every one tried here) are embedded in one call,
+    # written before the runs are handled (a text drafted twice, once); one by one, each alone.
+    assert [len(texts) for texts in each.calls] == [1] * tried
+    [texts] = ahead.calls
+    assert sorted(texts) == sorted({text for [text] in each.calls})

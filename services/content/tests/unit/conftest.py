@@ -163,10 +163,15 @@ class FakeMaterials(InMemory, Materials):
         stored = self.world.materials.get(material_id)
         return stored.material if stored and stored.material.organization_id == org_id else None
 
-    async def to_draft(self, material_id: uuid.UUID, org_id: uuid.UUID) -> Material | None:
-        material = await self.get(material_id, org_id)
-        vectors = [e.embedding for e in self.world.embeddings if e.kind == "MATERIAL" and e.source_id == material_id]
-        return replace(material, embedding=vectors[0] if vectors else None) if material else None
+    async def to_draft(self, keys: Collection[tuple[uuid.UUID, uuid.UUID]]) -> dict[uuid.UUID, Material]:
+        found = {}
+        for material_id, org_id in keys:
+            if (material := await self.get(material_id, org_id)) is not None:
+                vectors = [
+                    e.embedding for e in self.world.embeddings if e.kind == "MATERIAL" and e.source_id == material_id
+                ]
+                found[material_id] = replace(material, embedding=vectors[0] if vectors else None)
+        return found
 
     async def set_status(self, material_id: uuid.UUID, status: MaterialStatus, **found: str | None) -> None:
         """With the failure reason or the content hash, as the real one takes them."""
