@@ -147,7 +147,9 @@ async def nearest(
 # exact copies by hash, the draft's nearest neighbour by an exact scan of the window (only when
 # it holds fewer than $6 rows, NULL for no cap; the MATERIALIZED CTE keeps the planner on the
 # organization's btree rather than the HNSW index, which would filter after its candidates), and
-# the material against the materials drafted in the window ($8, NULL when it has no embedding).
+# the material against the materials drafted in the window ($8, NULL when it has no embedding):
+# the window's material ids, each looked up by (kind, source_id), so the part is bounded by the
+# window as the rest is (scanning the organization's MATERIAL rows for them grew with history).
 CHECK = """
 WITH capped AS MATERIALIZED (
     SELECT count(*) AS n FROM (
@@ -171,12 +173,17 @@ SELECT
     ) AS exact_copy,
     (SELECT 1 - (embedding <=> $7) FROM window_rows ORDER BY embedding <=> $7 LIMIT 1) AS draft_similarity,
     (
-        SELECT max(1 - (m.embedding <=> $8)) FROM content_embeddings m
-        WHERE m.organization_id = $1 AND m.kind = 'MATERIAL' AND m.source_id <> $5
-          AND m.source_id IN (
-              SELECT material_id FROM content_embeddings
-              WHERE organization_id = $1 AND created_at >= $2 AND kind <> 'MATERIAL'
-          )
+        SELECT max(1 - (m.embedding <=> $8))
+        FROM (
+            SELECT DISTINCT material_id FROM content_embeddings
+            WHERE organization_id = $1 AND created_at >= $2 AND kind <> 'MATERIAL' AND material_id <> $5
+        ) AS drafted
+        -- One index probe per material (LIMIT 1 keeps the planner from scanning every MATERIAL
+        -- row into a hash join instead; (kind, source_id) is unique, so it drops nothing).
+        CROSS JOIN LATERAL (
+            SELECT embedding FROM content_embeddings
+            WHERE kind = 'MATERIAL' AND source_id = drafted.material_id AND organization_id = $1 LIMIT 1
+        ) AS m
     ) AS material_similarity
 """
 
