@@ -173,15 +173,13 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     since = now - timedelta(days=WINDOW_DAYS)
     result: dict[str, Any] = {"rows": args.rows, "orgs": args.orgs, "dim": args.dim, "window_days": WINDOW_DAYS}
     try:
-        await db.pool.execute("DROP INDEX content_embeddings_hnsw")
         result["load_s"] = round(await load(db, args.rows, args.orgs, args.dim, args.seed, now), 1)
         async with db.pool.acquire() as conn:
             await conn.execute(f"SET maintenance_work_mem = '{args.maintenance_work_mem}'")
             await conn.execute("SET max_parallel_maintenance_workers = 1")
             started = time.perf_counter()
-            await conn.execute(
-                "CREATE INDEX content_embeddings_hnsw ON content_embeddings USING hnsw (embedding vector_cosine_ops)"
-            )
+            # Not in the migrations (0006): the plan for organizations past the exact scan.
+            await conn.execute(dedup.HNSW_INDEX)
             result["hnsw_build_s"] = round(time.perf_counter() - started, 1)
             await conn.execute("VACUUM ANALYZE content_embeddings")
             sizes = await conn.fetchrow(

@@ -9,11 +9,11 @@ A template is made in three steps:
 2. the history is written beside it: `drafts` runs over the last SPAN_DAYS, spread over the
    organizations in turn, each a material (used by up to USES_PER_MATERIAL runs) drafted into a
    post and published on every platform, with the rows each service keeps of it: content's
-   material, run, draft, posts and embeddings (MATERIAL, PENDING_POST, POST; the HNSW index
-   built after), the publisher's pending post, attempts and posts, billing's debit and ledger
-   rows (a top-up per organization that the debits use up, so every balance still equals its
-   ledger), the scheduler's run and its stages; and each service's inbox for the events of
-   the last INBOX_DAYS (the inbox's retention);
+   material, run, draft, posts and embeddings (MATERIAL, PENDING_POST, POST), the publisher's
+   pending post, attempts and posts, billing's debit and ledger rows (a top-up per organization
+   that the debits use up, so every balance still equals its ledger), the scheduler's run and
+   its stages; and each service's inbox for the events of the last INBOX_DAYS (the inbox's
+   retention);
 3. VACUUM ANALYZE, and a `bench_history` row saying what was built, when, and with which
    token key (the publisher's tokens are encrypted under it: runs on a clone use it).
 
@@ -424,17 +424,8 @@ async def load_content(db: Loader, vectors: np.ndarray) -> None:
             post = post_id_for(r.pending, platforms[0])
             yield {**draft, "kind": "POST", "source_id": post, "created_at": r.at + timedelta(seconds=1)}
 
-    # Inserting into an HNSW index row by row is what makes a bulk load slow: built after instead.
-    await db.conn.execute("DROP INDEX content_embeddings_hnsw")
+    # No HNSW index to build: the migrations leave it to organizations past an exact scan (0006).
     await db.copy("content_embeddings", embeddings())
-    started = time.perf_counter()
-    # The graph built in memory is much faster than one spilling to disk (about 1.6 kB a row).
-    memory = "1GB" if db.counts["content_embeddings"] < 500_000 else "4GB"
-    await db.conn.execute(f"SET maintenance_work_mem = '{memory}'")
-    await db.conn.execute(
-        "CREATE INDEX content_embeddings_hnsw ON content_embeddings USING hnsw (embedding vector_cosine_ops)"
-    )
-    db.counts["hnsw_build_s"] = round(time.perf_counter() - started, 1)
 
 
 def _external(r: Run, platform: str) -> tuple[str, str]:

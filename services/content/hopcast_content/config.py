@@ -50,7 +50,8 @@ class ContentSettings(BaseSettings):
     dedup_window_days: int = Field(default=30, ge=1, le=3650)
     dedup_exact_max_rows: int = Field(default=5_000, ge=0)
     """An organization with at most this many embeddings in the window is searched exactly
-    (btree on organization and time); above it, the HNSW index with an iterative scan."""
+    (btree on organization and time); above it, the HNSW index with an iterative scan when it
+    was created (dedup.HNSW_INDEX, not by the migrations), else an exact scan of the window."""
     hnsw_ef_search: int = Field(default=100, ge=10, le=1000)
     hnsw_max_scan_tuples: int = Field(default=200_000, ge=1000)
     """How far pgvector's iterative HNSW scan may go to find enough rows of one organization."""

@@ -110,16 +110,13 @@ async def test_filtered_search_recall_against_exact_and_tenant_isolation(
                 v = [x + rng.gauss(0, 0.08) for x in c]
                 age = timedelta(days=rng.uniform(0, 45))
                 rows.append((org, uuid.uuid4(), "PENDING_POST", "h", v, now - age))
-        await db.pool.execute("DROP INDEX content_embeddings_hnsw")
         await db.pool.executemany(
             """INSERT INTO content_embeddings (organization_id, brand_profile_id, kind, source_id, material_id,
                    content_hash, material_hash, embedding, created_at)
                VALUES ($1, $1, $3, $2, $2, $4, $4, l2_normalize($5::vector), $6)""",
             rows,
         )
-        await db.pool.execute(
-            "CREATE INDEX content_embeddings_hnsw ON content_embeddings USING hnsw (embedding vector_cosine_ops)"
-        )
+        await db.pool.execute(dedup.HNSW_INDEX)  # the plan for large organizations, after the load
         await db.pool.execute("ANALYZE content_embeddings")
         since = now - timedelta(days=30)
         hits = total = 0
@@ -163,6 +160,70 @@ async def test_filtered_search_recall_against_exact_and_tenant_isolation(
             total += len(exact)
             assert exact == sorted(exact, key=lambda n: -n.similarity)
         assert hits / total >= 0.95, f"recall@10 {hits / total:.3f}"
+    finally:
+        await db.close()
+
+
+async def test_the_material_part_and_the_search_past_the_exact_scan_without_the_hnsw_index(
+    database_url: str, tmp_path: Path, open_db: Any
+) -> None:
+    """The check's material part compares the material with the organization's materials drafted
+    in the window only (not the candidate's own, not one drafted before the window, not another
+    organization's); and on a database as migrated (no HNSW index), a window past the exact scan
+    is still searched exactly."""
+    dim = 16
+    db = await open_db(database_url, dim, tmp_path)
+    try:
+        rng = random.Random(5)
+        org, other = uuid.uuid4(), uuid.uuid4()
+        now = datetime.now(UTC)
+        since = now - timedelta(days=30)
+        query = _unit(rng, dim)
+        near = [x + rng.gauss(0, 0.2) for x in query]
+        in_window, old, own, others = (uuid.uuid4() for _ in range(4))
+        rows = [
+            # (organization, kind, source, material, vector, age in days)
+            (org, "MATERIAL", in_window, in_window, near, 90),
+            (org, "PENDING_POST", uuid.uuid4(), in_window, _unit(rng, dim), 1),
+            (org, "MATERIAL", old, old, query, 90),
+            (org, "PENDING_POST", uuid.uuid4(), old, _unit(rng, dim), 40),
+            (org, "MATERIAL", own, own, query, 90),
+            (org, "PENDING_POST", uuid.uuid4(), own, _unit(rng, dim), 2),
+            (other, "MATERIAL", others, others, query, 90),
+            (other, "PENDING_POST", uuid.uuid4(), others, _unit(rng, dim), 1),
+        ]
+        await db.pool.executemany(
+            """INSERT INTO content_embeddings (organization_id, brand_profile_id, kind, source_id, material_id,
+                   content_hash, material_hash, embedding, created_at)
+               VALUES ($1, $1, $2, $3, $4, $5, $6, l2_normalize($7::vector), $8)""",
+            [(o, k, s, m, str(s), str(m), v, now - timedelta(days=age)) for o, k, s, m, v, age in rows],
+        )
+        assert not await db.pool.fetchval("SELECT to_regclass('content_embeddings_hnsw') IS NOT NULL")
+        expected = await db.pool.fetchval(
+            "SELECT 1 - (l2_normalize($1::vector) <=> l2_normalize($2::vector))", near, query
+        )
+        async with db.transaction() as conn:
+            verdicts = {
+                mode: await dedup.check(
+                    conn,
+                    org,
+                    since,
+                    draft_vector=query,
+                    draft_hash="not-a-copy",
+                    material_id=own,
+                    material_vector=query,
+                    material_hash="m",
+                    mode=mode,
+                    exact_max_rows=1,  # AUTO: the window (3 rows) is past the exact scan
+                )
+                for mode in dedup.SearchMode
+            }
+        assert expected < 0.99  # so the material found is the one drafted in the window
+        for verdict in verdicts.values():
+            assert verdict.material_similarity == pytest.approx(expected)
+            assert not verdict.exact_copy
+        # Past the exact scan without the index, the search is the exact one.
+        assert len({round(v.draft_similarity, 9) for v in verdicts.values()}) == 1
     finally:
         await db.close()
 
