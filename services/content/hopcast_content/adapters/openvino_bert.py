@@ -142,6 +142,8 @@ class OpenVinoEncoder:
         self._any_length = compiled.create_infer_request()
         self._by_length: dict[int, Any] = {}
         self._static_lengths = static_lengths
+        named = {k.removeprefix("bert."): v for k, v in tensors.items()}
+        self._max_length = len(named["embeddings.position_embeddings.weight"])  # padding stays within it
         self._lock = threading.Lock()  # one inference request at a time: one batch at a time
 
     def _request(self, length: int) -> Any:
@@ -157,8 +159,8 @@ class OpenVinoEncoder:
         return request
 
     def __call__(self, ids: npt.NDArray[np.int64], mask: npt.NDArray[np.float32]) -> F32:
-        pad = -ids.shape[1] % LENGTH_STEP
-        if pad:  # padding: id 0 ([PAD]), masked out
+        pad = min(-ids.shape[1] % LENGTH_STEP, self._max_length - ids.shape[1])
+        if pad > 0:  # padding: id 0 ([PAD]), masked out
             ids = np.pad(ids, ((0, 0), (0, pad)))
             mask = np.pad(mask, ((0, 0), (0, pad)))
         with self._lock:

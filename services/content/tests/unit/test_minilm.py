@@ -97,3 +97,19 @@ def test_the_openvino_graph_computes_what_the_numpy_reference_does(tiny_model: P
     compiled = MiniLMEmbedder.load(tiny_model, runtime="openvino", precision="f32")
     assert compiled.encoder.precision == "f32"
     assert np.allclose(compiled.embed_sync(texts), reference, atol=1e-5)
+
+
+def test_each_padded_length_and_the_fallback_give_the_same_vectors(tiny_model: Path) -> None:
+    """Lengths padded to a multiple of 8, run by models compiled per length until the limit,
+    then by the any-length model: the vectors do not depend on which ran them."""
+    from hopcast_content.adapters.minilm import BertConfig
+    from hopcast_content.adapters.openvino_bert import OpenVinoEncoder
+
+    config = BertConfig.from_file(tiny_model / "config.json")
+    tensors = read_safetensors(tiny_model / "model.safetensors")
+    texts = ["we roast coffee", "unaffable coffee , we roast cafe we roast", "cafe " * 12, "cafe " * 20]
+    reference = MiniLMEmbedder.load(tiny_model, runtime="numpy").embed_sync(texts)
+    encoder = OpenVinoEncoder(config, tensors, precision="f32", static_lengths=2)
+    embedder = MiniLMEmbedder(WordPieceTokenizer.from_file(tiny_model / "vocab.txt"), encoder, batch_size=1)
+    assert np.allclose(embedder.embed_sync(texts), reference, atol=1e-5)
+    assert sorted(encoder._by_length) == [8, 16]  # 5, 12 and 14 tokens; 22 ran on the fallback
