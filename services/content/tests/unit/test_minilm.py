@@ -71,6 +71,16 @@ def test_wordpiece_tokenizer_splits_like_bert() -> None:
     assert tok.encode("we " * 50, max_length=6) == [2, 12, 12, 12, 12, 3]  # truncated, specials kept
 
 
+def test_the_basic_pass_cleans_lowercases_and_splits_like_bert() -> None:
+    """ASCII words take a short path, other words the full one: both as BertTokenizer splits."""
+    tok = WordPieceTokenizer({w: i for i, w in enumerate(VOCAB)})
+    text = "Don't STOP!! a\x0bb\tc\x00d Καφές ΟΔΟΣ e\u0301x 中文 🎉#coffee $5 x\u2003y"
+    assert tok._basic(text) == [
+        *("don", "'", "t", "stop", "!", "!", "ab", "cd", "καφες", "οδος", "ex", "中", "文", "🎉"),
+        *("#", "coffee", "$", "5", "x", "y"),
+    ]
+
+
 def test_safetensors_reader_round_trips(tmp_path: Path) -> None:
     array = np.arange(12, dtype=np.float32).reshape(3, 4)
     write_safetensors(tmp_path / "x.safetensors", {"a": array})
