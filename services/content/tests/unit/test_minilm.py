@@ -71,6 +71,16 @@ def test_wordpiece_tokenizer_splits_like_bert() -> None:
     assert tok.encode("we " * 50, max_length=6) == [2, 12, 12, 12, 12, 3]  # truncated, specials kept
 
 
+def test_the_basic_pass_cleans_lowercases_and_splits_like_bert() -> None:
+    """ASCII words take a short path, other words the full one: both as BertTokenizer splits."""
+    tok = WordPieceTokenizer({w: i for i, w in enumerate(VOCAB)})
+    text = "Don't STOP!! a\x0bb\tc\x00d Καφές ΟΔΟΣ e\u0301x 中文 🎉#coffee $5 x\u2003y"
+    assert tok._basic(text) == [
+        *("don", "'", "t", "stop", "!", "!", "ab", "cd", "καφες", "οδος", "ex", "中", "文", "🎉"),
+        *("#", "coffee", "$", "5", "x", "y"),
+    ]
+
+
 def test_safetensors_reader_round_trips(tmp_path: Path) -> None:
     array = np.arange(12, dtype=np.float32).reshape(3, 4)
     write_safetensors(tmp_path / "x.safetensors", {"a": array})
@@ -97,3 +107,19 @@ def test_the_openvino_graph_computes_what_the_numpy_reference_does(tiny_model: P
     compiled = MiniLMEmbedder.load(tiny_model, runtime="openvino", precision="f32")
     assert compiled.encoder.precision == "f32"
     assert np.allclose(compiled.embed_sync(texts), reference, atol=1e-5)
+
+
+def test_each_padded_length_and_the_fallback_give_the_same_vectors(tiny_model: Path) -> None:
+    """Lengths padded to a multiple of 8, run by models compiled per length until the limit,
+    then by the any-length model: the vectors do not depend on which ran them."""
+    from hopcast_content.adapters.minilm import BertConfig
+    from hopcast_content.adapters.openvino_bert import OpenVinoEncoder
+
+    config = BertConfig.from_file(tiny_model / "config.json")
+    tensors = read_safetensors(tiny_model / "model.safetensors")
+    texts = ["we roast coffee", "unaffable coffee , we roast cafe we roast", "cafe " * 12, "cafe " * 20]
+    reference = MiniLMEmbedder.load(tiny_model, runtime="numpy").embed_sync(texts)
+    encoder = OpenVinoEncoder(config, tensors, precision="f32", static_lengths=2)
+    embedder = MiniLMEmbedder(WordPieceTokenizer.from_file(tiny_model / "vocab.txt"), encoder, batch_size=1)
+    assert np.allclose(embedder.embed_sync(texts), reference, atol=1e-5)
+    assert sorted(encoder._by_length) == [8, 16]  # 5, 12 and 14 tokens; 22 ran on the fallback
