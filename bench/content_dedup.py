@@ -178,7 +178,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             await conn.execute(f"SET maintenance_work_mem = '{args.maintenance_work_mem}'")
             await conn.execute("SET max_parallel_maintenance_workers = 1")
             started = time.perf_counter()
-            # Not in the migrations (0006): the plan for organizations past the exact scan.
+            # Not in the migrations (0007 dropped it): the plan for organizations past the exact scan.
             await conn.execute(dedup.HNSW_INDEX)
             result["hnsw_build_s"] = round(time.perf_counter() - started, 1)
             await conn.execute("VACUUM ANALYZE content_embeddings")

@@ -424,7 +424,7 @@ async def load_content(db: Loader, vectors: np.ndarray) -> None:
             post = post_id_for(r.pending, platforms[0])
             yield {**draft, "kind": "POST", "source_id": post, "created_at": r.at + timedelta(seconds=1)}
 
-    # No HNSW index to build: the migrations leave it to organizations past an exact scan (0006).
+    # No HNSW index to build: the migrations leave it to organizations past an exact scan (0007).
     await db.copy("content_embeddings", embeddings())
 
 

@@ -31,7 +31,8 @@ class Posts(Repository):
         is the organization's, its use of the material is counted (once per pending post) and
         the draft's embedding is kept as the post's, by its first post: the posts of a pending
         post on every platform share the draft's text and vector, and each more copy would only
-        cost an HNSW index insert (the most expensive statement of a run).
+        cost an insert (and, where an HNSW index was created for large organizations, its graph
+        search).
 
         The same statement says whether an id it names is another organization's: the caller
         then refuses the event, and its transaction's rollback undoes the statement."""
