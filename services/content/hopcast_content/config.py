@@ -34,6 +34,8 @@ class ContentSettings(BaseSettings):
     embedding_api_key: SecretStr | None = None
     embedding_api_model: str = "text-embedding-3-small"
     embedding_api_timeout_s: float = Field(default=10.0, gt=0)
+    embedding_api_batch_size: int = Field(default=32, ge=1)
+    """At most this many texts a request to the embeddings API (a batch's drafts are split)."""
 
     # Drafting.
     generator: Literal["template", "llm"] = "template"

@@ -77,7 +77,9 @@ class HashingEmbedder:
 
 
 class ApiEmbedder:
-    """An OpenAI-compatible `POST {base}/embeddings` endpoint (OpenAI, vLLM, Ollama, TEI...)."""
+    """An OpenAI-compatible `POST {base}/embeddings` endpoint (OpenAI, vLLM, Ollama, TEI...),
+    at most `batch_size` texts a request (servers cap a request's inputs: TEI's default is 32),
+    so a consumer batch's drafts, embedded together, are never refused for their number."""
 
     name = "api"
 
@@ -89,8 +91,10 @@ class ApiEmbedder:
         *,
         api_key: str | None = None,
         timeout_s: float = 10.0,
+        batch_size: int = 32,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
+        self._batch_size = batch_size
         self._url = base_url.rstrip("/") + "/embeddings"
         self._model = model
         self._dim = dim
@@ -103,8 +107,12 @@ class ApiEmbedder:
         return self._dim
 
     async def embed(self, texts: Sequence[str]) -> list[list[float]]:
-        if not texts:
-            return []
+        vectors: list[list[float]] = []
+        for start in range(0, len(texts), self._batch_size):
+            vectors += await self._request(texts[start : start + self._batch_size])
+        return vectors
+
+    async def _request(self, texts: Sequence[str]) -> list[list[float]]:
         payload = {"model": self._model, "input": list(texts), "dimensions": self._dim}
         try:
             async with httpx.AsyncClient(timeout=self._timeout, transport=self._transport) as client:
@@ -129,6 +137,7 @@ def make_embedder(settings: ContentSettings) -> Embedder:
             settings.embedding_dim,
             api_key=key,
             timeout_s=settings.embedding_api_timeout_s,
+            batch_size=settings.embedding_api_batch_size,
         )
     if settings.embedder == "minilm":
         from hopcast_content.adapters.minilm import MiniLMEmbedder

@@ -74,6 +74,22 @@ async def test_api_embedder_normalises_and_checks_the_dimension() -> None:
         await down.embed(["a"])
 
 
+async def test_api_embedder_splits_a_batch_into_requests_of_its_size() -> None:
+    sizes: list[int] = []
+
+    def handle(req: httpx.Request) -> httpx.Response:
+        texts = json.loads(req.content)["input"]
+        sizes.append(len(texts))
+        return httpx.Response(
+            200, json={"data": [{"index": i, "embedding": [float(t), 1.0]} for i, t in enumerate(texts)]}
+        )
+
+    api = ApiEmbedder("http://emb.test/v1", "m", 2, batch_size=3, transport=httpx.MockTransport(handle))
+    vectors = await api.embed([str(n) for n in range(7)])
+    assert sizes == [3, 3, 1]
+    assert [round(v[0] / v[1]) for v in vectors] == list(range(7))  # each text's own vector, in order
+
+
 def test_settings_choose_the_embedder() -> None:
     default = make_embedder(ContentSettings())
     assert isinstance(default, MiniLMEmbedder) and isinstance(default.encoder, OpenVinoEncoder)
