@@ -141,8 +141,9 @@ class OpenVinoEncoder:
         if precision != "auto":
             properties["INFERENCE_PRECISION_HINT"] = precision
         self._core, self._properties = ov.Core(), properties
-        self._model = build_model(config, tensors)
-        compiled = self._core.compile_model(self._model, "CPU", properties)
+        model = build_model(config, tensors)
+        compiled = self._core.compile_model(model, "CPU", properties)
+        self._model: Any = model if static_lengths > 0 else None  # what the per-length models are made from
         self.precision: str = compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name()
         self._any_length = compiled.create_infer_request()
         self._by_length: dict[int, Any] = {}
@@ -155,12 +156,14 @@ class OpenVinoEncoder:
         """The inference request for batches of `length` tokens (called holding the lock)."""
         request = self._by_length.get(length)
         if request is None:
-            if len(self._by_length) >= self._static_lengths:
+            if self._model is None:
                 return self._any_length
             model = self._model.clone()
             model.reshape({"input_ids": [-1, length], "attention_mask": [-1, length]})
             compiled = self._core.compile_model(model, "CPU", self._properties)
             request = self._by_length[length] = compiled.create_infer_request()
+            if len(self._by_length) >= self._static_lengths:
+                self._model = None  # no more to compile: its f32 weights are let go
         return request
 
     def __call__(self, ids: npt.NDArray[np.int64], mask: npt.NDArray[np.float32]) -> F32:

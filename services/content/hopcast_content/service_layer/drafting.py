@@ -107,27 +107,29 @@ async def draft_ahead(
     their texts embedded in one call (the embedder's cost per text falls with the batch). A
     run whose first draft proves too similar, or whose plan an earlier run changed, drafts
     and embeds the rest as before; nothing here decides anything."""
-    firsts: list[tuple[uuid.UUID, RunPlan]] = []
+    firsts: list[tuple[uuid.UUID, ScheduleDue, RunPlan]] = []
     with batch.supposing():
         for ctx, data in items:
             plan = plan_run(deps, ctx.envelope.organizationid, data, batch)
             if isinstance(plan, RunPlan):
                 first = plan.candidates[0]
                 batch.taken(data.brand_profile_id, first.material_id, first.content_pillar)
-                firsts.append((ctx.envelope.organizationid, plan))
-    keys = {(plan.candidates[0].material_id, org) for org, plan in firsts}
+                firsts.append((ctx.envelope.organizationid, data, plan))
+    keys = {(plan.candidates[0].material_id, org) for org, _, plan in firsts}
     batch.materials.update(await deps.materials(conn).to_draft(keys))
     texts = []
-    for _, plan in firsts:
+    for _, data, plan in firsts:
         if (material := batch.materials.get(plan.candidates[0].material_id)) is not None:
-            texts.append((await written(deps, batch, plan.request(material)[1])).content)
+            texts.append((await written(deps, batch, data.run_id, plan.request(material)[1])).content)
     await embedded(deps, batch, texts)
 
 
-async def written(deps: ContentDeps, batch: RunBatch, request: DraftRequest) -> Draft:
-    """The request's draft, written once in the batch."""
-    if (draft := batch.drafts.get(request)) is None:
-        draft = batch.drafts[request] = finalise(await deps.generator.draft(request), request)
+async def written(deps: ContentDeps, batch: RunBatch, run_id: uuid.UUID, request: DraftRequest) -> Draft:
+    """The run's draft for the request, written once (ahead, or when the run reaches it). A
+    draft is the run's own: another run asking the same gets its own writing, as one by one
+    (an LLM writes a new one; a draft found too similar is not handed on)."""
+    if (draft := batch.drafts.get((run_id, request))) is None:
+        draft = batch.drafts[run_id, request] = finalise(await deps.generator.draft(request), request)
     return draft
 
 
@@ -154,8 +156,9 @@ async def draft_run(deps: ContentDeps, ctx: EventContext, data: ScheduleDue, bat
         if (material := batch.materials.get(candidate.material_id)) is None:
             batch.materials.update(await deps.materials(conn).to_draft([(candidate.material_id, org)]))
             material = batch.materials[candidate.material_id]
+        assert material.organization_id == org  # read with the run's organization, ahead or here
         split, request = plan.request(material)  # as the candidate's: the same row
-        draft = await written(deps, batch, request)
+        draft = await written(deps, batch, data.run_id, request)
         await embedded(deps, batch, [draft.content])
         vector = batch.vectors[draft.content]
         material_hash = content_hash(embedding_text(material.text))

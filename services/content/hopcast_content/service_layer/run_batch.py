@@ -42,8 +42,8 @@ class RunBatch:
     unwritten: list[tuple[dict[str, Any], Embedding]] = field(default_factory=list)
     materials: dict[uuid.UUID, Material] = field(default_factory=dict)
     """The materials read for drafting, by id (read together ahead of the runs)."""
-    drafts: dict[DraftRequest, Draft] = field(default_factory=dict)
-    """Each request's finished draft: written once, whether ahead or by its run."""
+    drafts: dict[tuple[uuid.UUID, DraftRequest], Draft] = field(default_factory=dict)
+    """Each run's finished draft of a request: written once, whether ahead or by the run."""
     vectors: dict[str, list[float]] = field(default_factory=dict)
     """Each draft text's vector: the batch's first drafts are embedded in one call ahead."""
 
