@@ -178,3 +178,38 @@ async def test_a_batch_of_runs_decides_as_one_by_one_would_in_a_few_statements(
     assert [len(texts) for texts in each.calls] == [1] * tried
     [texts] = ahead.calls
     assert sorted(texts) == sorted({text for [text] in each.calls})
+
+
+async def test_a_run_whose_draft_ahead_was_the_wrong_guess_drafts_its_own(
+    database_url: str, harness_on: Any, open_db: Any, tenant_of: Any, texts: Any
+) -> None:
+    """Drafts written ahead are guesses: here the first run's first candidate is a copy of a
+    draft in the window, so it takes its second, the one guessed for the second run, which then
+    plans again. Both decide as one by one would (round robin: the oldest material first)."""
+    db = await open_db(database_url)
+    try:
+        embedder = CountingEmbedder()
+        h = harness_on(db, consumer_lanes=1, embedder=embedder)
+        t = await tenant_of(h).create()
+        await t.material(texts.a)
+        assert (await t.run())["PendingPostCreated"]  # its draft stays in the window, in flight
+        copy, b, c = [await t.material(text) for text in (texts.a, texts.b, texts.c)]
+        first, second = t.due(), t.due()
+        embedder.calls = []
+        outcomes = await h.consumer.handle_batch([as_record(e, topic="scheduler.events") for e in (first, second)])
+        assert outcomes == ["handled", "handled"]
+        rows = await db.pool.fetch(
+            "SELECT run_id, material_id FROM pending_posts WHERE material_id = ANY($1::uuid[])", [copy, b, c]
+        )
+        drafted = {str(r["run_id"]): str(r["material_id"]) for r in rows}
+        # One by one: the first run finds `copy` a copy (its material's hash is in the window)
+        # and drafts b; the second finds b in flight, `copy` a copy again, and drafts c.
+        assert drafted == {str(first.data["run_id"]): b, str(second.data["run_id"]): c}
+        # Ahead, the guesses were `copy` for the first run and b for the second, in one call.
+        assert len(embedder.calls[0]) == 2
+        results = await db.pool.fetch(
+            "SELECT result FROM runs WHERE run_id = ANY($1::uuid[])", [first.data["run_id"], second.data["run_id"]]
+        )
+        assert sorted(r["result"] for r in results) == ["DRAFTED", "DRAFTED"]
+    finally:
+        await db.close()
