@@ -178,8 +178,11 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             await conn.execute(f"SET maintenance_work_mem = '{args.maintenance_work_mem}'")
             await conn.execute("SET max_parallel_maintenance_workers = 1")
             started = time.perf_counter()
-            # Not in the migrations (0007 dropped it): the plan for organizations past the exact scan.
-            await conn.execute(dedup.HNSW_INDEX)
+            try:
+                # Not in the migrations (0007 dropped it): the plan for organizations past the exact scan.
+                await conn.execute(dedup.HNSW_INDEX)
+            finally:  # the pool keeps a connection's session (db._keep_session)
+                await conn.execute("RESET maintenance_work_mem; RESET max_parallel_maintenance_workers")
             result["hnsw_build_s"] = round(time.perf_counter() - started, 1)
             await conn.execute("VACUUM ANALYZE content_embeddings")
             sizes = await conn.fetchrow(
