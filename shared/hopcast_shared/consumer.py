@@ -14,11 +14,11 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import hashlib
-import itertools
 import logging
 import time
 import uuid
 import zlib
+from collections import Counter, deque
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -99,10 +99,11 @@ class EventConsumer:
     async def handle_round(self, records: Sequence[ConsumerRecord[Any, Any]]) -> list[str]:
         """One round (at most `consumer_batch_max` records, in their partitions' order): its
         records of different keys in `consumer_lanes` lanes at once, each lane in order in its
-        transactions (consecutive records this service handles share one; should it fail, it is
-        rolled back and its records handled one by one, each with its retries and dead letter;
-        records that cannot be batched are handled alone where they stand); returns their
-        outcomes. Raises, once every lane ended, when the database is unreachable."""
+        transactions (records this service handles share one, a record of a type it does not
+        handle ignored where it stands, a dead-lettered one handled alone and ending it; should
+        a transaction fail, it is rolled back and its records handled one by one, each with its
+        retries and dead letter); returns their outcomes. Raises, once every lane ended, when the
+        database is unreachable."""
         lanes = self._settings.consumer_lanes
         by_lane: dict[int, list[int]] = {}
         if lanes > 1 and len(records) > 1:
@@ -128,20 +129,28 @@ class EventConsumer:
         return outcomes
 
     async def _handle_in_order(self, records: Sequence[ConsumerRecord[Any, Any]]) -> list[str]:
-        outcomes: list[str] = []
-        run: list[_Ready] = []
-        for record in records:
+        """Consecutive records this service handles share a transaction; a record of a type it
+        does not handle is answered where it stands without breaking theirs (ignoring touches
+        nothing); one that is dead-lettered ends it, and is handled alone."""
+        outcomes = [""] * len(records)
+        run: list[tuple[int, _Ready]] = []
+
+        async def flush() -> None:
+            for (i, _), outcome in zip(run, await self._handle_together([r for _, r in run]), strict=True):
+                outcomes[i] = outcome
+            run.clear()
+
+        for i, record in enumerate(records):
             ready = self._classify(record)
             if isinstance(ready, _Ready):
-                run.append(ready)
+                run.append((i, ready))
                 if len(run) >= self._settings.consumer_batch_max:  # a transaction's size stays bounded
-                    outcomes += await self._handle_together(run)
-                    run = []
+                    await flush()
                 continue
-            outcomes += await self._handle_together(run)
-            run = []
-            outcomes.append(await self._process(record, ready))
-        outcomes += await self._handle_together(run)
+            if not (isinstance(ready, Envelope) and ready.type in EVENT_TYPES):
+                await flush()
+            outcomes[i] = await self._process(record, ready)
+        await flush()
         return outcomes
 
     def _span(self, record: ConsumerRecord[Any, Any], message_id: str | None) -> AbstractContextManager[Span]:
@@ -215,8 +224,7 @@ class EventConsumer:
                         fresh.discard(message_id)  # a second copy in this batch is a duplicate
                         todo.append(ready)
                     outcomes.append("handled" if todo and todo[-1] is ready else "duplicate")
-                for handler, same in itertools.groupby(todo, key=lambda r: r.handler):
-                    group = list(same)
+                for handler, group in _by_handler(todo):
                     if isinstance(handler, BatchedHandler) and len(group) > 1:
                         rows += await self._handle_many(conn, handler, group)
                         continue
@@ -244,8 +252,8 @@ class EventConsumer:
         return outcomes
 
     async def _handle_many(self, conn: Conn, handler: BatchedHandler, group: Sequence[_Ready]) -> list[OutboxRow]:
-        """One call of a batched handler for consecutive events of its type; each event keeps its
-        own span, under which its emitted events are made."""
+        """One call of a batched handler for its group of events (`_by_handler`); each event keeps
+        its own span, under which its emitted events are made."""
         spans = [
             tracer.start_span(
                 f"process {r.record.topic}",
@@ -411,6 +419,32 @@ class EventConsumer:
             letter.error,
             extra={"service": self.service, "event_id": letter.event_id},
         )
+
+
+def _by_handler(todo: Sequence[_Ready]) -> list[tuple[Handler, list[_Ready]]]:
+    """The records in groups of one handler each, to be handled one group after another: what a
+    batched handler takes at once. Only the records of one queue (topic, partition and key: one
+    organization's, in Kafka's order) must keep their order; records of different queues are
+    independent (the consumer's lanes already handle them at the same time). So each group takes,
+    queue by queue, every record of its handler at the head of a queue (and those right behind it),
+    the handler with the most heads first. In a round where the events of a run's stages
+    interleave, a type's events then go to its handler together instead of one by one."""
+    queues: dict[tuple[str, int, bytes | None], deque[_Ready]] = {}
+    for ready in todo:
+        queues.setdefault((ready.record.topic, ready.record.partition, ready.record.key), deque()).append(ready)
+    groups: list[tuple[Handler, list[_Ready]]] = []
+    while queues:
+        heads = Counter(id(queue[0].handler) for queue in queues.values())
+        chosen = max(heads, key=heads.__getitem__)  # the first of the most, in the records' order
+        group: list[_Ready] = []
+        for key in list(queues):
+            queue = queues[key]
+            while queue and id(queue[0].handler) == chosen:
+                group.append(queue.popleft())
+            if not queue:
+                del queues[key]
+        groups.append((group[0].handler, group))
+    return groups
 
 
 def _organization_of(record: ConsumerRecord[Any, Any]) -> uuid.UUID | None:

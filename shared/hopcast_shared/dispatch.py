@@ -3,7 +3,7 @@
 A handler is a plain async function of the service layer, `handler(deps, ctx, data)`: the
 service's dependencies (a frozen dataclass of adapters and settings, built in `bootstrap.py`),
 the event's context (its transaction's connection, its envelope, `ctx.emit`) and its data. One
-that can take consecutive events of its type at once with set-based SQL is marked `batched` and
+that can take its type's events of a transaction at once with set-based SQL is marked `batched` and
 is called as `handler(deps, [(ctx, data), ...])`.
 
 The map is module-level data, so the service's interface (and its AsyncAPI document) is derived

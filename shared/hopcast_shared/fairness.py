@@ -6,8 +6,8 @@ A round takes at most `round_max` records, shared equally between the queues wai
 cannot use goes to the others), starting with the queues served longest ago: an organization
 whose record arrives behind thousands of another's is in the next round, and more
 organizations than a round holds are all served in turn. Each queue gives its records in
-order, each once; a round's records are in their partitions' order, so consecutive events of
-a type stay together for a batched handler. Pure: no I/O.
+order, each once; a round's records are in their partitions' order (the consumer then groups a
+transaction's events by handler for a batched one: `consumer._by_handler`). Pure: no I/O.
 """
 
 from __future__ import annotations

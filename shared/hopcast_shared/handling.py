@@ -80,7 +80,7 @@ ManyHandler = Callable[[Sequence[tuple[EventContext, Any]]], Awaitable[None]]
 
 
 class BatchedHandler:
-    """A handler that can take consecutive events of its type at once, in the batch's
+    """A handler that can take its type's events of a transaction at once, in the batch's
     transaction, with set-based SQL (one statement for all instead of one each); called
     with a single event otherwise. Each event has its own context: its emitted events are
     caused by it and carry its trace."""

@@ -171,3 +171,29 @@ async def test_a_batched_handler_gets_its_events_together_however_the_fetch_inte
     assert groups == [["org-0", "org-2", "org-4", "org-1", "org-3", "org-5"]]  # partition 0's, then 1's
     assert completed == [str(e.data["run_id"]) for e in runs]
     assert await ledgerlet.orgs(service.db) == [f"org-{i}" for i in range(6)]
+
+
+async def test_an_event_the_service_does_not_handle_leaves_the_transaction_whole(
+    service: ServiceRuntime,
+    kafka: KafkaSettings,
+    definition: ServiceDefinition,
+    service_settings: ServiceSettings,
+    ledgerlet: Any,
+) -> None:
+    """A type of the contract with no handler here is ignored where it stands: the records around
+    it still share one transaction (a malformed record, dead-lettered, does split it: above)."""
+    consumer = EventConsumer(
+        ledgerlet.name,
+        service.db,
+        definition.handlers,
+        kafka=kafka,
+        settings=service_settings.model_copy(update={"consumer_lanes": 1}),
+    )
+    events = [ledgerlet.created(uuid.uuid4(), f"org-{i}") for i in range(4)]
+    ignored = as_record(example_event("ScheduleRunCompleted", run_id=str(uuid.uuid4())), topic=ANALYTICS)
+    batch = [as_record(events[0]), as_record(events[1]), ignored, as_record(events[2]), as_record(events[3])]
+
+    assert await consumer.handle_batch(batch) == ["handled", "handled", "ignored", "handled", "handled"]
+    assert await ledgerlet.orgs(service.db) == [f"org-{i}" for i in range(4)]
+    stamps = await service.db.pool.fetch("SELECT DISTINCT handled_at FROM inbox WHERE outcome = 'handled'")
+    assert len(stamps) == 1
