@@ -82,10 +82,11 @@ def _faststream_security(kafka: KafkaSettings) -> BaseSecurity | None:
 
 
 async def _raw_records(message: Any) -> Any:
-    """A message's body is its raw record(s): the kernel's handlers parse them against the
-    contract themselves. FastStream's own decoder would first build a message object and
-    json-decode the body of every record of a batch for nothing (half the consumer's throughput
-    in bench/faststream_vs_aiokafka.py)."""
+    """A message's body is its raw record(s) (a batched subscriber adds its consumer:
+    `subscription._the_message`): the kernel's handlers parse them against the contract
+    themselves. FastStream's own decoder would first build a message object and json-decode the
+    body of every record of a batch for nothing (half the consumer's throughput in
+    bench/faststream_vs_aiokafka.py)."""
     return message.raw_message
 
 
@@ -105,7 +106,8 @@ async def _parse_whatever_the_headers(message: Any, parse: Callable[[Any], Await
 
 
 def make_broker(kafka: KafkaSettings, service: str, **overrides: Any) -> KafkaBroker:
-    """The service's FastStream broker, with an idempotent producer; handlers get the raw records."""
+    """The service's FastStream broker, with an idempotent producer; handlers get the raw records
+    (a batched subscriber with its consumer)."""
     options: dict[str, Any] = {
         "client_id": f"{kafka.client_id_prefix}-{service}",
         "enable_idempotence": True,

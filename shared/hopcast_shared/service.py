@@ -118,6 +118,8 @@ class ServiceRuntime:
                 batch_timeout_ms=self.settings.consumer_batch_timeout_ms,
                 window_max_records=self.settings.consumer_window_max_records,
                 window_max_bytes=self.settings.consumer_window_max_bytes,
+                fetch_min_bytes=self.settings.consumer_fetch_min_bytes,
+                fetch_max_wait_ms=self.settings.consumer_fetch_max_wait_ms,
             )
         self.relay = OutboxRelay(
             self._db,

@@ -136,6 +136,12 @@ class ServiceSettings(BaseSettings):
     # partition. Its offsets are committed when it is all handled.
     consumer_window_max_records: int = Field(default=20_000, ge=1, le=1_000_000)
     consumer_window_max_bytes: int = Field(default=16 * 1024 * 1024, ge=1024 * 1024, le=512 * 1024 * 1024)
+    # A fetch waits up to `consumer_fetch_max_wait_ms` for `consumer_fetch_min_bytes` to be ready
+    # (Kafka's fetch.min.bytes and fetch.max.wait.ms): at a trickle, records then come in a few
+    # fetches and rounds, not one each. 1 byte: every record at once, at the most cost per record.
+    # At most the window's bytes (a partition's fetch counts no more than that towards it).
+    consumer_fetch_min_bytes: int = Field(default=65_536, ge=1, le=16 * 1024 * 1024)
+    consumer_fetch_max_wait_ms: int = Field(default=10, ge=1, le=10_000)
     # Outbox relay.
     outbox_batch_size: int = Field(default=500, ge=1, le=10_000)
     outbox_poll_interval_s: float = Field(default=1.0, gt=0)
@@ -147,6 +153,11 @@ class ServiceSettings(BaseSettings):
             raise ValueError(
                 f"consumer_window_max_records ({self.consumer_window_max_records}) must be at least"
                 f" consumer_batch_max ({self.consumer_batch_max})"
+            )
+        if self.consumer_fetch_min_bytes > self.consumer_window_max_bytes:
+            raise ValueError(
+                f"consumer_fetch_min_bytes ({self.consumer_fetch_min_bytes}) must be at most"
+                f" consumer_window_max_bytes ({self.consumer_window_max_bytes})"
             )
         return self
 

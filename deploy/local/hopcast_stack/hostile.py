@@ -161,6 +161,8 @@ async def running_service(kafka: KafkaSettings, database_url: str, migrations_di
         batch_timeout_ms=service_settings.consumer_batch_timeout_ms,
         window_max_records=service_settings.consumer_window_max_records,
         window_max_bytes=service_settings.consumer_window_max_bytes,
+        fetch_min_bytes=service_settings.consumer_fetch_min_bytes,
+        fetch_max_wait_ms=service_settings.consumer_fetch_max_wait_ms,
     )
 
     async def relay_producer() -> AIOKafkaProducer:

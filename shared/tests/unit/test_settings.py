@@ -42,6 +42,17 @@ def test_invalid_settings_fail_with_one_clear_message(monkeypatch: pytest.Monkey
     assert "http_port" in text
 
 
+def test_a_fetch_cannot_wait_for_more_than_its_window_holds(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BILLING_CONSUMER_WINDOW_MAX_BYTES", str(1024 * 1024))
+    monkeypatch.setenv("BILLING_CONSUMER_FETCH_MIN_BYTES", str(2 * 1024 * 1024))
+    with pytest.raises(SettingsError, match="consumer_fetch_min_bytes"):
+        ServiceSettings.for_service("billing")
+    monkeypatch.setenv("BILLING_CONSUMER_FETCH_MIN_BYTES", "1")
+    monkeypatch.setenv("BILLING_CONSUMER_FETCH_MAX_WAIT_MS", "0")  # empty fetches without end
+    with pytest.raises(SettingsError, match="consumer_fetch_max_wait_ms"):
+        ServiceSettings.for_service("billing")
+
+
 def test_bootstrap_servers_need_ports(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", "localhost")
     with pytest.raises(SettingsError, match="bootstrap_servers"):
