@@ -64,7 +64,9 @@ async def _keep_session(conn: asyncpg.Connection) -> None:
     left open; the server's session is kept as it is. Pooled connections change no session state
     (settings are SET LOCAL, advisory locks transaction-scoped, LISTEN on a connection of its own),
     so asyncpg's default reset (`UNLISTEN *; RESET ALL; ...`) would be a round trip to the database
-    on every release for nothing: one per transaction, a twentieth of the kernel's statements."""
+    on every release for nothing: one per transaction (3% of the scheduler's samples at 50 runs/s).
+    A connection that ever needs session state takes one of its own (`asyncpg.connect`), as the
+    outbox relay's LISTEN does."""
 
 
 def all_migrations(service: list[Migration] | None) -> list[Migration]:

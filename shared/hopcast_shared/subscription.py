@@ -42,9 +42,9 @@ def subscribe(
     is), goes to a `FairFeed`, which queues up to `window_max_records` records (`batch_max` when
     not given) by partition and organization and has the consumer handle them in fair rounds of up
     to `batch_max` records, committing each partition's offset up to its first record not yet
-    handled after each round (the fetch waits while the feed is full). aiokafka
-    keeps one fetch per partition ahead of what it has handed out: about twice `window_max_bytes` per broker,
-    raw, plus what is queued, is what reading ahead costs in memory.
+    handled after each round (the fetch waits while the feed is full). aiokafka keeps one fetch
+    per partition ahead of what it has handed out: about twice `window_max_bytes` per broker, raw,
+    plus what is queued, is what reading ahead costs in memory.
 
     Otherwise NACK_ON_ERROR: the offset is committed after `handle_record` returns, its
     transaction committed; if it raises, the consumer seeks back and the record comes again.
