@@ -29,6 +29,15 @@ from hopcast_shared.topics import ANALYTICS, UPSTREAM, TopicSpec, dlq_topic, ens
 pytestmark = pytest.mark.integration
 
 
+def _one_lane(
+    name: str, service: ServiceRuntime, handlers: Any, kafka: KafkaSettings, settings: ServiceSettings
+) -> EventConsumer:
+    """The test service's consumer in one lane: a batch's records share its transactions."""
+    return EventConsumer(
+        name, service.db, handlers, kafka=kafka, settings=settings.model_copy(update={"consumer_lanes": 1})
+    )
+
+
 async def test_a_batch_shares_one_transaction_and_keeps_the_partition_order(
     service: ServiceRuntime,
     behaviour: Any,
@@ -38,13 +47,7 @@ async def test_a_batch_shares_one_transaction_and_keeps_the_partition_order(
     ledgerlet: Any,
 ) -> None:
     # One lane: the records share the transactions.
-    consumer = EventConsumer(
-        ledgerlet.name,
-        service.db,
-        definition.handlers,
-        kafka=kafka,
-        settings=service_settings.model_copy(update={"consumer_lanes": 1}),
-    )
+    consumer = _one_lane(ledgerlet.name, service, definition.handlers, kafka, service_settings)
     events = [ledgerlet.created(uuid.uuid4(), f"org-{i:02d}") for i in range(6)]
     # In the partition's order (as_record gives each record the next offset).
     first = [as_record(e) for e in events[:3]]
@@ -152,13 +155,8 @@ async def test_a_batched_handler_gets_its_events_together_however_the_fetch_inte
     async def run_completed(ctx: EventContext, data: ScheduleRunCompleted) -> None:
         completed.append(str(data.run_id))
 
-    consumer = EventConsumer(
-        ledgerlet.name,
-        service.db,
-        {"OrganizationCreated": BatchedHandler(created), "ScheduleRunCompleted": run_completed},
-        kafka=kafka,
-        settings=service_settings.model_copy(update={"consumer_lanes": 1}),
-    )
+    handlers = {"OrganizationCreated": BatchedHandler(created), "ScheduleRunCompleted": run_completed}
+    consumer = _one_lane(ledgerlet.name, service, handlers, kafka, service_settings)
     upstream = [
         dataclasses.replace(as_record(ledgerlet.created(uuid.uuid4(), f"org-{i}")), partition=i % 2) for i in range(6)
     ]
@@ -182,13 +180,7 @@ async def test_an_event_the_service_does_not_handle_leaves_the_transaction_whole
 ) -> None:
     """A type of the contract with no handler here is ignored where it stands: the records around
     it still share one transaction (a malformed record, dead-lettered, does split it: above)."""
-    consumer = EventConsumer(
-        ledgerlet.name,
-        service.db,
-        definition.handlers,
-        kafka=kafka,
-        settings=service_settings.model_copy(update={"consumer_lanes": 1}),
-    )
+    consumer = _one_lane(ledgerlet.name, service, definition.handlers, kafka, service_settings)
     events = [ledgerlet.created(uuid.uuid4(), f"org-{i}") for i in range(4)]
     ignored = as_record(example_event("ScheduleRunCompleted", run_id=str(uuid.uuid4())), topic=ANALYTICS)
     batch = [as_record(events[0]), as_record(events[1]), ignored, as_record(events[2]), as_record(events[3])]
