@@ -40,8 +40,8 @@ DRAFT_KINDS = ("PENDING_POST", "POST")
 
 # The index for organizations whose window outgrows an exact scan (more than
 # CONTENT_DEDUP_EXACT_MAX_ROWS rows), which the HNSW path reads. Not in the migrations (0007
-# dropped it): each insert paid its graph search (about 2.25 ms of CPU at 233,800 rows against 0.13-0.25
-# without) for every organization. A deployment with such organizations creates it (on a live
+# dropped it): each insert paid its graph search (about 2.25 ms of CPU at 233,800 rows against
+# 0.13-0.25 without) for every organization. A deployment with such organizations creates it (on a live
 # database with CONCURRENTLY, see the service's README); the check then uses it.
 HNSW_INDEX = (
     "CREATE INDEX IF NOT EXISTS content_embeddings_hnsw ON content_embeddings USING hnsw (embedding vector_cosine_ops)"

@@ -11,7 +11,8 @@ What runs is the model as sentence-transformers runs it: BERT's uncased WordPiec
 (at most 256 tokens), the 6-layer encoder, mean pooling over the real tokens, L2
 normalisation. The safetensors file is read directly (a JSON header, then raw little-endian
 arrays). The encoder is OpenVINO's (openvino_bert.py, the default: about 2.6 ms of CPU a draft
-on one core, tokenizer included) or the numpy reference here (`BertEncoder`, f32, the vectors the other is held to).
+on one core, tokenizer included) or the numpy reference here (`BertEncoder`, f32, the vectors
+the other is held to).
 """
 
 from __future__ import annotations
