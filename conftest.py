@@ -7,6 +7,8 @@ topics under a unique prefix and a fresh database.
 
 from __future__ import annotations
 
+import asyncio
+import sys
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -20,6 +22,42 @@ from hopcast_shared.telemetry import setup_tracing
 from hopcast_shared.topics import ensure_topics
 
 setup_tracing("tests", TelemetrySettings(otel_exporter_otlp_endpoint=None))
+
+
+@pytest.fixture(autouse=True)
+async def _tasks_before_a_timeout(request: pytest.FixtureRequest) -> AsyncIterator[None]:
+    """An integration or end-to-end test about to time out prints what each asyncio task awaits.
+    pytest-timeout prints only the threads' stacks, and for an async test those show the event
+    loop waiting in select(), not the await that never returned."""
+    if not any(request.node.get_closest_marker(name) for name in ("integration", "e2e")):
+        yield
+        return
+    marker = request.node.get_closest_marker("timeout")
+    timeout = float(
+        marker.args[0] if marker is not None and marker.args else request.config.getoption("timeout", None) or 0
+    ) or float(request.config.getini("timeout") or 0)
+    if timeout <= 0:
+        yield
+        return
+    handle = asyncio.get_running_loop().call_later(max(timeout - 5, 1), _print_awaits, request.node.nodeid)
+    try:
+        yield
+    finally:
+        handle.cancel()
+
+
+def _print_awaits(test: str) -> None:
+    """Each pending task of the loop and the chain of awaits it is suspended in, innermost last."""
+    print(f"\n{test} is about to time out; the asyncio tasks and what they await:", file=sys.stderr)
+    for task in asyncio.all_tasks():
+        chain: list[str] = []
+        awaited: Any = task.get_coro()
+        while awaited is not None and len(chain) < 50:
+            frame = getattr(awaited, "cr_frame", None) or getattr(awaited, "gi_frame", None)
+            if frame is not None:
+                chain.append(f"{frame.f_code.co_filename}:{frame.f_lineno} {frame.f_code.co_name}")
+            awaited = getattr(awaited, "cr_await", None) or getattr(awaited, "gi_yieldfrom", None)
+        print(f"- {task.get_name()}:\n    " + "\n    ".join(chain or [repr(task)]), file=sys.stderr)
 
 
 @pytest.fixture

@@ -152,7 +152,7 @@ async def running_service(kafka: KafkaSettings, database_url: str, migrations_di
     calls: Counter[str] = Counter()
     consumer = CountingConsumer(SERVICE, db, recording_handlers(calls), kafka=kafka, settings=service_settings)
     broker = make_broker(kafka, SERVICE)
-    subscribe(
+    feed = subscribe(
         broker,
         consumer,
         [UPSTREAM],
@@ -179,6 +179,8 @@ async def running_service(kafka: KafkaSettings, database_url: str, migrations_di
             await warm_up(running)
             yield running
         finally:
+            if feed is not None:  # as ServiceRuntime stops it: no round left running on a closed pool
+                await feed.stop()
             await broker.stop()
     finally:
         await relay.stop()
