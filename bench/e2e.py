@@ -78,7 +78,7 @@ from cost import (
     sample,
     shares,
 )
-from stack_stats import cpu_seconds, fresh_service_databases, postgres_cpu, py_spy, rss_mb
+from stack_stats import cpu_seconds, fresh_service_databases, machine_cpu_seconds, postgres_cpu, py_spy, rss_mb
 
 from hopcast_content.config import ContentSettings
 from hopcast_shared.contract import Envelope
@@ -476,7 +476,11 @@ async def run(args: argparse.Namespace) -> list[dict[str, Any]]:
                     idle_late = await _idle(services, args.database_url, databases, runs.traffic)
             await runs.traffic.quiet()
             cost_before = await sample(services, args.database_url, databases, runs.traffic)
-            cpu_before = {**cpu_seconds(services), **await postgres_cpu(args.database_url, databases)}
+            cpu_before = {
+                **cpu_seconds(services),
+                **await postgres_cpu(args.database_url, databases),
+                **machine_cpu_seconds(args.bootstrap),
+            }
             profiler = None
             if args.profile:
                 profiler = py_spy(services, args.profile, max(10, args.burst / 20), args.profile_output)
@@ -484,7 +488,11 @@ async def run(args: argparse.Namespace) -> list[dict[str, Any]]:
             burst_done = await runs.wait_for(burst_sent, within=120 + args.burst / 5)
             finished = max((end for _, end, _ in burst_done.values()), default=time.perf_counter())
             burst_s = finished - burst_started
-            cpu_after = {**cpu_seconds(services), **await postgres_cpu(args.database_url, databases)}
+            cpu_after = {
+                **cpu_seconds(services),
+                **await postgres_cpu(args.database_url, databases),
+                **machine_cpu_seconds(args.bootstrap),
+            }
             cpu = {k: round(v - cpu_before.get(k, 0.0), 1) for k, v in cpu_after.items()}
             if profiler is not None:
                 profiler.wait(timeout=120)

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import asyncpg
+import psutil
 from common import cpu_of, fresh_database, with_database
 
 from hopcast_stack.services import ServiceSet, installed_services
@@ -34,6 +35,23 @@ def cpu_seconds(services: ServiceSet) -> dict[str, float]:
         if proc is not None:
             times = proc.cpu_times()
             out[p.label] = times.user + times.system
+    return out
+
+
+def machine_cpu_seconds(bootstrap: str) -> dict[str, float]:
+    """CPU seconds of what else shares this machine with the services in a run: the Kafka
+    brokers listening here on `bootstrap`'s ports (`kafka`; none when the brokers are elsewhere)
+    and this process, the bench itself, which sends the triggers and reads every topic (`bench`)."""
+    ports = {int(address.rpartition(":")[2]) for address in bootstrap.split(",") if address}
+    pids = {
+        c.pid
+        for c in psutil.net_connections(kind="tcp")
+        if c.status == psutil.CONN_LISTEN and c.laddr and c.laddr.port in ports and c.pid
+    }
+    mine = psutil.Process().cpu_times()
+    out = {"bench": mine.user + mine.system}
+    if pids:
+        out["kafka"] = sum(cpu_of(sorted(pids)).values())
     return out
 
 
