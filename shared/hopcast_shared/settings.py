@@ -139,9 +139,9 @@ class ServiceSettings(BaseSettings):
     # A fetch waits up to `consumer_fetch_max_wait_ms` for `consumer_fetch_min_bytes` to be ready
     # (Kafka's fetch.min.bytes and fetch.max.wait.ms): at a trickle, records then come in a few
     # fetches and rounds, not one each. 1 byte: every record at once, at the most cost per record.
+    # At most the window's bytes (a partition's fetch counts no more than that towards it).
     # 30 ms, not 10: a third of the fetches for the broker to serve (bench/README.md, "The kernel
     # at a trickle").
-    # At most the window's bytes (a partition's fetch counts no more than that towards it).
     consumer_fetch_min_bytes: int = Field(default=65_536, ge=1, le=16 * 1024 * 1024)
     consumer_fetch_max_wait_ms: int = Field(default=30, ge=1, le=10_000)
     # Outbox relay.
