@@ -54,9 +54,13 @@ class FairFeed:
         self._room = asyncio.Event()
         self._room.set()
         self._worker: asyncio.Task[None] | None = None
+        self._stopped = False
 
     async def put(self, records: Sequence[ConsumerRecord[Any, Any]], kafka_consumer: Any) -> None:
-        """Queue fetched records; wait while the queues are full."""
+        """Queue fetched records; wait while the queues are full. Once stopped, drop them: their
+        offsets are not committed, so they come again to whoever reads the partition next."""
+        if self._stopped:
+            return
         self._kafka = kafka_consumer
         if self._worker is None or self._worker.done():
             self._worker = asyncio.create_task(self._work(), name=f"fair-feed-{self._consumer.service}")
@@ -86,6 +90,10 @@ class FairFeed:
             self._room.clear()
 
     async def stop(self) -> None:
+        """For good: the worker ends, and a fetch that waits for room, or comes after, returns at
+        once (a FastStream subscriber stops only once its handler returns)."""
+        self._stopped = True
+        self._room.set()
         if self._worker is not None:
             self._worker.cancel()
             with contextlib.suppress(asyncio.CancelledError):

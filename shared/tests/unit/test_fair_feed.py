@@ -121,3 +121,28 @@ def test_a_partition_that_comes_back_further_on_is_taken_where_it_starts() -> No
 
 def _taken(feed: FairFeed) -> list[tuple[int, int]]:
     return [(r.partition, r.offset) for r in feed.take_round()]
+
+
+async def test_a_stopped_feed_lets_a_waiting_fetch_go_and_takes_no_more() -> None:
+    # The subscriber's handler waits in put() while the queues are full; stopping the feed must
+    # let it return (FastStream's stop waits for it), and what comes after starts no worker.
+    consumer = FakeConsumer()
+    blocked = asyncio.Event()
+
+    async def handle_round(records: Sequence[ConsumerRecord[Any, Any]]) -> list[str]:
+        await blocked.wait()  # the round never ends: the queues stay full
+        return ["handled"] * len(records)
+
+    consumer.handle_round = handle_round  # type: ignore[method-assign]
+    feed = FairFeed(consumer, round_max=2, max_records=2)  # type: ignore[arg-type]
+    kafka = FakeKafka()
+    await feed.put([_record(0, 0, b"A"), _record(0, 1, b"A")], kafka)  # taken by the worker
+    waiting = asyncio.create_task(feed.put([_record(0, 2, b"A"), _record(0, 3, b"A")], kafka))
+    await asyncio.sleep(0.05)
+    assert not waiting.done(), "the queues were not full: the test proves nothing"
+    await feed.stop()
+    await asyncio.wait_for(waiting, 1)
+    await feed.put([_record(1, 0, b"B")], kafka)
+    assert feed._worker is not None and feed._worker.done()
+    assert len(feed._queues) == 2  # records 2 and 3, queued before the stop; nothing after it
+    assert kafka.commits == []
