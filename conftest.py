@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+import time
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -24,22 +25,28 @@ from hopcast_shared.topics import ensure_topics
 setup_tracing("tests", TelemetrySettings(otel_exporter_otlp_endpoint=None))
 
 
+# When pytest-timeout fails the test (its own timer counts every fixture's setup, the session's
+# stack included): set by the hook below, read by `_tasks_before_a_timeout`.
+_TIMEOUT_AT = pytest.StashKey[float]()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_timeout_set_timer(item: pytest.Item, settings: Any) -> Any:
+    item.stash[_TIMEOUT_AT] = time.monotonic() + settings.timeout
+    return (yield)
+
+
 @pytest.fixture(autouse=True)
 async def _tasks_before_a_timeout(request: pytest.FixtureRequest) -> AsyncIterator[None]:
-    """An integration or end-to-end test about to time out prints what each asyncio task awaits.
-    pytest-timeout prints only the threads' stacks, and for an async test those show the event
-    loop waiting in select(), not the await that never returned."""
-    if not any(request.node.get_closest_marker(name) for name in ("integration", "e2e")):
+    """An integration or end-to-end test about to time out prints what each asyncio task awaits,
+    5 s before pytest-timeout fails it. pytest-timeout prints only the threads' stacks, and for an
+    async test those show the event loop waiting in select(), not the await that never returned."""
+    timeout_at = request.node.stash.get(_TIMEOUT_AT, None)
+    if timeout_at is None or not any(request.node.get_closest_marker(name) for name in ("integration", "e2e")):
         yield
         return
-    marker = request.node.get_closest_marker("timeout")
-    timeout = float(
-        marker.args[0] if marker is not None and marker.args else request.config.getoption("timeout", None) or 0
-    ) or float(request.config.getini("timeout") or 0)
-    if timeout <= 0:
-        yield
-        return
-    handle = asyncio.get_running_loop().call_later(max(timeout - 5, 1), _print_awaits, request.node.nodeid)
+    # asyncio's loop clock is time.monotonic.
+    handle = asyncio.get_running_loop().call_at(timeout_at - 5, _print_awaits, request.node.nodeid)
     try:
         yield
     finally:
@@ -47,16 +54,27 @@ async def _tasks_before_a_timeout(request: pytest.FixtureRequest) -> AsyncIterat
 
 
 def _print_awaits(test: str) -> None:
-    """Each pending task of the loop and the chain of awaits it is suspended in, innermost last."""
+    """Each pending task of the loop and the chain of awaits it is suspended in, innermost last
+    (through `async with` blocks of @asynccontextmanager functions too)."""
     print(f"\n{test} is about to time out; the asyncio tasks and what they await:", file=sys.stderr)
     for task in asyncio.all_tasks():
         chain: list[str] = []
         awaited: Any = task.get_coro()
         while awaited is not None and len(chain) < 50:
             frame = getattr(awaited, "cr_frame", None) or getattr(awaited, "gi_frame", None)
-            if frame is not None:
-                chain.append(f"{frame.f_code.co_filename}:{frame.f_lineno} {frame.f_code.co_name}")
-            awaited = getattr(awaited, "cr_await", None) or getattr(awaited, "gi_yieldfrom", None)
+            frame = frame or getattr(awaited, "ag_frame", None)
+            if frame is None:
+                break
+            chain.append(f"{frame.f_code.co_filename}:{frame.f_lineno} {frame.f_code.co_name}")
+            manager = frame.f_locals.get("self") if frame.f_code.co_name in ("__aenter__", "__aexit__") else None
+            if manager is not None and hasattr(manager, "gen"):  # contextlib's: its generator runs the block
+                awaited = manager.gen
+                continue
+            awaited = (
+                getattr(awaited, "cr_await", None)
+                or getattr(awaited, "gi_yieldfrom", None)
+                or getattr(awaited, "ag_await", None)
+            )
         print(f"- {task.get_name()}:\n    " + "\n    ".join(chain or [repr(task)]), file=sys.stderr)
 
 
