@@ -42,11 +42,17 @@ def machine_cpu_seconds(bootstrap: str) -> dict[str, float]:
     """CPU seconds of what else shares this machine with the services in a run: the Kafka
     brokers listening here on `bootstrap`'s ports (`kafka`; none when the brokers are elsewhere)
     and this process, the bench itself, which sends the triggers and reads every topic (`bench`)."""
-    ports = {int(address.rpartition(":")[2]) for address in bootstrap.split(",") if address}
+    ports = set()
+    for address in filter(None, (a.strip() for a in bootstrap.split(","))):
+        host, _, port = address.rpartition(":")
+        if not port.isdigit():  # no port given: Kafka's
+            host, port = address, "9092"
+        if host.strip("[]") in ("localhost", "127.0.0.1", "::1"):  # a broker elsewhere is not ours to count
+            ports.add(int(port))
     pids = {
         c.pid
         for c in psutil.net_connections(kind="tcp")
-        if c.status == psutil.CONN_LISTEN and c.laddr and c.laddr.port in ports and c.pid
+        if c.status == psutil.CONN_LISTEN and c.laddr and c.laddr.port in ports and c.pid is not None
     }
     mine = psutil.Process().cpu_times()
     out = {"bench": mine.user + mine.system}
