@@ -15,6 +15,7 @@ import asyncio
 import base64
 import json
 import re
+import secrets
 import time
 import uuid
 from collections import Counter
@@ -245,8 +246,11 @@ class DeadLetters:
 
 
 # Marks a JSON token written as is: numbers Python's json cannot write, nesting it cannot reach.
-_RAW = "\x01raw\x01"
-_RAW_TOKEN = re.compile(rb'"\\u0001raw\\u0001([^"]*)"')
+# Made anew in each process: hypothesis draws text from the string constants of the code it
+# tests, so a fixed marker came back inside generated strings, and their text was read as a token.
+_RAW_NONCE = secrets.token_hex(8)
+_RAW = f"\x01raw{_RAW_NONCE}\x01"
+_RAW_TOKEN = re.compile(rb'"\\u0001raw' + _RAW_NONCE.encode() + rb'\\u0001([^"]*)"')
 
 
 def raw_json(token: str) -> str:
