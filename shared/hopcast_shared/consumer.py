@@ -29,7 +29,7 @@ from opentelemetry.trace import Span, SpanKind
 from pydantic import ValidationError
 
 from hopcast_shared import metrics
-from hopcast_shared.contract import EVENT_TYPES, ContractError, Envelope, parse_event
+from hopcast_shared.contract import EVENT_TYPES, ContractError, Envelope, parse_event, taken_on
 from hopcast_shared.db import Conn, Database, is_infrastructure_error
 from hopcast_shared.dlq import DeadLetter, dead_letter_message, safe_text, store_dead_letter
 from hopcast_shared.fairness import FairQueues
@@ -68,6 +68,7 @@ class EventConsumer:
         *,
         kafka: KafkaSettings,
         settings: ServiceSettings,
+        consumes: Sequence[str] = (),
     ) -> None:
         self.service = service
         self.group_id = service
@@ -75,6 +76,7 @@ class EventConsumer:
         self._handlers = dict(handlers)
         self._kafka = kafka
         self._settings = settings
+        self._taken_on = taken_on(frozenset(self._handlers), consumes)
 
     @property
     def handled_types(self) -> frozenset[str]:
@@ -197,22 +199,17 @@ class EventConsumer:
         fault too, not a reason to read it again for ever."""
         if record.value is None:
             return ContractError("decode", "message value is null")
+        topic = record.topic.removeprefix(self._kafka.topic_prefix)
+        only = self._taken_on.get(topic, self.handled_types)
         try:
-            envelope, data = parse_event(
-                record.value,
-                headers=record.headers,
-                only=self.handled_types,
-                topic=record.topic.removeprefix(self._kafka.topic_prefix),
-                key=record.key,
-            )
+            envelope, data = parse_event(record.value, headers=record.headers, only=only, topic=topic, key=record.key)
         except ContractError as exc:
             return exc
         except Exception as exc:
             return ContractError("decode", f"message could not be read ({type(exc).__name__})")
-        handler = self._handlers.get(envelope.type)
-        if handler is None:
+        if envelope.type not in only:
             return envelope
-        return _Ready(record, envelope, data, handler)
+        return _Ready(record, envelope, data, self._handlers[envelope.type])
 
     async def _handle_together(self, run: Sequence[_Ready]) -> list[str]:
         """One transaction for the run; on any failure, each record on its own instead."""

@@ -105,7 +105,12 @@ class ServiceRuntime:
             schema_wait_s=self.settings.schema_wait_s,
         )
         self.consumer = EventConsumer(
-            self.name, self._db, self.definition.handlers, kafka=self.kafka, settings=self.settings
+            self.name,
+            self._db,
+            self.definition.handlers,
+            kafka=self.kafka,
+            settings=self.settings,
+            consumes=self.definition.consumes,
         )
         if self.definition.consumes:
             self.feed = subscribe(

@@ -27,8 +27,9 @@ from hopcast_shared.topics import ANALYTICS, PUBLISHER, SCHEDULER, UPSTREAM
 
 MIGRATION_TEMPLATES = Path(__file__).parent / "migrations"
 DIM_PLACEHOLDER = "{{EMBEDDING_DIM}}"
-# PostPublished travels on publisher.events and analytics.events with one id; the inbox
-# handles it once. billing.events carries nothing content needs.
+# PostPublished travels on publisher.events and analytics.events with one id; the consumer
+# takes it from publisher.events and ignores the copy (`consumer.taken_on`). billing.events
+# carries nothing content needs.
 CONSUMES = [UPSTREAM, SCHEDULER, PUBLISHER, ANALYTICS]
 
 

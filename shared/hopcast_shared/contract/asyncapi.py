@@ -25,7 +25,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from hopcast_shared.contract.envelope import CONTENT_TYPE, Envelope
-from hopcast_shared.contract.registry import EVENT_TYPES, types_on
+from hopcast_shared.contract.registry import EVENT_TYPES, taken_on, types_on
 from hopcast_shared.dlq import DeadLetter
 from hopcast_shared.settings import HTTP_PORTS
 from hopcast_shared.topics import dlq_topic
@@ -165,9 +165,10 @@ def render_document(interface: ServiceInterface) -> dict[str, Any]:
     messages: dict[str, Any] = {}
     channels: dict[str, Any] = {}
     operations: dict[str, Any] = {}
+    taken = taken_on(frozenset(interface.handles), interface.consumes)
     for topic in _topics(interface):
         on_topic = types_on(topic)
-        handled = [t for t in on_topic if t in interface.handles] if topic in interface.consumes else []
+        handled = [t for t in on_topic if t in taken[topic]] if topic in interface.consumes else []
         sent = [t for t in interface.emits if topic in EVENT_TYPES[t].topics]
         shown = [t for t in on_topic if t in handled or t in sent]
         for name in shown:

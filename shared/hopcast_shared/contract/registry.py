@@ -132,6 +132,23 @@ def types_on(topic: str) -> tuple[str, ...]:
     return tuple(s.name for s in _SPECS if topic in s.topics)
 
 
+def taken_on(handled: frozenset[str], consumes: Collection[str]) -> dict[str, frozenset[str]]:
+    """For each topic read (unprefixed), the types handled when read from it. A type that travels
+    on more than one of them (PostPublished: publisher.events and analytics.events, one event id
+    on both) is handled from the first in the contract's order, its primary topic; its copy on
+    another is ignored like a type the service does not handle, instead of being handled again
+    as an inbox duplicate. Every other handled type stays, so one on a topic it does not travel
+    on is still refused (`wrong_topic`)."""
+    read = set(consumes)
+    copies: dict[str, set[str]] = {topic: set() for topic in read}
+    for event_type in handled:
+        spec = EVENT_TYPES.get(event_type)
+        topics = [t for t in spec.topics if t in read] if spec is not None else []
+        for topic in topics[1:]:
+            copies[topic].add(event_type)
+    return {topic: handled - types for topic, types in copies.items()}
+
+
 def type_name_of(data: BaseModel | type[BaseModel]) -> str:
     """The registered type name of a data model instance (or class); TypeError if it is none."""
     cls = data if isinstance(data, type) else type(data)

@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from hopcast_content.bootstrap import build_deps, render_migrations
+from hopcast_content.bootstrap import CONSUMES, build_deps, render_migrations
 from hopcast_content.config import ContentSettings
 from hopcast_content.domain.embedding import Embedder
 from hopcast_content.service_layer.dispatch import DISPATCH
@@ -77,6 +77,7 @@ class Harness:
                 handler_backoff_initial_s=0.01,
                 consumer_lanes=consumer_lanes,
             ),
+            consumes=CONSUMES,
         )
 
     async def send(self, event: Any, topic: str = "upstream.events") -> str:

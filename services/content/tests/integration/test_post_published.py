@@ -18,7 +18,7 @@ import pytest
 from hopcast_content.adapters.materials import Materials
 from hopcast_content.adapters.posts import Posts, Published
 from hopcast_content.adapters.runs import Runs
-from hopcast_content.bootstrap import build_deps, render_migrations
+from hopcast_content.bootstrap import CONSUMES, build_deps, render_migrations
 from hopcast_content.config import ContentSettings
 from hopcast_content.domain.materials import MaterialStatus, status_after_use
 from hopcast_content.service_layer.dispatch import DISPATCH
@@ -55,6 +55,7 @@ class Content:
             settings=ServiceSettings(
                 name="content", database_url=db.url, http_port=18082, handler_backoff_initial_s=0.01
             ),
+            consumes=CONSUMES,
         )
 
     async def send(self, event: Any, topic: str = "upstream.events") -> tuple[str, int]:

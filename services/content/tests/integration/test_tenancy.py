@@ -12,7 +12,7 @@ import pytest
 
 from hopcast_content.adapters.materials import Materials
 from hopcast_content.adapters.posts import Posts
-from hopcast_content.bootstrap import build_deps
+from hopcast_content.bootstrap import CONSUMES, build_deps
 from hopcast_content.config import ContentSettings
 from hopcast_content.service_layer.dispatch import DISPATCH
 from hopcast_shared.consumer import EventConsumer
@@ -35,6 +35,7 @@ def consumer(db: Database) -> EventConsumer:
         bind(DISPATCH, build_deps(ContentSettings())),
         kafka=KafkaSettings(topic_prefix="t."),
         settings=ServiceSettings(name="content", database_url=db.url, http_port=18082, handler_backoff_initial_s=0.01),
+        consumes=CONSUMES,
     )
 
 

@@ -71,8 +71,14 @@ def scheduler_consumer(scheduler_db: Database, database_url: str, stack: Any) ->
     settings = ServiceSettings(
         name="scheduler", database_url=database_url, http_port=18081, handler_backoff_initial_s=0.01
     )
+    scheduler = definition()
     return EventConsumer(
-        "scheduler", scheduler_db, definition().handlers, kafka=stack.kafka_settings, settings=settings
+        "scheduler",
+        scheduler_db,
+        scheduler.handlers,
+        kafka=stack.kafka_settings,
+        settings=settings,
+        consumes=scheduler.consumes,
     )
 
 

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaProducer
+from prometheus_client import REGISTRY
 
 from hopcast_shared.consumer import EventConsumer
 from hopcast_shared.contract import ScheduleRunCompleted
@@ -24,7 +25,7 @@ from hopcast_shared.handling import BatchedHandler, EventContext
 from hopcast_shared.service import ServiceDefinition, ServiceRuntime
 from hopcast_shared.settings import KafkaSettings, ServiceSettings
 from hopcast_shared.testing import as_record, eventually, read_topic
-from hopcast_shared.topics import ANALYTICS, UPSTREAM, TopicSpec, dlq_topic, ensure_topics
+from hopcast_shared.topics import ANALYTICS, PUBLISHER, UPSTREAM, TopicSpec, dlq_topic, ensure_topics
 
 pytestmark = pytest.mark.integration
 
@@ -189,3 +190,43 @@ async def test_an_event_the_service_does_not_handle_leaves_the_transaction_whole
     assert await ledgerlet.orgs(service.db) == [f"org-{i}" for i in range(4)]
     stamps = await service.db.pool.fetch("SELECT DISTINCT handled_at FROM inbox WHERE outcome = 'handled'")
     assert len(stamps) == 1
+
+
+async def test_an_event_on_two_topics_read_is_handled_from_its_primary_one_only(
+    service: ServiceRuntime, kafka: KafkaSettings, service_settings: ServiceSettings
+) -> None:
+    """PostPublished travels on publisher.events and analytics.events with one id: a service
+    reading both handles it from publisher.events (its primary topic) and ignores the copy on
+    analytics.events, whichever comes first; a handled type on a topic it does not travel on is
+    still refused."""
+    handled: list[tuple[str, str]] = []
+
+    async def post_published(ctx: EventContext, data: Any) -> None:
+        handled.append((ctx.envelope.type, str(ctx.envelope.id)))
+
+    consumer = EventConsumer(
+        "two-topics",
+        service.db,
+        {"PostPublished": post_published},
+        kafka=kafka,
+        settings=service_settings,
+        consumes=[PUBLISHER, ANALYTICS],
+    )
+    event = example_event("PostPublished", run_id=str(uuid.uuid4()))
+    copy, original = as_record(event, topic=ANALYTICS), as_record(event, topic=PUBLISHER)
+    assert await consumer.handle_batch([copy, original]) == ["ignored", "handled"]
+    assert handled == [("PostPublished", str(event.id))]
+    counted = {"service": "two-topics", "event_type": "PostPublished"}
+    assert REGISTRY.get_sample_value("hopcast_messages_total", {**counted, "outcome": "ignored"}) == 1
+    assert REGISTRY.get_sample_value("hopcast_messages_total", {**counted, "outcome": "handled"}) == 1
+    forged = example_event("PostPublished", run_id=str(uuid.uuid4()))
+    assert await consumer.handle_record(as_record(forged, topic=UPSTREAM)) == "dead_lettered"
+    kinds = await service.db.pool.fetch("SELECT error_kind FROM dead_letters WHERE consumer = 'two-topics'")
+    assert [row["error_kind"] for row in kinds] == ["wrong_topic"]
+    # Without the topics it reads, a consumer takes either copy (the inbox makes the second a duplicate).
+    everything = EventConsumer(
+        "either-copy", service.db, {"PostPublished": post_published}, kafka=kafka, settings=service_settings
+    )
+    again = example_event("PostPublished", run_id=str(uuid.uuid4()))
+    pair = [as_record(again, topic=ANALYTICS), as_record(again, topic=PUBLISHER)]
+    assert await everything.handle_batch(pair) == ["handled", "duplicate"]
