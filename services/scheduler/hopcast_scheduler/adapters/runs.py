@@ -67,6 +67,32 @@ class RunRepository:
         )
         return bool(status != "INSERT 0 0")
 
+    async def record_stages(
+        self, stages: Sequence[tuple[uuid.UUID, uuid.UUID, Stage]]
+    ) -> list[tuple[uuid.UUID, uuid.UUID]]:
+        """Each (run, organization, stage) in one statement, in the given order; returns the
+        (run, organization) pairs of the organization's runs that do not exist, recorded nothing."""
+        rows = await self.conn.fetch(
+            """
+            INSERT INTO run_stages (run_id, organization_id, pending_post_id, stage, at, platform, detail, credits)
+            SELECT r.run_id, r.organization_id, r.pending_post_id, s.stage, s.at, s.platform, s.detail, s.credits
+            FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::timestamptz[], $5::text[], $6::text[], $7::int[])
+                WITH ORDINALITY AS s(run_id, org, stage, at, platform, detail, credits, n)
+            JOIN schedule_runs r ON r.run_id = s.run_id AND r.organization_id = s.org
+            ORDER BY s.n
+            RETURNING run_id, organization_id
+            """,
+            [run_id for run_id, _, _ in stages],
+            [org for _, org, _ in stages],
+            [stage.stage for _, _, stage in stages],
+            [stage.at for _, _, stage in stages],
+            [stage.platform for _, _, stage in stages],
+            [stage.detail for _, _, stage in stages],
+            [stage.credits for _, _, stage in stages],
+        )
+        recorded = {(row["run_id"], row["organization_id"]) for row in rows}
+        return list(dict.fromkeys((run_id, org) for run_id, org, _ in stages if (run_id, org) not in recorded))
+
     async def record_unclaimed(self, pending_post_id: uuid.UUID, org_id: uuid.UUID, stage: Stage) -> None:
         """A reviewer's decision read before its draft: kept for the draft to claim."""
         await self.conn.execute(

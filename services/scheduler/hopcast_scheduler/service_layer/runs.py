@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -35,7 +36,7 @@ from hopcast_shared.contract import (
     ScheduleRunSkipped,
 )
 from hopcast_shared.db import Conn
-from hopcast_shared.dispatch import Dispatch
+from hopcast_shared.dispatch import Dispatch, batched
 from hopcast_shared.handling import EventContext, PermanentError
 from hopcast_shared.outbox import event_rows
 from hopcast_shared.settings import KafkaSettings
@@ -70,28 +71,64 @@ async def drafted(deps: SchedulerDeps, ctx: EventContext, data: PendingPostCreat
         )
 
 
-async def skipped(deps: SchedulerDeps, ctx: EventContext, data: ScheduleRunSkipped) -> None:
-    await _record(deps, ctx, data.run_id, _stage(ctx, detail=data.reason.value))
+def _skipped(ctx: EventContext, data: ScheduleRunSkipped) -> Stage:
+    return _stage(ctx, detail=data.reason.value)
 
 
-async def debited(deps: SchedulerDeps, ctx: EventContext, data: CreditsDebited) -> None:
-    await _record(deps, ctx, data.run_id, _stage(ctx, credits=-data.amount))
+def _debited(ctx: EventContext, data: CreditsDebited) -> Stage:
+    return _stage(ctx, credits=-data.amount)
 
 
-async def debit_rejected(deps: SchedulerDeps, ctx: EventContext, data: CreditsDebitRejected) -> None:
-    await _record(deps, ctx, data.run_id, _stage(ctx, detail=data.reason.value))
+def _debit_rejected(ctx: EventContext, data: CreditsDebitRejected) -> Stage:
+    return _stage(ctx, detail=data.reason.value)
 
 
-async def refunded(deps: SchedulerDeps, ctx: EventContext, data: CreditsRefunded) -> None:
-    await _record(deps, ctx, data.run_id, _stage(ctx, credits=data.amount, detail=data.reason.value))
+def _refunded(ctx: EventContext, data: CreditsRefunded) -> Stage:
+    return _stage(ctx, credits=data.amount, detail=data.reason.value)
 
 
-async def published(deps: SchedulerDeps, ctx: EventContext, data: PostPublished) -> None:
-    await _record(deps, ctx, data.run_id, _stage(ctx, platform=data.platform.value, detail=str(data.external_url)))
+def _published(ctx: EventContext, data: PostPublished) -> Stage:
+    return _stage(ctx, platform=data.platform.value, detail=str(data.external_url))
 
 
-async def publish_failed(deps: SchedulerDeps, ctx: EventContext, data: PostPublishFailed) -> None:
-    await _record(deps, ctx, data.run_id, _stage(ctx, platform=data.platform.value, detail=data.reason.value))
+def _publish_failed(ctx: EventContext, data: PostPublishFailed) -> Stage:
+    return _stage(ctx, platform=data.platform.value, detail=data.reason.value)
+
+
+def _edit_refused(ctx: EventContext, data: PendingPostEditRefused) -> Stage:
+    """Content refused a reviewer's edit: the draft still waits, and so does the run's deadline."""
+    return _stage(ctx, platform=data.platform.value if data.platform is not None else None, detail=data.reason.value)
+
+
+def _expired(ctx: EventContext, data: PendingPostExpired) -> Stage:
+    return _stage(ctx, detail=f"no decision by {data.approval_deadline.isoformat()}")
+
+
+# The events that only report a stage of their run, and the stage each reports.
+_STAGE_OF: dict[str, Callable[[EventContext, Any], Stage]] = {
+    "ScheduleRunSkipped": _skipped,
+    "CreditsDebited": _debited,
+    "CreditsDebitRejected": _debit_rejected,
+    "CreditsRefunded": _refunded,
+    "PostPublished": _published,
+    "PostPublishFailed": _publish_failed,
+    "PendingPostEditRefused": _edit_refused,
+    "PendingPostExpired": _expired,
+}
+
+
+async def stages_reported(deps: SchedulerDeps, items: Sequence[tuple[EventContext, Any]]) -> None:
+    """The stages of a batch's events that only report one (a debit, a publication...), in one
+    statement for all of them, each organization's in the order they came. An event naming a run its organization
+    does not have is left alone (a run purged, or never ours), one naming another
+    organization's run refused (the batch then goes again one event at a time)."""
+    conn = items[0][0].conn
+    reported = [
+        (data.run_id, ctx.envelope.organizationid, _STAGE_OF[ctx.envelope.type](ctx, data)) for ctx, data in items
+    ]
+    for run_id, org in await deps.runs(conn).record_stages(reported):
+        if await deps.repository(conn).run_owned_by_another(run_id, org):
+            raise PermanentError(f"run {run_id} belongs to another organization")
 
 
 async def publish_deferred(deps: SchedulerDeps, ctx: EventContext, data: PostPublishDeferred) -> None:
@@ -125,30 +162,15 @@ async def reviewed(
     await runs.approval_decided(run_id, ctx.envelope.time, deps.run_deadline)
 
 
-async def edit_refused(deps: SchedulerDeps, ctx: EventContext, data: PendingPostEditRefused) -> None:
-    """Content refused a reviewer's edit: the draft still waits, and so does the run's deadline."""
-    platform = data.platform.value if data.platform is not None else None
-    await _record(deps, ctx, data.run_id, _stage(ctx, platform=platform, detail=data.reason.value))
-
-
-async def expired(deps: SchedulerDeps, ctx: EventContext, data: PendingPostExpired) -> None:
-    await _record(deps, ctx, data.run_id, _stage(ctx, detail=f"no decision by {data.approval_deadline.isoformat()}"))
-
+_REPORTED = batched(stages_reported)  # one handler for all of them: their events are batched together
 
 STAGES: Dispatch = {
     "PendingPostCreated": drafted,
-    "ScheduleRunSkipped": skipped,
-    "CreditsDebited": debited,
-    "CreditsDebitRejected": debit_rejected,
-    "CreditsRefunded": refunded,
-    "PostPublished": published,
-    "PostPublishFailed": publish_failed,
     "PostPublishDeferred": publish_deferred,
     "PendingPostApproved": reviewed,
     "PendingPostRejected": reviewed,
     "PendingPostEditAccepted": reviewed,
-    "PendingPostEditRefused": edit_refused,
-    "PendingPostExpired": expired,
+    **dict.fromkeys(_STAGE_OF, _REPORTED),
 }
 
 

@@ -14,10 +14,14 @@ from typing import Any
 import pytest
 
 from hopcast_scheduler.adapters.runs import open_past_deadline
+from hopcast_scheduler.bootstrap import definition
 from hopcast_scheduler.entrypoints.http import routes
 from hopcast_scheduler.service_layer.handlers import SchedulerDeps
 from hopcast_scheduler.service_layer.runs import watch_deadlines
+from hopcast_shared.consumer import EventConsumer
 from hopcast_shared.db import Database
+from hopcast_shared.settings import ServiceSettings
+from hopcast_shared.testing import CountingDatabase, as_record
 from hopcast_shared.topics import ANALYTICS, BILLING, CONTENT, PUBLISHER
 
 pytestmark = pytest.mark.integration
@@ -158,3 +162,60 @@ async def test_another_organizations_event_naming_the_run_is_refused(
     assert await other.send(forged, BILLING) == "dead_lettered"
     count = await scheduler_db.pool.fetchval("SELECT count(*) FROM run_stages WHERE run_id = $1", uuid.UUID(run_id))
     assert count == 0
+
+
+async def test_a_batch_of_reported_stages_is_one_statement_and_a_forged_one_is_refused_alone(
+    scheduler_db: Database, scheduler_tenant: Callable[[], Any], database_url: str, stack: Any
+) -> None:
+    """The events that only report a stage share one statement per batch; one naming another
+    organization's run sends the batch back one event at a time, so that one alone is
+    dead-lettered, and one naming a run nobody has records nothing."""
+    owner, other = await scheduler_tenant().create(), await scheduler_tenant().create()
+    run_id = await owner.trigger(scheduler_db)
+    counting = CountingDatabase(scheduler_db)
+    one_lane = ServiceSettings(name="scheduler", database_url=database_url, http_port=18081, consumer_lanes=1)
+    scheduler = definition()
+    consumer = EventConsumer(
+        "scheduler",
+        counting,
+        scheduler.handlers,
+        kafka=stack.kafka_settings,
+        settings=one_lane,
+        consumes=scheduler.consumes,
+    )
+    debited = owner.event("CreditsDebited", run_id=run_id)
+    debited.data.update(amount=3, balance_after=297)
+    published = [
+        owner.event("PostPublished", run_id=run_id, platform=p, external_url=f"https://{p.lower()}.example/1")
+        for p in ("MASTODON", "BLUESKY")
+    ]
+    unknown = owner.event("CreditsDebited", run_id=str(uuid.uuid4()))
+    records = [as_record(debited, topic=BILLING), *(as_record(p, topic=PUBLISHER) for p in published)]
+    records.append(as_record(unknown, topic=BILLING))
+    assert await consumer.handle_batch(records) == ["handled"] * 4
+    # One transaction: the inbox, the stages of all four events, the outbox's nothing.
+    [statements] = counting.transactions
+    assert sum("INSERT INTO run_stages" in q for q in statements) == 1
+    rows = await scheduler_db.pool.fetch(
+        "SELECT stage, platform, credits FROM run_stages WHERE run_id = $1 ORDER BY id", uuid.UUID(run_id)
+    )
+    assert sorted((r["stage"], r["platform"], r["credits"]) for r in rows) == [
+        ("CreditsDebited", None, -3),
+        ("PostPublished", "BLUESKY", None),
+        ("PostPublished", "MASTODON", None),
+    ]
+    stray = await scheduler_db.pool.fetchval(
+        "SELECT count(*) FROM run_stages WHERE run_id = $1", uuid.UUID(unknown.data["run_id"])
+    )
+    assert stray == 0
+
+    refunded = owner.event("CreditsRefunded", run_id=run_id)
+    forged = other.event("PostPublishFailed", run_id=run_id)
+    counting.transactions.clear()
+    batch = [as_record(refunded, topic=BILLING), as_record(forged, topic=PUBLISHER)]
+    assert await consumer.handle_batch(batch) == ["handled", "dead_lettered"]
+    assert len(counting.transactions) >= 3  # the batch, rolled back; then each event on its own
+    stages = await scheduler_db.pool.fetch(
+        "SELECT stage FROM run_stages WHERE run_id = $1 ORDER BY id", uuid.UUID(run_id)
+    )
+    assert [r["stage"] for r in stages][3:] == ["CreditsRefunded"]
