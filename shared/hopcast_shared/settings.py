@@ -140,10 +140,11 @@ class ServiceSettings(BaseSettings):
     # (Kafka's fetch.min.bytes and fetch.max.wait.ms): at a trickle, records then come in a few
     # fetches and rounds, not one each. 1 byte: every record at once, at the most cost per record.
     # At most the window's bytes (a partition's fetch counts no more than that towards it).
-    # 30 ms, not 10: a third of the fetches for the broker to serve (bench/README.md, "The kernel
-    # at a trickle").
+    # 100 ms, not 30 or 10: each fetch of a consumer's 24-30 partitions costs it and the broker a
+    # request to encode and decode, so fewer fetches leave more of the machine to the runs; a
+    # hop at a trickle waits up to that much more (bench/README.md, "The kernel at a trickle").
     consumer_fetch_min_bytes: int = Field(default=65_536, ge=1, le=16 * 1024 * 1024)
-    consumer_fetch_max_wait_ms: int = Field(default=30, ge=1, le=10_000)
+    consumer_fetch_max_wait_ms: int = Field(default=100, ge=1, le=10_000)
     # Outbox relay.
     outbox_batch_size: int = Field(default=500, ge=1, le=10_000)
     outbox_poll_interval_s: float = Field(default=1.0, gt=0)
