@@ -58,7 +58,9 @@ class _Ready:
 
 
 class EventConsumer:
-    """Runs a service's handlers over Kafka records with the inbox, the outbox and the DLQ."""
+    """Runs a service's handlers over Kafka records with the inbox, the outbox and the DLQ.
+    `consumes` names the topics the service reads (unprefixed): a type it handles that travels
+    on more than one of them is taken from its primary topic only (`contract.taken_on`)."""
 
     def __init__(
         self,
