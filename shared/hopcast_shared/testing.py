@@ -7,11 +7,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from typing import Any, TypeVar
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from hopcast_shared.contract import Envelope
 from hopcast_shared.db import Database
@@ -175,3 +179,17 @@ class CountingDatabase(Database):
                 yield conn
             finally:
                 conn.remove_query_logger(logged)
+
+
+@contextmanager
+def recorded_spans() -> Iterator[InMemorySpanExporter]:
+    """Every span ended inside, kept in memory: from the process's SDK tracer provider (the
+    tests' root conftest installs one)."""
+    provider = trace.get_tracer_provider()
+    assert isinstance(provider, TracerProvider), "no SDK tracer provider (setup_tracing) in this process"
+    exporter = InMemorySpanExporter()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    try:
+        yield exporter
+    finally:
+        exporter.shutdown()

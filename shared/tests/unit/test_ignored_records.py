@@ -9,9 +9,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from opentelemetry import trace
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from prometheus_client import REGISTRY
 
@@ -19,7 +16,7 @@ from hopcast_shared.consumer import EventConsumer
 from hopcast_shared.contract import taken_on
 from hopcast_shared.contract.examples import example_event
 from hopcast_shared.settings import KafkaSettings, ServiceSettings
-from hopcast_shared.testing import as_record
+from hopcast_shared.testing import as_record, recorded_spans
 from hopcast_shared.topics import ANALYTICS, BILLING, PUBLISHER, UPSTREAM
 
 
@@ -36,14 +33,8 @@ async def credits_granted(*_: Any) -> None:
 
 @pytest.fixture
 def spans() -> Iterator[InMemorySpanExporter]:
-    provider = trace.get_tracer_provider()
-    assert isinstance(provider, TracerProvider)  # the tests' SDK provider (conftest.py)
-    exporter = InMemorySpanExporter()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    try:
+    with recorded_spans() as exporter:
         yield exporter
-    finally:
-        exporter.shutdown()
 
 
 async def test_records_of_types_the_service_does_not_handle_are_ignored_with_no_span(

@@ -12,11 +12,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from opentelemetry import trace
 from opentelemetry.instrumentation.asyncpg import AsyncPGInstrumentor
 from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 
@@ -26,7 +24,7 @@ from hopcast_publisher.testing import LOOPBACK_EGRESS, FakeMastodon, serve
 from hopcast_shared.kafka import make_producer
 from hopcast_shared.outbox import OutboxRelay
 from hopcast_shared.telemetry import instrument_clients
-from hopcast_shared.testing import as_record
+from hopcast_shared.testing import as_record, recorded_spans
 from hopcast_shared.topics import ensure_topics
 
 pytestmark = pytest.mark.integration
@@ -39,17 +37,13 @@ TOPICS = {"post": "content.events", "debit": "billing.events"}
 @pytest.fixture
 def spans() -> Iterator[InMemorySpanExporter]:
     """Every span ended while the test runs, with the client instrumentations on."""
-    provider = trace.get_tracer_provider()
-    assert isinstance(provider, TracerProvider)  # the tests' SDK provider (conftest.py)
-    exporter = InMemorySpanExporter()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    instrument_clients()
-    try:
-        yield exporter
-    finally:
-        AsyncPGInstrumentor().uninstrument()  # type: ignore[no-untyped-call]
-        HTTPXClientInstrumentor().uninstrument()  # type: ignore[no-untyped-call]
-        exporter.shutdown()
+    with recorded_spans() as exporter:
+        instrument_clients()
+        try:
+            yield exporter
+        finally:
+            AsyncPGInstrumentor().uninstrument()  # type: ignore[no-untyped-call]
+            HTTPXClientInstrumentor().uninstrument()  # type: ignore[no-untyped-call]
 
 
 async def test_one_posts_spans_follow_the_conventions(

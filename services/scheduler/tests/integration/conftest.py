@@ -67,19 +67,30 @@ async def scheduler_db(database_url: str) -> AsyncIterator[Database]:
 
 
 @pytest.fixture
-def scheduler_consumer(scheduler_db: Database, database_url: str, stack: Any) -> EventConsumer:
-    settings = ServiceSettings(
-        name="scheduler", database_url=database_url, http_port=18081, handler_backoff_initial_s=0.01
-    )
-    scheduler = definition()
-    return EventConsumer(
-        "scheduler",
-        scheduler_db,
-        scheduler.handlers,
-        kafka=stack.kafka_settings,
-        settings=settings,
-        consumes=scheduler.consumes,
-    )
+def scheduler_consumer_on(database_url: str, stack: Any) -> Callable[..., EventConsumer]:
+    """`scheduler_consumer_on(db, **settings)`: the scheduler's consumer on `db`, reading its
+    topics as the service does, with these ServiceSettings changed."""
+
+    def consumer_on(db: Database, **settings: Any) -> EventConsumer:
+        scheduler = definition()
+        service = ServiceSettings(
+            name="scheduler", database_url=database_url, http_port=18081, handler_backoff_initial_s=0.01, **settings
+        )
+        return EventConsumer(
+            "scheduler",
+            db,
+            scheduler.handlers,
+            kafka=stack.kafka_settings,
+            settings=service,
+            consumes=scheduler.consumes,
+        )
+
+    return consumer_on
+
+
+@pytest.fixture
+def scheduler_consumer(scheduler_db: Database, scheduler_consumer_on: Callable[..., EventConsumer]) -> EventConsumer:
+    return scheduler_consumer_on(scheduler_db)
 
 
 @pytest.fixture

@@ -14,13 +14,11 @@ from typing import Any
 import pytest
 
 from hopcast_scheduler.adapters.runs import open_past_deadline
-from hopcast_scheduler.bootstrap import definition
 from hopcast_scheduler.entrypoints.http import routes
 from hopcast_scheduler.service_layer.handlers import SchedulerDeps
 from hopcast_scheduler.service_layer.runs import watch_deadlines
 from hopcast_shared.consumer import EventConsumer
 from hopcast_shared.db import Database
-from hopcast_shared.settings import ServiceSettings
 from hopcast_shared.testing import CountingDatabase, as_record
 from hopcast_shared.topics import ANALYTICS, BILLING, CONTENT, PUBLISHER
 
@@ -165,7 +163,7 @@ async def test_another_organizations_event_naming_the_run_is_refused(
 
 
 async def test_a_batch_of_reported_stages_is_one_statement_and_a_forged_one_is_refused_alone(
-    scheduler_db: Database, scheduler_tenant: Callable[[], Any], database_url: str, stack: Any
+    scheduler_db: Database, scheduler_tenant: Callable[[], Any], scheduler_consumer_on: Callable[..., EventConsumer]
 ) -> None:
     """The events that only report a stage share one statement per batch; one naming another
     organization's run sends the batch back one event at a time, so that one alone is
@@ -173,16 +171,7 @@ async def test_a_batch_of_reported_stages_is_one_statement_and_a_forged_one_is_r
     owner, other = await scheduler_tenant().create(), await scheduler_tenant().create()
     run_id = await owner.trigger(scheduler_db)
     counting = CountingDatabase(scheduler_db)
-    one_lane = ServiceSettings(name="scheduler", database_url=database_url, http_port=18081, consumer_lanes=1)
-    scheduler = definition()
-    consumer = EventConsumer(
-        "scheduler",
-        counting,
-        scheduler.handlers,
-        kafka=stack.kafka_settings,
-        settings=one_lane,
-        consumes=scheduler.consumes,
-    )
+    consumer = scheduler_consumer_on(counting, consumer_lanes=1)  # one transaction for the batch
     debited = owner.event("CreditsDebited", run_id=run_id)
     debited.data.update(amount=3, balance_after=297)
     published = [
