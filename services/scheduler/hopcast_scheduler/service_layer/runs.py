@@ -119,9 +119,9 @@ _STAGE_OF: dict[str, Callable[[EventContext, Any], Stage]] = {
 
 async def stages_reported(deps: SchedulerDeps, items: Sequence[tuple[EventContext, Any]]) -> None:
     """The stages of a batch's events that only report one (a debit, a publication...), in one
-    statement for all of them, each organization's in the order they came. An event naming a run its organization
-    does not have is left alone (a run purged, or never ours), one naming another
-    organization's run refused (the batch then goes again one event at a time)."""
+    statement for all of them, each organization's in the order they came. An event naming a
+    run its organization does not have is left alone (a run purged, or never ours), one naming
+    another organization's run refused (the batch then goes again one event at a time)."""
     conn = items[0][0].conn
     reported = [
         (data.run_id, ctx.envelope.organizationid, _STAGE_OF[ctx.envelope.type](ctx, data)) for ctx, data in items
