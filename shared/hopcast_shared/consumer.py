@@ -76,13 +76,14 @@ class EventConsumer:
         self.group_id = service
         self._db = db
         self._handlers = dict(handlers)
+        self._handled = frozenset(self._handlers)
         self._kafka = kafka
         self._settings = settings
-        self._taken_on = taken_on(frozenset(self._handlers), consumes)
+        self._taken_on = taken_on(self._handled, consumes)
 
     @property
     def handled_types(self) -> frozenset[str]:
-        return frozenset(self._handlers)
+        return self._handled
 
     async def handle_record(self, record: ConsumerRecord[Any, Any]) -> str:
         """Handle one record; returns the outcome. Raises only when the database is unreachable."""

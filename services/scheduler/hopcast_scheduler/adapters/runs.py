@@ -51,21 +51,7 @@ class RunRepository:
 
     async def record_stage(self, run_id: uuid.UUID, org_id: uuid.UUID, stage: Stage) -> bool:
         """The stage of the organization's run; False when the organization has no such run."""
-        status = await self.conn.execute(
-            """
-            INSERT INTO run_stages (run_id, organization_id, pending_post_id, stage, at, platform, detail, credits)
-            SELECT r.run_id, r.organization_id, r.pending_post_id, $3, $4, $5, $6, $7
-            FROM schedule_runs r WHERE r.run_id = $1 AND r.organization_id = $2
-            """,
-            run_id,
-            org_id,
-            stage.stage,
-            stage.at,
-            stage.platform,
-            stage.detail,
-            stage.credits,
-        )
-        return bool(status != "INSERT 0 0")
+        return not await self.record_stages([(run_id, org_id, stage)])
 
     async def record_stages(
         self, stages: Sequence[tuple[uuid.UUID, uuid.UUID, Stage]]
