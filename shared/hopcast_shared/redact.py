@@ -33,21 +33,45 @@ _SECRET_KEY_PARTS: Final = (
 _SENSITIVE_NAME = r"(?:token|jwt|passw(?:or)?d|passphrase|secret|api[_-]?key|cookie)"
 _QUOTE = r"(?:\\?[\"'])?"  # a quote, possibly escaped (JSON inside a JSON string)
 _VALUE = r"[^\s\"'\\&,;}]"
-# Each pattern's group 1 is kept, group 2 is masked (unless it is a token ciphertext).
+# Each pattern's group 1 is kept, group 2 is masked (unless it is a token ciphertext). Beside
+# each, the words one of which any match must contain, so that a text holding none of them is
+# not scanned (a scan of a megabyte costs tens of milliseconds a pattern, and dead letters
+# are often that large). The third says whether they are sought in the text as `_fold`
+# lowercases it (for a pattern that ignores case) or in the text as it is.
 _TEXT_PATTERNS: Final = (
     # `Authorization: Bearer x`, `Authorization: Basic x`, `authorization=x`: mask the credentials.
-    re.compile(rf"(?i)(\bauthorization{_QUOTE}\s*[=:]\s*{_QUOTE}(?:(?:bearer|basic|token|digest)\s+)?)({_VALUE}+)"),
-    re.compile(r"(?i)(\bbearer\s+)([A-Za-z0-9._~+/=-]{6,})"),
+    (
+        re.compile(rf"(?i)(\bauthorization{_QUOTE}\s*[=:]\s*{_QUOTE}(?:(?:bearer|basic|token|digest)\s+)?)({_VALUE}+)"),
+        ("authorization",),
+        True,
+    ),
+    (re.compile(r"(?i)(\bbearer\s+)([A-Za-z0-9._~+/=-]{6,})"), ("bearer",), True),
     # `access_token=x`, `"refreshJwt": "x"`, `X-Api-Key: x`, `client_secret: x`; a bare null or
     # boolean stays (it says the token is missing, which helps and reveals nothing).
-    re.compile(
-        rf"(?i)({_SENSITIVE_NAME}{_QUOTE}\s*[=:]\s*{_QUOTE})(?!(?:null|none|true|false)(?!{_VALUE}))({_VALUE}{{4,}})"
+    (
+        re.compile(
+            rf"(?i)({_SENSITIVE_NAME}{_QUOTE}\s*[=:]\s*{_QUOTE})(?!(?:null|none|true|false)(?!{_VALUE}))({_VALUE}{{4,}})"
+        ),
+        ("token", "jwt", "passw", "passp", "secret", "api", "cookie"),
+        True,
     ),
     # `postgresql://user:password@host`: the password only.
-    re.compile(r"(?i)(\b[a-z][a-z0-9+.-]*://[^\s:/@]+:)([^\s@/]+)(?=@)"),
+    (re.compile(r"(?i)(\b[a-z][a-z0-9+.-]*://[^\s:/@]+:)([^\s@/]+)(?=@)"), ("://",), False),
     # A bare JWT (Bluesky's accessJwt, OpenID id tokens) wherever it appears.
-    re.compile(r"()(\beyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]*)"),
+    (re.compile(r"()(\beyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]*)"), ("eyJ",), False),
 )
+# The characters other than A-Z that the patterns' (?i) matches to an ASCII letter, and that
+# str.lower() does not lower to it (the dotted and dotless I, the Kelvin sign, the long s).
+_CASELESS_TWINS: Final = {"\u0130": "i", "\u0131": "i", "\u212a": "k", "\u017f": "s"}
+
+
+def _fold(text: str) -> str:
+    """The text lowercased so that every letter a pattern's (?i) matches to an ASCII letter is
+    that letter, one character for one (test_redact checks this over all of Unicode)."""
+    for twin, letter in _CASELESS_TWINS.items():
+        if twin in text:
+            text = text.replace(twin, letter)
+    return text.lower()
 
 
 def is_secret_key(key: str) -> bool:
@@ -103,6 +127,15 @@ def _mask(match: re.Match[str]) -> str:
 
 def redact_text(text: str) -> str:
     """Free text with bearer tokens, `token=value` pairs, URL passwords and JWTs masked."""
-    for pattern in _TEXT_PATTERNS:
-        text = pattern.sub(_mask, text)
+    folded: str | None = None
+    for pattern, words, caseless in _TEXT_PATTERNS:
+        if caseless:
+            folded = _fold(text) if folded is None else folded
+            if not any(word in folded for word in words):
+                continue
+        elif not any(word in text for word in words):
+            continue
+        masked = pattern.sub(_mask, text)
+        if masked != text:
+            text, folded = masked, None
     return text

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import re
+import string
+import sys
 from typing import Any
 
 import pytest
@@ -10,7 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from hopcast_shared.crypto import Keyring, owner_aad
-from hopcast_shared.redact import REDACTED, is_secret_key, redact_secrets, redact_text
+from hopcast_shared.redact import _TEXT_PATTERNS, REDACTED, _fold, _mask, is_secret_key, redact_secrets, redact_text
 
 SECRET = "ghp_16C7e42F292c6912E7710c838347Ae178B4a"  # noqa: S105 (made up)
 JWT = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJkaWQ6cGxjOmFiYyJ9.c2lnbmF0dXJlLXNpZ25hdHVyZQ"
@@ -155,3 +158,54 @@ def test_a_secret_planted_under_a_secret_key_never_survives(document: Any, path:
     clean = redact_secrets({"document": document, "planted": planted})
     assert SECRET not in json.dumps(clean)
     assert clean["document"] == redact_secrets(document)  # the rest is treated the same wherever it sits
+
+
+def _every_pattern(text: str) -> str:
+    """redact_text without its shortcut: every pattern run over the whole text."""
+    for pattern, _, _ in _TEXT_PATTERNS:
+        text = pattern.sub(_mask, text)
+    return text
+
+
+def test_every_letter_the_patterns_match_without_case_folds_to_that_letter() -> None:
+    """The shortcut seeks each pattern's words in `_fold(text)`: it may skip a text only if no
+    character that a pattern's (?i) takes for an ASCII letter folds to anything else."""
+    ascii_letter = re.compile("(?i)[a-z]")
+    twins = 0
+    for code in range(sys.maxunicode + 1):
+        char = chr(code)
+        if 0xD800 <= code <= 0xDFFF or not ascii_letter.fullmatch(char):
+            continue
+        twins += 1
+        [letter] = [x for x in string.ascii_lowercase if re.fullmatch(f"(?i){x}", char)]
+        assert _fold(char) == letter, (hex(code), letter)
+    assert twins > 52  # beyond A-Z and a-z: the Kelvin sign and the long s among them
+
+
+_PIECES = [*"abcdeijkopsrtwyzABEIJKORST :=@/._-\"'\\\n", "\u0130", "\u0131", "\u212a", "\u017f", "\u00e9"]
+_WORDS = ["token", "bearer ", "Authorization", "passwd", "passphrase", "api-key", "cookie", "eyJ", "://", "jwt"]
+_NEAR_SECRETS = st.lists(st.sampled_from(_PIECES + _WORDS), max_size=40).map("".join)
+
+
+@given(text=_NEAR_SECRETS | st.text(max_size=80))
+def test_the_shortcut_masks_what_every_pattern_would(text: str) -> None:
+    assert redact_text(text) == _every_pattern(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (f"\u212aey-token={SECRET}", f"\u212aey-token={REDACTED}"),  # the Kelvin sign: "Key"
+        (f"AUTHOR\u0130ZAT\u0130ON: {SECRET}", f"AUTHOR\u0130ZAT\u0130ON: {REDACTED}"),
+        (f"pa\u017f\u017fword={SECRET}", f"pa\u017f\u017fword={REDACTED}"),  # the long s
+    ],
+)
+def test_letters_that_only_match_without_case_still_mask(text: str, expected: str) -> None:
+    assert redact_text(text) == expected
+
+
+@pytest.mark.parametrize(
+    "name", ["token", "jwt", "passwd", "password", "passphrase", "secret", "api_key", "apikey", "API-KEY", "cookie"]
+)
+def test_every_sensitive_name_masks_its_value(name: str) -> None:
+    assert redact_text(f"{name}={SECRET}") == f"{name}={REDACTED}" == _every_pattern(f"{name}={SECRET}")
