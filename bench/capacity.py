@@ -146,8 +146,8 @@ def markdown(rows: Sequence[Mapping[str, Any]], a: Assumptions | None = None) ->
     table = [size(costs, orgs, posts, a) for orgs, posts in SCALES]
     m = next((r.get("machine") or {} for r in rows if r["name"] == "kafka_bytes_per_run"), {})
     machine = (
-        f"{m.get('cpu_model', '?')}, {m.get('cores', '?')} cores shared by the four services, PostgreSQL and "
-        "Kafka while it ran"
+        f"{m.get('cpu_model', '?')} ({', '.join(m.get('cpu_vector_units') or ['vector units not recorded'])}), "
+        f"{m.get('cores', '?')} cores shared by the four services, PostgreSQL and Kafka while it ran"
     )
 
     def scale(s: Sizing) -> str:

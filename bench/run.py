@@ -96,6 +96,10 @@ class Figure:
     full: list[str] | None = None
 
 
+# The CPU flags a figure depends on (the embedder's above all), recorded with the machine.
+CPU_VECTOR_UNITS = frozenset(
+    {"avx2", "avx512f", "avx512_vnni", "avx512_bf16", "avx_vnni", "amx_bf16", "amx_int8", "amx_tile"}
+)
 E2E = ["--seconds", "10", "--burst", "600", "--orgs", "100"]
 E2E_QUICK = ["--seconds", "1", "--burst", "20", "--orgs", "12"]
 REPLICAS = ["--replicas", "content=2,publisher=2"]
@@ -198,16 +202,19 @@ def machine(database_url: str) -> dict[str, Any]:
         finally:
             await conn.close()
 
-    model = ""
+    model, flags = "", set()
     with open("/proc/cpuinfo") as cpuinfo:
         for line in cpuinfo:
-            if line.startswith("model name"):
+            if line.startswith("model name") and not model:
                 model = line.split(":", 1)[1].strip()
-                break
+            elif line.startswith("flags") and not flags:
+                flags = set(line.split(":", 1)[1].split())
     return {
         "cores": os.cpu_count(),
         "ram_gb": round(psutil.virtual_memory().total / 2**30, 1),
         "cpu_model": model or platform.processor(),
+        # What the embedder's figure hangs on: bf16 units (AMX, AVX-512 BF16) or not.
+        "cpu_vector_units": sorted(flags & CPU_VECTOR_UNITS),
         "python": platform.python_version(),
         "postgres": asyncio.run(postgres_version()),
         "kafka": kafka_version(StackSettings().state_dir / "kafka" / "libs"),
@@ -466,7 +473,8 @@ def report(rows: list[dict[str, Any]], plots: dict[str, Path], readme: Path) -> 
     lines = [
         BEGIN,
         "",
-        f"Measured by `make bench` on {m.get('cores')} cores ({m.get('cpu_model')}), {m.get('ram_gb')} GB, "
+        f"Measured by `make bench` on {m.get('cores')} cores ({m.get('cpu_model')}; "
+        f"{', '.join(m.get('cpu_vector_units') or ['vector units not recorded'])}), {m.get('ram_gb')} GB, "
         f"Python {m.get('python')}, PostgreSQL {m.get('postgres')}, Kafka {m.get('kafka')}; load average "
         f"{m.get('load_average_at_start')} at the start (the machine is shared: compare ratios). "
         "Every row, with its details, is in [`results/latest.json`](results/latest.json).",

@@ -44,7 +44,7 @@ FIGURES = {
     "replica_share_content",
     "replica_share_publisher",
 }
-MACHINE = {"cores", "ram_gb", "cpu_model", "python", "postgres", "kafka"}
+MACHINE = {"cores", "ram_gb", "cpu_model", "cpu_vector_units", "python", "postgres", "kafka"}
 
 
 def test_quick_bench_writes_a_well_formed_row_and_a_plot_per_figure(stack: TestStack, tmp_path: Path) -> None:
