@@ -60,8 +60,9 @@ _TEXT_PATTERNS: Final = (
     # A bare JWT (Bluesky's accessJwt, OpenID id tokens) wherever it appears.
     (re.compile(r"()(\beyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]*)"), ("eyJ",), False),
 )
-# The characters other than A-Z that the patterns' (?i) matches to an ASCII letter, and that
-# str.lower() does not lower to it (the dotted and dotless I, the Kelvin sign, the long s).
+# The characters other than A-Z and a-z that the patterns' (?i) takes for an ASCII letter:
+# str.lower() leaves the dotless i and the long s as they are and makes the dotted I two
+# characters (the Kelvin sign it does lower to k: listed so that the four are in one place).
 _CASELESS_TWINS: Final = {"\u0130": "i", "\u0131": "i", "\u212a": "k", "\u017f": "s"}
 
 

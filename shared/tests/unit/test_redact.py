@@ -13,7 +13,16 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from hopcast_shared.crypto import Keyring, owner_aad
-from hopcast_shared.redact import _TEXT_PATTERNS, REDACTED, _fold, _mask, is_secret_key, redact_secrets, redact_text
+from hopcast_shared.redact import (
+    _SENSITIVE_NAME,
+    _TEXT_PATTERNS,
+    REDACTED,
+    _fold,
+    _mask,
+    is_secret_key,
+    redact_secrets,
+    redact_text,
+)
 
 SECRET = "ghp_16C7e42F292c6912E7710c838347Ae178B4a"  # noqa: S105 (made up)
 JWT = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJkaWQ6cGxjOmFiYyJ9.c2lnbmF0dXJlLXNpZ25hdHVyZQ"
@@ -209,3 +218,10 @@ def test_letters_that_only_match_without_case_still_mask(text: str, expected: st
 )
 def test_every_sensitive_name_masks_its_value(name: str) -> None:
     assert redact_text(f"{name}={SECRET}") == f"{name}={REDACTED}" == _every_pattern(f"{name}={SECRET}")
+
+
+@given(name=st.from_regex(_SENSITIVE_NAME, fullmatch=True), upper=st.booleans())
+def test_any_name_the_pattern_takes_for_sensitive_masks_its_value(name: str, upper: bool) -> None:
+    """Built from the pattern itself: a name added to it without its word fails here."""
+    text = f"{name.upper() if upper else name}: {SECRET}"
+    assert redact_text(text) == _every_pattern(text) != text
