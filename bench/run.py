@@ -121,7 +121,7 @@ FIGURES = [
         "e2e",
         "e2e.py",
         ["--rate", "50", *E2E, "--history", "100000"],
-        ["--rate", "10", *E2E_QUICK, "--history", "1000"],
+        ["--rate", "10", *E2E_QUICK, "--history", "300"],
         kafka=True,
         repeat=3,
         full=["--rate", "50", *E2E, "--history", "1000000"],
