@@ -137,6 +137,11 @@ def _n(x: float) -> str:
     return f"{x:,.{digits}f}"
 
 
+def vector_units(machine: Mapping[str, Any]) -> str:
+    """The CPU's vector units as a row's machine facts recorded them (bf16 units or not)."""
+    return ", ".join(machine.get("cpu_vector_units") or ["vector units not recorded"])
+
+
 def markdown(rows: Sequence[Mapping[str, Any]], a: Assumptions | None = None) -> str:
     """The sizing tables for `rows` (one `make bench`), or a line saying what is missing."""
     a = a or Assumptions()
@@ -146,7 +151,7 @@ def markdown(rows: Sequence[Mapping[str, Any]], a: Assumptions | None = None) ->
     table = [size(costs, orgs, posts, a) for orgs, posts in SCALES]
     m = next((r.get("machine") or {} for r in rows if r["name"] == "kafka_bytes_per_run"), {})
     machine = (
-        f"{m.get('cpu_model', '?')} ({', '.join(m.get('cpu_vector_units') or ['vector units not recorded'])}), "
+        f"{m.get('cpu_model', '?')} ({vector_units(m)}), "
         f"{m.get('cores', '?')} cores shared by the four services, PostgreSQL and Kafka while it ran"
     )
 

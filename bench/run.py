@@ -202,7 +202,7 @@ def machine(database_url: str) -> dict[str, Any]:
         finally:
             await conn.close()
 
-    model, flags = "", set()
+    model, flags = "", set[str]()
     with open("/proc/cpuinfo") as cpuinfo:
         for line in cpuinfo:
             if line.startswith("model name") and not model:
@@ -474,7 +474,7 @@ def report(rows: list[dict[str, Any]], plots: dict[str, Path], readme: Path) -> 
         BEGIN,
         "",
         f"Measured by `make bench` on {m.get('cores')} cores ({m.get('cpu_model')}; "
-        f"{', '.join(m.get('cpu_vector_units') or ['vector units not recorded'])}), {m.get('ram_gb')} GB, "
+        f"{capacity.vector_units(m)}), {m.get('ram_gb')} GB, "
         f"Python {m.get('python')}, PostgreSQL {m.get('postgres')}, Kafka {m.get('kafka')}; load average "
         f"{m.get('load_average_at_start')} at the start (the machine is shared: compare ratios). "
         "Every row, with its details, is in [`results/latest.json`](results/latest.json).",
