@@ -7,6 +7,7 @@ value is a token ciphertext (safe to keep, and needed to replay a dead letter);
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Any, Final
 
@@ -75,10 +76,26 @@ def _fold(text: str) -> str:
     return text.lower()
 
 
+_NOT_ALNUM: Final = re.compile(r"[^a-z0-9]")
+_SECRET_KEY_PART: Final = re.compile("|".join(_SECRET_KEY_PARTS))
+_REMEMBERED_KEY_CHARS: Final = 64
+
+
 def is_secret_key(key: str) -> bool:
-    """Whether a field name says its value is a secret (case and separators ignored)."""
-    normalized = re.sub(r"[^a-z0-9]", "", key.lower())
-    return normalized.endswith(_SECRET_KEY_SUFFIXES) or any(part in normalized for part in _SECRET_KEY_PARTS)
+    """Whether a field name says its value is a secret (case and separators ignored). The
+    verdicts on short names are remembered: a document asks about the same few names again
+    and again (a hostile one, about one name thousands of levels deep)."""
+    if len(key) <= _REMEMBERED_KEY_CHARS:
+        return _is_secret_short_key(key)
+    return _judge_key(key)
+
+
+def _judge_key(key: str) -> bool:
+    normalized = _NOT_ALNUM.sub("", key.lower())
+    return normalized.endswith(_SECRET_KEY_SUFFIXES) or _SECRET_KEY_PART.search(normalized) is not None
+
+
+_is_secret_short_key: Final = functools.lru_cache(maxsize=4096)(_judge_key)
 
 
 def _redact_field(key: object, value: Any) -> bool:

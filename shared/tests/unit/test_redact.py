@@ -91,6 +91,27 @@ def test_ordinary_keys_are_kept(key: str) -> None:
     assert redact_secrets({key: "value-1234"}) == {key: "value-1234"}
 
 
+KEY_PIECES = st.sampled_from(
+    ["token", "Jwt", "pass", "word", "_", "-", "api", "Key", "secret", "x", "İ", "K", " ", "cookie", "Authorization",
+     "credential", "private", "phrase"]
+)  # fmt: skip
+
+
+@given(st.lists(KEY_PIECES | st.text(max_size=3), max_size=40).map("".join))
+def test_a_key_is_judged_alike_whatever_its_length_and_however_often(key: str) -> None:
+    """The rule as written out (not as `redact` runs it: one regex, the short names' verdicts
+    remembered), on names short and long, each asked twice."""
+
+    def rule(name: str) -> bool:
+        normalized = re.sub(r"[^a-z0-9]", "", name.lower())
+        parts = ("password", "passwd", "passphrase", "secret", "apikey", "authorization", "privatekey", "credential")
+        return normalized.endswith(("token", "jwt")) or any(p in normalized for p in (*parts, "cookie"))
+
+    for name in (key, "x" * 70 + key):
+        assert is_secret_key(name) == rule(name)
+        assert is_secret_key(name) == rule(name)
+
+
 def test_strings_under_ordinary_keys_are_masked_as_text() -> None:
     clean = redact_secrets({"error": f"platform said: Authorization: Bearer {SECRET}", "tuple": ("a", {"token": 1})})
     assert clean == {"error": f"platform said: Authorization: Bearer {REDACTED}", "tuple": ["a", {"token": REDACTED}]}
