@@ -31,7 +31,7 @@ from pydantic import ValidationError
 from hopcast_shared import metrics
 from hopcast_shared.contract import EVENT_TYPES, ContractError, Envelope, parse_event, taken_on
 from hopcast_shared.db import Conn, Database, is_infrastructure_error
-from hopcast_shared.dlq import DeadLetter, dead_letter_message, safe_text, store_dead_letter
+from hopcast_shared.dlq import DeadLetter, dead_letter_message, safe_text, store_dead_letters
 from hopcast_shared.fairness import FairQueues
 from hopcast_shared.handling import BatchedHandler, EventContext, Handler, PermanentError, is_permanent
 from hopcast_shared.inbox import DEAD_LETTERED, HANDLED, NO_ORGANIZATION, record_handled, record_many_handled
@@ -55,6 +55,31 @@ class _Ready:
     envelope: Envelope
     data: Any
     handler: Handler
+
+
+@dataclass(frozen=True)
+class _Letter:
+    """A record to dead-letter, and why."""
+
+    record: ConsumerRecord[Any, Any]
+    event_id: str | None
+    event_type: str | None
+    kind: str
+    error: str
+    attempts: int
+    read_id: str | None = None  # the event's id once its envelope was read: a UUID, for its span
+
+
+def _refusal(record: ConsumerRecord[Any, Any], parsed: ContractError | Envelope) -> _Letter | None:
+    """The dead letter of a record refused as it was read (it breaks the contract, or its type is
+    not in it), or None for an event of the contract this service does not handle."""
+    if isinstance(parsed, ContractError):
+        return _Letter(record, parsed.event_id, parsed.event_type, parsed.kind, str(parsed), attempts=0)
+    if parsed.type in EVENT_TYPES:
+        return None
+    # Not in the contract (a newer version, a typo): keep it, replayable after an upgrade.
+    error = f"event type {parsed.type!r} is not in the contract"
+    return _Letter(record, str(parsed.id), parsed.type, "unknown_type", error, attempts=0, read_id=str(parsed.id))
 
 
 class EventConsumer:
@@ -108,9 +133,9 @@ class EventConsumer:
         """One round (at most `consumer_batch_max` records, in their partitions' order): its
         records of different keys in `consumer_lanes` lanes at once, each lane in order in its
         transactions (records this service handles share one, a record of a type it does not
-        handle ignored where it stands, a dead-lettered one handled alone and ending it; should
-        a transaction fail, it is rolled back and its records handled one by one, each with its
-        retries and dead letter); returns their outcomes. Raises, once every lane ended, when the
+        handle ignored where it stands, records refused as they are read dead-lettered together in
+        another; should a transaction fail, it is rolled back and its records handled one by one,
+        each with its retries and dead letter); returns their outcomes. Raises, once every lane ended, when the
         database is unreachable."""
         lanes = self._settings.consumer_lanes
         by_lane: dict[int, list[int]] = {}
@@ -139,32 +164,46 @@ class EventConsumer:
     async def _handle_in_order(self, records: Sequence[ConsumerRecord[Any, Any]]) -> list[str]:
         """Consecutive records this service handles share a transaction; a record of a type it
         does not handle is answered where it stands without breaking theirs (ignoring touches
-        nothing); one that is dead-lettered ends it, and is handled alone."""
+        nothing); records refused as they are read (`_refusal`) are dead-lettered together, in a
+        transaction of their own, without breaking theirs either: a dead letter touches nothing
+        a handler reads, so it need not keep its place among its key's events."""
         outcomes = [""] * len(records)
         run: list[tuple[int, _Ready]] = []
+        refused: list[tuple[int, _Letter]] = []
         ignored: Counter[str] = Counter()
+        batch_max = self._settings.consumer_batch_max
 
         async def flush() -> None:
             for (i, _), outcome in zip(run, await self._handle_together([r for _, r in run]), strict=True):
                 outcomes[i] = outcome
             run.clear()
 
+        async def refuse() -> None:
+            await self._refuse_together([letter for _, letter in refused])
+            for i, _ in refused:
+                outcomes[i] = DEAD_LETTERED
+            refused.clear()
+
         for i, record in enumerate(records):
             ready = self._classify(record)
             if isinstance(ready, _Ready):
                 run.append((i, ready))
-                if len(run) >= self._settings.consumer_batch_max:  # a transaction's size stays bounded
+                if len(run) >= batch_max:  # a transaction's size stays bounded
                     await flush()
                 continue
-            if isinstance(ready, Envelope) and ready.type in EVENT_TYPES:
+            letter = _refusal(record, ready)
+            if letter is None:
                 # Another service's business: answered here, with no span and no await (most of
                 # what a service reads is this), and counted once per type for the round.
+                assert isinstance(ready, Envelope)
                 outcomes[i] = IGNORED
                 ignored[ready.type] += 1
                 continue
-            await flush()
-            outcomes[i] = await self._process(record, ready)
+            refused.append((i, letter))
+            if len(refused) >= batch_max:
+                await refuse()
         await flush()
+        await refuse()
         for event_type, n in ignored.items():
             metrics.MESSAGES.labels(self.service, event_type, IGNORED).inc(n)
         return outcomes
@@ -304,16 +343,13 @@ class EventConsumer:
     async def _handle(
         self, record: ConsumerRecord[Any, Any], parsed: _Ready | ContractError | Envelope
     ) -> tuple[str, str | None]:
-        if isinstance(parsed, ContractError):
-            await self._dead_letter(record, parsed.event_id, parsed.event_type, parsed.kind, str(parsed), attempts=0)
-            return "dead_lettered", parsed.event_type
-        if isinstance(parsed, Envelope):
-            if parsed.type not in EVENT_TYPES:
-                # Not in the contract (a newer version, a typo): keep it, replayable after an upgrade.
-                error = f"event type {parsed.type!r} is not in the contract"
-                await self._dead_letter(record, str(parsed.id), parsed.type, "unknown_type", error, attempts=0)
-                return "dead_lettered", parsed.type
-            return IGNORED, parsed.type
+        if not isinstance(parsed, _Ready):
+            letter = _refusal(record, parsed)
+            if letter is None:
+                assert isinstance(parsed, Envelope)
+                return IGNORED, parsed.type
+            await self._dead_letter_many([letter])
+            return DEAD_LETTERED, letter.event_type
         envelope, data, handler = parsed.envelope, parsed.data, parsed.handler
 
         attempt = 0
@@ -365,6 +401,45 @@ class EventConsumer:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self._settings.handler_backoff_max_s)
 
+    async def _refuse_together(self, letters: Sequence[_Letter]) -> None:
+        """Dead-letter records refused as they were read, in one transaction; should it fail, each
+        in one of its own. Raises when a dead letter alone cannot be written (the database is
+        unreachable): its record is then not acknowledged, and comes again."""
+        if not letters:
+            return
+        started = time.time_ns()
+        try:
+            await self._dead_letter_many(letters)
+        except Exception as exc:
+            if len(letters) == 1:
+                raise
+            log.info(
+                "a batch of %d dead letters failed (%s); writing them one by one",
+                len(letters),
+                _describe(exc),
+                extra={"service": self.service},
+            )
+            for letter in letters:
+                await self._refuse_together([letter])
+            return
+        for letter in letters:
+            # Only the contract's types name a metric series or a span: a hostile producer could
+            # otherwise make one series per made-up type.
+            known = letter.event_type if letter.event_type in EVENT_TYPES else "?"
+            tracer.start_span(
+                f"process {letter.record.topic}",
+                context=extract_context(letter.record.headers),
+                kind=SpanKind.CONSUMER,
+                attributes={
+                    **self._span_attributes(letter.record, letter.read_id),
+                    "messaging.message.type": known,
+                    "hopcast.outcome": DEAD_LETTERED,
+                    "messaging.batch.message_count": len(letters),
+                },
+                start_time=started,
+            ).end()
+            metrics.MESSAGES.labels(self.service, known, DEAD_LETTERED).inc()
+
     async def _dead_letter(
         self,
         record: ConsumerRecord[Any, Any],
@@ -375,8 +450,12 @@ class EventConsumer:
         *,
         attempts: int,
     ) -> None:
-        """Keep the dead letter whole in the database, write its message to the outbox and the
-        record to the inbox, in one transaction. Nothing a record holds can make this fail:
+        """Dead-letter one record (`_dead_letter_many`)."""
+        await self._dead_letter_many([_Letter(record, event_id, event_type, kind, error, attempts)])
+
+    async def _dead_letter_many(self, letters: Sequence[_Letter]) -> None:
+        """Keep each dead letter whole in the database, write its message to the outbox and its
+        record to the inbox, all in one transaction. Nothing a record holds can make this fail:
         the original is kept as bytes, every text is made safe to store, and the message on
         the DLQ carries a preview past the topic's size limit.
 
@@ -384,52 +463,80 @@ class EventConsumer:
         of that record is recognised, while another record reusing its event id (a replay
         after a fix, a resend, or another organization's event) is judged on its own.
         """
-        message_id = f"kafka:{record.topic}:{record.partition}:{record.offset}"
-        try:
-            letter = DeadLetter.from_record(
-                record,
-                consumer=self.group_id,
-                event_id=event_id,
-                event_type=event_type,
-                kind=kind,
-                error=redact_text(error),
-                attempts=attempts,
-            )
-            key, payload, headers = dead_letter_message(letter, record)
-        except Exception as exc:  # a dead letter is written whatever the record; its original stays in the database
-            log.exception("reading a record for its dead letter failed", extra={"service": self.service})
-            letter = _last_resort_letter(
-                record, self.group_id, kind, f"{redact_text(error)} ({type(exc).__name__})", attempts
-            )
-            key, payload, headers = dead_letter_message(letter, record)
-        organization_id = _organization_of(record)
+        written = [self._written(letter) for letter in letters]
         async with self._db.transaction() as conn:
-            fresh = await record_handled(
+            fresh = await record_many_handled(
                 conn,
                 consumer=self.group_id,
-                organization_id=organization_id or NO_ORGANIZATION,
-                message_id=message_id,
-                event_type=letter.event_type,
+                messages=[(w.inbox_organization, w.message_id, w.letter.event_type) for w in written],
                 outcome=DEAD_LETTERED,
             )
-            if fresh:
-                await store_dead_letter(conn, letter, record, organization_id=organization_id)
-                row = OutboxRow(
-                    event_id=letter.dead_letter_id,
-                    event_type=safe_text(f"DeadLetter:{letter.event_type or letter.error_kind}", 200) or "DeadLetter",
-                    topic=self._kafka.topic(dlq_topic(self.group_id)),
-                    key=key,
-                    payload=payload,
-                    headers=headers,
-                )
-                await write_outbox(conn, [row])
-        log.error(
-            "dead-lettered %s %s: %s",
-            letter.event_type or "message",
-            letter.event_id or message_id,
-            letter.error,
-            extra={"service": self.service, "event_id": letter.event_id},
+            new = [w for w in written if (w.inbox_organization, w.message_id) in fresh]
+            await store_dead_letters(conn, [(w.letter, w.record, w.organization_id) for w in new])
+            await write_outbox(conn, [w.row for w in new])
+        for w in written:
+            log.error(
+                "dead-lettered %s %s: %s",
+                w.letter.event_type or "message",
+                w.letter.event_id or w.message_id,
+                w.letter.error,
+                extra={"service": self.service, "event_id": w.letter.event_id},
+            )
+
+    def _written(self, letter: _Letter) -> _Written:
+        """The dead letter of a record as it is stored and sent, whatever the record holds."""
+        record = letter.record
+        try:
+            dead = DeadLetter.from_record(
+                record,
+                consumer=self.group_id,
+                event_id=letter.event_id,
+                event_type=letter.event_type,
+                kind=letter.kind,
+                error=redact_text(letter.error),
+                attempts=letter.attempts,
+            )
+            key, payload, headers = dead_letter_message(dead, record)
+        except Exception as exc:  # a dead letter is written whatever the record; its original stays in the database
+            log.exception("reading a record for its dead letter failed", extra={"service": self.service})
+            dead = _last_resort_letter(
+                record,
+                self.group_id,
+                letter.kind,
+                f"{redact_text(letter.error)} ({type(exc).__name__})",
+                letter.attempts,
+            )
+            key, payload, headers = dead_letter_message(dead, record)
+        row = OutboxRow(
+            event_id=dead.dead_letter_id,
+            event_type=safe_text(f"DeadLetter:{dead.event_type or dead.error_kind}", 200) or "DeadLetter",
+            topic=self._kafka.topic(dlq_topic(self.group_id)),
+            key=key,
+            payload=payload,
+            headers=headers,
         )
+        return _Written(
+            record,
+            dead,
+            _organization_of(record),
+            f"kafka:{record.topic}:{record.partition}:{record.offset}",
+            row,
+        )
+
+
+@dataclass(frozen=True)
+class _Written:
+    """A dead letter ready to write: where it is kept in the inbox, and its DLQ message."""
+
+    record: ConsumerRecord[Any, Any]
+    letter: DeadLetter
+    organization_id: uuid.UUID | None  # the record's key, when it is one
+    message_id: str
+    row: OutboxRow
+
+    @property
+    def inbox_organization(self) -> uuid.UUID:
+        return self.organization_id or NO_ORGANIZATION
 
 
 def _by_handler(todo: Sequence[_Ready]) -> list[tuple[Handler, list[_Ready]]]:

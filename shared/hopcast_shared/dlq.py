@@ -279,34 +279,40 @@ VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $
 """
 
 
-async def store_dead_letter(
-    conn: Conn, letter: DeadLetter, record: ConsumerRecord[Any, Any], *, organization_id: uuid.UUID | None
+async def store_dead_letters(
+    conn: Conn, letters: Sequence[tuple[DeadLetter, ConsumerRecord[Any, Any], uuid.UUID | None]]
 ) -> None:
-    """Keep the dead letter whole in the service's database, in the caller's transaction."""
-    value, keys, values, redacted = stored_original(letter, record)
-    await conn.execute(
-        _STORE,
-        letter.dead_letter_id,
-        letter.consumer,
-        organization_id,
-        letter.event_id,
-        letter.event_type,
-        letter.error_kind,
-        letter.error,
-        letter.attempts,
-        safe_text(record.topic, 300),
-        record.partition,
-        record.offset,
-        record.timestamp,
-        record.key,
-        value,
-        keys,
-        values,
-        letter.original_size,
-        bytes.fromhex(letter.original_sha256),
-        redacted,
-        letter.dead_lettered_at,
-    )
+    """Keep dead letters whole in the service's database, in the caller's transaction (one
+    pipelined round trip): each with its record and the organization it is keyed to."""
+    rows = []
+    for letter, record, organization_id in letters:
+        value, keys, values, redacted = stored_original(letter, record)
+        rows.append(
+            (
+                letter.dead_letter_id,
+                letter.consumer,
+                organization_id,
+                letter.event_id,
+                letter.event_type,
+                letter.error_kind,
+                letter.error,
+                letter.attempts,
+                safe_text(record.topic, 300),
+                record.partition,
+                record.offset,
+                record.timestamp,
+                record.key,
+                value,
+                keys,
+                values,
+                letter.original_size,
+                bytes.fromhex(letter.original_sha256),
+                redacted,
+                letter.dead_lettered_at,
+            )
+        )
+    if rows:
+        await conn.executemany(_STORE, rows)
 
 
 _STORED_AS_IS = (

@@ -5,9 +5,11 @@ behind it is handled. And organizations cannot touch each other through event id
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import uuid
+import zlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -152,6 +154,65 @@ async def test_a_record_that_stopped_a_partition_is_dead_lettered_and_the_next_f
     # Delivered again (the offset was not committed yet): recognised, no second dead letter.
     assert await consumer.handle_batch(records) == ["dead_lettered", "duplicate"]
     assert len(await stored_dead_letters(db.pool)) == 1  # type: ignore[arg-type]
+
+
+async def test_a_round_s_refused_records_share_one_transaction_beside_the_good_events(
+    consumer: EventConsumer, db: Database, kafka: KafkaSettings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    org = uuid.uuid4()
+    poison = list(_poison(org).values())
+    records, expected = [], []
+    for n, (value, key, headers, _) in enumerate(poison):
+        records.append(_record(kafka, value, key, headers))
+        records.append(_record(kafka, json.dumps(_created(uuid.uuid4(), f"Good {n}")).encode(), None))
+        records[-1] = dataclasses.replace(
+            records[-1], key=str(json.loads(records[-1].value)["organizationid"]).encode()
+        )
+        expected += ["dead_lettered", "handled"]
+
+    assert await consumer.handle_batch(records) == expected
+    assert len(await _names(db)) == len(poison)
+    # The dead letters of each of the round's lanes (records of different keys are handled side
+    # by side) were written together: their rows share a transaction id, one that is not the good
+    # events' (handled in transactions of their own).
+    lanes = {zlib.crc32(key or b"") % consumer._settings.consumer_lanes for _, key, _, _ in poison}
+    transactions = await db.pool.fetch("SELECT DISTINCT xmin::text AS x FROM dead_letters")
+    assert len(transactions) == len(lanes) < len(poison)
+    handled = await db.pool.fetch("SELECT DISTINCT xmin::text AS x FROM organizations")
+    assert {r["x"] for r in handled}.isdisjoint(r["x"] for r in transactions)
+    assert sorted(r.error_kind for r in await stored_dead_letters(db.pool)) == sorted(  # type: ignore[arg-type]
+        kind for *_, kind in poison
+    )
+    outbox = await db.pool.fetchval("SELECT count(*) FROM outbox WHERE topic = $1", kafka.topic(dlq_topic(SERVICE)))
+    assert outbox == len(poison)
+
+
+async def test_should_a_batch_of_dead_letters_fail_each_is_written_alone(
+    consumer: EventConsumer, db: Database, kafka: KafkaSettings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from hopcast_shared import consumer as consumer_module
+
+    org = uuid.uuid4()
+    poison = list(_poison(org).values())
+    store = consumer_module.store_dead_letters
+    batches: list[int] = []
+
+    async def no_batches(conn: Any, letters: Any) -> None:
+        batches.append(len(letters))
+        if len(letters) > 1:
+            raise RuntimeError("a batch of dead letters could not be written")
+        await store(conn, letters)
+
+    monkeypatch.setattr(consumer_module, "store_dead_letters", no_batches)
+    records = [_record(kafka, value, key, headers) for value, key, headers, _ in poison]
+    assert await consumer.handle_batch(records) == ["dead_lettered"] * len(poison)
+    assert max(batches) > 1 and batches.count(1) == len(poison)  # a lane's batch failed, then each alone
+    stored = await stored_dead_letters(db.pool)  # type: ignore[arg-type]
+    assert sorted((s.source_offset, s.error_kind) for s in stored) == sorted(
+        (r.offset, kind) for r, (*_, kind) in zip(records, poison, strict=True)
+    )
+    # Each alone: one transaction a dead letter, nothing of the failed batch left behind.
+    assert await db.pool.fetchval("SELECT count(DISTINCT xmin::text) FROM dead_letters") == len(poison)
 
 
 async def test_a_dead_letter_past_the_topic_limit_carries_a_preview_and_is_replayed_whole(
