@@ -128,6 +128,7 @@ FIGURES = [
         timeout_s=4 * 3600,
     ),
     Figure("outbox", "outbox_relay.py", [], ["--events", "500"], kafka=True),
+    Figure("dead_letters", "dead_letters.py", [], ["--records", "300"]),
     Figure("faststream", "faststream_vs_aiokafka.py", [], ["--messages", "500", "--rounds", "1"], kafka=True),
     # 20 bursts of 10,000 events, each waited for (about 4 minutes here).
     Figure("fairness", "fairness.py", [], ["--trials", "2", "--burst", "300"], kafka=True, timeout_s=1800),

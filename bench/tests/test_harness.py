@@ -32,6 +32,7 @@ FIGURES = {
     "dedup_p95_ms_100k",
     "dedup_recall_100k",
     "outbox_relay_events_per_s",
+    "dead_letters_per_s",
     "faststream_vs_aiokafka_ratio",
     "publisher_pending_posts_per_s",
     "fairness_other_org_p99_ms",
