@@ -20,12 +20,13 @@ import uuid
 import zlib
 from collections import Counter, deque
 from collections.abc import Mapping, Sequence
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Any
 
 from aiokafka import ConsumerRecord
-from opentelemetry.trace import Span, SpanKind
+from opentelemetry import trace
+from opentelemetry.trace import Span, SpanKind, StatusCode
 from pydantic import ValidationError
 
 from hopcast_shared import metrics
@@ -45,6 +46,9 @@ log = logging.getLogger(__name__)
 
 IGNORED = "ignored"
 """The outcome of a known event type this service does not handle."""
+REFUSED_BATCH_BYTES = 1_000_000
+"""The originals' bytes past which a lane's refused records are dead-lettered without waiting
+for more: a document of about a megabyte holds tens of megabytes while its dead letter is made."""
 
 
 @dataclass(frozen=True)
@@ -170,6 +174,7 @@ class EventConsumer:
         outcomes = [""] * len(records)
         run: list[tuple[int, _Ready]] = []
         refused: list[tuple[int, _Letter]] = []
+        refused_bytes = 0
         ignored: Counter[str] = Counter()
         batch_max = self._settings.consumer_batch_max
 
@@ -179,10 +184,12 @@ class EventConsumer:
             run.clear()
 
         async def refuse() -> None:
+            nonlocal refused_bytes
             await self._refuse_together([letter for _, letter in refused])
             for i, _ in refused:
                 outcomes[i] = DEAD_LETTERED
             refused.clear()
+            refused_bytes = 0
 
         for i, record in enumerate(records):
             ready = self._classify(record)
@@ -200,7 +207,10 @@ class EventConsumer:
                 ignored[ready.type] += 1
                 continue
             refused.append((i, letter))
-            if len(refused) >= batch_max:
+            refused_bytes += len(record.value or b"")
+            # Bounded in count and in bytes: a dead letter of a large record holds many times its
+            # size while it is made, and a lane's letters are all made before the transaction.
+            if len(refused) >= batch_max or refused_bytes >= REFUSED_BATCH_BYTES:
                 await refuse()
         await flush()
         await refuse()
@@ -332,9 +342,7 @@ class EventConsumer:
         envelope = parsed.envelope if isinstance(parsed, _Ready) else parsed if isinstance(parsed, Envelope) else None
         with self._span(record, str(envelope.id) if envelope is not None else None) as span:
             outcome, event_type = await self._handle(record, parsed)
-            # Only the contract's types name a metric series or a span: a hostile producer could
-            # otherwise make one series per made-up type.
-            known = event_type if event_type in EVENT_TYPES else "?"
+            known = _known(event_type)
             span.set_attribute("messaging.message.type", known)
             span.set_attribute("hopcast.outcome", outcome)
         metrics.MESSAGES.labels(self.service, known, outcome).inc()
@@ -402,15 +410,32 @@ class EventConsumer:
                 delay = min(delay * 2, self._settings.handler_backoff_max_s)
 
     async def _refuse_together(self, letters: Sequence[_Letter]) -> None:
-        """Dead-letter records refused as they were read, in one transaction; should it fail, each
-        in one of its own. Raises when a dead letter alone cannot be written (the database is
-        unreachable): its record is then not acknowledged, and comes again."""
+        """Dead-letter records refused as they were read, in one transaction, each with its own
+        span (current while its dead letter is made and logged); should the transaction fail,
+        each in one of its own. Raises when a dead letter alone cannot be written (the database
+        is unreachable): its record is then not acknowledged, and comes again."""
         if not letters:
             return
-        started = time.time_ns()
+        spans = [
+            tracer.start_span(
+                f"process {letter.record.topic}",
+                context=extract_context(letter.record.headers),
+                kind=SpanKind.CONSUMER,
+                attributes={
+                    **self._span_attributes(letter.record, letter.read_id),
+                    "messaging.message.type": _known(letter.event_type),
+                    "messaging.batch.message_count": len(letters),
+                },
+            )
+            for letter in letters
+        ]
         try:
-            await self._dead_letter_many(letters)
+            await self._dead_letter_many(letters, spans)
         except Exception as exc:
+            for span in spans:
+                span.record_exception(exc)
+                span.set_status(StatusCode.ERROR)
+                span.end()
             if len(letters) == 1:
                 raise
             log.info(
@@ -422,23 +447,10 @@ class EventConsumer:
             for letter in letters:
                 await self._refuse_together([letter])
             return
-        for letter in letters:
-            # Only the contract's types name a metric series or a span: a hostile producer could
-            # otherwise make one series per made-up type.
-            known = letter.event_type if letter.event_type in EVENT_TYPES else "?"
-            tracer.start_span(
-                f"process {letter.record.topic}",
-                context=extract_context(letter.record.headers),
-                kind=SpanKind.CONSUMER,
-                attributes={
-                    **self._span_attributes(letter.record, letter.read_id),
-                    "messaging.message.type": known,
-                    "hopcast.outcome": DEAD_LETTERED,
-                    "messaging.batch.message_count": len(letters),
-                },
-                start_time=started,
-            ).end()
-            metrics.MESSAGES.labels(self.service, known, DEAD_LETTERED).inc()
+        for letter, span in zip(letters, spans, strict=True):
+            span.set_attribute("hopcast.outcome", DEAD_LETTERED)
+            span.end()
+            metrics.MESSAGES.labels(self.service, _known(letter.event_type), DEAD_LETTERED).inc()
 
     async def _dead_letter(
         self,
@@ -453,17 +465,24 @@ class EventConsumer:
         """Dead-letter one record (`_dead_letter_many`)."""
         await self._dead_letter_many([_Letter(record, event_id, event_type, kind, error, attempts)])
 
-    async def _dead_letter_many(self, letters: Sequence[_Letter]) -> None:
+    async def _dead_letter_many(self, letters: Sequence[_Letter], spans: Sequence[Span] = ()) -> None:
         """Keep each dead letter whole in the database, write its message to the outbox and its
         record to the inbox, all in one transaction. Nothing a record holds can make this fail:
         the original is kept as bytes, every text is made safe to store, and the message on
-        the DLQ carries a preview past the topic's size limit.
+        the DLQ carries a preview past the topic's size limit. `spans`, when given, are the
+        letters' own, each made current while its letter is made and logged.
 
         A dead letter is keyed in the inbox by the record's position in the log: a redelivery
-        of that record is recognised, while another record reusing its event id (a replay
-        after a fix, a resend, or another organization's event) is judged on its own.
+        of that record is recognised (and a second copy of it in `letters`), while another
+        record reusing its event id (a replay after a fix, a resend, or another organization's
+        event) is judged on its own.
         """
-        written = [self._written(letter) for letter in letters]
+        written: list[_Written] = []
+        for n, letter in enumerate(letters):
+            if n:
+                await asyncio.sleep(0)  # a letter of a large record takes a while: the loop runs between
+            with _current(spans, n):
+                written.append(self._written(letter))
         async with self._db.transaction() as conn:
             fresh = await record_many_handled(
                 conn,
@@ -471,17 +490,22 @@ class EventConsumer:
                 messages=[(w.inbox_organization, w.message_id, w.letter.event_type) for w in written],
                 outcome=DEAD_LETTERED,
             )
-            new = [w for w in written if (w.inbox_organization, w.message_id) in fresh]
+            new: list[_Written] = []
+            for w in written:
+                if (w.inbox_organization, w.message_id) in fresh:
+                    fresh.discard((w.inbox_organization, w.message_id))  # a second copy is not new
+                    new.append(w)
             await store_dead_letters(conn, [(w.letter, w.record, w.organization_id) for w in new])
             await write_outbox(conn, [w.row for w in new])
-        for w in written:
-            log.error(
-                "dead-lettered %s %s: %s",
-                w.letter.event_type or "message",
-                w.letter.event_id or w.message_id,
-                w.letter.error,
-                extra={"service": self.service, "event_id": w.letter.event_id},
-            )
+        for n, w in enumerate(written):
+            with _current(spans, n):
+                log.error(
+                    "dead-lettered %s %s: %s",
+                    w.letter.event_type or "message",
+                    w.letter.event_id or w.message_id,
+                    w.letter.error,
+                    extra={"service": self.service, "event_id": w.letter.event_id},
+                )
 
     def _written(self, letter: _Letter) -> _Written:
         """The dead letter of a record as it is stored and sent, whatever the record holds."""
@@ -537,6 +561,17 @@ class _Written:
     @property
     def inbox_organization(self) -> uuid.UUID:
         return self.organization_id or NO_ORGANIZATION
+
+
+def _known(event_type: str | None) -> str:
+    """The type as a metric series or a span names it: one of the contract's, or "?" (a hostile
+    producer could otherwise make one series per made-up type)."""
+    return event_type if event_type is not None and event_type in EVENT_TYPES else "?"
+
+
+def _current(spans: Sequence[Span], n: int) -> AbstractContextManager[Any]:
+    """The n-th span made current, when there are spans."""
+    return trace.use_span(spans[n], end_on_exit=False) if spans else nullcontext()
 
 
 def _by_handler(todo: Sequence[_Ready]) -> list[tuple[Handler, list[_Ready]]]:

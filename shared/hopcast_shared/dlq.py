@@ -213,8 +213,10 @@ def trace_headers_of(record: ConsumerRecord[Any, Any]) -> list[tuple[str, str]]:
 def dead_letter_message(
     letter: DeadLetter, record: ConsumerRecord[Any, Any], *, max_bytes: int = DLQ_MAX_MESSAGE_BYTES
 ) -> tuple[bytes | None, bytes, list[tuple[str, str]]]:
-    """(key, value, headers) of the DLQ message: same key as the original, so order per tenant
-    holds; within `max_bytes` in all (a preview of the original past it).
+    """(key, value, headers) of the DLQ message: same key as the original, so a tenant's dead
+    letters share a partition (in the order they were written: a lane's records refused as they
+    are read after its handled ones; `replay_stored` sends them back in their records' order);
+    within `max_bytes` in all (a preview of the original past it).
 
     The message is a binary-mode CloudEvent 1.0 (`contract/kafka_binding.py`): its attributes in
     `ce_` headers, the dead letter as its JSON data, so standard clients read it as one and
@@ -428,15 +430,17 @@ async def stored_dead_letters(
 async def replay_stored(
     kafka: KafkaSettings, conn: Conn, letters: Sequence[StoredDeadLetter], producer: AIOKafkaProducer | None = None
 ) -> int:
-    """Send each original back to its source topic as it came (value, key and headers) and mark
-    it replayed; returns how many. The consumers' inboxes make a repeated replay harmless."""
+    """Send each original back to its source topic as it came (value, key and headers), in the
+    order the records first came (a partition's by offset, so a key's in order, whatever order
+    their dead letters were written in), and mark it replayed; returns how many. The consumers'
+    inboxes make a repeated replay harmless."""
     own = producer is None
     producer = producer or make_producer(kafka, "dlq-replay")
     if own:
         await producer.start()
     try:
         futures = []
-        for letter in letters:
+        for letter in sorted(letters, key=lambda x: (x.source_topic, x.source_partition, x.source_offset)):
             headers = [(k, v if v is not None else b"") for k, v in letter.headers if k != REPLAY_HEADER]
             headers.append((REPLAY_HEADER, str(letter.id).encode()))
             futures.append(await producer.send(letter.source_topic, letter.value, key=letter.key, headers=headers))

@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import logging
 import uuid
 import zlib
 from collections.abc import AsyncIterator
@@ -24,8 +25,9 @@ from hopcast_shared.db import Database
 from hopcast_shared.dlq import DLQ_MAX_MESSAGE_BYTES, DeadLetter, replay_stored, stored_dead_letters
 from hopcast_shared.handling import EventContext
 from hopcast_shared.kafka import connection_kwargs
+from hopcast_shared.logs import JsonFormatter
 from hopcast_shared.settings import KafkaSettings, ServiceSettings
-from hopcast_shared.testing import as_record, read_topic
+from hopcast_shared.testing import as_record, read_topic, recorded_spans
 from hopcast_shared.topics import UPSTREAM, TopicSpec, dlq_topic, ensure_topics
 
 pytestmark = pytest.mark.integration
@@ -160,7 +162,8 @@ async def test_a_round_s_refused_records_share_one_transaction_beside_the_good_e
     consumer: EventConsumer, db: Database, kafka: KafkaSettings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     org = uuid.uuid4()
-    poison = list(_poison(org).values())
+    # The small ones: a megabyte of originals is written without waiting for more (tested below).
+    poison = [p for p in _poison(org).values() if len(p[0] or b"") < 100_000]
     records, expected = [], []
     for n, (value, key, headers, _) in enumerate(poison):
         records.append(_record(kafka, value, key, headers))
@@ -170,7 +173,8 @@ async def test_a_round_s_refused_records_share_one_transaction_beside_the_good_e
         )
         expected += ["dead_lettered", "handled"]
 
-    assert await consumer.handle_batch(records) == expected
+    # The first refused record again at the end of the batch: recognised, not written twice.
+    assert await consumer.handle_batch([*records, records[0]]) == [*expected, "dead_lettered"]
     assert len(await _names(db)) == len(poison)
     # The dead letters of each of the round's lanes (records of different keys are handled side
     # by side) were written together: their rows share a transaction id, one that is not the good
@@ -185,6 +189,61 @@ async def test_a_round_s_refused_records_share_one_transaction_beside_the_good_e
     )
     outbox = await db.pool.fetchval("SELECT count(*) FROM outbox WHERE topic = $1", kafka.topic(dlq_topic(SERVICE)))
     assert outbox == len(poison)
+    # The whole batch delivered again: every refused record recognised, nothing written anew.
+    assert await consumer.handle_batch(records) == [
+        "dead_lettered" if outcome == "dead_lettered" else "duplicate" for outcome in expected
+    ]
+    assert await db.pool.fetchval("SELECT count(*) FROM dead_letters") == len(poison)
+    assert await db.pool.fetchval("SELECT count(*) FROM outbox WHERE topic = $1", kafka.topic(dlq_topic(SERVICE))) in (
+        0,  # the relay may have sent them since
+        len(poison),
+    )
+
+
+async def test_large_refused_records_are_dead_lettered_a_megabyte_at_a_time_each_with_its_span(
+    consumer: EventConsumer, db: Database, kafka: KafkaSettings
+) -> None:
+    org = uuid.uuid4()
+    trace_id = "4bf92f3577b34da6a3ce929d0e0e4736"
+    parent = f"00-{trace_id}-00f067aa0ba902b7-01".encode()
+    large = _created(org, "x")
+    large["data"]["name"] = [[]] * 150_000  # 600 KB of JSON, tens of MB as a dead letter is made
+    records = [_record(kafka, json.dumps(large).encode(), str(org).encode(), [("traceparent", parent)])] * 3
+    records = [dataclasses.replace(r, offset=r.offset + n) for n, r in enumerate(records)]
+    lines: list[str] = []
+    handler = logging.Handler()
+    handler.emit = lambda record: lines.append(JsonFormatter(SERVICE).format(record))  # type: ignore[method-assign]
+    logging.getLogger("hopcast_shared.consumer").addHandler(handler)
+    try:
+        with recorded_spans() as exporter:
+            assert await consumer.handle_batch(records) == ["dead_lettered"] * 3
+    finally:
+        logging.getLogger("hopcast_shared.consumer").removeHandler(handler)
+    # Past a megabyte of originals, a lane's refused records are written without waiting for more.
+    assert await db.pool.fetchval("SELECT count(DISTINCT xmin::text) FROM dead_letters") == 2
+    assert await db.pool.fetchval("SELECT count(*) FROM dead_letters") == 3
+    # Each record has its span, in the producer's trace, and its log line names that span.
+    spans = [s for s in exporter.get_finished_spans() if s.attributes and s.attributes.get("hopcast.outcome")]
+    assert len(spans) == 3
+    assert {format(s.context.trace_id, "032x") for s in spans} == {trace_id}
+    assert sorted(s.attributes["messaging.kafka.offset"] for s in spans) == [r.offset for r in records]  # type: ignore[index]
+    logged = [json.loads(line) for line in lines if "dead-lettered" in line]
+    assert sorted(entry["span_id"] for entry in logged) == sorted(format(s.context.span_id, "016x") for s in spans)
+
+
+async def test_a_replay_sends_a_key_s_records_back_in_their_order(
+    consumer: EventConsumer, db: Database, kafka: KafkaSettings
+) -> None:
+    org = uuid.uuid4()
+    values = [json.dumps(_created(org, "x", type=f"Unknown{n}")).encode() for n in range(3)]
+    records = [_record(kafka, value, str(org).encode()) for value in values]
+    for record in reversed(records):  # dead-lettered in the reverse of their order
+        assert await consumer.handle_batch([record]) == ["dead_lettered"]
+    letters = await stored_dead_letters(db.pool)  # type: ignore[arg-type]
+    assert [letter.value for letter in letters] == values[::-1]
+    async with db.pool.acquire() as conn:
+        assert await replay_stored(kafka, conn, letters) == 3
+    assert [r.value for r in await read_topic(kafka, kafka.topic(UPSTREAM), expect=3)] == values
 
 
 async def test_should_a_batch_of_dead_letters_fail_each_is_written_alone(
