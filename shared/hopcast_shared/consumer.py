@@ -227,6 +227,22 @@ class EventConsumer:
             attributes=self._span_attributes(record, message_id),
         )
 
+    def _batch_span(
+        self, record: ConsumerRecord[Any, Any], message_id: str | None, event_type: str, count: int
+    ) -> Span:
+        """The CONSUMER span of a record handled with `count` others at once, started (its caller
+        ends it), child of the producer's trace."""
+        return tracer.start_span(
+            f"process {record.topic}",
+            context=extract_context(record.headers),
+            kind=SpanKind.CONSUMER,
+            attributes={
+                **self._span_attributes(record, message_id),
+                "messaging.message.type": event_type,
+                "messaging.batch.message_count": count,
+            },
+        )
+
     def _span_attributes(self, record: ConsumerRecord[Any, Any], message_id: str | None) -> dict[str, str | int]:
         """The conventions' attributes of a consumed record (its event id, once it was read as an
         event of the contract: a UUID, never what a hostile record made up)."""
@@ -314,19 +330,7 @@ class EventConsumer:
     async def _handle_many(self, conn: Conn, handler: BatchedHandler, group: Sequence[_Ready]) -> list[OutboxRow]:
         """One call of a batched handler for its group of events (`_by_handler`); each event keeps
         its own span, under which its emitted events are made."""
-        spans = [
-            tracer.start_span(
-                f"process {r.record.topic}",
-                context=extract_context(r.record.headers),
-                kind=SpanKind.CONSUMER,
-                attributes={
-                    **self._span_attributes(r.record, str(r.envelope.id)),
-                    "messaging.message.type": r.envelope.type,
-                    "messaging.batch.message_count": len(group),
-                },
-            )
-            for r in group
-        ]
+        spans = [self._batch_span(r.record, str(r.envelope.id), r.envelope.type, len(group)) for r in group]
         contexts = [
             EventContext(conn, r.envelope, self.service, self._kafka, span=span)
             for r, span in zip(group, spans, strict=True)
@@ -417,16 +421,7 @@ class EventConsumer:
         if not letters:
             return
         spans = [
-            tracer.start_span(
-                f"process {letter.record.topic}",
-                context=extract_context(letter.record.headers),
-                kind=SpanKind.CONSUMER,
-                attributes={
-                    **self._span_attributes(letter.record, letter.read_id),
-                    "messaging.message.type": _known(letter.event_type),
-                    "messaging.batch.message_count": len(letters),
-                },
-            )
+            self._batch_span(letter.record, letter.read_id, _known(letter.event_type), len(letters))
             for letter in letters
         ]
         try:
