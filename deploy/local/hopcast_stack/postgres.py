@@ -26,7 +26,7 @@ import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import asyncpg
 import psutil
@@ -292,13 +292,14 @@ class PostgresServer:
                 )
             await asyncio.sleep(0.1)
 
-    def stop(self, *, timeout: float = 20.0) -> bool:
-        """pg_ctl stop -m fast (disconnect clients, clean shutdown); SIGKILL only if that fails.
-        False when it was not running."""
+    def stop(self, *, timeout: float = 20.0, mode: Literal["fast", "immediate"] = "fast") -> bool:
+        """pg_ctl stop -m fast (disconnect clients, clean shutdown), or -m immediate (no shutdown
+        checkpoint: for a server whose data is thrown away); SIGKILL only if that fails. False
+        when it was not running."""
         proc = self.process()
         if proc is None:
             return False
-        result = self._run("pg_ctl", "stop", "-D", str(self.data_dir), "-m", "fast", "-w", "-t", str(int(timeout)))
+        result = self._run("pg_ctl", "stop", "-D", str(self.data_dir), "-m", mode, "-w", "-t", str(int(timeout)))
         if result.returncode != 0 and procs.alive(proc):
             log.warning("pg_ctl stop failed (%s); killing the postmaster", result.stderr.strip())
             procs.terminate(proc, timeout=5)
