@@ -426,12 +426,16 @@ class EventConsumer:
         ]
         try:
             await self._dead_letter_many(letters, spans)
-        except Exception as exc:
+        except BaseException as exc:  # cancelled too: every span is ended
+            alone = isinstance(exc, Exception) and len(letters) > 1
             for span in spans:
-                span.record_exception(exc)
-                span.set_status(StatusCode.ERROR)
+                if alone:  # each record's outcome is on the span of its own try, next
+                    span.set_attribute("hopcast.outcome", "retried_alone")
+                else:
+                    span.record_exception(exc)
+                    span.set_status(StatusCode.ERROR)
                 span.end()
-            if len(letters) == 1:
+            if not alone:
                 raise
             log.info(
                 "a batch of %d dead letters failed (%s); writing them one by one",

@@ -427,20 +427,36 @@ async def stored_dead_letters(
     return [StoredDeadLetter.from_row(row) for row in rows]
 
 
+def _in_record_order(letters: Sequence[StoredDeadLetter]) -> list[StoredDeadLetter]:
+    """The letters in the order given (their dead letters' time), but each source partition's
+    in the order of its records' offsets, in the places that partition's letters held: a key's
+    records go back in the order they came (a lane writes its records refused as they are read
+    after its handled ones), and letters of different topics keep their order in time. A letter
+    of a replayed record that was dead-lettered again has the replayed copy's offset."""
+    places: dict[tuple[str, int], list[int]] = {}
+    for i, letter in enumerate(letters):
+        places.setdefault((letter.source_topic, letter.source_partition), []).append(i)
+    ordered = list(letters)
+    for indices in places.values():
+        by_offset = sorted((letters[i] for i in indices), key=lambda letter: letter.source_offset)
+        for i, letter in zip(indices, by_offset, strict=True):
+            ordered[i] = letter
+    return ordered
+
+
 async def replay_stored(
     kafka: KafkaSettings, conn: Conn, letters: Sequence[StoredDeadLetter], producer: AIOKafkaProducer | None = None
 ) -> int:
-    """Send each original back to its source topic as it came (value, key and headers), in the
-    order the records first came (a partition's by offset, so a key's in order, whatever order
-    their dead letters were written in), and mark it replayed; returns how many. The consumers'
-    inboxes make a repeated replay harmless."""
+    """Send each original back to its source topic as it came (value, key and headers), in
+    `_in_record_order`, and mark it replayed; returns how many. The consumers' inboxes make a
+    repeated replay harmless."""
     own = producer is None
     producer = producer or make_producer(kafka, "dlq-replay")
     if own:
         await producer.start()
     try:
         futures = []
-        for letter in sorted(letters, key=lambda x: (x.source_topic, x.source_partition, x.source_offset)):
+        for letter in _in_record_order(letters):
             headers = [(k, v if v is not None else b"") for k, v in letter.headers if k != REPLAY_HEADER]
             headers.append((REPLAY_HEADER, str(letter.id).encode()))
             futures.append(await producer.send(letter.source_topic, letter.value, key=letter.key, headers=headers))

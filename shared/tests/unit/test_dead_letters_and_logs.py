@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import uuid
+from datetime import UTC, datetime
 
+import pytest
 from opentelemetry import trace
+from opentelemetry.trace import StatusCode
 
+from hopcast_shared.consumer import EventConsumer
 from hopcast_shared.contract.examples import EXAMPLE_TOKEN_CIPHERTEXT, example_event
-from hopcast_shared.dlq import REPLAY_HEADER, DeadLetter, dead_letter_message
+from hopcast_shared.dlq import REPLAY_HEADER, DeadLetter, StoredDeadLetter, _in_record_order, dead_letter_message
 from hopcast_shared.logs import JsonFormatter
-from hopcast_shared.testing import as_record
+from hopcast_shared.settings import KafkaSettings, ServiceSettings
+from hopcast_shared.testing import as_record, recorded_spans
 
 PLAINTEXT_TOKEN = "ya29.a0AfH6SMBx-very-secret-plaintext-token"  # noqa: S105 (made up)
 
@@ -79,3 +85,40 @@ def test_log_lines_are_json_with_trace_ids_and_no_secrets() -> None:
     assert line["service"] == "billing" and line["level"] == "INFO"
     assert line["trace_id"] == format(span.get_span_context().trace_id, "032x")
     assert PLAINTEXT_TOKEN not in json.dumps(line)
+
+
+def test_a_replay_keeps_each_partition_s_records_in_order_and_the_topics_in_time() -> None:
+    def stored(topic: str, partition: int, offset: int) -> StoredDeadLetter:
+        return StoredDeadLetter(
+            id=uuid.uuid4(), consumer="c", organization_id=None, event_id=None, event_type=None, error_kind="k",
+            error="e", attempts=0, source_topic=topic, source_partition=partition, source_offset=offset, key=None,
+            value=b"", headers=[], value_size=0, value_sha256="", redacted=False,
+            dead_lettered_at=datetime.now(UTC), replayed_at=None, replays=0,
+        )  # fmt: skip
+
+    # In the order their dead letters were written: partition 0's records 7 and 5 reversed (a
+    # lane's refused record after its handled one), another topic's between them.
+    letters = [stored("u", 0, 7), stored("s", 0, 3), stored("u", 0, 5), stored("u", 1, 9), stored("s", 0, 2)]
+    replayed = [(x.source_topic, x.source_partition, x.source_offset) for x in _in_record_order(letters)]
+    assert replayed == [("u", 0, 5), ("s", 0, 2), ("u", 0, 7), ("u", 1, 9), ("s", 0, 3)]
+
+
+async def test_records_refused_together_end_their_spans_even_when_cancelled(monkeypatch: pytest.MonkeyPatch) -> None:
+    consumer = EventConsumer(
+        "refuses",
+        object(),  # type: ignore[arg-type]  (the database is not reached: the write is cancelled)
+        {},
+        kafka=KafkaSettings(),
+        settings=ServiceSettings(name="refuses", database_url="postgresql://unused/unused", http_port=18098),
+    )
+
+    async def cancelled(*_: object) -> None:
+        raise asyncio.CancelledError
+
+    monkeypatch.setattr(consumer, "_dead_letter_many", cancelled)
+    records = [as_record(b"not json", topic="upstream.events"), as_record(b"[]", topic="upstream.events")]
+    with recorded_spans() as exporter, pytest.raises(asyncio.CancelledError):
+        await consumer.handle_batch(records)
+    spans = exporter.get_finished_spans()
+    assert len(spans) == 2
+    assert all(span.status.status_code is StatusCode.ERROR for span in spans)
