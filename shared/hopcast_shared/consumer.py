@@ -139,8 +139,8 @@ class EventConsumer:
         transactions (records this service handles share one, a record of a type it does not
         handle ignored where it stands, records refused as they are read dead-lettered together in
         another; should a transaction fail, it is rolled back and its records handled one by one,
-        each with its retries and dead letter); returns their outcomes. Raises, once every lane ended, when the
-        database is unreachable."""
+        each with its retries and dead letter); returns their outcomes. Raises, once every lane
+        ended, when the database is unreachable."""
         lanes = self._settings.consumer_lanes
         by_lane: dict[int, list[int]] = {}
         if lanes > 1 and len(records) > 1:
