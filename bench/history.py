@@ -30,6 +30,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import os
 import random
 import tempfile
 import time
@@ -66,6 +67,8 @@ SPAN_DAYS = 90
 INBOX_DAYS = 30
 USES_PER_MATERIAL = 3
 MAX_AGE_DAYS = 7
+BATCH = 64  # texts a call to the embedder
+CHUNK = 50_000  # texts a part file of the embedding cache
 # What each service's consumer handles of a published run (its inbox rows; as a run through the
 # services leaves them), and of a submitted material.
 INBOX_TYPES = {
@@ -156,24 +159,51 @@ def history_texts(spec: Spec) -> Texts:
 
 async def embeddings(texts: Sequence[str], log: Callable[[str], None]) -> tuple[np.ndarray, str, dict[str, Any]]:
     """The default embedder's vectors of `texts` (float32, one row each), from the cache file when
-    it is there; and the embedder's name."""
-    embedder = make_embedder(ContentSettings())
+    it is there; and the embedder's name.
+
+    The build has the machine to itself, so the model gets every core (the vectors are the
+    default's, one thread or several). Every CHUNK texts are saved as a part file beside the
+    cache, so a long build (1,000,000 runs: over an hour here) that is stopped resumes where it
+    was; the parts are joined into the cache file at the end."""
+    threads = min(os.cpu_count() or 1, 64)
+    embedder = make_embedder(ContentSettings(embed_threads=threads))
     digest = hashlib.sha256("\n".join(texts).encode()).hexdigest()[:12]
     path = STATE / f"embeddings-{embedder.name}-{embedder.dim}-{len(texts)}-{digest}.npy"
     if path.exists():
         return np.load(path), embedder.name, {"embeddings_cached": str(path.relative_to(ROOT))}
-    log(f"history: embedding {len(texts)} texts with {embedder.name}")
-    started = time.perf_counter()
-    out = np.empty((len(texts), embedder.dim), dtype=np.float32)
-    batch = 64
-    for start in range(0, len(texts), batch):
-        out[start : start + batch] = np.asarray(await embedder.embed(texts[start : start + batch]), dtype=np.float32)
-    embed_s = time.perf_counter() - started
     STATE.mkdir(parents=True, exist_ok=True)
-    partial = path.with_suffix(".partial.npy")
-    np.save(partial, out)
+    starts = range(0, len(texts), CHUNK)
+    parts = [path.with_name(f"{path.stem}.part-{start // CHUNK}.npy") for start in starts]
+    done = sum(1 for part in parts if part.exists())
+    log(f"history: embedding {len(texts)} texts with {embedder.name} ({done} of {len(parts)} parts saved before)")
+    started = time.perf_counter()
+    embedded = 0
+    for start, part in zip(starts, parts, strict=True):
+        if part.exists():
+            continue
+        chunk = texts[start : start + CHUNK]
+        out = np.empty((len(chunk), embedder.dim), dtype=np.float32)
+        for at in range(0, len(chunk), BATCH):
+            out[at : at + BATCH] = np.asarray(await embedder.embed(chunk[at : at + BATCH]), dtype=np.float32)
+        _save(part, out)
+        embedded += len(chunk)
+        left = sum(min(CHUNK, len(texts) - s) for s, p in zip(starts, parts, strict=True) if not p.exists())
+        rate = embedded / (time.perf_counter() - started)
+        log(f"history: {len(texts) - left} of {len(texts)} embedded, {rate:.0f}/s, {left / rate / 60:.0f} min left")
+    embed_s = time.perf_counter() - started
+    vectors = np.concatenate([np.load(part) for part in parts]) if parts else np.empty((0, embedder.dim), np.float32)
+    _save(path, vectors)
+    for part in parts:
+        part.unlink()
+    facts = {"embed_s": round(embed_s, 1), "embed_threads": threads, "embedded": embedded}
+    return vectors, embedder.name, {**facts, "embeddings_cached": str(path.relative_to(ROOT))}
+
+
+def _save(path: Path, array: np.ndarray) -> None:
+    """Writes `array` to `path` whole or not at all."""
+    partial = path.with_name(f"{path.stem}.partial.npy")
+    np.save(partial, array)
     partial.rename(path)
-    return out, embedder.name, {"embed_s": round(embed_s, 1), "embeddings_cached": str(path.relative_to(ROOT))}
 
 
 # --- the rows of the history -----------------------------------------------------------------

@@ -26,7 +26,7 @@ The sizing table in bench/README.md (between its sizing markers) is computed fro
 cost per run (bench/capacity.py); --report-only rewrites it and the figures' table from
 --output without measuring (after changing the model's assumptions, say).
 
-Usage: .venv/bin/python bench/run.py [--quick] [--full] [--only NAME,...] [--output FILE]
+Usage: .venv/bin/python bench/run.py [--quick] [--full] [--only NAME,...] [--repeat N] [--output FILE]
        [--bootstrap HOST:PORT --database-url URL] [--no-readme] [--plots DIR] [--report-only]
 """
 
@@ -236,6 +236,8 @@ class Harness:
     credentials: Path | None = None
     log: Callable[[str], None] = print
     failures: list[str] = field(default_factory=list)
+    # Runs of each figure instead of its own `repeat` (--repeat).
+    repeat: int | None = None
 
     def script(self, script: str, args: Sequence[str], *, kafka: bool, timeout_s: float) -> tuple[list[Any], str]:
         """Run one script; returns the JSON lines it printed and the command that reproduces it
@@ -266,7 +268,7 @@ class Harness:
         args = fig.quick if self.quick else (fig.full if full and fig.full else fig.args)
         runs = [
             self.script(fig.script, args, kafka=fig.kafka, timeout_s=fig.timeout_s)
-            for _ in range(1 if self.quick else fig.repeat)
+            for _ in range(1 if self.quick else self.repeat or fig.repeat)
         ]
         command = runs[0][1]
         rows = median_rows([rows for rows, _ in runs]) if len(runs) > 1 else runs[0][0]
@@ -515,6 +517,9 @@ def main() -> int:
     parser.add_argument("--full", action="store_true", help="also measure the content dedup figures (hours)")
     parser.add_argument("--only", default="", help="comma-separated figure keys: " + ",".join(f.key for f in FIGURES))
     parser.add_argument("--output", type=Path, default=None)
+    parser.add_argument(
+        "--repeat", type=int, default=None, help="runs of each figure (default: each figure's own, 3 for e2e)"
+    )
     parser.add_argument("--plots", type=Path, default=None)
     parser.add_argument("--no-readme", action="store_true")
     parser.add_argument(
@@ -558,7 +563,12 @@ def main() -> int:
     try:
         began = time.monotonic()
         harness = Harness(
-            bootstrap, database_url, args.quick, log=lambda s: print(s, flush=True), credentials=credentials
+            bootstrap,
+            database_url,
+            args.quick,
+            log=lambda s: print(s, flush=True),
+            credentials=credentials,
+            repeat=args.repeat,
         )
         facts = machine(database_url)
         rows: list[dict[str, Any]] = []
