@@ -115,6 +115,19 @@ async def test_a_clone_with_history_holds_what_the_services_would_have_made(
                 )
             assert verdict.exact_copy and verdict.draft_similarity > 0.999
             assert await content.fetchval("SELECT count(*) FROM brands") == args.orgs
+            # The angles' totals were made from the history's posts, and the triggers that keep
+            # them (migration 0009), off for the load, are on again.
+            mismatched = await content.fetchval(
+                """SELECT count(*) FROM (
+                       SELECT brand_profile_id, organization_id, angle, count(*) AS n,
+                              sum(engagement_rate::numeric) AS total
+                       FROM posts WHERE engagement_rate IS NOT NULL AND deleted_at IS NULL GROUP BY 1, 2, 3) p
+                   FULL JOIN angle_totals t USING (brand_profile_id, organization_id, angle)
+                   WHERE p.n IS DISTINCT FROM t.n OR p.total IS DISTINCT FROM t.total"""
+            )
+            assert mismatched == 0 and await content.fetchval("SELECT count(*) FROM angle_totals") > 0
+            enabled = "SELECT count(*) FROM pg_trigger WHERE tgname LIKE 'posts_angle_totals_%' AND tgenabled = 'O'"
+            assert await content.fetchval(enabled) == 3
             assert await content.fetchval("SELECT count(*) FROM materials WHERE status <> 'USED'") == 0
         finally:
             await content.close()

@@ -130,23 +130,19 @@ class Posts(Repository):
         by brand (brands without any map to {}): only the organization's own posts count, and
         not those deleted.
 
-        Brand by brand (LATERAL), each an index-only scan of posts_angle_engagement (migration
-        0006): joined to the brands at once, the planner scanned every post of every brand."""
+        One row per brand and angle, from the running totals that triggers on posts keep
+        (migration 0009): the count, mean and population standard deviation of the counted
+        posts' engagement rates, whatever the brand's history."""
         if not brands:
             return {}
         brand_ids, org_ids = columns(brands, 2)
         rows = await self.conn.fetch(
             """
-            SELECT b.brand_profile_id, s.angle, s.n, s.mean, s.sd
+            SELECT t.brand_profile_id, t.angle, t.n, (t.total / t.n)::float8 AS mean,
+                   sqrt(greatest(t.n * t.squares - t.total * t.total, 0))::float8 / t.n AS sd
             FROM unnest($1::uuid[], $2::uuid[]) AS b(brand_profile_id, organization_id)
-            CROSS JOIN LATERAL (
-                SELECT p.angle, count(*) AS n, avg(p.engagement_rate) AS mean,
-                       coalesce(stddev_pop(p.engagement_rate), 0) AS sd
-                FROM posts p
-                WHERE p.brand_profile_id = b.brand_profile_id AND p.organization_id = b.organization_id
-                  AND p.engagement_rate IS NOT NULL AND p.deleted_at IS NULL
-                GROUP BY p.angle
-            ) AS s
+            JOIN angle_totals t USING (brand_profile_id, organization_id)
+            WHERE t.n > 0
             """,
             brand_ids,
             org_ids,

@@ -9,7 +9,8 @@ from hopcast_shared.db import Conn
 async def purge(conn: Conn, older_than_days: int, *, window_days: int = 30) -> dict[str, int]:
     """Delete for good what was soft-deleted more than `older_than_days` ago (organizations
     with all their data, brands with their materials, materials, posts), runs and ended drafts
-    past both the retention and the duplicate window, and their embeddings."""
+    past both the retention and the duplicate window, and their embeddings; and the angle
+    totals no post counts in any more."""
     keep_days = max(older_than_days, window_days)
     counts: dict[str, int] = {}
 
@@ -48,4 +49,7 @@ async def purge(conn: Conn, older_than_days: int, *, window_days: int = 30) -> d
     )
     await run("pending_posts", f"DELETE FROM pending_posts WHERE ended_at < {cutoff}", keep_days)
     await run("runs", f"DELETE FROM runs WHERE handled_at < {cutoff}", keep_days)
+    # The triggers on posts took the deleted posts out of their angles' totals (migration 0009);
+    # an angle with no post left has nothing to keep.
+    counts["angle_totals"] = int((await conn.execute("DELETE FROM angle_totals WHERE n = 0")).split()[-1])
     return counts
