@@ -85,6 +85,8 @@ INBOX_TYPES = {
     "publisher": ("PendingPostCreated", "CreditsDebited"),
 }
 MATERIAL_INBOX = ("scheduler", "content")
+# Content's triggers on posts that keep the angles' totals a row at a time (migration 0009).
+ANGLE_TOTALS_TRIGGERS = ("posts_angle_totals_insert", "posts_angle_totals_update", "posts_angle_totals_delete")
 ANGLE_REASON = "the angle whose posts earned the most for this brand so far"
 # Bump when what a template holds changes without a migration changing.
 LAYOUT = 2
@@ -422,9 +424,11 @@ async def load_content(db: Loader, vectors: np.ndarray) -> None:
 
     # Without the triggers that keep the angles' totals a row at a time (migration 0009): they
     # are made from the posts at once after, as the migration makes them.
-    await db.conn.execute("ALTER TABLE posts DISABLE TRIGGER USER")
+    for trigger in ANGLE_TOTALS_TRIGGERS:
+        await db.conn.execute(f"ALTER TABLE posts DISABLE TRIGGER {trigger}")
     await db.copy("posts", posts())
-    await db.conn.execute("ALTER TABLE posts ENABLE TRIGGER USER")
+    for trigger in ANGLE_TOTALS_TRIGGERS:
+        await db.conn.execute(f"ALTER TABLE posts ENABLE TRIGGER {trigger}")
     await db.conn.execute("SELECT angle_totals_rebuild()")
 
     def embeddings() -> Iterator[Row]:

@@ -120,10 +120,11 @@ async def test_a_clone_with_history_holds_what_the_services_would_have_made(
             mismatched = await content.fetchval(
                 """SELECT count(*) FROM (
                        SELECT brand_profile_id, organization_id, angle, count(*) AS n,
-                              sum(engagement_rate::numeric) AS total
+                              sum(engagement_rate::numeric) AS total,
+                              sum(engagement_rate::numeric * engagement_rate::numeric) AS squares
                        FROM posts WHERE engagement_rate IS NOT NULL AND deleted_at IS NULL GROUP BY 1, 2, 3) p
                    FULL JOIN angle_totals t USING (brand_profile_id, organization_id, angle)
-                   WHERE p.n IS DISTINCT FROM t.n OR p.total IS DISTINCT FROM t.total"""
+                   WHERE (p.n, p.total, p.squares) IS DISTINCT FROM (t.n, t.total, t.squares)"""
             )
             assert mismatched == 0 and await content.fetchval("SELECT count(*) FROM angle_totals") > 0
             enabled = "SELECT count(*) FROM pg_trigger WHERE tgname LIKE 'posts_angle_totals_%' AND tgenabled = 'O'"

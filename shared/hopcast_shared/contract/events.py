@@ -40,6 +40,7 @@ from hopcast_shared.contract.enums import (
 from hopcast_shared.contract.fields import (
     LAX,
     MAX_BODY,
+    MAX_ENGAGEMENT_RATE,
     MAX_SHORT_TEXT,
     MAX_TIMES_PER_DAY,
     UNIQUE,
@@ -507,8 +508,8 @@ class EngagementUpdated(EventData):
     comments: Count
     shares: Count
     impressions: Count
-    engagement_rate: Annotated[float, Field(ge=0.0, allow_inf_nan=False)]
-    """(likes + comments + shares) / impressions as computed by the publisher; 0 without impressions."""
+    engagement_rate: Annotated[float, Field(ge=0.0, le=MAX_ENGAGEMENT_RATE, allow_inf_nan=False)]
+    """(likes + comments + shares) / impressions as computed by the publisher, 0 without impressions."""
 
 
 class CreditsUsage(EventData):

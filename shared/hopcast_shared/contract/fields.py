@@ -51,6 +51,9 @@ _PLATFORM_URL_RE = re.compile(PLATFORM_URL_PATTERN)
 
 # Upper bounds that keep every value inside a Postgres bigint and every text reasonable.
 MAX_BIGINT = 2**63 - 1
+# (likes + comments + shares) / impressions, three Counts over at least one impression: the
+# most an engagement rate can be, and far inside float8, whose sums and means it keeps finite.
+MAX_ENGAGEMENT_RATE = 3.0 * MAX_BIGINT
 MAX_CREDITS = 1_000_000_000
 MAX_NAME = 200
 MAX_BODY = 20_000

@@ -139,7 +139,7 @@ class Posts(Repository):
         rows = await self.conn.fetch(
             """
             SELECT t.brand_profile_id, t.angle, t.n, (t.total / t.n)::float8 AS mean,
-                   sqrt(greatest(t.n * t.squares - t.total * t.total, 0))::float8 / t.n AS sd
+                   (sqrt(greatest(t.n * t.squares - t.total * t.total, 0)) / t.n)::float8 AS sd
             FROM unnest($1::uuid[], $2::uuid[]) AS b(brand_profile_id, organization_id)
             JOIN angle_totals t USING (brand_profile_id, organization_id)
             WHERE t.n > 0

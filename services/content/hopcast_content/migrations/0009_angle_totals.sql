@@ -6,9 +6,11 @@
 --
 -- The totals are what the aggregate was, kept by triggers on posts: a post counts while it has
 -- an engagement rate and is not deleted, and every insert, update and delete of a post moves
--- its angle's totals by what it added or took away. `total` and `squares` are numeric, so
--- adding and taking away a rate is exact (a float sum drifts): the mean is total / n and the
--- population variance (n * squares - total^2) / n^2, both exact to the last division.
+-- its angle's totals by what it added or took away. `total` and `squares` are numeric: a rate
+-- is taken at float8's 15 significant digits (its conversion to numeric), and from there adding
+-- and taking it away cancel exactly, so the totals never drift as a float sum would. The mean is
+-- total / n and the population variance (n * squares - total^2) / n^2, within about 1e-15 of
+-- the aggregate's.
 --
 -- Creating the triggers locks posts against writes until the migration commits, so the totals
 -- are filled from the posts that are there and no write falls between. The migration waits at
@@ -65,9 +67,20 @@ CREATE TRIGGER posts_angle_totals_delete AFTER DELETE ON posts FOR EACH ROW
     WHEN (OLD.engagement_rate IS NOT NULL AND OLD.deleted_at IS NULL)
     EXECUTE FUNCTION posts_angle_totals();
 
+CREATE FUNCTION posts_angle_totals_truncated() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    DELETE FROM angle_totals;
+    RETURN NULL;
+END
+$$;
+CREATE TRIGGER posts_angle_totals_truncate AFTER TRUNCATE ON posts FOR EACH STATEMENT
+    EXECUTE FUNCTION posts_angle_totals_truncated();
+
 -- The totals made again from the posts: what they must equal at any time. The migration fills
--- them so; a bulk load with the triggers off (bench/history.py) calls it after.
+-- them so; a bulk load with the triggers off (bench/history.py) calls it after. It holds writes
+-- to posts until its transaction ends, so that none falls between the two.
 CREATE FUNCTION angle_totals_rebuild() RETURNS void LANGUAGE sql AS $$
+    LOCK TABLE posts IN SHARE ROW EXCLUSIVE MODE;
     DELETE FROM angle_totals;
     INSERT INTO angle_totals (brand_profile_id, organization_id, angle, n, total, squares)
     SELECT brand_profile_id, organization_id, angle, count(*), sum(engagement_rate::numeric),
@@ -78,5 +91,6 @@ CREATE FUNCTION angle_totals_rebuild() RETURNS void LANGUAGE sql AS $$
 $$;
 SELECT angle_totals_rebuild();
 
--- Nothing reads it any more, and every scored post's update kept it.
-DROP INDEX IF EXISTS posts_angle_engagement;
+-- posts_angle_engagement (0006) is read no more, but the pods of the release before still read it
+-- while a rollout replaces them, and dropping it here would wait for every reader of posts. It
+-- is dropped CONCURRENTLY once they are gone (docs/runbooks/deploy-and-upgrade.md).
