@@ -1,8 +1,9 @@
 """Angle statistics from running totals (migration 0009) agree with PostgreSQL's own aggregates
 over the posts (count, avg, stddev_pop: what the statistics were before the totals) after any
 sequence of what happens to posts: published, engagement recorded and recorded again, deleted,
-restored, purged, moved to another angle, brand or organization; a TRUNCATE empties them; and
-the migration fills the totals from the posts a database already has."""
+restored, purged (one or many in a statement), moved to another angle, brand or organization;
+a TRUNCATE empties them; and the migration fills the totals from the posts a database already
+has."""
 
 from __future__ import annotations
 
@@ -43,6 +44,7 @@ OPS = st.lists(
         st.tuples(st.just("purge"), st.integers(0, 2)),
         st.tuples(st.just("move"), st.integers(0, 2), st.integers(0, 1), st.integers(0, 1)),
         st.tuples(st.just("adopt"), st.integers(0, 2)),
+        st.tuples(st.just("purge brand"), st.integers(0, 1)),
     ),
     min_size=1,
     max_size=30,
@@ -95,7 +97,7 @@ def engagement(post: uuid.UUID, brand: uuid.UUID, angle: Angle, rate: float) -> 
 async def apply(conn: Conn, op: tuple[Any, ...]) -> None:
     """One thing that happens to a post, by the statements the service runs where it has one."""
     posts = Posts(conn)
-    kind, post = op[0], POSTS[op[1]]
+    kind, post = op[0], POSTS[op[1] % len(POSTS)]
     if kind == "publish":  # a PostPublished's row: no rate yet (or, after its engagement, kept)
         await conn.execute(
             """INSERT INTO posts (post_id, organization_id, brand_profile_id, platform, angle, published_at)
@@ -114,6 +116,8 @@ async def apply(conn: Conn, op: tuple[Any, ...]) -> None:
         await posts.set_deleted(post, ORG, kind == "delete")
     elif kind == "purge":
         await conn.execute("DELETE FROM posts WHERE post_id = $1", post)
+    elif kind == "purge brand":  # many posts in one statement, as the purge of an organization
+        await conn.execute("DELETE FROM posts WHERE brand_profile_id = $1", BRANDS[op[1]])
     elif kind == "adopt":  # no statement of the service moves a post to another organization
         await conn.execute("UPDATE posts SET organization_id = $2 WHERE post_id = $1", post, OTHER_ORG)
     else:
@@ -132,6 +136,7 @@ async def apply(conn: Conn, op: tuple[Any, ...]) -> None:
 @example(ops=[("engage", 0, 0, 0, 0.1), ("purge", 0), ("engage", 1, 0, 0, 0.1), ("delete", 1), ("purge", 1)])
 @example(ops=[("publish", 0, 0, 0), ("engage", 0, 1, 1, 0.2), ("publish", 0, 1, 0)])  # rated before published
 @example(ops=[("engage", 0, 0, 0, 0.1), ("adopt", 0), ("engage", 1, 0, 0, MAX_ENGAGEMENT_RATE)])
+@example(ops=[("engage", 0, 0, 0, 0.1), ("engage", 1, 0, 1, 0.2), ("engage", 2, 0, 1, 0.3), ("purge brand", 0)])
 async def test_totals_agree_with_the_posts_aggregates_after_any_sequence(db: Database, ops: list[Any]) -> None:
     async with db.pool.acquire() as conn:
         tx = conn.transaction()
