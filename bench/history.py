@@ -85,7 +85,7 @@ INBOX_TYPES = {
     "publisher": ("PendingPostCreated", "CreditsDebited"),
 }
 MATERIAL_INBOX = ("scheduler", "content")
-# Content's triggers on posts that keep the angles' totals a row at a time (migration 0009).
+# Content's triggers on posts that keep the angles' totals (migration 0009): off for the load.
 ANGLE_TOTALS_TRIGGERS = ("posts_angle_totals_insert", "posts_angle_totals_update", "posts_angle_totals_delete")
 ANGLE_REASON = "the angle whose posts earned the most for this brand so far"
 # Bump when what a template holds changes without a migration changing.
@@ -175,7 +175,7 @@ async def embeddings(texts: Sequence[str], log: Callable[[str], None]) -> tuple[
         return np.load(path), embedder.name, {"embeddings_cached": str(path.relative_to(ROOT))}
     STATE.mkdir(parents=True, exist_ok=True)
     starts = range(0, len(texts), CHUNK)
-    parts = [path.with_name(f"{path.stem}.part-{start // CHUNK}.npy") for start in starts]
+    parts = [path.with_name(f"{path.stem}.part-{CHUNK}-{start // CHUNK}.npy") for start in starts]
     done = sum(1 for part in parts if part.exists())
     log(f"history: embedding {len(texts)} texts with {embedder.name} ({done} of {len(parts)} parts saved before)")
     started = time.perf_counter()
@@ -197,7 +197,7 @@ async def embeddings(texts: Sequence[str], log: Callable[[str], None]) -> tuple[
     _save(path, vectors)
     for part in parts:
         part.unlink()
-    facts = {"embed_s": round(embed_s, 1), "embed_threads": threads, "embedded": embedded}
+    facts = {"embed_s": round(embed_s, 1), "embed_threads": threads, "embedded": embedded, "parts_reused": done}
     return vectors, embedder.name, {**facts, "embeddings_cached": str(path.relative_to(ROOT))}
 
 
@@ -422,8 +422,9 @@ async def load_content(db: Loader, vectors: np.ndarray) -> None:
                     "updated_at": r.at + timedelta(hours=6),
                 }
 
-    # Without the triggers that keep the angles' totals a row at a time (migration 0009): they
-    # are made from the posts at once after, as the migration makes them.
+    # Without the triggers that keep the angles' totals (migration 0009), which would update an
+    # angle's row once per post: the totals are made from the posts at once after, as the
+    # migration makes them.
     for trigger in ANGLE_TOTALS_TRIGGERS:
         await db.conn.execute(f"ALTER TABLE posts DISABLE TRIGGER {trigger}")
     await db.copy("posts", posts())

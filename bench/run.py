@@ -268,7 +268,7 @@ class Harness:
         args = fig.quick if self.quick else (fig.full if full and fig.full else fig.args)
         runs = [
             self.script(fig.script, args, kafka=fig.kafka, timeout_s=fig.timeout_s)
-            for _ in range(1 if self.quick else self.repeat or fig.repeat)
+            for _ in range(1 if self.quick else fig.repeat if self.repeat is None else self.repeat)
         ]
         command = runs[0][1]
         rows = median_rows([rows for rows, _ in runs]) if len(runs) > 1 else runs[0][0]
@@ -511,6 +511,13 @@ def report(rows: list[dict[str, Any]], plots: dict[str, Path], readme: Path) -> 
 # --- main --------------------------------------------------------------------------------------
 
 
+def _at_least_one(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not a number of runs")
+    return value
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="tiny sizes: checks the harness, measures nothing")
@@ -518,7 +525,7 @@ def main() -> int:
     parser.add_argument("--only", default="", help="comma-separated figure keys: " + ",".join(f.key for f in FIGURES))
     parser.add_argument("--output", type=Path, default=None)
     parser.add_argument(
-        "--repeat", type=int, default=None, help="runs of each figure (default: each figure's own, 3 for e2e)"
+        "--repeat", type=_at_least_one, default=None, help="runs of each figure (default: each figure's own, 3 for e2e)"
     )
     parser.add_argument("--plots", type=Path, default=None)
     parser.add_argument("--no-readme", action="store_true")

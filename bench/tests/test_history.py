@@ -127,8 +127,9 @@ async def test_a_clone_with_history_holds_what_the_services_would_have_made(
                    WHERE (p.n, p.total, p.squares) IS DISTINCT FROM (t.n, t.total, t.squares)"""
             )
             assert mismatched == 0 and await content.fetchval("SELECT count(*) FROM angle_totals") > 0
-            enabled = "SELECT count(*) FROM pg_trigger WHERE tgname LIKE 'posts_angle_totals_%' AND tgenabled = 'O'"
-            assert await content.fetchval(enabled) == 3
+            enabled = "SELECT count(*) FROM pg_trigger WHERE tgname = ANY($1::text[]) AND tgenabled = 'O'"
+            triggers = list(history.ANGLE_TOTALS_TRIGGERS)
+            assert await content.fetchval(enabled, triggers) == len(triggers) == 3
             assert await content.fetchval("SELECT count(*) FROM materials WHERE status <> 'USED'") == 0
         finally:
             await content.close()
