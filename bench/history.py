@@ -176,20 +176,19 @@ async def embeddings(texts: Sequence[str], log: Callable[[str], None]) -> tuple[
     STATE.mkdir(parents=True, exist_ok=True)
     starts = range(0, len(texts), CHUNK)
     parts = [path.with_name(f"{path.stem}.part-{CHUNK}-{start // CHUNK}.npy") for start in starts]
-    done = sum(1 for part in parts if part.exists())
+    missing = [(start, part) for start, part in zip(starts, parts, strict=True) if not part.exists()]
+    done = len(parts) - len(missing)
     log(f"history: embedding {len(texts)} texts with {embedder.name} ({done} of {len(parts)} parts saved before)")
     started = time.perf_counter()
+    left = sum(len(texts[start : start + CHUNK]) for start, _ in missing)
     embedded = 0
-    for start, part in zip(starts, parts, strict=True):
-        if part.exists():
-            continue
+    for start, part in missing:
         chunk = texts[start : start + CHUNK]
         out = np.empty((len(chunk), embedder.dim), dtype=np.float32)
         for at in range(0, len(chunk), BATCH):
             out[at : at + BATCH] = np.asarray(await embedder.embed(chunk[at : at + BATCH]), dtype=np.float32)
         _save(part, out)
-        embedded += len(chunk)
-        left = sum(min(CHUNK, len(texts) - s) for s, p in zip(starts, parts, strict=True) if not p.exists())
+        embedded, left = embedded + len(chunk), left - len(chunk)
         rate = embedded / (time.perf_counter() - started)
         log(f"history: {len(texts) - left} of {len(texts)} embedded, {rate:.0f}/s, {left / rate / 60:.0f} min left")
     embed_s = time.perf_counter() - started
