@@ -398,12 +398,15 @@ async def _history_databases(
         log=lambda line: print(line, file=sys.stderr, flush=True),
     )
     databases, clone_s = await history.clone(args.database_url, found)
+    purged, purge_s = await history.purge_clones(databases, kafka)
     await history.keep_schedules_quiet(databases["scheduler"][1], quiet_days())
     facts = {
         **found.facts,
         "built_at": found.built_at.isoformat(),
         "templates": sorted(found.names.values()),
         "clone_s": round(clone_s, 2),
+        "clone_purged": purged,
+        "clone_purge_s": round(purge_s, 2),
     }
     return databases, found.token_keys, facts
 

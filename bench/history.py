@@ -14,8 +14,16 @@ A template is made in three steps:
    that the debits use up, so every balance still equals its ledger), the scheduler's run and
    its stages; and each service's inbox for the events of the last INBOX_DAYS (the inbox's
    retention);
-3. VACUUM ANALYZE, and a `bench_history` row saying what was built, when, and with which
-   token key (the publisher's tokens are encrypted under it: runs on a clone use it).
+3. each service's own purge (its `hopcast.purge` entry point, at its retention, with the
+   kernel's inbox and dead-letter housekeeping), as a deployment's daily purge would have run
+   it; the HNSW index where the content service's plan for very large organizations calls for
+   it (an organization's duplicate window past CONTENT_DEDUP_EXACT_MAX_ROWS); VACUUM ANALYZE;
+   and a `bench_history` row saying what was built, when, and with which token key (the
+   publisher's tokens are encrypted under it: runs on a clone use it).
+
+A clone is purged again before a run (`clone`): the template is up to MAX_AGE_DAYS old, and what
+aged past a retention since it was built is what the deployment's purge of each day since would
+have deleted, not work of the run measured.
 
 Texts come from history_texts.py (realistic and distinct); their embeddings from the content
 service's default embedder (`make_embedder(ContentSettings())`), cached in STATE as
@@ -38,6 +46,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -47,13 +56,15 @@ from common import grant_services, with_database
 from history_texts import Distinct, business_of, draft_text, material_text
 from pgvector.asyncpg import register_vector
 
+from hopcast_content.adapters import dedup
 from hopcast_content.adapters.embedders import make_embedder
 from hopcast_content.config import ContentSettings
 from hopcast_content.domain.angles import ANGLES
 from hopcast_content.domain.embedding import content_hash
 from hopcast_publisher.domain.posts import idempotency_key, post_id_for
 from hopcast_shared.crypto import new_key_entry
-from hopcast_shared.settings import KafkaSettings
+from hopcast_shared.retention import ENTRY_POINT_GROUP, inbox_retention_days, purge_database
+from hopcast_shared.settings import KafkaSettings, ServiceSettings, load
 from hopcast_shared.topics import ensure_topics
 from hopcast_stack.credentials import Credentials
 from hopcast_stack.services import FAST_SERVICE_ENV, ServiceSet, installed_services
@@ -89,7 +100,7 @@ MATERIAL_INBOX = ("scheduler", "content")
 ANGLE_TOTALS_TRIGGERS = ("posts_angle_totals_insert", "posts_angle_totals_update", "posts_angle_totals_delete")
 ANGLE_REASON = "the angle whose posts earned the most for this brand so far"
 # Bump when what a template holds changes without a migration changing.
-LAYOUT = 2
+LAYOUT = 3
 
 
 class WorldOrg(Protocol):
@@ -106,10 +117,13 @@ class Spec:
     seed: int
     platforms: tuple[str, ...]
 
-    def key(self, embedder: str, dim: int) -> str:
-        """Changes with anything that changes what a template holds."""
+    def key(self, embedder: str, dim: int, settings: Sequence[int] = ()) -> str:
+        """Changes with anything that changes what a template holds (`settings`: those its
+        purge and index follow, template_settings())."""
         digest = hashlib.sha256()
-        digest.update(json.dumps([LAYOUT, self.drafts, self.orgs, self.seed, self.platforms, embedder, dim]).encode())
+        digest.update(
+            json.dumps([LAYOUT, self.drafts, self.orgs, self.seed, self.platforms, embedder, dim, *settings]).encode()
+        )
         for path in sorted([*ROOT.glob("services/*/hopcast_*/migrations/**/*.sql"), *ROOT.glob("shared/**/*.sql")]):
             digest.update(path.read_bytes())
         return digest.hexdigest()[:10]
@@ -741,7 +755,7 @@ async def ensure_templates(
     texts = history_texts(spec)
     texts_s = time.perf_counter() - started
     vectors, embedder, facts = await embeddings([*texts.materials, *texts.drafts], log)
-    key = spec.key(embedder, vectors.shape[1])
+    key = spec.key(embedder, vectors.shape[1], template_settings(kafka))
     names = {service: f"{PREFIX}_{service}_{spec.drafts}_{key}" for service in installed_services()}
     found = await _found(server_url, names, key)
     if found is not None:
@@ -793,6 +807,7 @@ async def ensure_templates(
         "scheduler": load_scheduler,
     }
     rows: dict[str, dict[str, float]] = {}
+    purged: dict[str, dict[str, int]] = {}
     for service, url in urls.items():
         db = await asyncpg.connect(url)
         try:
@@ -802,12 +817,16 @@ async def ensure_templates(
                 if service in loaders:
                     await loaders[service](loader)
                 await loader.inbox(service)
+            purged[service] = await purge(db, service, kafka)
+            if service == "content":
+                facts["large_windows"] = await index_large_windows(db)
             await db.execute("VACUUM ANALYZE")
             rows[service] = loader.counts
         finally:
             await db.close()
     facts["load_s"] = round(time.perf_counter() - phase, 1)
     facts["rows"] = rows
+    facts["purged"] = purged
     facts["database_mb"] = await _sizes(server_url, names)
 
     # 3. What was built.
@@ -825,6 +844,70 @@ async def ensure_templates(
         finally:
             await db.close()
     return Templates(names, token_keys, built_at, {**facts, "built_now": True})
+
+
+def template_settings(kafka: KafkaSettings) -> list[int]:
+    """The settings of this environment that a template's purge and index follow: each service's
+    retention, the inbox's, the duplicate window and the exact scan's limit."""
+    content = load(ContentSettings)
+    return [
+        *(ServiceSettings.for_service(service).retention_days for service in sorted(installed_services())),
+        inbox_retention_days(kafka),
+        content.dedup_window_days,
+        content.dedup_exact_max_rows,
+    ]
+
+
+async def purge(db: asyncpg.Connection, service: str, kafka: KafkaSettings) -> dict[str, int]:
+    """`service`'s own purge of `db` at its retention (<SERVICE>_RETENTION_DAYS, as the services
+    read it from this environment), with the kernel's housekeeping, in one transaction: the rows
+    deleted per table."""
+    purges = {e.name: e for e in entry_points(group=ENTRY_POINT_GROUP)}
+    async with db.transaction():
+        counts = await purge_database(
+            db,
+            purges[service].load(),
+            older_than_days=ServiceSettings.for_service(service).retention_days,
+            inbox_days=inbox_retention_days(kafka),
+        )
+    if counts is None:
+        raise RuntimeError(f"another purge holds {service}'s database: nothing else should run on it yet")
+    return counts
+
+
+async def index_large_windows(db: asyncpg.Connection) -> dict[str, Any]:
+    """The content service's plan for very large organizations (its README): once an
+    organization's duplicate window holds more than CONTENT_DEDUP_EXACT_MAX_ROWS embeddings, the
+    HNSW index (dedup.HNSW_INDEX), which the check's HNSW path then reads. The largest window,
+    whether the index was made, and how long that took."""
+    settings = load(ContentSettings)
+    largest = await db.fetchval(
+        """SELECT coalesce(max(n), 0) FROM (
+               SELECT count(*) AS n FROM content_embeddings
+               WHERE created_at >= now() - make_interval(days => $1) GROUP BY organization_id) AS windows""",
+        settings.dedup_window_days,
+    )
+    started = time.perf_counter()
+    indexed = largest > settings.dedup_exact_max_rows
+    if indexed:
+        await db.execute("SET maintenance_work_mem = '1GB'")
+        await db.execute(dedup.HNSW_INDEX)
+        await db.execute("RESET maintenance_work_mem")
+    return {"largest": largest, "hnsw": indexed, "hnsw_s": round(time.perf_counter() - started, 1)}
+
+
+async def purge_clones(databases: dict[str, tuple[str, str]], kafka: KafkaSettings) -> tuple[dict[str, Any], float]:
+    """Each clone purged by its service's own purge before a run (what aged past a retention
+    since the template was built): the rows deleted per service and table, and how long it took."""
+    started = time.perf_counter()
+    purged = {}
+    for service, (_, url) in databases.items():
+        db = await asyncpg.connect(url)
+        try:
+            purged[service] = await purge(db, service, kafka)
+        finally:
+            await db.close()
+    return purged, time.perf_counter() - started
 
 
 async def _sizes(server_url: str, names: dict[str, str]) -> dict[str, float]:

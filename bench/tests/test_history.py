@@ -64,15 +64,31 @@ def test_a_history_figure_has_the_fresh_figure_of_the_same_run_as_its_baseline(b
 @pytest.mark.bench
 @pytest.mark.timeout(300)
 async def test_a_clone_with_history_holds_what_the_services_would_have_made(
-    stack: TestStack, bench: dict[str, ModuleType]
+    stack: TestStack, bench: dict[str, ModuleType], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     e2e, history = bench["e2e"], bench["history"]
     server = stack.database_url("postgres")
+    # An organization's 30-day window here holds about 23 embeddings: past 10, the plan for very
+    # large organizations calls for the HNSW index.
+    monkeypatch.setenv("CONTENT_DEDUP_EXACT_MAX_ROWS", "10")
     args = argparse.Namespace(history=90, orgs=3, seed=7, partitions=3, database_url=server)
     databases, token_keys, facts = await e2e._history_databases(args, stack.kafka_settings, stack.kafka.credentials)
     try:
         assert facts["built_now"] is True and token_keys
         world = e2e._world_ids(args.orgs, args.seed)
+        # The history spans 90 days: each service's own purge took what a deployment's daily
+        # purge would have (past a 30-day retention), before the template was kept.
+        assert facts["purged"]["scheduler"]["schedule_runs"] > 0
+        assert facts["purged"]["content"]["content_embeddings"] > 0
+        assert set(facts["clone_purged"]) == set(databases)
+        assert facts["large_windows"]["hnsw"] is True and facts["large_windows"]["largest"] > 10
+        cutoff = datetime.now(UTC) - timedelta(days=31)
+        scheduler = await asyncpg.connect(databases["scheduler"][1])
+        try:
+            assert await scheduler.fetchval("SELECT count(*) FROM schedule_runs WHERE completed_at < $1", cutoff) == 0
+            assert await scheduler.fetchval("SELECT count(*) FROM schedule_runs") > 0
+        finally:
+            await scheduler.close()
 
         billing = await asyncpg.connect(databases["billing"][1])
         try:
@@ -114,6 +130,10 @@ async def test_a_clone_with_history_holds_what_the_services_would_have_made(
                     material_hash="0" * 64,
                 )
             assert verdict.exact_copy and verdict.draft_similarity > 0.999
+            # Drafts past the duplicate window are purged; the index the plan calls for is there.
+            old_drafts = "SELECT count(*) FROM content_embeddings WHERE kind <> 'MATERIAL' AND created_at < $1"
+            assert await content.fetchval(old_drafts, cutoff) == 0
+            assert await content.fetchval("SELECT to_regclass('content_embeddings_hnsw') IS NOT NULL")
             assert await content.fetchval("SELECT count(*) FROM brands") == args.orgs
             # The angles' totals were made from the history's posts, and the triggers that keep
             # them (migration 0009), off for the load, are on again.
@@ -143,6 +163,8 @@ async def test_a_clone_with_history_holds_what_the_services_would_have_made(
                    WHERE NOT EXISTS (SELECT FROM social_accounts a WHERE a.id = p.social_account_id)"""
             )
             assert orphans == 0
+            finished = "SELECT count(*) FROM pending_posts WHERE completed_at < $1"
+            assert await publisher.fetchval(finished, cutoff) == 0
         finally:
             await publisher.close()
 
