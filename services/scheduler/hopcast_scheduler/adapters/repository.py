@@ -254,6 +254,17 @@ async def due_backlog(conn: Conn, now: datetime) -> int:
 # --- retention -------------------------------------------------------------------------------
 
 
+# The stages of the runs a purge deletes, as a join. Written `run_id IN (SELECT ...) OR ...`
+# it was a subplan searched once per stage row as soon as the runs outgrew work_mem: quadratic
+# (a day's runs at scale; 667,000 runs and their 3.3 M stages of 5 M did not finish in 20
+# minutes, against 6.1 s joined).
+PURGE_RUN_STAGES = """
+DELETE FROM run_stages s USING schedule_runs r
+WHERE s.run_id = r.run_id
+  AND (r.schedule_id = ANY($2::uuid[]) OR r.completed_at < now() - make_interval(days => $1))
+"""
+
+
 async def purge(conn: Conn, older_than_days: int) -> dict[str, int]:
     """Delete for good what was soft-deleted more than `older_than_days` ago: organizations with
     their brands, schedules and runs; brands with their schedules and runs; schedules with
@@ -278,17 +289,11 @@ async def purge(conn: Conn, older_than_days: int) -> dict[str, int]:
 
     async def delete(table: str, sql: str, *args: object) -> None:
         status = await conn.execute(sql, *args)
-        counts[table] = int(status.split()[-1])
+        counts[table] = counts.get(table, 0) + int(status.split()[-1])
 
     # Children first: a run's stages, runs reference schedules, schedules reference brands.
-    await delete(
-        "run_stages",
-        f"""DELETE FROM run_stages WHERE run_id IN (
-                SELECT run_id FROM schedule_runs WHERE schedule_id = ANY($2::uuid[]) OR completed_at < {cutoff})
-            OR (run_id IS NULL AND at < {cutoff})""",
-        older_than_days,
-        schedules,
-    )
+    await delete("run_stages", PURGE_RUN_STAGES, older_than_days, schedules)
+    await delete("run_stages", f"DELETE FROM run_stages WHERE run_id IS NULL AND at < {cutoff}", older_than_days)
     await delete(
         "schedule_runs",
         f"DELETE FROM schedule_runs WHERE schedule_id = ANY($2::uuid[]) OR completed_at < {cutoff}",
