@@ -26,19 +26,25 @@ async def purge(conn: Conn, older_than_days: int, *, window_days: int = 30) -> d
             older_than_days,
         )
     await run("organizations", f"DELETE FROM organizations WHERE deleted_at < {cutoff}", older_than_days)
+    # Materials deleted themselves, then those of deleted brands, each with its embedding: one
+    # statement with `... OR brand_profile_id IN (SELECT ...)` is a subplan searched per
+    # material once the deleted brands outgrow work_mem (see the scheduler's PURGE_RUN_STAGES).
+    of_deleted_brand = (
+        f"SELECT m.id FROM materials m JOIN brands b ON b.id = m.brand_profile_id WHERE b.deleted_at < {cutoff}"
+    )
     await run(
         "content_embeddings",
         f"""DELETE FROM content_embeddings WHERE kind = 'MATERIAL' AND source_id IN (
-                SELECT id FROM materials WHERE deleted_at < {cutoff}
-                   OR brand_profile_id IN (SELECT id FROM brands WHERE deleted_at < {cutoff}))""",
+                SELECT id FROM materials WHERE deleted_at < {cutoff})""",
         older_than_days,
     )
+    await run("materials", f"DELETE FROM materials WHERE deleted_at < {cutoff}", older_than_days)
     await run(
-        "materials",
-        f"""DELETE FROM materials WHERE deleted_at < {cutoff}
-               OR brand_profile_id IN (SELECT id FROM brands WHERE deleted_at < {cutoff})""",
+        "content_embeddings",
+        f"DELETE FROM content_embeddings WHERE kind = 'MATERIAL' AND source_id IN ({of_deleted_brand})",
         older_than_days,
     )
+    await run("materials", f"DELETE FROM materials WHERE id IN ({of_deleted_brand})", older_than_days)
     await run("brands", f"DELETE FROM brands WHERE deleted_at < {cutoff}", older_than_days)
     await run("schedules", f"DELETE FROM schedules WHERE deleted_at < {cutoff}", older_than_days)
     await run("posts", f"DELETE FROM posts WHERE deleted_at < {cutoff}", older_than_days)

@@ -90,9 +90,15 @@ async def test_purge_deletes_what_was_deleted_long_ago(h: Any, texts: Any) -> No
     await h.db.pool.execute(
         "UPDATE organizations SET deleted_at = now() - interval '40 days' WHERE id = $1", uuid.UUID(gone.org)
     )
+    # A live organization's brand deleted long ago: its materials go, with their embeddings.
+    of_brand = await h.tenant()
+    await of_brand.material(texts.b)
+    await h.db.pool.execute(
+        "UPDATE brands SET deleted_at = now() - interval '40 days' WHERE id = $1", uuid.UUID(of_brand.brand)
+    )
     async with h.db.transaction() as conn:
         counts = await purge(conn, 30)
-    assert counts["materials"] == 2 and counts["organizations"] == 1 and counts["brands"] == 1
+    assert counts["materials"] == 3 and counts["organizations"] == 1 and counts["brands"] == 2
     left = {str(r["id"]) for r in await h.db.pool.fetch("SELECT id FROM materials")}
     assert left == {recent, keep}
     assert await h.db.pool.fetchval("SELECT count(*) FROM content_embeddings") == 2
