@@ -398,8 +398,13 @@ async def _history_databases(
         log=lambda line: print(line, file=sys.stderr, flush=True),
     )
     databases, clone_s = await history.clone(args.database_url, found)
-    purged, purge_s = await history.purge_clones(databases, kafka)
-    await history.keep_schedules_quiet(databases["scheduler"][1], quiet_days())
+    try:
+        purged, purge_s = await history.purge_clones(databases)
+        await history.keep_schedules_quiet(databases["scheduler"][1], quiet_days())
+    except BaseException:
+        for name, _ in databases.values():
+            await drop_database(args.database_url, name)
+        raise
     facts = {
         **found.facts,
         "built_at": found.built_at.isoformat(),

@@ -80,13 +80,26 @@ async def test_a_clone_with_history_holds_what_the_services_would_have_made(
         # purge would have (past a 30-day retention), before the template was kept.
         assert facts["purged"]["scheduler"]["schedule_runs"] > 0
         assert facts["purged"]["content"]["content_embeddings"] > 0
-        assert set(facts["clone_purged"]) == set(databases)
+        assert facts["purged"]["publisher"]["pending_posts"] > 0
+        # ... so the clone's own purge, seconds later, found at most the one run (a day apart
+        # here) that aged past the retention since: without the template's, it would be 60.
+        clone_purged = facts["clone_purged"]
+        assert set(clone_purged) == set(databases)
+        assert clone_purged["scheduler"]["schedule_runs"] <= 1 and clone_purged["publisher"]["pending_posts"] <= 1
+        assert clone_purged["content"]["content_embeddings"] <= 2  # the run's draft and post
         assert facts["large_windows"]["hnsw"] is True and facts["large_windows"]["largest"] > 10
         cutoff = datetime.now(UTC) - timedelta(days=31)
         scheduler = await asyncpg.connect(databases["scheduler"][1])
         try:
             assert await scheduler.fetchval("SELECT count(*) FROM schedule_runs WHERE completed_at < $1", cutoff) == 0
             assert await scheduler.fetchval("SELECT count(*) FROM schedule_runs") > 0
+            # A run that aged past the retention since the template was built goes before a run.
+            await scheduler.execute(
+                """UPDATE schedule_runs SET completed_at = now() - interval '40 days'
+                   WHERE run_id = (SELECT run_id FROM schedule_runs ORDER BY completed_at LIMIT 1)"""
+            )
+            purged, _ = await history.purge_clones({"scheduler": databases["scheduler"]})
+            assert purged["scheduler"]["schedule_runs"] == 1
         finally:
             await scheduler.close()
 
@@ -133,7 +146,16 @@ async def test_a_clone_with_history_holds_what_the_services_would_have_made(
             # Drafts past the duplicate window are purged; the index the plan calls for is there.
             old_drafts = "SELECT count(*) FROM content_embeddings WHERE kind <> 'MATERIAL' AND created_at < $1"
             assert await content.fetchval(old_drafts, cutoff) == 0
-            assert await content.fetchval("SELECT to_regclass('content_embeddings_hnsw') IS NOT NULL")
+            has_index = "SELECT to_regclass('content_embeddings_hnsw') IS NOT NULL"
+            assert await content.fetchval(has_index)
+            # Windows far from the limit get no index (each insert would pay for it).
+            await content.execute("DROP INDEX content_embeddings_hnsw")
+            monkeypatch.setenv("CONTENT_DEDUP_EXACT_MAX_ROWS", "1000")
+            assert (await history.index_large_windows(content))["hnsw"] is False
+            assert not await content.fetchval(has_index)
+            monkeypatch.setenv("CONTENT_DEDUP_EXACT_MAX_ROWS", "10")
+            assert (await history.index_large_windows(content))["hnsw"] is True
+            assert await content.fetchval(has_index)
             assert await content.fetchval("SELECT count(*) FROM brands") == args.orgs
             # The angles' totals were made from the history's posts, and the triggers that keep
             # them (migration 0009), off for the load, are on again.
