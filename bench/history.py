@@ -20,7 +20,7 @@ A template is made in three steps:
    their embeddings, the publisher's pending posts); posts, materials and the ledger stay;
 4. the HNSW index where the content service's plan for very large organizations calls for it
    (`index_large_windows`: an organization's duplicate window nearing
-   CONTENT_DEDUP_EXACT_MAX_ROWS), VACUUM ANALYZE, and a `bench_history` row saying what was
+   CONTENT_DEDUP_EXACT_MAX_ROWS), after VACUUM ANALYZE, and a `bench_history` row saying what was
    built, when, and with which token key (the publisher's tokens are encrypted under it: runs
    on a clone use it).
 
@@ -828,9 +828,11 @@ async def ensure_templates(
             purging = time.perf_counter()
             purged[service] = await purge(db, service)
             purge_s += time.perf_counter() - purging
+            # Vacuumed before the index is built: VACUUM scans every index of a table with dead
+            # rows, and an HNSW graph is slow to scan.
+            await db.execute("VACUUM ANALYZE")
             if service == "content":
                 facts["large_windows"] = await index_large_windows(db)
-            await db.execute("VACUUM ANALYZE")
             rows[service] = loader.counts
         finally:
             await db.close()
