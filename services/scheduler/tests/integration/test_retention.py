@@ -199,4 +199,5 @@ async def test_the_stages_of_purged_runs_are_found_by_a_join_whatever_work_mem(d
         plan = "\n".join(
             r[0] for r in await conn.fetch(f"EXPLAIN {PURGE_RUN_STAGES}", 30, [uuid.uuid4() for _ in range(3)])
         )
-    assert "SubPlan" not in plan and "Join" in plan
+    # A join node, whichever the planner picks for the tables' statistics.
+    assert "SubPlan" not in plan and any(node in plan for node in ("Hash Join", "Merge Join", "Nested Loop"))
